@@ -1,0 +1,22 @@
+# One image for every role; the command picks it: intake, worker, scheduler, migrate.
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+RUN useradd --system --uid 10001 --home-dir /app leadline
+COPY requirements.lock pyproject.toml README.md ./
+# The lock pins dev and embedded extras too; production installs only what runs.
+RUN pip install --no-cache-dir uv==0.13.9 \
+ && uv pip compile --quiet pyproject.toml -o /tmp/runtime.lock --constraint requirements.lock \
+ && uv pip install --system --no-cache -r /tmp/runtime.lock
+COPY leadline ./leadline
+COPY models ./models
+COPY workers ./workers
+COPY tasks ./tasks
+COPY intake ./intake
+COPY scheduler ./scheduler
+RUN uv pip install --system --no-cache --no-deps . && rm -rf /root/.cache
+USER leadline
+ENV LEADLINE_ENV=production
+EXPOSE 8000
+ENTRYPOINT ["leadline"]
+CMD ["intake", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,61 @@
+"""The intake ASGI application, wrapped in its protective middleware."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from intake.middleware import (
+    BodyLimitMiddleware,
+    BodyTooLarge,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
+from intake.responses import error_response
+from intake.routes import health, leads
+from intake.schemas import safe_errors
+from leadline.logging import get_logger
+from tasks.context import TaskContext
+
+log = get_logger("leadline.intake")
+
+
+def create_fastapi(context: TaskContext) -> FastAPI:
+    app = FastAPI(title="Leadline intake", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.context = context
+    app.include_router(health.router)
+    app.include_router(leads.router)
+    add_error_handlers(app)
+    return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(_: Request, __: Exception) -> Response:
+        return error_response(413, "request body too large")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: Exception) -> Response:
+        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        return error_response(422, "invalid request", fields=safe_errors(errors))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        return error_response(status, "not found" if status == 404 else "request failed")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.error("unhandled error", error=type(exc).__name__)
+        return error_response(500, "internal error")
+
+
+def create_app(context: TaskContext) -> ASGIApp:
+    """The FastAPI app inside the middleware that must see every response, 5xx included."""
+    app: ASGIApp = create_fastapi(context)
+    app = BodyLimitMiddleware(app, context.settings.leadline_max_body_bytes)
+    app = RequestIdMiddleware(app)
+    return SecurityHeadersMiddleware(app)

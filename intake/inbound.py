@@ -1,0 +1,59 @@
+"""Storing a verified inbound event: encrypt, insert once per external id, commit, enqueue."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from models.tables import InboundEvent
+from tasks.context import TaskContext
+from tasks.events import encrypt_payload, process_event
+from tasks.outbox import enqueue_or_defer
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: uuid.UUID
+    created: bool
+    enqueued: bool
+
+
+def store_inbound_event(
+    context: TaskContext,
+    org_id: uuid.UUID,
+    source: str,
+    external_id: str | None,
+    payload: dict[str, Any],
+    request_id: str | None = None,
+) -> StoredEvent:
+    """Insert the event unless (org, source, external id) exists; enqueue only a new one."""
+    event_id = uuid.uuid4()
+    with context.db.tenant(org_id) as session:
+        cipher = context.keys.cipher(session, org_id)
+        inserted = session.execute(
+            insert(InboundEvent)
+            .values(
+                id=event_id,
+                org_id=org_id,
+                source=source,
+                external_id=external_id,
+                payload_ct=encrypt_payload(cipher, event_id, payload),
+                status="pending",
+                request_id=request_id,
+            )
+            .on_conflict_do_nothing(constraint="uq_inbound_events_external")
+            .returning(InboundEvent.id)
+        ).scalar_one_or_none()
+        if inserted is None:
+            existing = session.scalars(
+                select(InboundEvent.id).where(
+                    InboundEvent.source == source, InboundEvent.external_id == external_id
+                )
+            ).one()
+            return StoredEvent(existing, created=False, enqueued=False)
+    enqueued = enqueue_or_defer(process_event, str(org_id), str(event_id))
+    return StoredEvent(event_id, created=True, enqueued=enqueued)

@@ -1,0 +1,83 @@
+"""`leadline up --demo`: exercise the running stack and show what was stored (no plaintext)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+import typer
+from sqlalchemy import func, select
+
+DEMO_LEADS: list[dict[str, Any]] = [
+    {
+        "name": "Ada Lovelace",
+        "phone": "+14155550123",
+        "email": "ada@example.com",
+        "message": "Need a quote for a roof",
+        "consent": {"sms": True, "text": "I agree to texts"},
+    },
+    {"name": "Ada L.", "phone": "(415) 555-0123", "message": "Any update?"},
+    {"name": "Grace Hopper", "email": "grace@example.com", "message": "Call me back"},
+]
+
+
+def run_demo(context: Any, intake_url: str, sandbox_url: str) -> None:
+    from models.orgs import create_api_key, create_organization
+
+    org_id = uuid.uuid4()
+    with context.db.tenant(org_id) as session:
+        create_organization(session, context.keyring, org_id, "Demo Roofing", actor="demo")
+        api_key = create_api_key(session, org_id, actor="demo")
+    typer.echo(f"organisation {org_id}, API key {api_key.prefix}…")
+    for index, lead in enumerate(DEMO_LEADS):
+        response = httpx.post(
+            f"{intake_url}/v1/leads",
+            json=lead,
+            timeout=10,
+            headers={"Authorization": f"Bearer {api_key.key}", "Idempotency-Key": f"demo-{index}"},
+        )
+        typer.echo(f"POST /v1/leads -> {response.status_code} {response.json()}")
+    wait_for_processing(context, org_id, expected_events=len(DEMO_LEADS))
+    show_stored(context, org_id)
+    show_sent(sandbox_url)
+
+
+def wait_for_processing(context: Any, org_id: uuid.UUID, expected_events: int) -> None:
+    from models.tables import InboundEvent
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with context.db.tenant(org_id) as session:
+            done = session.scalar(
+                select(func.count())
+                .where(InboundEvent.status == "processed")
+                .select_from(InboundEvent)
+            )
+        if done == expected_events:
+            return
+        time.sleep(0.2)
+    raise typer.Exit(1)
+
+
+def show_stored(context: Any, org_id: uuid.UUID) -> None:
+    from models.tables import Lead
+
+    with context.db.tenant(org_id) as session:
+        leads = session.scalars(select(Lead).order_by(Lead.created_at)).all()
+    typer.echo(f"{len(leads)} leads stored (the two posts with the same phone became one):")
+    for lead in leads:
+        sizes = {
+            column: len(getattr(lead, column) or b"")
+            for column in ("name_ct", "phone_ct", "email_ct", "first_message_ct")
+        }
+        typer.echo(f"  lead {lead.id}: ciphertext bytes {sizes}, sms consent {lead.sms_consent}")
+
+
+def show_sent(sandbox_url: str) -> None:
+    try:
+        sent = httpx.get(f"{sandbox_url}/sent", timeout=5).json()
+    except httpx.HTTPError:
+        return
+    typer.echo(f"provider sandbox received {len(sent)} messages")

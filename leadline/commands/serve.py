@@ -1,0 +1,81 @@
+"""Long-running roles: `migrate`, `intake`, `worker`."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import typer
+
+from leadline.commands.common import JsonOption, emit, open_runtime, run_guarded
+
+
+def migrate(as_json: bool = JsonOption) -> None:
+    """Create or upgrade the schema, roles and row-level security policies."""
+    from models.migrate import current_heads, upgrade
+
+    def run() -> None:
+        context = open_runtime()
+        upgrade(context.db.owner_engine)
+        heads = sorted(current_heads(context.db.owner_engine))
+        emit({"heads": heads}, as_json, f"database at revision {', '.join(heads)}")
+
+    run_guarded(run, as_json)
+
+
+def intake(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, help="Server processes."),
+) -> None:
+    """Serve the intake HTTP API."""
+    import uvicorn
+
+    from leadline.bootstrap import prepared_settings
+
+    prepared_settings()  # fail fast on bad settings before forking servers
+    uvicorn.run(
+        "intake.asgi:build",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+def worker(
+    threads: int = typer.Option(0, help="Worker threads (default: LEADLINE_WORKER_THREADS)."),
+    queues: str = typer.Option("", help="Comma-separated queues (default: all)."),
+) -> None:
+    """Run Dramatiq worker threads until SIGINT or SIGTERM."""
+    import dramatiq
+
+    context = open_runtime()
+    broker = dramatiq.get_broker()
+    worker_threads = threads or context.settings.leadline_worker_threads
+    selected = {q.strip() for q in queues.split(",") if q.strip()} or None
+    runner = dramatiq.Worker(
+        broker, queues=selected, worker_threads=worker_threads, worker_timeout=1000
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    runner.start()
+    typer.echo(f"worker running with {worker_threads} threads", err=True)
+    stop.wait()
+    runner.stop(timeout=10_000)
+    broker.close()
+
+
+def sandbox(
+    host: str = typer.Option("127.0.0.1", help="Interface (loopback only in development)."),
+    port: int = typer.Option(8025, help="Port to listen on."),
+) -> None:
+    """The provider sandbox alone: speaks Twilio's and Telegram's APIs, shows GET /sent."""
+    from leadline.sandbox import serve_forever
+
+    serve_forever(host, port)

@@ -1,0 +1,121 @@
+"""Settings: one typed object built from the environment. Nothing else reads os.environ."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from leadline.errors import ConfigError
+
+Environment = Literal["development", "test", "production"]
+MASTER_KEY_BYTES = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    leadline_env: Environment = "development"
+    leadline_database_url: str | None = None
+    leadline_app_database_url: str | None = None
+    leadline_redis_url: str | None = None
+    leadline_redis_namespace: str = "leadline"
+    leadline_master_keys: SecretStr | None = None
+    leadline_public_url: str = "http://127.0.0.1:8000"
+    leadline_backup_dir: str = ".leadline/backups"
+    leadline_state_dir: str = ".leadline"
+    leadline_log_level: str = "INFO"
+    leadline_ops_token: SecretStr | None = None
+    leadline_allow_private_webhook_targets: bool = False
+    leadline_worker_threads: int = Field(default=8, ge=1, le=256)
+    leadline_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_api_base: str | None = None
+    telegram_bot_token: SecretStr | None = None
+    telegram_secret_token: SecretStr | None = None
+    telegram_api_base: str = "https://api.telegram.org"
+    stripe_webhook_secret: SecretStr | None = None
+    meta_app_secret: SecretStr | None = None
+    meta_verify_token: SecretStr | None = None
+
+    @property
+    def is_production(self) -> bool:
+        return self.leadline_env == "production"
+
+    @property
+    def uses_embedded_services(self) -> bool:
+        return self.leadline_database_url is None or self.leadline_redis_url is None
+
+    def master_keys(self) -> list[tuple[str, bytes]]:
+        """The KEKs as (key id, 32 bytes), primary first."""
+        if self.leadline_master_keys is None:
+            raise ConfigError("LEADLINE_MASTER_KEYS is not set")
+        return parse_master_keys(self.leadline_master_keys.get_secret_value())
+
+    def require_production_ready(self) -> None:
+        """Refuse to run production on development shortcuts. Raises ConfigError."""
+        if not self.is_production:
+            return
+        problems = production_problems(self)
+        if problems:
+            raise ConfigError("refusing to start in production: " + "; ".join(problems))
+
+
+def parse_master_keys(raw: str) -> list[tuple[str, bytes]]:
+    keys: list[tuple[str, bytes]] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        key_id, sep, encoded = item.partition(":")
+        if not sep or not key_id:
+            raise ConfigError("LEADLINE_MASTER_KEYS entries must look like 'kid:base64'")
+        keys.append((key_id, _decode_master_key(key_id, encoded)))
+    if not keys:
+        raise ConfigError("LEADLINE_MASTER_KEYS holds no key")
+    if len({kid for kid, _ in keys}) != len(keys):
+        raise ConfigError("LEADLINE_MASTER_KEYS repeats a key id")
+    return keys
+
+
+def _decode_master_key(key_id: str, encoded: str) -> bytes:
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"master key {key_id!r} is not valid base64") from None
+    if len(key) != MASTER_KEY_BYTES:
+        raise ConfigError(f"master key {key_id!r} must be {MASTER_KEY_BYTES} bytes")
+    if len(set(key)) < MASTER_KEY_BYTES // 2:
+        raise ConfigError(f"master key {key_id!r} does not look random")
+    return key
+
+
+def production_problems(settings: Settings) -> list[str]:
+    problems: list[str] = []
+    if settings.uses_embedded_services:
+        problems.append("LEADLINE_DATABASE_URL and LEADLINE_REDIS_URL are required")
+    if settings.leadline_master_keys is None:
+        problems.append("LEADLINE_MASTER_KEYS is required")
+    else:
+        try:
+            settings.master_keys()
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if settings.leadline_allow_private_webhook_targets:
+        problems.append("LEADLINE_ALLOW_PRIVATE_WEBHOOK_TARGETS is development only")
+    if not settings.leadline_public_url.startswith("https://"):
+        problems.append("LEADLINE_PUBLIC_URL must be https")
+    if settings.leadline_ops_token is None:
+        problems.append("LEADLINE_OPS_TOKEN is required")
+    return problems
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

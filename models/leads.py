@@ -1,0 +1,166 @@
+"""Leads: encrypted on write, deduplicated by blind index, decrypted on read."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, text
+from sqlalchemy.orm import Session
+
+from leadline.errors import NotFoundError
+from models.crypto import OrgCipher
+from models.normalize import normalize_email, normalize_phone
+from models.tables import Lead
+
+TABLE = "leads"
+
+
+@dataclass(frozen=True)
+class LeadFields:
+    """Plaintext lead data as received (already validated)."""
+
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    message: str | None = None
+    platform_user: str | None = None
+    source: str = "api"
+    sms_consent: bool = False
+    consent_text: str | None = None
+    consent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LeadView:
+    """A decrypted lead, for code that needs the plaintext (alerts, exports)."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    name: str | None
+    phone: str | None
+    email: str | None
+    first_message: str | None
+    source: str
+    status: str
+    sms_consent: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    lead: Lead
+    created: bool
+
+
+def blind_indexes(cipher: OrgCipher, fields: LeadFields) -> dict[str, bytes | None]:
+    phone = normalize_phone(fields.phone) if fields.phone else None
+    email = normalize_email(fields.email) if fields.email else None
+    return {
+        "phone_bidx": cipher.blind_index("phone", phone) if phone else None,
+        "email_bidx": cipher.blind_index("email", email) if email else None,
+        "platform_bidx": (
+            cipher.blind_index("platform", fields.platform_user) if fields.platform_user else None
+        ),
+    }
+
+
+def upsert_lead(session: Session, cipher: OrgCipher, fields: LeadFields) -> UpsertResult:
+    """The org's lead with this phone, email or platform id, created or completed."""
+    indexes = blind_indexes(cipher, fields)
+    _lock_identities(session, cipher.org_id, indexes)
+    existing = find_lead_by_indexes(session, indexes)
+    if existing is None:
+        return UpsertResult(_insert_lead(session, cipher, fields, indexes), created=True)
+    _complete_lead(session, cipher, existing, fields, indexes)
+    return UpsertResult(existing, created=False)
+
+
+def _lock_identities(session: Session, org_id: uuid.UUID, indexes: dict[str, bytes | None]) -> None:
+    # Serialises concurrent workers that upsert the same person, so both don't insert.
+    for value in sorted(v for v in indexes.values() if v is not None):
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"{org_id}:{value.hex()}"},
+        )
+
+
+def find_lead_by_indexes(session: Session, indexes: dict[str, bytes | None]) -> Lead | None:
+    conditions = [
+        getattr(Lead, column) == value for column, value in indexes.items() if value is not None
+    ]
+    if not conditions:
+        return None
+    query = select(Lead).where(or_(*conditions)).order_by(Lead.created_at).limit(1)
+    return session.scalars(query.with_for_update()).first()
+
+
+def _insert_lead(
+    session: Session, cipher: OrgCipher, fields: LeadFields, indexes: dict[str, bytes | None]
+) -> Lead:
+    lead = Lead(id=uuid.uuid4(), org_id=cipher.org_id, source=fields.source, **indexes)
+    _write_fields(cipher, lead, fields, overwrite=True)
+    session.add(lead)
+    session.flush()
+    return lead
+
+
+def _complete_lead(
+    session: Session,
+    cipher: OrgCipher,
+    lead: Lead,
+    fields: LeadFields,
+    indexes: dict[str, bytes | None],
+) -> None:
+    for column, value in indexes.items():
+        if value is not None and getattr(lead, column) is None:
+            setattr(lead, column, value)
+    _write_fields(cipher, lead, fields, overwrite=False)
+    lead.updated_at = func.now()
+    session.flush()
+
+
+def _write_fields(cipher: OrgCipher, lead: Lead, fields: LeadFields, overwrite: bool) -> None:
+    values = {
+        "name_ct": fields.name,
+        "phone_ct": normalize_phone(fields.phone) if fields.phone else None,
+        "email_ct": fields.email.strip() if fields.email else None,
+        "first_message_ct": fields.message,
+    }
+    for column, plaintext in values.items():
+        if plaintext is not None and (overwrite or getattr(lead, column) is None):
+            setattr(lead, column, cipher.encrypt_text(plaintext, TABLE, column, lead.id))
+    if fields.sms_consent and not lead.sms_consent:
+        lead.sms_consent = True
+        lead.consent_at = fields.consent_at
+        lead.consent_source = fields.source
+        lead.consent_text_ct = cipher.encrypt_text(
+            fields.consent_text, TABLE, "consent_text_ct", lead.id
+        )
+
+
+def decrypt_lead(cipher: OrgCipher, lead: Lead) -> LeadView:
+    def plain(column: str) -> str | None:
+        value: bytes | None = getattr(lead, column)
+        return cipher.decrypt_text(value, TABLE, column, lead.id)
+
+    return LeadView(
+        id=lead.id,
+        org_id=lead.org_id,
+        name=plain("name_ct"),
+        phone=plain("phone_ct"),
+        email=plain("email_ct"),
+        first_message=plain("first_message_ct"),
+        source=lead.source,
+        status=lead.status,
+        sms_consent=lead.sms_consent,
+        created_at=lead.created_at,
+    )
+
+
+def get_lead(session: Session, cipher: OrgCipher, lead_id: uuid.UUID) -> LeadView:
+    lead = session.get(Lead, lead_id)
+    if lead is None:
+        raise NotFoundError("lead not found")
+    return decrypt_lead(cipher, lead)

@@ -1,0 +1,82 @@
+"""Organisations and their API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from leadline.errors import NotFoundError
+from models.audit import record_audit
+from models.crypto import Keyring
+from models.keys import add_data_key
+from models.tables import ApiKey, Organization
+
+API_KEY_PREFIX = "ll_"
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    id: uuid.UUID
+    org_id: uuid.UUID
+    prefix: str
+    key: str
+
+
+def create_organization(
+    session: Session, keyring: Keyring, org_id: uuid.UUID, name: str, actor: str = "cli"
+) -> None:
+    """Insert an organisation with its first data key, in a tenant session for `org_id`."""
+    session.add(Organization(id=org_id, name=name))
+    session.flush()
+    add_data_key(session, keyring, org_id, version=1)
+    record_audit(session, actor, "org.created", org_id=org_id, target=str(org_id))
+
+
+def hash_api_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def create_api_key(session: Session, org_id: uuid.UUID, actor: str = "cli") -> NewApiKey:
+    """A random key, shown once; only its SHA-256 and a visible prefix are stored."""
+    prefix = API_KEY_PREFIX + secrets.token_hex(4)
+    key = f"{prefix}_{secrets.token_urlsafe(32)}"
+    row = ApiKey(org_id=org_id, prefix=prefix, key_hash=hash_api_key(key))
+    session.add(row)
+    session.flush()
+    record_audit(session, actor, "apikey.created", org_id=org_id, target=prefix)
+    return NewApiKey(id=row.id, org_id=org_id, prefix=prefix, key=key)
+
+
+def resolve_api_key(session: Session, key: str) -> uuid.UUID | None:
+    """The organisation owning an active key. Maintenance scope (the org is not known yet)."""
+    digest = hash_api_key(key)
+    row = session.execute(
+        select(ApiKey.org_id, ApiKey.key_hash).where(
+            ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
+        )
+    ).first()
+    if row is None or not hmac.compare_digest(row.key_hash, digest):
+        return None
+    org_id: uuid.UUID = row.org_id
+    return org_id
+
+
+def revoke_api_key(session: Session, prefix: str, now: datetime, actor: str = "cli") -> uuid.UUID:
+    """Revoke by visible prefix. Maintenance scope. Raises NotFoundError."""
+    org_id = session.execute(
+        update(ApiKey)
+        .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .returning(ApiKey.org_id)
+    ).scalar_one_or_none()
+    if org_id is None:
+        raise NotFoundError("no active API key with that prefix")
+    record_audit(session, actor, "apikey.revoked", org_id=org_id, target=prefix)
+    return org_id

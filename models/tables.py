@@ -1,0 +1,153 @@
+"""The core tables: organisations, their keys and API keys, inbound events, leads, audit log.
+
+Every column holding PII is ciphertext (`*_ct`, see models.crypto) with an optional blind
+index (`*_bidx`) for equality lookups. Every table but `organizations` carries `org_id` and is
+guarded by row-level security (models.rls).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, now_column, org_fk, uuid_pk
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="active")
+    created_at: Mapped[datetime] = now_column()
+    deletion_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OrgKey(Base):
+    """A data key (DEK) of an organisation, wrapped by a master key. Deleting these shreds."""
+
+    __tablename__ = "org_keys"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(
+        PG_UUID(as_uuid=True),
+        ForeignKey("organizations.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kek_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = now_column()
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    prefix: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, unique=True)
+    created_at: Mapped[datetime] = now_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class InboundEvent(Base):
+    """An accepted, verified request. The payload is ciphertext and is purged after use."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (
+        UniqueConstraint("org_id", "source", "external_id", name="uq_inbound_events_external"),
+        Index(
+            "ix_inbound_events_pending",
+            "received_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    payload_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = now_column()
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(String(200))
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        Index(
+            "uq_leads_phone",
+            "org_id",
+            "phone_bidx",
+            unique=True,
+            postgresql_where=text("phone_bidx IS NOT NULL"),
+        ),
+        Index(
+            "uq_leads_email",
+            "org_id",
+            "email_bidx",
+            unique=True,
+            postgresql_where=text("email_bidx IS NOT NULL"),
+        ),
+        Index(
+            "uq_leads_platform",
+            "org_id",
+            "platform_bidx",
+            unique=True,
+            postgresql_where=text("platform_bidx IS NOT NULL"),
+        ),
+        Index("ix_leads_org_created", "org_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    name_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    email_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    first_message_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    email_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    platform_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    source: Mapped[str] = mapped_column(String(64), nullable=False, default="api")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="new")
+    sms_consent: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    consent_text_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consent_source: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = now_column()
+    updated_at: Mapped[datetime] = now_column()
+
+
+class AuditEntry(Base):
+    """Who did what, when. Never holds PII: targets are ids, details are counts and codes."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_org_created", "org_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID | None] = mapped_column(PG_UUID(as_uuid=True))
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    action: Mapped[str] = mapped_column(String(100), nullable=False)
+    target: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    created_at: Mapped[datetime] = now_column()

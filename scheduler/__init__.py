@@ -1,0 +1,1 @@
+"""Periodic triggers (see the scheduler issue): sends Dramatiq messages only."""

@@ -1,0 +1,8 @@
+"""Actors: thin shells that open a session and call plain functions.
+
+Importing this package registers every actor and every event handler.
+"""
+
+from tasks import events
+
+__all__ = ["events"]

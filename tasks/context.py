@@ -1,0 +1,46 @@
+"""What actors need at run time, set once by the composition root (CLI or tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from leadline.clock import Clock, utcnow
+from leadline.errors import ConfigError
+from leadline.settings import Settings
+from models.crypto import Keyring
+from models.db import Database
+from models.keys import KeyCache
+
+
+@dataclass
+class TaskContext:
+    settings: Settings
+    db: Database
+    keys: KeyCache
+    clock: Clock = field(default=utcnow)
+
+    @property
+    def keyring(self) -> Keyring:
+        return self.keys.keyring
+
+
+_current: TaskContext | None = None
+
+
+def build_context(settings: Settings, clock: Clock = utcnow) -> TaskContext:
+    if settings.leadline_database_url is None:
+        raise ConfigError("LEADLINE_DATABASE_URL is not set")
+    keyring = Keyring(keys=tuple(settings.master_keys()))
+    db = Database(settings.leadline_database_url, settings.leadline_app_database_url)
+    return TaskContext(settings=settings, db=db, keys=KeyCache(keyring), clock=clock)
+
+
+def set_context(context: TaskContext) -> None:
+    global _current
+    _current = context
+
+
+def get_context() -> TaskContext:
+    if _current is None:
+        raise ConfigError("the task context is not configured (call tasks.context.set_context)")
+    return _current

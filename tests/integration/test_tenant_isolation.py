@@ -1,0 +1,86 @@
+"""Row-level security: a scope sees only its tenant, and a missing scope sees nothing."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from leadline.errors import CryptoError
+from models.leads import LeadFields, get_lead, upsert_lead
+from models.tables import ApiKey, Lead, Organization
+
+
+def add_lead(context: Any, org_id: uuid.UUID, phone: str) -> uuid.UUID:
+    with context.db.tenant(org_id) as session:
+        cipher = context.keys.cipher(session, org_id)
+        return upsert_lead(session, cipher, LeadFields(phone=phone, name="Iso")).lead.id
+
+
+def test_scope_sees_only_its_own_rows(context: Any, make_org: Any) -> None:
+    org_a, org_b = make_org(), make_org()
+    lead_b = add_lead(context, org_b.id, "+14155550111")
+    with context.db.tenant(org_a.id) as session:
+        assert session.get(Lead, lead_b) is None
+        assert session.scalars(select(Lead).where(Lead.org_id == org_b.id)).all() == []
+        assert session.scalars(select(Organization.id)).all() == [org_a.id]
+        assert session.execute(text("SELECT current_user")).scalar() == "leadline_app"
+
+
+def test_no_scope_returns_no_rows_not_an_error(context: Any, make_org: Any) -> None:
+    org = make_org()
+    add_lead(context, org.id, "+14155550112")
+    with context.db.unscoped() as session:
+        assert session.scalars(select(Lead)).all() == []
+        assert session.scalars(select(ApiKey)).all() == []
+        assert session.scalars(select(Organization)).all() == []
+
+
+def test_app_role_cannot_write_into_another_tenant(context: Any, make_org: Any) -> None:
+    org_a, org_b = make_org(), make_org()
+    from sqlalchemy.exc import ProgrammingError
+
+    with (
+        pytest.raises(ProgrammingError, match="row-level security"),
+        context.db.tenant(org_a.id) as session,
+    ):
+        session.add(Lead(id=uuid.uuid4(), org_id=org_b.id, source="api"))
+        session.flush()
+
+
+def test_app_role_has_no_bypass_and_owns_nothing(context: Any) -> None:
+    with context.db.tenant(uuid.uuid4()) as session:
+        role = session.execute(
+            text("SELECT rolbypassrls, rolsuper FROM pg_roles WHERE rolname = current_user")
+        ).one()
+        owned = session.execute(
+            text("SELECT count(*) FROM pg_tables WHERE tableowner = current_user")
+        ).scalar()
+    assert tuple(role) == (False, False)
+    assert owned == 0
+
+
+def test_copied_ciphertext_fails_to_decrypt(context: Any, make_org: Any) -> None:
+    org_a, org_b = make_org(), make_org()
+    first = add_lead(context, org_a.id, "+14155550113")
+    second = add_lead(context, org_a.id, "+14155550114")
+    other_org = add_lead(context, org_b.id, "+14155550115")
+    with context.db.tenant(org_a.id) as session:
+        stolen = session.get(Lead, first)
+        assert stolen is not None
+        stolen_phone = stolen.phone_ct
+        target = session.get(Lead, second)
+        assert target is not None
+        target.phone_ct = stolen_phone
+    with context.db.tenant(org_a.id) as session:
+        cipher = context.keys.cipher(session, org_a.id)
+        with pytest.raises(CryptoError, match="does not decrypt"):
+            get_lead(session, cipher, second)
+    with context.db.tenant(org_b.id) as session:
+        target = session.get(Lead, other_org)
+        assert target is not None
+        target.phone_ct = stolen_phone
+    with context.db.tenant(org_b.id) as session, pytest.raises(CryptoError):
+        get_lead(session, context.keys.cipher(session, org_b.id), other_org)

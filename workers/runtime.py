@@ -1,0 +1,86 @@
+"""The Dramatiq runtime: the ordered middleware list, the broker, and actor registration.
+
+Actors are declared at import time against a placeholder broker that has the same middleware
+(so their options are validated), and are re-bound to the real broker by `install_broker`,
+which the composition root (CLI, tests) calls once it knows the settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Middleware,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from workers.middleware.context import LogContext
+
+F = TypeVar("F", bound=Callable[..., Any])
+ACTORS: list[dramatiq.Actor[Any, Any]] = []
+
+
+def build_middleware() -> list[Middleware]:
+    """Order matters: limits first, then context for logs, then retries."""
+    return [
+        AgeLimit(),
+        TimeLimit(time_limit=5 * 60 * 1000),
+        ShutdownNotifications(),
+        CurrentMessage(),
+        LogContext(),
+        Callbacks(),
+        Pipelines(),
+        Retries(max_retries=10, min_backoff=1000, max_backoff=5 * 60 * 1000),
+    ]
+
+
+_placeholder = StubBroker(middleware=build_middleware())
+
+
+def actor(
+    *, queue_name: str = "default", actor_name: str | None = None, **options: Any
+) -> Callable[[F], dramatiq.Actor[Any, Any]]:
+    """Declare an actor; it is bound to the real broker by install_broker."""
+
+    def decorate(fn: F) -> dramatiq.Actor[Any, Any]:
+        declared = dramatiq.Actor(
+            fn,
+            broker=_placeholder,
+            actor_name=actor_name or fn.__name__,
+            queue_name=queue_name,
+            priority=0,
+            options=options,
+        )
+        ACTORS.append(declared)
+        return declared
+
+    return decorate
+
+
+def build_broker(redis_url: str, namespace: str) -> RedisBroker:
+    return RedisBroker(  # type: ignore[no-untyped-call]
+        url=redis_url,
+        namespace=namespace,
+        middleware=build_middleware(),
+        socket_connect_timeout=2,
+        socket_timeout=10,
+        health_check_interval=30,
+    )
+
+
+def install_broker(broker: dramatiq.Broker) -> None:
+    """Make `broker` the global broker and move every declared actor onto it."""
+    dramatiq.set_broker(broker)
+    for declared in ACTORS:
+        declared.broker = broker
+        broker.declare_actor(declared)
