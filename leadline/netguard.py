@@ -41,8 +41,11 @@ from httpx._transports.default import (
     map_httpcore_exceptions,
 )
 
+from leadline.errors import LeadlineError
+
 __all__ = [
     "DEFAULT_READ_LIMIT",
+    "DEFAULT_TIMEOUT",
     "GuardedSyncTransport",
     "GuardedTransport",
     "IPAddress",
@@ -72,7 +75,7 @@ _MAX_KEEPALIVE_CONNECTIONS = 100
 _DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
-class UnsafeTargetError(ValueError):
+class UnsafeTargetError(LeadlineError, ValueError):
     """The outbound target is refused; the message names the reason, never the URL."""
 
     def __init__(self, reason: str) -> None:
@@ -240,7 +243,7 @@ def vet_address(ip: IPAddress, *, allow_private: bool) -> None:
 
 # --------------------------------------------------------------------------- URL parsing
 
-_NUMERIC_LABEL = re.compile(r"(?:0[x][0-9a-f]*|[0-9]+)", re.IGNORECASE)
+_NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+", re.IGNORECASE)
 _HOSTNAME = re.compile(r"[a-z0-9_.-]+")
 
 
@@ -358,6 +361,8 @@ def resolve_vetted(
     IP-literal hosts skip DNS. Resolver failures (OSError) propagate unchanged so callers can
     treat them as transient.
     """
+    if not host:
+        raise UnsafeTargetError("URL has no host")
     literal = literal_address(host)
     if literal is not None:
         vet_address(literal, allow_private=allow_private)

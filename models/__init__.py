@@ -1,0 +1,5 @@
+"""Data layer. Importing it registers every table on Base.metadata."""
+
+from models import channels, tables
+
+__all__ = ["channels", "tables"]

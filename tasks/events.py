@@ -14,10 +14,18 @@ from leadline.errors import CryptoError, KeyNotFoundError, LeadlineError
 from leadline.logging import get_logger
 from models.crypto import OrgCipher
 from models.leads import LeadFields, upsert_lead
-from models.tables import InboundEvent
+from models.tables import InboundEvent, Lead
 from tasks.context import get_context
 from tasks.outbox import Outbox
-from tasks.registry import EVENT_HANDLERS, EventContext, LeadChange, handles, notify_lead_change
+from tasks.registry import (
+    EVENT_HANDLERS,
+    DomainEvent,
+    EventContext,
+    LeadChange,
+    handles,
+    notify_lead_change,
+    publish,
+)
 from workers.runtime import actor
 
 log = get_logger(__name__)
@@ -75,17 +83,17 @@ def handle_api_lead(ctx: EventContext) -> None:
         consent_at=datetime.fromisoformat(data["received_at"]),
     )
     result = upsert_lead(ctx.session, ctx.cipher, fields)
+    announce_lead(ctx, result.lead, result.created, fields.message)
+
+
+def announce_lead(ctx: EventContext, lead: Lead, created: bool, message: str | None) -> None:
+    """Alerts (lead change) and webhooks (domain event) for a new or updated lead."""
     notify_lead_change(
-        LeadChange(
-            ctx.session,
-            ctx.cipher,
-            result.lead,
-            result.created,
-            fields.message,
-            ctx.outbox,
-            ctx.now,
-        )
+        LeadChange(ctx.session, ctx.cipher, lead, created, message, ctx.outbox, ctx.now)
     )
+    event_type = "lead.created" if created else "lead.updated"
+    data = {"lead_id": str(lead.id), "source": lead.source, "inbound_event_id": str(ctx.event.id)}
+    publish(DomainEvent(ctx.session, ctx.cipher, event_type, data, ctx.outbox, ctx.now))
 
 
 def mark_event_failed(org_id: uuid.UUID, event_id: uuid.UUID, reason: str) -> None:
