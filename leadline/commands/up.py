@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -50,16 +51,19 @@ def up(
             "LEADLINE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
         },
     )
+    stop = install_stop_handlers()
     children = start_children(env, port, sandbox_port)
     try:
-        wait_until_healthy(f"http://127.0.0.1:{port}/healthz", children)
+        wait_until_healthy(f"http://127.0.0.1:{port}/healthz", children, stop)
+        if stop.is_set():
+            return
         if demo:
             from leadline.commands.demo import run_demo
 
             run_demo(context, f"http://127.0.0.1:{port}", sandbox_url)
             return
         print_welcome(port, sandbox_url)
-        wait_for_stop(children)
+        wait_for_stop(children, stop)
     finally:
         stop_children(children)
         stop_embedded()
@@ -86,9 +90,19 @@ def has_command(name: str) -> bool:
     )
 
 
-def wait_until_healthy(url: str, children: dict[str, Any], timeout: float = 60.0) -> None:
+def install_stop_handlers() -> threading.Event:
+    """Ctrl-C (SIGINT to the whole group) or SIGTERM asks for a clean stop, at any moment."""
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
+
+
+def wait_until_healthy(
+    url: str, children: dict[str, Any], stop: threading.Event, timeout: float = 60.0
+) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop.is_set():
         exited = [name for name, proc in children.items() if proc.poll() is not None]
         if exited:
             fail(f"{', '.join(exited)} exited during start-up")
@@ -97,8 +111,9 @@ def wait_until_healthy(url: str, children: dict[str, Any], timeout: float = 60.0
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.2)
-    fail("intake did not become healthy in time")
+        stop.wait(0.2)
+    if not stop.is_set():
+        fail("intake did not become healthy in time")
 
 
 def print_welcome(port: int, sandbox_url: str) -> None:
@@ -121,21 +136,13 @@ Ctrl-C stops everything.
     )
 
 
-def wait_for_stop(children: dict[str, Any]) -> None:
-    stopping = False
-
-    def request_stop(*_: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    while not stopping:
+def wait_for_stop(children: dict[str, Any], stop: threading.Event) -> None:
+    while not stop.wait(0.3):
         exited = [name for name, proc in children.items() if proc.poll() is not None]
         if exited:
             typer.echo(f"{', '.join(exited)} exited; stopping the stack", err=True)
             raise typer.Exit(1)
-        time.sleep(0.3)
+    typer.echo("stopping", err=True)
 
 
 def stop_children(children: dict[str, Any], grace: float = 15.0) -> None:
