@@ -155,3 +155,4 @@ def stop_children(children: dict[str, Any], grace: float = 15.0) -> None:
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
