@@ -156,6 +156,8 @@ def test_up_serves_and_ctrl_c_stops_every_process(settings: Settings, context: A
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
     group_alive = subprocess.run(
         ["ps", "-o", "pid,stat,args", "--no-headers", "-g", str(proc.pid)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert group_alive.stdout.strip() == ""
