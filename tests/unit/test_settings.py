@@ -19,6 +19,11 @@ def production(**overrides: object) -> Settings:
         "leadline_master_keys": GOOD_KEY,
         "leadline_public_url": "https://leads.example.com",
         "leadline_ops_token": "ops-token-value",
+        "twilio_auth_token": "twilio-token",
+        "stripe_webhook_secret": "whsec_stripe",
+        "telegram_secret_token": "telegram-secret",
+        "meta_app_secret": "meta-secret",
+        "meta_verify_token": "meta-verify",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
