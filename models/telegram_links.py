@@ -12,7 +12,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, Index, LargeBinary, select, update
+from sqlalchemy import DateTime, Index, LargeBinary, select, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.audit import record_audit
@@ -72,7 +72,13 @@ def chat_index(cipher: OrgCipher, chat_id: int | str) -> bytes:
 
 
 def find_chat(session: Session, cipher: OrgCipher, chat_id: int | str) -> TelegramChat | None:
-    query = select(TelegramChat).where(TelegramChat.chat_bidx == chat_index(cipher, chat_id))
+    """The chat's row, locked. Concurrent updates of one chat wait here for each other."""
+    index = chat_index(cipher, chat_id)
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"telegram:{cipher.org_id}:{index.hex()}"},
+    )
+    query = select(TelegramChat).where(TelegramChat.chat_bidx == index)
     return session.scalars(query.with_for_update()).first()
 
 

@@ -66,6 +66,7 @@ def test_start_without_a_valid_code_waits_for_approval(
     post(client, org.id, telegram_update(1, first, "/start"))
     post(client, org.id, telegram_update(2, first, f"/start {code}x"))
     post(client, org.id, telegram_update(3, second, f"/start@LeadlineBot {code}"))
+    wait_for(lambda: settled(context, org.id, 3))
     post(client, org.id, telegram_update(4, first, f"/start {code}"))  # already used
     wait_for(lambda: settled(context, org.id, 4))
     assert sorted(chats_of(context, org.id)) == sorted(

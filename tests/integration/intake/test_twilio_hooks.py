@@ -160,7 +160,7 @@ def test_signature_for_the_internal_url_is_refused(
 
 
 def test_unknown_number_is_404_after_verification(client: Any, context: Any) -> None:
-    body, headers = twilio_form(inbound("+12125550147", sid()), SMS)
+    body, headers = twilio_form(inbound("+19175550148", sid()), SMS)
     response = client.post(SMS, content=body, headers=headers)
     assert response.status_code == 404
     assert response.json() == {"error": "unknown number"}
