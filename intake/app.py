@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from intake.limits import RateLimiter, RateLimitExceeded
 from intake.middleware import (
     BodyLimitMiddleware,
     BodyTooLarge,
@@ -15,9 +16,10 @@ from intake.middleware import (
     SecurityHeadersMiddleware,
 )
 from intake.responses import error_response
-from intake.routes import health, leads
+from intake.routes import health, leads, meta, stripe, telegram, twilio
 from intake.schemas import safe_errors
 from leadline.logging import get_logger
+from leadline.metrics import EVENTS_REJECTED
 from tasks.context import TaskContext
 
 log = get_logger("leadline.intake")
@@ -26,16 +28,36 @@ log = get_logger("leadline.intake")
 def create_fastapi(context: TaskContext) -> FastAPI:
     app = FastAPI(title="Leadline intake", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.context = context
+    app.state.limiter = RateLimiter.from_settings(context.settings)
     app.include_router(health.router)
     app.include_router(leads.router)
+    for provider in sorted(context.settings.enabled_providers):
+        app.include_router(PROVIDER_ROUTERS[provider])
     add_error_handlers(app)
     return app
+
+
+PROVIDER_ROUTERS = {
+    "twilio": twilio.router,
+    "stripe": stripe.router,
+    "telegram": telegram.router,
+    "meta": meta.router,
+}
 
 
 def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BodyTooLarge)
     async def body_too_large(_: Request, __: Exception) -> Response:
         return error_response(413, "request body too large")
+
+    @app.exception_handler(RateLimitExceeded)
+    async def rate_limited(request: Request, exc: Exception) -> Response:
+        retry_after = exc.retry_after if isinstance(exc, RateLimitExceeded) else 60
+        route = getattr(request.scope.get("route"), "path", "unknown")
+        EVENTS_REJECTED.labels(source=route, reason="rate_limited").inc()
+        response = error_response(429, "too many requests")
+        response.headers["Retry-After"] = str(retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: Exception) -> Response:
@@ -55,7 +77,10 @@ def add_error_handlers(app: FastAPI) -> None:
 
 def create_app(context: TaskContext) -> ASGIApp:
     """The FastAPI app inside the middleware that must see every response, 5xx included."""
-    app: ASGIApp = create_fastapi(context)
+    return protect(create_fastapi(context), context)
+
+
+def protect(app: ASGIApp, context: TaskContext) -> ASGIApp:
     app = BodyLimitMiddleware(app, context.settings.leadline_max_body_bytes)
     app = RequestIdMiddleware(app)
     return SecurityHeadersMiddleware(app)

@@ -1,4 +1,4 @@
-"""Bearer API keys."""
+"""Caller authentication for the API: Bearer API keys, or Standard Webhooks signatures."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import uuid
 
 from starlette.requests import Request
 
-from leadline.errors import VerificationError
+from leadline.errors import KeyNotFoundError, VerificationError
+from models.intake import org_accepts_events, signing_secrets
 from models.orgs import resolve_api_key
 from tasks.context import TaskContext
 
@@ -27,3 +28,28 @@ def authenticate_api_key(context: TaskContext, token: str) -> uuid.UUID:
     if org_id is None:
         raise VerificationError("invalid API key")
     return org_id
+
+
+def api_key_prefix(token: str) -> str:
+    """The visible part of a key (`ll_1a2b3c4d`), enough to count its requests."""
+    return "_".join(token.split("_")[:2])[:32]
+
+
+def signing_org(request: Request) -> uuid.UUID:
+    """The org a Standard Webhooks request names in its `webhook-org` header."""
+    try:
+        return uuid.UUID(request.headers.get("webhook-org", ""))
+    except ValueError:
+        raise VerificationError("missing or malformed webhook-org header") from None
+
+
+def load_signing_secrets(context: TaskContext, org_id: uuid.UUID) -> list[str] | None:
+    """The org's current (and, for 24 h after rotation, previous) secret; None if no such org."""
+    try:
+        with context.db.tenant(org_id) as session:
+            if not org_accepts_events(session, org_id):
+                return None
+            cipher = context.keys.cipher(session, org_id)
+            return signing_secrets(session, cipher, context.clock())
+    except KeyNotFoundError:
+        return None

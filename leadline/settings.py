@@ -7,13 +7,19 @@ import binascii
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leadline.errors import ConfigError
 
 Environment = Literal["development", "test", "production"]
 MASTER_KEY_BYTES = 32
+PROVIDER_SECRETS: dict[str, tuple[str, ...]] = {
+    "twilio": ("twilio_auth_token",),
+    "stripe": ("stripe_webhook_secret",),
+    "telegram": ("telegram_secret_token",),
+    "meta": ("meta_app_secret", "meta_verify_token"),
+}
 
 
 class Settings(BaseSettings):
@@ -45,6 +51,26 @@ class Settings(BaseSettings):
     meta_app_secret: SecretStr | None = None
     meta_verify_token: SecretStr | None = None
 
+    # Intake: which provider routes are served (each needs its secrets), and rate limits in
+    # the `limits` notation ("5/minute", "3 per 2 seconds").
+    leadline_intake_providers: str = "twilio,stripe,telegram,meta"
+    leadline_limit_auth_failures: str = "5/minute"
+    leadline_limit_api: str = "30/minute"
+    leadline_limit_webhooks: str = "100/minute"
+    leadline_limit_campaigns: str = "3/minute"
+
+    @field_validator("leadline_intake_providers")
+    @classmethod
+    def providers_must_be_known(cls, value: str) -> str:
+        unknown = set(split_names(value)) - set(PROVIDER_SECRETS)
+        if unknown:
+            raise ValueError(f"unknown providers: {', '.join(sorted(unknown))}")
+        return value
+
+    @property
+    def enabled_providers(self) -> frozenset[str]:
+        return frozenset(split_names(self.leadline_intake_providers))
+
     @property
     def is_production(self) -> bool:
         return self.leadline_env == "production"
@@ -66,6 +92,10 @@ class Settings(BaseSettings):
         problems = production_problems(self)
         if problems:
             raise ConfigError("refusing to start in production: " + "; ".join(problems))
+
+
+def split_names(raw: str) -> list[str]:
+    return [name.strip().lower() for name in raw.split(",") if name.strip()]
 
 
 def parse_master_keys(raw: str) -> list[tuple[str, bytes]]:
@@ -113,7 +143,18 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("LEADLINE_PUBLIC_URL must be https")
     if settings.leadline_ops_token is None:
         problems.append("LEADLINE_OPS_TOKEN is required")
+    problems.extend(missing_provider_secrets(settings))
     return problems
+
+
+def missing_provider_secrets(settings: Settings) -> list[str]:
+    """Each enabled provider route must be able to verify what it receives."""
+    return [
+        f"{name.upper()} is required (provider {provider} is enabled)"
+        for provider in sorted(settings.enabled_providers)
+        for name in PROVIDER_SECRETS[provider]
+        if getattr(settings, name) is None or not getattr(settings, name).get_secret_value().strip()
+    ]
 
 
 @lru_cache(maxsize=1)

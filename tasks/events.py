@@ -113,9 +113,10 @@ def process_event(org_id: str, event_id: str) -> None:
     try:
         with context.db.tenant(org) as session:
             cipher = context.keys.cipher(session, org)
-            process_inbound_event(session, cipher, event, outbox, context.clock())
+            handled = process_inbound_event(session, cipher, event, outbox, context.clock())
     except (KeyNotFoundError, CryptoError, UnknownEventSource) as exc:
         log.error("inbound event cannot be processed", event_id=event_id, error=type(exc).__name__)
         mark_event_failed(org, event, type(exc).__name__)
         raise
     outbox.flush()
+    log.info("inbound event done", event_id=event_id, handled=handled)

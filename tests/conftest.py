@@ -31,6 +31,20 @@ from leadline.logging import json_formatter
 from leadline.settings import Settings
 
 RUN_ID = uuid.uuid4().hex[:10]
+TEST_PROVIDER_SECRETS: dict[str, Any] = {
+    "twilio_auth_token": "test-twilio-auth-token",
+    "stripe_webhook_secret": "whsec_test_stripe_secret",
+    "telegram_secret_token": "test-telegram-secret-token",
+    "meta_app_secret": "test-meta-app-secret",
+    "meta_verify_token": "test-meta-verify-token",
+}
+# Tests share one client IP and one Redis namespace; rate-limit tests set their own limits.
+GENEROUS_LIMITS: dict[str, Any] = {
+    "leadline_limit_auth_failures": "100000/minute",
+    "leadline_limit_api": "100000/minute",
+    "leadline_limit_webhooks": "100000/minute",
+    "leadline_limit_campaigns": "100000/minute",
+}
 
 
 def random_master_key(key_id: str) -> str:
@@ -79,6 +93,8 @@ def settings(database_url: str, service_urls: tuple[str, str]) -> Settings:
         leadline_state_dir=tempfile.mkdtemp(prefix="leadline-state-"),
         leadline_backup_dir=tempfile.mkdtemp(prefix="leadline-backups-"),
         leadline_log_level="INFO",
+        **TEST_PROVIDER_SECRETS,
+        **GENEROUS_LIMITS,
     )
 
 

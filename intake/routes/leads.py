@@ -1,8 +1,15 @@
-"""POST /v1/leads: a lead from a customer's form or system, authenticated by API key."""
+"""POST /v1/leads: a lead from a customer's form or system.
+
+Authenticated by a Bearer API key, or signed the Standard Webhooks way (`webhook-id`,
+`webhook-timestamp`, `webhook-signature`) with the org's `whsec_` secret and the org named
+in a `webhook-org` header.
+"""
 
 from __future__ import annotations
 
 import re
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,15 +18,32 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from intake.auth import authenticate_api_key, bearer_token
+from intake.auth import (
+    api_key_prefix,
+    authenticate_api_key,
+    bearer_token,
+    load_signing_secrets,
+    signing_org,
+)
+from intake.hooks import context_of, malformed, media_type, refuse, reject
 from intake.inbound import store_inbound_event
+from intake.limits import check_auth_failures, hit, record_auth_failure
 from intake.responses import error_response
 from intake.schemas import LeadIn, field_errors
+from intake.verify import verify_standard_webhook
 from leadline.errors import VerificationError
-from tasks.context import TaskContext
+from leadline.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 
 router = APIRouter()
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+SOURCE = "api"
+
+
+@dataclass(frozen=True)
+class Caller:
+    org_id: uuid.UUID
+    limit_key: str
+    message_id: str | None = None
 
 
 def lead_payload(lead: LeadIn, received_at: datetime) -> dict[str, Any]:
@@ -28,29 +52,75 @@ def lead_payload(lead: LeadIn, received_at: datetime) -> dict[str, Any]:
     return payload
 
 
+async def bearer_caller(request: Request) -> Caller | Response:
+    try:
+        token = bearer_token(request)
+        org_id = await run_in_threadpool(authenticate_api_key, context_of(request), token)
+    except VerificationError:
+        EVENTS_REJECTED.labels(source=SOURCE, reason="bad_api_key").inc()
+        record_auth_failure(request)
+        return error_response(401, "invalid or missing API key")
+    return Caller(org_id, f"key:{api_key_prefix(token)}")
+
+
+async def signed_caller(request: Request, body: bytes) -> Caller | Response:
+    try:
+        org_id = signing_org(request)
+    except VerificationError:
+        return reject(request, SOURCE, "missing_org")
+    secrets = await run_in_threadpool(load_signing_secrets, context_of(request), org_id)
+    if secrets is None:
+        record_auth_failure(request)
+        return refuse(SOURCE, 404, "unknown_org", "unknown organisation")
+    try:
+        verify_standard_webhook(secrets, body, request.headers)
+    except VerificationError:
+        return reject(request, SOURCE, "bad_signature")
+    message_id = request.headers.get("webhook-id", "")
+    return Caller(
+        org_id, f"org:{org_id}", message_id if IDEMPOTENCY_KEY.match(message_id) else None
+    )
+
+
+def is_signed(request: Request) -> bool:
+    return "authorization" not in request.headers and "webhook-signature" in request.headers
+
+
+def parse_lead(body: bytes) -> LeadIn | Response:
+    try:
+        return LeadIn.model_validate_json(body)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            return malformed(SOURCE)
+        return error_response(422, "invalid request body", fields=field_errors(exc))
+
+
 @router.post("/v1/leads", status_code=202)
 async def create_lead(request: Request) -> Response:
-    context: TaskContext = request.app.state.context
-    try:
-        org_id = await run_in_threadpool(authenticate_api_key, context, bearer_token(request))
-    except VerificationError:
-        return error_response(401, "invalid or missing API key")
+    check_auth_failures(request)
+    body = await request.body()
+    caller = await (signed_caller(request, body) if is_signed(request) else bearer_caller(request))
+    if isinstance(caller, Response):
+        return caller
+    hit(request, "api", caller.limit_key)
     idempotency_key = request.headers.get("idempotency-key")
     if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
         return error_response(400, "Idempotency-Key must be 1-255 printable ASCII characters")
-    if not request.headers.get("content-type", "").startswith("application/json"):
-        return error_response(415, "content type must be application/json")
-    try:
-        lead = LeadIn.model_validate_json(await request.body())
-    except ValidationError as exc:
-        return error_response(422, "invalid request body", fields=field_errors(exc))
+    if media_type(request) != "application/json":
+        return refuse(SOURCE, 415, "content_type", "content type must be application/json")
+    lead = parse_lead(body)
+    if isinstance(lead, Response):
+        return lead
+    context = context_of(request)
     stored = await run_in_threadpool(
         store_inbound_event,
         context,
-        org_id,
-        "api",
-        idempotency_key,
+        caller.org_id,
+        SOURCE,
+        idempotency_key or caller.message_id,
         lead_payload(lead, context.clock()),
         request.state.request_id,
     )
+    if stored.created:
+        EVENTS_ACCEPTED.labels(source=SOURCE).inc()
     return JSONResponse({"id": str(stored.id)}, status_code=202)

@@ -19,6 +19,11 @@ def production(**overrides: object) -> Settings:
         "leadline_master_keys": GOOD_KEY,
         "leadline_public_url": "https://leads.example.com",
         "leadline_ops_token": "ops-token-value",
+        "twilio_auth_token": "twilio-token",
+        "stripe_webhook_secret": "whsec_stripe",
+        "telegram_secret_token": "telegram-secret",
+        "meta_app_secret": "meta-secret",
+        "meta_verify_token": "meta-verify",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -66,3 +71,30 @@ def test_settings_read_from_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("TWILIO_API_BASE", "http://127.0.0.1:8025")
     settings = Settings()
     assert settings.is_production and settings.twilio_api_base == "http://127.0.0.1:8025"
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "twilio_auth_token",
+        "stripe_webhook_secret",
+        "telegram_secret_token",
+        "meta_app_secret",
+        "meta_verify_token",
+    ],
+)
+def test_production_refuses_a_missing_provider_secret(secret: str) -> None:
+    with pytest.raises(ConfigError, match=secret.upper()):
+        production(**{secret: None}).require_production_ready()
+    with pytest.raises(ConfigError, match=secret.upper()):
+        production(**{secret: "  "}).require_production_ready()
+
+
+def test_only_enabled_providers_need_secrets() -> None:
+    settings = production(
+        leadline_intake_providers="stripe", twilio_auth_token=None, meta_app_secret=None
+    )
+    settings.require_production_ready()
+    assert settings.enabled_providers == {"stripe"}
+    with pytest.raises(ValueError, match="unknown providers"):
+        production(leadline_intake_providers="stripe,fax")

@@ -1,0 +1,143 @@
+"""What every provider route shares: refusing, dropping and accepting a request.
+
+A refusal is a short JSON error that never echoes the request, a metric, and a warning log
+line (no payload, no headers) that is itself rate-limited so a flood cannot flood the logs.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import SecretStr
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from intake.inbound import StoredEvent, store_inbound_event
+from intake.limits import hit, record_auth_failure
+from intake.responses import error_response
+from leadline.logging import get_logger
+from leadline.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
+from models.intake import org_accepts_events
+from tasks.context import TaskContext
+
+log = get_logger("leadline.intake")
+T = TypeVar("T")
+
+
+@dataclass
+class LogThrottle:
+    """At most `limit` lines per key per `interval` seconds; reports how many it held back."""
+
+    limit: int = 10
+    interval: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    windows: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    def allow(self, key: str) -> tuple[bool, int]:
+        now = self.clock()
+        start, count = self.windows.get(key, (now, 0))
+        if now - start >= self.interval:
+            suppressed = max(0, count - self.limit)
+            self.windows[key] = (now, 1)
+            return True, suppressed
+        self.windows[key] = (start, count + 1)
+        return count < self.limit, 0
+
+
+REJECTION_LOG = LogThrottle()
+
+
+def context_of(request: Request) -> TaskContext:
+    context: TaskContext = request.app.state.context
+    return context
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def configured(secret: SecretStr | None) -> str | None:
+    """A secret that can verify anything: set and not blank."""
+    if secret is None or not secret.get_secret_value().strip():
+        return None
+    return secret.get_secret_value()
+
+
+def warn_throttled(message: str, source: str, reason: str) -> None:
+    allowed, suppressed = REJECTION_LOG.allow(f"{source}:{reason}")
+    if allowed:
+        log.warning(message, source=source, reason=reason, suppressed=suppressed)
+
+
+def reject(request: Request, source: str, reason: str) -> Response:
+    """403 for a request that failed verification; nothing is stored."""
+    EVENTS_REJECTED.labels(source=source, reason=reason).inc()
+    record_auth_failure(request)
+    warn_throttled("inbound request refused", source, reason)
+    return error_response(403, "verification failed")
+
+
+def refuse(source: str, status: int, reason: str, message: str) -> Response:
+    """A verified (or not yet verifiable) request we cannot take: 400, 404, 415."""
+    EVENTS_REJECTED.labels(source=source, reason=reason).inc()
+    return error_response(status, message)
+
+
+def unsupported_type(source: str) -> Response:
+    return refuse(source, 415, "content_type", "unsupported content type")
+
+
+def malformed(source: str) -> Response:
+    return refuse(source, 400, "malformed", "malformed body")
+
+
+def drop(source: str, reason: str) -> Response:
+    """2xx for a verified event we will not keep, so a provider that retries stops retrying."""
+    EVENTS_REJECTED.labels(source=source, reason=reason).inc()
+    warn_throttled("verified event dropped", source, reason)
+    return JSONResponse({"received": True})
+
+
+async def in_maintenance(context: TaskContext, lookup: Callable[[Session], T]) -> T:
+    def run() -> T:
+        with context.db.maintenance() as session:
+            return lookup(session)
+
+    return await run_in_threadpool(run)
+
+
+async def org_is_open(context: TaskContext, org_id: uuid.UUID) -> bool:
+    def run() -> bool:
+        with context.db.tenant(org_id) as session:
+            return org_accepts_events(session, org_id)
+
+    return await run_in_threadpool(run)
+
+
+async def accept(
+    request: Request,
+    org_id: uuid.UUID,
+    source: str,
+    external_id: str,
+    payload: dict[str, Any],
+) -> StoredEvent:
+    """Count against the org's webhook limit, store once, enqueue after COMMIT."""
+    hit(request, "webhooks", f"{org_id}:{request.url.path}")
+    stored = await run_in_threadpool(
+        store_inbound_event,
+        context_of(request),
+        org_id,
+        source,
+        external_id,
+        payload,
+        request.state.request_id,
+    )
+    if stored.created:
+        EVENTS_ACCEPTED.labels(source=source).inc()
+    return stored

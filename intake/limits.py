@@ -1,0 +1,123 @@
+"""Rate limits in Redis (the `limits` library), shared by every intake process.
+
+Named limits come from the settings: `auth_failures` (per client IP), `api` (per API key or
+signing org), `webhooks` (per org and route), `campaigns` (per org). Routes call
+`hit(request, name, key)`; an exhausted limit raises RateLimitExceeded, which the app answers
+with 429 and Retry-After. If Redis cannot be reached the limiter lets requests through (the
+intake keeps accepting, as it does when the broker is down) and logs a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+from limits import RateLimitItem, parse
+from limits.errors import StorageError
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+from starlette.requests import Request
+
+from leadline.errors import LeadlineError
+from leadline.logging import get_logger
+from leadline.settings import Settings
+
+log = get_logger(__name__)
+LIMIT_SETTINGS = {
+    "auth_failures": "leadline_limit_auth_failures",
+    "api": "leadline_limit_api",
+    "webhooks": "leadline_limit_webhooks",
+    "campaigns": "leadline_limit_campaigns",
+}
+
+
+class RateLimitExceeded(LeadlineError):
+    """Too many requests for one limit and key; retry after `retry_after` seconds."""
+
+    def __init__(self, limit_name: str, retry_after: int) -> None:
+        super().__init__(f"rate limit {limit_name!r} exceeded")
+        self.limit_name = limit_name
+        self.retry_after = retry_after
+
+
+def limits_storage_uri(redis_url: str) -> str:
+    """`limits` names the unix-socket scheme `redis+unix://`; redis-py calls it `unix://`."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://") :]
+    return redis_url
+
+
+class RateLimiter:
+    """Moving-window limits keyed by name and caller, under the Redis namespace."""
+
+    def __init__(self, redis_url: str, namespace: str, items: dict[str, RateLimitItem]) -> None:
+        storage = RedisStorage(
+            limits_storage_uri(redis_url),
+            key_prefix=f"{namespace}:limits",
+            wrap_exceptions=True,
+            socket_connect_timeout=1,
+            socket_timeout=1,
+        )
+        self.strategy = MovingWindowRateLimiter(storage)
+        self.items = items
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimiter:
+        assert settings.leadline_redis_url is not None
+        items = {name: parse(getattr(settings, field)) for name, field in LIMIT_SETTINGS.items()}
+        return cls(settings.leadline_redis_url, settings.leadline_redis_namespace, items)
+
+    def hit(self, name: str, key: str) -> None:
+        """Count one request; raise RateLimitExceeded if the limit was already used up."""
+        item = self.items[name]
+        try:
+            allowed = self.strategy.hit(item, name, key)
+        except StorageError as exc:
+            log.warning("rate limiter unavailable", limit=name, error=type(exc).__name__)
+            return
+        if not allowed:
+            raise RateLimitExceeded(name, self.retry_after(item, name, key))
+
+    def check(self, name: str, key: str) -> None:
+        """Raise RateLimitExceeded if the limit is used up, without counting a request."""
+        item = self.items[name]
+        try:
+            allowed = self.strategy.test(item, name, key)
+        except StorageError as exc:
+            log.warning("rate limiter unavailable", limit=name, error=type(exc).__name__)
+            return
+        if not allowed:
+            raise RateLimitExceeded(name, self.retry_after(item, name, key))
+
+    def retry_after(self, item: RateLimitItem, name: str, key: str) -> int:
+        try:
+            reset_at = self.strategy.get_window_stats(item, name, key).reset_time
+        except StorageError:
+            return item.get_expiry()
+        return max(1, math.ceil(reset_at - time.time()))
+
+
+def limiter_of(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.limiter
+    return limiter
+
+
+def hit(request: Request, limit_name: str, key: str) -> None:
+    """Count a request against `limit_name` for `key`; raises RateLimitExceeded (→ 429)."""
+    limiter_of(request).hit(limit_name, key)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def check_auth_failures(request: Request) -> None:
+    """Refuse callers that failed authentication too often, before trying again."""
+    limiter_of(request).check("auth_failures", client_ip(request))
+
+
+def record_auth_failure(request: Request) -> None:
+    # This request is refused anyway; the next one meets check_auth_failures.
+    with contextlib.suppress(RateLimitExceeded):
+        limiter_of(request).hit("auth_failures", client_ip(request))

@@ -1,0 +1,82 @@
+"""GET /hooks/meta (subscription handshake) and POST /hooks/meta (X-Hub-Signature-256).
+
+One app-wide webhook for Messenger, Instagram and WhatsApp: each message is routed by the
+page / Instagram / WhatsApp account id it was sent to (`leadline meta link ORG ACCOUNT_ID`)
+and stored as its own event, deduplicated by message id. Meta retries failed deliveries and
+eventually disables the app's webhook, so messages for unknown accounts are dropped with 200.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from intake.hooks import (
+    accept,
+    configured,
+    context_of,
+    in_maintenance,
+    malformed,
+    media_type,
+    reject,
+    unsupported_type,
+    warn_throttled,
+)
+from intake.limits import check_auth_failures
+from intake.verify import parse_json_object, verify_meta, verify_meta_handshake
+from leadline.errors import VerificationError
+from leadline.metrics import EVENTS_REJECTED
+from models.intake import org_for_meta_account
+from tasks.meta import MetaMessage, split_meta_messages
+
+router = APIRouter()
+SOURCE = "meta"
+
+
+@router.get("/hooks/meta")
+async def meta_handshake(request: Request) -> Response:
+    check_auth_failures(request)
+    token = configured(context_of(request).settings.meta_verify_token)
+    if token is None:
+        return reject(request, SOURCE, "not_configured")
+    try:
+        challenge = verify_meta_handshake(token, dict(request.query_params))
+    except VerificationError:
+        return reject(request, SOURCE, "bad_verify_token")
+    return PlainTextResponse(challenge)
+
+
+async def org_for(request: Request, message: MetaMessage) -> uuid.UUID | None:
+    return await in_maintenance(
+        context_of(request),
+        lambda session: org_for_meta_account(session, list(message.account_ids)),
+    )
+
+
+@router.post("/hooks/meta")
+async def meta_webhook(request: Request) -> Response:
+    check_auth_failures(request)
+    if media_type(request) != "application/json":
+        return unsupported_type(SOURCE)
+    secret = configured(context_of(request).settings.meta_app_secret)
+    header = request.headers.get("x-hub-signature-256")
+    body = await request.body()
+    if secret is None or not header:
+        return reject(request, SOURCE, "not_configured" if secret is None else "missing_signature")
+    try:
+        verify_meta(secret, body, header)
+        messages = split_meta_messages(parse_json_object(body))
+    except VerificationError:
+        return reject(request, SOURCE, "bad_signature")
+    except ValueError:
+        return malformed(SOURCE)
+    for message in messages:
+        org_id = await org_for(request, message)
+        if org_id is None:
+            EVENTS_REJECTED.labels(source=SOURCE, reason="unknown_org").inc()
+            warn_throttled("verified event dropped", SOURCE, "unknown_org")
+            continue
+        await accept(request, org_id, SOURCE, message.external_id, message.payload)
+    return JSONResponse({"received": True})

@@ -1,0 +1,89 @@
+"""POST /hooks/stripe: Stripe-Signature (300 s tolerance, any of several v1) → billing events.
+
+Routed by the event's customer id (`leadline org link-stripe`). Stripe retries for days, so
+a verified event for an unknown customer, or of a type Leadline ignores, is answered 200 and
+dropped.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
+
+from intake.hooks import (
+    accept,
+    configured,
+    context_of,
+    drop,
+    in_maintenance,
+    malformed,
+    media_type,
+    reject,
+    unsupported_type,
+)
+from intake.limits import check_auth_failures
+from intake.verify import parse_json_object, verify_stripe
+from leadline.errors import VerificationError
+from models.billing import org_for_stripe_customer
+
+router = APIRouter()
+SOURCE = "stripe"
+EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,250}$")
+HANDLED_TYPES = {
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "invoice.payment_failed",
+}
+
+
+def customer_id(event: dict[str, Any]) -> str | None:
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        return None
+    customer = obj.get("id") if obj.get("object") == "customer" else obj.get("customer")
+    if isinstance(customer, dict):
+        customer = customer.get("id")
+    return customer if isinstance(customer, str) and 0 < len(customer) <= 255 else None
+
+
+async def route(request: Request, customer: str | None) -> uuid.UUID | None:
+    if customer is None:
+        return None
+    return await in_maintenance(
+        context_of(request), lambda session: org_for_stripe_customer(session, customer)
+    )
+
+
+@router.post("/hooks/stripe")
+async def stripe_webhook(request: Request) -> Response:
+    check_auth_failures(request)
+    if media_type(request) != "application/json":
+        return unsupported_type(SOURCE)
+    secret = configured(context_of(request).settings.stripe_webhook_secret)
+    header = request.headers.get("stripe-signature")
+    body = await request.body()
+    if secret is None or not header:
+        return reject(request, SOURCE, "not_configured" if secret is None else "missing_signature")
+    try:
+        verify_stripe(secret, body, header)
+        event = parse_json_object(body)
+    except VerificationError:
+        return reject(request, SOURCE, "bad_signature")
+    except ValueError:
+        return malformed(SOURCE)
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not EVENT_ID.match(event_id):
+        return malformed(SOURCE)
+    if event.get("type") not in HANDLED_TYPES:
+        return JSONResponse({"received": True})
+    org_id = await route(request, customer_id(event))
+    if org_id is None:
+        return drop(SOURCE, "unknown_org")
+    await accept(request, org_id, SOURCE, event_id, event)
+    return JSONResponse({"received": True})

@@ -1,0 +1,132 @@
+"""POST /hooks/twilio/sms and /hooks/twilio/status: verified, routed, stored, enqueued.
+
+The signature covers LEADLINE_PUBLIC_URL + path + query (so it holds behind a proxy) and every
+form value, repeated ones included; JSON bodies are covered by the `bodySHA256` query value.
+Inbound SMS are routed by `To` (a number added with `leadline number add`); status callbacks
+by an `org` query value in the callback URL (signed with it) or else by `From`. An unknown
+number is 404: Twilio does not retry, and the sender is verified, so nothing leaks.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from intake.hooks import (
+    accept,
+    configured,
+    context_of,
+    in_maintenance,
+    malformed,
+    media_type,
+    org_is_open,
+    refuse,
+    reject,
+    unsupported_type,
+)
+from intake.limits import check_auth_failures
+from intake.verify import parse_json_object, verify_twilio
+from leadline.errors import VerificationError
+from models.intake import org_for_number
+from models.normalize import InvalidPhoneNumber, normalize_phone
+
+router = APIRouter()
+CONTENT_TYPES = {"application/x-www-form-urlencoded", "application/json"}
+SID = re.compile(r"^[A-Za-z0-9]{10,64}$")
+STATUS = re.compile(r"^[a-z_-]{1,32}$")
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+def public_url(request: Request) -> str:
+    base = context_of(request).settings.leadline_public_url.rstrip("/")
+    query = request.url.query
+    return f"{base}{request.url.path}" + (f"?{query}" if query else "")
+
+
+def external_id(source: str, params: dict[str, Any]) -> str | None:
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    if not isinstance(sid, str) or not SID.match(sid):
+        return None
+    if source == "twilio_sms":
+        return sid
+    status = params.get("MessageStatus") or params.get("SmsStatus")
+    if not isinstance(status, str) or not STATUS.match(status):
+        return None
+    return f"{sid}:{status}"
+
+
+def business_number(source: str, params: dict[str, Any]) -> str | None:
+    raw = params.get("To" if source == "twilio_sms" else "From")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return normalize_phone(raw, default_region=None)
+    except InvalidPhoneNumber:
+        return None
+
+
+async def route(request: Request, source: str, params: dict[str, Any]) -> uuid.UUID | None:
+    context = context_of(request)
+    named = request.query_params.get("org") if source == "twilio_status" else None
+    if named is not None:
+        try:
+            org_id = uuid.UUID(named)
+        except ValueError:
+            return None
+        return org_id if await org_is_open(context, org_id) else None
+    number = business_number(source, params)
+    if number is None:
+        return None
+    return await in_maintenance(context, lambda session: org_for_number(session, number))
+
+
+async def verified_params(request: Request, source: str) -> dict[str, Any] | Response:
+    token = configured(context_of(request).settings.twilio_auth_token)
+    signature = request.headers.get("x-twilio-signature")
+    body = await request.body()
+    if token is None or not signature:
+        return reject(request, source, "not_configured" if token is None else "missing_signature")
+    try:
+        form = verify_twilio(token, public_url(request), body, media_type(request), signature)
+    except VerificationError:
+        return reject(request, source, "bad_signature")
+    if form is not None:
+        return dict(form.first_values())
+    try:
+        return parse_json_object(body)
+    except ValueError:
+        return malformed(source)
+
+
+async def receive(request: Request, source: str) -> Response | None:
+    """Verify, route, store. Returns an error response, or None when the event was taken."""
+    check_auth_failures(request)
+    if media_type(request) not in CONTENT_TYPES:
+        return unsupported_type(source)
+    params = await verified_params(request, source)
+    if isinstance(params, Response):
+        return params
+    event_id = external_id(source, params)
+    if event_id is None:
+        return malformed(source)
+    org_id = await route(request, source, params)
+    if org_id is None:
+        return refuse(source, 404, "unknown_org", "unknown number")
+    await accept(request, org_id, source, event_id, {"params": params})
+    return None
+
+
+@router.post("/hooks/twilio/sms")
+async def twilio_sms(request: Request) -> Response:
+    refused = await receive(request, "twilio_sms")
+    return refused or Response(EMPTY_TWIML, media_type="text/xml")
+
+
+@router.post("/hooks/twilio/status")
+async def twilio_status(request: Request) -> Response:
+    refused = await receive(request, "twilio_status")
+    return refused or Response(status_code=204)

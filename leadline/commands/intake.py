@@ -1,0 +1,176 @@
+"""Intake routing and credentials: `number`, `meta`, `telegram` groups, plus
+`org link-stripe` and `apikey signing-secret` (attached to their groups on import)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from leadline.commands.common import JsonOption, emit, fail, open_runtime, parse_uuid, run_guarded
+from leadline.commands.orgs import apikey_app, org_app
+
+number_app = typer.Typer(
+    help="Twilio numbers owned by an org (route inbound SMS).", no_args_is_help=True
+)
+meta_app = typer.Typer(
+    help="Meta pages / Instagram / WhatsApp accounts of an org.", no_args_is_help=True
+)
+telegram_app = typer.Typer(
+    help="Telegram chats that receive an org's alerts.", no_args_is_help=True
+)
+
+
+def in_tenant(org: str, work: Any) -> Any:
+    """Run `work(context, session, org_id)` in one tenant transaction for ORG."""
+    org_id = parse_uuid(org, "ORG")
+    context = open_runtime()
+    with context.db.tenant(org_id) as session:
+        return work(context, session, org_id)
+
+
+@number_app.command("add")
+def number_add(org: str, number: str, as_json: bool = JsonOption) -> None:
+    """Route inbound SMS sent to NUMBER (E.164) to ORG."""
+    from models.intake import add_phone_number
+    from models.normalize import InvalidPhoneNumber
+
+    def run() -> None:
+        try:
+            added = in_tenant(
+                org, lambda _c, session, org_id: add_phone_number(session, org_id, number)
+            )
+        except InvalidPhoneNumber:
+            fail("NUMBER is not a valid phone number", as_json)
+        emit({"org_id": org, "number": added}, as_json, f"{added} now routes to {org}")
+
+    run_guarded(run, as_json)
+
+
+@number_app.command("list")
+def number_list(org: str, as_json: bool = JsonOption) -> None:
+    """The numbers ORG owns."""
+    from models.intake import list_phone_numbers
+
+    def run() -> None:
+        numbers = in_tenant(org, lambda _c, session, _o: list_phone_numbers(session))
+        emit(numbers, as_json, "\n".join(numbers) or "no numbers")
+
+    run_guarded(run, as_json)
+
+
+@org_app.command("link-stripe")
+def org_link_stripe(org: str, customer_id: str, as_json: bool = JsonOption) -> None:
+    """Route Stripe events of CUSTOMER_ID (cus_...) to ORG's billing state."""
+    from models.billing import link_stripe_customer
+
+    def run() -> None:
+        in_tenant(
+            org, lambda _c, session, org_id: link_stripe_customer(session, org_id, customer_id)
+        )
+        emit(
+            {"org_id": org, "stripe_customer_id": customer_id},
+            as_json,
+            f"linked {customer_id} to {org}",
+        )
+
+    run_guarded(run, as_json)
+
+
+@apikey_app.command("signing-secret")
+def apikey_signing_secret(org: str, as_json: bool = JsonOption) -> None:
+    """Create or rotate ORG's Standard Webhooks secret for signed POST /v1/leads.
+
+    Shown once. After a rotation the previous secret stays valid for 24 hours."""
+    from models.intake import rotate_signing_secret
+
+    def work(context: Any, session: Any, org_id: Any) -> str:
+        secret: str = rotate_signing_secret(
+            session, context.keys.cipher(session, org_id), context.clock()
+        )
+        return secret
+
+    def run() -> None:
+        secret = in_tenant(org, work)
+        emit(
+            {"org_id": org, "secret": secret},
+            as_json,
+            f"signing secret (shown once, store it now):\n{secret}",
+        )
+
+    run_guarded(run, as_json)
+
+
+@meta_app.command("link")
+def meta_link(org: str, account_id: str, as_json: bool = JsonOption) -> None:
+    """Route Meta messages to ACCOUNT_ID (page, Instagram or WhatsApp id) to ORG."""
+    from models.intake import add_meta_account
+
+    def run() -> None:
+        in_tenant(org, lambda _c, session, org_id: add_meta_account(session, org_id, account_id))
+        emit({"org_id": org, "account_id": account_id}, as_json, f"linked {account_id} to {org}")
+
+    run_guarded(run, as_json)
+
+
+@telegram_app.command("link-code")
+def telegram_link_code(org: str, as_json: bool = JsonOption) -> None:
+    """A one-time code (valid 1 h): send `/start CODE` to the bot from the chat to link it."""
+    from models.telegram_links import create_link_code
+
+    def run() -> None:
+        code = in_tenant(
+            org, lambda c, session, org_id: create_link_code(session, org_id, c.clock())
+        )
+        emit(
+            {"org_id": org, "code": code},
+            as_json,
+            f"send this to the bot from the chat:\n/start {code}",
+        )
+
+    run_guarded(run, as_json)
+
+
+@telegram_app.command("link")
+def telegram_link(org: str, chat_id: int, as_json: bool = JsonOption) -> None:
+    """Link CHAT_ID to ORG's alerts (operator approval, e.g. of a chat that sent /start)."""
+    from models.audit import record_audit
+    from models.telegram_links import set_chat_status
+
+    def work(context: Any, session: Any, org_id: Any) -> str:
+        cipher = context.keys.cipher(session, org_id)
+        chat = set_chat_status(session, cipher, chat_id, "linked", context.clock())
+        record_audit(session, "cli", "telegram.chat_linked", org_id=org_id, target=str(chat.id))
+        return str(chat.id)
+
+    def run() -> None:
+        row_id = in_tenant(org, work)
+        emit({"org_id": org, "id": row_id, "status": "linked"}, as_json, f"chat linked ({row_id})")
+
+    run_guarded(run, as_json)
+
+
+@telegram_app.command("list")
+def telegram_list(org: str, as_json: bool = JsonOption) -> None:
+    """ORG's chats with their status (chat ids are shown decrypted to the operator)."""
+    from models.telegram_links import CHAT_TABLE, list_chats
+
+    def work(context: Any, session: Any, org_id: Any) -> list[dict[str, str]]:
+        cipher = context.keys.cipher(session, org_id)
+        return [
+            {
+                "id": str(chat.id),
+                "chat_id": cipher.decrypt(
+                    chat.chat_id_ct, CHAT_TABLE, "chat_id_ct", chat.id
+                ).decode(),
+                "status": chat.status,
+            }
+            for chat in list_chats(session)
+        ]
+
+    def run() -> None:
+        chats = in_tenant(org, work)
+        lines = [f"{c['chat_id']}  {c['status']}  ({c['id']})" for c in chats]
+        emit(chats, as_json, "\n".join(lines) or "no chats")
+
+    run_guarded(run, as_json)

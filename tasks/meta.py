@@ -1,0 +1,142 @@
+"""Meta (Messenger, Instagram, WhatsApp) messages → leads keyed by the platform user id.
+
+The intake splits each verified webhook body into one inbound event per message (external
+id = the message id), each payload `{"object": ..., "entry": <that entry with one message>}`.
+The handler upserts the lead by a blind index of `platform:user id` and stores the text
+encrypted as the lead's first message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from models.leads import LeadFields, upsert_lead
+from tasks.events import announce_lead
+from tasks.registry import EventContext, handles
+
+PLATFORMS = {"page": "messenger", "instagram": "instagram", "whatsapp_business_account": "whatsapp"}
+MAX_ID_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class MetaMessage:
+    """One message found in a webhook body, with the account ids that route it to an org."""
+
+    account_ids: tuple[str, ...]
+    external_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PlatformMessage:
+    platform: str
+    user_id: str
+    text: str | None
+    name: str | None
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_id(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH:
+        return value
+    return None
+
+
+def split_meta_messages(body: dict[str, Any]) -> list[MetaMessage]:
+    """Every incoming user message in a verified body; echoes, reads and statuses are left out."""
+    kind = body.get("object")
+    if kind not in PLATFORMS:
+        return []
+    found: list[MetaMessage] = []
+    for entry in map(as_dict, as_list(body.get("entry"))):
+        split = whatsapp_messages if kind == "whatsapp_business_account" else messaging_messages
+        found.extend(split(str(kind), entry))
+    return found
+
+
+def messaging_messages(kind: str, entry: dict[str, Any]) -> Iterator[MetaMessage]:
+    account = as_id(entry.get("id"))
+    for event in map(as_dict, as_list(entry.get("messaging"))):
+        message = as_dict(event.get("message"))
+        mid, sender = as_id(message.get("mid")), as_id(as_dict(event.get("sender")).get("id"))
+        if account and mid and sender and not message.get("is_echo"):
+            single = {**entry, "messaging": [event]}
+            yield MetaMessage((account,), mid, {"object": kind, "entry": single})
+
+
+def whatsapp_messages(kind: str, entry: dict[str, Any]) -> Iterator[MetaMessage]:
+    for change in map(as_dict, as_list(entry.get("changes"))):
+        value = as_dict(change.get("value"))
+        phone_number_id = as_id(as_dict(value.get("metadata")).get("phone_number_id"))
+        accounts = tuple(a for a in (as_id(entry.get("id")), phone_number_id) if a)
+        for message in map(as_dict, as_list(value.get("messages"))):
+            mid, sender = as_id(message.get("id")), as_id(message.get("from"))
+            if not (accounts and mid and sender):
+                continue
+            contacts = [
+                c for c in as_list(value.get("contacts")) if as_dict(c).get("wa_id") == sender
+            ]
+            single_value = {**value, "messages": [message], "contacts": contacts[:1]}
+            single_value.pop("statuses", None)
+            single = {**entry, "changes": [{"field": "messages", "value": single_value}]}
+            yield MetaMessage(accounts, mid, {"object": kind, "entry": single})
+
+
+def read_platform_message(payload: dict[str, Any]) -> PlatformMessage | None:
+    """The one message in a stored payload, in a platform-neutral shape."""
+    platform = PLATFORMS.get(str(payload.get("object")))
+    entry = as_dict(payload.get("entry"))
+    if platform == "whatsapp":
+        return read_whatsapp(entry)
+    if platform is None:
+        return None
+    event = as_dict((as_list(entry.get("messaging")) or [None])[0])
+    sender = as_id(as_dict(event.get("sender")).get("id"))
+    text = as_dict(event.get("message")).get("text")
+    if sender is None:
+        return None
+    return PlatformMessage(platform, sender, text if isinstance(text, str) else None, None)
+
+
+def read_whatsapp(entry: dict[str, Any]) -> PlatformMessage | None:
+    change = as_dict((as_list(entry.get("changes")) or [None])[0])
+    value = as_dict(change.get("value"))
+    message = as_dict((as_list(value.get("messages")) or [None])[0])
+    sender = as_id(message.get("from"))
+    if sender is None:
+        return None
+    text = as_dict(message.get("text")).get("body")
+    contact = as_dict((as_list(value.get("contacts")) or [None])[0])
+    name = as_dict(contact.get("profile")).get("name")
+    return PlatformMessage(
+        "whatsapp",
+        sender,
+        text if isinstance(text, str) else None,
+        name if isinstance(name, str) else None,
+    )
+
+
+@handles("meta")
+def handle_meta_message(ctx: EventContext) -> None:
+    message = read_platform_message(ctx.payload)
+    if message is None:
+        return
+    fields = LeadFields(
+        name=message.name,
+        message=message.text,
+        platform_user=f"{message.platform}:{message.user_id}",
+        source=message.platform,
+    )
+    result = upsert_lead(ctx.session, ctx.cipher, fields)
+    announce_lead(ctx, result.lead, result.created, message.text)
