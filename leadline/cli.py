@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from leadline.commands.alerts import alerts_app
 from leadline.commands.keys import keys_app
 from leadline.commands.orgs import apikey_app, org_app
 from leadline.commands.serve import intake, migrate, sandbox, worker
@@ -23,6 +24,7 @@ app.command()(sandbox)
 app.add_typer(org_app, name="org")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(keys_app, name="keys")
+app.add_typer(alerts_app, name="alerts")
 
 
 def main() -> None:

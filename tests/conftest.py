@@ -28,6 +28,7 @@ from starlette.testclient import TestClient
 
 from leadline.embedded import EmbeddedServices, start_embedded
 from leadline.logging import json_formatter
+from leadline.sandbox import SandboxServer, SandboxState
 from leadline.settings import Settings
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -69,7 +70,24 @@ def database_url(service_urls: tuple[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, service_urls: tuple[str, str]) -> Settings:
+def provider_sandbox() -> Iterator[SandboxServer]:
+    """The provider sandbox (Twilio + Telegram wire formats) on a free port."""
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox_state(provider_sandbox: SandboxServer) -> Iterator[SandboxState]:
+    """The session's provider sandbox, emptied for this test: `.sent()`, `.push_behaviour()`."""
+    provider_sandbox.state.clear()
+    yield provider_sandbox.state
+    provider_sandbox.state.clear()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, service_urls: tuple[str, str], provider_sandbox: SandboxServer
+) -> Settings:
     return Settings(
         leadline_env="test",
         leadline_database_url=database_url,
@@ -79,6 +97,14 @@ def settings(database_url: str, service_urls: tuple[str, str]) -> Settings:
         leadline_state_dir=tempfile.mkdtemp(prefix="leadline-state-"),
         leadline_backup_dir=tempfile.mkdtemp(prefix="leadline-backups-"),
         leadline_log_level="INFO",
+        twilio_account_sid="AC" + "1" * 32,
+        twilio_auth_token="test-auth-token",
+        twilio_from_number="+15005550006",
+        twilio_api_base=provider_sandbox.url,
+        telegram_bot_token="123456:test-bot-token",
+        telegram_api_base=provider_sandbox.url,
+        leadline_sms_retry_base_seconds=0.05,
+        leadline_provider_timeout_seconds=5,
     )
 
 

@@ -1,0 +1,102 @@
+"""Helpers for the messaging tests: org numbers, alert targets, inbound SMS, row lookups."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import select
+
+from leadline.sandbox import SandboxState
+from models.channels import OrgPhoneNumber, TelegramChat
+from models.messaging import OutboundMessage
+
+
+def random_phone() -> str:
+    return f"+1415555{random.randint(0, 9999):04d}"
+
+
+def distinct_phones(count: int) -> list[str]:
+    return [f"+1650{n:07d}" for n in random.sample(range(2_000_000, 10_000_000), count)]
+
+
+def add_business_number(context: Any, org_id: uuid.UUID) -> str:
+    """The org's own Twilio number (the sender of its SMS, and where replies arrive)."""
+    number = f"+1212{random.randint(2_000_000, 9_999_999)}"
+    with context.db.tenant(org_id) as session:
+        session.add(OrgPhoneNumber(org_id=org_id, number=number))
+    return number
+
+
+def add_alert_number(context: Any, org_id: uuid.UUID, number: str) -> uuid.UUID:
+    from models.alert_settings import add_alert_number as add
+
+    with context.db.tenant(org_id) as session:
+        return add(session, context.keys.cipher(session, org_id), number, actor="test")
+
+
+def link_chat(context: Any, org_id: uuid.UUID, chat_id: int) -> uuid.UUID:
+    row_id = uuid.uuid4()
+    with context.db.tenant(org_id) as session:
+        cipher = context.keys.cipher(session, org_id)
+        session.add(
+            TelegramChat(
+                id=row_id,
+                org_id=org_id,
+                chat_id_ct=cipher.encrypt_text(
+                    str(chat_id), "telegram_chats", "chat_id_ct", row_id
+                ),
+                chat_bidx=cipher.blind_index("telegram_chat", str(chat_id)),
+                status="linked",
+                linked_at=context.clock(),
+            )
+        )
+    return row_id
+
+
+def inbound_sms(context: Any, org_id: uuid.UUID, sender: str, body: str, to: str = "") -> Any:
+    """Exactly what POST /hooks/twilio/sms stores after verifying the signature."""
+    from intake.inbound import store_inbound_event
+
+    sid = "SM" + uuid.uuid4().hex
+    params = {"From": sender, "To": to, "Body": body, "MessageSid": sid, "NumMedia": "0"}
+    return store_inbound_event(context, org_id, "twilio_sms", sid, {"params": params})
+
+
+def status_callback(context: Any, org_id: uuid.UUID, sid: str, status: str, error: str = "") -> Any:
+    from intake.inbound import store_inbound_event
+
+    params = {"MessageSid": sid, "MessageStatus": status}
+    if error:
+        params["ErrorCode"] = error
+    return store_inbound_event(
+        context, org_id, "twilio_status", f"{sid}:{status}", {"params": params}
+    )
+
+
+def outbound_rows(context: Any, org_id: uuid.UUID, **filters: Any) -> list[OutboundMessage]:
+    with context.db.tenant(org_id) as session:
+        query = select(OutboundMessage).filter_by(**filters).order_by(OutboundMessage.created_at)
+        return list(session.scalars(query).all())
+
+
+def states(context: Any, org_id: uuid.UUID, **filters: Any) -> Counter[str]:
+    return Counter(row.state for row in outbound_rows(context, org_id, **filters))
+
+
+def settled(context: Any, org_id: uuid.UUID, expected: int, **filters: Any) -> bool:
+    """All `expected` rows exist and none is waiting to be sent."""
+    rows = outbound_rows(context, org_id, **filters)
+    return len(rows) == expected and all(r.state not in ("queued", "sending") for r in rows)
+
+
+def sent_to(state: SandboxState, to: str) -> list[dict[str, Any]]:
+    return [record for record in state.sent() if record["to"] == to]
+
+
+def assert_no_duplicates(state: SandboxState) -> None:
+    bodies = Counter((r["channel"], r["to"], r["body"]) for r in state.sent())
+    repeated = [key for key, count in bodies.items() if count > 1]
+    assert repeated == [], f"the sandbox received {len(repeated)} messages more than once"
