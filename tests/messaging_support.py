@@ -5,8 +5,11 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import dramatiq
 from sqlalchemy import select
 
 from leadline.sandbox import SandboxState
@@ -100,3 +103,109 @@ def assert_no_duplicates(state: SandboxState) -> None:
     bodies = Counter((r["channel"], r["to"], r["body"]) for r in state.sent())
     repeated = [key for key, count in bodies.items() if count > 1]
     assert repeated == [], f"the sandbox received {len(repeated)} messages more than once"
+
+
+@contextmanager
+def captured_events() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Domain events (type, data) published while the block runs, from any thread."""
+    from tasks.registry import DOMAIN_LISTENERS, DomainEvent
+
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    def listener(event: DomainEvent) -> None:
+        events.append((event.type, dict(event.data)))
+
+    DOMAIN_LISTENERS.append(listener)
+    try:
+        yield events
+    finally:
+        DOMAIN_LISTENERS.remove(listener)
+
+
+@contextmanager
+def running_worker(broker: dramatiq.Broker, queues: set[str] | None = None) -> Iterator[None]:
+    """Real worker threads on some queues only, for tests that need an order of events."""
+    worker = dramatiq.Worker(broker, queues=queues, worker_threads=4, worker_timeout=100)
+    worker.start()
+    try:
+        yield
+    finally:
+        worker.stop()
+
+
+def queue_alerts(
+    context: Any, org_id: uuid.UUID, to: str, count: int, enqueue: bool = True
+) -> list[uuid.UUID]:
+    """`count` owner alerts to `to` with distinct bodies, inserted and (optionally) enqueued."""
+    from models.outbound import NewOutbound, queue_outbound
+    from models.suppressions import phone_index
+    from tasks.sending import enqueue_send
+
+    batch = uuid.uuid4().hex[:8]
+    with context.db.tenant(org_id) as session:
+        cipher = context.keys.cipher(session, org_id)
+        messages = [
+            NewOutbound(
+                channel="sms",
+                purpose="owner_alert",
+                idempotency_key=f"test:{batch}:{index}",
+                recipient=to,
+                recipient_bidx=phone_index(cipher, to),
+                body=f"alert {batch} #{index}",
+                sender="+15005550006",
+            )
+            for index in range(count)
+        ]
+        rows = queue_outbound(session, cipher, messages, context.clock())
+    if enqueue:
+        for row in rows:
+            enqueue_send("sms", org_id, row.id)
+    return [row.id for row in rows]
+
+
+@contextmanager
+def tuned_settings(context: Any, **overrides: Any) -> Iterator[Any]:
+    """Workers (via get_context) see these settings while the block runs."""
+    import dataclasses
+
+    from tasks.context import set_context
+
+    tuned = dataclasses.replace(context, settings=context.settings.model_copy(update=overrides))
+    set_context(tuned)
+    try:
+        yield tuned
+    finally:
+        set_context(context)
+
+
+def make_leads(
+    context: Any, org_id: uuid.UUID, phones: list[str], consent: bool = True
+) -> list[uuid.UUID]:
+    from models.leads import LeadFields, upsert_lead
+
+    now = context.clock()
+    with context.db.tenant(org_id) as session:
+        cipher = context.keys.cipher(session, org_id)
+        return [
+            upsert_lead(
+                session,
+                cipher,
+                LeadFields(
+                    phone=phone,
+                    name=f"Lead {phone[-4:]}",
+                    sms_consent=consent,
+                    consent_text="I agree" if consent else None,
+                    consent_at=now if consent else None,
+                ),
+            ).lead.id
+            for phone in phones
+        ]
+
+
+def suppress_numbers(context: Any, org_id: uuid.UUID, phones: list[str]) -> None:
+    from models.suppressions import phone_index, suppress
+
+    with context.db.tenant(org_id) as session:
+        cipher = context.keys.cipher(session, org_id)
+        for phone in phones:
+            suppress(session, org_id, phone_index(cipher, phone), "keyword", actor="test")
