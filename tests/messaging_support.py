@@ -209,3 +209,27 @@ def suppress_numbers(context: Any, org_id: uuid.UUID, phones: list[str]) -> None
         cipher = context.keys.cipher(session, org_id)
         for phone in phones:
             suppress(session, org_id, phone_index(cipher, phone), "keyword", actor="test")
+
+
+def process_environment(settings: Any, **extra: str) -> dict[str, str]:
+    """The environment for a `leadline` subprocess on the test database, Redis and sandbox."""
+    import os
+
+    assert settings.leadline_master_keys is not None and settings.twilio_auth_token is not None
+    assert settings.telegram_bot_token is not None
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TWILIO_")}
+    env.update(
+        LEADLINE_ENV="test",
+        LEADLINE_DATABASE_URL=str(settings.leadline_database_url),
+        LEADLINE_REDIS_URL=str(settings.leadline_redis_url),
+        LEADLINE_REDIS_NAMESPACE=settings.leadline_redis_namespace,
+        LEADLINE_MASTER_KEYS=settings.leadline_master_keys.get_secret_value(),
+        LEADLINE_LOG_LEVEL="WARNING",
+        TWILIO_ACCOUNT_SID=str(settings.twilio_account_sid),
+        TWILIO_AUTH_TOKEN=settings.twilio_auth_token.get_secret_value(),
+        TWILIO_API_BASE=str(settings.twilio_api_base),
+        TELEGRAM_API_BASE=settings.telegram_api_base,
+        TELEGRAM_BOT_TOKEN=settings.telegram_bot_token.get_secret_value(),
+    )
+    env.update(extra)
+    return env

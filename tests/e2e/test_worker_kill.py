@@ -3,7 +3,6 @@ is sent exactly once or marked `unknown`, and none is lost."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -15,39 +14,26 @@ from leadline.sandbox import SandboxState
 from leadline.settings import Settings
 from tasks.sending import sweep_outbound
 from tests.helpers import wait_for
-from tests.messaging_support import outbound_rows, queue_alerts, random_phone
+from tests.messaging_support import (
+    outbound_rows,
+    process_environment,
+    queue_alerts,
+    random_phone,
+)
 
 ALERTS = 1000
 RECIPIENTS = 20
 THREADS = 8
 
 
-def worker_environment(settings: Settings) -> dict[str, str]:
-    assert settings.leadline_master_keys is not None and settings.twilio_auth_token is not None
-    assert settings.telegram_bot_token is not None
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TWILIO_")}
-    env.update(
-        LEADLINE_ENV="test",
-        LEADLINE_DATABASE_URL=str(settings.leadline_database_url),
-        LEADLINE_REDIS_URL=str(settings.leadline_redis_url),
-        LEADLINE_REDIS_NAMESPACE=settings.leadline_redis_namespace,
-        LEADLINE_MASTER_KEYS=settings.leadline_master_keys.get_secret_value(),
-        LEADLINE_LOG_LEVEL="WARNING",
-        LEADLINE_WORKER_THREADS=str(THREADS),
-        TWILIO_ACCOUNT_SID=str(settings.twilio_account_sid),
-        TWILIO_AUTH_TOKEN=settings.twilio_auth_token.get_secret_value(),
-        TWILIO_API_BASE=str(settings.twilio_api_base),
-        TELEGRAM_API_BASE=settings.telegram_api_base,
-        TELEGRAM_BOT_TOKEN=settings.telegram_bot_token.get_secret_value(),
-    )
-    return env
-
-
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     command = [str(Path(sys.executable).parent / "leadline"), "worker"]
     with log.open("ab") as output:
         return subprocess.Popen(
-            command, env=worker_environment(settings), stdout=output, stderr=output
+            command,
+            env=process_environment(settings, LEADLINE_WORKER_THREADS=str(THREADS)),
+            stdout=output,
+            stderr=output,
         )
 
 
