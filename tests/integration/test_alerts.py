@@ -36,7 +36,12 @@ def enable_autoreply(context: Any, org: Org) -> None:
 
 
 def test_posted_lead_reaches_telegram_and_sms_and_consenting_lead(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    client: Any,
+    worker: dramatiq.Worker,
+    make_org: Any,
+    context: Any,
+    sandbox_state: SandboxState,
+    log_lines: Any,
 ) -> None:
     org = make_org("Acme Roofing")
     business = add_business_number(context, org.id)
@@ -68,6 +73,9 @@ def test_posted_lead_reaches_telegram_and_sms_and_consenting_lead(
     assert {row.state for row in rows} == {"sent"}
     assert all(row.provider_sid for row in rows)
     assert_no_duplicates(sandbox_state)
+    logged = str(log_lines())
+    for plaintext in ("Ada Lovelace", "Roof leaks", lead_phone, owner, "test-bot-token"):
+        assert plaintext not in logged
 
 
 def test_no_autoreply_without_sms_consent(
