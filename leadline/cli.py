@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from leadline.commands.alerts import alerts_app
 from leadline.commands.intake import meta_app, number_app, telegram_app
 from leadline.commands.keys import keys_app
 from leadline.commands.orgs import apikey_app, org_app
@@ -27,6 +28,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(number_app, name="number")
 app.add_typer(meta_app, name="meta")
 app.add_typer(telegram_app, name="telegram")
+app.add_typer(alerts_app, name="alerts")
 
 
 def main() -> None:

@@ -42,6 +42,8 @@ EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 PHONE_RE = re.compile(r"(?<![\w-])\+?\d[\d\s().-]{6,}\d(?![\w-])")
 SAFE_FIELDS = frozenset({"timestamp", "level", "logger", "request_id", "message_id", "event_id"})
 BEARER_RE = re.compile(r"(?i)(bearer\s+|ll_(?:live|test)_)[\w.-]+")
+# Telegram puts the bot token in the URL path (/bot123456:AA.../sendMessage); httpx logs URLs.
+TELEGRAM_TOKEN_RE = re.compile(r"(/bot)\d+:[\w-]+")
 
 
 def mask_phone(match: re.Match[str]) -> str:
@@ -60,6 +62,7 @@ def mask_email(match: re.Match[str]) -> str:
 def redact_text(text: str) -> str:
     """Mask emails, phone numbers and bearer credentials inside free text."""
     text = BEARER_RE.sub(lambda m: m.group(1) + "[redacted]", text)
+    text = TELEGRAM_TOKEN_RE.sub(lambda m: m.group(1) + "[redacted]", text)
     text = EMAIL_RE.sub(mask_email, text)
     return PHONE_RE.sub(mask_phone, text)
 

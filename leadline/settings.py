@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     def enabled_providers(self) -> frozenset[str]:
         return frozenset(split_names(self.leadline_intake_providers))
 
+    # Messaging (docs/messaging.md): provider timeouts, retry policy, campaign pacing.
+    leadline_provider_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    leadline_sms_retry_base_seconds: float = Field(default=2.0, gt=0)
+    leadline_sms_retry_max_seconds: float = Field(default=300.0, gt=0)
+    leadline_sms_max_attempts: int = Field(default=8, ge=1, le=50)
+    leadline_outbound_queued_stale_seconds: float = Field(default=10.0, ge=0)
+    leadline_outbound_sending_stale_seconds: float = Field(default=120.0, ge=0)
+    leadline_campaign_rate_per_sender: float = Field(default=1.0, gt=0)
+
     @property
     def is_production(self) -> bool:
         return self.leadline_env == "production"
@@ -144,6 +153,26 @@ def production_problems(settings: Settings) -> list[str]:
     if settings.leadline_ops_token is None:
         problems.append("LEADLINE_OPS_TOKEN is required")
     problems.extend(missing_provider_secrets(settings))
+    problems.extend(messaging_problems(settings))
+    return problems
+
+
+def messaging_problems(settings: Settings) -> list[str]:
+    """Provider traffic in production must leave over TLS and never outlive its sender."""
+    problems = []
+    for name, url in (
+        ("TWILIO_API_BASE", settings.twilio_api_base),
+        ("TELEGRAM_API_BASE", settings.telegram_api_base),
+    ):
+        if url is not None and not url.startswith("https://"):
+            problems.append(f"{name} must be https")
+    if (
+        settings.leadline_outbound_sending_stale_seconds
+        <= settings.leadline_provider_timeout_seconds
+    ):
+        problems.append(
+            "LEADLINE_OUTBOUND_SENDING_STALE_SECONDS must exceed LEADLINE_PROVIDER_TIMEOUT_SECONDS"
+        )
     return problems
 
 

@@ -3,6 +3,15 @@
 Importing this package registers every actor and every event handler.
 """
 
-from tasks import billing, events, meta, telegram_link
+from tasks import alerts, billing, campaigns, events, inbound_sms, meta, sending, telegram_link
 
-__all__ = ["billing", "events", "meta", "telegram_link"]
+__all__ = [
+    "alerts",
+    "billing",
+    "campaigns",
+    "events",
+    "inbound_sms",
+    "meta",
+    "sending",
+    "telegram_link",
+]

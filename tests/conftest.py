@@ -28,6 +28,7 @@ from starlette.testclient import TestClient
 
 from leadline.embedded import EmbeddedServices, start_embedded
 from leadline.logging import json_formatter
+from leadline.sandbox import SandboxServer, SandboxState
 from leadline.settings import Settings
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -39,11 +40,11 @@ TEST_PROVIDER_SECRETS: dict[str, Any] = {
     "meta_verify_token": "test-meta-verify-token",
 }
 # Tests share one client IP and one Redis namespace; rate-limit tests set their own limits.
+# Campaign launches keep the real 3/minute: that limit is per org and every test makes its own.
 GENEROUS_LIMITS: dict[str, Any] = {
     "leadline_limit_auth_failures": "100000/minute",
     "leadline_limit_api": "100000/minute",
     "leadline_limit_webhooks": "100000/minute",
-    "leadline_limit_campaigns": "100000/minute",
 }
 
 
@@ -83,7 +84,24 @@ def database_url(service_urls: tuple[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, service_urls: tuple[str, str]) -> Settings:
+def provider_sandbox() -> Iterator[SandboxServer]:
+    """The provider sandbox (Twilio + Telegram wire formats) on a free port."""
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox_state(provider_sandbox: SandboxServer) -> Iterator[SandboxState]:
+    """The session's provider sandbox, emptied for this test: `.sent()`, `.push_behaviour()`."""
+    provider_sandbox.state.clear()
+    yield provider_sandbox.state
+    provider_sandbox.state.clear()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, service_urls: tuple[str, str], provider_sandbox: SandboxServer
+) -> Settings:
     return Settings(
         leadline_env="test",
         leadline_database_url=database_url,
@@ -95,6 +113,13 @@ def settings(database_url: str, service_urls: tuple[str, str]) -> Settings:
         leadline_log_level="INFO",
         **TEST_PROVIDER_SECRETS,
         **GENEROUS_LIMITS,
+        twilio_account_sid="AC" + "1" * 32,
+        twilio_from_number="+15005550006",
+        twilio_api_base=provider_sandbox.url,
+        telegram_bot_token="123456:test-bot-token",
+        telegram_api_base=provider_sandbox.url,
+        leadline_sms_retry_base_seconds=0.05,
+        leadline_provider_timeout_seconds=5,
     )
 
 

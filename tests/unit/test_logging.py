@@ -45,3 +45,12 @@ def test_named_pii_fields_are_dropped() -> None:
 
     event = redact_event(None, "info", {"event": "x", "name": "Ada", "body": "hi", "count": 3})
     assert event == {"event": "x", "name": "[redacted]", "body": "[redacted]", "count": 3}
+
+
+def test_telegram_bot_token_in_a_url_is_redacted() -> None:
+    from leadline.logging import redact_text
+
+    line = 'HTTP Request: POST https://api.telegram.org/bot123456:AAF-x_9/sendMessage "200 OK"'
+    assert redact_text(line) == (
+        'HTTP Request: POST https://api.telegram.org/bot[redacted]/sendMessage "200 OK"'
+    )

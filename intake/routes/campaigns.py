@@ -1,0 +1,131 @@
+"""POST /v1/campaigns (launch once per Idempotency-Key, 3/min per org) and GET its counts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import Field, ValidationError, field_validator
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from intake.auth import authenticate_api_key, bearer_token
+from intake.limits import RateLimiter, limiter_of
+from intake.responses import error_response
+from intake.routes.leads import IDEMPOTENCY_KEY
+from intake.schemas import StrictModel, field_errors
+from leadline.errors import VerificationError
+from models.campaigns import CampaignSpec, campaign_view, create_campaign, find_campaign_by_key
+from models.message_templates import SMS_MAX_CHARS, TemplateError, validate_template
+from models.messaging import Campaign
+from tasks.campaigns import launch_campaign
+from tasks.context import TaskContext
+from tasks.outbox import enqueue_or_defer
+
+router = APIRouter()
+
+
+class CampaignFilterIn(StrictModel):
+    consent: Literal["sms"] = "sms"
+    created_after: datetime | None = None
+    status: str | None = Field(default=None, max_length=20, pattern=r"^[a-z_]+$")
+
+
+class CampaignIn(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+    template: str = Field(min_length=1, max_length=SMS_MAX_CHARS)
+    filter: CampaignFilterIn = Field(default_factory=CampaignFilterIn)
+
+    @field_validator("template")
+    @classmethod
+    def known_placeholders(cls, value: str) -> str:
+        try:
+            validate_template("campaign", value)
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    def spec(self) -> CampaignSpec:
+        return CampaignSpec(self.name, self.template, self.filter.model_dump(mode="json"))
+
+
+async def authenticated_org(request: Request) -> uuid.UUID | None:
+    context: TaskContext = request.app.state.context
+    try:
+        return await run_in_threadpool(authenticate_api_key, context, bearer_token(request))
+    except VerificationError:
+        return None
+
+
+@router.post("/v1/campaigns", status_code=202)
+async def create(request: Request) -> Response:
+    context: TaskContext = request.app.state.context
+    org_id = await authenticated_org(request)
+    if org_id is None:
+        return error_response(401, "invalid or missing API key")
+    key = request.headers.get("idempotency-key")
+    if key is None or not IDEMPOTENCY_KEY.match(key):
+        return error_response(400, "Idempotency-Key (1-255 printable ASCII characters) required")
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        return error_response(415, "content type must be application/json")
+    try:
+        body = CampaignIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        return error_response(422, "invalid request body", fields=field_errors(exc))
+    return await run_in_threadpool(launch, context, limiter_of(request), org_id, key, body.spec())
+
+
+def launch(
+    context: TaskContext, limiter: RateLimiter, org_id: uuid.UUID, key: str, spec: CampaignSpec
+) -> Response:
+    """Replays answer with the first campaign; only new launches count against the limit."""
+    with context.db.tenant(org_id) as session:
+        existing = find_campaign_by_key(session, key)
+    if existing is not None:
+        return replay_response(existing, spec)
+    limiter.hit("campaigns", str(org_id))  # RateLimitExceeded → 429 with Retry-After
+    with context.db.tenant(org_id) as session:
+        created = create_campaign(session, org_id, key, spec)
+    if not created.created:  # a concurrent request with the same key won the insert
+        if not created.same_request:
+            return error_response(409, "Idempotency-Key already used for a different campaign")
+        return JSONResponse({"id": str(created.id), "replayed": True}, status_code=202)
+    enqueue_or_defer(launch_campaign, str(org_id), str(created.id))
+    return JSONResponse({"id": str(created.id)}, status_code=202)
+
+
+def replay_response(existing: Campaign, spec: CampaignSpec) -> Response:
+    same = (existing.name, existing.template, existing.filter) == (
+        spec.name,
+        spec.template,
+        spec.filter,
+    )
+    if not same:
+        return error_response(409, "Idempotency-Key already used for a different campaign")
+    return JSONResponse({"id": str(existing.id), "replayed": True}, status_code=202)
+
+
+@router.get("/v1/campaigns/{campaign_id}")
+async def show(request: Request, campaign_id: str) -> Response:
+    context: TaskContext = request.app.state.context
+    org_id = await authenticated_org(request)
+    if org_id is None:
+        return error_response(401, "invalid or missing API key")
+    try:
+        parsed = uuid.UUID(campaign_id)
+    except ValueError:
+        return error_response(404, "not found")
+    view = await run_in_threadpool(campaign_counts, context, org_id, parsed)
+    if view is None:
+        return error_response(404, "not found")
+    return JSONResponse(view)
+
+
+def campaign_counts(
+    context: TaskContext, org_id: uuid.UUID, campaign_id: uuid.UUID
+) -> dict[str, Any] | None:
+    with context.db.tenant(org_id) as session:
+        campaign = session.get(Campaign, campaign_id)
+        return campaign_view(session, campaign) if campaign is not None else None

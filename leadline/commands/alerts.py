@@ -1,0 +1,145 @@
+"""`leadline alerts ...`: where an org's lead alerts go and what they say."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from leadline.commands.common import JsonOption, emit, open_runtime, parse_uuid, run_guarded
+from leadline.logging import redact_text
+
+alerts_app = typer.Typer(
+    help="Lead alerts: SMS numbers, templates, HELP details.", no_args_is_help=True
+)
+
+
+def _in_org(org: str, work: Any, as_json: bool) -> Any:
+    """Run work(session, cipher, org_id) in one tenant transaction, errors as one-liners."""
+    org_id = parse_uuid(org, "ORG")
+
+    def run() -> Any:
+        context = open_runtime()
+        with context.db.tenant(org_id) as session:
+            return work(session, context.keys.cipher(session, org_id), org_id)
+
+    return run_guarded(run, as_json)
+
+
+def _valid_number(number: str) -> str:
+    from models.normalize import InvalidPhoneNumber, normalize_phone
+
+    try:
+        return normalize_phone(number, default_region=None)
+    except InvalidPhoneNumber:
+        raise typer.BadParameter("NUMBER must be a valid phone number in +E.164 form") from None
+
+
+@alerts_app.command("add-number")
+def add_number(org: str, number: str, as_json: bool = JsonOption) -> None:
+    """Send lead alerts by SMS to NUMBER (+E.164)."""
+    from models.alert_settings import add_alert_number
+
+    e164 = _valid_number(number)
+    row_id = _in_org(org, lambda s, c, _: add_alert_number(s, c, e164), as_json)
+    emit({"id": str(row_id), "number": redact_text(e164)}, as_json, f"alert number {row_id} added")
+
+
+@alerts_app.command("remove-number")
+def remove_number(org: str, number: str, as_json: bool = JsonOption) -> None:
+    """Stop sending lead alerts to NUMBER."""
+    from models.alert_settings import remove_alert_number
+
+    e164 = _valid_number(number)
+    row_id = _in_org(org, lambda s, c, _: remove_alert_number(s, c, e164), as_json)
+    emit({"id": str(row_id), "removed": True}, as_json, f"alert number {row_id} removed")
+
+
+@alerts_app.command("list")
+def list_alerts(org: str, as_json: bool = JsonOption) -> None:
+    """Alert numbers (masked), linked Telegram chats and the effective settings."""
+    from models.alert_settings import alert_numbers, linked_chats, load_org_messaging
+    from models.message_templates import DEFAULT_TEMPLATES
+
+    def work(session: Any, cipher: Any, org_id: Any) -> dict[str, Any]:
+        org_messaging = load_org_messaging(session, org_id, None)
+        return {
+            "numbers": [redact_text(n.address) for n in alert_numbers(session, cipher)],
+            "telegram_chats": len(linked_chats(session, cipher)),
+            "program": org_messaging.program,
+            "contact": org_messaging.contact,
+            "frequency": org_messaging.frequency,
+            "autoreply": org_messaging.autoreply,
+            "templates": {name: org_messaging.template(name) for name in DEFAULT_TEMPLATES},
+        }
+
+    data = _in_org(org, work, as_json)
+    lines = [f"alert numbers: {', '.join(data['numbers']) or 'none'}"]
+    lines.append(f"linked telegram chats: {data['telegram_chats']}")
+    lines.append(f"autoreply to consenting leads: {'on' if data['autoreply'] else 'off'}")
+    lines += [f"{name}: {text!r}" for name, text in data["templates"].items()]
+    emit(data, as_json, "\n".join(lines))
+
+
+@alerts_app.command("template")
+def template(
+    org: str,
+    name: str,
+    text: str = typer.Argument(None, help="Template text with {placeholders}."),
+    reset: bool = typer.Option(False, "--reset", help="Go back to the default template."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Set template NAME (owner_alert_sms, help_reply, ...) or --reset it."""
+    from models.alert_settings import set_template
+
+    if (text is None) == (not reset):
+        raise typer.BadParameter("give TEXT or --reset (not both)")
+    _in_org(
+        org, lambda s, _, org_id: set_template(s, org_id, name, None if reset else text), as_json
+    )
+    emit(
+        {"template": name, "reset": reset},
+        as_json,
+        f"template {name} {'reset' if reset else 'set'}",
+    )
+
+
+@alerts_app.command("settings")
+def settings(
+    org: str,
+    program: str = typer.Option(None, help="Program name used in HELP replies."),
+    contact: str = typer.Option(None, help="Support contact used in HELP replies."),
+    frequency: str = typer.Option(None, help="Message frequency used in HELP replies."),
+    autoreply: bool = typer.Option(None, "--autoreply/--no-autoreply", help="Auto-reply."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Program details for HELP replies, and the auto-reply to leads who consented to SMS."""
+    from models.alert_settings import update_program
+
+    def work(session: Any, _: Any, org_id: Any) -> None:
+        update_program(
+            session,
+            org_id,
+            program=program,
+            contact=contact,
+            frequency=frequency,
+            autoreply=autoreply,
+        )
+
+    _in_org(org, work, as_json)
+    emit({"updated": True}, as_json, "messaging settings updated")
+
+
+@alerts_app.command("unknown")
+def unknown(as_json: bool = JsonOption) -> None:
+    """Messages whose outcome is unknown (never re-sent automatically): ids only."""
+    from tasks.sending import unknown_messages
+
+    def run() -> list[dict[str, Any]]:
+        context = open_runtime()
+        with context.db.maintenance() as session:
+            return unknown_messages(session)
+
+    rows = run_guarded(run, as_json)
+    text = "\n".join(f"{r['id']} org {r['org_id']} {r['channel']} {r['updated_at']}" for r in rows)
+    emit(rows, as_json, text or "no messages in state unknown")

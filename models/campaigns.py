@@ -1,0 +1,151 @@
+"""Campaigns: creation (once per Idempotency-Key), targeting, pacing slots, counts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from models.audit import record_audit
+from models.messaging import Campaign, Suppression
+from models.outbound import count_by_state
+from models.tables import Lead
+
+COUNT_GROUPS = {
+    "queued": ("queued", "sending"),
+    "sent": ("sent", "delivered", "undelivered"),
+    "delivered": ("delivered",),
+    "blocked": ("blocked",),
+    "failed": ("failed",),
+    "unknown": ("unknown",),
+}
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    name: str
+    template: str
+    filter: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CreatedCampaign:
+    id: uuid.UUID
+    created: bool
+    same_request: bool
+
+
+@dataclass(frozen=True)
+class Target:
+    lead: Lead
+    suppressed: bool
+
+
+def create_campaign(
+    session: Session, org_id: uuid.UUID, idempotency_key: str, spec: CampaignSpec
+) -> CreatedCampaign:
+    """Insert unless the key was used; then report whether the earlier request matched."""
+    inserted = session.execute(
+        insert(Campaign)
+        .values(
+            id=uuid.uuid4(),
+            org_id=org_id,
+            name=spec.name,
+            template=spec.template,
+            filter=spec.filter,
+            idempotency_key=idempotency_key,
+            status="pending",
+            targeted=0,
+        )
+        .on_conflict_do_nothing(constraint="uq_campaigns_key")
+        .returning(Campaign.id)
+    ).scalar_one_or_none()
+    if inserted is not None:
+        record_audit(session, "api", "campaign.created", org_id=org_id, target=str(inserted))
+        return CreatedCampaign(inserted, created=True, same_request=True)
+    existing = find_campaign_by_key(session, idempotency_key)
+    assert existing is not None
+    same = (existing.name, existing.template, existing.filter) == (
+        spec.name,
+        spec.template,
+        spec.filter,
+    )
+    return CreatedCampaign(existing.id, created=False, same_request=same)
+
+
+def find_campaign_by_key(session: Session, idempotency_key: str) -> Campaign | None:
+    query = select(Campaign).where(Campaign.idempotency_key == idempotency_key)
+    return session.scalars(query).first()
+
+
+def lock_pending_campaign(session: Session, campaign_id: uuid.UUID) -> Campaign | None:
+    query = select(Campaign).where(Campaign.id == campaign_id).with_for_update()
+    campaign = session.scalars(query).first()
+    return campaign if campaign is not None and campaign.status == "pending" else None
+
+
+def campaign_targets(session: Session, campaign: Campaign) -> Iterator[Target]:
+    """Leads with SMS consent and a phone, matching the filter; flags suppressed ones."""
+    conditions: list[ColumnElement[bool]] = [
+        Lead.sms_consent.is_(True),
+        Lead.phone_bidx.is_not(None),
+    ]
+    created_after = campaign.filter.get("created_after")
+    if created_after:
+        conditions.append(Lead.created_at > datetime.fromisoformat(created_after))
+    if campaign.filter.get("status"):
+        conditions.append(Lead.status == campaign.filter["status"])
+    query = (
+        select(Lead, Suppression.id.is_not(None).label("suppressed"))
+        .outerjoin(
+            Suppression,
+            and_(Suppression.org_id == Lead.org_id, Suppression.recipient_bidx == Lead.phone_bidx),
+        )
+        .where(*conditions)
+        .order_by(Lead.created_at, Lead.id)
+        .execution_options(yield_per=500)
+    )
+    for lead, suppressed in session.execute(query).tuples():
+        yield Target(lead, bool(suppressed))
+
+
+def reserve_send_slots(
+    session: Session, sender: str, count: int, interval: float, now: datetime
+) -> datetime:
+    """Book `count` consecutive slots on a sender; returns the first. Maintenance scope.
+
+    One atomic upsert, so concurrent campaigns on one number never share a slot."""
+    span = timedelta(seconds=interval * count)
+    start: datetime = session.execute(
+        text(
+            "INSERT INTO sender_pacing (sender, next_slot_at) VALUES (:sender, :now + :span) "
+            "ON CONFLICT (sender) DO UPDATE SET next_slot_at = "
+            "GREATEST(sender_pacing.next_slot_at, :now) + :span "
+            "RETURNING next_slot_at - :span"
+        ),
+        {"sender": sender, "now": now, "span": span},
+    ).scalar_one()
+    return start
+
+
+def campaign_view(session: Session, campaign: Campaign) -> dict[str, Any]:
+    states = count_by_state(session, campaign.id)
+    counts = {
+        name: sum(states.get(state, 0) for state in group) for name, group in COUNT_GROUPS.items()
+    }
+    done = campaign.status == "running" and counts["queued"] == 0
+    return {
+        "id": str(campaign.id),
+        "name": campaign.name,
+        "status": "done" if done else campaign.status,
+        "created_at": campaign.created_at.isoformat(),
+        "launched_at": campaign.launched_at.isoformat() if campaign.launched_at else None,
+        "counts": {"targeted": campaign.targeted, **counts},
+    }

@@ -1,0 +1,329 @@
+"""Outbound messages: queue (encrypted), claim with the opt-out check, record the outcome.
+
+The claim protocol is what makes SMS at most once:
+1. In one transaction: lock the row (SKIP LOCKED), check it is `queued` and due, check the
+   suppression list (or the Telegram chat link), then mark it `sending` and commit.
+2. Call the provider outside any transaction.
+3. Record the outcome, fenced by the attempt number taken in step 1.
+
+A delivery that finds a row still `sending` cannot know whether the provider got it, so the
+row becomes `unknown` and is never sent again automatically. If the worker that really holds
+the row then records a definite outcome, that outcome wins (same attempt number).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from models.channels import TelegramChat
+from models.crypto import OrgCipher
+from models.messaging import OutboundMessage
+from models.suppressions import is_suppressed
+
+TABLE = "outbound_messages"
+INSERT_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class NewOutbound:
+    """A message to queue. `recipient` is an E.164 number (sms) or a chat id (telegram)."""
+
+    channel: str
+    purpose: str
+    idempotency_key: str
+    recipient: str
+    recipient_bidx: bytes
+    body: str
+    sender: str | None = None
+    lead_id: uuid.UUID | None = None
+    campaign_id: uuid.UUID | None = None
+    telegram_chat_id: uuid.UUID | None = None
+    next_attempt_at: datetime | None = None
+    state: str = "queued"
+    last_error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class QueuedOutbound:
+    id: uuid.UUID
+    channel: str
+    state: str
+    next_attempt_at: datetime
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    """A row this worker now holds in `sending`, with its plaintext for the provider call."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    channel: str
+    recipient: str
+    body: str
+    sender: str | None
+    attempt: int
+    recipient_bidx: bytes
+    lead_id: uuid.UUID | None
+    telegram_chat_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the claim step decided: claimed, blocked, unknown, not_due or skipped."""
+
+    outcome: str
+    channel: str = ""
+    message: ClaimedMessage | None = None
+    due_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The provider's answer, as a state to move the row to."""
+
+    state: str
+    code: str | None = None
+    provider_sid: str | None = None
+    next_attempt_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _row_values(cipher: OrgCipher, message: NewOutbound, now: datetime) -> dict[str, Any]:
+    row_id = uuid.uuid4()
+    return {
+        "id": row_id,
+        "org_id": cipher.org_id,
+        "channel": message.channel,
+        "purpose": message.purpose,
+        "idempotency_key": message.idempotency_key,
+        "recipient_ct": cipher.encrypt(message.recipient.encode(), TABLE, "recipient_ct", row_id),
+        "recipient_bidx": message.recipient_bidx,
+        "body_ct": cipher.encrypt(message.body.encode(), TABLE, "body_ct", row_id),
+        "sender": message.sender,
+        "lead_id": message.lead_id,
+        "campaign_id": message.campaign_id,
+        "telegram_chat_id": message.telegram_chat_id,
+        "state": message.state,
+        "attempts": 0,
+        "last_error_code": message.last_error_code,
+        "next_attempt_at": message.next_attempt_at or now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def queue_outbound(
+    session: Session, cipher: OrgCipher, messages: Sequence[NewOutbound], now: datetime
+) -> list[QueuedOutbound]:
+    """Insert messages; those whose idempotency key exists are skipped. Returns the new rows."""
+    queued: list[QueuedOutbound] = []
+    for start in range(0, len(messages), INSERT_CHUNK):
+        chunk = [_row_values(cipher, m, now) for m in messages[start : start + INSERT_CHUNK]]
+        rows = session.execute(
+            insert(OutboundMessage)
+            .values(chunk)
+            .on_conflict_do_nothing(constraint="uq_outbound_messages_key")
+            .returning(
+                OutboundMessage.id,
+                OutboundMessage.channel,
+                OutboundMessage.state,
+                OutboundMessage.next_attempt_at,
+            )
+        ).all()
+        queued.extend(QueuedOutbound(r.id, r.channel, r.state, r.next_attempt_at) for r in rows)
+    return queued
+
+
+def claim_outbound(
+    session: Session, cipher: OrgCipher, message_id: uuid.UUID, now: datetime
+) -> Claim:
+    """Step 1 of the protocol. The caller commits right after."""
+    query = (
+        select(OutboundMessage)
+        .where(OutboundMessage.id == message_id)
+        .with_for_update(skip_locked=True)
+    )
+    row = session.scalars(query).first()
+    if row is None:
+        return Claim("skipped")
+    if row.state == "sending":
+        _move(row, "unknown", now, code="interrupted")
+        return Claim("unknown", row.channel)
+    if row.state != "queued":
+        return Claim("skipped")
+    if row.next_attempt_at > now:
+        return Claim("not_due", row.channel, due_at=row.next_attempt_at)
+    blocked_reason = _blocked_reason(session, row)
+    if blocked_reason is not None:
+        _move(row, "blocked", now, code=blocked_reason)
+        return Claim("blocked", row.channel)
+    row.attempts += 1
+    row.claimed_at = now
+    _move(row, "sending", now)
+    return Claim("claimed", row.channel, message=_claimed(cipher, row))
+
+
+def _blocked_reason(session: Session, row: OutboundMessage) -> str | None:
+    if row.channel == "sms" and is_suppressed(session, row.org_id, row.recipient_bidx):
+        return "suppressed"
+    if row.channel == "telegram":
+        chat = session.get(TelegramChat, row.telegram_chat_id) if row.telegram_chat_id else None
+        if chat is None or chat.status != "linked":
+            return "chat_unlinked"
+    return None
+
+
+def _claimed(cipher: OrgCipher, row: OutboundMessage) -> ClaimedMessage:
+    return ClaimedMessage(
+        id=row.id,
+        org_id=row.org_id,
+        channel=row.channel,
+        recipient=cipher.decrypt(row.recipient_ct, TABLE, "recipient_ct", row.id).decode(),
+        body=cipher.decrypt(row.body_ct, TABLE, "body_ct", row.id).decode(),
+        sender=row.sender,
+        attempt=row.attempts,
+        recipient_bidx=row.recipient_bidx,
+        lead_id=row.lead_id,
+        telegram_chat_id=row.telegram_chat_id,
+    )
+
+
+def _move(row: OutboundMessage, state: str, now: datetime, code: str | None = None) -> None:
+    row.state = state
+    row.updated_at = now
+    if code is not None:
+        row.last_error_code = code[:32]
+
+
+def record_outcome(
+    session: Session, message_id: uuid.UUID, attempt: int, outcome: Outcome, now: datetime
+) -> OutboundMessage | None:
+    """Step 3. Applies only to the attempt this worker claimed; returns the row if applied."""
+    query = select(OutboundMessage).where(OutboundMessage.id == message_id).with_for_update()
+    row = session.scalars(query).first()
+    if row is None or row.attempts != attempt or row.state not in ("sending", "unknown"):
+        return None
+    _move(row, outcome.state, now, code=outcome.code)
+    if outcome.provider_sid is not None:
+        row.provider_sid = outcome.provider_sid
+    if outcome.state == "sent":
+        row.sent_at = now
+    if outcome.state == "queued":
+        row.next_attempt_at = outcome.next_attempt_at or now
+    return row
+
+
+STATUS_CALLBACK_STATES = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+}
+_STATUS_RANK = {
+    "sending": 0,
+    "unknown": 0,
+    "sent": 1,
+    "delivered": 2,
+    "undelivered": 2,
+    "failed": 2,
+}
+
+
+def apply_delivery_status(
+    session: Session, provider_sid: str, status: str, error_code: str | None, now: datetime
+) -> OutboundMessage | None:
+    """A Twilio status callback. Moves forward only (sent → delivered|undelivered)."""
+    target = STATUS_CALLBACK_STATES.get(status)
+    if target is None:
+        return None
+    row = session.scalars(
+        select(OutboundMessage)
+        .where(OutboundMessage.provider_sid == provider_sid, OutboundMessage.channel == "sms")
+        .with_for_update()
+    ).first()
+    if row is None or row.state not in _STATUS_RANK:
+        return None
+    if _STATUS_RANK[target] <= _STATUS_RANK[row.state]:
+        return None
+    _move(row, target, now, code=error_code)
+    return row
+
+
+def stale_outbound(
+    session: Session, queued_before: datetime, sending_before: datetime, limit: int = 1000
+) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+    """(org, id, channel) of rows a lost or interrupted message left behind. Maintenance."""
+    query = (
+        select(OutboundMessage.org_id, OutboundMessage.id, OutboundMessage.channel)
+        .where(
+            or_(
+                and_(
+                    OutboundMessage.state == "queued",
+                    OutboundMessage.next_attempt_at <= queued_before,
+                ),
+                and_(
+                    OutboundMessage.state == "sending",
+                    OutboundMessage.claimed_at <= sending_before,
+                ),
+            )
+        )
+        .order_by(OutboundMessage.next_attempt_at)
+        .limit(limit)
+    )
+    return [(row.org_id, row.id, row.channel) for row in session.execute(query)]
+
+
+def unknown_outbound(session: Session, limit: int = 500) -> list[dict[str, Any]]:
+    """Rows whose outcome nobody knows: operators decide. Ids and codes only, no PII."""
+    query = (
+        select(
+            OutboundMessage.id,
+            OutboundMessage.org_id,
+            OutboundMessage.channel,
+            OutboundMessage.purpose,
+            OutboundMessage.last_error_code,
+            OutboundMessage.created_at,
+            OutboundMessage.updated_at,
+        )
+        .where(OutboundMessage.state == "unknown")
+        .order_by(OutboundMessage.updated_at.desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "id": str(row.id),
+            "org_id": str(row.org_id),
+            "channel": row.channel,
+            "purpose": row.purpose,
+            "error": row.last_error_code,
+            "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat(),
+        }
+        for row in session.execute(query)
+    ]
+
+
+def count_by_state(session: Session, campaign_id: uuid.UUID) -> dict[str, int]:
+    query = (
+        select(OutboundMessage.state, func.count())
+        .where(OutboundMessage.campaign_id == campaign_id)
+        .group_by(OutboundMessage.state)
+    )
+    return {state: int(count) for state, count in session.execute(query).tuples()}
+
+
+def unlink_telegram_chat(session: Session, chat_row_id: uuid.UUID, now: datetime) -> bool:
+    result = session.execute(
+        update(TelegramChat)
+        .where(TelegramChat.id == chat_row_id, TelegramChat.status == "linked")
+        .values(status="unlinked", unlinked_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,160 @@
+"""Alert fan-out: when a lead arrives or replies, queue SMS to the org's alert numbers,
+Telegram messages to its linked chats, and (with consent) an auto-reply to the lead.
+
+Rows are inserted in the transaction that created the lead or message and enqueued after
+COMMIT through the outbox. Idempotency keys make a replayed event queue nothing new.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from models.alert_settings import OrgMessaging, alert_numbers, linked_chats, load_org_messaging
+from models.crypto import OrgCipher
+from models.leads import LeadView, decrypt_lead
+from models.message_templates import TELEGRAM_MAX_CHARS, render
+from models.outbound import NewOutbound, queue_outbound
+from models.suppressions import phone_index
+from models.tables import Lead
+from tasks.context import get_context
+from tasks.outbox import Outbox
+from tasks.registry import LeadChange, on_lead_change
+from tasks.sending import add_send
+
+
+@dataclass(frozen=True)
+class AlertRequest:
+    """One thing worth telling the business about: a new lead, or a lead's message."""
+
+    session: Session
+    cipher: OrgCipher
+    lead: Lead
+    message: str | None
+    key_prefix: str
+    kind: str  # "owner_alert" or "reply_alert"
+    outbox: Outbox
+    now: datetime
+    autoreply: bool = False
+
+
+@on_lead_change
+def alert_on_lead_change(change: LeadChange) -> None:
+    if not change.created and not change.message:
+        return
+    prefix = f"lead:{change.lead.id}"
+    if not change.created:
+        prefix = f"lead:{change.lead.id}:update:{change.now.isoformat()}"
+    request = AlertRequest(
+        change.session,
+        change.cipher,
+        change.lead,
+        change.message,
+        prefix,
+        "owner_alert",
+        change.outbox,
+        change.now,
+        autoreply=change.created,
+    )
+    fan_out_alerts(request)
+
+
+def fan_out_alerts(request: AlertRequest) -> int:
+    """Queue the alert rows for `request`; returns how many new rows were queued."""
+    settings = get_context().settings
+    org = load_org_messaging(request.session, request.cipher.org_id, settings.twilio_from_number)
+    lead = decrypt_lead(request.cipher, request.lead)
+    values = template_values(org, lead, request.message)
+    messages = owner_messages(request, org, values)
+    if request.autoreply and org.autoreply and lead.sms_consent and lead.phone:
+        messages.append(autoreply_message(request, org, lead, values))
+    queued = queue_outbound(request.session, request.cipher, messages, request.now)
+    for row in queued:
+        if row.state == "queued":
+            add_send(request.outbox, row.channel, request.cipher.org_id, row.id)
+    return len(queued)
+
+
+def template_values(
+    org: OrgMessaging, lead: LeadView, message: str | None
+) -> dict[str, str | None]:
+    return {
+        "org": org.org_name,
+        "program": org.program,
+        "contact": org.contact,
+        "frequency": org.frequency,
+        "name": lead.name,
+        "phone": lead.phone,
+        "email": lead.email,
+        "message": message if message is not None else lead.first_message,
+        "source": lead.source,
+        "lead_id": str(lead.id),
+    }
+
+
+def owner_messages(
+    request: AlertRequest, org: OrgMessaging, values: dict[str, str | None]
+) -> list[NewOutbound]:
+    sms_body = render(org.template(f"{request.kind}_sms"), values)
+    telegram_body = render(org.template(f"{request.kind}_telegram"), values, TELEGRAM_MAX_CHARS)
+    messages = [
+        NewOutbound(
+            channel="sms",
+            purpose=request.kind,
+            idempotency_key=f"{request.key_prefix}:owner_sms:{number.row_id}",
+            recipient=number.address,
+            recipient_bidx=number.bidx,
+            body=sms_body,
+            sender=org.sender,
+            lead_id=request.lead.id,
+        )
+        for number in alert_numbers(request.session, request.cipher)
+    ]
+    messages.extend(
+        NewOutbound(
+            channel="telegram",
+            purpose=request.kind,
+            idempotency_key=f"{request.key_prefix}:telegram:{chat.row_id}",
+            recipient=chat.address,
+            recipient_bidx=chat.bidx,
+            body=telegram_body,
+            lead_id=request.lead.id,
+            telegram_chat_id=chat.row_id,
+        )
+        for chat in linked_chats(request.session, request.cipher)
+    )
+    return messages
+
+
+def autoreply_message(
+    request: AlertRequest, org: OrgMessaging, lead: LeadView, values: dict[str, str | None]
+) -> NewOutbound:
+    assert lead.phone is not None
+    return NewOutbound(
+        channel="sms",
+        purpose="lead_autoreply",
+        idempotency_key=f"lead:{lead.id}:autoreply",
+        recipient=lead.phone,
+        recipient_bidx=phone_index(request.cipher, lead.phone),
+        body=render(org.template("lead_autoreply"), values),
+        sender=org.sender,
+        lead_id=lead.id,
+    )
+
+
+def reply_alert(
+    session: Session,
+    cipher: OrgCipher,
+    lead: Lead,
+    conversation_id: uuid.UUID,
+    message: str,
+    outbox: Outbox,
+    now: datetime,
+) -> int:
+    request = AlertRequest(
+        session, cipher, lead, message, f"msg:{conversation_id}", "reply_alert", outbox, now
+    )
+    return fan_out_alerts(request)

@@ -1,0 +1,188 @@
+"""Inbound SMS (STOP/START/HELP or a conversation message) and Twilio status callbacks.
+
+The intake route has verified the signature, found the org by the `To` number and stored the
+event; these handlers run inside process_event's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from leadline.logging import get_logger
+from leadline.metrics import MESSAGES_SENT
+from models.alert_settings import load_org_messaging
+from models.channels import OrgPhoneNumber
+from models.keywords import OPT_OUT_KEYWORDS, Intent, classify, normalize_keyword
+from models.leads import LeadFields, upsert_lead
+from models.message_templates import render
+from models.messaging import ConversationMessage
+from models.normalize import InvalidPhoneNumber, normalize_phone
+from models.outbound import NewOutbound, apply_delivery_status, queue_outbound
+from models.suppressions import lift_suppression, phone_index, suppress
+from models.tables import Lead
+from tasks.alerts import reply_alert
+from tasks.context import get_context
+from tasks.events import announce_lead
+from tasks.registry import DomainEvent, EventContext, handles, publish
+from tasks.sending import add_send, optout_data
+
+log = get_logger(__name__)
+CONVERSATION_TABLE = "conversation_messages"
+MAX_BODY_CHARS = 5000
+
+
+def params_of(ctx: EventContext) -> dict[str, str]:
+    params: Any = ctx.payload.get("params") or {}
+    return {str(k): str(v) for k, v in params.items()} if isinstance(params, dict) else {}
+
+
+@handles("twilio_sms")
+def handle_inbound_sms(ctx: EventContext) -> None:
+    params = params_of(ctx)
+    try:
+        sender = normalize_phone(params.get("From", ""), default_region=None)
+    except InvalidPhoneNumber:
+        log.info("inbound sms from an unusable number ignored", event_id=str(ctx.event.id))
+        return
+    body = params.get("Body", "")[:MAX_BODY_CHARS]
+    bidx = phone_index(ctx.cipher, sender)
+    lead = ctx.session.scalars(select(Lead).where(Lead.phone_bidx == bidx)).first()
+    intent = classify(body)
+    if intent is Intent.OPT_OUT:
+        keyword = normalize_keyword(body) in OPT_OUT_KEYWORDS
+        opt_out(ctx, bidx, lead, reason="keyword" if keyword else "free_text")
+    elif intent is Intent.OPT_IN:
+        opt_in(ctx, bidx, lead)
+    elif intent is Intent.HELP:
+        reply_help(ctx, sender, bidx, lead, params.get("To"))
+    else:
+        receive_conversation_message(ctx, sender, body, lead, params.get("MessageSid"))
+
+
+def opt_out(ctx: EventContext, bidx: bytes, lead: Lead | None, reason: str) -> None:
+    lead_id = lead.id if lead else None
+    if suppress(ctx.session, ctx.org_id, bidx, reason, actor="sms:inbound", lead_id=lead_id):
+        publish_optout(ctx, lead_id, opted_out=True, reason=reason)
+
+
+def opt_in(ctx: EventContext, bidx: bytes, lead: Lead | None) -> None:
+    lead_id = lead.id if lead else None
+    if lift_suppression(ctx.session, ctx.org_id, bidx, "keyword", "sms:inbound", lead_id):
+        publish_optout(ctx, lead_id, opted_out=False, reason="keyword")
+
+
+def publish_optout(
+    ctx: EventContext, lead_id: uuid.UUID | None, opted_out: bool, reason: str
+) -> None:
+    data = optout_data(lead_id, opted_out, reason)
+    publish(DomainEvent(ctx.session, ctx.cipher, "optout.changed", data, ctx.outbox, ctx.now))
+
+
+def reply_help(
+    ctx: EventContext, sender: str, bidx: bytes, lead: Lead | None, to_number: str | None
+) -> None:
+    settings = get_context().settings
+    org = load_org_messaging(ctx.session, ctx.org_id, settings.twilio_from_number)
+    values = {
+        "org": org.org_name,
+        "program": org.program,
+        "contact": org.contact,
+        "frequency": org.frequency,
+    }
+    message = NewOutbound(
+        channel="sms",
+        purpose="help_reply",
+        idempotency_key=f"inbound:{ctx.event.id}:help",
+        recipient=sender,
+        recipient_bidx=bidx,
+        body=render(org.template("help_reply"), values),
+        sender=reply_sender(ctx, to_number) or org.sender,
+        lead_id=lead.id if lead else None,
+    )
+    for row in queue_outbound(ctx.session, ctx.cipher, [message], ctx.now):
+        add_send(ctx.outbox, row.channel, ctx.org_id, row.id)
+
+
+def reply_sender(ctx: EventContext, to_number: str | None) -> str | None:
+    """Answer from the number that was texted, when it is one of the org's numbers."""
+    if not to_number:
+        return None
+    query = select(OrgPhoneNumber.number).where(OrgPhoneNumber.number == to_number)
+    return ctx.session.scalar(query)
+
+
+def receive_conversation_message(
+    ctx: EventContext, sender: str, body: str, lead: Lead | None, sid: str | None
+) -> None:
+    created = lead is None
+    if lead is None:
+        lead = upsert_lead(
+            ctx.session, ctx.cipher, LeadFields(phone=sender, message=body, source="sms")
+        ).lead
+    conversation_id = store_conversation_message(ctx, lead.id, body, sid)
+    if conversation_id is None:
+        return
+    if created:
+        announce_lead(ctx, lead, True, body)
+    else:
+        reply_alert(ctx.session, ctx.cipher, lead, conversation_id, body, ctx.outbox, ctx.now)
+    data = {"lead_id": str(lead.id), "message_id": str(conversation_id), "channel": "sms"}
+    publish(DomainEvent(ctx.session, ctx.cipher, "message.received", data, ctx.outbox, ctx.now))
+
+
+def store_conversation_message(
+    ctx: EventContext, lead_id: uuid.UUID, body: str, sid: str | None
+) -> uuid.UUID | None:
+    """The message, encrypted; None if this provider message id was already stored."""
+    row_id = uuid.uuid4()
+    inserted: uuid.UUID | None = ctx.session.execute(
+        insert(ConversationMessage)
+        .values(
+            id=row_id,
+            org_id=ctx.org_id,
+            lead_id=lead_id,
+            direction="inbound",
+            channel="sms",
+            body_ct=ctx.cipher.encrypt_text(body, CONVERSATION_TABLE, "body_ct", row_id),
+            provider_sid=(sid or None),
+            created_at=ctx.now,
+        )
+        .on_conflict_do_nothing(
+            index_elements=["org_id", "provider_sid"],
+            index_where=ConversationMessage.provider_sid.is_not(None),
+        )
+        .returning(ConversationMessage.id)
+    ).scalar_one_or_none()
+    return inserted
+
+
+@handles("twilio_status")
+def handle_status_callback(ctx: EventContext) -> None:
+    params = params_of(ctx)
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    status = params.get("MessageStatus") or params.get("SmsStatus")
+    if not sid or not status:
+        return
+    error_code = params.get("ErrorCode") or None
+    row = apply_delivery_status(ctx.session, sid, status, error_code, ctx.now)
+    if row is None:
+        return
+    MESSAGES_SENT.labels(channel="sms", state=row.state).inc()
+    if error_code == "21610":
+        opted_out = suppress(
+            ctx.session, ctx.org_id, row.recipient_bidx, "twilio_21610", "twilio", row.lead_id
+        )
+        if opted_out:
+            publish_optout(ctx, row.lead_id, opted_out=True, reason="twilio_21610")
+    data = {
+        "message_id": str(row.id),
+        "lead_id": str(row.lead_id) if row.lead_id else None,
+        "state": row.state,
+        "error_code": error_code,
+        "channel": "sms",
+    }
+    publish(DomainEvent(ctx.session, ctx.cipher, "message.status", data, ctx.outbox, ctx.now))

@@ -1,0 +1,149 @@
+"""Calling Twilio (twilio-python) and Telegram (httpx), and reading what they answered.
+
+Every call returns a ProviderResult and never raises, because the caller has already marked the
+row `sending` and must record something. The classification is the at-most-once rule:
+only failures that prove the request never left (connection refused, DNS, connect timeout)
+or that the provider explicitly refused (429, 5xx) are retried; anything that may have
+reached the provider (read timeout, connection dropped after sending) is `unknown`.
+
+Exceptions are never logged as text: their messages can contain URLs with the bot token.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import requests
+import urllib3
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from leadline.logging import get_logger
+from leadline.metrics import PROVIDER_ERRORS
+from leadline.settings import Settings
+
+log = get_logger(__name__)
+# twilio-python logs every request at INFO; URLs carry the account SID, so keep it quiet.
+_twilio_http_log = logging.getLogger("leadline.providers.twilio_http")
+_twilio_http_log.setLevel(logging.WARNING)
+
+TWILIO_OPTED_OUT = 21610
+TWILIO_RATE_LIMITED = 20429
+TWILIO_PERMANENT = frozenset({21211, 21614, 21606, 21617})
+
+
+@dataclass(frozen=True)
+class ProviderResult:
+    """kind: sent | retry | failed | blocked (opted out) | unlink (chat gone) | unknown."""
+
+    kind: str
+    code: str | None = None
+    provider_sid: str | None = None
+    retry_after: float | None = None
+
+
+def send_twilio_sms(settings: Settings, to: str, body: str, sender: str | None) -> ProviderResult:
+    if not (settings.twilio_account_sid and settings.twilio_auth_token and sender):
+        return ProviderResult("failed", code="not_configured")
+    client = _twilio_client(settings)
+    callback = settings.leadline_public_url.rstrip("/") + "/hooks/twilio/status"
+    options: dict[str, Any] = {"to": to, "from_": sender, "body": body}
+    options["status_callback"] = callback
+    try:
+        message = client.messages.create(**options)
+    except TwilioRestException as exc:
+        return _twilio_error(exc.status, exc.code)
+    except requests.RequestException as exc:
+        return _transport_error("twilio", exc, never_sent=_requests_never_sent(exc))
+    return ProviderResult("sent", provider_sid=message.sid)
+
+
+def _twilio_client(settings: Settings) -> Client:
+    assert settings.twilio_account_sid and settings.twilio_auth_token
+    http_client = TwilioHttpClient(
+        timeout=settings.leadline_provider_timeout_seconds, logger=_twilio_http_log
+    )
+    assert http_client.session is not None
+    http_client.session.trust_env = False  # no proxies from the environment
+    client = Client(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        http_client=http_client,
+        environment={},  # TWILIO_EDGE / TWILIO_REGION must not reroute us
+    )
+    if settings.twilio_api_base:
+        client.api.base_url = settings.twilio_api_base.rstrip("/")
+    return client
+
+
+def _twilio_error(status: int, code: int | None) -> ProviderResult:
+    label = str(code or status)
+    PROVIDER_ERRORS.labels(provider="twilio", code=label).inc()
+    if code == TWILIO_OPTED_OUT:
+        return ProviderResult("blocked", code=label)
+    if code == TWILIO_RATE_LIMITED or status == 429 or status >= 500:
+        return ProviderResult("retry", code=label)
+    return ProviderResult("failed", code=label)
+
+
+def _requests_never_sent(exc: requests.RequestException) -> bool:
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return False
+    reason: Any = exc.args[0] if exc.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+def _transport_error(provider: str, exc: Exception, never_sent: bool) -> ProviderResult:
+    code = "connect" if never_sent else "no_answer"
+    PROVIDER_ERRORS.labels(provider=provider, code=code).inc()
+    log.warning("provider call failed", provider=provider, error=type(exc).__name__, code=code)
+    return ProviderResult("retry" if never_sent else "unknown", code=code)
+
+
+_HTTPX_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def send_telegram_message(settings: Settings, chat_id: str, text: str) -> ProviderResult:
+    if settings.telegram_bot_token is None:
+        return ProviderResult("failed", code="not_configured")
+    token = settings.telegram_bot_token.get_secret_value()
+    url = f"{settings.telegram_api_base.rstrip('/')}/bot{token}/sendMessage"
+    target: int | str = int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id
+    try:
+        with httpx.Client(
+            timeout=settings.leadline_provider_timeout_seconds, trust_env=False
+        ) as client:
+            response = client.post(url, json={"chat_id": target, "text": text})
+    except _HTTPX_NEVER_SENT as exc:
+        return _transport_error("telegram", exc, never_sent=True)
+    except httpx.HTTPError as exc:
+        return _transport_error("telegram", exc, never_sent=False)
+    return _telegram_answer(response)
+
+
+def _telegram_answer(response: httpx.Response) -> ProviderResult:
+    try:
+        data: dict[str, Any] = response.json()
+    except ValueError:
+        data = {}
+    if response.status_code == 200 and data.get("ok"):
+        return ProviderResult("sent", provider_sid=str(data.get("result", {}).get("message_id")))
+    status = response.status_code
+    PROVIDER_ERRORS.labels(provider="telegram", code=str(status)).inc()
+    description = str(data.get("description", "")).casefold()
+    if status == 429:
+        retry_after = (data.get("parameters") or {}).get("retry_after", 1)
+        return ProviderResult("retry", code="429", retry_after=float(retry_after))
+    if status == 403 or (status == 400 and "chat not found" in description):
+        return ProviderResult("unlink", code=str(status))
+    if status >= 500:
+        return ProviderResult("retry", code=str(status))
+    return ProviderResult("failed", code=str(status))

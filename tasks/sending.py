@@ -1,0 +1,190 @@
+"""send_sms / send_telegram: claim the row, call the provider, record what happened.
+
+Retries live on the row, not in Dramatiq: a transient failure puts the row back to `queued`
+with `next_attempt_at` (exponential backoff with jitter, or Telegram's retry_after) and sends
+a delayed message. If Redis loses that message, the inbox sweep finds the row once it is due,
+so a retry is delayed but never lost, and the attempt count survives any restart.
+Dramatiq's own retries only cover infrastructure failures (database down) before or after
+the provider call; a retried delivery that finds the row `sending` marks it `unknown`.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import dramatiq
+import redis
+
+from leadline.logging import get_logger
+from leadline.metrics import MESSAGES_SENT
+from leadline.settings import Settings
+from models.outbound import (
+    ClaimedMessage,
+    Outcome,
+    claim_outbound,
+    record_outcome,
+    stale_outbound,
+    unknown_outbound,
+    unlink_telegram_chat,
+)
+from models.suppressions import suppress
+from tasks.context import TaskContext, get_context
+from tasks.outbox import Outbox
+from tasks.providers import ProviderResult, send_telegram_message, send_twilio_sms
+from tasks.registry import DomainEvent, attention, publish, sweep
+from workers.runtime import actor
+
+log = get_logger(__name__)
+
+
+@actor(queue_name="messages", max_retries=20)
+def send_sms(org_id: str, message_id: str) -> None:
+    deliver_outbound(get_context(), uuid.UUID(org_id), uuid.UUID(message_id))
+
+
+@actor(queue_name="messages", max_retries=20)
+def send_telegram(org_id: str, message_id: str) -> None:
+    deliver_outbound(get_context(), uuid.UUID(org_id), uuid.UUID(message_id))
+
+
+SENDERS: dict[str, dramatiq.Actor[Any, Any]] = {"sms": send_sms, "telegram": send_telegram}
+
+
+def enqueue_send(channel: str, org_id: uuid.UUID, message_id: uuid.UUID, delay: float = 0) -> bool:
+    """After COMMIT only. A failure is logged: the inbox sweep picks the row up later."""
+    options: dict[str, Any] = {"delay": int(delay * 1000)} if delay > 0 else {}
+    try:
+        SENDERS[channel].send_with_options(args=(str(org_id), str(message_id)), **options)
+    except (redis.RedisError, OSError, dramatiq.errors.BrokerError) as exc:
+        log.warning("enqueue deferred to the sweeper", channel=channel, error=type(exc).__name__)
+        return False
+    return True
+
+
+def add_send(outbox: Outbox, channel: str, org_id: uuid.UUID, message_id: uuid.UUID) -> None:
+    outbox.add(SENDERS[channel], str(org_id), str(message_id))
+
+
+def deliver_outbound(context: TaskContext, org_id: uuid.UUID, message_id: uuid.UUID) -> str:
+    """One delivery of one message id. Returns the row's resulting state (or what happened)."""
+    now = context.clock()
+    with context.db.tenant(org_id) as session:
+        cipher = context.keys.cipher(session, org_id)
+        claim = claim_outbound(session, cipher, message_id, now)
+    if claim.outcome == "not_due" and claim.due_at is not None:
+        enqueue_send(claim.channel, org_id, message_id, (claim.due_at - now).total_seconds())
+        return "not_due"
+    if claim.outcome in ("blocked", "unknown"):
+        MESSAGES_SENT.labels(channel=claim.channel, state=claim.outcome).inc()
+    if claim.message is None:
+        return claim.outcome
+    result = call_provider(context.settings, claim.message)
+    return record_result(context, claim.message, result)
+
+
+def call_provider(settings: Settings, message: ClaimedMessage) -> ProviderResult:
+    try:
+        if message.channel == "sms":
+            return send_twilio_sms(settings, message.recipient, message.body, message.sender)
+        return send_telegram_message(settings, message.recipient, message.body)
+    except Exception as exc:  # the row is `sending`: whatever broke, the outcome is unknown
+        log.error("provider call raised", channel=message.channel, error=type(exc).__name__)
+        return ProviderResult("unknown", code="exception")
+
+
+def outcome_for(
+    settings: Settings, message: ClaimedMessage, result: ProviderResult, now: datetime
+) -> Outcome:
+    if result.kind == "retry":
+        if message.attempt >= settings.leadline_sms_max_attempts:
+            return Outcome("failed", code=result.code)
+        delay = retry_delay(settings, message.attempt, result.retry_after)
+        return Outcome("queued", code=result.code, next_attempt_at=now + timedelta(seconds=delay))
+    state = {"sent": "sent", "blocked": "blocked", "unknown": "unknown"}.get(result.kind, "failed")
+    return Outcome(state, code=result.code, provider_sid=result.provider_sid)
+
+
+def retry_delay(settings: Settings, attempt: int, retry_after: float | None = None) -> float:
+    """Provider-given wait if any, else exponential backoff with "equal jitter"."""
+    if retry_after is not None:
+        return max(retry_after, 0.0)
+    ceiling = min(
+        settings.leadline_sms_retry_max_seconds,
+        settings.leadline_sms_retry_base_seconds * 2 ** max(attempt - 1, 0),
+    )
+    return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+
+
+def record_result(context: TaskContext, message: ClaimedMessage, result: ProviderResult) -> str:
+    now = context.clock()
+    outcome = outcome_for(context.settings, message, result, now)
+    outbox = Outbox()
+    with context.db.tenant(message.org_id) as session:
+        row = record_outcome(session, message.id, message.attempt, outcome, now)
+        if row is None:
+            return "stale"
+        if result.kind == "blocked":
+            cipher = context.keys.cipher(session, message.org_id)
+            if suppress(
+                session,
+                message.org_id,
+                message.recipient_bidx,
+                reason=f"twilio_{result.code}",
+                actor="twilio",
+                lead_id=message.lead_id,
+            ):
+                data = optout_data(message.lead_id, opted_out=True, reason=f"twilio_{result.code}")
+                publish(DomainEvent(session, cipher, "optout.changed", data, outbox, now))
+        if result.kind == "unlink" and message.telegram_chat_id is not None:
+            unlink_telegram_chat(session, message.telegram_chat_id, now)
+    outbox.flush()
+    MESSAGES_SENT.labels(channel=message.channel, state=outcome.state).inc()
+    if outcome.state == "queued" and outcome.next_attempt_at is not None:
+        delay = (outcome.next_attempt_at - now).total_seconds()
+        enqueue_send(message.channel, message.org_id, message.id, delay)
+    return outcome.state
+
+
+def optout_data(lead_id: uuid.UUID | None, opted_out: bool, reason: str) -> dict[str, Any]:
+    return {
+        "lead_id": str(lead_id) if lead_id else None,
+        "opted_out": opted_out,
+        "reason": reason,
+        "channel": "sms",
+    }
+
+
+@sweep("inbox")
+def sweep_outbound(
+    context: TaskContext,
+    queued_older_than: float | None = None,
+    sending_older_than: float | None = None,
+) -> int:
+    """Re-enqueue rows a lost Redis message left `queued`, and rows stuck in `sending`
+    (their next delivery marks them `unknown`). Returns how many were enqueued."""
+    settings = context.settings
+    queued_age = (
+        settings.leadline_outbound_queued_stale_seconds
+        if queued_older_than is None
+        else queued_older_than
+    )
+    sending_age = (
+        settings.leadline_outbound_sending_stale_seconds
+        if sending_older_than is None
+        else sending_older_than
+    )
+    now = context.clock()
+    with context.db.maintenance() as session:
+        rows = stale_outbound(
+            session, now - timedelta(seconds=queued_age), now - timedelta(seconds=sending_age)
+        )
+    return sum(enqueue_send(channel, org_id, row_id) for org_id, row_id, channel in rows)
+
+
+@attention("unknown_sms")
+def unknown_messages(session: Any) -> list[dict[str, Any]]:
+    """Messages that may or may not have been sent; never re-sent without a person."""
+    return unknown_outbound(session)
