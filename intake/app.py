@@ -15,7 +15,7 @@ from intake.middleware import (
     SecurityHeadersMiddleware,
 )
 from intake.responses import error_response
-from intake.routes import health, leads
+from intake.routes import health, leads, retention
 from intake.schemas import safe_errors
 from leadline.logging import get_logger
 from tasks.context import TaskContext
@@ -28,6 +28,7 @@ def create_fastapi(context: TaskContext) -> FastAPI:
     app.state.context = context
     app.include_router(health.router)
     app.include_router(leads.router)
+    app.include_router(retention.router)
     add_error_handlers(app)
     return app
 

@@ -6,6 +6,8 @@ import typer
 
 from leadline.commands.keys import keys_app
 from leadline.commands.orgs import apikey_app, org_app
+from leadline.commands.retention import backup_app, export, lead_app, org_delete
+from leadline.commands.schedule import schedule_app, scheduler
 from leadline.commands.serve import intake, migrate, sandbox, worker
 from leadline.commands.up import up
 
@@ -23,6 +25,12 @@ app.command()(sandbox)
 app.add_typer(org_app, name="org")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(keys_app, name="keys")
+app.command()(scheduler)
+app.command()(export)
+org_app.command("delete")(org_delete)
+app.add_typer(schedule_app, name="schedule")
+app.add_typer(backup_app, name="backup")
+app.add_typer(lead_app, name="lead")
 
 
 def main() -> None:
