@@ -80,7 +80,7 @@ class Restorer:
     def flush(self) -> None:
         if self._table is None or not self._rows:
             return
-        statement = (
+        statement: Any = (
             insert(self._table)
             .values(self._rows)
             .on_conflict_do_nothing()

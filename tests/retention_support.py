@@ -102,3 +102,39 @@ def run_cli(settings: Settings, *args: str) -> Any:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def cli(context: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Run `leadline ...` in this process with typer's CliRunner, against the test services.
+
+    Commands build their own runtime (broker, context) from the environment like a real
+    invocation; the test's broker and context are put back afterwards.
+    """
+    import dramatiq
+    from typer.testing import CliRunner
+
+    from leadline.cli import app
+    from leadline.settings import get_settings
+    from tasks.context import get_context, set_context
+    from workers.runtime import install_broker
+
+    for name, value in cli_env(settings).items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    broker = dramatiq.get_broker()
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:
+        result = runner.invoke(app, [*args, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    try:
+        yield invoke
+    finally:
+        if get_context() is not context:
+            get_context().db.dispose()
+        set_context(context)
+        install_broker(broker)
+        get_settings.cache_clear()
