@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -123,6 +124,8 @@ def cli(context: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> It
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     broker = dramatiq.get_broker()
+    root = logging.getLogger()
+    saved_logging = (root.handlers[:], root.level)
     runner = CliRunner()
 
     def invoke(*args: str) -> Any:
@@ -138,3 +141,5 @@ def cli(context: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> It
         set_context(context)
         install_broker(broker)
         get_settings.cache_clear()
+        root.handlers[:], _ = saved_logging
+        root.setLevel(saved_logging[1])
