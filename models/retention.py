@@ -144,35 +144,43 @@ def backup_tables() -> list[Table]:
     return [t for t in tenant_tables() if t.name not in NOT_BACKED_UP]
 
 
-def delete_batch(session: Session, table: Table, column: str, value: Any, limit: int) -> int:
-    """Delete at most `limit` rows of `table` where `column` = value; row locks only."""
+def app_can_read(session: Session, table: Table) -> bool:
+    """Whether the session's role may read `table` (maintenance-only tables are skipped)."""
+    query = text("SELECT has_table_privilege(:table, 'SELECT')")
+    return bool(session.scalar(query, {"table": table.name}))
+
+
+def delete_batch(session: Session, table: Table, where: dict[str, Any], limit: int) -> int:
+    """Delete at most `limit` rows of `table` matching `where`; row locks only."""
+    # ctid = ANY(ARRAY(...)) is a TID scan: it never scans the table as IN (...) might.
+    conditions = " AND ".join(f'"{column}" = :w{i}' for i, column in enumerate(where))
     statement = text(
         f'DELETE FROM "{table.name}" WHERE ctid = ANY(ARRAY('  # noqa: S608 (names from metadata)
-        f'SELECT ctid FROM "{table.name}" WHERE "{column}" = :value LIMIT :limit))'
+        f'SELECT ctid FROM "{table.name}" WHERE {conditions} LIMIT :limit))'
     )
-    result = session.execute(statement, {"value": value, "limit": limit})
+    params = {f"w{i}": value for i, value in enumerate(where.values())}
+    result = session.execute(statement, {**params, "limit": limit})
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def any_rows(session: Session, table: Table, column: str, value: Any) -> bool:
-    query = select(exists().where(table.c[column] == value))
+def any_rows(session: Session, table: Table, where: dict[str, Any]) -> bool:
+    query = select(exists().where(*(table.c[c] == v for c, v in where.items())))
     return bool(session.scalar(query))
 
 
 def delete_all(
     open_session: Callable[[], AbstractContextManager[Session]],
     table: Table,
-    column: str,
-    value: Any,
+    where: dict[str, Any],
     batch: int,
 ) -> int:
     """Delete every matching row in short transactions of at most `batch` rows each."""
     total = 0
     while True:
         with open_session() as session:
-            deleted = delete_batch(session, table, column, value, batch)
+            deleted = delete_batch(session, table, where, batch)
             # A row updated while we deleted moves (new ctid); look again before stopping.
-            more = deleted > 0 or any_rows(session, table, column, value)
+            more = deleted > 0 or any_rows(session, table, where)
         total += deleted
         if not more:
             return total

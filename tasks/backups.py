@@ -27,7 +27,7 @@ from models.audit import record_audit
 from models.bundles import FORMAT, BundleWriter, encode_row, read_records
 from models.crypto import new_key
 from models.keys import load_cipher
-from models.retention import Backup, backup_tables
+from models.retention import Backup, app_can_read, backup_tables
 from models.tables import Organization, OrgKey
 from tasks.context import TaskContext
 
@@ -116,6 +116,8 @@ def write_bundle(
         header = {"format": FORMAT, "org_id": str(org_id), "created_at": now.isoformat()}
         writer.write_record(header)
         for table in backup_tables():
+            if not app_can_read(session, table):
+                continue  # maintenance-only (operational) tables are not tenant content
             for row in table_rows(session, table, org_id):
                 writer.write_record({"table": table.name, "row": encode_row(row)})
         writer.close()

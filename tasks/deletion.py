@@ -93,7 +93,7 @@ def delete_tenant_rows(context: TaskContext, org_id: uuid.UUID) -> dict[str, int
     batch = context.settings.leadline_retention_batch_size
     counts: dict[str, int] = {}
     for table in reversed(tenant_tables()):
-        deleted = delete_all(context.db.maintenance, table, "org_id", org_id, batch)
+        deleted = delete_all(context.db.maintenance, table, {"org_id": org_id}, batch)
         if deleted:
             counts[table.name] = deleted
     return counts

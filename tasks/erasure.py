@@ -133,10 +133,13 @@ def erase_request(
 def delete_linked_rows(
     context: TaskContext, org_id: uuid.UUID, lead_id: uuid.UUID
 ) -> dict[str, int]:
+    """Rows of every lead-linked table, children first. A maintenance session, so tables only
+    maintenance may touch are included; the org_id condition keeps it to this tenant."""
     batch = context.settings.leadline_retention_batch_size
     counts: dict[str, int] = {}
     for table in reversed(lead_linked_tables()):
-        deleted = delete_all(lambda: context.db.tenant(org_id), table, "lead_id", lead_id, batch)
+        where = {"lead_id": lead_id, **({"org_id": org_id} if "org_id" in table.c else {})}
+        deleted = delete_all(context.db.maintenance, table, where, batch)
         if deleted:
             counts[table.name] = deleted
     return counts

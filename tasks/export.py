@@ -25,7 +25,7 @@ from leadline.errors import CryptoError
 from models.audit import record_audit
 from models.base import Base
 from models.crypto import OrgCipher
-from models.retention import lead_linked_tables
+from models.retention import app_can_read, lead_linked_tables
 from models.tables import Lead
 from tasks.context import TaskContext
 
@@ -69,6 +69,8 @@ def export_org(
 def collect_tables(session: Session, cipher: OrgCipher) -> dict[str, list[dict[str, Any]]]:
     tables = {"leads": list(decrypted_rows(session, cipher, Lead.__table__))}  # type: ignore[arg-type]
     for table in lead_linked_tables():
+        if not app_can_read(session, table):
+            continue
         tables[table.name] = list(decrypted_rows(session, cipher, table))
     return tables
 
