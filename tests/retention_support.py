@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -90,19 +88,6 @@ def cli_env(settings: Settings) -> dict[str, str]:
         "LEADLINE_STATE_DIR": settings.leadline_state_dir,
         "LEADLINE_LOG_LEVEL": "WARNING",
     }
-
-
-def run_cli(settings: Settings, *args: str) -> Any:
-    """`leadline ARGS --json` in a fresh process; returns the parsed JSON output."""
-    result = subprocess.run(
-        [sys.executable, "-m", "leadline", *args, "--json"],
-        env=cli_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from models.retention import JobRun
 from models.tables import Organization
 from scheduler.jobs import SCHEDULE
 from tests.helpers import wait_for
-from tests.retention_support import add_lead, cli, run_cli
+from tests.retention_support import add_lead, cli
 
 __all__ = ["cli"]
 
@@ -63,9 +63,9 @@ def test_cli_export_writes_escaped_csv(
 
 
 def test_schedule_run_each_job_without_a_scheduler(
-    context: Any, worker: dramatiq.Worker, settings: Any, cli: Any
+    context: Any, worker: dramatiq.Worker, cli: Any
 ) -> None:
-    sent = run_cli(settings, "schedule", "run", *SCHEDULE)
+    sent = cli("schedule", "run", *SCHEDULE)
     assert [item["job"] for item in sent] == list(SCHEDULE)
 
     def finished() -> set[str]:
