@@ -16,7 +16,7 @@ from intake.middleware import (
     SecurityHeadersMiddleware,
 )
 from intake.responses import error_response
-from intake.routes import campaigns, health, leads, meta, stripe, telegram, twilio
+from intake.routes import campaigns, health, leads, meta, retention, stripe, telegram, twilio
 from intake.schemas import safe_errors
 from leadline.logging import get_logger
 from leadline.metrics import EVENTS_REJECTED
@@ -34,6 +34,7 @@ def create_fastapi(context: TaskContext) -> FastAPI:
     for provider in sorted(context.settings.enabled_providers):
         app.include_router(PROVIDER_ROUTERS[provider])
     app.include_router(campaigns.router)
+    app.include_router(retention.router)
     add_error_handlers(app)
     return app
 

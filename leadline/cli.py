@@ -8,6 +8,8 @@ from leadline.commands.alerts import alerts_app
 from leadline.commands.intake import meta_app, number_app, telegram_app
 from leadline.commands.keys import keys_app
 from leadline.commands.orgs import apikey_app, org_app
+from leadline.commands.retention import backup_app, export, lead_app, org_delete
+from leadline.commands.schedule import schedule_app, scheduler
 from leadline.commands.serve import intake, migrate, sandbox, worker
 from leadline.commands.up import up
 
@@ -29,6 +31,12 @@ app.add_typer(number_app, name="number")
 app.add_typer(meta_app, name="meta")
 app.add_typer(telegram_app, name="telegram")
 app.add_typer(alerts_app, name="alerts")
+app.command()(scheduler)
+app.command()(export)
+org_app.command("delete")(org_delete)
+app.add_typer(schedule_app, name="schedule")
+app.add_typer(backup_app, name="backup")
+app.add_typer(lead_app, name="lead")
 
 
 def main() -> None:

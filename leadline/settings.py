@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     leadline_allow_private_webhook_targets: bool = False
     leadline_worker_threads: int = Field(default=8, ge=1, le=256)
     leadline_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Retention windows (the seeds' promises) and the scheduler's pace.
+    leadline_backup_retention_days: int = Field(default=90, ge=1)
+    leadline_deletion_grace_days: int = Field(default=30, ge=0)
+    leadline_erasure_deadline_hours: int = Field(default=72, ge=1)
+    leadline_inbound_payload_retention_days: int = Field(default=7, ge=0)
+    leadline_sweep_pending_after_seconds: int = Field(default=30, ge=1)
+    leadline_retention_batch_size: int = Field(default=500, ge=1, le=10_000)
+    leadline_scheduler_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None

@@ -43,6 +43,13 @@ class Database:
             yield session
 
     @contextmanager
+    def tenant_snapshot(self, org_id: uuid.UUID) -> Iterator[Session]:
+        """Like `tenant`, but every read sees one REPEATABLE READ snapshot (backups)."""
+        engine = self.app_engine.execution_options(isolation_level="REPEATABLE READ")
+        with self._scoped(engine, APP_ROLE, str(org_id)) as session:
+            yield session
+
+    @contextmanager
     def unscoped(self) -> Iterator[Session]:
         """The application role with no organisation set: sees no tenant rows at all."""
         with self._scoped(self.app_engine, APP_ROLE, "") as session:

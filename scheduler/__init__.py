@@ -1,1 +1,1 @@
-"""Periodic triggers (see the scheduler issue): sends Dramatiq messages only."""
+"""Periodic triggers: sends Dramatiq messages only; the work happens in the actors."""

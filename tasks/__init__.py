@@ -3,7 +3,17 @@
 Importing this package registers every actor and every event handler.
 """
 
-from tasks import alerts, billing, campaigns, events, inbound_sms, meta, sending, telegram_link
+from tasks import (
+    alerts,
+    billing,
+    campaigns,
+    events,
+    inbound_sms,
+    meta,
+    retention,
+    sending,
+    telegram_link,
+)
 
 __all__ = [
     "alerts",
@@ -12,6 +22,7 @@ __all__ = [
     "events",
     "inbound_sms",
     "meta",
+    "retention",
     "sending",
     "telegram_link",
 ]

@@ -1,0 +1,70 @@
+"""DELETE /v1/leads/{id} (erasure request) and GET /v1/export, for the org's own API key."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from intake.auth import authenticate_api_key, bearer_token
+from intake.responses import error_response
+from leadline.errors import NotFoundError, VerificationError
+from models.retention import ErasureRequest
+from tasks.context import TaskContext
+from tasks.erasure import request_erasure
+from tasks.export import ExportFormat, export_org
+
+router = APIRouter()
+
+
+async def authenticated_org(request: Request) -> uuid.UUID | None:
+    context: TaskContext = request.app.state.context
+    try:
+        return await run_in_threadpool(authenticate_api_key, context, bearer_token(request))
+    except VerificationError:
+        return None
+
+
+def file_erasure(context: TaskContext, org_id: uuid.UUID, lead_id: uuid.UUID) -> ErasureRequest:
+    deadline = timedelta(hours=context.settings.leadline_erasure_deadline_hours)
+    with context.db.tenant(org_id) as session:
+        return request_erasure(session, lead_id, context.clock(), deadline, actor="api")
+
+
+@router.delete("/v1/leads/{lead_id}", status_code=202)
+async def erase_lead(request: Request, lead_id: str) -> Response:
+    org_id = await authenticated_org(request)
+    if org_id is None:
+        return error_response(401, "invalid or missing API key")
+    try:
+        lead = uuid.UUID(lead_id)
+        erasure = await run_in_threadpool(file_erasure, request.app.state.context, org_id, lead)
+    except (ValueError, NotFoundError):
+        return error_response(404, "not found")
+    body = {
+        "erasure_request": str(erasure.id),
+        "status": erasure.status,
+        "due_by": erasure.due_at.isoformat(),
+    }
+    return JSONResponse(body, status_code=202)
+
+
+@router.get("/v1/export")
+async def export(request: Request) -> Response:
+    org_id = await authenticated_org(request)
+    if org_id is None:
+        return error_response(401, "invalid or missing API key")
+    requested = request.query_params.get("format", "json")
+    if requested not in ("json", "csv"):
+        return error_response(422, "format must be json or csv")
+    context: TaskContext = request.app.state.context
+    fmt: ExportFormat = "csv" if requested == "csv" else "json"
+    result = await run_in_threadpool(export_org, context, org_id, fmt, "api")
+    headers = {
+        "Content-Disposition": f'attachment; filename="{result.filename}"',
+        "Cache-Control": "no-store",
+    }
+    return Response(result.content, media_type=result.media_type, headers=headers)

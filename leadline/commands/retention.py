@@ -1,0 +1,166 @@
+"""`leadline backup ...`, `leadline lead erase`, `leadline export`, `leadline org delete`."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import typer
+
+from leadline.commands.common import JsonOption, emit, fail, open_runtime, parse_uuid, run_guarded
+
+backup_app = typer.Typer(help="Encrypted per-organisation backups.", no_args_is_help=True)
+lead_app = typer.Typer(help="Leads: erasure requests.", no_args_is_help=True)
+
+
+@backup_app.command("create")
+def backup_create(
+    org: str = typer.Argument("", help="Organisation id (default: every organisation)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Write an encrypted bundle now for ORG, or for every organisation."""
+    from tasks.backups import create_backup, create_backups
+
+    def run() -> None:
+        context = open_runtime()
+        now = context.clock()
+        if not org:
+            summary = create_backups(context, now)
+            emit(summary, as_json, f"created {summary['created']} backups")
+            return
+        backup = create_backup(context, parse_uuid(org, "ORG"), now)
+        data = {"id": str(backup.id), "org_id": org, "path": backup.path, "rows": backup.row_count}
+        emit(data, as_json, f"backup {backup.id} ({backup.row_count} rows) at {backup.path}")
+
+    run_guarded(run, as_json)
+
+
+@backup_app.command("list")
+def backup_list(
+    org: str = typer.Argument("", help="Organisation id (default: all)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Backups, newest first."""
+    from tasks.backups import list_backups
+
+    def run() -> None:
+        context = open_runtime()
+        backups = list_backups(context, parse_uuid(org, "ORG") if org else None)
+        rows = [
+            {
+                "id": str(b.id),
+                "org_id": str(b.org_id),
+                "status": b.status,
+                "created_at": b.created_at.isoformat(),
+                "expires_at": b.expires_at.isoformat(),
+                "rows": b.row_count,
+                "bytes": b.size_bytes,
+                "sha256": b.sha256,
+                "key_version": b.key_version,
+            }
+            for b in backups
+        ]
+        text = "\n".join(
+            f"{r['id']}  org {r['org_id']}  {r['status']:<9} {r['created_at']}  {r['rows']} rows"
+            for r in rows
+        )
+        emit(rows, as_json, text or "no backups")
+
+    run_guarded(run, as_json)
+
+
+@backup_app.command("restore")
+def backup_restore(backup_id: str, as_json: bool = JsonOption) -> None:
+    """Re-insert BACKUP_ID's rows (idempotent); erased people stay erased."""
+    from tasks.restore import restore_backup
+
+    def run() -> None:
+        context = open_runtime()
+        summary = restore_backup(context, parse_uuid(backup_id, "BACKUP_ID"), context.clock())
+        inserted = sum(summary["inserted"].values())
+        emit(
+            summary,
+            as_json,
+            f"restored {inserted} rows; {summary['erased_again']} erased leads kept erased",
+        )
+
+    run_guarded(run, as_json)
+
+
+@lead_app.command("erase")
+def lead_erase(
+    org: str,
+    lead_id: str,
+    now: bool = typer.Option(False, "--now", help="Carry out the erasure immediately."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Request erasure of LEAD_ID (done by the hourly job, within the deadline)."""
+    from tasks.erasure import erase_request, request_erasure
+
+    org_id, lead = parse_uuid(org, "ORG"), parse_uuid(lead_id, "LEAD_ID")
+
+    def run() -> None:
+        context = open_runtime()
+        at = context.clock()
+        deadline = timedelta(hours=context.settings.leadline_erasure_deadline_hours)
+        with context.db.tenant(org_id) as session:
+            request = request_erasure(session, lead, at, deadline, actor="cli")
+        done = erase_request(context, org_id, request.id, at) if now else False
+        data = {"request_id": str(request.id), "due_at": request.due_at.isoformat(), "done": done}
+        text = "erased" if done else f"erasure requested; due by {request.due_at.isoformat()}"
+        emit(data, as_json, text)
+
+    run_guarded(run, as_json)
+
+
+def export(
+    org: str,
+    fmt: str = typer.Option("json", "--format", help="json, or csv (a zip of CSV files)."),
+    out: Path = typer.Option(..., "--out", help="File to write."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Export ORG's leads and lead-linked records, decrypted (treat the file as sensitive)."""
+    from tasks.export import export_org
+
+    org_id = parse_uuid(org, "ORG")
+    if fmt not in ("json", "csv"):
+        fail("--format must be json or csv", as_json)
+
+    def run() -> None:
+        context = open_runtime()
+        result = export_org(context, org_id, "csv" if fmt == "csv" else "json")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        with os.fdopen(os.open(out, flags, 0o600), "wb") as sink:
+            sink.write(result.content)
+        emit(
+            {"org_id": org, "format": fmt, "out": str(out), "rows": result.counts},
+            as_json,
+            f"exported {result.counts.get('leads', 0)} leads to {out}",
+        )
+
+    run_guarded(run, as_json)
+
+
+def org_delete(
+    org: str,
+    now: bool = typer.Option(False, "--now", help="Delete immediately instead of next run."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Request deletion of ORG: keys shredded, rows and backups deleted (hourly job)."""
+    from tasks.deletion import delete_organization, request_org_deletion
+
+    org_id = parse_uuid(org, "ORG")
+
+    def run() -> None:
+        context = open_runtime()
+        with context.db.maintenance() as session:
+            due = request_org_deletion(session, org_id, context.clock(), actor="cli")
+        summary = delete_organization(context, org_id) if now else None
+        data = {"org_id": org, "due_at": due.isoformat(), "deleted": summary is not None}
+        if summary:
+            data.update(summary)
+        text = "organisation deleted" if summary else f"deletion due at {due.isoformat()}"
+        emit(data, as_json, text)
+
+    run_guarded(run, as_json)

@@ -1,0 +1,81 @@
+"""`leadline scheduler` and `leadline schedule run|list`."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import typer
+
+from leadline.commands.common import JsonOption, emit, open_runtime, run_guarded
+
+schedule_app = typer.Typer(help="Scheduled jobs (for external cron too).", no_args_is_help=True)
+
+
+def scheduler(as_json: bool = JsonOption) -> None:
+    """Fire retention jobs and sweeps on their cron slots (one leader at a time)."""
+    from models.db import sqlalchemy_url
+    from scheduler.leader import AdvisoryLeader
+    from scheduler.loop import Scheduler
+
+    def run() -> None:
+        context = open_runtime()
+        leader = AdvisoryLeader(sqlalchemy_url(context.settings.leadline_database_url))
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        emit({"scheduler": "running"}, as_json, "scheduler running (waits if another leads)")
+        Scheduler(context, leader, clock=context.clock).run(
+            stop, context.settings.leadline_scheduler_poll_seconds
+        )
+
+    run_guarded(run, as_json)
+
+
+@schedule_app.command("run")
+def schedule_run(
+    jobs: list[str] = typer.Argument(..., help="Job name(s); see `leadline schedule list`."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Use the current instant as the slot, so it runs even if this cron slot already ran.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Send JOB now for its current cron slot (a second firing of the slot is a no-op)."""
+    from scheduler.jobs import cron_of, latest_slot, send_job
+
+    def run() -> None:
+        for job in jobs:
+            cron_of(job)  # unknown names fail before anything is sent
+        context = open_runtime()
+        now = context.clock()
+        sent = []
+        for job in jobs:
+            slot = now if force else latest_slot(cron_of(job), now)
+            message = send_job(job, slot)
+            sent.append(
+                {"job": job, "scheduled_for": slot.isoformat(), "message_id": message.message_id}
+            )
+        lines = "\n".join(f"sent {s['job']} for slot {s['scheduled_for']}" for s in sent)
+        emit(sent, as_json, lines)
+
+    run_guarded(run, as_json)
+
+
+@schedule_app.command("list")
+def schedule_list(as_json: bool = JsonOption) -> None:
+    """Every job with its cron expression, last run and next slot."""
+    from scheduler.status import job_statuses
+
+    def run() -> None:
+        context = open_runtime()
+        statuses = job_statuses(context, context.clock())
+        lines = [
+            f"{s['job']:<18} {s['cron']:<12} last {s['last_slot'] or '-'} "
+            f"({s['last_status'] or 'never'})  next {s['next_slot']}"
+            for s in statuses
+        ]
+        emit(statuses, as_json, "\n".join(lines))
+
+    run_guarded(run, as_json)

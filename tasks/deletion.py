@@ -1,0 +1,99 @@
+"""Account deletion: crypto-shred the org's keys first, then delete its rows and backups.
+
+From the commit that removes the org's data keys, every ciphertext of the org (rows, and the
+wrapped bundle keys of its backups, wherever copies of them are) is unreadable. The rest is
+housekeeping done in short batches; the organisation row goes last, so a run interrupted
+half-way is resumed by the next one (the org stays in status "deleting").
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from leadline.errors import NotFoundError
+from models.audit import record_audit
+from models.keys import shred_org_keys
+from models.retention import delete_all, tenant_tables
+from models.tables import Organization
+from tasks.backups import remove_org_backups
+from tasks.context import TaskContext
+
+DELETING = "deleting"
+
+
+def request_org_deletion(
+    session: Session, org_id: uuid.UUID, now: datetime, actor: str
+) -> datetime:
+    """Make the org due for deletion now (an earlier due date is kept). Maintenance scope."""
+    org = session.get(Organization, org_id, with_for_update=True)
+    if org is None:
+        raise NotFoundError("organisation not found")
+    if org.deletion_due_at is None or org.deletion_due_at > now:
+        org.deletion_due_at = now
+    record_audit(session, actor, "org.deletion_requested", target=str(org_id))
+    return org.deletion_due_at
+
+
+def orgs_due_for_deletion(session: Session, now: datetime, limit: int) -> list[uuid.UUID]:
+    due = or_(Organization.status == DELETING, Organization.deletion_due_at <= now)
+    query = select(Organization.id).where(due).order_by(Organization.id).limit(limit)
+    return list(session.scalars(query))
+
+
+def process_deletions(context: TaskContext, now: datetime) -> dict[str, Any]:
+    batch = context.settings.leadline_retention_batch_size
+    deleted = 0
+    while True:
+        with context.db.maintenance() as session:
+            due = orgs_due_for_deletion(session, now, batch)
+        for org_id in due:
+            deleted += bool(delete_organization(context, org_id))
+        if len(due) < batch:
+            return {"orgs_deleted": deleted}
+
+
+def delete_organization(context: TaskContext, org_id: uuid.UUID) -> dict[str, Any] | None:
+    """Shred keys, delete every tenant row, the backup files, then the org. Idempotent."""
+    if not shred_keys(context, org_id):
+        return None
+    rows = delete_tenant_rows(context, org_id)
+    backup_files = remove_org_backups(context, org_id)
+    summary = {"rows": rows, "backup_files": backup_files}
+    with context.db.maintenance() as session:
+        org = session.get(Organization, org_id, with_for_update=True)
+        if org is not None:
+            session.delete(org)
+        # org_id stays NULL: the entry must outlive the org and hold no tenant data.
+        record_audit(session, "system", "org.deleted", target=str(org_id), details=summary)
+    return summary
+
+
+def shred_keys(context: TaskContext, org_id: uuid.UUID) -> bool:
+    with context.db.maintenance() as session:
+        org = session.get(Organization, org_id, with_for_update=True)
+        if org is None:
+            return False
+        shredded = shred_org_keys(session, org_id)
+        if org.status != DELETING:
+            org.status = DELETING
+            details = {"data_keys": shredded}
+            record_audit(
+                session, "system", "org.keys_shredded", target=str(org_id), details=details
+            )
+    context.keys.forget(org_id)
+    return True
+
+
+def delete_tenant_rows(context: TaskContext, org_id: uuid.UUID) -> dict[str, int]:
+    batch = context.settings.leadline_retention_batch_size
+    counts: dict[str, int] = {}
+    for table in reversed(tenant_tables()):
+        deleted = delete_all(context.db.maintenance, table, {"org_id": org_id}, batch)
+        if deleted:
+            counts[table.name] = deleted
+    return counts

@@ -1,0 +1,91 @@
+"""Sweeps and inbound minimisation: re-enqueue work left pending; purge old payloads.
+
+A lost Redis message delays work but never loses it: the row stays pending and a sweep
+enqueues it again (the actor is idempotent, keyed by the row id and its state).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, select, update
+
+from leadline.logging import get_logger
+from models.tables import InboundEvent
+from tasks.context import TaskContext
+from tasks.events import process_event
+from tasks.outbox import enqueue_or_defer
+from tasks.registry import SWEEPS
+
+log = get_logger(__name__)
+MAX_SWEPT_EVENTS = 5_000
+
+
+def sweep_inbox(context: TaskContext, now: datetime) -> dict[str, Any]:
+    """Inbound events pending for too long, then every registered "inbox" sweep."""
+    events = requeue_pending_events(context, now)
+    return {"inbound_events": events, **run_registered_sweeps(context, "inbox")}
+
+
+def sweep_webhooks(context: TaskContext, now: datetime) -> dict[str, Any]:
+    return run_registered_sweeps(context, "webhooks")
+
+
+def requeue_pending_events(context: TaskContext, now: datetime) -> int:
+    cutoff = now - timedelta(seconds=context.settings.leadline_sweep_pending_after_seconds)
+    query = (
+        select(InboundEvent.org_id, InboundEvent.id)
+        .where(InboundEvent.status == "pending", InboundEvent.received_at < cutoff)
+        .order_by(InboundEvent.received_at)
+        .limit(MAX_SWEPT_EVENTS)
+    )
+    with context.db.maintenance() as session:
+        stuck = session.execute(query).all()
+    return sum(enqueue_or_defer(process_event, str(org), str(event)) for org, event in stuck)
+
+
+def run_registered_sweeps(context: TaskContext, group: str) -> dict[str, Any]:
+    """Each sweep runs even if another failed; failures are counted, not hidden."""
+    swept, failed = 0, 0
+    for sweep in SWEEPS.get(group, []):
+        try:
+            swept += sweep(context)
+        except Exception as exc:  # one broken sweep must not starve the others
+            failed += 1
+            log.error(
+                "sweep failed", sweep=getattr(sweep, "__name__", "?"), error=type(exc).__name__
+            )
+    return {"swept": swept, "failed_sweeps": failed}
+
+
+def purge_inbound(context: TaskContext, now: datetime) -> dict[str, Any]:
+    """Processed payloads older than the window become NULL, in short batches."""
+    cutoff = now - timedelta(days=context.settings.leadline_inbound_payload_retention_days)
+    processed = and_(InboundEvent.status == "processed", InboundEvent.processed_at < cutoff)
+    # Failed events never get processed_at; they are kept for operators as long, no longer.
+    stale_failed = and_(InboundEvent.status != "processed", InboundEvent.status != "pending")
+    stale_failed = and_(stale_failed, InboundEvent.received_at < cutoff)
+    purged = _purge_payloads(context, processed) + _purge_payloads(context, stale_failed)
+    return {"payloads_purged": purged}
+
+
+def _purge_payloads(context: TaskContext, condition: Any) -> int:
+    batch = context.settings.leadline_retention_batch_size
+    total = 0
+    while True:
+        ids = (
+            select(InboundEvent.id)
+            .where(condition, InboundEvent.payload_ct.is_not(None))
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        with context.db.maintenance() as session:
+            result = session.execute(
+                update(InboundEvent).where(InboundEvent.id.in_(ids)).values(payload_ct=None)
+            )
+        purged = int(result.rowcount)  # type: ignore[attr-defined]
+        total += purged
+        if purged < batch:
+            return total
