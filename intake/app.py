@@ -14,8 +14,9 @@ from intake.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
+from intake.rejections import RejectionMetricsMiddleware
 from intake.responses import error_response
-from intake.routes import health, leads
+from intake.routes import health, leads, metrics, ops
 from intake.schemas import safe_errors
 from leadline.logging import get_logger
 from tasks.context import TaskContext
@@ -28,6 +29,8 @@ def create_fastapi(context: TaskContext) -> FastAPI:
     app.state.context = context
     app.include_router(health.router)
     app.include_router(leads.router)
+    app.include_router(metrics.router)
+    app.include_router(ops.router)
     add_error_handlers(app)
     return app
 
@@ -57,5 +60,6 @@ def create_app(context: TaskContext) -> ASGIApp:
     """The FastAPI app inside the middleware that must see every response, 5xx included."""
     app: ASGIApp = create_fastapi(context)
     app = BodyLimitMiddleware(app, context.settings.leadline_max_body_bytes)
+    app = RejectionMetricsMiddleware(app)
     app = RequestIdMiddleware(app)
     return SecurityHeadersMiddleware(app)

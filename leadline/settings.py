@@ -14,6 +14,7 @@ from leadline.errors import ConfigError
 
 Environment = Literal["development", "test", "production"]
 MASTER_KEY_BYTES = 32
+MIN_OPS_TOKEN_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -30,6 +31,8 @@ class Settings(BaseSettings):
     leadline_state_dir: str = ".leadline"
     leadline_log_level: str = "INFO"
     leadline_ops_token: SecretStr | None = None
+    leadline_worker_metrics_host: str = "127.0.0.1"
+    leadline_worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
     leadline_allow_private_webhook_targets: bool = False
     leadline_worker_threads: int = Field(default=8, ge=1, le=256)
     leadline_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
@@ -113,6 +116,8 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("LEADLINE_PUBLIC_URL must be https")
     if settings.leadline_ops_token is None:
         problems.append("LEADLINE_OPS_TOKEN is required")
+    elif len(settings.leadline_ops_token.get_secret_value()) < MIN_OPS_TOKEN_LENGTH:
+        problems.append(f"LEADLINE_OPS_TOKEN must be at least {MIN_OPS_TOKEN_LENGTH} characters")
     return problems
 
 

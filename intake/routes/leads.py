@@ -16,6 +16,7 @@ from intake.inbound import store_inbound_event
 from intake.responses import error_response
 from intake.schemas import LeadIn, field_errors
 from leadline.errors import VerificationError
+from leadline.logging import mark_sensitive
 from tasks.context import TaskContext
 
 router = APIRouter()
@@ -44,6 +45,7 @@ async def create_lead(request: Request) -> Response:
         lead = LeadIn.model_validate_json(await request.body())
     except ValidationError as exc:
         return error_response(422, "invalid request body", fields=field_errors(exc))
+    mark_sensitive(lead.name, lead.phone, lead.email)
     stored = await run_in_threadpool(
         store_inbound_event,
         context,
