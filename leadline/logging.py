@@ -168,7 +168,9 @@ PRE_CHAIN: list[Any] = [
 def json_formatter() -> logging.Formatter:
     """The formatter every handler uses: pre-chain, redaction, one JSON object per line."""
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=PRE_CHAIN,
+        # Lines from stdlib loggers (uvicorn, Dramatiq, `extra=`) keep their extra fields, so
+        # they share the schema and go through the same redaction.
+        foreign_pre_chain=[*PRE_CHAIN, structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
