@@ -45,6 +45,8 @@ PII_FIELDS = frozenset(
 )
 EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 PHONE_RE = re.compile(r"(?<![\w-])\+?\d[\d\s().-]{6,}\d(?![\w-])")
+# Dates and times look like phone numbers to PHONE_RE; they are kept (2025-01-31 12:00).
+ISO_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2})?$")
 PII_SUFFIXES = ("_name", "_phone", "_email", "_body", "_token", "_secret", "_password", "_key")
 SAFE_FIELDS = frozenset(
     {
@@ -72,7 +74,7 @@ BEARER_RE = re.compile(r"(?i)(bearer\s+|ll_(?:live|test)_)[\w.-]+")
 
 def mask_phone(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
-    if len(digits) < 8:
+    if len(digits) < 8 or ISO_DATE_RE.match(match.group(0)):
         return match.group(0)
     prefix = "+" if match.group(0).startswith("+") else ""
     return f"{prefix}{digits[:1]}{'*' * (len(digits) - 5)}{digits[-4:]}"

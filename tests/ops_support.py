@@ -3,6 +3,7 @@ real CLI in a subprocess against the test database and Redis namespace, reading 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PERSON_NAME = "Ada Lovelace"
 PERSON_PHONE = "+14155550123"
 PERSON_EMAIL = "ada.lovelace@example.com"
+FAKE_ROWS = [{"message_id": "SM-test-0001", "state": "unknown", "org_id": "org-test"}]
 
 
 class ProviderOutage(Exception):
@@ -99,6 +101,14 @@ def run_cli(settings: Settings, *args: str, **env: str) -> subprocess.CompletedP
         timeout=60,
         check=False,
     )
+
+
+def run_cli_batch(settings: Settings, *commands: list[str]) -> list[dict[str, Any]]:
+    """Several CLI commands, in order, in one process: [{"code": int, "stdout": str}]."""
+    result = run_cli(settings, "--batch", json.dumps(list(commands)))
+    assert result.returncode == 0, result.stderr
+    outputs: list[dict[str, Any]] = json.loads(result.stdout.splitlines()[-1])
+    return outputs
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

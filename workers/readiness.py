@@ -15,6 +15,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import Engine, text
 
 from models.db import Database
@@ -47,7 +49,10 @@ def check_migrations(engine: Engine) -> str:
 
 
 def check_redis(url: str) -> str:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    # No client-side retries: a probe reports what it finds now.
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=1, socket_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
     try:
         client.ping()
     finally:

@@ -13,13 +13,14 @@ from dramatiq.common import current_millis
 
 from tests.helpers import wait_for
 from tests.ops_support import (
+    FAKE_ROWS,
     PERSON_EMAIL,
     PERSON_NAME,
     PERSON_PHONE,
     FlakyActor,
     dead_letter_row,
     declare_flaky_actor,
-    run_cli,
+    run_cli_batch,
 )
 
 
@@ -38,12 +39,6 @@ def broken(flaky: FlakyActor) -> Iterator[FlakyActor]:
 
 def redis_client(settings: Any) -> redis.Redis:
     return redis.Redis.from_url(str(settings.leadline_redis_url))
-
-
-def cli_json(settings: Any, *args: str) -> Any:
-    result = run_cli(settings, *args, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def assert_no_pii(text: str) -> None:
@@ -69,30 +64,46 @@ def test_failing_actor_is_dead_lettered_replayed_once_purged_and_audited(
     assert client.zscore(dead_queue, row.redis_message_id) is not None
     assert_no_pii(client.hget(f"{dead_queue}.msgs", row.redis_message_id).decode())
 
-    listed = cli_json(settings, "dlq", "list", "--actor", broken.actor.actor_name)
+    broken.broken.clear()  # the cause is fixed; the operator looks, replays twice, purges
+    outputs = run_cli_batch(
+        settings,
+        ["dlq", "list", "--actor", broken.actor.actor_name, "--json"],
+        ["dlq", "show", message_id, "--json"],
+        ["dlq", "replay", str(row.id), "--json"],
+        ["dlq", "replay", str(row.id), "--json"],
+        ["dlq", "purge", str(row.id), "--json"],
+        ["audit", "list", "--action", "dlq.*", "--json"],
+        ["dlq", "list"],
+    )
+    assert [o["code"] for o in outputs] == [0] * 7
+    listed, shown, replayed, again, purged, audit = (json.loads(o["stdout"]) for o in outputs[:6])
+
     assert [d["message_id"] for d in listed["dead_letters"]] == [message_id]
     assert listed["dead_letters"][0]["error"].startswith("ProviderOutage: could not alert")
-    assert {a["name"] for a in listed["attention"]} >= {"test_fake_unknown_sms"}
-    assert_no_pii(json.dumps(listed))
+    assert {"name": "test_fake_unknown_sms", "rows": FAKE_ROWS, "error": None} in listed[
+        "attention"
+    ]
+    assert (shown["id"], shown["args"], shown["state"]) == (str(row.id), [lead_id], "dead")
+    assert "ProviderOutage" in shown["traceback"] and "[redacted]" in shown["traceback"]
+    table = outputs[6]["stdout"]
+    assert "test_fake_unknown_sms: 1" in table and "SM-test-0001" in table
+    assert_no_pii(json.dumps(outputs))
 
-    broken.broken.clear()  # the cause is fixed
-    replayed = cli_json(settings, "dlq", "replay", str(row.id))
-    assert replayed["replayed"] == [{"id": str(row.id), "message_id": message_id}]
+    assert replayed == {
+        "replayed": [{"id": str(row.id), "message_id": message_id}],
+        "unchanged": [],
+    }
+    assert again == {
+        "replayed": [],
+        "unchanged": [{"id": str(row.id), "message_id": message_id, "state": "replayed"}],
+    }
     wait_for(lambda: broken.runs == [message_id])
+    worker.join()
+    assert broken.runs == [message_id]  # replayed twice, ran once, under its original id
     assert client.zscore(dead_queue, row.redis_message_id) is None
 
-    again = cli_json(settings, "dlq", "replay", str(row.id))
-    assert again == {"replayed": [], "unchanged": [{"id": str(row.id), **_ids(message_id)}]}
-    namespace = settings.leadline_redis_namespace
-    assert client.llen(f"{namespace}:{broken.queue}") == 0
-    worker.join()
-    assert broken.runs == [message_id]
-
-    purged = cli_json(settings, "dlq", "purge", str(row.id))
     assert purged["purged"] == [{"id": str(row.id), "message_id": message_id}]
     assert dead_letter_row(context, message_id).state == "purged"
-
-    audit = cli_json(settings, "audit", "list", "--action", "dlq.*")
     mine = [e for e in audit if e["target"] == str(row.id)]
     assert [e["action"] for e in reversed(mine)] == ["dlq.recorded", "dlq.replayed", "dlq.purged"]
     assert [e["actor"] for e in reversed(mine)] == [
@@ -101,10 +112,6 @@ def test_failing_actor_is_dead_lettered_replayed_once_purged_and_audited(
         "operator:cli",
     ]
     assert all(e["details"]["message_id"] == message_id for e in mine)
-
-
-def _ids(message_id: str) -> dict[str, str]:
-    return {"message_id": message_id, "state": "replayed"}
 
 
 def test_a_replayed_message_that_fails_again_is_dead_again(

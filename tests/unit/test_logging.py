@@ -127,3 +127,11 @@ def test_short_words_and_partial_matches_are_left_alone() -> None:
         assert redact_text("a b c") == "a b c"
     finally:
         reset_sensitive()
+
+
+def test_dates_and_times_are_not_mistaken_for_phone_numbers() -> None:
+    text = redact_text(
+        "due 2025-01-31, ran 2025-01-31T12:00:05Z and 2025-01-31 12:00; +14155550123"
+    )
+    assert "due 2025-01-31, ran 2025-01-31T12:00:05Z and 2025-01-31 12:00;" in text
+    assert "+1******0123" in text
