@@ -185,3 +185,26 @@ def test_logs_of_a_failing_message_mask_the_person(
         line for line in lines if "exception" in line and line.get("message_id") == message_id
     ]
     assert failed and "ProviderOutage" in failed[0]["exception"]
+
+
+def test_an_unreachable_database_never_blocks_the_nack(
+    broker: dramatiq.Broker, log_lines: Any
+) -> None:
+    import socket
+
+    from dramatiq.broker import MessageProxy
+
+    from models.db import Database
+    from workers.middleware.dead_letters import DeadLetters
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        down = Database(f"postgresql://postgres@127.0.0.1:{sock.getsockname()[1]}/x")
+        message = MessageProxy(dramatiq.Message("q", "some_actor", ("id-1",), {}, {}))
+        message.stuff_exception(RuntimeError("boom"))
+        DeadLetters(lambda: down).before_nack(broker, message)
+        DeadLetters(lambda: None).before_nack(broker, message)
+    down.dispose()
+    errors = [line for line in log_lines() if line["event"].startswith("dead letter not recorded")]
+    assert [line["message_id"] for line in errors] == [message.message_id] * 2
+    assert errors[0]["error"] == "OperationalError"

@@ -44,16 +44,17 @@ class DeadLetters(Middleware):
         self.clock = clock
 
     def before_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        failure = describe_failure(broker, message)
+        ids = {"message_id": message.message_id, "actor": message.actor_name}
         database = self.database()
         if database is None:
-            log.error("dead letter not recorded: no database configured", **_ids(failure))
+            log.error("dead letter not recorded: no database configured", **ids)
             return
         try:
+            failure = describe_failure(broker, message)
             with database.maintenance() as session:
                 became_dead = record_dead_letter(session, failure, self.clock())
         except Exception as exc:
-            log.error("dead letter not recorded", error=type(exc).__name__, **_ids(failure))
+            log.error("dead letter not recorded", error=type(exc).__name__, **ids)
             return
         if became_dead:
             DEAD_LETTERS.labels(actor=failure.actor).inc()
