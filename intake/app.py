@@ -15,11 +15,22 @@ from intake.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
+from intake.rejections import RejectionMetricsMiddleware
 from intake.responses import error_response
-from intake.routes import campaigns, health, leads, meta, retention, stripe, telegram, twilio
+from intake.routes import (
+    campaigns,
+    health,
+    leads,
+    meta,
+    metrics,
+    ops,
+    retention,
+    stripe,
+    telegram,
+    twilio,
+)
 from intake.schemas import safe_errors
 from leadline.logging import get_logger
-from leadline.metrics import EVENTS_REJECTED
 from tasks.context import TaskContext
 
 log = get_logger("leadline.intake")
@@ -35,6 +46,8 @@ def create_fastapi(context: TaskContext) -> FastAPI:
         app.include_router(PROVIDER_ROUTERS[provider])
     app.include_router(campaigns.router)
     app.include_router(retention.router)
+    app.include_router(metrics.router)
+    app.include_router(ops.router)
     add_error_handlers(app)
     return app
 
@@ -55,8 +68,6 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RateLimitExceeded)
     async def rate_limited(request: Request, exc: Exception) -> Response:
         retry_after = exc.retry_after if isinstance(exc, RateLimitExceeded) else 60
-        route = getattr(request.scope.get("route"), "path", "unknown")
-        EVENTS_REJECTED.labels(source=route, reason="rate_limited").inc()
         response = error_response(429, "too many requests")
         response.headers["Retry-After"] = str(retry_after)
         return response
@@ -84,5 +95,6 @@ def create_app(context: TaskContext) -> ASGIApp:
 
 def protect(app: ASGIApp, context: TaskContext) -> ASGIApp:
     app = BodyLimitMiddleware(app, context.settings.leadline_max_body_bytes)
+    app = RejectionMetricsMiddleware(app)
     app = RequestIdMiddleware(app)
     return SecurityHeadersMiddleware(app)

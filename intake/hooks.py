@@ -20,9 +20,10 @@ from starlette.responses import JSONResponse, Response
 
 from intake.inbound import StoredEvent, store_inbound_event
 from intake.limits import hit, record_auth_failure
+from intake.rejections import label_rejection
 from intake.responses import error_response
 from leadline.logging import get_logger
-from leadline.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
+from leadline.metrics import EVENTS_REJECTED
 from models.intake import org_accepts_events
 from tasks.context import TaskContext
 
@@ -77,15 +78,17 @@ def warn_throttled(message: str, source: str, reason: str) -> None:
 
 def reject(request: Request, source: str, reason: str) -> Response:
     """403 for a request that failed verification; nothing is stored."""
-    EVENTS_REJECTED.labels(source=source, reason=reason).inc()
+    label_rejection(request, reason)
     record_auth_failure(request)
     warn_throttled("inbound request refused", source, reason)
     return error_response(403, "verification failed")
 
 
 def refuse(source: str, status: int, reason: str, message: str) -> Response:
-    """A verified (or not yet verifiable) request we cannot take: 400, 404, 415."""
-    EVENTS_REJECTED.labels(source=source, reason=reason).inc()
+    """A verified (or not yet verifiable) request we cannot take: 400, 404, 415.
+
+    Counted by intake.rejections from the status; `source` and `reason` name it in logs.
+    """
     return error_response(status, message)
 
 
@@ -138,6 +141,4 @@ async def accept(
         payload,
         request.state.request_id,
     )
-    if stored.created:
-        EVENTS_ACCEPTED.labels(source=source).inc()
     return stored

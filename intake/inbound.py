@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
+from leadline.metrics import EVENTS_ACCEPTED, EVENTS_DEDUPLICATED
 from models.tables import InboundEvent
 from tasks.context import TaskContext
 from tasks.events import encrypt_payload, process_event
@@ -54,6 +55,8 @@ def store_inbound_event(
                     InboundEvent.source == source, InboundEvent.external_id == external_id
                 )
             ).one()
+            EVENTS_DEDUPLICATED.labels(source=source).inc()
             return StoredEvent(existing, created=False, enqueued=False)
+    EVENTS_ACCEPTED.labels(source=source).inc()
     enqueued = enqueue_or_defer(process_event, str(org_id), str(event_id))
     return StoredEvent(event_id, created=True, enqueued=enqueued)

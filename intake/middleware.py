@@ -9,7 +9,7 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from leadline.logging import get_logger
+from leadline.logging import clear_context, get_logger
 
 log = get_logger("leadline.intake")
 
@@ -61,7 +61,7 @@ class RequestIdMiddleware:
             return
         request_id = incoming_request_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.clear_contextvars()
+        clear_context()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
@@ -86,7 +86,7 @@ class RequestIdMiddleware:
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
-            structlog.contextvars.clear_contextvars()
+            clear_context()
 
 
 def incoming_request_id(scope: Scope) -> str | None:

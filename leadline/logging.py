@@ -2,7 +2,10 @@
 
 Every log line, from our code, uvicorn or Dramatiq, passes through `redact_event`, which masks
 phone numbers and emails anywhere in the text and drops the values of fields that hold PII or
-secrets by name. Request and message ids are bound through contextvars.
+secrets by name. Names cannot be recognised by pattern, so code that decrypts a person's data
+marks the values it holds (`mark_sensitive`) and they are masked in every line written for the
+same unit of work (one request or one message). Request and message ids are bound through
+contextvars. Dead-letter records and the ops page use the same `redact_text`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
+from contextvars import ContextVar
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -40,7 +45,30 @@ PII_FIELDS = frozenset(
 )
 EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 PHONE_RE = re.compile(r"(?<![\w-])\+?\d[\d\s().-]{6,}\d(?![\w-])")
-SAFE_FIELDS = frozenset({"timestamp", "level", "logger", "request_id", "message_id", "event_id"})
+# Dates and times look like phone numbers to PHONE_RE; they are kept (2025-01-31 12:00).
+ISO_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2})?$")
+PII_SUFFIXES = ("_name", "_phone", "_email", "_body", "_token", "_secret", "_password", "_key")
+SAFE_FIELDS = frozenset(
+    {
+        "timestamp",
+        "level",
+        "logger",
+        "request_id",
+        "message_id",
+        "event_id",
+        "actor",
+        "actor_name",
+        "queue_name",
+        "job_name",
+        "logger_name",
+        "event_name",
+        "table_name",
+        "column_name",
+    }
+)
+MASK = "[redacted]"
+MIN_SENSITIVE_LENGTH = 2
+_sensitive: ContextVar[set[str] | None] = ContextVar("leadline_sensitive_values", default=None)
 BEARER_RE = re.compile(r"(?i)(bearer\s+|ll_(?:live|test)_)[\w.-]+")
 # Telegram puts the bot token in the URL path (/bot123456:AA.../sendMessage); httpx logs URLs.
 TELEGRAM_TOKEN_RE = re.compile(r"(/bot)\d+:[\w-]+")
@@ -48,7 +76,7 @@ TELEGRAM_TOKEN_RE = re.compile(r"(/bot)\d+:[\w-]+")
 
 def mask_phone(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
-    if len(digits) < 8:
+    if len(digits) < 8 or ISO_DATE_RE.match(match.group(0)):
         return match.group(0)
     prefix = "+" if match.group(0).startswith("+") else ""
     return f"{prefix}{digits[:1]}{'*' * (len(digits) - 5)}{digits[-4:]}"
@@ -59,19 +87,60 @@ def mask_email(match: re.Match[str]) -> str:
     return f"{local[:1]}***@{domain}"
 
 
+def mark_sensitive(*values: str | None) -> None:
+    """Mask these values (and each word of them) in every line of the current unit of work.
+
+    The set is shared by reference with threads the unit hands work to (a threadpool copies
+    the context, not the set), so values marked there are masked in the caller's lines too.
+    """
+    marked = _sensitive.get()
+    if marked is None:
+        marked = set()
+        _sensitive.set(marked)
+    for value in values:
+        if not isinstance(value, str):
+            continue
+        for part in (value.strip(), *value.split()):
+            if len(part) >= MIN_SENSITIVE_LENGTH:
+                marked.add(part)
+
+
+def reset_sensitive() -> None:
+    """Start a new unit of work (request or message) with nothing marked."""
+    _sensitive.set(set())
+
+
+def sensitive_values() -> frozenset[str]:
+    return frozenset(_sensitive.get() or ())
+
+
+@lru_cache(maxsize=256)
+def _sensitive_pattern(values: frozenset[str]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
 def redact_text(text: str) -> str:
-    """Mask emails, phone numbers and bearer credentials inside free text."""
-    text = BEARER_RE.sub(lambda m: m.group(1) + "[redacted]", text)
-    text = TELEGRAM_TOKEN_RE.sub(lambda m: m.group(1) + "[redacted]", text)
+    """Mask marked values, emails, phone numbers and credentials inside free text."""
+    marked = sensitive_values()
+    if marked:
+        text = _sensitive_pattern(marked).sub(MASK, text)
+    text = BEARER_RE.sub(lambda m: m.group(1) + MASK, text)
+    text = TELEGRAM_TOKEN_RE.sub(lambda m: m.group(1) + MASK, text)
     text = EMAIL_RE.sub(mask_email, text)
     return PHONE_RE.sub(mask_phone, text)
+
+
+def is_pii_field(key: str) -> bool:
+    lowered = key.lower()
+    return lowered in PII_FIELDS or lowered.endswith(PII_SUFFIXES)
 
 
 def redact_value(key: str, value: Any) -> Any:
     if key in SAFE_FIELDS:
         return value
-    if key.lower() in PII_FIELDS and value is not None:
-        return "[redacted]"
+    if is_pii_field(key) and value is not None:
+        return MASK
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, Mapping):
@@ -104,7 +173,9 @@ PRE_CHAIN: list[Any] = [
 def json_formatter() -> logging.Formatter:
     """The formatter every handler uses: pre-chain, redaction, one JSON object per line."""
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=PRE_CHAIN,
+        # Lines from stdlib loggers (uvicorn, Dramatiq, `extra=`) keep their extra fields, so
+        # they share the schema and go through the same redaction.
+        foreign_pre_chain=[*PRE_CHAIN, structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -145,4 +216,6 @@ def bind_context(**values: str) -> None:
 
 
 def clear_context() -> None:
+    """End a unit of work: drop bound ids and marked values."""
     structlog.contextvars.clear_contextvars()
+    reset_sensitive()

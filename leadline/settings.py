@@ -20,6 +20,7 @@ PROVIDER_SECRETS: dict[str, tuple[str, ...]] = {
     "telegram": ("telegram_secret_token",),
     "meta": ("meta_app_secret", "meta_verify_token"),
 }
+MIN_OPS_TOKEN_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -36,6 +37,8 @@ class Settings(BaseSettings):
     leadline_state_dir: str = ".leadline"
     leadline_log_level: str = "INFO"
     leadline_ops_token: SecretStr | None = None
+    leadline_worker_metrics_host: str = "127.0.0.1"
+    leadline_worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
     leadline_allow_private_webhook_targets: bool = False
     leadline_worker_threads: int = Field(default=8, ge=1, le=256)
     leadline_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
@@ -160,6 +163,8 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("LEADLINE_PUBLIC_URL must be https")
     if settings.leadline_ops_token is None:
         problems.append("LEADLINE_OPS_TOKEN is required")
+    elif len(settings.leadline_ops_token.get_secret_value()) < MIN_OPS_TOKEN_LENGTH:
+        problems.append(f"LEADLINE_OPS_TOKEN must be at least {MIN_OPS_TOKEN_LENGTH} characters")
     problems.extend(missing_provider_secrets(settings))
     problems.extend(messaging_problems(settings))
     return problems

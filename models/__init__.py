@@ -1,12 +1,13 @@
 """Data layer. Importing it registers every table on Base.metadata."""
 
-from models import billing, channels, intake, messaging, retention, tables, telegram_links
+from models import billing, channels, intake, messaging, ops, retention, tables, telegram_links
 
 __all__ = [
     "billing",
     "channels",
     "intake",
     "messaging",
+    "ops",
     "retention",
     "tables",
     "telegram_links",

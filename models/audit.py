@@ -1,10 +1,13 @@
-"""Writing the audit log. Callers pass ids, codes and counts, never PII."""
+"""Writing and reading the audit log. Callers pass ids, codes and counts, never PII."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.tables import AuditEntry
@@ -22,3 +25,27 @@ def record_audit(
     session.add(
         AuditEntry(org_id=org_id, actor=actor, action=action, target=target, details=details or {})
     )
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    org_id: uuid.UUID | None = None
+    action: str | None = None
+    since: datetime | None = None
+    limit: int = 200
+
+
+def list_audit(session: Session, where: AuditQuery) -> list[AuditEntry]:
+    """Newest first. `action` ending in `*` matches a prefix (`dlq.*`)."""
+    query = select(AuditEntry)
+    if where.org_id is not None:
+        query = query.where(AuditEntry.org_id == where.org_id)
+    if where.action and where.action.endswith("*"):
+        prefix = where.action[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(AuditEntry.action.like(prefix + "%", escape="\\"))
+    elif where.action:
+        query = query.where(AuditEntry.action == where.action)
+    if where.since is not None:
+        query = query.where(AuditEntry.created_at >= where.since)
+    order = (AuditEntry.created_at.desc(), AuditEntry.id.desc())
+    return list(session.scalars(query.order_by(*order).limit(where.limit)))

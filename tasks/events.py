@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from leadline.errors import CryptoError, KeyNotFoundError, LeadlineError
-from leadline.logging import get_logger
+from leadline.logging import get_logger, mark_sensitive
 from models.crypto import OrgCipher
 from models.leads import LeadFields, upsert_lead
 from models.tables import InboundEvent, Lead
@@ -71,6 +71,7 @@ def process_inbound_event(
 @handles("api")
 def handle_api_lead(ctx: EventContext) -> None:
     data = ctx.payload
+    mark_sensitive(data.get("name"), data.get("phone"), data.get("email"))
     consent = data.get("consent") or {}
     fields = LeadFields(
         name=data.get("name"),

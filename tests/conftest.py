@@ -154,6 +154,12 @@ def worker(broker: dramatiq.Broker) -> Iterator[dramatiq.Worker]:
     running.start()
     yield running
     running.stop()
+    # Worker.start adds a middleware that starts a consumer for every queue declared later and
+    # stop() leaves it on the broker: without this, an actor declared by a later test module
+    # would get consumers of this stopped worker, which take its messages and never run them.
+    broker.middleware[:] = [
+        m for m in broker.middleware if getattr(m, "worker", None) is not running
+    ]
     broker.flush_all()
 
 

@@ -24,14 +24,30 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from models.db import Database
 from workers.middleware.context import LogContext
+from workers.middleware.dead_letters import DeadLetters
+from workers.middleware.metrics import ProcessingMetrics
+from workers.middleware.redaction import RedactedTracebacks
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACTORS: list[dramatiq.Actor[Any, Any]] = []
+_database: Database | None = None
+
+
+def use_database(database: Database | None) -> None:
+    """Set by the composition root: where the dead-letter middleware writes its rows."""
+    global _database
+    _database = database
+
+
+def current_database() -> Database | None:
+    return _database
 
 
 def build_middleware() -> list[Middleware]:
-    """Order matters: limits first, then context for logs, then retries."""
+    """Order matters: limits first, then context for logs, then retries; what reads the
+    outcome Retries decides (`message.failed`) comes after it."""
     return [
         AgeLimit(),
         TimeLimit(time_limit=5 * 60 * 1000),
@@ -41,6 +57,9 @@ def build_middleware() -> list[Middleware]:
         Callbacks(),
         Pipelines(),
         Retries(max_retries=10, min_backoff=1000, max_backoff=5 * 60 * 1000),
+        DeadLetters(current_database),
+        ProcessingMetrics(),
+        RedactedTracebacks(),
     ]
 
 

@@ -28,11 +28,12 @@ from intake.auth import (
 from intake.hooks import context_of, malformed, media_type, refuse, reject
 from intake.inbound import store_inbound_event
 from intake.limits import check_auth_failures, hit, record_auth_failure
+from intake.rejections import label_rejection
 from intake.responses import error_response
 from intake.schemas import LeadIn, field_errors
 from intake.verify import verify_standard_webhook
 from leadline.errors import VerificationError
-from leadline.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
+from leadline.logging import mark_sensitive
 
 router = APIRouter()
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -57,7 +58,7 @@ async def bearer_caller(request: Request) -> Caller | Response:
         token = bearer_token(request)
         org_id = await run_in_threadpool(authenticate_api_key, context_of(request), token)
     except VerificationError:
-        EVENTS_REJECTED.labels(source=SOURCE, reason="bad_api_key").inc()
+        label_rejection(request, "bad_api_key")
         record_auth_failure(request)
         return error_response(401, "invalid or missing API key")
     return Caller(org_id, f"key:{api_key_prefix(token)}")
@@ -112,6 +113,7 @@ async def create_lead(request: Request) -> Response:
     if isinstance(lead, Response):
         return lead
     context = context_of(request)
+    mark_sensitive(lead.name, lead.phone, lead.email)
     stored = await run_in_threadpool(
         store_inbound_event,
         context,
@@ -121,6 +123,4 @@ async def create_lead(request: Request) -> Response:
         lead_payload(lead, context.clock()),
         request.state.request_id,
     )
-    if stored.created:
-        EVENTS_ACCEPTED.labels(source=SOURCE).inc()
     return JSONResponse({"id": str(stored.id)}, status_code=202)

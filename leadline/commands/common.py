@@ -46,7 +46,7 @@ def open_runtime(settings: Settings | None = None) -> Any:
     """Settings → logging → broker with every actor → task context. Returns the context."""
     import tasks  # noqa: F401  (registers every actor)
     from tasks.context import build_context, set_context
-    from workers.runtime import build_broker, install_broker
+    from workers.runtime import build_broker, install_broker, use_database
 
     settings = prepared_settings(settings)
     setup_logging(settings)
@@ -54,6 +54,7 @@ def open_runtime(settings: Settings | None = None) -> Any:
     install_broker(build_broker(settings.leadline_redis_url, settings.leadline_redis_namespace))
     context = build_context(settings)
     set_context(context)
+    use_database(context.db)
     return context
 
 

@@ -54,7 +54,15 @@ def worker(
     """Run Dramatiq worker threads until SIGINT or SIGTERM."""
     import dramatiq
 
+    from workers.exporter import serve_worker_metrics
+
     context = open_runtime()
+    metrics_port = context.settings.leadline_worker_metrics_port
+    if metrics_port:
+        try:
+            serve_worker_metrics(context.settings.leadline_worker_metrics_host, metrics_port)
+        except OSError as exc:
+            typer.echo(f"worker metrics not served on port {metrics_port}: {exc}", err=True)
     broker = dramatiq.get_broker()
     worker_threads = threads or context.settings.leadline_worker_threads
     selected = {q.strip() for q in queues.split(",") if q.strip()} or None

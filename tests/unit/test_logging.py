@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import contextvars
 import io
 import json
 import logging
+from collections.abc import Callable
 
-from leadline.logging import json_formatter, redact_text
+from leadline.logging import (
+    clear_context,
+    json_formatter,
+    mark_sensitive,
+    redact_event,
+    redact_text,
+    reset_sensitive,
+)
 
 
 def test_phone_numbers_and_emails_are_masked() -> None:
@@ -41,8 +50,6 @@ def test_every_log_line_goes_through_redaction() -> None:
 
 
 def test_named_pii_fields_are_dropped() -> None:
-    from leadline.logging import redact_event
-
     event = redact_event(None, "info", {"event": "x", "name": "Ada", "body": "hi", "count": 3})
     assert event == {"event": "x", "name": "[redacted]", "body": "[redacted]", "count": 3}
 
@@ -54,3 +61,86 @@ def test_telegram_bot_token_in_a_url_is_redacted() -> None:
     assert redact_text(line) == (
         'HTTP Request: POST https://api.telegram.org/bot[redacted]/sendMessage "200 OK"'
     )
+
+
+def one_json_line(emit: Callable[[logging.Logger], None]) -> str:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(json_formatter())
+    logger = logging.getLogger("test.redaction.names")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        emit(logger)
+    finally:
+        logger.removeHandler(handler)
+    return stream.getvalue()
+
+
+def test_marked_names_are_masked_in_messages_exceptions_and_extra_fields() -> None:
+    reset_sensitive()
+    mark_sensitive("Zebulon Quartermaine", "+14155550199", None)
+
+    def emit(logger: logging.Logger) -> None:
+        try:
+            raise ValueError("no consent from zebulon quartermaine")
+        except ValueError:
+            logger.exception(
+                "alert for %s failed", "Zebulon", extra={"detail": "Quartermaine asked twice"}
+            )
+
+    try:
+        text = one_json_line(emit)
+    finally:
+        reset_sensitive()
+    line = json.loads(text)
+    assert "zebulon" not in text.lower() and "quartermaine" not in text.lower()
+    assert line["event"] == "alert for [redacted] failed"
+    assert line["detail"] == "[redacted] asked twice"
+    assert "[redacted]" in line["exception"]
+
+
+def test_structlog_extra_fields_are_redacted_by_name_and_content() -> None:
+    event = redact_event(
+        None,
+        "info",
+        {
+            "event": "lead stored",
+            "lead_name": "Ada",
+            "contact_email": "ada@example.com",
+            "input": {"phone": "+14155550123", "note": "call +14155550123"},
+            "actor_name": "send_sms",
+            "queue_name": "alerts",
+            "count": 2,
+        },
+    )
+    assert event["lead_name"] == "[redacted]" and event["contact_email"] == "[redacted]"
+    assert event["input"] == {"phone": "[redacted]", "note": "call +1******0123"}
+    assert (event["actor_name"], event["queue_name"], event["count"]) == ("send_sms", "alerts", 2)
+
+
+def test_marks_belong_to_one_unit_of_work_and_reach_its_threads() -> None:
+    reset_sensitive()
+    copied = contextvars.copy_context()
+    copied.run(mark_sensitive, "Philippa")  # as a threadpool worker of the same request would
+    assert redact_text("hello Philippa") == "hello [redacted]"
+    clear_context()
+    assert redact_text("hello Philippa") == "hello Philippa"
+
+
+def test_short_words_and_partial_matches_are_left_alone() -> None:
+    reset_sensitive()
+    mark_sensitive("Al Bo")
+    try:
+        assert redact_text("Al said Albert and Bo ok") == "[redacted] said Albert and [redacted] ok"
+        assert redact_text("a b c") == "a b c"
+    finally:
+        reset_sensitive()
+
+
+def test_dates_and_times_are_not_mistaken_for_phone_numbers() -> None:
+    text = redact_text(
+        "due 2025-01-31, ran 2025-01-31T12:00:05Z and 2025-01-31 12:00; +14155550123"
+    )
+    assert "due 2025-01-31, ran 2025-01-31T12:00:05Z and 2025-01-31 12:00;" in text
+    assert "+1******0123" in text

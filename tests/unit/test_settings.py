@@ -18,7 +18,7 @@ def production(**overrides: object) -> Settings:
         "leadline_redis_url": "redis://cache.internal:6379/0",
         "leadline_master_keys": GOOD_KEY,
         "leadline_public_url": "https://leads.example.com",
-        "leadline_ops_token": "ops-token-value",
+        "leadline_ops_token": "ops-token-value-long-enough-to-guess-never",
         "twilio_auth_token": "twilio-token",
         "stripe_webhook_secret": "whsec_stripe",
         "telegram_secret_token": "telegram-secret",
@@ -45,6 +45,8 @@ def test_complete_production_settings_are_accepted() -> None:
         ({"leadline_master_keys": "nocolon"}, "kid:base64"),
         ({"leadline_allow_private_webhook_targets": True}, "development only"),
         ({"leadline_public_url": "http://leads.example.com"}, "https"),
+        ({"leadline_ops_token": None}, "LEADLINE_OPS_TOKEN is required"),
+        ({"leadline_ops_token": "short-ops-token"}, "at least 32 characters"),
     ],
 )
 def test_production_refuses_unsafe_settings(override: dict[str, object], message: str) -> None:

@@ -1,6 +1,8 @@
 """Carries the request id from the enqueuing code to the worker's log lines.
 
-Only ids travel in message options, never payloads.
+Only ids travel in message options, never payloads. Values marked sensitive while a message is
+processed stay marked until the next message starts, so the dead-letter record written at nack
+time (after `after_process_message`) is masked with them too.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import dramatiq
 import structlog
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
+
+from leadline.logging import clear_context
 
 REQUEST_ID_OPTION = "request_id"
 
@@ -26,7 +30,7 @@ class LogContext(Middleware):
             message.options[REQUEST_ID_OPTION] = request_id
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        structlog.contextvars.clear_contextvars()
+        clear_context()
         structlog.contextvars.bind_contextvars(
             message_id=message.message_id, actor=message.actor_name
         )

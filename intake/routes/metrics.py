@@ -1,0 +1,59 @@
+"""GET /metrics: this intake process's series, plus queue depths from Redis and open dead
+letters from Postgres, read at scrape time (so they are right whichever process is asked)."""
+
+from __future__ import annotations
+
+import dramatiq
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from leadline.logging import get_logger
+from leadline.metrics import DEAD_LETTERS_OPEN, QUEUE_DELAYED, QUEUE_DEPTH, QUEUE_IN_FLIGHT
+from models.ops import DEAD, DeadLetter
+from tasks.context import TaskContext
+from workers.queues import queue_stats
+
+router = APIRouter()
+log = get_logger("leadline.intake")
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    context: TaskContext = request.app.state.context
+    await run_in_threadpool(refresh_gauges, context)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def refresh_gauges(context: TaskContext) -> None:
+    """Best effort: a scrape still answers (with stale gauges) when Redis or Postgres is down."""
+    try:
+        refresh_queue_gauges(dramatiq.get_broker())
+    except Exception as exc:
+        log.warning("queue gauges not refreshed", error=type(exc).__name__)
+    try:
+        refresh_dead_letter_gauge(context)
+    except Exception as exc:
+        log.warning("dead-letter gauge not refreshed", error=type(exc).__name__)
+
+
+def refresh_queue_gauges(broker: dramatiq.Broker) -> None:
+    for stats in queue_stats(broker):
+        QUEUE_DEPTH.labels(queue=stats.queue).set(stats.waiting)
+        QUEUE_DELAYED.labels(queue=stats.queue).set(stats.delayed)
+        QUEUE_IN_FLIGHT.labels(queue=stats.queue).set(stats.in_flight)
+
+
+def refresh_dead_letter_gauge(context: TaskContext) -> None:
+    query = (
+        select(DeadLetter.queue, func.count())
+        .where(DeadLetter.state == DEAD)
+        .group_by(DeadLetter.queue)
+    )
+    with context.db.maintenance() as session:
+        counts = dict(session.execute(query).tuples().all())
+    DEAD_LETTERS_OPEN.clear()
+    for queue, count in counts.items():
+        DEAD_LETTERS_OPEN.labels(queue=queue).set(count)

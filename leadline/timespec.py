@@ -1,0 +1,38 @@
+"""Points in time as operators type them: `30m`, `2h`, `7d`, `1w` (that long ago) or an
+ISO 8601 date or time (UTC unless it says otherwise)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from leadline.errors import LeadlineError
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+AGO = re.compile(r"^\s*(\d{1,6})\s*([smhdw])\s*$", re.IGNORECASE)
+
+
+class TimeSpecError(LeadlineError):
+    """A time given on the command line could not be understood."""
+
+
+def parse_moment(value: str, now: datetime) -> datetime:
+    match = AGO.match(value)
+    if match:
+        seconds = int(match.group(1)) * UNITS[match.group(2).lower()]
+        return now - timedelta(seconds=seconds)
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise TimeSpecError(
+            f"cannot read {value!r} as a time: use e.g. 30m, 2h, 7d or 2025-01-31T12:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def format_age(seconds: int) -> str:
+    """`42s`, `5m`, `3h`, `2d`: the largest whole unit."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(0, seconds)}s"

@@ -1,0 +1,87 @@
+"""Readiness: can this process do its job right now? Postgres and Redis answer, and the schema
+is at the migrations' heads. Used by `GET /readyz` and `leadline status`.
+
+Each check runs in its own thread under one deadline, so a server that drops packets turns
+the answer into "timeout" instead of hanging the probe. Details are error class names only:
+never URLs, hosts or credentials.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import Engine, text
+
+from models.db import Database
+from models.migrate import is_current
+
+OK = "ok"
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class Readiness:
+    checks: dict[str, str]
+
+    @property
+    def ready(self) -> bool:
+        return all(result == OK for result in self.checks.values())
+
+    def as_dict(self) -> dict[str, object]:
+        return {"status": "ready" if self.ready else "unready", "checks": self.checks}
+
+
+def check_postgres(engine: Engine) -> str:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return OK
+
+
+def check_migrations(engine: Engine) -> str:
+    return OK if is_current(engine) else "behind"
+
+
+def check_redis(url: str) -> str:
+    # No client-side retries: a probe reports what it finds now.
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=1, socket_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return OK
+
+
+def readiness(db: Database, redis_url: str | None) -> Readiness:
+    checks: dict[str, Callable[[], str]] = {
+        "postgres": lambda: check_postgres(db.app_engine),
+        "redis": lambda: check_redis(redis_url) if redis_url else "not configured",
+        "migrations": lambda: check_migrations(db.owner_engine),
+    }
+    return Readiness(run_checks(checks))
+
+
+def run_checks(checks: dict[str, Callable[[], str]]) -> dict[str, str]:
+    pool = ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="readiness")
+    deadline = time.monotonic() + CHECK_TIMEOUT_SECONDS
+    futures = {name: pool.submit(check) for name, check in checks.items()}
+    results = {name: _result(future, deadline) for name, future in futures.items()}
+    pool.shutdown(wait=False, cancel_futures=True)
+    return results
+
+
+def _result(future: Future[str], deadline: float) -> str:
+    try:
+        return future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except FutureTimeout:
+        return "timeout"
+    except Exception as exc:
+        return f"unreachable: {type(exc).__name__}"
