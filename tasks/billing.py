@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 from models.audit import record_audit
 from models.billing import OrgBilling
 from models.tables import Organization
+from tasks.context import get_context
 from tasks.registry import EventContext, handles
 
-DELETION_GRACE = timedelta(days=30)
+DEFAULT_DELETION_GRACE = timedelta(days=30)
 SUBSCRIPTION_CHANGES = {"customer.subscription.created", "customer.subscription.updated"}
 CANCELLATION = "customer.subscription.deleted"
 PAYMENT_FAILED = "invoice.payment_failed"
@@ -40,7 +41,11 @@ def event_object(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_stripe_event(
-    session: Session, org_id: uuid.UUID, event: dict[str, Any], now: datetime
+    session: Session,
+    org_id: uuid.UUID,
+    event: dict[str, Any],
+    now: datetime,
+    grace: timedelta = DEFAULT_DELETION_GRACE,
 ) -> bool:
     """Apply one verified event to the org's billing row. False when it changed nothing."""
     created = timestamp(event.get("created"))
@@ -54,7 +59,7 @@ def apply_stripe_event(
         return False
     if billing.last_event_created is not None and created <= billing.last_event_created:
         return False
-    change_state(billing, org, str(event["type"]), event_object(event), created)
+    change_state(billing, org, str(event["type"]), event_object(event), created, grace)
     billing.last_event_created, billing.last_event_id = created, str(event.get("id"))
     billing.updated_at = now
     record_audit(
@@ -69,11 +74,16 @@ def apply_stripe_event(
 
 
 def change_state(
-    billing: OrgBilling, org: Organization, kind: str, obj: dict[str, Any], created: datetime
+    billing: OrgBilling,
+    org: Organization,
+    kind: str,
+    obj: dict[str, Any],
+    created: datetime,
+    grace: timedelta,
 ) -> None:
     if kind == CANCELLATION:
         cancelled_at = timestamp(obj.get("ended_at")) or timestamp(obj.get("canceled_at"))
-        cancel(billing, org, cancelled_at or created)
+        cancel(billing, org, cancelled_at or created, grace)
     elif kind == PAYMENT_FAILED:
         billing.status = "past_due"
     else:
@@ -85,10 +95,12 @@ def change_state(
             reactivate(billing, org)
 
 
-def cancel(billing: OrgBilling, org: Organization, cancelled_at: datetime) -> None:
+def cancel(
+    billing: OrgBilling, org: Organization, cancelled_at: datetime, grace: timedelta
+) -> None:
     billing.status = "cancelled"
     billing.cancelled_at = cancelled_at
-    billing.deletion_due_at = org.deletion_due_at = cancelled_at + DELETION_GRACE
+    billing.deletion_due_at = org.deletion_due_at = cancelled_at + grace
     org.status = "cancelled"
 
 
@@ -99,4 +111,5 @@ def reactivate(billing: OrgBilling, org: Organization) -> None:
 
 @handles("stripe")
 def handle_stripe_event(ctx: EventContext) -> None:
-    apply_stripe_event(ctx.session, ctx.org_id, ctx.payload, ctx.now)
+    grace = timedelta(days=get_context().settings.leadline_deletion_grace_days)
+    apply_stripe_event(ctx.session, ctx.org_id, ctx.payload, ctx.now, grace)
