@@ -99,10 +99,13 @@ def org_for_meta_account(session: Session, account_ids: list[str]) -> uuid.UUID 
     return org_id
 
 
+CLOSED_ORG_STATUSES = frozenset({"deleting", "deleted"})
+
+
 def org_accepts_events(session: Session, org_id: uuid.UUID) -> bool:
-    """Tenant session: the org exists and has not been deleted."""
+    """Tenant session: the org exists and is not being deleted (its keys are gone)."""
     org = session.get(Organization, org_id)
-    return org is not None and org.status != "deleted"
+    return org is not None and org.status not in CLOSED_ORG_STATUSES
 
 
 def new_signing_secret() -> str:

@@ -27,8 +27,30 @@ def create_roles_sql() -> list[str]:
     return statements
 
 
+# A row may only be added for an organisation that is not being deleted. Deletion shreds the
+# keys and sets this status in one commit; a worker still holding a cached key cannot then
+# write rows that would outlive the organisation.
+OPEN_ORG = (
+    "EXISTS (SELECT 1 FROM organizations o WHERE o.id = {column} "
+    "AND o.status NOT IN ('deleting', 'deleted'))"
+)
+
+
+def open_org_insert_sql(table: str, org_column: str = "org_id") -> list[str]:
+    return [
+        f"DROP POLICY IF EXISTS org_open_for_writes ON {table}",
+        f"CREATE POLICY org_open_for_writes ON {table} AS RESTRICTIVE FOR INSERT TO {APP_ROLE} "
+        f"WITH CHECK ({OPEN_ORG.format(column=org_column)})",
+    ]
+
+
 def tenant_table_sql(table: str, org_column: str = "org_id") -> list[str]:
-    """Statements that put `table` under tenant isolation."""
+    """Statements that put `table` under tenant isolation (organizations itself: no write gate)."""
+    gate = open_org_insert_sql(table, org_column) if table != "organizations" else []
+    return [*_tenant_isolation_sql(table, org_column), *gate]
+
+
+def _tenant_isolation_sql(table: str, org_column: str) -> list[str]:
     return [
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",

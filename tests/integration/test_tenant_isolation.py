@@ -84,3 +84,23 @@ def test_copied_ciphertext_fails_to_decrypt(context: Any, make_org: Any) -> None
         target.phone_ct = stolen_phone
     with context.db.tenant(org_b.id) as session, pytest.raises(CryptoError):
         get_lead(session, context.keys.cipher(session, org_b.id), other_org)
+
+
+def test_no_new_rows_for_an_org_being_deleted(context: Any, make_org: Any) -> None:
+    """A worker still holding a cached key cannot write rows that would outlive the org."""
+    from sqlalchemy.exc import ProgrammingError
+
+    org = make_org()
+    with context.db.tenant(org.id) as session:
+        cipher = context.keys.cipher(session, org.id)  # cached, as in a busy worker
+    with context.db.maintenance() as session:
+        organization = session.get(Organization, org.id)
+        assert organization is not None
+        organization.status = "deleting"
+    with (
+        pytest.raises(ProgrammingError, match="row-level security"),
+        context.db.tenant(org.id) as session,
+    ):
+        upsert_lead(session, cipher, LeadFields(phone="+14155550116"))
+    with context.db.tenant(org.id) as session:
+        assert session.scalars(select(Lead)).all() == []
