@@ -8,6 +8,7 @@ from leadline.commands.keys import keys_app
 from leadline.commands.orgs import apikey_app, org_app
 from leadline.commands.serve import intake, migrate, sandbox, worker
 from leadline.commands.up import up
+from leadline.commands.webhooks import endpoint_app, webhook_app
 
 app = typer.Typer(
     help="Leadline: encrypted, tenant-isolated lead intake and alerts.",
@@ -23,6 +24,8 @@ app.command()(sandbox)
 app.add_typer(org_app, name="org")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(keys_app, name="keys")
+app.add_typer(endpoint_app, name="endpoint")
+app.add_typer(webhook_app, name="webhook")
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import binascii
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leadline.errors import ConfigError
@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     leadline_allow_private_webhook_targets: bool = False
     leadline_worker_threads: int = Field(default=8, ge=1, le=256)
     leadline_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Outbound webhooks (docs/webhooks.md). The schedule is seconds after each failed try.
+    leadline_webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    leadline_webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=60)
+    leadline_webhook_disable_after_hours: float = Field(default=120.0, gt=0)
+    leadline_webhook_max_in_flight: int = Field(default=500, ge=1, le=5000)
+    leadline_webhook_sweep_grace_seconds: float = Field(default=60.0, ge=0)
 
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
@@ -52,6 +58,17 @@ class Settings(BaseSettings):
     @property
     def uses_embedded_services(self) -> bool:
         return self.leadline_database_url is None or self.leadline_redis_url is None
+
+    @field_validator("leadline_webhook_retry_schedule")
+    @classmethod
+    def _check_retry_schedule(cls, value: str) -> str:
+        parse_retry_schedule(value)
+        return value
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """Seconds to wait after the 1st, 2nd, ... failed attempt; their count bounds retries."""
+        return parse_retry_schedule(self.leadline_webhook_retry_schedule)
 
     def master_keys(self) -> list[tuple[str, bytes]]:
         """The KEKs as (key id, 32 bytes), primary first."""
@@ -94,6 +111,17 @@ def _decode_master_key(key_id: str, encoded: str) -> bytes:
     if len(set(key)) < MASTER_KEY_BYTES // 2:
         raise ConfigError(f"master key {key_id!r} does not look random")
     return key
+
+
+def parse_retry_schedule(raw: str) -> tuple[float, ...]:
+    """Comma-separated non-negative seconds. Raises ValueError (pydantic reports it)."""
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ValueError("webhook retry schedule must be comma-separated seconds") from None
+    if any(not 0 <= delay < float("inf") for delay in delays):
+        raise ValueError("webhook retry schedule holds a negative or infinite delay")
+    return delays
 
 
 def production_problems(settings: Settings) -> list[str]:

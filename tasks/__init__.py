@@ -3,6 +3,6 @@
 Importing this package registers every actor and every event handler.
 """
 
-from tasks import events
+from tasks import events, webhooks
 
-__all__ = ["events"]
+__all__ = ["events", "webhooks"]

@@ -15,6 +15,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
+    AsyncIO,
     Callbacks,
     CurrentMessage,
     Middleware,
@@ -41,6 +42,8 @@ def build_middleware() -> list[Middleware]:
         Callbacks(),
         Pipelines(),
         Retries(max_retries=10, min_backoff=1000, max_backoff=5 * 60 * 1000),
+        # The event loop thread that webhook deliveries share (one per worker process).
+        AsyncIO(),
     ]
 
 
