@@ -148,6 +148,14 @@ def deliveries(context: TaskContext, org_id: uuid.UUID) -> list[WebhookDelivery]
         return list(session.scalars(query).all())
 
 
+def in_state(
+    context: TaskContext, org_id: uuid.UUID, state: str, count: int = 1
+) -> list[WebhookDelivery]:
+    """The org's deliveries in `state`, or [] until there are exactly `count` of them."""
+    rows = [d for d in deliveries(context, org_id) if d.state == state]
+    return rows if len(rows) == count else []
+
+
 def attempts(
     context: TaskContext, org_id: uuid.UUID, delivery_id: uuid.UUID
 ) -> list[WebhookAttempt]:

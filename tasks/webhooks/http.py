@@ -9,6 +9,7 @@ so the event loop never waits on the database.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import uuid
@@ -38,6 +39,8 @@ from models.endpoints import UrlPolicy
 from tasks.webhooks.policy import AttemptResult, honoured_retry_after
 
 log = get_logger(__name__)
+# httpx logs every request's full URL at INFO; customers' URLs may carry tokens.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 T = TypeVar("T")
 USER_AGENT = "Leadline-Webhooks/1"
 RECORDER_THREADS = 8

@@ -68,12 +68,17 @@ def audit_actions(context: Any, org_id: uuid.UUID) -> list[str]:
 
 
 def test_lead_delivery_verifies_and_shares_only_chosen_fields(
-    dev: Any, worker: dramatiq.Worker, client: Any, make_org: Any, backend: RecordingBackend
+    dev: Any,
+    worker: dramatiq.Worker,
+    client: Any,
+    make_org: Any,
+    backend: RecordingBackend,
+    log_lines: Any,
 ) -> None:
     org: Org = make_org()
     with running_receiver() as shared_rx, running_receiver() as plain_rx:
         shared_id, shared_secret = add_endpoint(
-            dev, org.id, shared_rx.url + "?k=1", shared=("name", "email")
+            dev, org.id, shared_rx.url + "?token=s3cret", shared=("name", "email")
         )
         _, plain_secret = add_endpoint(dev, org.id, plain_rx.url)
         add_endpoint(dev, org.id, plain_rx.url, events=("message.status",))
@@ -87,7 +92,7 @@ def test_lead_delivery_verifies_and_shares_only_chosen_fields(
     lead = payload["data"]["lead"]
     assert (lead["name"], lead["email"]) == (ADA["name"], ADA["email"])
     assert "phone" not in lead and "message" not in lead
-    assert shared.path == "/hooks?k=1"
+    assert shared.path == "/hooks?token=s3cret"
     assert len(shared.body) < 20_000
 
     plain_payload = verify(plain_secret, plain)
@@ -105,6 +110,9 @@ def test_lead_delivery_verifies_and_shares_only_chosen_fields(
     assert {host for host, _ in backend.calls} == {"127.0.0.1"}
     assert "endpoint.created" in audit_actions(dev, org.id)
     assert shared_id in {row.endpoint_id for row in rows}
+    logged = json.dumps(log_lines())
+    for secret in ("s3cret", shared_secret, ADA["name"], ADA["email"]):
+        assert secret not in logged
 
 
 def test_rotation_signs_with_old_and_new_secret_for_24_hours(
@@ -261,6 +269,11 @@ def test_redirect_is_a_failure_and_is_never_followed(
     assert backend.calls == [("127.0.0.1", port)] * len(backend.calls)
 
 
+def all_retrying_once(context: Any, org_id: uuid.UUID) -> bool:
+    rows = deliveries(context, org_id)
+    return all(d.attempt_count == 1 and d.state == "pending" for d in rows)
+
+
 def test_redis_flushed_mid_schedule_sweeper_restores_every_pending_delivery(
     context: Any, backend: RecordingBackend, broker: dramatiq.Broker, make_org: Any
 ) -> None:
@@ -277,9 +290,7 @@ def test_redis_flushed_mid_schedule_sweeper_restores_every_pending_delivery(
         first.start()
         for _ in range(5):
             publish_event(ctx, org.id, "lead.created", {"lead_id": str(uuid.uuid4())})
-        wait_for(lambda: len(rx.seen()) == 5 and all(
-            d.attempt_count == 1 and d.state == "pending" for d in deliveries(ctx, org.id)
-        ))  # fmt: skip
+        wait_for(lambda: len(rx.seen()) == 5 and all_retrying_once(ctx, org.id))
         first.stop()
 
         client = redis.Redis.from_url(str(ctx.settings.leadline_redis_url))
