@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -178,7 +178,16 @@ def rotate_secret(
     return NewSecret(endpoint.id, endpoint.org_id, secret)
 
 
-def signing_keys(cipher: OrgCipher, endpoint: WebhookEndpoint, now: datetime) -> list[bytes]:
+class SecretColumns(Protocol):
+    """What signing needs from an endpoint row (the ORM object or a Core result row)."""
+
+    id: uuid.UUID
+    secret_ct: bytes
+    previous_secret_ct: bytes | None
+    previous_secret_expires_at: datetime | None
+
+
+def signing_keys(cipher: OrgCipher, endpoint: SecretColumns, now: datetime) -> list[bytes]:
     """HMAC keys to sign with: the current secret, plus the previous one while it is valid."""
     keys = [secret_key(_open(cipher, endpoint.secret_ct, "secret_ct", endpoint.id))]
     expires = endpoint.previous_secret_expires_at

@@ -26,6 +26,7 @@ from dramatiq.middleware import (
 )
 
 from workers.middleware.context import LogContext
+from workers.middleware.drain import Drain
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACTORS: list[dramatiq.Actor[Any, Any]] = []
@@ -42,8 +43,11 @@ def build_middleware() -> list[Middleware]:
         Callbacks(),
         Pipelines(),
         Retries(max_retries=10, min_backoff=1000, max_backoff=5 * 60 * 1000),
-        # The event loop thread that webhook deliveries share (one per worker process).
+        # The event loop thread shared by async work (webhook requests), one per process.
         AsyncIO(),
+        # After AsyncIO: `after_*` hooks run in reverse, so work handed off by actors is
+        # drained once the worker threads have stopped and before the event loop stops.
+        Drain(),
     ]
 
 

@@ -7,12 +7,14 @@ delays the delivery until the sweeper (tasks.webhooks.operations) enqueues it ag
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import dramatiq
 import redis
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from leadline.errors import CryptoError, KeyNotFoundError
@@ -28,6 +30,8 @@ from tasks.webhooks.http import Claim, attempt_delivery, get_dispatcher
 from tasks.webhooks.lifecycle import disable_and_announce
 from tasks.webhooks.payload import decrypt_body
 from tasks.webhooks.policy import AttemptResult, next_retry_delay
+from tasks.webhooks.recorder import BatchRecorder
+from workers.middleware.drain import register_drain
 from workers.runtime import actor
 
 log = get_logger(__name__)
@@ -44,29 +48,56 @@ class NotDue:
 # --------------------------------------------------------------------------- claiming
 
 
-def claim_delivery(
-    session: Session, cipher: OrgCipher, delivery_id: uuid.UUID, now: datetime
-) -> Claim | NotDue | None:
-    """Move a due pending delivery to `delivering` and decrypt what the request needs."""
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
+_ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
+_ATTEMPTS = cast(Table, WebhookAttempt.__table__)
+_CLAIMED_COLUMNS = (
+    *(_DELIVERIES.c[name] for name in ("org_id", "payload_ct", "event_id")),
+    *(_ENDPOINTS.c[name] for name in ("id", "url", "secret_ct", "previous_secret_ct")),
+    _ENDPOINTS.c.previous_secret_expires_at,
+)
+
+
+def _claim_due(session: Session, delivery_id: uuid.UUID, now: datetime) -> Any:
+    """The common case in one statement: a due pending delivery of an enabled endpoint."""
+    d, e = _DELIVERIES.c, _ENDPOINTS.c
+    statement = (
+        update(_DELIVERIES)
+        .where(d.id == delivery_id, d.state == "pending", d.next_attempt_at <= now)
+        .where(d.endpoint_id == e.id, e.enabled.is_(True))
+        .values(state="delivering", claimed_at=now, updated_at=now)
+        .returning(*_CLAIMED_COLUMNS)
+    )
+    return session.execute(statement).first()
+
+
+def _explain_unclaimable(session: Session, delivery_id: uuid.UUID, now: datetime) -> NotDue | None:
+    """Why a delivery was not claimed: not due yet, its endpoint is disabled, or nothing to do."""
     query = select(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
     delivery = session.scalars(query.with_for_update(skip_locked=True)).first()
     if delivery is None or delivery.state != "pending":
         return None
     if delivery.next_attempt_at > now:
         return NotDue(delivery.next_attempt_at)
-    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
-    if endpoint is None or not endpoint.enabled:
-        _settle(delivery, "cancelled", now, error="endpoint disabled")
-        return None
-    delivery.state, delivery.claimed_at, delivery.updated_at = "delivering", now, now
+    _settle(delivery, "cancelled", now, error="endpoint disabled")
+    return None
+
+
+def claim_delivery(
+    session: Session, cipher: OrgCipher, delivery_id: uuid.UUID, now: datetime
+) -> Claim | NotDue | None:
+    """Move a due pending delivery to `delivering` and decrypt what the request needs."""
+    row = _claim_due(session, delivery_id, now)
+    if row is None:
+        return _explain_unclaimable(session, delivery_id, now)
     return Claim(
-        delivery_id=delivery.id,
-        org_id=delivery.org_id,
-        endpoint_id=endpoint.id,
-        url=endpoint.url,
-        msg_id=delivery.event_id,
-        body=decrypt_body(cipher, delivery),
-        keys=tuple(signing_keys(cipher, endpoint, now)),
+        delivery_id=delivery_id,
+        org_id=row.org_id,
+        endpoint_id=row.id,
+        url=row.url,
+        msg_id=row.event_id,
+        body=decrypt_body(cipher, row.payload_ct, delivery_id),
+        keys=tuple(signing_keys(cipher, row, now)),
     )
 
 
@@ -194,6 +225,7 @@ def enqueue_later(org_id: uuid.UUID, delivery_id: uuid.UUID, delay: timedelta) -
 
 
 def finish_attempt(context: TaskContext, claim: Claim, result: AttemptResult) -> None:
+    """Record one attempt in its own transaction and schedule the next try if any."""
     outbox = Outbox()
     with context.db.tenant(claim.org_id) as session:
         cipher = context.keys.cipher(session, claim.org_id)
@@ -205,13 +237,94 @@ def finish_attempt(context: TaskContext, claim: Claim, result: AttemptResult) ->
         enqueue_later(claim.org_id, claim.delivery_id, delay)
 
 
+def _attempt_row(claim: Claim, result: AttemptResult) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "org_id": claim.org_id,
+        "delivery_id": claim.delivery_id,
+        "endpoint_id": claim.endpoint_id,
+        "started_at": result.started_at,
+        "duration_ms": result.duration_ms,
+        "outcome": result.outcome,
+        "status_code": result.status,
+        "error_class": None,
+        "error_text": None,
+    }
+
+
+_MARK_DELIVERED = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("b_id"), _DELIVERIES.c.state == "delivering")
+    .values(
+        state="delivered",
+        delivered_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        claimed_at=None,
+        last_status=bindparam("b_status"),
+        last_error=None,
+        attempt_count=_DELIVERIES.c.attempt_count + 1,
+    )
+)
+
+
+def record_delivered(
+    session: Session, done: list[tuple[Claim, AttemptResult]], now: datetime
+) -> None:
+    """Successful attempts of one organisation in three statements, however many there are."""
+    connection = session.connection()
+    connection.execute(insert(_ATTEMPTS), [_attempt_row(c, r) for c, r in done])
+    marks = [{"b_id": c.delivery_id, "b_status": r.status, "b_now": now} for c, r in done]
+    connection.execute(_MARK_DELIVERED, marks)
+    for endpoint_id in {claim.endpoint_id for claim, _ in done}:
+        _mark_endpoint_healthy(session, endpoint_id)
+    WEBHOOK_ATTEMPTS.labels(outcome="delivered").inc(len(done))
+
+
+Recorded = tuple[TaskContext, Claim, AttemptResult]
+
+
+def _record_group(context: TaskContext, org_id: uuid.UUID, items: list[Recorded]) -> None:
+    delivered = [(claim, result) for _, claim, result in items if result.delivered]
+    if delivered:
+        with context.db.tenant(org_id) as session:
+            record_delivered(session, delivered, context.clock())
+    for _, claim, result in items:
+        if not result.delivered:
+            finish_attempt(context, claim, result)
+
+
+def record_results(items: list[Recorded]) -> None:
+    """The recorder's batch: one transaction per organisation for the successes."""
+    groups: dict[tuple[int, uuid.UUID], list[Recorded]] = defaultdict(list)
+    for item in items:
+        groups[(id(item[0]), item[1].org_id)].append(item)
+    for (_, org_id), group in groups.items():
+        try:
+            _record_group(group[0][0], org_id, group)
+        except Exception as exc:  # others still get written; the sweeper's lease covers these
+            log.error("webhook results not recorded", error=type(exc).__name__)
+
+
+_recorder: BatchRecorder[Recorded] = BatchRecorder(record_results)
+
+
 async def run_claim(context: TaskContext, claim: Claim) -> None:
-    """On the event loop: the request, then the bookkeeping on the recorder threads."""
-    dispatcher = get_dispatcher(context.settings)
-    client = dispatcher.client(context.settings)
+    """On the event loop: the request; the bookkeeping is queued for the recorder thread."""
+    pool = get_dispatcher(context.settings).pool(context.settings)
     timeout = context.settings.leadline_webhook_timeout_seconds
-    result = await attempt_delivery(client, claim, context.clock, timeout)
-    await dispatcher.in_recorder(finish_attempt, context, claim, result)
+    with pool.lease() as client:
+        result = await attempt_delivery(client, claim, context.clock, timeout)
+    _recorder.put((context, claim, result))
+
+
+@register_drain
+def drain_deliveries() -> None:
+    """A stopping worker lets its requests finish and their results be written."""
+    context = get_context()
+    dispatcher = get_dispatcher(context.settings)
+    if not dispatcher.wait_idle(context.settings.leadline_webhook_timeout_seconds + 5):
+        log.warning("webhook requests still in flight at shutdown; the sweeper will retry them")
+    _recorder.wait_idle(30)
 
 
 def mark_undeliverable(context: TaskContext, org_id: uuid.UUID, delivery_id: uuid.UUID) -> None:

@@ -2,19 +2,20 @@
 
 Requests run on the event loop thread that Dramatiq's AsyncIO middleware starts in every
 worker process. The actor only claims a row and hands the request over, so a handful of worker
-threads keep hundreds of requests in flight; the result is written back on a small thread pool
-so the event loop never waits on the database.
+threads keep hundreds of requests in flight; results are written back in batches by a recorder
+thread (tasks.webhooks.recorder), so the event loop never waits on the database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -43,7 +44,7 @@ log = get_logger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 T = TypeVar("T")
 USER_AGENT = "Leadline-Webhooks/1"
-RECORDER_THREADS = 8
+CONNECTIONS_PER_CLIENT = 10
 ERROR_TEXT_LIMIT = 200
 
 
@@ -133,14 +134,50 @@ async def attempt_delivery(
     )
 
 
+class ClientPool:
+    """Guarded AsyncClients of CONNECTIONS_PER_CLIENT connections each; requests go to the
+    least busy one.
+
+    httpcore's pool does work quadratic in its number of connections on every request, so one
+    client with hundreds of connections spends milliseconds of CPU per request; many small
+    pools keep that cost negligible while the process still holds `limit` requests in flight.
+    """
+
+    def __init__(self, policy: UrlPolicy, timeout: float, limit: int) -> None:
+        count = max(1, -(-limit // CONNECTIONS_PER_CLIENT))
+        self._clients = [self._client(policy, timeout) for _ in range(count)]
+        self._busy = [0] * count
+
+    @staticmethod
+    def _client(policy: UrlPolicy, timeout: float) -> httpx.AsyncClient:
+        return build_async_client(
+            allow_http=policy.allow_http,
+            allow_private=policy.allow_private,
+            resolver=_overrides.resolver,
+            network_backend=_overrides.network_backend,
+            timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
+            max_connections=CONNECTIONS_PER_CLIENT,
+        )
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[httpx.AsyncClient]:
+        """Only ever used on the event loop thread, so the counters need no lock."""
+        index = min(range(len(self._busy)), key=self._busy.__getitem__)
+        self._busy[index] += 1
+        try:
+            yield self._clients[index]
+        finally:
+            self._busy[index] -= 1
+
+
 class Dispatcher:
     """Runs delivery coroutines on the worker's event loop, at most `limit` at once."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._slots = threading.BoundedSemaphore(limit)
-        self._clients: dict[tuple[Any, ...], httpx.AsyncClient] = {}
-        self._recorder = ThreadPoolExecutor(RECORDER_THREADS, thread_name_prefix="webhook-record")
+        self._in_flight = 0
+        self._lock = threading.Condition()
+        self._pools: dict[tuple[Any, ...], ClientPool] = {}
 
     def submit(self, coroutine: Coroutine[Any, Any, None]) -> Future[None]:
         """Blocks the calling worker thread while `limit` requests are already in flight."""
@@ -148,44 +185,44 @@ class Dispatcher:
         if loop_thread is None:
             coroutine.close()
             raise ConfigError("webhook delivery needs the AsyncIO middleware's event loop")
-        self._slots.acquire()
+        with self._lock:
+            self._lock.wait_for(lambda: self._in_flight < self.limit)
+            self._in_flight += 1
         try:
             future = asyncio.run_coroutine_threadsafe(coroutine, loop_thread.loop)
         except BaseException:
-            self._slots.release()
+            self._done()
             raise
         future.add_done_callback(self._finished)
         return future
 
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no request is in flight (used when a worker stops)."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._in_flight == 0, timeout)
+
+    def _done(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._lock.notify_all()
+
     def _finished(self, future: Future[None]) -> None:
-        self._slots.release()
+        self._done()
         if not future.cancelled() and future.exception() is not None:
-            error = future.exception()
-            log.error("webhook delivery crashed", error=type(error).__name__)
+            log.error("webhook delivery crashed", error=type(future.exception()).__name__)
 
-    async def in_recorder(self, fn: Any, *args: Any) -> Any:
-        """Run blocking database work off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self._recorder, fn, *args)
-
-    def client(self, settings: Settings) -> httpx.AsyncClient:
-        """The process's shared client for this policy; call on the event loop thread."""
+    def pool(self, settings: Settings) -> ClientPool:
+        """The process's shared clients for this policy; call on the event loop thread."""
         policy = UrlPolicy.from_settings(settings)
         timeout = settings.leadline_webhook_timeout_seconds
         loop = asyncio.get_running_loop()
         key = (id(loop), policy, timeout, id(_overrides))
-        client = self._clients.get(key)
-        if client is None:
+        pool = self._pools.get(key)
+        if pool is None:
             # A new event loop (worker restarted) makes the old clients unusable: drop them.
-            self._clients = {k: c for k, c in self._clients.items() if k[0] == id(loop)}
-            client = self._clients[key] = build_async_client(
-                allow_http=policy.allow_http,
-                allow_private=policy.allow_private,
-                resolver=_overrides.resolver,
-                network_backend=_overrides.network_backend,
-                timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
-                max_connections=self.limit,
-            )
-        return client
+            self._pools = {k: p for k, p in self._pools.items() if k[0] == id(loop)}
+            pool = self._pools[key] = ClientPool(policy, timeout, self.limit)
+        return pool
 
 
 _dispatcher: Dispatcher | None = None

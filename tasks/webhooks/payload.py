@@ -15,7 +15,7 @@ from typing import Any
 from models.crypto import OrgCipher
 from models.leads import decrypt_lead
 from models.tables import Lead
-from models.webhooks import WebhookDelivery, WebhookEndpoint
+from models.webhooks import WebhookEndpoint
 from tasks.registry import DomainEvent
 
 TABLE = "webhook_deliveries"
@@ -80,5 +80,5 @@ def encrypt_body(cipher: OrgCipher, body: bytes, delivery_id: uuid.UUID) -> byte
     return cipher.encrypt(body, TABLE, "payload_ct", delivery_id)
 
 
-def decrypt_body(cipher: OrgCipher, delivery: WebhookDelivery) -> bytes:
-    return cipher.decrypt(delivery.payload_ct, TABLE, "payload_ct", delivery.id)
+def decrypt_body(cipher: OrgCipher, payload_ct: bytes, delivery_id: uuid.UUID) -> bytes:
+    return cipher.decrypt(payload_ct, TABLE, "payload_ct", delivery_id)

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from leadline.netguard import UnsafeTargetError
 from leadline.webhook_signature import generate_secret
-from models.endpoints import EndpointSpec, UrlPolicy, create_endpoint
+from models.endpoints import EndpointSpec, InvalidEndpointError, UrlPolicy, create_endpoint
 from models.webhooks import WebhookEndpoint
 from tasks.webhooks.http import set_transport_overrides
 from tests.conftest import Org
@@ -130,6 +130,19 @@ def test_development_policy_still_refuses_the_address_table(
             spec = EndpointSpec(url, ("lead.created",))
             create_endpoint(session, cipher, spec, policy, resolver=guarded[1])
     assert_no_connection(listener)
+
+
+def test_endpoint_add_refuses_unknown_events_and_fields(context: Any, make_org: Any) -> None:
+    org: Org = make_org()
+    with swapped_settings(context, leadline_allow_private_webhook_targets=True) as dev:
+        for events, shared, message in [
+            (("lead.made",), (), "unknown event type(s): lead.made"),
+            ((), (), "at least one event type"),
+            (("lead.created",), ("ssn",), "unknown lead field(s): ssn"),
+        ]:
+            with pytest.raises(InvalidEndpointError, match=re.escape(message)):
+                add_endpoint(dev, org.id, "http://127.0.0.1:9/", events, shared)
+    assert endpoint_count(context, org.id) == 0
 
 
 def insert_unchecked(context: Any, org_id: uuid.UUID, url: str) -> None:
