@@ -323,7 +323,11 @@ def drain_deliveries() -> None:
     context = get_context()
     dispatcher = get_dispatcher(context.settings)
     if not dispatcher.wait_idle(context.settings.leadline_webhook_timeout_seconds + 5):
-        log.warning("webhook requests still in flight at shutdown; the sweeper will retry them")
+        cancelled = dispatcher.cancel_all()
+        dispatcher.wait_idle(5)
+        log.warning(
+            "webhook requests cancelled at shutdown; the sweeper retries them", count=cancelled
+        )
     _recorder.wait_idle(30)
 
 

@@ -175,7 +175,7 @@ class Dispatcher:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._in_flight = 0
+        self._in_flight: set[Future[None]] = set()
         self._lock = threading.Condition()
         self._pools: dict[tuple[Any, ...], ClientPool] = {}
 
@@ -186,28 +186,29 @@ class Dispatcher:
             coroutine.close()
             raise ConfigError("webhook delivery needs the AsyncIO middleware's event loop")
         with self._lock:
-            self._lock.wait_for(lambda: self._in_flight < self.limit)
-            self._in_flight += 1
-        try:
+            self._lock.wait_for(lambda: len(self._in_flight) < self.limit)
             future = asyncio.run_coroutine_threadsafe(coroutine, loop_thread.loop)
-        except BaseException:
-            self._done()
-            raise
+            self._in_flight.add(future)
         future.add_done_callback(self._finished)
         return future
 
     def wait_idle(self, timeout: float) -> bool:
         """True once no request is in flight (used when a worker stops)."""
         with self._lock:
-            return self._lock.wait_for(lambda: self._in_flight == 0, timeout)
+            return self._lock.wait_for(lambda: not self._in_flight, timeout)
 
-    def _done(self) -> None:
+    def cancel_all(self) -> int:
+        """Cancel what is still running, so the event loop can stop with no task pending."""
         with self._lock:
-            self._in_flight -= 1
-            self._lock.notify_all()
+            leftovers = list(self._in_flight)
+        for future in leftovers:
+            future.cancel()
+        return len(leftovers)
 
     def _finished(self, future: Future[None]) -> None:
-        self._done()
+        with self._lock:
+            self._in_flight.discard(future)
+            self._lock.notify_all()
         if not future.cancelled() and future.exception() is not None:
             log.error("webhook delivery crashed", error=type(future.exception()).__name__)
 

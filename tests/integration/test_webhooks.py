@@ -19,7 +19,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from models.endpoints import get_endpoint
 from models.tables import AuditEntry
-from models.webhooks import WebhookEndpoint
+from models.webhooks import WebhookDelivery, WebhookEndpoint
 from tasks.webhooks.http import set_transport_overrides
 from tests.conftest import Org
 from tests.helpers import wait_for
@@ -312,3 +312,46 @@ def test_redis_flushed_mid_schedule_sweeper_restores_every_pending_delivery(
         finally:
             second.stop()
     assert len(rx.seen()) == 10
+
+
+def test_stopping_worker_finishes_requests_in_flight(
+    dev: Any, broker: dramatiq.Broker, make_org: Any
+) -> None:
+    org: Org = make_org()
+    broker.flush_all()
+    with running_receiver([Reply(200, delay=1.0)]) as rx:
+        add_endpoint(dev, org.id, rx.url)
+        running = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+        running.start()
+        publish_event(dev, org.id, "lead.created", {"lead_id": str(uuid.uuid4())})
+        wait_for(lambda: rx.seen())  # the receiver is holding the request now
+        running.stop()
+        assert [d.state for d in deliveries(dev, org.id)] == ["delivered"]
+
+
+def test_sweeper_releases_claims_left_by_a_dead_worker(
+    dev: Any, worker: dramatiq.Worker, make_org: Any
+) -> None:
+    from tasks.webhooks.operations import sweep_due_deliveries
+
+    org: Org = make_org()
+    with running_receiver() as rx:
+        add_endpoint(dev, org.id, rx.url, events=("optout.changed",))
+        with dev.db.tenant(org.id) as session:
+            publish_without_enqueue(dev, session, org.id)
+            row = session.scalars(select(WebhookDelivery)).one()
+            row.state, row.claimed_at = "delivering", dev.clock() - timedelta(minutes=10)
+        assert sweep_due_deliveries(dev) == 1
+        wait_for(lambda: deliveries(dev, org.id)[0].state == "delivered")
+        assert len(rx.seen()) == 1
+
+
+def publish_without_enqueue(context: Any, session: Any, org_id: uuid.UUID) -> None:
+    """A delivery row whose message never reached Redis (the outbox is dropped)."""
+    from tasks.outbox import Outbox
+    from tasks.registry import DomainEvent, publish
+
+    cipher = context.keys.cipher(session, org_id)
+    data = {"lead_id": str(uuid.uuid4()), "opted_out": True}
+    publish(DomainEvent(session, cipher, "optout.changed", data, Outbox(), context.clock()))
+    session.flush()
