@@ -15,6 +15,7 @@ from leadline.commands.schedule import schedule_app, scheduler
 from leadline.commands.serve import intake, migrate, sandbox, worker
 from leadline.commands.status import status
 from leadline.commands.up import up
+from leadline.commands.webhooks import endpoint_app, webhook_app
 
 app = typer.Typer(
     help="Leadline: encrypted, tenant-isolated lead intake and alerts.",
@@ -43,6 +44,8 @@ app.add_typer(backup_app, name="backup")
 app.add_typer(lead_app, name="lead")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(audit_app, name="audit")
+app.add_typer(endpoint_app, name="endpoint")
+app.add_typer(webhook_app, name="webhook")
 
 
 def main() -> None:

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     leadline_sweep_pending_after_seconds: int = Field(default=30, ge=1)
     leadline_retention_batch_size: int = Field(default=500, ge=1, le=10_000)
     leadline_scheduler_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Outbound webhooks (docs/webhooks.md). The schedule is seconds after each failed try.
+    leadline_webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    leadline_webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=60)
+    leadline_webhook_disable_after_hours: float = Field(default=120.0, gt=0)
+    leadline_webhook_max_in_flight: int = Field(default=500, ge=1, le=5000)
+    leadline_webhook_sweep_grace_seconds: float = Field(default=60.0, ge=0)
 
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
@@ -99,6 +105,17 @@ class Settings(BaseSettings):
     def uses_embedded_services(self) -> bool:
         return self.leadline_database_url is None or self.leadline_redis_url is None
 
+    @field_validator("leadline_webhook_retry_schedule")
+    @classmethod
+    def _check_retry_schedule(cls, value: str) -> str:
+        parse_retry_schedule(value)
+        return value
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """Seconds to wait after the 1st, 2nd, ... failed attempt; their count bounds retries."""
+        return parse_retry_schedule(self.leadline_webhook_retry_schedule)
+
     def master_keys(self) -> list[tuple[str, bytes]]:
         """The KEKs as (key id, 32 bytes), primary first."""
         if self.leadline_master_keys is None:
@@ -144,6 +161,17 @@ def _decode_master_key(key_id: str, encoded: str) -> bytes:
     if len(set(key)) < MASTER_KEY_BYTES // 2:
         raise ConfigError(f"master key {key_id!r} does not look random")
     return key
+
+
+def parse_retry_schedule(raw: str) -> tuple[float, ...]:
+    """Comma-separated non-negative seconds. Raises ValueError (pydantic reports it)."""
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ValueError("webhook retry schedule must be comma-separated seconds") from None
+    if any(not 0 <= delay < float("inf") for delay in delays):
+        raise ValueError("webhook retry schedule holds a negative or infinite delay")
+    return delays
 
 
 def production_problems(settings: Settings) -> list[str]:

@@ -1,6 +1,16 @@
 """Data layer. Importing it registers every table on Base.metadata."""
 
-from models import billing, channels, intake, messaging, ops, retention, tables, telegram_links
+from models import (
+    billing,
+    channels,
+    intake,
+    messaging,
+    ops,
+    retention,
+    tables,
+    telegram_links,
+    webhooks,
+)
 
 __all__ = [
     "billing",
@@ -11,4 +21,5 @@ __all__ = [
     "retention",
     "tables",
     "telegram_links",
+    "webhooks",
 ]

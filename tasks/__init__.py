@@ -13,6 +13,7 @@ from tasks import (
     retention,
     sending,
     telegram_link,
+    webhooks,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "retention",
     "sending",
     "telegram_link",
+    "webhooks",
 ]

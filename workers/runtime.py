@@ -15,6 +15,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
+    AsyncIO,
     Callbacks,
     CurrentMessage,
     Middleware,
@@ -27,6 +28,7 @@ from dramatiq.middleware import (
 from models.db import Database
 from workers.middleware.context import LogContext
 from workers.middleware.dead_letters import DeadLetters
+from workers.middleware.drain import Drain
 from workers.middleware.metrics import ProcessingMetrics
 from workers.middleware.redaction import RedactedTracebacks
 
@@ -60,6 +62,11 @@ def build_middleware() -> list[Middleware]:
         DeadLetters(current_database),
         ProcessingMetrics(),
         RedactedTracebacks(),
+        # The event loop thread shared by async work (webhook requests), one per process.
+        AsyncIO(),
+        # After AsyncIO: `after_*` hooks run in reverse, so work handed off by actors is
+        # drained once the worker threads have stopped and before the event loop stops.
+        Drain(),
     ]
 
 

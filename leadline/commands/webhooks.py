@@ -1,0 +1,256 @@
+"""`leadline endpoint ...` and `leadline webhook ...`: outbound webhook endpoints and replay."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import typer
+
+from leadline.commands.common import JsonOption, emit, open_runtime, parse_uuid, run_guarded
+
+endpoint_app = typer.Typer(help="Webhook endpoints of an organisation.", no_args_is_help=True)
+webhook_app = typer.Typer(help="Webhook deliveries: resend and recover.", no_args_is_help=True)
+T = TypeVar("T")
+
+
+def _split(values: str) -> list[str]:
+    return [value.strip() for value in values.split(",") if value.strip()]
+
+
+def parse_time(value: str, what: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{what} must be an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _in_tenant_of_endpoint(context: Any, endpoint_id: uuid.UUID, work: Callable[..., T]) -> T:
+    """Find the endpoint's organisation, then run `work(session, org_id)` scoped to it."""
+    from models.endpoints import endpoint_org
+
+    with context.db.maintenance() as session:
+        org_id = endpoint_org(session, endpoint_id)
+    with context.db.tenant(org_id) as session:
+        return work(session, org_id)
+
+
+@endpoint_app.command("add")
+def endpoint_add(
+    org: str,
+    url: str,
+    events: str = typer.Option(..., "--events", help="Comma-separated event types."),
+    description: str | None = typer.Option(None, help="A note for people."),
+    share: str = typer.Option("", help="Lead fields to include: name,phone,email,message,..."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Add an endpoint for ORG. The signing secret is shown once."""
+    from models.endpoints import EndpointSpec, UrlPolicy, create_endpoint
+    from tasks.webhooks.http import current_resolver
+
+    org_id = parse_uuid(org, "ORG")
+    spec = EndpointSpec(url, tuple(_split(events)), description, tuple(_split(share)))
+
+    def run() -> None:
+        context = open_runtime()
+        policy = UrlPolicy.from_settings(context.settings)
+        with context.db.tenant(org_id) as session:
+            cipher = context.keys.cipher(session, org_id)
+            new = create_endpoint(session, cipher, spec, policy, resolver=current_resolver())
+        emit(
+            {"id": str(new.endpoint_id), "org_id": str(org_id), "secret": new.secret},
+            as_json,
+            f"endpoint {new.endpoint_id} added; signing secret (shown once):\n{new.secret}",
+        )
+
+    run_guarded(run, as_json)
+
+
+@endpoint_app.command("list")
+def endpoint_list(org: str, as_json: bool = JsonOption) -> None:
+    """List ORG's endpoints (never their secrets)."""
+    from models.audit import record_audit
+    from models.endpoints import endpoint_summary, list_endpoints
+
+    org_id = parse_uuid(org, "ORG")
+
+    def run() -> None:
+        context = open_runtime()
+        with context.db.tenant(org_id) as session:
+            rows = [endpoint_summary(e) for e in list_endpoints(session)]
+            record_audit(session, "cli", "endpoint.listed", org_id=org_id, target=str(org_id))
+        lines = [
+            f"{r['id']}  {'enabled ' if r['enabled'] else 'DISABLED'}  "
+            f"{','.join(r['event_types'])}  {r['url']}"
+            + (f"  ({r['disabled_reason']})" if r["disabled_reason"] else "")
+            for r in rows
+        ]
+        emit(rows, as_json, "\n".join(lines) or "no endpoints")
+
+    run_guarded(run, as_json)
+
+
+@endpoint_app.command("rotate-secret")
+def endpoint_rotate_secret(endpoint: str, as_json: bool = JsonOption) -> None:
+    """New secret for ENDPOINT; the old one stays valid (both sign) for 24 hours."""
+    from models.endpoints import rotate_secret
+
+    endpoint_id = parse_uuid(endpoint, "ENDPOINT")
+
+    def run() -> None:
+        context = open_runtime()
+
+        def rotate(session: Any, org_id: uuid.UUID) -> Any:
+            cipher = context.keys.cipher(session, org_id)
+            return rotate_secret(session, cipher, endpoint_id, context.clock())
+
+        new = _in_tenant_of_endpoint(context, endpoint_id, rotate)
+        emit(
+            {"id": str(endpoint_id), "secret": new.secret},
+            as_json,
+            f"new signing secret for {endpoint_id} (shown once; the old one works 24 h more):\n"
+            f"{new.secret}",
+        )
+
+    run_guarded(run, as_json)
+
+
+@endpoint_app.command("disable")
+def endpoint_disable(
+    endpoint: str,
+    reason: str = typer.Option("disabled by an operator", help="Why (no personal data)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Stop deliveries to ENDPOINT; pending ones are cancelled (recoverable)."""
+    from tasks.outbox import Outbox
+    from tasks.webhooks.lifecycle import disable_endpoint_by_id
+
+    endpoint_id = parse_uuid(endpoint, "ENDPOINT")
+
+    def run() -> None:
+        context = open_runtime()
+        outbox = Outbox()
+
+        def disable(session: Any, org_id: uuid.UUID) -> Any:
+            cipher = context.keys.cipher(session, org_id)
+            now = context.clock()
+            return disable_endpoint_by_id(session, cipher, endpoint_id, reason, outbox, now)
+
+        row = _in_tenant_of_endpoint(context, endpoint_id, disable)
+        outbox.flush()
+        emit(
+            {"id": str(endpoint_id), "enabled": False, "reason": row.disabled_reason},
+            as_json,
+            f"endpoint {endpoint_id} disabled: {row.disabled_reason}",
+        )
+
+    run_guarded(run, as_json)
+
+
+@endpoint_app.command("enable")
+def endpoint_enable(endpoint: str, as_json: bool = JsonOption) -> None:
+    """Resume deliveries to ENDPOINT (use `webhook recover` for the ones it missed)."""
+    from models.endpoints import enable_endpoint
+
+    endpoint_id = parse_uuid(endpoint, "ENDPOINT")
+
+    def run() -> None:
+        context = open_runtime()
+        _in_tenant_of_endpoint(
+            context, endpoint_id, lambda s, _: enable_endpoint(s, endpoint_id, context.clock())
+        )
+        emit({"id": str(endpoint_id), "enabled": True}, as_json, f"endpoint {endpoint_id} enabled")
+
+    run_guarded(run, as_json)
+
+
+@endpoint_app.command("attempts")
+def endpoint_attempts(
+    endpoint: str,
+    limit: int = typer.Option(50, min=1, max=1000, help="How many, newest first."),
+    as_json: bool = JsonOption,
+) -> None:
+    """The attempt log of ENDPOINT: time, duration, status or error class."""
+    from models.audit import record_audit
+    from tasks.webhooks.operations import list_attempts
+
+    endpoint_id = parse_uuid(endpoint, "ENDPOINT")
+
+    def run() -> None:
+        context = open_runtime()
+
+        def read(session: Any, org_id: uuid.UUID) -> list[dict[str, Any]]:
+            rows = list_attempts(session, endpoint_id, limit)
+            record_audit(
+                session, "cli", "endpoint.attempts_viewed", org_id=org_id, target=str(endpoint_id)
+            )
+            return rows
+
+        rows = _in_tenant_of_endpoint(context, endpoint_id, read)
+        lines = [
+            f"{r['started_at']:%Y-%m-%d %H:%M:%S}  {r['outcome']:<14} "
+            f"{r['status_code'] or r['error_class'] or '':<14} {r['duration_ms']:>6} ms  "
+            f"{r['event_type']}  {r['webhook_id']}  delivery {r['delivery_id']}"
+            for r in rows
+        ]
+        emit(rows, as_json, "\n".join(lines) or "no attempts")
+
+    run_guarded(run, as_json)
+
+
+@webhook_app.command("resend")
+def webhook_resend(delivery: str, as_json: bool = JsonOption) -> None:
+    """Send DELIVERY again (same webhook-id) with a fresh retry schedule."""
+    from tasks.outbox import Outbox
+    from tasks.webhooks.operations import delivery_org, resend_delivery
+
+    delivery_id = parse_uuid(delivery, "DELIVERY_ID")
+
+    def run() -> None:
+        context = open_runtime()
+        outbox = Outbox()
+        with context.db.maintenance() as session:
+            org_id = delivery_org(session, delivery_id)
+        with context.db.tenant(org_id) as session:
+            resend_delivery(session, delivery_id, context.clock(), outbox)
+        outbox.flush()
+        emit({"id": str(delivery_id), "state": "pending"}, as_json, f"re-queued {delivery_id}")
+
+    run_guarded(run, as_json)
+
+
+@webhook_app.command("recover")
+def webhook_recover(
+    endpoint: str,
+    since: str = typer.Option(..., help="ISO 8601 time; deliveries created at or after it."),
+    until: str | None = typer.Option(None, help="ISO 8601 time; before it (default: now)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Re-queue ENDPOINT's failed and cancelled deliveries created in [since, until)."""
+    from tasks.outbox import Outbox
+    from tasks.webhooks.operations import recover_deliveries
+
+    endpoint_id = parse_uuid(endpoint, "ENDPOINT")
+    start = parse_time(since, "--since")
+    end = parse_time(until, "--until") if until else None
+
+    def run() -> None:
+        context = open_runtime()
+        outbox = Outbox()
+        now = context.clock()
+
+        def recover(session: Any, _: uuid.UUID) -> int:
+            return recover_deliveries(session, endpoint_id, start, end or now, now, outbox)
+
+        count = _in_tenant_of_endpoint(context, endpoint_id, recover)
+        outbox.flush()
+        emit(
+            {"endpoint_id": str(endpoint_id), "requeued": count},
+            as_json,
+            f"re-queued {count} deliveries to {endpoint_id}",
+        )
+
+    run_guarded(run, as_json)

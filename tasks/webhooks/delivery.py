@@ -1,0 +1,363 @@
+"""Deliveries: claim a due row, attempt it on the event loop, record the attempt, follow up.
+
+The row is the truth: its state and `next_attempt_at` survive a lost Redis message, which only
+delays the delivery until the sweeper (tasks.webhooks.operations) enqueues it again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import dramatiq
+import redis
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from leadline.errors import CryptoError, KeyNotFoundError
+from leadline.logging import get_logger
+from leadline.metrics import WEBHOOK_ATTEMPTS
+from leadline.settings import Settings
+from models.crypto import OrgCipher
+from models.endpoints import get_endpoint, signing_keys
+from models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from tasks.context import TaskContext, get_context
+from tasks.outbox import Outbox
+from tasks.webhooks.http import Claim, attempt_delivery, get_dispatcher
+from tasks.webhooks.lifecycle import disable_and_announce
+from tasks.webhooks.payload import decrypt_body
+from tasks.webhooks.policy import AttemptResult, next_retry_delay
+from tasks.webhooks.recorder import BatchRecorder
+from workers.middleware.drain import register_drain
+from workers.runtime import actor
+
+log = get_logger(__name__)
+# Longer waits are split: a message that arrives early re-queues itself for the remainder.
+MAX_ENQUEUE_DELAY = timedelta(hours=1)
+GONE_REASON = "receiver answered 410 Gone"
+
+
+@dataclass(frozen=True)
+class NotDue:
+    next_attempt_at: datetime
+
+
+# --------------------------------------------------------------------------- claiming
+
+
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
+_ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
+_ATTEMPTS = cast(Table, WebhookAttempt.__table__)
+_CLAIMED_COLUMNS = (
+    *(_DELIVERIES.c[name] for name in ("org_id", "payload_ct", "event_id")),
+    *(_ENDPOINTS.c[name] for name in ("id", "url", "secret_ct", "previous_secret_ct")),
+    _ENDPOINTS.c.previous_secret_expires_at,
+)
+
+
+def _claim_due(session: Session, delivery_id: uuid.UUID, now: datetime) -> Any:
+    """The common case in one statement: a due pending delivery of an enabled endpoint."""
+    d, e = _DELIVERIES.c, _ENDPOINTS.c
+    statement = (
+        update(_DELIVERIES)
+        .where(d.id == delivery_id, d.state == "pending", d.next_attempt_at <= now)
+        .where(d.endpoint_id == e.id, e.enabled.is_(True))
+        .values(state="delivering", claimed_at=now, updated_at=now)
+        .returning(*_CLAIMED_COLUMNS)
+    )
+    return session.execute(statement).first()
+
+
+def _explain_unclaimable(session: Session, delivery_id: uuid.UUID, now: datetime) -> NotDue | None:
+    """Why a delivery was not claimed: not due yet, its endpoint is disabled, or nothing to do."""
+    query = select(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
+    delivery = session.scalars(query.with_for_update(skip_locked=True)).first()
+    if delivery is None or delivery.state != "pending":
+        return None
+    if delivery.next_attempt_at > now:
+        return NotDue(delivery.next_attempt_at)
+    _settle(delivery, "cancelled", now, error="endpoint disabled")
+    return None
+
+
+def claim_delivery(
+    session: Session, cipher: OrgCipher, delivery_id: uuid.UUID, now: datetime
+) -> Claim | NotDue | None:
+    """Move a due pending delivery to `delivering` and decrypt what the request needs."""
+    row = _claim_due(session, delivery_id, now)
+    if row is None:
+        return _explain_unclaimable(session, delivery_id, now)
+    return Claim(
+        delivery_id=delivery_id,
+        org_id=row.org_id,
+        endpoint_id=row.id,
+        url=row.url,
+        msg_id=row.event_id,
+        body=decrypt_body(cipher, row.payload_ct, delivery_id),
+        keys=tuple(signing_keys(cipher, row, now)),
+    )
+
+
+def _settle(delivery: WebhookDelivery, state: str, now: datetime, error: str | None) -> None:
+    delivery.state, delivery.updated_at, delivery.claimed_at = state, now, None
+    if error is not None:
+        delivery.last_error = error
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def attempts_in_cycle(session: Session, delivery: WebhookDelivery) -> int:
+    """The retry count comes from recorded attempts since the last resend/recover."""
+    query = select(func.count()).where(
+        WebhookAttempt.delivery_id == delivery.id,
+        WebhookAttempt.started_at >= delivery.cycle_started_at,
+    )
+    return int(session.scalar(query) or 0)
+
+
+def _log_attempt(session: Session, claim: Claim, result: AttemptResult) -> None:
+    session.add(
+        WebhookAttempt(
+            org_id=claim.org_id,
+            delivery_id=claim.delivery_id,
+            endpoint_id=claim.endpoint_id,
+            started_at=result.started_at,
+            duration_ms=result.duration_ms,
+            outcome=result.outcome,
+            status_code=result.status,
+            error_class=result.error_class,
+            error_text=result.error_text,
+        )
+    )
+    WEBHOOK_ATTEMPTS.labels(outcome=result.outcome).inc()
+
+
+def _mark_endpoint_healthy(session: Session, endpoint_id: uuid.UUID) -> None:
+    # Conditional, so a healthy endpoint's row is not locked by every successful delivery.
+    session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_not(None))
+        .values(failing_since=None)
+    )
+
+
+def _failing_too_long(endpoint: WebhookEndpoint, result: AttemptResult, settings: Settings) -> bool:
+    if endpoint.failing_since is None:
+        endpoint.failing_since = result.started_at
+    limit = timedelta(hours=settings.leadline_webhook_disable_after_hours)
+    return result.started_at - endpoint.failing_since >= limit
+
+
+def record_attempt(
+    session: Session,
+    cipher: OrgCipher,
+    claim: Claim,
+    result: AttemptResult,
+    now: datetime,
+    settings: Settings,
+    outbox: Outbox,
+) -> timedelta | None:
+    """Log the attempt and apply the delivery policy. Returns the delay before the next try."""
+    _log_attempt(session, claim, result)
+    delivery = session.get(WebhookDelivery, claim.delivery_id, with_for_update=True)
+    if delivery is None or delivery.state != "delivering":
+        return None
+    delivery.attempt_count += 1
+    delivery.last_status, delivery.last_error = result.status, result.error_text
+    if result.delivered:
+        _settle(delivery, "delivered", now, error=None)
+        delivery.delivered_at = now
+        _mark_endpoint_healthy(session, claim.endpoint_id)
+        return None
+    return _after_failure(session, cipher, delivery, result, now, settings, outbox)
+
+
+def _after_failure(
+    session: Session,
+    cipher: OrgCipher,
+    delivery: WebhookDelivery,
+    result: AttemptResult,
+    now: datetime,
+    settings: Settings,
+    outbox: Outbox,
+) -> timedelta | None:
+    endpoint = get_endpoint(session, delivery.endpoint_id, lock=True)
+    reason = None
+    if result.outcome == "gone":
+        reason = GONE_REASON
+    elif _failing_too_long(endpoint, result, settings):
+        hours = settings.leadline_webhook_disable_after_hours
+        reason = f"failing for {hours:g} hours"
+    if reason is not None:
+        disable_and_announce(session, cipher, endpoint, reason, outbox, now, actor="system")
+    if not endpoint.enabled:
+        _settle(delivery, "failed", now, error=None)
+        return None
+    delay = next_retry_delay(
+        result, attempts_in_cycle(session, delivery), settings.webhook_retry_delays
+    )
+    if delay is None:
+        _settle(delivery, "failed", now, error=None)
+        return None
+    _settle(delivery, "pending", now, error=None)
+    delivery.next_attempt_at = now + delay
+    return delay
+
+
+# --------------------------------------------------------------------------- the actor
+
+
+def enqueue_later(org_id: uuid.UUID, delivery_id: uuid.UUID, delay: timedelta) -> bool:
+    """Send after COMMIT with a broker delay; if Redis is down the sweeper catches up."""
+    wait = min(max(delay, timedelta(0)), MAX_ENQUEUE_DELAY)
+    try:
+        deliver_webhook.send_with_options(
+            args=(str(org_id), str(delivery_id)), delay=int(wait.total_seconds() * 1000)
+        )
+    except (redis.RedisError, OSError, dramatiq.errors.BrokerError) as exc:
+        log.warning("webhook retry left to the sweeper", error=type(exc).__name__)
+        return False
+    return True
+
+
+def finish_attempt(context: TaskContext, claim: Claim, result: AttemptResult) -> None:
+    """Record one attempt in its own transaction and schedule the next try if any."""
+    outbox = Outbox()
+    with context.db.tenant(claim.org_id) as session:
+        cipher = context.keys.cipher(session, claim.org_id)
+        delay = record_attempt(
+            session, cipher, claim, result, context.clock(), context.settings, outbox
+        )
+    outbox.flush()
+    if delay is not None:
+        enqueue_later(claim.org_id, claim.delivery_id, delay)
+
+
+def _attempt_row(claim: Claim, result: AttemptResult) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "org_id": claim.org_id,
+        "delivery_id": claim.delivery_id,
+        "endpoint_id": claim.endpoint_id,
+        "started_at": result.started_at,
+        "duration_ms": result.duration_ms,
+        "outcome": result.outcome,
+        "status_code": result.status,
+        "error_class": None,
+        "error_text": None,
+    }
+
+
+_MARK_DELIVERED = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("b_id"), _DELIVERIES.c.state == "delivering")
+    .values(
+        state="delivered",
+        delivered_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        claimed_at=None,
+        last_status=bindparam("b_status"),
+        last_error=None,
+        attempt_count=_DELIVERIES.c.attempt_count + 1,
+    )
+)
+
+
+def record_delivered(
+    session: Session, done: list[tuple[Claim, AttemptResult]], now: datetime
+) -> None:
+    """Successful attempts of one organisation in three statements, however many there are."""
+    connection = session.connection()
+    connection.execute(insert(_ATTEMPTS), [_attempt_row(c, r) for c, r in done])
+    marks = [{"b_id": c.delivery_id, "b_status": r.status, "b_now": now} for c, r in done]
+    connection.execute(_MARK_DELIVERED, marks)
+    for endpoint_id in {claim.endpoint_id for claim, _ in done}:
+        _mark_endpoint_healthy(session, endpoint_id)
+    WEBHOOK_ATTEMPTS.labels(outcome="delivered").inc(len(done))
+
+
+Recorded = tuple[TaskContext, Claim, AttemptResult]
+
+
+def _record_group(context: TaskContext, org_id: uuid.UUID, items: list[Recorded]) -> None:
+    delivered = [(claim, result) for _, claim, result in items if result.delivered]
+    if delivered:
+        with context.db.tenant(org_id) as session:
+            record_delivered(session, delivered, context.clock())
+    for _, claim, result in items:
+        if not result.delivered:
+            finish_attempt(context, claim, result)
+
+
+def record_results(items: list[Recorded]) -> None:
+    """The recorder's batch: one transaction per organisation for the successes."""
+    groups: dict[tuple[int, uuid.UUID], list[Recorded]] = defaultdict(list)
+    for item in items:
+        groups[(id(item[0]), item[1].org_id)].append(item)
+    for (_, org_id), group in groups.items():
+        try:
+            _record_group(group[0][0], org_id, group)
+        except Exception as exc:  # others still get written; the sweeper's lease covers these
+            log.error("webhook results not recorded", error=type(exc).__name__)
+
+
+_recorder: BatchRecorder[Recorded] = BatchRecorder(record_results)
+
+
+async def run_claim(context: TaskContext, claim: Claim) -> None:
+    """On the event loop: the request; the bookkeeping is queued for the recorder thread."""
+    pool = get_dispatcher(context.settings).pool(context.settings)
+    timeout = context.settings.leadline_webhook_timeout_seconds
+    with pool.lease() as client:
+        result = await attempt_delivery(client, claim, context.clock, timeout)
+    _recorder.put((context, claim, result))
+
+
+@register_drain
+def drain_deliveries() -> None:
+    """A stopping worker lets its requests finish and their results be written."""
+    context = get_context()
+    dispatcher = get_dispatcher(context.settings)
+    if not dispatcher.wait_idle(context.settings.leadline_webhook_timeout_seconds + 5):
+        cancelled = dispatcher.cancel_all()
+        dispatcher.wait_idle(5)
+        log.warning(
+            "webhook requests cancelled at shutdown; the sweeper retries them", count=cancelled
+        )
+    _recorder.wait_idle(30)
+
+
+def mark_undeliverable(context: TaskContext, org_id: uuid.UUID, delivery_id: uuid.UUID) -> None:
+    """A payload or secret that no longer decrypts (keys shredded) will never go out."""
+    with context.db.tenant(org_id) as session:
+        delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+        if delivery is not None and delivery.state == "pending":
+            _settle(delivery, "failed", context.clock(), error="payload cannot be decrypted")
+
+
+def open_claim(
+    context: TaskContext, org_id: uuid.UUID, delivery_id: uuid.UUID
+) -> Claim | NotDue | None:
+    try:
+        with context.db.tenant(org_id) as session:
+            cipher = context.keys.cipher(session, org_id)
+            return claim_delivery(session, cipher, delivery_id, context.clock())
+    except (KeyNotFoundError, CryptoError):
+        mark_undeliverable(context, org_id, delivery_id)
+        raise
+
+
+@actor(queue_name="webhooks", max_retries=5, throws=(KeyNotFoundError, CryptoError))
+def deliver_webhook(org_id: str, delivery_id: str) -> None:
+    """Claim the delivery and hand its request to the event loop; returns without waiting."""
+    context = get_context()
+    org, delivery = uuid.UUID(org_id), uuid.UUID(delivery_id)
+    claim = open_claim(context, org, delivery)
+    if isinstance(claim, NotDue):
+        enqueue_later(org, delivery, claim.next_attempt_at - context.clock())
+    elif claim is not None:
+        get_dispatcher(context.settings).submit(run_claim(context, claim))

@@ -1,0 +1,60 @@
+"""Domain events → one encrypted delivery row per subscribed endpoint, in the event's
+transaction; the delivery ids are enqueued after COMMIT through the event's outbox."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.tables import Lead
+from models.webhooks import WebhookDelivery, WebhookEndpoint
+from tasks.registry import DomainEvent, subscribe
+from tasks.webhooks.delivery import deliver_webhook
+from tasks.webhooks.payload import build_payload, encode_payload, encrypt_body, webhook_id
+
+
+def subscribed_endpoints(session: Session, event_type: str) -> list[WebhookEndpoint]:
+    query = select(WebhookEndpoint).where(
+        WebhookEndpoint.enabled.is_(True), WebhookEndpoint.event_types.any_() == event_type
+    )
+    return list(session.scalars(query.order_by(WebhookEndpoint.id)).all())
+
+
+def _lead_uuid(data: dict[str, Any]) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(data["lead_id"])) if data.get("lead_id") else None
+    except ValueError:
+        return None
+
+
+@subscribe
+def queue_webhook_deliveries(event: DomainEvent) -> None:
+    """One pending delivery per enabled endpoint subscribed to the event's type."""
+    endpoints = subscribed_endpoints(event.session, event.type)
+    if not endpoints:
+        return
+    lead_id = _lead_uuid(event.data)
+    lead = event.session.get(Lead, lead_id) if lead_id else None
+    for endpoint in endpoints:
+        body = encode_payload(build_payload(event, lead, endpoint))
+        delivery_id = uuid.uuid4()
+        event.session.add(
+            WebhookDelivery(
+                id=delivery_id,
+                org_id=event.org_id,
+                endpoint_id=endpoint.id,
+                event_id=webhook_id(event.id),
+                event_type=event.type,
+                lead_id=lead.id if lead is not None else None,
+                payload_ct=encrypt_body(event.cipher, body, delivery_id),
+                state="pending",
+                attempt_count=0,
+                next_attempt_at=event.now,
+                cycle_started_at=event.now,
+            )
+        )
+        event.outbox.add(deliver_webhook, str(event.org_id), str(delivery_id))
+    event.session.flush()
