@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import Any
 
 import typer
 
@@ -34,17 +35,20 @@ def intake(
     from leadline.bootstrap import prepared_settings
 
     prepared_settings()  # fail fast on bad settings before forking servers
-    uvicorn.run(
-        "intake.asgi:build",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        server_header=False,
-    )
+    uvicorn.run("intake.asgi:build", factory=True, **intake_server_options(host, port, workers))
+
+
+def intake_server_options(host: str, port: int, workers: int) -> dict[str, Any]:
+    """uvicorn settings of the intake (bench/ serves its bare ASGI baseline with these too)."""
+    return {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": True,
+        "server_header": False,
+    }
 
 
 def worker(
