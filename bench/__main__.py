@@ -94,6 +94,7 @@ def run_one(
         print(f"\n{name}\n  FAILED: {type(exc).__name__}: {exc}")
         return {"error": f"{type(exc).__name__}: {exc}"}
     figures = {key: float(value) for key, value in figures.items()}
+    notes.append(f"load average {os.getloadavg()[0]:.2f} at the end (other work on the machine)")
     print_table(name, figures, targets, notes)
     return {
         "figures": figures,
@@ -106,6 +107,7 @@ def run_one(
 def machine() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
@@ -121,7 +123,10 @@ def main(argv: list[str]) -> int:
         return 2
     selected = args.names or list(modules)
     services = start_services()
-    print(f"leadline bench {RUN_ID}: {services.kind} services, {os.cpu_count()} cpus")
+    print(
+        f"leadline bench {RUN_ID}: {services.kind} services, {os.cpu_count()} cpus, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     results: dict[str, Any] = {}
     try:
         for name in selected:

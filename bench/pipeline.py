@@ -59,6 +59,33 @@ def store_lead_events(env: BenchEnv, org: BenchOrg, first: int, count: int) -> f
     return count / (time.perf_counter() - started)
 
 
+def store_lead_events_batched(env: BenchEnv, org: BenchOrg, first: int, count: int) -> None:
+    """The same rows and messages as store_lead_events, one transaction per batch: cheaper for
+    the benchmark process, so it takes less CPU from the worker it feeds."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    from models.tables import InboundEvent
+    from tasks.events import encrypt_payload, process_event
+
+    context = env.context
+    ids = [uuid.uuid4() for _ in range(count)]
+    with context.db.tenant(org.id) as session:
+        cipher = context.keys.cipher(session, org.id)
+        rows = [
+            {
+                "id": event_id,
+                "org_id": org.id,
+                "source": "api",
+                "payload_ct": encrypt_payload(cipher, event_id, inbound_payload(serial)),
+                "status": "pending",
+            }
+            for serial, event_id in enumerate(ids, start=first)
+        ]
+        session.execute(insert(InboundEvent), rows)
+    for event_id in ids:
+        process_event.send(str(org.id), str(event_id))
+
+
 class CompletionCounter(Middleware):
     """Counts finished messages and notes when the first and the expected last one finished."""
 
