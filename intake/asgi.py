@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from starlette.types import ASGIApp
@@ -13,7 +14,15 @@ def build() -> ASGIApp:
 
     app = create_app(open_runtime())
     quiet_uvicorn_access_log()
+    freeze_startup_objects()
     return app
+
+
+def freeze_startup_objects() -> None:
+    # The ~120,000 objects of the loaded app (modules, SQLAlchemy mappers, pydantic schemas)
+    # live as long as the process; a full collection walked them all and stalled every
+    # request for ~100 ms a few times a minute under load. Frozen, they are skipped (~3 ms).
+    gc.freeze()
 
 
 def quiet_uvicorn_access_log() -> None:

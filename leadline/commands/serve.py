@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from typing import Any
@@ -60,6 +61,7 @@ def worker(
 
     context = open_runtime()
     broker = dramatiq.get_broker()
+    gc.freeze()  # long-lived startup objects: keep them out of full collections (see intake)
     worker_threads = threads or context.settings.leadline_worker_threads
     selected = {q.strip() for q in queues.split(",") if q.strip()} or None
     runner = dramatiq.Worker(
