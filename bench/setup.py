@@ -12,6 +12,7 @@ import base64
 import os
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -148,17 +149,55 @@ def bench_env(services: Services, options: dict[str, Any], label: str) -> Iterat
         leadline_worker_threads=options.get("threads") or Settings().leadline_worker_threads,
     )
     context = None
+    analyzer = Analyzer(psycopg_url(str(settings.leadline_database_url)))
     try:
         context = open_runtime(settings)
         upgrade(context.db.owner_engine)
-        yield BenchEnv(services, settings, context, options, workdir)
+        env = BenchEnv(services, settings, context, options, workdir)
+        if analyzer.needed():
+            env.note("autovacuum is off on this server: the benchmark runs ANALYZE every 5 s")
+            analyzer.start()
+        yield env
     finally:
+        analyzer.stop()
         if context is not None:
             context.db.dispose()
             dramatiq.get_broker().close()
         delete_namespace(services.redis_url, settings.leadline_redis_namespace)
         with psycopg.connect(services.admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Analyzer:
+    """Stands in for autovacuum's ANALYZE when the server runs without autovacuum.
+
+    Without fresh statistics, PostgreSQL keeps the plans it cached for prepared statements
+    while the tables were empty (sequential scans), and every lead lookup gets slower as
+    leads accumulate: a figure of the test server's settings, not of Leadline.
+    """
+
+    def __init__(self, url: str, interval: float = 5.0) -> None:
+        self.url, self.interval = url, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def needed(self) -> bool:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            row = conn.execute("SHOW autovacuum").fetchone()
+        return row is not None and row[0] != "on"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(self.interval):
+                conn.execute("ANALYZE")
 
 
 def delete_namespace(redis_url: str, namespace: str) -> None:
