@@ -23,18 +23,20 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+def pooled_engine(url: str, pool_size: int) -> Engine:
+    # Every connection is kept: with overflow connections, a busy intake (more threads than
+    # pooled connections) closed and reopened PostgreSQL sessions on most requests.
+    return create_engine(
+        sqlalchemy_url(url), pool_size=pool_size, max_overflow=0, pool_pre_ping=True
+    )
+
+
 class Database:
     """Owner engine for migrations and scoped sessions for everything else."""
 
-    def __init__(self, url: str, app_url: str | None = None, pool_size: int = 10) -> None:
-        self.owner_engine: Engine = create_engine(
-            sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
-        self.app_engine: Engine = (
-            create_engine(sqlalchemy_url(app_url), pool_size=pool_size, pool_pre_ping=True)
-            if app_url
-            else self.owner_engine
-        )
+    def __init__(self, url: str, app_url: str | None = None, pool_size: int = 20) -> None:
+        self.owner_engine = pooled_engine(url, pool_size)
+        self.app_engine = pooled_engine(app_url, pool_size) if app_url else self.owner_engine
 
     @contextmanager
     def tenant(self, org_id: uuid.UUID) -> Iterator[Session]:

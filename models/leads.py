@@ -55,7 +55,16 @@ class UpsertResult:
 
 
 def blind_indexes(cipher: OrgCipher, fields: LeadFields) -> dict[str, bytes | None]:
-    phone = normalize_phone(fields.phone) if fields.phone else None
+    return _blind_indexes(cipher, fields, _e164(fields))
+
+
+def _e164(fields: LeadFields) -> str | None:
+    return normalize_phone(fields.phone) if fields.phone else None
+
+
+def _blind_indexes(
+    cipher: OrgCipher, fields: LeadFields, phone: str | None
+) -> dict[str, bytes | None]:
     email = normalize_email(fields.email) if fields.email else None
     return {
         "phone_bidx": cipher.blind_index("phone", phone) if phone else None,
@@ -68,22 +77,30 @@ def blind_indexes(cipher: OrgCipher, fields: LeadFields) -> dict[str, bytes | No
 
 def upsert_lead(session: Session, cipher: OrgCipher, fields: LeadFields) -> UpsertResult:
     """The org's lead with this phone, email or platform id, created or completed."""
-    indexes = blind_indexes(cipher, fields)
+    phone = _e164(fields)  # parsing and validating a number is costly: once per upsert
+    indexes = _blind_indexes(cipher, fields, phone)
     _lock_identities(session, cipher.org_id, indexes)
     existing = find_lead_by_indexes(session, indexes)
     if existing is None:
-        return UpsertResult(_insert_lead(session, cipher, fields, indexes), created=True)
-    _complete_lead(session, cipher, existing, fields, indexes)
+        return UpsertResult(_insert_lead(session, cipher, fields, phone, indexes), created=True)
+    _complete_lead(session, cipher, existing, fields, phone, indexes)
     return UpsertResult(existing, created=False)
+
+
+# One round trip for all of a lead's identities; unnest yields the keys in array order, so
+# the locks are taken in sorted order and two workers never wait on each other in a cycle.
+_LOCK_IDENTITIES_SQL = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(identity_key, 0)) "
+    "FROM unnest(CAST(:keys AS text[])) AS identities(identity_key)"
+)
 
 
 def _lock_identities(session: Session, org_id: uuid.UUID, indexes: dict[str, bytes | None]) -> None:
     # Serialises concurrent workers that upsert the same person, so both don't insert.
-    for value in sorted(v for v in indexes.values() if v is not None):
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"{org_id}:{value.hex()}"},
-        )
+    values = sorted(v for v in indexes.values() if v is not None)
+    keys = [f"{org_id}:{value.hex()}" for value in values]
+    if keys:
+        session.execute(_LOCK_IDENTITIES_SQL, {"keys": keys}).all()
 
 
 def find_lead_by_indexes(session: Session, indexes: dict[str, bytes | None]) -> Lead | None:
@@ -97,10 +114,14 @@ def find_lead_by_indexes(session: Session, indexes: dict[str, bytes | None]) -> 
 
 
 def _insert_lead(
-    session: Session, cipher: OrgCipher, fields: LeadFields, indexes: dict[str, bytes | None]
+    session: Session,
+    cipher: OrgCipher,
+    fields: LeadFields,
+    phone: str | None,
+    indexes: dict[str, bytes | None],
 ) -> Lead:
     lead = Lead(id=uuid.uuid4(), org_id=cipher.org_id, source=fields.source, **indexes)
-    _write_fields(cipher, lead, fields, overwrite=True)
+    _write_fields(cipher, lead, fields, phone, overwrite=True)
     session.add(lead)
     session.flush()
     return lead
@@ -111,20 +132,23 @@ def _complete_lead(
     cipher: OrgCipher,
     lead: Lead,
     fields: LeadFields,
+    phone: str | None,
     indexes: dict[str, bytes | None],
 ) -> None:
     for column, value in indexes.items():
         if value is not None and getattr(lead, column) is None:
             setattr(lead, column, value)
-    _write_fields(cipher, lead, fields, overwrite=False)
+    _write_fields(cipher, lead, fields, phone, overwrite=False)
     lead.updated_at = func.now()
     session.flush()
 
 
-def _write_fields(cipher: OrgCipher, lead: Lead, fields: LeadFields, overwrite: bool) -> None:
+def _write_fields(
+    cipher: OrgCipher, lead: Lead, fields: LeadFields, phone: str | None, overwrite: bool
+) -> None:
     values = {
         "name_ct": fields.name,
-        "phone_ct": normalize_phone(fields.phone) if fields.phone else None,
+        "phone_ct": phone,
         "email_ct": fields.email.strip() if fields.email else None,
         "first_message_ct": fields.message,
     }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
+from typing import Any
 
 import typer
 
@@ -34,17 +36,20 @@ def intake(
     from leadline.bootstrap import prepared_settings
 
     prepared_settings()  # fail fast on bad settings before forking servers
-    uvicorn.run(
-        "intake.asgi:build",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        server_header=False,
-    )
+    uvicorn.run("intake.asgi:build", factory=True, **intake_server_options(host, port, workers))
+
+
+def intake_server_options(host: str, port: int, workers: int) -> dict[str, Any]:
+    """uvicorn settings of the intake (bench/ serves its bare ASGI baseline with these too)."""
+    return {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": True,
+        "server_header": False,
+    }
 
 
 def worker(
@@ -64,6 +69,7 @@ def worker(
         except OSError as exc:
             typer.echo(f"worker metrics not served on port {metrics_port}: {exc}", err=True)
     broker = dramatiq.get_broker()
+    gc.freeze()  # long-lived startup objects: keep them out of full collections (see intake)
     worker_threads = threads or context.settings.leadline_worker_threads
     selected = {q.strip() for q in queues.split(",") if q.strip()} or None
     runner = dramatiq.Worker(

@@ -1,0 +1,53 @@
+"""The baseline for the intake benchmark: a bare ASGI endpoint that reads the body and
+answers 202 with an id, served by uvicorn with exactly the intake's server settings.
+
+`python -m bench.bare_asgi --port P [--workers N]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+
+from starlette.types import Receive, Scope, Send
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        await lifespan(receive, send)
+        return
+    more_body = True
+    while more_body:
+        message = await receive()
+        more_body = message.get("more_body", False)
+    body = b'{"id":"' + str(uuid.uuid4()).encode() + b'"}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 202, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def main() -> None:
+    import uvicorn
+
+    from leadline.commands.serve import intake_server_options
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    uvicorn.run("bench.bare_asgi:app", **intake_server_options(args.host, args.port, args.workers))
+
+
+if __name__ == "__main__":
+    main()
