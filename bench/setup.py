@@ -120,6 +120,9 @@ class BenchEnv:
             LEADLINE_STATE_DIR=str(self.workdir / "state"),
             LEADLINE_BACKUP_DIR=str(self.workdir / "backups"),
             LEADLINE_LOG_LEVEL="INFO",
+            # Throughput is measured with the limiter in the path but never tripping it.
+            LEADLINE_LIMIT_API="10000000/minute",
+            LEADLINE_LIMIT_WEBHOOKS="10000000/minute",
         )
         env.update(extra)
         return env

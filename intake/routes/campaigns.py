@@ -11,12 +11,11 @@ from pydantic import Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from intake.auth import authenticate_api_key, bearer_token
+from intake.api_auth import api_org
 from intake.limits import RateLimiter, limiter_of
 from intake.responses import error_response
 from intake.routes.leads import IDEMPOTENCY_KEY
 from intake.schemas import StrictModel, field_errors
-from leadline.errors import VerificationError
 from models.campaigns import CampaignSpec, campaign_view, create_campaign, find_campaign_by_key
 from models.message_templates import SMS_MAX_CHARS, TemplateError, validate_template
 from models.messaging import Campaign
@@ -51,20 +50,12 @@ class CampaignIn(StrictModel):
         return CampaignSpec(self.name, self.template, self.filter.model_dump(mode="json"))
 
 
-async def authenticated_org(request: Request) -> uuid.UUID | None:
-    context: TaskContext = request.app.state.context
-    try:
-        return await run_in_threadpool(authenticate_api_key, context, bearer_token(request))
-    except VerificationError:
-        return None
-
-
 @router.post("/v1/campaigns", status_code=202)
 async def create(request: Request) -> Response:
     context: TaskContext = request.app.state.context
-    org_id = await authenticated_org(request)
-    if org_id is None:
-        return error_response(401, "invalid or missing API key")
+    org_id = await api_org(request)
+    if isinstance(org_id, Response):
+        return org_id
     key = request.headers.get("idempotency-key")
     if key is None or not IDEMPOTENCY_KEY.match(key):
         return error_response(400, "Idempotency-Key (1-255 printable ASCII characters) required")
@@ -110,9 +101,9 @@ def replay_response(existing: Campaign, spec: CampaignSpec) -> Response:
 @router.get("/v1/campaigns/{campaign_id}")
 async def show(request: Request, campaign_id: str) -> Response:
     context: TaskContext = request.app.state.context
-    org_id = await authenticated_org(request)
-    if org_id is None:
-        return error_response(401, "invalid or missing API key")
+    org_id = await api_org(request)
+    if isinstance(org_id, Response):
+        return org_id
     try:
         parsed = uuid.UUID(campaign_id)
     except ValueError:

@@ -18,17 +18,11 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from intake.auth import (
-    api_key_prefix,
-    authenticate_api_key,
-    bearer_token,
-    load_signing_secrets,
-    signing_org,
-)
+from intake.api_auth import bearer_org
+from intake.auth import load_signing_secrets, signing_org
 from intake.hooks import context_of, malformed, media_type, refuse, reject
 from intake.inbound import store_inbound_event
 from intake.limits import check_auth_failures, hit, record_auth_failure
-from intake.rejections import label_rejection
 from intake.responses import error_response
 from intake.schemas import LeadIn, field_errors
 from intake.verify import verify_standard_webhook
@@ -54,14 +48,11 @@ def lead_payload(lead: LeadIn, received_at: datetime) -> dict[str, Any]:
 
 
 async def bearer_caller(request: Request) -> Caller | Response:
-    try:
-        token = bearer_token(request)
-        org_id = await run_in_threadpool(authenticate_api_key, context_of(request), token)
-    except VerificationError:
-        label_rejection(request, "bad_api_key")
-        record_auth_failure(request)
-        return error_response(401, "invalid or missing API key")
-    return Caller(org_id, f"key:{api_key_prefix(token)}")
+    caller = await bearer_org(request)
+    if isinstance(caller, Response):
+        return caller
+    org_id, prefix = caller
+    return Caller(org_id, f"key:{prefix}")
 
 
 async def signed_caller(request: Request, body: bytes) -> Caller | Response:

@@ -9,23 +9,15 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from intake.auth import authenticate_api_key, bearer_token
+from intake.api_auth import api_org
 from intake.responses import error_response
-from leadline.errors import NotFoundError, VerificationError
+from leadline.errors import NotFoundError
 from models.retention import ErasureRequest
 from tasks.context import TaskContext
 from tasks.erasure import request_erasure
 from tasks.export import ExportFormat, export_org
 
 router = APIRouter()
-
-
-async def authenticated_org(request: Request) -> uuid.UUID | None:
-    context: TaskContext = request.app.state.context
-    try:
-        return await run_in_threadpool(authenticate_api_key, context, bearer_token(request))
-    except VerificationError:
-        return None
 
 
 def file_erasure(context: TaskContext, org_id: uuid.UUID, lead_id: uuid.UUID) -> ErasureRequest:
@@ -36,9 +28,9 @@ def file_erasure(context: TaskContext, org_id: uuid.UUID, lead_id: uuid.UUID) ->
 
 @router.delete("/v1/leads/{lead_id}", status_code=202)
 async def erase_lead(request: Request, lead_id: str) -> Response:
-    org_id = await authenticated_org(request)
-    if org_id is None:
-        return error_response(401, "invalid or missing API key")
+    org_id = await api_org(request)
+    if isinstance(org_id, Response):
+        return org_id
     try:
         lead = uuid.UUID(lead_id)
         erasure = await run_in_threadpool(file_erasure, request.app.state.context, org_id, lead)
@@ -54,9 +46,9 @@ async def erase_lead(request: Request, lead_id: str) -> Response:
 
 @router.get("/v1/export")
 async def export(request: Request) -> Response:
-    org_id = await authenticated_org(request)
-    if org_id is None:
-        return error_response(401, "invalid or missing API key")
+    org_id = await api_org(request)
+    if isinstance(org_id, Response):
+        return org_id
     requested = request.query_params.get("format", "json")
     if requested not in ("json", "csv"):
         return error_response(422, "format must be json or csv")

@@ -103,3 +103,27 @@ def test_unix_socket_url_is_translated_for_limits() -> None:
 
     assert limits_storage_uri("unix:///tmp/redis.sock?db=0") == "redis+unix:///tmp/redis.sock?db=0"
     assert limits_storage_uri("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_every_v1_route_shares_the_key_limit_and_the_lockout(
+    app_with: Any, make_org: Any
+) -> None:
+    client = app_with(
+        leadline_redis_namespace=namespace(),
+        leadline_limit_api=TIGHT,
+        leadline_limit_auth_failures=TIGHT,
+    )
+    org = make_org()
+    assert [client.get("/v1/export", headers=org.auth).status_code for _ in range(3)] == [
+        200,
+        200,
+        200,
+    ]
+    assert client.delete(f"/v1/leads/{uuid.uuid4()}", headers=org.auth).status_code == 429
+    wrong = {"Authorization": "Bearer ll_00000000_wrong"}
+    assert [client.get("/v1/campaigns/x", headers=wrong).status_code for _ in range(3)] == [
+        401,
+        401,
+        401,
+    ]
+    assert client.get("/v1/export", headers=wrong).status_code == 429
