@@ -23,17 +23,17 @@ async def bearer_org(request: Request) -> tuple[uuid.UUID, str] | Response:
         org_id = await run_in_threadpool(authenticate_api_key, context_of(request), token)
     except VerificationError:
         label_rejection(request, "bad_api_key")
-        record_auth_failure(request)
+        await record_auth_failure(request)
         return error_response(401, "invalid or missing API key")
     return org_id, api_key_prefix(token)
 
 
 async def api_org(request: Request) -> uuid.UUID | Response:
     """The org of an API request, after the lockout check and counting the key's request."""
-    check_auth_failures(request)
+    await check_auth_failures(request)
     caller = await bearer_org(request)
     if isinstance(caller, Response):
         return caller
     org_id, prefix = caller
-    hit(request, "api", f"key:{prefix}")
+    await hit(request, "api", f"key:{prefix}")
     return org_id

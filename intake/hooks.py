@@ -76,10 +76,10 @@ def warn_throttled(message: str, source: str, reason: str) -> None:
         log.warning(message, source=source, reason=reason, suppressed=suppressed)
 
 
-def reject(request: Request, source: str, reason: str) -> Response:
+async def reject(request: Request, source: str, reason: str) -> Response:
     """403 for a request that failed verification; nothing is stored."""
     label_rejection(request, reason)
-    record_auth_failure(request)
+    await record_auth_failure(request)
     warn_throttled("inbound request refused", source, reason)
     return error_response(403, "verification failed")
 
@@ -131,7 +131,7 @@ async def accept(
     payload: dict[str, Any],
 ) -> StoredEvent:
     """Count against the org's webhook limit, store once, enqueue after COMMIT."""
-    hit(request, "webhooks", f"{org_id}:{request.url.path}")
+    await hit(request, "webhooks", f"{org_id}:{request.url.path}")
     stored = await run_in_threadpool(
         store_inbound_event,
         context_of(request),

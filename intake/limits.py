@@ -17,6 +17,7 @@ from limits import RateLimitItem, parse
 from limits.errors import StorageError
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from leadline.errors import LeadlineError
@@ -103,21 +104,25 @@ def limiter_of(request: Request) -> RateLimiter:
     return limiter
 
 
-def hit(request: Request, limit_name: str, key: str) -> None:
+# The limiter talks to Redis synchronously: run it off the event loop, or one slow round trip
+# would stall every request this process is serving.
+
+
+async def hit(request: Request, limit_name: str, key: str) -> None:
     """Count a request against `limit_name` for `key`; raises RateLimitExceeded (→ 429)."""
-    limiter_of(request).hit(limit_name, key)
+    await run_in_threadpool(limiter_of(request).hit, limit_name, key)
 
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def check_auth_failures(request: Request) -> None:
+async def check_auth_failures(request: Request) -> None:
     """Refuse callers that failed authentication too often, before trying again."""
-    limiter_of(request).check("auth_failures", client_ip(request))
+    await run_in_threadpool(limiter_of(request).check, "auth_failures", client_ip(request))
 
 
-def record_auth_failure(request: Request) -> None:
+async def record_auth_failure(request: Request) -> None:
     # This request is refused anyway; the next one meets check_auth_failures.
     with contextlib.suppress(RateLimitExceeded):
-        limiter_of(request).hit("auth_failures", client_ip(request))
+        await run_in_threadpool(limiter_of(request).hit, "auth_failures", client_ip(request))

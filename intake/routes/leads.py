@@ -59,15 +59,15 @@ async def signed_caller(request: Request, body: bytes) -> Caller | Response:
     try:
         org_id = signing_org(request)
     except VerificationError:
-        return reject(request, SOURCE, "missing_org")
+        return await reject(request, SOURCE, "missing_org")
     secrets = await run_in_threadpool(load_signing_secrets, context_of(request), org_id)
     if secrets is None:
-        record_auth_failure(request)
+        await record_auth_failure(request)
         return refuse(SOURCE, 404, "unknown_org", "unknown organisation")
     try:
         verify_standard_webhook(secrets, body, request.headers)
     except VerificationError:
-        return reject(request, SOURCE, "bad_signature")
+        return await reject(request, SOURCE, "bad_signature")
     message_id = request.headers.get("webhook-id", "")
     return Caller(
         org_id, f"org:{org_id}", message_id if IDEMPOTENCY_KEY.match(message_id) else None
@@ -89,12 +89,12 @@ def parse_lead(body: bytes) -> LeadIn | Response:
 
 @router.post("/v1/leads", status_code=202)
 async def create_lead(request: Request) -> Response:
-    check_auth_failures(request)
+    await check_auth_failures(request)
     body = await request.body()
     caller = await (signed_caller(request, body) if is_signed(request) else bearer_caller(request))
     if isinstance(caller, Response):
         return caller
-    hit(request, "api", caller.limit_key)
+    await hit(request, "api", caller.limit_key)
     idempotency_key = request.headers.get("idempotency-key")
     if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
         return error_response(400, "Idempotency-Key must be 1-255 printable ASCII characters")

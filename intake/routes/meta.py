@@ -37,14 +37,14 @@ SOURCE = "meta"
 
 @router.get("/hooks/meta")
 async def meta_handshake(request: Request) -> Response:
-    check_auth_failures(request)
+    await check_auth_failures(request)
     token = configured(context_of(request).settings.meta_verify_token)
     if token is None:
-        return reject(request, SOURCE, "not_configured")
+        return await reject(request, SOURCE, "not_configured")
     try:
         challenge = verify_meta_handshake(token, dict(request.query_params))
     except VerificationError:
-        return reject(request, SOURCE, "bad_verify_token")
+        return await reject(request, SOURCE, "bad_verify_token")
     return PlainTextResponse(challenge)
 
 
@@ -57,19 +57,21 @@ async def org_for(request: Request, message: MetaMessage) -> uuid.UUID | None:
 
 @router.post("/hooks/meta")
 async def meta_webhook(request: Request) -> Response:
-    check_auth_failures(request)
+    await check_auth_failures(request)
     if media_type(request) != "application/json":
         return unsupported_type(SOURCE)
     secret = configured(context_of(request).settings.meta_app_secret)
     header = request.headers.get("x-hub-signature-256")
     body = await request.body()
     if secret is None or not header:
-        return reject(request, SOURCE, "not_configured" if secret is None else "missing_signature")
+        return await reject(
+            request, SOURCE, "not_configured" if secret is None else "missing_signature"
+        )
     try:
         verify_meta(secret, body, header)
         messages = split_meta_messages(parse_json_object(body))
     except VerificationError:
-        return reject(request, SOURCE, "bad_signature")
+        return await reject(request, SOURCE, "bad_signature")
     except ValueError:
         return malformed(SOURCE)
     for message in messages:

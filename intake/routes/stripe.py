@@ -62,19 +62,21 @@ async def route(request: Request, customer: str | None) -> uuid.UUID | None:
 
 @router.post("/hooks/stripe")
 async def stripe_webhook(request: Request) -> Response:
-    check_auth_failures(request)
+    await check_auth_failures(request)
     if media_type(request) != "application/json":
         return unsupported_type(SOURCE)
     secret = configured(context_of(request).settings.stripe_webhook_secret)
     header = request.headers.get("stripe-signature")
     body = await request.body()
     if secret is None or not header:
-        return reject(request, SOURCE, "not_configured" if secret is None else "missing_signature")
+        return await reject(
+            request, SOURCE, "not_configured" if secret is None else "missing_signature"
+        )
     try:
         verify_stripe(secret, body, header)
         event = parse_json_object(body)
     except VerificationError:
-        return reject(request, SOURCE, "bad_signature")
+        return await reject(request, SOURCE, "bad_signature")
     except ValueError:
         return malformed(SOURCE)
     event_id = event.get("id")

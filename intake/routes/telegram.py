@@ -40,19 +40,21 @@ def parse_org(raw: str) -> uuid.UUID | None:
 
 @router.post("/hooks/telegram/{org}")
 async def telegram_webhook(request: Request, org: str) -> Response:
-    check_auth_failures(request)
+    await check_auth_failures(request)
     if media_type(request) != "application/json":
         return unsupported_type(SOURCE)
     secret = configured(context_of(request).settings.telegram_secret_token)
     header = request.headers.get("x-telegram-bot-api-secret-token")
     body = await request.body()
     if secret is None or not header:
-        return reject(request, SOURCE, "not_configured" if secret is None else "missing_signature")
+        return await reject(
+            request, SOURCE, "not_configured" if secret is None else "missing_signature"
+        )
     try:
         verify_telegram(secret, header)
         update = parse_json_object(body)
     except VerificationError:
-        return reject(request, SOURCE, "bad_signature")
+        return await reject(request, SOURCE, "bad_signature")
     except ValueError:
         return malformed(SOURCE)
     update_id = update.get("update_id")

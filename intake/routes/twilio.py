@@ -89,11 +89,13 @@ async def verified_params(request: Request, source: str) -> dict[str, Any] | Res
     signature = request.headers.get("x-twilio-signature")
     body = await request.body()
     if token is None or not signature:
-        return reject(request, source, "not_configured" if token is None else "missing_signature")
+        return await reject(
+            request, source, "not_configured" if token is None else "missing_signature"
+        )
     try:
         form = verify_twilio(token, public_url(request), body, media_type(request), signature)
     except VerificationError:
-        return reject(request, source, "bad_signature")
+        return await reject(request, source, "bad_signature")
     if form is not None:
         return dict(form.first_values())
     try:
@@ -104,7 +106,7 @@ async def verified_params(request: Request, source: str) -> dict[str, Any] | Res
 
 async def receive(request: Request, source: str) -> Response | None:
     """Verify, route, store. Returns an error response, or None when the event was taken."""
-    check_auth_failures(request)
+    await check_auth_failures(request)
     if media_type(request) not in CONTENT_TYPES:
         return unsupported_type(source)
     params = await verified_params(request, source)

@@ -105,9 +105,7 @@ def test_unix_socket_url_is_translated_for_limits() -> None:
     assert limits_storage_uri("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
 
 
-def test_every_v1_route_shares_the_key_limit_and_the_lockout(
-    app_with: Any, make_org: Any
-) -> None:
+def test_every_v1_route_shares_the_key_limit_and_the_lockout(app_with: Any, make_org: Any) -> None:
     client = app_with(
         leadline_redis_namespace=namespace(),
         leadline_limit_api=TIGHT,
