@@ -10,13 +10,14 @@ from typing import Any
 
 import dramatiq
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from leadline.logging import get_logger, redact_text
 from leadline.timespec import format_age
 from models.db import Database
 from models.ops import DEAD, DeadLetter
+from models.retention import JobRun
 from tasks.attention import Listing, read_attention
 from workers.deadletters import DeadLetterFilter, dead_letter_summary, list_dead_letters
 from workers.queues import QueueStats, queue_stats
@@ -24,8 +25,6 @@ from workers.queues import QueueStats, queue_stats
 log = get_logger("leadline.intake.ops")
 TEMPLATES = Path(__file__).parent / "templates"
 DEAD_LETTER_PAGE_SIZE = 100
-JOB_RUNS_SQL = text("SELECT DISTINCT ON (job) * FROM job_runs ORDER BY job, scheduled_for DESC")
-JOB_RUNS_EXISTS_SQL = text("SELECT to_regclass('public.job_runs') IS NOT NULL")
 
 
 @dataclass
@@ -68,13 +67,18 @@ def dead_letter_counts(session: Session) -> dict[str, int]:
     return {state: int(count) for state, count in counts.items()}
 
 
+LAST_JOB_RUNS = (
+    select(JobRun.job, JobRun.scheduled_for, JobRun.status, JobRun.attempts, JobRun.finished_at)
+    .distinct(JobRun.job)
+    .order_by(JobRun.job, JobRun.scheduled_for.desc())
+)
+
+
 def read_job_runs(db: Database) -> Listing | None:
-    """Last run of each scheduled job, if the scheduler's `job_runs` table exists."""
+    """The last run of each scheduled job."""
     try:
         with db.maintenance() as session:
-            if not session.execute(JOB_RUNS_EXISTS_SQL).scalar():
-                return None
-            rows = [dict(row) for row in session.execute(JOB_RUNS_SQL).mappings()]
+            rows = [dict(row) for row in session.execute(LAST_JOB_RUNS).mappings()]
     except Exception as exc:
         log.warning("job runs unavailable", error=type(exc).__name__)
         return Listing("scheduled jobs", error=f"unavailable ({type(exc).__name__})")
