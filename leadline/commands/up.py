@@ -122,6 +122,7 @@ def print_welcome(port: int, sandbox_url: str) -> None:
 Leadline is running.
   intake   http://127.0.0.1:{port}   (GET /healthz)
   sandbox  {sandbox_url}/sent        (messages that "left" for Twilio/Telegram)
+  ops      http://127.0.0.1:{port}/ops   (set LEADLINE_OPS_TOKEN to sign in), /metrics, /readyz
 
 Create an organisation and an API key, then post a lead (in another terminal):
   .venv/bin/leadline org create "Acme Roofing"
