@@ -10,6 +10,8 @@ import httpx
 import typer
 from sqlalchemy import func, select
 
+DEMO_OWNER_PHONE = "+14155550100"
+DEMO_CHAT_ID = 424242
 DEMO_LEADS: list[dict[str, Any]] = [
     {
         "name": "Ada Lovelace",
@@ -30,7 +32,10 @@ def run_demo(context: Any, intake_url: str, sandbox_url: str) -> None:
     with context.db.tenant(org_id) as session:
         create_organization(session, context.keyring, org_id, "Demo Roofing", actor="demo")
         api_key = create_api_key(session, org_id, actor="demo")
-    typer.echo(f"organisation {org_id}, API key {api_key.prefix}…")
+    add_alert_recipients(context, org_id)
+    typer.echo(
+        f"organisation {org_id}, API key {api_key.prefix}…, alerts to 1 SMS number and 1 chat"
+    )
     for index, lead in enumerate(DEMO_LEADS):
         response = httpx.post(
             f"{intake_url}/v1/leads",
@@ -42,6 +47,17 @@ def run_demo(context: Any, intake_url: str, sandbox_url: str) -> None:
     wait_for_processing(context, org_id, expected_events=len(DEMO_LEADS))
     show_stored(context, org_id)
     show_sent(sandbox_url)
+
+
+def add_alert_recipients(context: Any, org_id: uuid.UUID) -> None:
+    """The business owner's phone and a linked Telegram chat, as an operator would set up."""
+    from models.alert_settings import add_alert_number
+    from models.telegram_links import set_chat_status
+
+    with context.db.tenant(org_id) as session:
+        cipher = context.keys.cipher(session, org_id)
+        add_alert_number(session, cipher, DEMO_OWNER_PHONE, actor="demo")
+        set_chat_status(session, cipher, DEMO_CHAT_ID, "linked", context.clock())
 
 
 def wait_for_processing(context: Any, org_id: uuid.UUID, expected_events: int) -> None:
@@ -75,9 +91,14 @@ def show_stored(context: Any, org_id: uuid.UUID) -> None:
         typer.echo(f"  lead {lead.id}: ciphertext bytes {sizes}, sms consent {lead.sms_consent}")
 
 
-def show_sent(sandbox_url: str) -> None:
-    try:
+def show_sent(sandbox_url: str, expected: int = 4) -> None:
+    """What "left" for Twilio and Telegram: one SMS and one Telegram alert per new lead."""
+    sent: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(sent) < expected:
         sent = httpx.get(f"{sandbox_url}/sent", timeout=5).json()
-    except httpx.HTTPError:
-        return
-    typer.echo(f"provider sandbox received {len(sent)} messages")
+        time.sleep(0.2)
+    channels = sorted(message["channel"] for message in sent)
+    typer.echo(f"provider sandbox received {len(sent)} alerts: {', '.join(channels)}")
+    if len(sent) < expected:
+        raise typer.Exit(1)

@@ -161,3 +161,33 @@ def test_up_serves_and_ctrl_c_stops_every_process(settings: Settings, context: A
         check=False,
     )
     assert group_alive.stdout.strip() == ""
+
+
+def test_demo_posts_leads_and_shows_only_ciphertext_sizes(settings: Settings, context: Any) -> None:
+    port, sandbox_port = free_port(), free_port()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "leadline",
+            "up",
+            "--demo",
+            "--port",
+            str(port),
+            "--sandbox-port",
+            str(sandbox_port),
+        ],
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 leads stored" in result.stdout
+    assert "ciphertext bytes" in result.stdout
+    assert "provider sandbox received" in result.stdout
+    from leadline.commands.demo import DEMO_LEADS
+
+    for lead in DEMO_LEADS:
+        assert lead["name"] not in result.stdout + result.stderr
