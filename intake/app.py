@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from intake.hooks import LogThrottle
 from intake.limits import RateLimiter, RateLimitExceeded
 from intake.middleware import (
     BodyLimitMiddleware,
@@ -40,6 +41,7 @@ def create_fastapi(context: TaskContext) -> FastAPI:
     app = FastAPI(title="Leadline intake", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.context = context
     app.state.limiter = RateLimiter.from_settings(context.settings)
+    app.state.rejection_log = LogThrottle()
     app.include_router(health.router)
     app.include_router(leads.router)
     for provider in sorted(context.settings.enabled_providers):

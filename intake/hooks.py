@@ -51,9 +51,6 @@ class LogThrottle:
         return count < self.limit, 0
 
 
-REJECTION_LOG = LogThrottle()
-
-
 def context_of(request: Request) -> TaskContext:
     context: TaskContext = request.app.state.context
     return context
@@ -70,8 +67,14 @@ def configured(secret: SecretStr | None) -> str | None:
     return secret.get_secret_value()
 
 
-def warn_throttled(message: str, source: str, reason: str) -> None:
-    allowed, suppressed = REJECTION_LOG.allow(f"{source}:{reason}")
+def rejection_log(request: Request) -> LogThrottle:
+    """The app's own throttle (one per app, so separate apps never silence each other)."""
+    throttle: LogThrottle = request.app.state.rejection_log
+    return throttle
+
+
+def warn_throttled(request: Request, message: str, source: str, reason: str) -> None:
+    allowed, suppressed = rejection_log(request).allow(f"{source}:{reason}")
     if allowed:
         log.warning(message, source=source, reason=reason, suppressed=suppressed)
 
@@ -80,7 +83,7 @@ async def reject(request: Request, source: str, reason: str) -> Response:
     """403 for a request that failed verification; nothing is stored."""
     label_rejection(request, reason)
     await record_auth_failure(request)
-    warn_throttled("inbound request refused", source, reason)
+    warn_throttled(request, "inbound request refused", source, reason)
     return error_response(403, "verification failed")
 
 
@@ -100,10 +103,10 @@ def malformed(source: str) -> Response:
     return refuse(source, 400, "malformed", "malformed body")
 
 
-def drop(source: str, reason: str) -> Response:
+def drop(request: Request, source: str, reason: str) -> Response:
     """2xx for a verified event we will not keep, so a provider that retries stops retrying."""
     EVENTS_REJECTED.labels(source=source, reason=reason).inc()
-    warn_throttled("verified event dropped", source, reason)
+    warn_throttled(request, "verified event dropped", source, reason)
     return JSONResponse({"received": True})
 
 

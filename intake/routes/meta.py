@@ -78,7 +78,7 @@ async def meta_webhook(request: Request) -> Response:
         org_id = await org_for(request, message)
         if org_id is None:
             EVENTS_REJECTED.labels(source=SOURCE, reason="unknown_org").inc()
-            warn_throttled("verified event dropped", SOURCE, "unknown_org")
+            warn_throttled(request, "verified event dropped", SOURCE, "unknown_org")
             continue
         await accept(request, org_id, SOURCE, message.external_id, message.payload)
     return JSONResponse({"received": True})

@@ -86,6 +86,6 @@ async def stripe_webhook(request: Request) -> Response:
         return JSONResponse({"received": True})
     org_id = await route(request, customer_id(event))
     if org_id is None:
-        return drop(SOURCE, "unknown_org")
+        return drop(request, SOURCE, "unknown_org")
     await accept(request, org_id, SOURCE, event_id, event)
     return JSONResponse({"received": True})
