@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 
 from limits import RateLimitItem, parse
 from limits.errors import StorageError
@@ -71,20 +72,19 @@ class RateLimiter:
 
     def hit(self, name: str, key: str) -> None:
         """Count one request; raise RateLimitExceeded if the limit was already used up."""
-        item = self.items[name]
-        try:
-            allowed = self.strategy.hit(item, name, key)
-        except StorageError as exc:
-            log.warning("rate limiter unavailable", limit=name, error=type(exc).__name__)
-            return
-        if not allowed:
-            raise RateLimitExceeded(name, self.retry_after(item, name, key))
+        self._enforce(self.strategy.hit, name, key)
 
     def check(self, name: str, key: str) -> None:
         """Raise RateLimitExceeded if the limit is used up, without counting a request."""
+        self._enforce(self.strategy.test, name, key)
+
+    def _enforce(
+        self, allows: Callable[[RateLimitItem, str, str], bool], name: str, key: str
+    ) -> None:
+        # Redis down: let the request through (and say so) rather than refuse everyone.
         item = self.items[name]
         try:
-            allowed = self.strategy.test(item, name, key)
+            allowed = allows(item, name, key)
         except StorageError as exc:
             log.warning("rate limiter unavailable", limit=name, error=type(exc).__name__)
             return
