@@ -253,7 +253,8 @@ def payload_indexes(cipher: OrgCipher, payload: Any) -> Iterator[bytes]:
 
 def phone_or_none(value: str) -> str | None:
     try:
-        return normalize_phone(value)
+        # over-match on purpose: a national-looking value is also tried as a US number
+        return normalize_phone(value, default_region="US")
     except InvalidPhoneNumber:
         return None
 
