@@ -219,6 +219,7 @@ def scrub_inbound_payloads(
 
 def scrub_event(event: InboundEvent) -> None:
     event.payload_ct = None
+    event.request_fingerprint = None  # a keyed hash of the same lead
     if event.status == "pending":
         event.status = "erased"  # never processed: it would bring the person back
 

@@ -151,3 +151,36 @@ def test_a_signed_lead_needs_a_usable_webhook_id(client: Any, make_org: Any, con
     response = client.post("/v1/leads", content=body, headers={**signed, "Idempotency-Key": "k"})
     assert response.status_code == 400
     assert events_of(context, org.id) == []
+
+
+def test_the_fingerprint_goes_with_the_payload_when_it_is_purged(
+    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any
+) -> None:
+    from datetime import timedelta
+
+    from tasks.sweeps import purge_inbound
+
+    org = make_org()
+    first = post(client, org, json.dumps(FIRST).encode(), "k-purged")
+    wait_for(lambda: settled(context, org.id, 1))
+    purge_inbound(context, context.clock() + timedelta(days=8))
+    (event,) = events_of(context, org.id)
+    assert event.payload_ct is None and event.request_fingerprint is None
+    # nothing left to compare with: the key answers its first id, as before fingerprints
+    again = post(client, org, json.dumps(SECOND).encode(), "k-purged")
+    assert again.status_code == 202 and again.json() == first.json()
+    assert len(events_of(context, org.id)) == 1
+
+
+def test_erasing_the_person_drops_the_fingerprint(
+    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any
+) -> None:
+    from tasks.erasure import process_erasures
+
+    org = make_org()
+    assert post(client, org, json.dumps(FIRST).encode(), "k-erased").status_code == 202
+    (lead,) = wait_for(lambda: leads_of(context, org.id))
+    assert client.delete(f"/v1/leads/{lead.id}", headers=org.auth).status_code == 202
+    process_erasures(context, context.clock())
+    (event,) = events_of(context, org.id)
+    assert event.request_fingerprint is None
