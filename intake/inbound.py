@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from leadline.metrics import EVENTS_ACCEPTED, EVENTS_DEDUPLICATED
+from models.intake import request_fingerprint
 from models.tables import InboundEvent
 from tasks.context import TaskContext
 from tasks.events import encrypt_payload, process_event
@@ -21,6 +23,7 @@ class StoredEvent:
     id: uuid.UUID
     created: bool
     enqueued: bool
+    same_request: bool = True  # False: the external id was first used for a different request
 
 
 def store_inbound_event(
@@ -30,11 +33,20 @@ def store_inbound_event(
     external_id: str | None,
     payload: dict[str, Any],
     request_id: str | None = None,
+    canonical_request: str | None = None,
 ) -> StoredEvent:
-    """Insert the event unless (org, source, external id) exists; enqueue only a new one."""
+    """Insert the event unless (org, source, external id) exists; enqueue only a new one.
+
+    With `canonical_request`, a keyed fingerprint of it is kept, and an existing event with a
+    different fingerprint comes back with `same_request=False` (nothing is stored)."""
     event_id = uuid.uuid4()
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
+        fingerprint = (
+            request_fingerprint(cipher, canonical_request)
+            if canonical_request is not None and external_id is not None
+            else None
+        )
         inserted = session.execute(
             insert(InboundEvent)
             .values(
@@ -45,18 +57,25 @@ def store_inbound_event(
                 payload_ct=encrypt_payload(cipher, event_id, payload),
                 status="pending",
                 request_id=request_id,
+                request_fingerprint=fingerprint,
             )
             .on_conflict_do_nothing(constraint="uq_inbound_events_external")
             .returning(InboundEvent.id)
         ).scalar_one_or_none()
         if inserted is None:
-            existing = session.scalars(
-                select(InboundEvent.id).where(
+            existing = session.execute(
+                select(InboundEvent.id, InboundEvent.request_fingerprint).where(
                     InboundEvent.source == source, InboundEvent.external_id == external_id
                 )
             ).one()
             EVENTS_DEDUPLICATED.labels(source=source).inc()
-            return StoredEvent(existing, created=False, enqueued=False)
+            same = same_fingerprint(existing.request_fingerprint, fingerprint)
+            return StoredEvent(existing.id, created=False, enqueued=False, same_request=same)
     EVENTS_ACCEPTED.labels(source=source).inc()
     enqueued = enqueue_or_defer(process_event, str(org_id), str(event_id))
     return StoredEvent(event_id, created=True, enqueued=enqueued)
+
+
+def same_fingerprint(stored: bytes | None, offered: bytes | None) -> bool:
+    """Unknown on either side (events stored before fingerprints, other sources) counts as same."""
+    return stored is None or offered is None or hmac.compare_digest(stored, offered)

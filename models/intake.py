@@ -17,6 +17,7 @@ from models.billing import AlreadyLinked
 from models.channels import OrgPhoneNumber
 from models.crypto import OrgCipher
 from models.normalize import normalize_phone
+from models.orgs import default_region
 from models.tables import Organization
 
 SIGNING_TABLE = "intake_signing_secrets"
@@ -63,8 +64,10 @@ def _insert_owned(session: Session, row: OrgPhoneNumber | MetaAccount, what: str
 def add_phone_number(
     session: Session, org_id: uuid.UUID, raw_number: str, actor: str = "cli"
 ) -> str:
-    """Tenant session. Returns the E.164 number; raises AlreadyLinked or InvalidPhoneNumber."""
-    number = normalize_phone(raw_number)
+    """Tenant session. Returns the E.164 number; raises AlreadyLinked or InvalidPhoneNumber.
+
+    A national number is read in the org's default region, refused without one."""
+    number = normalize_phone(raw_number, default_region(session, org_id))
     _insert_owned(session, OrgPhoneNumber(org_id=org_id, number=number), "number")
     record_audit(session, actor, "number.added", org_id=org_id, target=number)
     return number
@@ -106,6 +109,15 @@ def org_accepts_events(session: Session, org_id: uuid.UUID) -> bool:
     """Tenant session: the org exists and is not being deleted (its keys are gone)."""
     org = session.get(Organization, org_id)
     return org is not None and org.status not in CLOSED_ORG_STATUSES
+
+
+def request_fingerprint(cipher: OrgCipher, canonical_request: str) -> bytes:
+    """What an Idempotency-Key was first used with, to tell a retry from a different request.
+
+    A keyed HMAC under the org's blind-index key, not a plain SHA-256: a lead is small and
+    guessable (a phone number, a name), so an unkeyed hash would be a lookup table for PII.
+    Crypto-shredding the org's keys leaves it meaningless like every other blind index."""
+    return cipher.blind_index("request", canonical_request)
 
 
 def new_signing_secret() -> str:

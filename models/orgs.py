@@ -16,6 +16,7 @@ from leadline.errors import NotFoundError
 from models.audit import record_audit
 from models.crypto import Keyring
 from models.keys import add_data_key
+from models.normalize import normalize_region
 from models.tables import ApiKey, Organization
 
 API_KEY_PREFIX = "ll_"
@@ -80,3 +81,31 @@ def revoke_api_key(session: Session, prefix: str, now: datetime, actor: str = "c
         raise NotFoundError("no active API key with that prefix")
     record_audit(session, actor, "apikey.revoked", org_id=org_id, target=prefix)
     return org_id
+
+
+def default_region(session: Session, org_id: uuid.UUID) -> str | None:
+    """Tenant session: the region national phone numbers are read in, or None (E.164 only)."""
+    region: str | None = session.scalar(
+        select(Organization.default_region).where(Organization.id == org_id)
+    )
+    return region
+
+
+def set_default_region(
+    session: Session, org_id: uuid.UUID, region: str | None, actor: str = "cli"
+) -> str | None:
+    """Tenant session. Set (validated, raises InvalidRegion) or clear (None) the region."""
+    code = normalize_region(region) if region is not None else None
+    org = session.get(Organization, org_id)
+    if org is None:
+        raise NotFoundError("no such organisation")
+    org.default_region = code
+    record_audit(
+        session,
+        actor,
+        "org.settings_changed",
+        org_id=org_id,
+        target=str(org_id),
+        details={"default_region": code},
+    )
+    return code

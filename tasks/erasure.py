@@ -219,6 +219,7 @@ def scrub_inbound_payloads(
 
 def scrub_event(event: InboundEvent) -> None:
     event.payload_ct = None
+    event.request_fingerprint = None  # a keyed hash of the same lead
     if event.status == "pending":
         event.status = "erased"  # never processed: it would bring the person back
 
@@ -253,7 +254,8 @@ def payload_indexes(cipher: OrgCipher, payload: Any) -> Iterator[bytes]:
 
 def phone_or_none(value: str) -> str | None:
     try:
-        return normalize_phone(value)
+        # over-match on purpose: a national-looking value is also tried as a US number
+        return normalize_phone(value, default_region="US")
     except InvalidPhoneNumber:
         return None
 

@@ -67,3 +67,46 @@ def apikey_revoke(prefix: str, as_json: bool = JsonOption) -> None:
         )
 
     run_guarded(run, as_json)
+
+
+@org_app.command("settings")
+def org_settings(
+    org: str,
+    default_region: str | None = typer.Option(
+        None,
+        "--default-region",
+        help="Region national phone numbers are read in (US, GB, ...); `none` requires E.164.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Show ORG's settings, or change them (audited)."""
+    from leadline.commands.common import fail, parse_uuid
+    from leadline.errors import NotFoundError
+    from models.normalize import InvalidRegion
+    from models.orgs import default_region as current_region
+    from models.orgs import set_default_region
+    from models.tables import Organization
+
+    org_id = parse_uuid(org, "ORG")
+    clear = default_region is not None and default_region.strip().casefold() == "none"
+
+    def run() -> None:
+        context = open_runtime()
+        with context.db.tenant(org_id) as session:
+            if default_region is None:
+                if session.get(Organization, org_id) is None:
+                    raise NotFoundError("no such organisation")
+                region = current_region(session, org_id)
+            else:
+                region = set_default_region(session, org_id, None if clear else default_region)
+        changed = "" if default_region is None else "set: "
+        emit(
+            {"org_id": str(org_id), "default_region": region},
+            as_json,
+            f"{changed}default region {region or 'none (phone numbers must be +E.164)'}",
+        )
+
+    try:
+        run_guarded(run, as_json)
+    except InvalidRegion:
+        fail(f"unknown region {default_region!r} (use a code such as US or GB, or none)", as_json)
