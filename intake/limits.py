@@ -14,6 +14,7 @@ failures, so bad API keys from an address cannot make a provider's deliveries fr
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections.abc import Callable
@@ -135,5 +136,17 @@ async def count_auth_failure(request: Request, failure_class: FailureClass) -> N
 
     Raises RateLimitExceeded (→ 429 with Retry-After) once that address has used up its
     failures for that class; until then the caller answers its own 401 or 403."""
-    key = f"{failure_class}:{client_ip(request)}"
+    key = f"{failure_class}:{address_bucket(client_ip(request))}"
     await run_in_threadpool(limiter_of(request).hit, "auth_failures", key)
+
+
+def address_bucket(address: str) -> str:
+    """What failures are counted by: an IPv4 address, or an IPv6 client's /64 (one site's
+    allocation), or else one client could dodge its count by rotating through 2^64 addresses."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network((parsed, 64), strict=False))
+    return str(parsed)

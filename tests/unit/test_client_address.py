@@ -6,6 +6,7 @@ import ipaddress
 
 import pytest
 
+from intake.limits import address_bucket
 from intake.middleware import resolve_client
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
@@ -42,3 +43,11 @@ def test_resolve_client(
     client: str,
 ) -> None:
     assert resolve_client(peer, hops, trusted) == client
+
+
+def test_failures_count_an_ipv6_client_by_its_64() -> None:
+    assert address_bucket("2001:db8:1:2:aaaa::1") == address_bucket("2001:db8:1:2:bbbb::9")
+    assert address_bucket("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert address_bucket("2001:db8:1:3::1") != address_bucket("2001:db8:1:2::1")
+    assert address_bucket("198.51.100.7") == "198.51.100.7"
+    assert address_bucket("testclient") == "testclient"
