@@ -7,9 +7,9 @@ app answers with 429 and Retry-After. If Redis cannot be reached the limiter let
 through (the intake keeps accepting, as it does when the broker is down) and logs a warning.
 
 Failed authentication is counted per route class (API keys, ops login, each provider, signed
-leads) and per client address (intake.client_address), and only ever after the credential was
-checked: a request with a valid key or signature is never refused for other requests'
-failures, so bad API keys from an address cannot make a provider's deliveries from it fail.
+leads) and per client address (intake.middleware.ClientAddressMiddleware), only ever after the
+credential was checked: a request with a valid key or signature is never refused for other
+requests' failures, so bad API keys from an address cannot fail a provider's deliveries.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ PROVIDER_SECRETS: dict[str, tuple[str, ...]] = {
     "meta": ("meta_app_secret", "meta_verify_token"),
 }
 MIN_OPS_TOKEN_LENGTH = 32
-# Production minimums for secrets (README "Security model"), by estimate_entropy_bits. A master
+# Production minimums for secrets (README, "Security model"), by estimate_entropy_bits. A master
 # key must also show at least MIN_KEY_DISTINCT distinct bytes and successive differences.
 MIN_KEY_DISTINCT = 20
 MIN_OPS_TOKEN_BITS = 90
@@ -91,7 +91,7 @@ class Settings(BaseSettings):
 
     # Client addresses and slow clients (docs/intake.md "Client addresses"): the proxies whose
     # X-Forwarded-For hops are believed (comma-separated CIDRs; none by default), and how long
-    # each part of a request body may take to arrive before the intake answers 408.
+    # a whole request body may take to arrive before the intake answers 408.
     leadline_trusted_proxies: str = ""
     leadline_body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
