@@ -17,9 +17,15 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from models.intake import rotate_signing_secret
 from tests.conftest import RUN_ID
 from tests.integration.intake.conftest import events_of
-from tests.integration.intake.signing import telegram_headers, telegram_update, twilio_form
+from tests.integration.intake.signing import (
+    standard_headers,
+    telegram_headers,
+    telegram_update,
+    twilio_form,
+)
 
 FIVE = "5/minute"
 PROXY = "127.0.0.1"
@@ -108,6 +114,28 @@ def test_a_valid_signature_passes_even_when_its_own_route_class_is_locked(
     assert [telegram(n, "wrong-secret") for n in range(5)] == [403] * 5
     assert telegram(5, "wrong-secret") == 429
     assert telegram(6) == 200
+
+
+def test_signed_leads_and_api_keys_are_locked_apart_and_valid_ones_pass(
+    clients_with: Callable[..., ClientFor], make_org: Any, context: Any
+) -> None:
+    client = clients_with(leadline_limit_auth_failures=FIVE)(ATTACKER)
+    org = make_org()
+    with context.db.tenant(org.id) as session:
+        secret = rotate_signing_secret(
+            session, context.keys.cipher(session, org.id), context.clock()
+        )
+    body = json.dumps(LEAD).encode()
+
+    def signed(message_id: str, key: str = secret) -> int:
+        headers = standard_headers(key, body, org.id, message_id)
+        return int(client.post("/v1/leads", content=body, headers=headers).status_code)
+
+    assert bad_keys(client, 6)[-1] == 429
+    assert signed("msg_lock_0") == 202  # API-key failures do not touch signed leads
+    wrong = "whsec_" + "A" * 32
+    assert [signed(f"msg_bad_{n}", wrong) for n in range(6)] == [403] * 5 + [429]
+    assert signed("msg_lock_1") == 202  # nor do its own class's failures stop a valid one
 
 
 def test_route_classes_are_counted_apart(
