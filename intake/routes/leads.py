@@ -29,7 +29,7 @@ from intake.api_auth import bearer_org
 from intake.auth import load_signing_secrets, signing_org
 from intake.hooks import context_of, malformed, media_type, refuse, reject
 from intake.inbound import store_inbound_event
-from intake.limits import check_auth_failures, hit, record_auth_failure
+from intake.limits import count_auth_failure, hit
 from intake.responses import error_response
 from intake.schemas import DEFAULT_REGION, NEEDS_REGION, LeadIn, field_errors
 from intake.verify import verify_standard_webhook
@@ -72,7 +72,7 @@ async def signed_caller(request: Request, body: bytes) -> Caller | Response:
         return await reject(request, SOURCE, "missing_org")
     secrets = await run_in_threadpool(load_signing_secrets, context_of(request), org_id)
     if secrets is None:
-        await record_auth_failure(request)
+        await count_auth_failure(request, "signed_leads")
         return refuse(SOURCE, 404, "unknown_org", "unknown organisation")
     try:
         verify_standard_webhook(secrets, body, request.headers)
@@ -126,7 +126,6 @@ def canonical_lead(lead: LeadIn) -> str:
 
 @router.post("/v1/leads", status_code=202)
 async def create_lead(request: Request) -> Response:
-    await check_auth_failures(request)
     body = await request.body()
     caller = await (signed_caller(request, body) if is_signed(request) else bearer_caller(request))
     if isinstance(caller, Response):

@@ -28,7 +28,6 @@ from intake.hooks import (
     reject,
     unsupported_type,
 )
-from intake.limits import check_auth_failures
 from intake.verify import parse_json_object, verify_twilio
 from leadline.errors import VerificationError
 from models.intake import org_for_number
@@ -106,7 +105,6 @@ async def verified_params(request: Request, source: str) -> dict[str, Any] | Res
 
 async def receive(request: Request, source: str) -> Response | None:
     """Verify, route, store. Returns an error response, or None when the event was taken."""
-    await check_auth_failures(request)
     if media_type(request) not in CONTENT_TYPES:
         return unsupported_type(source)
     params = await verified_params(request, source)
