@@ -34,6 +34,25 @@ def load_cipher(session: Session, keyring: Keyring, org_id: uuid.UUID) -> OrgCip
     return OrgCipher(org_id=org_id, deks=deks)
 
 
+def org_data_keys(session: Session, keyring: Keyring) -> dict[uuid.UUID, dict[int, bytes]]:
+    """Every organisation's unwrapped DEKs by version (maintenance scope; for the escrow)."""
+    deks: dict[uuid.UUID, dict[int, bytes]] = {}
+    for row in session.scalars(select(OrgKey).order_by(OrgKey.org_id, OrgKey.version)):
+        dek = keyring.unwrap(row.kek_id, row.wrapped_dek, row.org_id, row.version)
+        deks.setdefault(row.org_id, {})[row.version] = dek
+    return deks
+
+
+def install_data_keys(
+    session: Session, keyring: Keyring, org_id: uuid.UUID, deks: dict[int, bytes]
+) -> None:
+    """Put known DEKs back (a restore from the escrow), wrapped under the primary KEK."""
+    for version, dek in sorted(deks.items()):
+        kek_id, wrapped = keyring.wrap(dek, org_id, version)
+        session.add(OrgKey(org_id=org_id, version=version, kek_id=kek_id, wrapped_dek=wrapped))
+    session.flush()
+
+
 def rotate_master(session: Session, keyring: Keyring) -> int:
     """Re-wrap every DEK not yet under the primary KEK. Data is untouched. Maintenance scope."""
     rewrapped = 0
