@@ -84,14 +84,19 @@ def plan_bundle(manifest: Path, cipher: OrgCipher, known: list[Tombstone]) -> Bu
 
 
 def checked_records(manifest: Path, cipher: OrgCipher) -> Iterator[dict[str, Any]]:
-    """Records, with any damage (not only a failed tag) reported as a corrupt bundle."""
+    """Records, with any damage (a failed tag, or bytes that are not records) reported as one
+    clear error naming the backup."""
     try:
         for record in bundle_records(manifest, cipher):
             if not isinstance(record, dict):
                 raise ValueError("not a record")
             yield record
-    except (ValueError, KeyError, TypeError, zlib.error):
-        raise CryptoError(f"backup bundle {manifest.name} is corrupt") from None
+    except (CryptoError, ValueError, KeyError, TypeError, zlib.error):
+        raise CryptoError(
+            f"backup {manifest.name.split('.')[0]} of organisation {cipher.org_id} is corrupt "
+            "or does not open with the organisation's data keys (restore an older backup; with "
+            "--from, move its two files out of the directory)"
+        ) from None
 
 
 def identity_row(
@@ -185,7 +190,7 @@ class Restorer:
         return {
             "backup_id": str(self.plan.backup_id),
             "org_id": str(self.plan.org_id),
-            "inserted": dict(self.inserted),
+            "inserted": {table: n for table, n in self.inserted.items() if n},
             "withheld": dict(self.withheld),
             "erased_again": len(self.plan.erased_leads),
         }

@@ -1,0 +1,271 @@
+"""Restores: after an erasure, atomically, and from the backup directory alone after the
+database is lost."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from leadline.errors import CryptoError
+from models.crypto import OrgCipher
+from models.key_escrow import escrow_cipher, escrow_path, read_escrow
+from models.messaging import ConversationMessage
+from models.orgs import create_organization
+from models.tables import AuditEntry, Lead, Organization
+from models.webhooks import WebhookAttempt, WebhookDelivery
+from tasks import restore as restore_module
+from tasks.backups import (
+    backup_files,
+    bundle_records,
+    create_backup,
+    create_backups,
+    list_backups,
+)
+from tasks.deletion import delete_organization
+from tasks.restore import restore_backup
+from tests.conftest import random_master_key
+from tests.restore_support import (
+    Person,
+    ScratchDatabase,
+    add_webhook_endpoint,
+    data_counts,
+    erase_now,
+    find_by_phone,
+    lead_names,
+    leadline_cli,
+    scratch_database,
+    seed_person,
+)
+
+__all__ = ["leadline_cli", "scratch_database"]
+
+ADA = Person("Ada Erased", "+14155550171", "ada.restore@example.org")
+BOB = Person("Bob Stays", "+14155550172", "bob.restore@example.org")
+CY = Person("Cy Stays", "+14155550173", "cy.restore@example.org")
+
+
+def restore_audits(context: Any, org_id: uuid.UUID) -> list[AuditEntry]:
+    with context.db.maintenance() as session:
+        query = select(AuditEntry).where(
+            AuditEntry.org_id == org_id, AuditEntry.action == "backup.restored"
+        )
+        return list(session.scalars(query))
+
+
+def seeded_org(context: Any, make_org: Any, people: tuple[Person, ...]) -> tuple[Any, list[Any]]:
+    org = make_org()
+    endpoint = add_webhook_endpoint(context, org.id)
+    return org, [seed_person(context, org.id, endpoint, who) for who in people]
+
+
+def drop_tied_rows(context: Any, org_id: uuid.UUID) -> None:
+    """Lose conversation messages and webhook deliveries (and so their attempts)."""
+    with context.db.tenant(org_id) as session:
+        session.execute(delete(ConversationMessage))
+        session.execute(delete(WebhookAttempt))
+        session.execute(delete(WebhookDelivery))
+
+
+def test_restore_after_an_erasure_keeps_the_person_erased_and_succeeds(
+    context: Any, make_org: Any
+) -> None:
+    org, (ada, _bob) = seeded_org(context, make_org, (ADA, BOB))
+    before_erasure = create_backup(context, org.id, context.clock())
+    erase_now(context, org.id, ada)
+    after_erasure = create_backup(context, org.id, context.clock())
+    live = data_counts(context, org.id)
+    assert live["webhook_attempts"] == 2 and live["conversation_messages"] == 1
+
+    summary = restore_backup(context, before_erasure.id, context.clock())
+
+    assert summary["erased_again"] == 1
+    assert summary["withheld"]["webhook_attempts"] == 2  # the FK violation of issue 12
+    assert summary["withheld"]["conversation_messages"] == 1
+    assert sum(summary["inserted"].values()) == 0
+    assert data_counts(context, org.id) == live
+    assert find_by_phone(context, org.id, ADA.phone) is None
+    assert lead_names(context, org.id) == {BOB.name}
+    assert len(restore_audits(context, org.id)) == 1
+
+    # What was lost comes back, from either backup; the erased person never does.
+    for backup in (before_erasure, after_erasure):
+        drop_tied_rows(context, org.id)
+        restored = restore_backup(context, backup.id, context.clock())
+        assert restored["inserted"] == {
+            "conversation_messages": 1,
+            "webhook_deliveries": 1,
+            "webhook_attempts": 2,
+        }
+        assert data_counts(context, org.id) == live
+    assert find_by_phone(context, org.id, ADA.phone) is None
+    audits = restore_audits(context, org.id)
+    assert len(audits) == 3
+    assert all(ADA.name not in json.dumps(a.details) for a in audits)
+
+
+def corrupt_tail(manifest_path: Path) -> None:
+    """Flip a byte near the end of the bundle and fix the checksum, so only decryption of the
+    last chunk can notice."""
+    manifest = json.loads(manifest_path.read_text())
+    bundle = manifest_path.with_name(manifest["bundle"])
+    data = bytearray(bundle.read_bytes())
+    data[-5] ^= 0x01
+    bundle.write_bytes(bytes(data))
+    manifest["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_a_restore_that_fails_leaves_the_database_as_it_was(
+    context: Any, make_org: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org, _ = seeded_org(context, make_org, (BOB, CY))
+    backup = create_backup(context, org.id, context.clock())
+    drop_tied_rows(context, org.id)
+    before = data_counts(context, org.id)
+
+    # An injected failure after rows were already inserted in the transaction.
+    flushes = {"n": 0}
+    real_flush = restore_module.Restorer.flush
+
+    def failing_flush(self: Any) -> None:
+        real_flush(self)
+        if self.inserted:
+            flushes["n"] += 1
+            raise RuntimeError("disk full")
+
+    monkeypatch.setattr(restore_module.Restorer, "flush", failing_flush)
+    with pytest.raises(RuntimeError):
+        restore_backup(context, backup.id, context.clock())
+    assert flushes["n"] == 1
+    assert data_counts(context, org.id) == before
+    monkeypatch.undo()
+
+    # A damaged tail: nothing is written either, and the error says what is wrong.
+    corrupt_tail(backup_files(context, org.id, backup.id).manifest)
+    with pytest.raises(CryptoError):
+        restore_backup(context, backup.id, context.clock())
+    assert data_counts(context, org.id) == before
+    assert restore_audits(context, org.id) == []
+
+
+def test_restore_from_refuses_a_database_that_is_not_empty(
+    context: Any, settings: Any, make_org: Any, leadline_cli: Any
+) -> None:
+    make_org()
+    result = leadline_cli(settings, "backup", "restore", "--from", settings.leadline_backup_dir)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: the target database is not empty")
+    assert "Traceback" not in result.stderr
+    missing = leadline_cli(settings, "backup", "restore", "--from", "/nonexistent/backups")
+    assert missing.exit_code == 1
+    assert missing.stderr.strip() == (
+        "error: backup directory /nonexistent/backups does not exist (pass the directory "
+        "LEADLINE_BACKUP_DIR named, or a copy of it)"
+    )
+    both = leadline_cli(settings, "backup", "restore", str(uuid.uuid4()), "--from", "/x")
+    assert both.exit_code == 2
+
+
+def org_count(context: Any) -> int:
+    with context.db.maintenance() as session:
+        return session.scalar(select(func.count()).select_from(Organization)) or 0
+
+
+def test_disaster_recovery_from_the_backup_directory_alone(
+    scratch_database: ScratchDatabase, leadline_cli: Any, tmp_path: Path
+) -> None:
+    """Several orgs, backups, one org deleted; the database is dropped and recreated, then
+    `backup restore --from DIR` brings back every surviving org, and only those."""
+    scratch = scratch_database
+    scratch.migrate()
+    context = scratch.context()
+    org_ids = [uuid.uuid4() for _ in range(3)]
+    for index, org_id in enumerate(org_ids):
+        with context.db.tenant(org_id) as session:
+            create_organization(session, context.keyring, org_id, f"Org {index}", actor="test")
+    kept, other, doomed = org_ids
+    endpoints = {org_id: add_webhook_endpoint(context, org_id) for org_id in org_ids}
+    leads = {
+        org_id: [seed_person(context, org_id, endpoints[org_id], p) for p in (ADA, BOB)]
+        for org_id in org_ids
+    }
+    seed_person(context, other, endpoints[other], CY)
+    erase_now(context, kept, leads[kept][0])
+    assert create_backups(context, context.clock())["created"] == 3
+    expected = {org_id: data_counts(context, org_id) for org_id in (kept, other)}
+    names = {org_id: lead_names(context, org_id) for org_id in (kept, other)}
+    assert names[kept] == {BOB.name} and names[other] == {ADA.name, BOB.name, CY.name}
+
+    backup_dir = Path(scratch.settings.leadline_backup_dir)
+    stale_copy = tmp_path / "doomed-copy"
+    shutil.copytree(backup_dir / str(doomed), stale_copy)
+    delete_organization(context, doomed)
+    escrow = read_escrow(escrow_path(backup_dir))
+    assert set(escrow) == {kept, other}
+    # An old copy of the deleted org's bundles, put back: the escrow cannot open it.
+    shutil.copytree(stale_copy, backup_dir / str(doomed))
+    doomed_manifest = next((backup_dir / str(doomed)).glob("*.manifest.json"))
+    for org_id, keys in escrow.items():
+        cipher = escrow_cipher(context.keyring, org_id, keys)
+        with pytest.raises(CryptoError):
+            list(bundle_records(doomed_manifest, OrgCipher(org_id=doomed, deks=cipher.deks)))
+    context.db.dispose()
+
+    # The database is lost.
+    scratch.drop()
+    scratch.create()
+    migrated = leadline_cli(scratch.settings, "migrate", "--json")
+    assert migrated.exit_code == 0, migrated.stderr
+
+    # Refusals first, each leaving the new database empty.
+    no_escrow = tmp_path / "no-escrow"
+    shutil.copytree(backup_dir, no_escrow)
+    (no_escrow / "key-escrow.json").unlink()
+    refused = leadline_cli(scratch.settings, "backup", "restore", "--from", str(no_escrow))
+    assert refused.exit_code == 1 and refused.stderr.startswith("error: no key escrow at ")
+    wrong = leadline_cli(
+        scratch.settings,
+        *("backup", "restore", "--from", str(backup_dir)),
+        LEADLINE_MASTER_KEYS=random_master_key("test1"),  # same id, another key
+    )
+    assert wrong.exit_code == 1 and "does not open with master key 'test1'" in wrong.stderr
+    damaged = tmp_path / "damaged"
+    shutil.copytree(backup_dir, damaged)
+    corrupt_tail(next((damaged / str(other)).glob("*.manifest.json")))
+    broken = leadline_cli(scratch.settings, "backup", "restore", "--from", str(damaged))
+    assert broken.exit_code == 1 and "is corrupt" in broken.stderr
+    fresh = scratch.context()
+    assert org_count(fresh) == 0
+
+    restored = leadline_cli(
+        scratch.settings, "backup", "restore", "--from", str(backup_dir), "--json"
+    )
+    assert restored.exit_code == 0, restored.stderr
+    summary = restored.json()
+    statuses = {org["org_id"]: org["status"] for org in summary["orgs"]}
+    assert statuses == {str(kept): "restored", str(other): "restored", str(doomed): "unreadable"}
+
+    for org_id in (kept, other):
+        assert data_counts(fresh, org_id) == expected[org_id]
+        assert lead_names(fresh, org_id) == names[org_id]  # decrypted with the escrowed keys
+    assert find_by_phone(fresh, kept, ADA.phone) is None
+    assert find_by_phone(fresh, other, ADA.phone) is not None
+    with fresh.db.maintenance() as session:
+        assert session.get(Organization, doomed) is None
+        assert session.get(Organization, kept).name == "Org 0"  # type: ignore[union-attr]
+        assert (
+            session.scalar(select(func.count()).select_from(Lead).where(Lead.org_id == doomed)) == 0
+        )
+    assert len(restore_audits(fresh, kept)) == 1
+    assert len(list_backups(fresh, kept)) == 1  # registered again: they still expire on time
+
+    again = leadline_cli(scratch.settings, "backup", "restore", "--from", str(backup_dir))
+    assert again.exit_code == 1 and "not empty" in again.stderr
+    fresh.db.dispose()
