@@ -312,17 +312,21 @@ def find_backup(context: TaskContext, backup_id: uuid.UUID) -> Backup:
 def update_key_escrow(context: TaskContext, now: datetime, forget: uuid.UUID | None = None) -> int:
     """Rewrite the key escrow from the database: every org's current data keys, under the
     primary master key. Entries of orgs the database does not know are kept (after a lost
-    database they are the only copy); an org that is in the database without keys (being
-    deleted) and `forget` leave it. Returns the number of orgs escrowed."""
+    database they are the only copy), as are those of orgs whose keys are under a master key
+    this process lacks; an org in the database without keys (being deleted) and `forget` leave
+    it. Returns the number of orgs escrowed."""
     path = escrow_path(context.settings.leadline_backup_dir)
     with context.db.maintenance() as session:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ESCROW_LOCK})
-        live = org_data_keys(session, context.keyring)
-        known = set(session.scalars(select(Organization.id)))
+        live, unreadable = org_data_keys(session, context.keyring)
+        if unreadable:
+            log.warning("escrow entries kept: master key not configured", orgs=len(unreadable))
+        # Entries rebuilt from the database (or dropped); the others are carried over.
+        replaced = (set(session.scalars(select(Organization.id))) - unreadable) | {forget}
         escrow = {
             org_id: carried_entry(context, org_id, keys)
             for org_id, keys in existing_escrow(path).items()
-            if org_id not in known and org_id != forget
+            if org_id not in replaced
         }
         escrow.update(
             {
@@ -361,5 +365,5 @@ def existing_escrow(path: Path) -> Escrow:
         return {}
     except EscrowError:
         # Rebuilt from the database; a damaged copy is not kept, it may hold shredded keys.
-        log.warning("key escrow unreadable; rebuilt from the database", extra={"path": str(path)})
+        log.warning("key escrow unreadable; rebuilt from the database")
         return {}

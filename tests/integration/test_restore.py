@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from leadline.errors import CryptoError
-from models.crypto import OrgCipher
-from models.key_escrow import escrow_cipher, escrow_path, read_escrow
+from leadline.settings import parse_master_keys
+from models.crypto import Keyring, OrgCipher, new_key
+from models.key_escrow import escrow_cipher, escrow_path, read_escrow, wrap_keys, write_escrow
 from models.messaging import ConversationMessage
 from models.orgs import create_organization
 from models.tables import AuditEntry, Lead, Organization
@@ -269,3 +270,52 @@ def test_disaster_recovery_from_the_backup_directory_alone(
     again = leadline_cli(scratch.settings, "backup", "restore", "--from", str(backup_dir))
     assert again.exit_code == 1 and "not empty" in again.stderr
     fresh.db.dispose()
+
+
+def test_rotate_master_then_a_backup_rewrites_the_escrow_under_the_new_primary(
+    scratch_database: ScratchDatabase, leadline_cli: Any
+) -> None:
+    scratch = scratch_database
+    scratch.migrate()
+    context = scratch.context()
+    org_id = uuid.uuid4()
+    with context.db.tenant(org_id) as session:
+        create_organization(session, context.keyring, org_id, "Rotating", actor="test")
+    context.db.dispose()
+    path = escrow_path(scratch.settings.leadline_backup_dir)
+    first = leadline_cli(scratch.settings, "backup", "create", str(org_id), "--json")
+    assert first.exit_code == 0, first.stderr
+    assert {key.kek_id for key in read_escrow(path)[org_id]} == {"test1"}
+
+    old = scratch.settings.leadline_master_keys.get_secret_value()  # type: ignore[union-attr]
+    new = random_master_key("test2")
+    both = f"{new},{old}"
+    rotated = leadline_cli(scratch.settings, "keys", "rotate-master", LEADLINE_MASTER_KEYS=both)
+    assert rotated.exit_code == 0, rotated.stderr
+    again = leadline_cli(scratch.settings, "backup", "create", LEADLINE_MASTER_KEYS=both)
+    assert again.exit_code == 0, again.stderr
+
+    keys = read_escrow(path)[org_id]
+    assert {key.kek_id for key in keys} == {"test2"}
+    only_new = Keyring(keys=(parse_master_keys(new)[0],))
+    assert escrow_cipher(only_new, org_id, keys).deks  # the old master key is not needed
+
+
+def test_a_backup_run_keeps_entries_of_orgs_the_database_lost_and_repairs_a_damaged_escrow(
+    context: Any, make_org: Any
+) -> None:
+    """A backup taken on a fresh database before the restore must not wipe the escrow."""
+    path = escrow_path(context.settings.leadline_backup_dir)
+    org = make_org()
+    create_backup(context, org.id, context.clock())
+    lost_org = uuid.uuid4()
+    escrow = read_escrow(path)
+    escrow[lost_org] = wrap_keys(context.keyring, lost_org, {1: new_key()})
+    write_escrow(path, escrow, context.clock())
+
+    create_backup(context, org.id, context.clock())
+    assert {org.id, lost_org} <= set(read_escrow(path))
+
+    path.write_text("{damaged")
+    create_backup(context, org.id, context.clock())
+    assert org.id in read_escrow(path)
