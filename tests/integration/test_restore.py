@@ -30,7 +30,7 @@ from tasks.backups import (
     list_backups,
 )
 from tasks.deletion import delete_organization
-from tasks.restore import restore_backup
+from tasks.restore import describe, restore_backup
 from tests.conftest import random_master_key
 from tests.restore_support import (
     Person,
@@ -252,6 +252,9 @@ def test_disaster_recovery_from_the_backup_directory_alone(
     summary = restored.json()
     statuses = {org["org_id"]: org["status"] for org in summary["orgs"]}
     assert statuses == {str(kept): "restored", str(other): "restored", str(doomed): "unreadable"}
+    text = describe(summary).splitlines()
+    assert f"org {doomed}: not restored, no data key in the key escrow" in "\n".join(text)
+    assert text[-1] == "2 organisations restored, 1 not"
 
     for org_id in (kept, other):
         assert data_counts(fresh, org_id) == expected[org_id]
