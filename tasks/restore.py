@@ -23,8 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, func, literal_column, select
+from sqlalchemy import Table, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from leadline.errors import ConfigError, CryptoError, LeadlineError, NotFoundError
@@ -45,6 +46,7 @@ LEADS = "leads"
 INBOUND = "inbound_events"
 TOMBSTONES = "erasure_tombstones"
 Progress = Callable[[int, int | None], None]
+RESTORE_LOCK = 0x4C4C_5253
 
 
 @dataclass
@@ -228,11 +230,24 @@ def restore_backup(
         if on_progress is not None:
             on_progress(tables["done"], None)
 
-    with context.db.tenant(backup.org_id) as session:
-        batch = context.settings.leadline_retention_batch_size
-        summary = Restorer(session, plan, cipher, batch, on_table=table_done).run()
-        audit_restore(session, summary, now)
+    try:
+        with context.db.tenant(backup.org_id) as session:
+            batch = context.settings.leadline_retention_batch_size
+            summary = Restorer(session, plan, cipher, batch, on_table=table_done).run()
+            audit_restore(session, summary, now)
+    except DBAPIError as exc:
+        raise rolled_back(exc, f"backup {backup_id}") from None
     return summary
+
+
+def rolled_back(exc: DBAPIError, what: str) -> LeadlineError:
+    """The database refused a row: say which constraint, never the values (they may be PII)."""
+    diag = getattr(exc.orig, "diag", None)
+    constraint = getattr(diag, "constraint_name", None) or type(exc.orig).__name__
+    return LeadlineError(
+        f"{what} was not restored, nothing was written: the database refused a row "
+        f"({constraint}) (check that the database is migrated to this release)"
+    )
 
 
 # --- a lost database: every organisation of a backup directory -------------------------------
@@ -242,6 +257,9 @@ def restore_backup(
 class OrgBackups:
     org_id: uuid.UUID
     manifests: list[Path]  # newest first
+
+
+Planned = tuple[BundlePlan, OrgBackups, OrgCipher]
 
 
 def restore_from_directory(
@@ -262,20 +280,43 @@ def restore_from_directory(
     escrow = read_escrow(escrow_path(directory))
     ciphers = {org_id: escrow_cipher(context.keyring, org_id, k) for org_id, k in escrow.items()}
     found = org_backups(directory)
-    plans: list[tuple[BundlePlan, OrgBackups]] = []
+    plans: list[Planned] = []
     skipped: list[dict[str, Any]] = []
     for org in found:
-        if org.org_id not in ciphers:
+        cipher = ciphers.get(org.org_id)
+        if cipher is None:
             skipped.append(unreadable(org))
         else:
-            plans.append((plan_bundle(org.manifests[0], ciphers[org.org_id], []), org))
+            plans.append((plan_bundle(org.manifests[0], cipher, []), org, cipher))
     for org_id in sorted(set(ciphers) - {org.org_id for org in found}, key=str):
         skipped.append({"org_id": str(org_id), "status": "no_backup", "backups": 0})
     register = directory.resolve() == Path(context.settings.leadline_backup_dir).resolve()
+    try:
+        restored = write_directory(context, plans, skipped, register, now, on_progress)
+    except DBAPIError as exc:
+        raise rolled_back(exc, f"the backup directory {directory}") from None
+    return {
+        "directory": str(directory),
+        "orgs": [*restored, *skipped],
+        "restored": len(restored),
+        "not_restored": len(skipped),
+    }
+
+
+def write_directory(
+    context: TaskContext,
+    plans: list[Planned],
+    skipped: list[dict[str, Any]],
+    register: bool,
+    now: datetime,
+    on_progress: Progress | None,
+) -> list[dict[str, Any]]:
+    """Every planned organisation in one transaction: all of them, or none."""
     restored: list[dict[str, Any]] = []
     with context.db.maintenance() as session:
-        for done, (plan, org) in enumerate(plans, start=1):
-            cipher = ciphers[plan.org_id]
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RESTORE_LOCK})
+        require_no_organizations(session)  # again, under the lock: two restores at once
+        for done, (plan, org, cipher) in enumerate(plans, start=1):
             recreate_organization(session, context, plan, cipher)
             batch = context.settings.leadline_retention_batch_size
             summary = Restorer(session, plan, cipher, batch).run()
@@ -294,19 +335,18 @@ def restore_from_directory(
                 "at": now.isoformat(),
             },
         )
-    return {
-        "directory": str(directory),
-        "orgs": [*restored, *skipped],
-        "restored": len(restored),
-        "not_restored": len(skipped),
-    }
+    return restored
 
 
 def require_empty_database(context: TaskContext) -> None:
     if not is_current(context.db.owner_engine):
         raise ConfigError("the database is not migrated (run leadline migrate first)")
     with context.db.maintenance() as session:
-        orgs = session.scalar(select(func.count()).select_from(Organization)) or 0
+        require_no_organizations(session)
+
+
+def require_no_organizations(session: Session) -> None:
+    orgs = session.scalar(select(func.count()).select_from(Organization)) or 0
     if orgs:
         raise ConfigError(
             f"the target database is not empty: it has {orgs} organisations (restore --from "

@@ -3,6 +3,7 @@ database is lost."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -13,8 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select
 
-from leadline.errors import CryptoError
+from leadline.errors import CryptoError, LeadlineError
 from leadline.settings import parse_master_keys
+from models.bundles import BundleWriter
 from models.crypto import Keyring, OrgCipher, new_key
 from models.key_escrow import escrow_cipher, escrow_path, read_escrow, wrap_keys, write_escrow
 from models.messaging import ConversationMessage
@@ -28,6 +30,7 @@ from tasks.backups import (
     create_backup,
     create_backups,
     list_backups,
+    open_bundle,
 )
 from tasks.deletion import delete_organization
 from tasks.restore import describe, restore_backup
@@ -322,3 +325,41 @@ def test_a_backup_run_keeps_entries_of_orgs_the_database_lost_and_repairs_a_dama
     path.write_text("{damaged")
     create_backup(context, org.id, context.clock())
     assert org.id in read_escrow(path)
+
+
+def test_a_row_the_database_refuses_rolls_back_with_a_clear_error_and_no_values(
+    context: Any, make_org: Any
+) -> None:
+    """A bundle holding an attempt whose delivery is nowhere (the crash of issue 12, forced)."""
+    org, _ = seeded_org(context, make_org, (BOB,))
+    backup = create_backup(context, org.id, context.clock())
+    files = backup_files(context, org.id, backup.id)
+    records = list(open_bundle(context, files.manifest))
+    attempt = next(r for r in records if r.get("table") == "webhook_attempts")
+    orphan = {**attempt["row"], "id": str(uuid.uuid4()), "delivery_id": str(uuid.uuid4())}
+    orphan["error_text"] = BOB.phone
+    manifest = json.loads(files.manifest.read_text())
+    with context.db.tenant(org.id) as session:
+        cipher = context.keys.cipher(session, org.id)
+    key = cipher.decrypt(
+        base64.b64decode(manifest["wrapped_key"]), "backups", "bundle_key", backup.id
+    )
+    with files.bundle.open("wb") as sink:
+        writer = BundleWriter(sink, key, backup.id)
+        for record in [*records, {"table": "webhook_attempts", "row": orphan}]:
+            writer.write_record(record)
+        writer.close()
+    manifest["sha256"] = hashlib.sha256(files.bundle.read_bytes()).hexdigest()
+    files.manifest.write_text(json.dumps(manifest))
+    drop_tied_rows(context, org.id)
+    before = data_counts(context, org.id)
+
+    with pytest.raises(LeadlineError) as refused:
+        restore_backup(context, backup.id, context.clock())
+
+    message = str(refused.value)
+    assert message.startswith(f"backup {backup.id} was not restored, nothing was written")
+    assert "fk_webhook_attempts_delivery_id_webhook_deliveries" in message
+    assert BOB.phone not in message
+    assert data_counts(context, org.id) == before
+    assert restore_audits(context, org.id) == []
