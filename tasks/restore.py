@@ -167,6 +167,8 @@ class Restorer:
         for tombstone in self.plan.tombstones:
             if event["received_at"] <= tombstone.created_at and identities & tombstone.indexes:
                 event["payload_ct"] = None
+                if "request_fingerprint" in event:
+                    event["request_fingerprint"] = None  # a keyed hash of the same person
                 event["status"] = "erased" if event["status"] == "pending" else event["status"]
                 self.withheld["inbound_payloads"] += 1
                 return
