@@ -93,11 +93,11 @@ def checked_records(manifest: Path, cipher: OrgCipher) -> Iterator[dict[str, Any
             if not isinstance(record, dict):
                 raise ValueError("not a record")
             yield record
-    except (CryptoError, ValueError, KeyError, TypeError, zlib.error):
+    except (CryptoError, NotFoundError, ValueError, KeyError, TypeError, zlib.error):
         raise CryptoError(
-            f"backup {manifest.name.split('.')[0]} of organisation {cipher.org_id} is corrupt "
-            "or does not open with the organisation's data keys (restore an older backup; with "
-            "--from, move its two files out of the directory)"
+            f"backup {manifest.name.split('.')[0]} of organisation {cipher.org_id} is missing, "
+            "corrupt or does not open with the organisation's data keys (restore an older "
+            "backup; with --from, move its two files out of the directory)"
         ) from None
 
 

@@ -244,7 +244,7 @@ def test_disaster_recovery_from_the_backup_directory_alone(
     shutil.copytree(backup_dir, damaged)
     corrupt_tail(next((damaged / str(other)).glob("*.manifest.json")))
     broken = leadline_cli(scratch.settings, "backup", "restore", "--from", str(damaged))
-    assert broken.exit_code == 1 and "is corrupt" in broken.stderr
+    assert broken.exit_code == 1 and "corrupt or does not open" in broken.stderr
     fresh = scratch.context()
     assert org_count(fresh) == 0
 
@@ -363,3 +363,20 @@ def test_a_row_the_database_refuses_rolls_back_with_a_clear_error_and_no_values(
     assert BOB.phone not in message
     assert data_counts(context, org.id) == before
     assert restore_audits(context, org.id) == []
+
+
+def test_backup_restore_id_through_the_cli_on_a_live_database(
+    context: Any, settings: Any, make_org: Any, leadline_cli: Any
+) -> None:
+    org, (ada, _bob) = seeded_org(context, make_org, (ADA, BOB))
+    backup = create_backup(context, org.id, context.clock())
+    erase_now(context, org.id, ada)
+    drop_tied_rows(context, org.id)
+
+    result = leadline_cli(settings, "backup", "restore", str(backup.id))
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == "restored 4 rows; 1 erased leads kept erased"
+    assert find_by_phone(context, org.id, ADA.phone) is None
+    unknown = leadline_cli(settings, "backup", "restore", str(uuid.uuid4()))
+    assert (unknown.exit_code, unknown.stderr) == (1, "error: no available backup with that id\n")
