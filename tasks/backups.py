@@ -50,6 +50,8 @@ KEY_COLUMN = "bundle_key"
 RECENT_BACKUP = timedelta(hours=12)
 # Serialises escrow rewrites (backups, deletions) across processes.
 ESCROW_LOCK = 0x4C4C_4B45
+ERASURE_JOURNAL = "erasures.jsonl"
+JOURNAL_TABLE, JOURNAL_COLUMN = "erasure_tombstones", "journal"
 
 
 @dataclass(frozen=True)
@@ -367,3 +369,53 @@ def existing_escrow(path: Path) -> Escrow:
         # Rebuilt from the database; a damaged copy is not kept, it may hold shredded keys.
         log.warning("key escrow unreadable; rebuilt from the database")
         return {}
+
+
+def journal_erasure(
+    context: TaskContext, org_id: uuid.UUID, indexes: dict[str, bytes], at: datetime
+) -> None:
+    """Append a tombstone (blind indexes, sealed under the org's data key) to the org's backup
+    directory the moment a person is erased: a database lost before the next backup would
+    otherwise forget the erasure, and `restore --from` would bring the person back."""
+    entry_id = uuid.uuid4()
+    with context.db.tenant(org_id) as session:
+        cipher = context.keys.cipher(session, org_id)
+    columns = {c: base64.b64encode(v).decode() for c, v in indexes.items()}
+    plain = json.dumps({"columns": columns, "created_at": at.isoformat()}).encode()
+    sealed = cipher.encrypt(plain, JOURNAL_TABLE, JOURNAL_COLUMN, entry_id)
+    entry = {"id": str(entry_id), "sealed": base64.b64encode(sealed).decode()}
+    directory = org_backup_dir(context, org_id)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        append_durably(directory / ERASURE_JOURNAL, json.dumps(entry).encode() + b"\n")
+    except OSError as exc:
+        # The erasure itself is committed; the next backup carries its tombstone anyway.
+        log.error("erasure journal not written", error=type(exc).__name__)
+
+
+def append_durably(path: Path, data: bytes) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def read_erasure_journal(org_dir: Path, cipher: OrgCipher) -> list[dict[str, Any]]:
+    """The journal's tombstones as `erasure_tombstones` column values. Raises CryptoError if
+    an entry was altered; a torn last line (a crash while appending) is skipped."""
+    path = org_dir / ERASURE_JOURNAL
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_bytes().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        sealed = base64.b64decode(entry["sealed"])
+        tombstone = json.loads(cipher.decrypt(sealed, JOURNAL_TABLE, JOURNAL_COLUMN, entry["id"]))
+        columns = {c: base64.b64decode(v) for c, v in tombstone["columns"].items()}
+        rows.append({**columns, "created_at": datetime.fromisoformat(tombstone["created_at"])})
+    return rows

@@ -36,9 +36,16 @@ from models.crypto import OrgCipher
 from models.key_escrow import escrow_cipher, escrow_path, read_escrow
 from models.keys import install_data_keys, load_cipher
 from models.migrate import is_current
-from models.retention import Backup
+from models.retention import Backup, ErasureTombstone
 from models.tables import Organization
-from tasks.backups import backup_files, bundle_records, find_backup, read_manifest
+from tasks.backups import (
+    ERASURE_JOURNAL,
+    backup_files,
+    bundle_records,
+    find_backup,
+    read_erasure_journal,
+    read_manifest,
+)
 from tasks.context import TaskContext
 from tasks.erasure import INDEX_COLUMNS, Tombstone, event_identities, load_tombstones
 
@@ -57,7 +64,8 @@ class BundlePlan:
     backup_id: uuid.UUID
     org_id: uuid.UUID
     header: dict[str, Any]
-    tombstones: list[Tombstone]
+    tombstones: list[Tombstone]  # the known ones and the bundle's
+    bundled: list[Tombstone]
     erased_leads: set[uuid.UUID]
     records: int
 
@@ -82,7 +90,9 @@ def plan_bundle(manifest: Path, cipher: OrgCipher, known: list[Tombstone]) -> Bu
             bundled.append(tombstone_of(identity_row(TOMBSTONES, record["row"], ("created_at",))))
     tombstones = [*known, *bundled]
     erased = {lead["id"] for lead in leads if any(t.covers(lead) for t in tombstones)}
-    return BundlePlan(manifest, backup_id, cipher.org_id, header, tombstones, erased, count)
+    return BundlePlan(
+        manifest, backup_id, cipher.org_id, header, tombstones, bundled, erased, count
+    )
 
 
 def checked_records(manifest: Path, cipher: OrgCipher) -> Iterator[dict[str, Any]]:
@@ -261,7 +271,14 @@ class OrgBackups:
     manifests: list[Path]  # newest first
 
 
-Planned = tuple[BundlePlan, OrgBackups, OrgCipher]
+@dataclass(frozen=True)
+class Planned:
+    """An organisation of the directory, checked and ready to be written."""
+
+    plan: BundlePlan
+    backups: OrgBackups
+    cipher: OrgCipher
+    journal: list[dict[str, Any]]  # tombstones of erasures the bundle may not know yet
 
 
 def restore_from_directory(
@@ -288,8 +305,10 @@ def restore_from_directory(
         cipher = ciphers.get(org.org_id)
         if cipher is None:
             skipped.append(unreadable(org))
-        else:
-            plans.append((plan_bundle(org.manifests[0], cipher, []), org, cipher))
+            continue
+        journal = erasure_journal(org, cipher)
+        plan = plan_bundle(org.manifests[0], cipher, [tombstone_of(row) for row in journal])
+        plans.append(Planned(plan, org, cipher, journal))
     for org_id in sorted(set(ciphers) - {org.org_id for org in found}, key=str):
         skipped.append({"org_id": str(org_id), "status": "no_backup", "backups": 0})
     register = directory.resolve() == Path(context.settings.leadline_backup_dir).resolve()
@@ -318,11 +337,14 @@ def write_directory(
     with context.db.maintenance() as session:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RESTORE_LOCK})
         require_no_organizations(session)  # again, under the lock: two restores at once
-        for done, (plan, org, cipher) in enumerate(plans, start=1):
+        for done, planned in enumerate(plans, start=1):
+            plan, cipher = planned.plan, planned.cipher
             recreate_organization(session, context, plan, cipher)
             batch = context.settings.leadline_retention_batch_size
             summary = Restorer(session, plan, cipher, batch).run()
-            summary["registered_backups"] = register_backups(session, org) if register else 0
+            summary["journal_tombstones"] = add_journal_tombstones(session, planned)
+            backups = planned.backups
+            summary["registered_backups"] = register_backups(session, backups) if register else 0
             audit_restore(session, summary, now, source="directory")
             restored.append({**summary, "status": "restored"})
             if on_progress is not None:
@@ -338,6 +360,31 @@ def write_directory(
             },
         )
     return restored
+
+
+def erasure_journal(org: OrgBackups, cipher: OrgCipher) -> list[dict[str, Any]]:
+    try:
+        return read_erasure_journal(org.manifests[0].parent, cipher)
+    except (CryptoError, ValueError, KeyError, TypeError):
+        raise CryptoError(
+            f"the erasure journal of organisation {org.org_id} was altered (restore "
+            f"{ERASURE_JOURNAL} from a copy of the backup directory)"
+        ) from None
+
+
+def add_journal_tombstones(session: Session, planned: Planned) -> int:
+    """Tombstones of erasures made after the bundle was written go back into the table."""
+    present = {(t.indexes, t.created_at) for t in planned.plan.bundled}
+    added = 0
+    for row in planned.journal:
+        tombstone = tombstone_of(row)
+        if (tombstone.indexes, tombstone.created_at) in present:
+            continue
+        present.add((tombstone.indexes, tombstone.created_at))
+        session.add(ErasureTombstone(org_id=planned.plan.org_id, **row))
+        added += 1
+    session.flush()
+    return added
 
 
 def require_empty_database(context: TaskContext) -> None:

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import shutil
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
@@ -200,12 +201,13 @@ def test_disaster_recovery_from_the_backup_directory_alone(
         org_id: [seed_person(context, org_id, endpoints[org_id], p) for p in (ADA, BOB)]
         for org_id in org_ids
     }
-    seed_person(context, other, endpoints[other], CY)
+    cy = seed_person(context, other, endpoints[other], CY)
     erase_now(context, kept, leads[kept][0])
     assert create_backups(context, context.clock())["created"] == 3
+    erase_now(context, other, cy)  # after the last backup: only the erasure journal knows
     expected = {org_id: data_counts(context, org_id) for org_id in (kept, other)}
     names = {org_id: lead_names(context, org_id) for org_id in (kept, other)}
-    assert names[kept] == {BOB.name} and names[other] == {ADA.name, BOB.name, CY.name}
+    assert names[kept] == {BOB.name} and names[other] == {ADA.name, BOB.name}
 
     backup_dir = Path(scratch.settings.leadline_backup_dir)
     stale_copy = tmp_path / "doomed-copy"
@@ -245,6 +247,17 @@ def test_disaster_recovery_from_the_backup_directory_alone(
     corrupt_tail(next((damaged / str(other)).glob("*.manifest.json")))
     broken = leadline_cli(scratch.settings, "backup", "restore", "--from", str(damaged))
     assert broken.exit_code == 1 and "corrupt or does not open" in broken.stderr
+    altered = tmp_path / "altered"
+    shutil.copytree(backup_dir, altered)
+    journal = altered / str(other) / "erasures.jsonl"
+    assert stat.S_IMODE(journal.stat().st_mode) == 0o600
+    entry = json.loads(journal.read_text())
+    assert set(entry) == {"id", "sealed"}  # the erasure's time is sealed too
+    sealed = bytearray(base64.b64decode(entry["sealed"]))
+    sealed[-1] ^= 0x01
+    journal.write_text(json.dumps({**entry, "sealed": base64.b64encode(sealed).decode()}))
+    tampered = leadline_cli(scratch.settings, "backup", "restore", "--from", str(altered))
+    assert tampered.exit_code == 1 and "erasure journal of organisation" in tampered.stderr
     fresh = scratch.context()
     assert org_count(fresh) == 0
 
@@ -263,6 +276,9 @@ def test_disaster_recovery_from_the_backup_directory_alone(
         assert data_counts(fresh, org_id) == expected[org_id]
         assert lead_names(fresh, org_id) == names[org_id]  # decrypted with the escrowed keys
     assert find_by_phone(fresh, kept, ADA.phone) is None
+    assert find_by_phone(fresh, other, CY.phone) is None
+    restored_other = next(o for o in summary["orgs"] if o["org_id"] == str(other))
+    assert restored_other["erased_again"] == 1 and restored_other["journal_tombstones"] == 1
     assert find_by_phone(fresh, other, ADA.phone) is not None
     with fresh.db.maintenance() as session:
         assert session.get(Organization, doomed) is None
