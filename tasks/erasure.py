@@ -22,6 +22,7 @@ from models.crypto import OrgCipher
 from models.normalize import InvalidPhoneNumber, normalize_email, normalize_phone
 from models.retention import ErasureRequest, ErasureTombstone, delete_all, lead_linked_tables
 from models.tables import InboundEvent, Lead
+from tasks.backups import journal_erasure
 from tasks.context import TaskContext
 
 log = get_logger(__name__)
@@ -118,7 +119,8 @@ def erase_request(
             return False
         lead_id = request.lead_id
         lead = session.get(Lead, lead_id)
-        indexes = frozenset(getattr(lead, c) for c in INDEX_COLUMNS if lead and getattr(lead, c))
+        columns = {c: getattr(lead, c) for c in INDEX_COLUMNS if lead and getattr(lead, c)}
+        indexes = frozenset(columns.values())
     counts = delete_linked_rows(context, org_id, lead_id)
     scrubbed = scrub_inbound_payloads(context, org_id, indexes) if indexes else 0
     with context.db.tenant(org_id) as session:
@@ -127,6 +129,8 @@ def erase_request(
         if request.status != "pending":
             return False
         finish_erasure(session, request, indexes, now, {**counts, "payloads": scrubbed})
+    if columns:
+        journal_erasure(context, org_id, columns, now)
     return True
 
 

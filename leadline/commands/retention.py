@@ -71,12 +71,28 @@ def backup_list(
 
 
 @backup_app.command("restore")
-def backup_restore(backup_id: str, as_json: bool = JsonOption) -> None:
-    """Re-insert BACKUP_ID's rows (idempotent); erased people stay erased."""
-    from tasks.restore import restore_backup
+def backup_restore(
+    backup_id: str = typer.Argument("", help="Backup id to restore into its live organisation."),
+    from_dir: Path | None = typer.Option(
+        None,
+        "--from",
+        help="A backup directory: restore every organisation in it into an empty database.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Re-insert BACKUP_ID's rows (idempotent), or with --from DIR rebuild every organisation
+    of DIR after the database was lost; erased people stay erased."""
+    from tasks.restore import describe, restore_backup, restore_from_directory
+
+    if bool(backup_id) == (from_dir is not None):
+        fail("give either BACKUP_ID or --from DIR (backup restore ID, or --from DIR)", as_json, 2)
 
     def run() -> None:
         context = open_runtime()
+        if from_dir is not None:
+            summary = restore_from_directory(context, from_dir, context.clock())
+            emit(summary, as_json, describe(summary))
+            return
         summary = restore_backup(context, parse_uuid(backup_id, "BACKUP_ID"), context.clock())
         inserted = sum(summary["inserted"].values())
         emit(
