@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, exists, select
+from sqlalchemy import Table, exists, func, select
 from sqlalchemy.orm import Session
 
+from leadline.commands.progress import ProgressCallback
 from leadline.errors import CryptoError, NotFoundError
 from models.audit import record_audit
 from models.bundles import FORMAT, BundleWriter, encode_row, read_records
@@ -51,12 +52,21 @@ def backup_files(context: TaskContext, org_id: uuid.UUID, backup_id: uuid.UUID) 
     return BackupFiles(directory / f"{backup_id}.llbk", directory / f"{backup_id}.manifest.json")
 
 
-def create_backups(context: TaskContext, now: datetime) -> dict[str, Any]:
-    """A bundle for every live org without one in the last 12 hours (safe to re-run)."""
+def create_backups(
+    context: TaskContext, now: datetime, on_progress: ProgressCallback | None = None
+) -> dict[str, Any]:
+    """A bundle for every live org without one in the last 12 hours (safe to re-run).
+
+    `on_progress(orgs_done, orgs_total)` after each organisation."""
     created = 0
-    for org_id in orgs_needing_backup(context, now - RECENT_BACKUP):
+    due = orgs_needing_backup(context, now - RECENT_BACKUP)
+    if on_progress:
+        on_progress(0, len(due))
+    for org_id in due:
         create_backup(context, org_id, now, actor="system")
         created += 1
+        if on_progress:
+            on_progress(created, len(due))
     return {"created": created}
 
 
@@ -71,9 +81,15 @@ def orgs_needing_backup(context: TaskContext, since: datetime) -> list[uuid.UUID
 
 
 def create_backup(
-    context: TaskContext, org_id: uuid.UUID, now: datetime, actor: str = "cli"
+    context: TaskContext,
+    org_id: uuid.UUID,
+    now: datetime,
+    actor: str = "cli",
+    on_progress: ProgressCallback | None = None,
 ) -> Backup:
-    """Snapshot every tenant table of the org (keys excluded) into an encrypted bundle."""
+    """Snapshot every tenant table of the org (keys excluded) into an encrypted bundle.
+
+    `on_progress(rows_done, rows_total)` is called as rows are written."""
     backup_id = uuid.uuid4()
     files = backup_files(context, org_id, backup_id)
     files.bundle.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -81,7 +97,7 @@ def create_backup(
     with context.db.tenant_snapshot(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         key = new_key()
-        writer = write_bundle(session, org_id, files.bundle, key, backup_id, now)
+        writer = write_bundle(session, org_id, files.bundle, key, backup_id, now, on_progress)
         backup = Backup(
             id=backup_id,
             org_id=org_id,
@@ -108,23 +124,38 @@ def create_backup(
 
 
 def write_bundle(
-    session: Session, org_id: uuid.UUID, path: Path, key: bytes, backup_id: uuid.UUID, now: datetime
+    session: Session,
+    org_id: uuid.UUID,
+    path: Path,
+    key: bytes,
+    backup_id: uuid.UUID,
+    now: datetime,
+    on_progress: ProgressCallback | None = None,
 ) -> BundleWriter:
     partial = path.with_suffix(".partial")
+    # maintenance-only (operational) tables are not tenant content
+    tables = [table for table in backup_tables() if app_can_read(session, table)]
+    report = on_progress or (lambda _done, _total: None)
+    total = sum(count_rows(session, table, org_id) for table in tables) if on_progress else None
+    report(0, total)
     with open_private(partial) as sink:
         writer = BundleWriter(sink, key, backup_id)
         header = {"format": FORMAT, "org_id": str(org_id), "created_at": now.isoformat()}
         writer.write_record(header)
-        for table in backup_tables():
-            if not app_can_read(session, table):
-                continue  # maintenance-only (operational) tables are not tenant content
+        for table in tables:
             for row in table_rows(session, table, org_id):
                 writer.write_record({"table": table.name, "row": encode_row(row)})
+                report(writer.records - 1, total)
         writer.close()
         sink.flush()
         os.fsync(sink.fileno())
     partial.replace(path)
     return writer
+
+
+def count_rows(session: Session, table: Table, org_id: uuid.UUID) -> int:
+    query = select(func.count()).select_from(table).where(table.c.org_id == org_id)
+    return int(session.scalar(query) or 0)
 
 
 def table_rows(session: Session, table: Table, org_id: uuid.UUID) -> Iterator[dict[str, Any]]:
@@ -244,5 +275,5 @@ def find_backup(context: TaskContext, backup_id: uuid.UUID) -> Backup:
     with context.db.maintenance() as session:
         backup = session.get(Backup, backup_id)
     if backup is None or backup.status != "available":
-        raise NotFoundError("no available backup with that id")
+        raise NotFoundError("no available backup with that id (`leadline backup list` shows them)")
     return backup

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Table, literal_column
 from sqlalchemy.dialects.postgresql import insert
 
+from leadline.commands.progress import ProgressCallback
 from leadline.errors import CryptoError
 from models.audit import record_audit
 from models.base import Base
@@ -92,8 +93,15 @@ class Restorer:
         self._rows = []
 
 
-def restore_backup(context: TaskContext, backup_id: uuid.UUID, now: datetime) -> dict[str, Any]:
-    """Re-insert a backup's rows into its organisation; tombstones are applied on the way."""
+def restore_backup(
+    context: TaskContext,
+    backup_id: uuid.UUID,
+    now: datetime,
+    on_progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Re-insert a backup's rows into its organisation; tombstones are applied on the way.
+
+    `on_progress(rows_read, None)` as the bundle is read (its row count is not known ahead)."""
     backup = find_backup(context, backup_id)
     records = open_bundle(context, backup_files(context, backup.org_id, backup.id).manifest)
     header = next(records)
@@ -103,8 +111,10 @@ def restore_backup(context: TaskContext, backup_id: uuid.UUID, now: datetime) ->
         tombstones = load_tombstones(session)
         cipher = context.keys.cipher(session, backup.org_id)
     restorer = Restorer(context, backup.org_id, tombstones, cipher)
-    for record in records:
+    for read, record in enumerate(records, start=1):
         restorer.add(record["table"], record["row"])
+        if on_progress:
+            on_progress(read, None)
     restorer.flush()
     summary = {
         "backup_id": str(backup.id),

@@ -7,7 +7,15 @@ from typing import Any
 
 import typer
 
-from leadline.commands.common import JsonOption, emit, fail, open_runtime, parse_uuid, run_guarded
+from leadline.commands.common import (
+    JsonOption,
+    emit,
+    open_runtime,
+    org_session,
+    parse_phone,
+    parse_uuid,
+    run_guarded,
+)
 from leadline.commands.orgs import apikey_app, org_app
 
 number_app = typer.Typer(
@@ -22,10 +30,10 @@ telegram_app = typer.Typer(
 
 
 def in_tenant(org: str, work: Any) -> Any:
-    """Run `work(context, session, org_id)` in one tenant transaction for ORG."""
+    """Run `work(context, session, org_id)` in one tenant transaction for ORG (which exists)."""
     org_id = parse_uuid(org, "ORG")
     context = open_runtime()
-    with context.db.tenant(org_id) as session:
+    with org_session(context, org_id) as session:
         return work(context, session, org_id)
 
 
@@ -33,16 +41,28 @@ def in_tenant(org: str, work: Any) -> Any:
 def number_add(org: str, number: str, as_json: bool = JsonOption) -> None:
     """Route inbound SMS sent to NUMBER (E.164) to ORG."""
     from models.intake import add_phone_number
-    from models.normalize import InvalidPhoneNumber
+
+    parse_uuid(org, "ORG")
+    e164 = parse_phone(number)
 
     def run() -> None:
-        try:
-            added = in_tenant(
-                org, lambda _c, session, org_id: add_phone_number(session, org_id, number)
-            )
-        except InvalidPhoneNumber:
-            fail("NUMBER is not a valid phone number", as_json)
+        added = in_tenant(org, lambda _c, session, org_id: add_phone_number(session, org_id, e164))
         emit({"org_id": org, "number": added}, as_json, f"{added} now routes to {org}")
+
+    run_guarded(run, as_json)
+
+
+@number_app.command("remove")
+def number_remove(org: str, number: str, as_json: bool = JsonOption) -> None:
+    """Stop routing inbound SMS sent to NUMBER (E.164) to ORG (audited)."""
+    from models.intake import remove_phone_number
+
+    parse_uuid(org, "ORG")
+    e164 = parse_phone(number)
+
+    def run() -> None:
+        in_tenant(org, lambda _c, session, org_id: remove_phone_number(session, org_id, e164))
+        emit({"org_id": org, "number": e164, "removed": True}, as_json, f"{e164} removed")
 
     run_guarded(run, as_json)
 
@@ -109,6 +129,24 @@ def meta_link(org: str, account_id: str, as_json: bool = JsonOption) -> None:
     def run() -> None:
         in_tenant(org, lambda _c, session, org_id: add_meta_account(session, org_id, account_id))
         emit({"org_id": org, "account_id": account_id}, as_json, f"linked {account_id} to {org}")
+
+    run_guarded(run, as_json)
+
+
+@meta_app.command("unlink")
+def meta_unlink(org: str, account_id: str, as_json: bool = JsonOption) -> None:
+    """Stop routing Meta messages to ACCOUNT_ID to ORG (audited)."""
+    from models.intake import remove_meta_account
+
+    parse_uuid(org, "ORG")
+
+    def run() -> None:
+        in_tenant(org, lambda _c, session, org_id: remove_meta_account(session, org_id, account_id))
+        emit(
+            {"org_id": org, "account_id": account_id, "removed": True},
+            as_json,
+            f"unlinked {account_id} from {org}",
+        )
 
     run_guarded(run, as_json)
 
