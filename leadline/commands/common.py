@@ -76,20 +76,18 @@ def parse_phone(value: str, what: str = "NUMBER") -> str:
         ) from None
 
 
-_runtime: Any = None
-
-
 def open_runtime(settings: Settings | None = None) -> Any:
     """Settings → logging → broker with every actor → task context. Returns the context.
 
-    One runtime per process: a second call without settings returns the first one (commands
-    run in-process by tests share the test session's database pool and broker)."""
-    global _runtime
-    if settings is None and _runtime is not None:
-        return _runtime
+    One runtime per process: without settings, a context already set in this process is
+    returned (commands run in-process by tests share the test's database pool and broker)."""
     import tasks  # noqa: F401  (registers every actor)
-    from tasks.context import build_context, set_context
+    from tasks.context import build_context, current_context, set_context
     from workers.runtime import build_broker, install_broker, use_database
+
+    existing = current_context()
+    if settings is None and existing is not None:
+        return existing
 
     settings = prepared_settings(settings)
     setup_logging(settings)
@@ -98,7 +96,6 @@ def open_runtime(settings: Settings | None = None) -> Any:
     context = build_context(settings)
     set_context(context)
     use_database(context.db)
-    _runtime = context
     return context
 
 
