@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import typer
-from sqlalchemy.exc import DBAPIError, OperationalError
 from typer.core import TyperGroup
 
 from leadline.commands.alerts import alerts_app
@@ -50,7 +49,7 @@ class LeadlineGroup(TyperGroup):
             result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0
         except Exception as exc:  # every failure, rendered the one way
-            if "--debug" in argv[:1] or _debug_before_command(argv):
+            if _debug_before_command(argv):
                 raise
             code = report(exc, as_json)
         if standalone_mode:
@@ -92,6 +91,8 @@ def describe(exc: Exception) -> str:
         return str(exc)
     if isinstance(exc, typer.Abort):
         return "aborted (nothing was changed)"
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
     if isinstance(exc, OperationalError):
         return "cannot reach the database (check LEADLINE_DATABASE_URL; `leadline status`)"
     if isinstance(exc, DBAPIError):
