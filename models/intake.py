@@ -79,7 +79,7 @@ def remove_phone_number(
     session: Session, org_id: uuid.UUID, raw_number: str, actor: str = "cli"
 ) -> str:
     """Tenant session: inbound SMS to the number stop routing to the org. Raises NotFoundError."""
-    number = normalize_phone(raw_number, default_region=None)
+    number = normalize_phone(raw_number)
     removed = session.execute(
         delete(OrgPhoneNumber).where(OrgPhoneNumber.number == number).returning(OrgPhoneNumber.id)
     ).first()

@@ -64,12 +64,12 @@ def _uuid_hint(what: str) -> str:
     return listings.get(what, "copy the id as printed, e.g. 7c9e6679-7425-40de-944b-e07cc1f877bf")
 
 
-def parse_phone(value: str, what: str = "NUMBER") -> str:
-    """E.164 form of a number typed in E.164 (no guessing of a country)."""
+def parse_phone(value: str, what: str = "NUMBER", *, e164_only: bool = True) -> str:
+    """E.164 form of a number; with `e164_only=False` the model's default region applies."""
     from models.normalize import InvalidPhoneNumber, normalize_phone
 
     try:
-        return normalize_phone(value, default_region=None)
+        return normalize_phone(value, None) if e164_only else normalize_phone(value)
     except InvalidPhoneNumber:
         raise BadInput(
             f"{what} is not a valid phone number (give it in E.164 form, e.g. +14155550123)"

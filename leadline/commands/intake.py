@@ -43,7 +43,7 @@ def number_add(org: str, number: str, as_json: bool = JsonOption) -> None:
     from models.intake import add_phone_number
 
     parse_uuid(org, "ORG")
-    e164 = parse_phone(number)
+    e164 = parse_phone(number, e164_only=False)  # as `number add` has always read it
 
     def run() -> None:
         added = in_tenant(org, lambda _c, session, org_id: add_phone_number(session, org_id, e164))
@@ -58,7 +58,7 @@ def number_remove(org: str, number: str, as_json: bool = JsonOption) -> None:
     from models.intake import remove_phone_number
 
     parse_uuid(org, "ORG")
-    e164 = parse_phone(number)
+    e164 = parse_phone(number, e164_only=False)  # as `number add` has always read it
 
     def run() -> None:
         in_tenant(org, lambda _c, session, org_id: remove_phone_number(session, org_id, e164))

@@ -173,6 +173,9 @@ def test_alerts_resolve_moves_only_unknown_messages(context: Any, make_org: Any)
     assert state_of(context, org.id, first) == "sent"
     assert state_of(context, org.id, queued) == "queued"
     assert len(audited(context, org.id, "alerts.resolved")) == 2
+    # leave nothing for other tests' sweeps and attention lists to find
+    set_state(context, org.id, queued, "failed")
+    set_state(context, other.id, elsewhere, "failed")
 
 
 def deletion_due(context: Any, org_id: uuid.UUID) -> Any:
@@ -254,3 +257,5 @@ def test_webhook_recover_accepts_durations_and_shows_progress(context: Any, make
     assert result.stderr.splitlines()[-1] == "enqueuing deliveries: 2/2 (100%)"
     again = run("webhook", "recover", str(endpoint_id), "--since", "1h", "--until", "30m")
     assert again.stdout.strip() == f"re-queued 0 deliveries to {endpoint_id}"
+    # the re-queued deliveries must not be left pending for other tests' sweeps to find
+    assert data("endpoint", "delete", str(endpoint_id))["deliveries_deleted"] == 2
