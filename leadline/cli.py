@@ -91,6 +91,11 @@ def describe(exc: Exception) -> str:
         return str(exc)
     if isinstance(exc, typer.Abort):
         return "aborted (nothing was changed)"
+    if isinstance(exc, typer.TyperException):
+        return exc.format_message()
+    if isinstance(exc, OSError) and exc.filename is not None:
+        reason = exc.strerror or type(exc).__name__
+        return f"{reason}: {exc.filename} (check the path and its permissions)"
     from sqlalchemy.exc import DBAPIError, OperationalError
 
     if isinstance(exc, OperationalError):

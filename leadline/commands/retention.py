@@ -148,6 +148,8 @@ def export(
     org_id = parse_uuid(org, "ORG")
     if fmt not in ("json", "csv"):
         raise BadInput(f"--format must be json or csv, not {fmt!r}")
+    if not out.resolve().parent.is_dir():
+        raise BadInput(f"--out: no directory {out.resolve().parent} (create it, or pick another)")
 
     def run() -> None:
         context = open_runtime()

@@ -178,3 +178,23 @@ def test_times_accept_durations_and_iso(context: Any, make_org: Any) -> None:
         result = invoke("audit", "list", "--since", since, "--limit", "1", "--json")
         assert result.exit_code == 0, result.stderr
         assert isinstance(json.loads(result.stdout), list)
+
+
+def test_export_to_a_missing_directory_fails_before_the_work(
+    context: Any, make_org: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "missing-directory" / "export.json"
+    line = assert_one_error_line(invoke("export", str(make_org().id), "--out", str(out)), 1)
+    assert line == f"error: --out: no directory {out.parent} (create it, or pick another)"
+
+
+def test_a_file_that_cannot_be_written_is_one_line(
+    context: Any, make_org: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "a-directory"
+    out.mkdir()
+    result = invoke("export", str(make_org().id), "--out", str(out))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"error: Is a directory: {out} (check the path and its permissions)"
+    )
