@@ -7,10 +7,11 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, LargeBinary, String, UniqueConstraint, select
+from sqlalchemy import DateTime, LargeBinary, String, UniqueConstraint, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from leadline.errors import NotFoundError
 from models.audit import record_audit
 from models.base import Base, now_column, org_fk, uuid_pk
 from models.billing import AlreadyLinked
@@ -77,6 +78,20 @@ def list_phone_numbers(session: Session) -> list[str]:
     return list(session.scalars(select(OrgPhoneNumber.number).order_by(OrgPhoneNumber.number)))
 
 
+def remove_phone_number(
+    session: Session, org_id: uuid.UUID, raw_number: str, actor: str = "cli"
+) -> str:
+    """Tenant session: inbound SMS to the number stop routing to the org. Raises NotFoundError."""
+    number = normalize_phone(raw_number)
+    removed = session.execute(
+        delete(OrgPhoneNumber).where(OrgPhoneNumber.number == number).returning(OrgPhoneNumber.id)
+    ).first()
+    if removed is None:
+        raise NotFoundError("the organisation has no such number (`leadline number list ORG`)")
+    record_audit(session, actor, "number.removed", org_id=org_id, target=number)
+    return number
+
+
 def org_for_number(session: Session, number: str) -> uuid.UUID | None:
     """Maintenance scope: route inbound SMS by the business number it was sent to."""
     org_id: uuid.UUID | None = session.scalar(
@@ -90,6 +105,22 @@ def add_meta_account(
 ) -> None:
     _insert_owned(session, MetaAccount(org_id=org_id, account_id=account_id), "Meta account")
     record_audit(session, actor, "meta.account_added", org_id=org_id, target=account_id)
+
+
+def remove_meta_account(
+    session: Session, org_id: uuid.UUID, account_id: str, actor: str = "cli"
+) -> None:
+    """Tenant session: messages to the account stop routing to the org. Raises NotFoundError."""
+    removed = session.execute(
+        delete(MetaAccount).where(MetaAccount.account_id == account_id).returning(MetaAccount.id)
+    ).first()
+    if removed is None:
+        raise NotFoundError("the organisation has no such Meta account (check ACCOUNT_ID)")
+    record_audit(session, actor, "meta.account_removed", org_id=org_id, target=account_id)
+
+
+def list_meta_accounts(session: Session) -> list[str]:
+    return list(session.scalars(select(MetaAccount.account_id).order_by(MetaAccount.account_id)))
 
 
 def org_for_meta_account(session: Session, account_ids: list[str]) -> uuid.UUID | None:

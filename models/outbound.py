@@ -23,6 +23,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from leadline.errors import LeadlineError, NotFoundError
+from models.audit import record_audit
 from models.channels import TelegramChat
 from models.crypto import OrgCipher
 from models.messaging import OutboundMessage
@@ -281,7 +283,9 @@ def stale_outbound(
     return [(row.org_id, row.id, row.channel) for row in session.execute(query)]
 
 
-def unknown_outbound(session: Session, limit: int = 500) -> list[dict[str, Any]]:
+def unknown_outbound(
+    session: Session, limit: int = 500, org_id: uuid.UUID | None = None
+) -> list[dict[str, Any]]:
     """Rows whose outcome nobody knows: operators decide. Ids and codes only, no PII."""
     query = (
         select(
@@ -297,6 +301,8 @@ def unknown_outbound(session: Session, limit: int = 500) -> list[dict[str, Any]]
         .order_by(OutboundMessage.updated_at.desc())
         .limit(limit)
     )
+    if org_id is not None:
+        query = query.where(OutboundMessage.org_id == org_id)
     return [
         {
             "id": str(row.id),
@@ -309,6 +315,51 @@ def unknown_outbound(session: Session, limit: int = 500) -> list[dict[str, Any]]
         }
         for row in session.execute(query)
     ]
+
+
+RESOLVED_STATES = ("sent", "failed")
+
+
+class NotUnknownError(LeadlineError):
+    """Only a message in state `unknown` can be resolved by an operator."""
+
+
+def outbound_org(session: Session, message_id: uuid.UUID) -> uuid.UUID:
+    """Maintenance scope: the organisation of an outbound message (the CLI only has its id)."""
+    org_id: uuid.UUID | None = session.scalar(
+        select(OutboundMessage.org_id).where(OutboundMessage.id == message_id)
+    )
+    if org_id is None:
+        raise NotFoundError("no outbound message with that id (`leadline alerts unknown`)")
+    return org_id
+
+
+def resolve_unknown(
+    session: Session, message_id: uuid.UUID, state: str, now: datetime, actor: str = "cli"
+) -> OutboundMessage:
+    """Tenant session: an operator checked with the provider; `unknown` becomes sent or failed.
+
+    Never re-sends anything. Any other state is refused: the outcome is already known."""
+    if state not in RESOLVED_STATES:
+        raise ValueError(f"state must be one of {RESOLVED_STATES}")
+    query = select(OutboundMessage).where(OutboundMessage.id == message_id).with_for_update()
+    row = session.scalars(query).first()
+    if row is None:
+        raise NotFoundError("no outbound message with that id (`leadline alerts unknown`)")
+    if row.state != "unknown":
+        raise NotUnknownError(
+            f"message is {row.state}, not unknown (only `leadline alerts unknown` ones resolve)"
+        )
+    _move(row, state, now)
+    record_audit(
+        session,
+        actor,
+        "alerts.resolved",
+        org_id=row.org_id,
+        target=str(row.id),
+        details={"from": "unknown", "to": state, "channel": row.channel},
+    )
+    return row
 
 
 def count_by_state(session: Session, campaign_id: uuid.UUID) -> dict[str, int]:

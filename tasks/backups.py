@@ -21,11 +21,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, exists, select, text
+from sqlalchemy import Table, exists, func, select, text
 from sqlalchemy.orm import Session
 
 from leadline.errors import CryptoError, NotFoundError
 from leadline.logging import get_logger
+from leadline.progress import ProgressCallback
 from models.audit import record_audit
 from models.bundles import FORMAT, BundleWriter, encode_row, read_records
 from models.crypto import OrgCipher, new_key
@@ -69,15 +70,24 @@ def backup_files(context: TaskContext, org_id: uuid.UUID, backup_id: uuid.UUID) 
     return BackupFiles(directory / f"{backup_id}.llbk", directory / f"{backup_id}.manifest.json")
 
 
-def create_backups(context: TaskContext, now: datetime) -> dict[str, Any]:
-    """A bundle for every live org without one in the last 12 hours (safe to re-run)."""
+def create_backups(
+    context: TaskContext, now: datetime, on_progress: ProgressCallback | None = None
+) -> dict[str, Any]:
+    """A bundle for every live org without one in the last 12 hours (safe to re-run).
+
+    `on_progress(orgs_done, orgs_total)` after each organisation."""
     created = 0
     # Before the bundles (keys they need are escrowed even if the run dies) and after
     # (a data key added meanwhile).
     update_key_escrow(context, now)
-    for org_id in orgs_needing_backup(context, now - RECENT_BACKUP):
+    due = orgs_needing_backup(context, now - RECENT_BACKUP)
+    if on_progress:
+        on_progress(0, len(due))
+    for org_id in due:
         create_backup(context, org_id, now, actor="system", escrow=False)
         created += 1
+        if on_progress:
+            on_progress(created, len(due))
     escrowed = update_key_escrow(context, now)
     return {"created": created, "escrowed_orgs": escrowed}
 
@@ -98,9 +108,12 @@ def create_backup(
     now: datetime,
     actor: str = "cli",
     escrow: bool = True,
+    on_progress: ProgressCallback | None = None,
 ) -> Backup:
     """Snapshot every tenant table of the org (keys excluded) into an encrypted bundle, then
-    rewrite the key escrow (unless the caller does it once for many backups)."""
+    rewrite the key escrow (unless the caller does it once for many backups).
+
+    `on_progress(rows_done, rows_total)` is called as rows are written."""
     backup_id = uuid.uuid4()
     files = backup_files(context, org_id, backup_id)
     files.bundle.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -108,7 +121,7 @@ def create_backup(
     with context.db.tenant_snapshot(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         key = new_key()
-        writer = write_bundle(session, org_id, files.bundle, key, backup_id, now)
+        writer = write_bundle(session, org_id, files.bundle, key, backup_id, now, on_progress)
         backup = Backup(
             id=backup_id,
             org_id=org_id,
@@ -137,9 +150,20 @@ def create_backup(
 
 
 def write_bundle(
-    session: Session, org_id: uuid.UUID, path: Path, key: bytes, backup_id: uuid.UUID, now: datetime
+    session: Session,
+    org_id: uuid.UUID,
+    path: Path,
+    key: bytes,
+    backup_id: uuid.UUID,
+    now: datetime,
+    on_progress: ProgressCallback | None = None,
 ) -> BundleWriter:
     partial = path.with_suffix(".partial")
+    # maintenance-only (operational) tables are not tenant content
+    tables = [table for table in bundled_tables() if app_can_read(session, table)]
+    report = on_progress or (lambda _done, _total: None)
+    total = sum(count_rows(session, table, org_id) for table in tables) if on_progress else None
+    report(0, total)
     with open_private(partial) as sink:
         writer = BundleWriter(sink, key, backup_id)
         header = {
@@ -149,11 +173,10 @@ def write_bundle(
             "organization": organization_record(session, org_id),
         }
         writer.write_record(header)
-        for table in bundled_tables():
-            if not app_can_read(session, table):
-                continue  # maintenance-only (operational) tables are not tenant content
+        for table in tables:
             for row in table_rows(session, table, org_id):
                 writer.write_record({"table": table.name, "row": encode_row(row)})
+                report(writer.records - 1, total)
         writer.close()
         sink.flush()
         os.fsync(sink.fileno())
@@ -178,7 +201,13 @@ def organization_record(session: Session, org_id: uuid.UUID) -> dict[str, Any]:
         "status": org.status,
         "created_at": org.created_at.isoformat(),
         "deletion_due_at": org.deletion_due_at.isoformat() if org.deletion_due_at else None,
+        "default_region": org.default_region,
     }
+
+
+def count_rows(session: Session, table: Table, org_id: uuid.UUID) -> int:
+    query = select(func.count()).select_from(table).where(table.c.org_id == org_id)
+    return int(session.scalar(query) or 0)
 
 
 def table_rows(session: Session, table: Table, org_id: uuid.UUID) -> Iterator[dict[str, Any]]:
@@ -307,7 +336,7 @@ def find_backup(context: TaskContext, backup_id: uuid.UUID) -> Backup:
     with context.db.maintenance() as session:
         backup = session.get(Backup, backup_id)
     if backup is None or backup.status != "available":
-        raise NotFoundError("no available backup with that id")
+        raise NotFoundError("no available backup with that id (`leadline backup list` shows them)")
     return backup
 
 

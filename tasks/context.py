@@ -40,6 +40,11 @@ def set_context(context: TaskContext) -> None:
     _current = context
 
 
+def current_context() -> TaskContext | None:
+    """The context set in this process, if any (the CLI reuses it instead of building one)."""
+    return _current
+
+
 def get_context() -> TaskContext:
     if _current is None:
         raise ConfigError("the task context is not configured (call tasks.context.set_context)")

@@ -34,7 +34,7 @@ def request_org_deletion(
     """Make the org due for deletion now (an earlier due date is kept). Maintenance scope."""
     org = session.get(Organization, org_id, with_for_update=True)
     if org is None:
-        raise NotFoundError("organisation not found")
+        raise NotFoundError("organisation not found (`leadline org list` shows them)")
     if org.deletion_due_at is None or org.deletion_due_at > now:
         org.deletion_due_at = now
     record_audit(session, actor, "org.deletion_requested", target=str(org_id))

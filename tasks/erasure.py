@@ -46,7 +46,7 @@ def request_erasure(
     """A pending erasure request for a lead of the session's org (one per lead)."""
     lead = session.get(Lead, lead_id)
     if lead is None:
-        raise NotFoundError("lead not found")
+        raise NotFoundError("lead not found (check ORG and LEAD_ID)")
     values = {
         "id": uuid.uuid4(),
         "org_id": lead.org_id,

@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from leadline.errors import ConfigError, CryptoError, LeadlineError, NotFoundError
+from leadline.progress import ProgressCallback
 from models.audit import record_audit
 from models.base import Base
 from models.bundles import FORMAT, decode_row
@@ -52,7 +53,6 @@ from tasks.erasure import INDEX_COLUMNS, Tombstone, event_identities, load_tombs
 LEADS = "leads"
 INBOUND = "inbound_events"
 TOMBSTONES = "erasure_tombstones"
-Progress = Callable[[int, int | None], None]
 RESTORE_LOCK = 0x4C4C_5253
 
 
@@ -226,7 +226,7 @@ def restore_backup(
     context: TaskContext,
     backup_id: uuid.UUID,
     now: datetime,
-    on_progress: Progress | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Re-insert a backup's rows into its live organisation, atomically and audited."""
     backup = find_backup(context, backup_id)
@@ -285,7 +285,7 @@ def restore_from_directory(
     context: TaskContext,
     directory: Path,
     now: datetime,
-    on_progress: Progress | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Recreate every organisation of `directory` (a copy of LEADLINE_BACKUP_DIR) in an empty,
     migrated database: the org row and its data keys from the key escrow, then the rows of its
@@ -330,7 +330,7 @@ def write_directory(
     skipped: list[dict[str, Any]],
     register: bool,
     now: datetime,
-    on_progress: Progress | None,
+    on_progress: ProgressCallback | None,
 ) -> list[dict[str, Any]]:
     """Every planned organisation in one transaction: all of them, or none."""
     restored: list[dict[str, Any]] = []
@@ -453,6 +453,7 @@ def recreate_organization(
     saved = plan.header.get("organization") or {}
     org = Organization(id=plan.org_id, name=saved.get("name") or f"restored {plan.org_id}")
     org.status = saved.get("status") or "active"
+    org.default_region = saved.get("default_region")
     if saved.get("created_at"):
         org.created_at = datetime.fromisoformat(saved["created_at"])
     if saved.get("deletion_due_at"):
