@@ -90,6 +90,7 @@ class InboundEvent(Base):
     received_at: Mapped[datetime] = now_column()
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(String(200))
+    optout_recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Lead(Base):

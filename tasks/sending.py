@@ -30,11 +30,11 @@ from models.outbound import (
     unknown_outbound,
     unlink_telegram_chat,
 )
-from models.suppressions import suppress
 from tasks.context import TaskContext, get_context
+from tasks.optouts import OptoutChange, record_optout
 from tasks.outbox import Outbox
 from tasks.providers import ProviderResult, send_telegram_message, send_twilio_sms
-from tasks.registry import DomainEvent, attention, publish, sweep
+from tasks.registry import attention, sweep
 from workers.runtime import actor
 
 log = get_logger(__name__)
@@ -128,16 +128,19 @@ def record_result(context: TaskContext, message: ClaimedMessage, result: Provide
             return "stale"
         if result.kind == "blocked":
             cipher = context.keys.cipher(session, message.org_id)
-            if suppress(
-                session,
-                message.org_id,
-                message.recipient_bidx,
-                reason=f"twilio_{result.code}",
-                actor="twilio",
-                lead_id=message.lead_id,
-            ):
-                data = optout_data(message.lead_id, opted_out=True, reason=f"twilio_{result.code}")
-                publish(DomainEvent(session, cipher, "optout.changed", data, outbox, now))
+            reason = f"twilio_{result.code}"
+            record_optout(
+                OptoutChange(
+                    session,
+                    cipher,
+                    message.recipient_bidx,
+                    reason,
+                    "twilio",
+                    outbox,
+                    now,
+                    message.lead_id,
+                )
+            )
         if result.kind == "unlink" and message.telegram_chat_id is not None:
             unlink_telegram_chat(session, message.telegram_chat_id, now)
     outbox.flush()
@@ -146,15 +149,6 @@ def record_result(context: TaskContext, message: ClaimedMessage, result: Provide
         delay = (outcome.next_attempt_at - now).total_seconds()
         enqueue_send(message.channel, message.org_id, message.id, delay)
     return outcome.state
-
-
-def optout_data(lead_id: uuid.UUID | None, opted_out: bool, reason: str) -> dict[str, Any]:
-    return {
-        "lead_id": str(lead_id) if lead_id else None,
-        "opted_out": opted_out,
-        "reason": reason,
-        "channel": "sms",
-    }
 
 
 @sweep("inbox")
