@@ -5,7 +5,8 @@ with `next_attempt_at` (exponential backoff with jitter, or Telegram's retry_aft
 a delayed message. If Redis loses that message, the inbox sweep finds the row once it is due,
 so a retry is delayed but never lost, and the attempt count survives any restart.
 Dramatiq's own retries only cover infrastructure failures (database down) before or after
-the provider call; a retried delivery that finds the row `sending` marks it `unknown`.
+the provider call; a retried delivery that finds the row `sending` claims it again if the
+provider call had not started (no `provider_call_at`), and otherwise marks it `unknown`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from models.outbound import (
     ClaimedMessage,
     Outcome,
     claim_outbound,
+    mark_provider_call,
     record_outcome,
     stale_outbound,
     unknown_outbound,
@@ -81,8 +83,16 @@ def deliver_outbound(context: TaskContext, org_id: uuid.UUID, message_id: uuid.U
         MESSAGES_SENT.labels(channel=claim.channel, state=claim.outcome).inc()
     if claim.message is None:
         return claim.outcome
+    if not mark_provider_call_started(context, claim.message):
+        return "stale"
     result = call_provider(context.settings, claim.message)
     return record_result(context, claim.message, result)
+
+
+def mark_provider_call_started(context: TaskContext, message: ClaimedMessage) -> bool:
+    """Committed before the request leaves: a worker that dies before this is retried safely."""
+    with context.db.tenant(message.org_id) as session:
+        return mark_provider_call(session, message.id, message.attempt, context.clock())
 
 
 def call_provider(settings: Settings, message: ClaimedMessage) -> ProviderResult:
@@ -158,7 +168,8 @@ def sweep_outbound(
     sending_older_than: float | None = None,
 ) -> int:
     """Re-enqueue rows a lost Redis message left `queued`, and rows stuck in `sending`
-    (their next delivery marks them `unknown`). Returns how many were enqueued."""
+    (their next delivery claims them again if the provider was never called, else marks them
+    `unknown`). Returns how many were enqueued."""
     settings = context.settings
     queued_age = (
         settings.leadline_outbound_queued_stale_seconds
