@@ -21,6 +21,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+from leadline.errors import CryptoError
 from leadline.logging import get_logger
 from models.outbound import (
     Outcome,
@@ -47,7 +48,20 @@ def reconcile_unknown(context: TaskContext, grace_seconds: float | None = None) 
     grace = timedelta(seconds=RECONCILE_GRACE_SECONDS if grace_seconds is None else grace_seconds)
     with context.db.maintenance() as session:
         rows = unknown_to_reconcile(session, MAX_RECONCILED)
-    return sum(reconcile_message(context, org_id, row_id, grace) for org_id, row_id in rows)
+    return sum(reconcile_guarded(context, org_id, row_id, grace) for org_id, row_id in rows)
+
+
+def reconcile_guarded(
+    context: TaskContext, org_id: uuid.UUID, message_id: uuid.UUID, grace: timedelta
+) -> bool:
+    """One row whose org lost its keys (deleted) must not stop the others."""
+    try:
+        return reconcile_message(context, org_id, message_id, grace)
+    except CryptoError as exc:
+        log.warning(
+            "unknown message not reconciled", message_id=str(message_id), error=type(exc).__name__
+        )
+        return False
 
 
 def reconcile_message(
