@@ -132,7 +132,7 @@ def settings(
 
 @alerts_app.command("unknown")
 def unknown(as_json: bool = JsonOption) -> None:
-    """Messages whose outcome is unknown (never re-sent automatically): ids only."""
+    """Messages whose outcome reconciliation could not decide (for a person): ids only."""
     from tasks.sending import unknown_messages
 
     def run() -> list[dict[str, Any]]:
