@@ -3,8 +3,8 @@
 The claim protocol is what makes SMS at most once:
 1. In one transaction: lock the row (SKIP LOCKED), check it is `queued` and due, check the
    suppression list (or the Telegram chat link), then mark it `sending` and commit.
-2. Record `provider_call_at` (fenced by the attempt number) and commit, then call the
-   provider outside any transaction.
+2. Check the suppression list again, record `provider_call_at` (fenced by the attempt
+   number) and commit, then call the provider outside any transaction.
 3. Record the outcome, fenced by the attempt number taken in step 1.
 
 A delivery that finds a row still `sending` without `provider_call_at` knows the provider was
@@ -185,22 +185,24 @@ def claim_outbound(
     return Claim("claimed", row.channel, message=_claimed(cipher, row))
 
 
-def mark_provider_call(
+def start_provider_call(
     session: Session, message_id: uuid.UUID, attempt: int, now: datetime
-) -> bool:
-    """Step 2: the provider is about to be called. False if this attempt no longer holds the
-    row (a later delivery took it back), and then the caller must not call the provider."""
-    result = session.execute(
-        update(OutboundMessage)
-        .where(
-            OutboundMessage.id == message_id,
-            OutboundMessage.attempts == attempt,
-            OutboundMessage.state == "sending",
-            OutboundMessage.provider_call_at.is_(None),
-        )
-        .values(provider_call_at=now)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+) -> str:
+    """Step 2: "call" once `provider_call_at` is set; "stale" if this attempt no longer holds
+    the row (a later delivery took it back); "blocked" if a STOP (or an unlinked chat) landed
+    since the claim. Only "call" lets the caller call the provider, after COMMIT."""
+    query = select(OutboundMessage).where(OutboundMessage.id == message_id).with_for_update()
+    row = session.scalars(query).first()
+    if row is None or row.attempts != attempt or row.state != "sending":
+        return "stale"
+    if row.provider_call_at is not None:
+        return "stale"
+    blocked_reason = _blocked_reason(session, row)
+    if blocked_reason is not None:
+        _move(row, "blocked", now, code=blocked_reason)
+        return "blocked"
+    row.provider_call_at = now
+    return "call"
 
 
 def _blocked_reason(session: Session, row: OutboundMessage) -> str | None:

@@ -26,9 +26,9 @@ from models.outbound import (
     ClaimedMessage,
     Outcome,
     claim_outbound,
-    mark_provider_call,
     record_outcome,
     stale_outbound,
+    start_provider_call,
     unknown_outbound,
     unlink_telegram_chat,
 )
@@ -83,16 +83,20 @@ def deliver_outbound(context: TaskContext, org_id: uuid.UUID, message_id: uuid.U
         MESSAGES_SENT.labels(channel=claim.channel, state=claim.outcome).inc()
     if claim.message is None:
         return claim.outcome
-    if not mark_provider_call_started(context, claim.message):
-        return "stale"
+    started = mark_provider_call_started(context, claim.message)
+    if started != "call":
+        if started == "blocked":
+            MESSAGES_SENT.labels(channel=claim.channel, state="blocked").inc()
+        return started
     result = call_provider(context.settings, claim.message)
     return record_result(context, claim.message, result)
 
 
-def mark_provider_call_started(context: TaskContext, message: ClaimedMessage) -> bool:
-    """Committed before the request leaves: a worker that dies before this is retried safely."""
+def mark_provider_call_started(context: TaskContext, message: ClaimedMessage) -> str:
+    """Committed before the request leaves: a worker that dies before this is retried safely,
+    and a STOP recorded since the claim still blocks the message."""
     with context.db.tenant(message.org_id) as session:
-        return mark_provider_call(session, message.id, message.attempt, context.clock())
+        return start_provider_call(session, message.id, message.attempt, context.clock())
 
 
 def call_provider(settings: Settings, message: ClaimedMessage) -> ProviderResult:

@@ -12,7 +12,7 @@ import pytest
 
 from leadline.sandbox import SandboxState
 from models.channels import TelegramChat
-from models.outbound import claim_outbound, mark_provider_call, stale_outbound
+from models.outbound import claim_outbound, stale_outbound, start_provider_call
 from tasks.sending import deliver_outbound, enqueue_send, sweep_outbound
 from tests.helpers import wait_for
 from tests.messaging_support import (
@@ -118,7 +118,10 @@ def test_a_row_found_sending_after_the_provider_call_started_becomes_unknown(
         claim = claim_outbound(session, cipher, message_id, context.clock())
         assert claim.outcome == "claimed" and claim.message is not None
     with context.db.tenant(org.id) as session:
-        assert mark_provider_call(session, message_id, claim.message.attempt, context.clock())
+        assert (
+            start_provider_call(session, message_id, claim.message.attempt, context.clock())
+            == "call"
+        )
 
     assert deliver_outbound(context, org.id, message_id) == "unknown"
     assert deliver_outbound(context, org.id, message_id) == "skipped"

@@ -10,7 +10,7 @@ from typing import Any
 import dramatiq
 
 from leadline.sandbox import SandboxState
-from models.outbound import NewOutbound, claim_outbound, mark_provider_call, queue_outbound
+from models.outbound import NewOutbound, claim_outbound, queue_outbound, start_provider_call
 from models.suppressions import phone_index
 from tasks.providers import send_twilio_sms
 from tasks.reconcile import reconcile_message, reconcile_unknown
@@ -51,7 +51,7 @@ def claim(context: Any, org_id: uuid.UUID, message_id: uuid.UUID) -> Any:
 
 def mark_called(context: Any, message: Any) -> bool:
     with context.db.tenant(message.org_id) as session:
-        return mark_provider_call(session, message.id, message.attempt, context.clock())
+        return start_provider_call(session, message.id, message.attempt, context.clock()) == "call"
 
 
 def settle(context: Any, org_id: uuid.UUID, message_id: uuid.UUID) -> None:
@@ -185,3 +185,20 @@ def test_two_provider_messages_that_both_match_are_left_to_operators(
     row = row_of(context, org.id, message_id)
     assert (row.state, row.last_error_code) == ("unknown", "ambiguous")
     assert listed_for_operators(context, message_id)
+
+
+def test_a_stop_recorded_between_claim_and_call_still_blocks_the_message(
+    make_org: Any, context: Any, sandbox_state: SandboxState
+) -> None:
+    from tests.messaging_support import suppress_numbers
+
+    org, person = make_org(), random_phone()
+    message_id = queue_message(context, org.id, person, "lead_autoreply")
+    message = claim(context, org.id, message_id)
+    suppress_numbers(context, org.id, [person])
+
+    assert mark_called(context, message) is False
+
+    row = row_of(context, org.id, message_id)
+    assert (row.state, row.last_error_code, row.provider_call_at) == ("blocked", "suppressed", None)
+    assert sandbox_state.stats()["requests"] == 0
