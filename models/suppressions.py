@@ -40,11 +40,18 @@ def suppress(
     reason: str,
     actor: str,
     lead_id: uuid.UUID | None = None,
+    requested_at: datetime | None = None,
 ) -> bool:
-    """Record an opt-out. Returns False when the recipient was already suppressed."""
+    """Record an opt-out. Returns False when the recipient was already suppressed.
+
+    `requested_at`: when the opt-out reached us (default: now), which a START compares with.
+    """
+    values = {"id": uuid.uuid4(), "org_id": org_id, "recipient_bidx": recipient_bidx}
+    if requested_at is not None:
+        values["created_at"] = requested_at
     inserted = session.execute(
         insert(Suppression)
-        .values(id=uuid.uuid4(), org_id=org_id, recipient_bidx=recipient_bidx, reason=reason)
+        .values(reason=reason, **values)
         .on_conflict_do_nothing(constraint="uq_suppressions_recipient")
         .returning(Suppression.id)
     ).scalar_one_or_none()

@@ -8,6 +8,7 @@ suppression holds from its 2xx. These handlers run inside process_event's transa
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -131,7 +132,8 @@ def optout_change(
 def opt_out(ctx: EventContext, bidx: bytes, lead: Lead | None, reason: str) -> None:
     if ctx.event.optout_recorded_at is not None:
         return  # the intake recorded it with the event; a later START may have lifted it since
-    record_optout(optout_change(ctx, bidx, lead.id if lead else None, reason, INBOUND_ACTOR))
+    change = optout_change(ctx, bidx, lead.id if lead else None, reason, INBOUND_ACTOR)
+    record_optout(replace(change, requested_at=ctx.event.received_at))
 
 
 def opt_in(ctx: EventContext, bidx: bytes, lead: Lead | None) -> None:

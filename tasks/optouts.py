@@ -35,13 +35,21 @@ class OptoutChange:
     outbox: Outbox
     now: datetime
     lead_id: uuid.UUID | None = None
+    # When the request reached us (an inbound event's received_at); None means now.
+    requested_at: datetime | None = None
 
 
 def record_optout(change: OptoutChange) -> bool:
     """Suppress, audit and publish; False (and nothing published) if already suppressed."""
     org_id = change.cipher.org_id
     if not suppress(
-        change.session, org_id, change.recipient_bidx, change.reason, change.actor, change.lead_id
+        change.session,
+        org_id,
+        change.recipient_bidx,
+        change.reason,
+        change.actor,
+        change.lead_id,
+        requested_at=change.requested_at,
     ):
         return False
     _publish(change, opted_out=True)

@@ -181,3 +181,34 @@ def test_a_stop_after_an_unprocessed_start_keeps_the_suppression(
     assert sweep_pending(context) >= 2
     wait_for(lambda: all_processed(context, org.id, 2))
     assert suppressed(context, org.id, person)
+
+
+def test_a_stop_the_worker_records_counts_from_when_it_arrived(
+    client: Any, broker: dramatiq.Broker, make_org: Any, add_number: Any, context: Any
+) -> None:
+    """A STOP stored without the door step (before it existed) and then a START: processed in
+    that order by the worker, the START still lifts the STOP, which came first."""
+    from sqlalchemy import delete, update
+
+    from tasks.events import process_inbound_event
+    from tasks.outbox import Outbox
+
+    org = make_org()
+    number = add_number(org.id)
+    person = random_phone()
+    with redis_unreachable(broker):
+        assert post_sms(client, number, person, "STOP").status_code == 200
+        with context.db.tenant(org.id) as session:  # as stored before the door step existed
+            session.execute(delete(Suppression))
+            session.execute(update(InboundEvent).values(optout_recorded_at=None))
+        assert post_sms(client, number, person, "START").status_code == 200
+    stop_event, start_event = events(context, org.id)
+
+    for event in (stop_event, start_event):
+        with context.db.tenant(org.id) as session:
+            cipher = context.keys.cipher(session, org.id)
+            assert process_inbound_event(session, cipher, event.id, Outbox(), context.clock())
+        if event is stop_event:
+            assert suppressed(context, org.id, person)
+
+    assert not suppressed(context, org.id, person)
