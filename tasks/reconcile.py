@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from leadline.errors import CryptoError
 from leadline.logging import get_logger
+from leadline.metrics import MESSAGES_SENT
 from models.outbound import (
     Outcome,
     UnknownMessage,
@@ -85,6 +86,8 @@ def reconcile_message(
     if row is None:
         return False
     log.info("unknown message reconciled", message_id=str(message.id), state=outcome.state)
+    if outcome.state in ("sent", "failed"):
+        MESSAGES_SENT.labels(channel=message.channel, state=outcome.state).inc()
     if outcome.state == "queued":
         enqueue_send(message.channel, org_id, message.id)
     return outcome.state != "unknown"
