@@ -1,21 +1,29 @@
-"""Storing a verified inbound event: encrypt, insert once per external id, commit, enqueue."""
+"""Storing a verified inbound event: encrypt, insert once per external id, commit, enqueue.
+
+An inbound STOP is also recorded as a suppression in that transaction (record_at_the_door),
+so it holds from the 2xx on even if Redis is down and the event waits for the sweeper.
+"""
 
 from __future__ import annotations
 
 import hmac
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
 
 from leadline.metrics import EVENTS_ACCEPTED, EVENTS_DEDUPLICATED
+from models.crypto import OrgCipher
 from models.intake import request_fingerprint
 from models.tables import InboundEvent
 from tasks.context import TaskContext
 from tasks.events import encrypt_payload, process_event
-from tasks.outbox import enqueue_or_defer
+from tasks.inbound_sms import record_optout_at_the_door
+from tasks.outbox import Outbox, enqueue_or_defer
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,7 @@ def store_inbound_event(
     With `canonical_request`, a keyed fingerprint of it is kept, and an existing event with a
     different fingerprint comes back with `same_request=False` (nothing is stored)."""
     event_id = uuid.uuid4()
+    outbox = Outbox()
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         fingerprint = (
@@ -71,6 +80,8 @@ def store_inbound_event(
             EVENTS_DEDUPLICATED.labels(source=source).inc()
             same = same_fingerprint(existing.request_fingerprint, fingerprint)
             return StoredEvent(existing.id, created=False, enqueued=False, same_request=same)
+        record_at_the_door(session, cipher, event_id, source, payload, outbox, context.clock())
+    outbox.flush()
     EVENTS_ACCEPTED.labels(source=source).inc()
     enqueued = enqueue_or_defer(process_event, str(org_id), str(event_id))
     return StoredEvent(event_id, created=True, enqueued=enqueued)
@@ -79,3 +90,17 @@ def store_inbound_event(
 def same_fingerprint(stored: bytes | None, offered: bytes | None) -> bool:
     """Unknown on either side (events stored before fingerprints, other sources) counts as same."""
     return stored is None or offered is None or hmac.compare_digest(stored, offered)
+
+
+def record_at_the_door(
+    session: Session,
+    cipher: OrgCipher,
+    event_id: uuid.UUID,
+    source: str,
+    payload: dict[str, Any],
+    outbox: Outbox,
+    now: datetime,
+) -> None:
+    """What must hold from the 2xx on, in the event's own transaction: an inbound STOP."""
+    if source == "twilio_sms":
+        record_optout_at_the_door(session, cipher, event_id, payload, outbox, now)

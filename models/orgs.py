@@ -101,7 +101,7 @@ def set_default_region(
     code = normalize_region(region) if region is not None else None
     org = session.get(Organization, org_id)
     if org is None:
-        raise NotFoundError("no such organisation")
+        raise NotFoundError(f"no organisation {org_id} (`leadline org list` shows them)")
     org.default_region = code
     record_audit(
         session,

@@ -94,6 +94,7 @@ class InboundEvent(Base):
     error: Mapped[str | None] = mapped_column(String(200))
     # keyed hash of the request an Idempotency-Key was first used with (models.intake)
     request_fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary)
+    optout_recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Lead(Base):

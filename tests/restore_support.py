@@ -200,7 +200,7 @@ def leadline_cli(
 
     from leadline.cli import app
     from leadline.settings import get_settings
-    from tasks.context import get_context, set_context
+    from tasks.context import clear_context, current_context, set_context
     from workers.runtime import install_broker
 
     root = logging.getLogger()
@@ -211,11 +211,13 @@ def leadline_cli(
         for name, value in {**cli_env(settings), **env}.items():
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()
+        clear_context()
         try:
             result = runner.invoke(app, list(args))
         finally:
-            if get_context() is not context:
-                get_context().db.dispose()
+            built = current_context()
+            if built is not None and built is not context:
+                built.db.dispose()
             set_context(context)
             install_broker(broker)
             get_settings.cache_clear()

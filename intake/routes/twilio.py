@@ -5,6 +5,8 @@ form value, repeated ones included; JSON bodies are covered by the `bodySHA256` 
 Inbound SMS are routed by `To` (a number added with `leadline number add`); status callbacks
 by an `org` query value in the callback URL (signed with it) or else by `From`. An unknown
 number is 404: Twilio does not retry, and the sender is verified, so nothing leaks.
+An inbound opt-out (STOP and the rest) is recorded as a suppression in the transaction that
+stores the event, before the 200 (intake/inbound.py), so it holds whatever Redis does.
 """
 
 from __future__ import annotations

@@ -136,7 +136,7 @@ def unknown(
     org: str | None = typer.Argument(None, help="Only this organisation's messages."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Messages whose outcome is unknown (never re-sent automatically): ids only."""
+    """Messages whose outcome reconciliation could not decide (for a person): ids only."""
     from models.outbound import unknown_outbound
 
     org_id = parse_uuid(org, "ORG") if org else None

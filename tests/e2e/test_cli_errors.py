@@ -29,6 +29,7 @@ BAD_ARGUMENTS: dict[str, list[str]] = {
     "org create": ["x" * 201],
     "telegram link": [BAD, "5"],
     "backup create": [BAD],
+    "backup restore": [BAD],
     "backup list": [BAD],
     "alerts unknown": [BAD],
     "alerts resolve": [UNKNOWN_ID, "--as", "maybe"],

@@ -395,4 +395,7 @@ def test_backup_restore_id_through_the_cli_on_a_live_database(
     assert result.stdout.strip() == "restored 4 rows; 1 erased leads kept erased"
     assert find_by_phone(context, org.id, ADA.phone) is None
     unknown = leadline_cli(settings, "backup", "restore", str(uuid.uuid4()))
-    assert (unknown.exit_code, unknown.stderr) == (1, "error: no available backup with that id\n")
+    assert (unknown.exit_code, unknown.stderr) == (
+        1,
+        "error: no available backup with that id (`leadline backup list` shows them)\n",
+    )

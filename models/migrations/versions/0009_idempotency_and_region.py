@@ -1,14 +1,14 @@
 """request fingerprints for Idempotency-Key reuse; an organisation's default phone region
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0008"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
