@@ -216,7 +216,9 @@ def org_settings(
         with context.db.tenant(org_id) as session:
             if default_region is None:
                 if session.get(Organization, org_id) is None:
-                    raise NotFoundError("no such organisation")
+                    raise NotFoundError(
+                        f"no organisation {org_id} (`leadline org list` shows them)"
+                    )
                 region = current_region(session, org_id)
             else:
                 region = set_default_region(session, org_id, None if clear else default_region)

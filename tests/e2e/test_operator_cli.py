@@ -130,9 +130,13 @@ def test_endpoint_delete_removes_it_with_its_deliveries(context: Any, make_org: 
 
 
 def set_state(context: Any, org_id: uuid.UUID, message_id: uuid.UUID, state: str) -> None:
+    """As reconciliation leaves a message it could not decide (listed for operators)."""
+    code = "not_at_provider" if state == "unknown" else None
     with context.db.tenant(org_id) as session:
         session.execute(
-            update(OutboundMessage).where(OutboundMessage.id == message_id).values(state=state)
+            update(OutboundMessage)
+            .where(OutboundMessage.id == message_id)
+            .values(state=state, last_error_code=code)
         )
 
 
