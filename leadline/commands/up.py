@@ -13,7 +13,8 @@ import httpx
 import typer
 
 from leadline.bootstrap import child_environment, stop_embedded
-from leadline.commands.common import fail, open_runtime
+from leadline.commands.common import fail, open_runtime, run_guarded
+from leadline.devsecrets import development_provider_secrets
 from leadline.settings import Settings
 
 
@@ -36,18 +37,7 @@ def up(
         {
             "TWILIO_API_BASE": settings.twilio_api_base or sandbox_url,
             "TELEGRAM_API_BASE": sandbox_url,
-            "TWILIO_ACCOUNT_SID": settings.twilio_account_sid or "AC" + "0" * 32,
-            "TWILIO_AUTH_TOKEN": (
-                settings.twilio_auth_token.get_secret_value()
-                if settings.twilio_auth_token
-                else "dev-auth-token"
-            ),
-            "TWILIO_FROM_NUMBER": settings.twilio_from_number or "+15005550006",
-            "TELEGRAM_BOT_TOKEN": (
-                settings.telegram_bot_token.get_secret_value()
-                if settings.telegram_bot_token
-                else "123456:dev-bot-token"
-            ),
+            **run_guarded(lambda: development_provider_secrets(settings), False).environment(),
             "LEADLINE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
         },
     )
