@@ -52,7 +52,7 @@ def up(
 
             run_demo(context, f"http://127.0.0.1:{port}", sandbox_url)
             return
-        print_welcome(port, sandbox_url)
+        print_welcome(f"http://127.0.0.1:{port}", sandbox_url)
         wait_for_stop(children, stop)
     finally:
         stop_children(children)
@@ -106,21 +106,17 @@ def wait_until_healthy(
         fail("intake did not become healthy in time")
 
 
-def print_welcome(port: int, sandbox_url: str) -> None:
+def print_welcome(intake_url: str, sandbox_url: str) -> None:
+    from leadline.commands.quickstart import render_quick_start
+
     typer.echo(
         f"""
 Leadline is running.
-  intake   http://127.0.0.1:{port}   (GET /healthz)
-  sandbox  {sandbox_url}/sent        (messages that "left" for Twilio/Telegram)
-  ops      http://127.0.0.1:{port}/ops   (set LEADLINE_OPS_TOKEN to sign in), /metrics, /readyz
+  intake   {intake_url}   (GET /healthz)
+  sandbox  {sandbox_url}/sent   (messages that "left" for Twilio/Telegram)
+  ops      {intake_url}/ops   (set LEADLINE_OPS_TOKEN to sign in), /metrics, /readyz
 
-Create an organisation and an API key, then post a lead (in another terminal):
-  .venv/bin/leadline org create "Acme Roofing"
-  .venv/bin/leadline apikey create <org id>
-  curl -s -X POST http://127.0.0.1:{port}/v1/leads \\
-       -H "Authorization: Bearer <api key>" -H "Content-Type: application/json" \\
-       -d '{{"name": "Ada", "phone": "+14155550123", "consent": {{"sms": true}}}}'
-
+{render_quick_start(intake_url, sandbox_url)}
 Ctrl-C stops everything.
 """,
         err=True,
