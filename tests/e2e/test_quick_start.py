@@ -227,19 +227,22 @@ def leadline_json(stack: Stack, *args: str) -> Any:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def linked_chats(stack: Stack, org: str) -> list[str]:
-    chats = leadline_json(stack, "telegram", "list", org)
-    return [chat["chat_id"] for chat in chats if chat["status"] == "linked"]
+def linked_chats(context: Any, org_id: uuid.UUID) -> int:
+    from models.channels import TelegramChat
+
+    with context.db.tenant(org_id) as session:
+        query = select(func.count()).where(TelegramChat.status == "linked")
+        return int(session.scalar(query.select_from(TelegramChat)) or 0)
 
 
-def test_simulated_telegram_start_links_the_chat(stack: Stack) -> None:
+def test_simulated_telegram_start_links_the_chat(stack: Stack, context: Any) -> None:
     org = leadline_json(stack, "org", "create", "Telegram Roofing")["id"]
     code = leadline_json(stack, "telegram", "link-code", org)["code"]
     args = ("--chat-id", "777", "--url", stack.intake_url, "--json")
     result = simulate(stack, "telegram", org, f"/start {code}", *args)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] == 200
-    wait_for(lambda: linked_chats(stack, org) == ["777"], "the chat to be linked")
+    wait_for(lambda: linked_chats(context, uuid.UUID(org)) == 1, "the chat to be linked")
 
 
 def test_simulated_meta_lead_needs_a_linked_account_then_makes_a_lead(
@@ -311,8 +314,6 @@ def test_without_a_running_stack_simulate_says_how_to_start_one(
     env = stack_env(settings, tmp_path, "http://127.0.0.1:9")
     for args in (
         ("sms", "+14155550123", "+14155550100", "STOP"),
-        ("stripe", "customer.subscription.deleted", "--customer", "cus_123"),
-        ("telegram", str(uuid.uuid4()), "hi"),
         ("meta-lead", str(uuid.uuid4())),
     ):
         result = subprocess.run(
