@@ -111,7 +111,9 @@ def post(url: str, body: bytes, headers: dict[str, str], as_json: bool) -> httpx
 
 
 def answered(response: httpx.Response, sent: Sent, secret_env: str, as_json: bool) -> None:
-    """Print the status and a one-line summary, or an error line naming the fix (exit 1)."""
+    """Print the status and a one-line summary, or an error line naming the fix (exit 1).
+
+    `secret_env` completes "it runs with another ..." when the stack refuses the signature."""
     if response.is_success:
         record = {
             "provider": sent.provider,
@@ -179,7 +181,8 @@ def simulate_sms(
         answered(
             response,
             Sent("twilio", target, response.status_code, sid, summary),
-            "TWILIO_AUTH_TOKEN",
+            # Twilio signs the URL too: a stack whose public URL is not the one we call refuses.
+            f"TWILIO_AUTH_TOKEN or its LEADLINE_PUBLIC_URL is not {target.split('/hooks/')[0]}",
             as_json,
         )
 

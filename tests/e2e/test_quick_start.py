@@ -294,6 +294,14 @@ def test_a_forged_signature_is_refused_with_the_fix(stack: Stack) -> None:
         "error: the stack refused the telegram signature (403) (it runs with another "
         "TELEGRAM_SECRET_TOKEN: use the same value for both, or restart it with make run)"
     ]
+    other_url = stack.intake_url.replace("127.0.0.1", "localhost")  # same server, other URL
+    unsigned_url = simulate(stack, "sms", LEAD_PHONE, "+14155550100", "hi", "--url", other_url)
+    assert unsigned_url.returncode == 1
+    assert unsigned_url.stderr.strip().splitlines() == [
+        "error: the stack refused the twilio signature (403) (it runs with another "
+        f"TWILIO_AUTH_TOKEN or its LEADLINE_PUBLIC_URL is not {other_url}: use the same value "
+        "for both, or restart it with make run)"
+    ]
     stored = read_dev_secrets(stack.state_dir)
     assert stored is not None
     genuine = simulate(
