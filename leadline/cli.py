@@ -24,6 +24,7 @@ from leadline.commands.orgs import apikey_app, org_app
 from leadline.commands.retention import backup_app, export, lead_app, org_delete
 from leadline.commands.schedule import schedule_app, scheduler
 from leadline.commands.serve import intake, migrate, sandbox, worker
+from leadline.commands.simulate import simulate_app
 from leadline.commands.status import status
 from leadline.commands.up import up
 from leadline.commands.webhooks import endpoint_app, webhook_app
@@ -158,6 +159,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(audit_app, name="audit")
 app.add_typer(endpoint_app, name="endpoint")
 app.add_typer(webhook_app, name="webhook")
+app.add_typer(simulate_app, name="simulate")
 
 
 def main() -> None:

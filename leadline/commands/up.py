@@ -13,7 +13,8 @@ import httpx
 import typer
 
 from leadline.bootstrap import child_environment, stop_embedded
-from leadline.commands.common import fail, open_runtime
+from leadline.commands.common import fail, open_runtime, run_guarded
+from leadline.devsecrets import development_provider_secrets
 from leadline.settings import Settings
 
 
@@ -36,18 +37,7 @@ def up(
         {
             "TWILIO_API_BASE": settings.twilio_api_base or sandbox_url,
             "TELEGRAM_API_BASE": sandbox_url,
-            "TWILIO_ACCOUNT_SID": settings.twilio_account_sid or "AC" + "0" * 32,
-            "TWILIO_AUTH_TOKEN": (
-                settings.twilio_auth_token.get_secret_value()
-                if settings.twilio_auth_token
-                else "dev-auth-token"
-            ),
-            "TWILIO_FROM_NUMBER": settings.twilio_from_number or "+15005550006",
-            "TELEGRAM_BOT_TOKEN": (
-                settings.telegram_bot_token.get_secret_value()
-                if settings.telegram_bot_token
-                else "123456:dev-bot-token"
-            ),
+            **run_guarded(lambda: development_provider_secrets(settings), False).environment(),
             "LEADLINE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
         },
     )
@@ -62,7 +52,7 @@ def up(
 
             run_demo(context, f"http://127.0.0.1:{port}", sandbox_url)
             return
-        print_welcome(port, sandbox_url)
+        print_welcome(f"http://127.0.0.1:{port}", sandbox_url)
         wait_for_stop(children, stop)
     finally:
         stop_children(children)
@@ -116,21 +106,17 @@ def wait_until_healthy(
         fail("intake did not become healthy in time")
 
 
-def print_welcome(port: int, sandbox_url: str) -> None:
+def print_welcome(intake_url: str, sandbox_url: str) -> None:
+    from leadline.commands.quickstart import render_quick_start
+
     typer.echo(
         f"""
 Leadline is running.
-  intake   http://127.0.0.1:{port}   (GET /healthz)
-  sandbox  {sandbox_url}/sent        (messages that "left" for Twilio/Telegram)
-  ops      http://127.0.0.1:{port}/ops   (set LEADLINE_OPS_TOKEN to sign in), /metrics, /readyz
+  intake   {intake_url}   (GET /healthz)
+  sandbox  {sandbox_url}/sent   (messages that "left" for Twilio/Telegram)
+  ops      {intake_url}/ops   (set LEADLINE_OPS_TOKEN to sign in), /metrics, /readyz
 
-Create an organisation and an API key, then post a lead (in another terminal):
-  .venv/bin/leadline org create "Acme Roofing"
-  .venv/bin/leadline apikey create <org id>
-  curl -s -X POST http://127.0.0.1:{port}/v1/leads \\
-       -H "Authorization: Bearer <api key>" -H "Content-Type: application/json" \\
-       -d '{{"name": "Ada", "phone": "+14155550123", "consent": {{"sms": true}}}}'
-
+{render_quick_start(intake_url, sandbox_url)}
 Ctrl-C stops everything.
 """,
         err=True,

@@ -1,21 +1,15 @@
-"""Requests signed the way each provider signs them, with the providers' own code
-(Meta's HMAC is computed independently here, with hmac/hashlib)."""
+"""Requests signed the way each provider signs them: the tests' defaults (secrets and public URL)
+over leadline.provider_signing, which `leadline simulate` uses too."""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
-import stripe
-from standardwebhooks.webhooks import Webhook
-from starlette.datastructures import MultiDict
-from twilio.request_validator import RequestValidator
-
+from leadline import provider_signing
 from tests.conftest import TEST_PROVIDER_SECRETS
 
 TWILIO_TOKEN = TEST_PROVIDER_SECRETS["twilio_auth_token"]
@@ -24,15 +18,14 @@ TELEGRAM_SECRET = TEST_PROVIDER_SECRETS["telegram_secret_token"]
 META_SECRET = TEST_PROVIDER_SECRETS["meta_app_secret"]
 META_VERIFY = TEST_PROVIDER_SECRETS["meta_verify_token"]
 PUBLIC_URL = "http://127.0.0.1:8000"  # the settings' LEADLINE_PUBLIC_URL default
-FORM = "application/x-www-form-urlencoded"
+FORM = provider_signing.FORM
 
 
 def twilio_form(
     params: list[tuple[str, str]], path: str, token: str = TWILIO_TOKEN, query: str = ""
 ) -> tuple[bytes, dict[str, str]]:
     url = PUBLIC_URL + path + (f"?{query}" if query else "")
-    signature = RequestValidator(token).compute_signature(url, MultiDict(params))
-    return urlencode(params).encode(), {"X-Twilio-Signature": signature, "Content-Type": FORM}
+    return provider_signing.twilio_form(token, url, params)
 
 
 def twilio_json(
@@ -40,20 +33,15 @@ def twilio_json(
 ) -> tuple[str, bytes, dict[str, str]]:
     """(path with query, body, headers): the body is covered by bodySHA256 in the URL."""
     body = json.dumps(data).encode()
-    validator = RequestValidator(token)
-    query = "&".join(q for q in (query, f"bodySHA256={validator.compute_hash(body.decode())}") if q)
-    signature = validator.compute_signature(f"{PUBLIC_URL}{path}?{query}", {})
-    headers = {"X-Twilio-Signature": signature, "Content-Type": "application/json"}
-    return f"{path}?{query}", body, headers
+    url = PUBLIC_URL + path + (f"?{query}" if query else "")
+    signed_url, headers = provider_signing.twilio_json(token, url, body)
+    return signed_url.removeprefix(PUBLIC_URL), body, headers
 
 
 def stripe_headers(
     body: bytes, secret: str = STRIPE_SECRET, timestamp: int | None = None
 ) -> dict[str, str]:
-    header = stripe.WebhookSignature.generate_signature_header(
-        body.decode(), secret, timestamp=timestamp or int(time.time())
-    )
-    return {"Stripe-Signature": header, "Content-Type": "application/json"}
+    return provider_signing.stripe_headers(secret, body, timestamp or int(time.time()))
 
 
 def stripe_event(
@@ -74,7 +62,7 @@ def stripe_event(
 
 
 def telegram_headers(secret: str = TELEGRAM_SECRET) -> dict[str, str]:
-    return {"X-Telegram-Bot-Api-Secret-Token": secret, "Content-Type": "application/json"}
+    return provider_signing.telegram_headers(secret)
 
 
 def telegram_update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
@@ -91,8 +79,7 @@ def telegram_update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
 
 
 def meta_headers(body: bytes, secret: str = META_SECRET) -> dict[str, str]:
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+    return provider_signing.meta_headers(secret, body)
 
 
 def messenger_body(page_id: str, sender: str, mids_and_texts: list[tuple[str, str]]) -> bytes:
@@ -128,12 +115,7 @@ def whatsapp_body(waba_id: str, wa_id: str, mid: str, text: str, name: str) -> b
 def standard_headers(
     secret: str, body: bytes, org_id: Any, msg_id: str, at: datetime | None = None
 ) -> dict[str, str]:
-    at = at or datetime.now(tz=UTC)
-    signature = Webhook(secret).sign(msg_id, at, body.decode())
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": signature,
-        "webhook-org": str(org_id),
-        "Content-Type": "application/json",
-    }
+    headers = provider_signing.standard_webhook_headers(
+        secret, body, msg_id, at or datetime.now(tz=UTC)
+    )
+    return {**headers, "webhook-org": str(org_id)}
