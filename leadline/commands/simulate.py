@@ -254,7 +254,10 @@ def simulate_stripe(
 
     def run() -> None:
         if not EVENT_TYPE.match(event_type):
-            fail("EVENT_TYPE must look like customer.subscription.deleted", as_json)
+            fail(
+                "EVENT_TYPE is not a Stripe event type (e.g. customer.subscription.deleted)",
+                as_json,
+            )
         if not customer.strip():
             fail("--customer must be a Stripe customer id such as cus_123", as_json)
         settings = get_settings()
