@@ -27,6 +27,9 @@ class LeadFields:
     phone: str | None = None
     email: str | None = None
     message: str | None = None
+    # When the message was sent (timezone-aware), if the source says: an earlier message
+    # replaces a later first message, since one person's messages may be processed in any order.
+    message_at: datetime | None = None
     platform_user: str | None = None
     source: str = "api"
     sms_consent: bool = False
@@ -161,13 +164,27 @@ def _write_fields(
         "name_ct": fields.name,
         "phone_ct": phone,
         "email_ct": fields.email.strip() if fields.email else None,
-        "first_message_ct": fields.message,
     }
     for column, plaintext in values.items():
         if plaintext is not None and (overwrite or getattr(lead, column) is None):
             setattr(lead, column, cipher.encrypt_text(plaintext, TABLE, column, lead.id))
+    if fields.message is not None and (overwrite or _sent_before_first(lead, fields)):
+        lead.first_message_ct = cipher.encrypt_text(
+            fields.message, TABLE, "first_message_ct", lead.id
+        )
+        lead.first_message_at = fields.message_at
     if fields.sms_consent:
         _merge_consent(cipher, lead, fields)
+
+
+def _sent_before_first(lead: Lead, fields: LeadFields) -> bool:
+    """Whether this message should be the lead's first: it has none yet, or this one was sent
+    earlier than it. Runs under the lead's row lock, so of concurrent messages the earliest wins.
+    A first message without a send time (older rows, sources that give none) is kept."""
+    if lead.first_message_ct is None:
+        return True
+    recorded, incoming = lead.first_message_at, fields.message_at
+    return recorded is not None and incoming is not None and incoming < recorded
 
 
 def _merge_consent(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:

@@ -130,6 +130,7 @@ class Lead(Base):
     phone_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     email_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     first_message_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    first_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     phone_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
     email_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
     platform_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)

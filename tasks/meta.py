@@ -1,15 +1,20 @@
 """Meta (Messenger, Instagram, WhatsApp) messages → leads keyed by the platform user id.
 
 The intake splits each verified webhook body into one inbound event per message (external
-id = the message id), each payload `{"object": ..., "entry": <that entry with one message>}`.
-The handler upserts the lead by a blind index of `platform:user id` and stores the text
-encrypted as the lead's first message.
+id = the message id), each payload `{"object": ..., "entry": <that entry with one message>,
+"position": <its index among the body's messages>}`. The handler upserts the lead by a blind
+index of `platform:user id` and stores the text encrypted as the lead's first message.
+
+Workers process one person's messages concurrently, in any order, so the first message is the
+one sent earliest: Meta's send time (milliseconds; seconds for WhatsApp), ties within one body
+broken by the order of the body.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from models.leads import LeadFields, upsert_lead
@@ -18,6 +23,11 @@ from tasks.registry import EventContext, handles
 
 PLATFORMS = {"page": "messenger", "instagram": "instagram", "whatsapp_business_account": "whatsapp"}
 MAX_ID_LENGTH = 255
+MAX_TIMESTAMP_DIGITS = 16
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A body's position breaks ties between equal send times as microseconds added to the time;
+# kept under a millisecond so it never reorders messages whose send times differ.
+MAX_POSITION = 999
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,7 @@ class PlatformMessage:
     user_id: str
     text: str | None
     name: str | None
+    sent_at: datetime | None
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -62,7 +73,7 @@ def split_meta_messages(body: dict[str, Any]) -> list[MetaMessage]:
     for entry in map(as_dict, as_list(body.get("entry"))):
         split = whatsapp_messages if kind == "whatsapp_business_account" else messaging_messages
         found.extend(split(str(kind), entry))
-    return found
+    return [replace(m, payload={**m.payload, "position": i}) for i, m in enumerate(found)]
 
 
 def messaging_messages(kind: str, entry: dict[str, Any]) -> Iterator[MetaMessage]:
@@ -93,6 +104,30 @@ def whatsapp_messages(kind: str, entry: dict[str, Any]) -> Iterator[MetaMessage]
             yield MetaMessage(accounts, mid, {"object": kind, "entry": single})
 
 
+def sent_at(value: Any, per_second: int) -> datetime | None:
+    """A send time given as a count of 1/per_second seconds since the epoch, if it is one."""
+    digits = isinstance(value, str) and value.isascii() and value.isdigit()
+    if digits and len(value) <= MAX_TIMESTAMP_DIGITS:  # WhatsApp sends a string
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        return None
+    try:
+        return EPOCH + timedelta(microseconds=value * (1_000_000 // per_second))
+    except OverflowError:
+        return None
+
+
+def message_order(payload: dict[str, Any], message: PlatformMessage) -> datetime | None:
+    """When the message was sent, nudged by its position in the body so that equal times
+    keep the body's order; None when Meta gave no usable time."""
+    if message.sent_at is None:
+        return None
+    position = payload.get("position")
+    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+        position = 0  # stored before positions were recorded
+    return message.sent_at + timedelta(microseconds=min(position, MAX_POSITION))
+
+
 def read_platform_message(payload: dict[str, Any]) -> PlatformMessage | None:
     """The one message in a stored payload, in a platform-neutral shape."""
     platform = PLATFORMS.get(str(payload.get("object")))
@@ -106,7 +141,13 @@ def read_platform_message(payload: dict[str, Any]) -> PlatformMessage | None:
     text = as_dict(event.get("message")).get("text")
     if sender is None:
         return None
-    return PlatformMessage(platform, sender, text if isinstance(text, str) else None, None)
+    return PlatformMessage(
+        platform,
+        sender,
+        text if isinstance(text, str) else None,
+        None,
+        sent_at(event.get("timestamp"), 1000),
+    )
 
 
 def read_whatsapp(entry: dict[str, Any]) -> PlatformMessage | None:
@@ -124,6 +165,7 @@ def read_whatsapp(entry: dict[str, Any]) -> PlatformMessage | None:
         sender,
         text if isinstance(text, str) else None,
         name if isinstance(name, str) else None,
+        sent_at(message.get("timestamp"), 1),
     )
 
 
@@ -135,6 +177,7 @@ def handle_meta_message(ctx: EventContext) -> None:
     fields = LeadFields(
         name=message.name,
         message=message.text,
+        message_at=message_order(ctx.payload, message),
         platform_user=f"{message.platform}:{message.user_id}",
         source=message.platform,
     )

@@ -8,7 +8,8 @@ Contracts:
     "twilio_status"  {"params": {...}}                       MessageSid, MessageStatus, ErrorCode
     "stripe"         the verified Stripe event object (dict)
     "telegram"       the verified Telegram Update object (dict)
-    "meta"           {"entry": one verified Meta webhook entry}
+    "meta"           {"object", "entry": one verified Meta webhook entry with one message,
+                      "position": the message's index in its webhook body}
 - Domain events (`publish`): type is one of lead.created, lead.updated, message.received,
   message.status, optout.changed, endpoint.disabled; `data` holds ids and codes only (no
   PII); subscribers (webhooks) build what they send from the ids, inside the same session.

@@ -96,13 +96,15 @@ def messenger_body(page_id: str, sender: str, mids_and_texts: list[tuple[str, st
     return json.dumps(body, ensure_ascii=False).encode()
 
 
-def whatsapp_body(waba_id: str, wa_id: str, mid: str, text: str, name: str) -> bytes:
+def whatsapp_body(
+    waba_id: str, wa_id: str, mid: str, text: str, name: str, sent: str = "1"
+) -> bytes:
     value = {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550001111", "phone_number_id": "1098765"},
         "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
         "messages": [
-            {"from": wa_id, "id": mid, "timestamp": "1", "type": "text", "text": {"body": text}}
+            {"from": wa_id, "id": mid, "timestamp": sent, "type": "text", "text": {"body": text}}
         ],
     }
     body = {

@@ -9,7 +9,9 @@ import dramatiq
 from sqlalchemy import select
 
 from models.leads import decrypt_lead
-from models.tables import Lead
+from models.tables import InboundEvent, Lead
+from tasks.events import process_inbound_event
+from tasks.outbox import Outbox
 from tests.helpers import wait_for
 from tests.integration.intake.conftest import all_event_count, events_of, settled
 from tests.integration.intake.signing import (
@@ -67,6 +69,57 @@ def test_messenger_message_with_non_ascii_text_becomes_a_lead(
         row = session.scalars(select(Lead)).one()
         assert row.platform_bidx is not None
         assert GREETING.encode() not in (row.first_message_ct or b"")
+
+
+def process_in_order(context: Any, org_id: uuid.UUID, external_ids: list[str]) -> None:
+    """What the worker does with each event, one after the other in the order given."""
+    for external_id in external_ids:
+        with context.db.tenant(org_id) as session:
+            cipher = context.keys.cipher(session, org_id)
+            query = select(InboundEvent.id).where(InboundEvent.external_id == external_id)
+            event_id = session.scalars(query).one()
+            assert process_inbound_event(session, cipher, event_id, Outbox(), context.clock())
+
+
+def test_first_message_is_the_earliest_whatever_order_the_worker_takes(
+    client: Any, make_org: Any, link_meta: Any, context: Any
+) -> None:
+    """One delivery, two messages with the same send time (Meta gives milliseconds): the worker
+    takes the second first, and the first still becomes the lead's first message."""
+    org = make_org()
+    page = link_meta(org.id)
+    body = messenger_body(page, "6543210987", [("m_first", GREETING), ("m_second", "ещё вопрос")])
+    assert client.post(PATH, content=body, headers=meta_headers(body)).status_code == 200
+
+    process_in_order(context, org.id, ["m_second", "m_first"])
+
+    [lead] = leads_of(context, org.id)
+    assert lead.first_message == GREETING
+    with context.db.tenant(org.id) as session:
+        row = session.scalars(select(Lead)).one()
+        assert GREETING.encode() not in (row.first_message_ct or b"")
+
+
+def test_first_message_follows_send_time_across_deliveries(
+    client: Any, make_org: Any, link_meta: Any, context: Any
+) -> None:
+    """Deliveries arrive out of order: the message sent earlier replaces the recorded one, a
+    message sent later does not, whichever order they are processed in."""
+    org = make_org()
+    waba = link_meta(org.id)
+    sent = [
+        ("wamid.LATER", "second thought", "1700000060"),
+        ("wamid.EARLIER", "Do you do gutters?", "1700000000"),
+        ("wamid.LAST", "third thought", "1700000120"),
+    ]
+    for mid, text, at in sent:
+        body = whatsapp_body(waba, "15551234567", mid, text, "Zoë", sent=at)
+        assert client.post(PATH, content=body, headers=meta_headers(body)).status_code == 200
+
+    process_in_order(context, org.id, ["wamid.LATER", "wamid.EARLIER", "wamid.LAST"])
+
+    [lead] = leads_of(context, org.id)
+    assert lead.first_message == "Do you do gutters?"
 
 
 def test_whatsapp_message_becomes_a_lead_and_replay_is_one_event(
