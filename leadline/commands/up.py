@@ -174,7 +174,7 @@ def install_stop_handlers() -> threading.Event:
 
 
 def wait_until_healthy(
-    url: str, children: dict[str, Any], stop: threading.Event, timeout: float = 60.0
+    url: str, children: dict[str, Any], stop: threading.Event, timeout: float = 180.0
 ) -> None:
     """Until our intake answers /healthz. A child that exits first ends `up` with one line.
 

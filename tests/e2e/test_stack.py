@@ -30,6 +30,8 @@ from tests.e2e.test_cli import cli_env
 from tests.helpers import wait_for
 
 TWILIO_TOKEN = "stack-test-twilio-auth-token"
+# Two stacks of five processes each start here; on a loaded machine that takes minutes.
+pytestmark = pytest.mark.timeout(600)
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,13 @@ def stack(settings: Settings, context: Any) -> Iterator[Stack]:
         return healthy(url)
 
     try:
-        wait_for(up_or_exited, timeout=90, interval=0.2)
+        wait_for(up_or_exited, timeout=180, interval=0.2)
         yield Stack(url, f"http://127.0.0.1:{sandbox_port}", env)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
