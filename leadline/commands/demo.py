@@ -44,17 +44,18 @@ def isolated_settings(settings: Settings) -> Iterator[Settings]:
     own embedded servers in a temporary directory; with them, it makes its own database and
     namespace on those servers. Its worker serves no metrics port (the stack's holds 9191).
     """
-    state_dir = Path(tempfile.mkdtemp(prefix="leadline-demo-"))
     suffix = uuid.uuid4().hex[:10]
+    database = f"leadline_demo_{suffix}"
+    if settings.leadline_database_url is not None:
+        create_database(settings.leadline_database_url, database)
+    state_dir = Path(tempfile.mkdtemp(prefix="leadline-demo-"))
     updates: dict[str, Any] = {
         "leadline_state_dir": str(state_dir),
         "leadline_backup_dir": str(state_dir / "backups"),
         "leadline_redis_namespace": f"{settings.leadline_redis_namespace}-demo-{suffix}",
         "leadline_worker_metrics_port": 0,
     }
-    database = f"leadline_demo_{suffix}"
     if settings.leadline_database_url is not None:
-        create_database(settings.leadline_database_url, database)
         updates["leadline_database_url"] = with_database(settings.leadline_database_url, database)
         if settings.leadline_app_database_url is not None:
             updates["leadline_app_database_url"] = with_database(
