@@ -17,6 +17,8 @@ COPY scheduler ./scheduler
 RUN uv pip install --system --no-cache --no-deps . && rm -rf /root/.cache
 USER leadline
 ENV LEADLINE_ENV=production
+# Behind the TLS proxy, set LEADLINE_TRUSTED_PROXIES to its address (docs/intake.md): the
+# intake reads X-Forwarded-For itself and uvicorn's FORWARDED_ALLOW_IPS is not used.
 EXPOSE 8000
 ENTRYPOINT ["leadline"]
 CMD ["intake", "--host", "0.0.0.0", "--port", "8000"]

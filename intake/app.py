@@ -12,10 +12,14 @@ from intake.hooks import LogThrottle
 from intake.limits import RateLimiter, RateLimitExceeded
 from intake.middleware import (
     BodyLimitMiddleware,
+    BodyTimeout,
+    BodyTimeoutMiddleware,
     BodyTooLarge,
+    ClientAddressMiddleware,
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
+from intake.ops_auth import OpsSessions
 from intake.rejections import RejectionMetricsMiddleware
 from intake.responses import error_response
 from intake.routes import (
@@ -41,6 +45,10 @@ def create_fastapi(context: TaskContext) -> FastAPI:
     app = FastAPI(title="Leadline intake", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.context = context
     app.state.limiter = RateLimiter.from_settings(context.settings)
+    assert context.settings.leadline_redis_url is not None
+    app.state.ops_sessions = OpsSessions.from_url(
+        context.settings.leadline_redis_url, context.settings.leadline_redis_namespace
+    )
     app.state.rejection_log = LogThrottle()
     app.include_router(health.router)
     app.include_router(leads.router)
@@ -66,6 +74,12 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BodyTooLarge)
     async def body_too_large(_: Request, __: Exception) -> Response:
         return error_response(413, "request body too large")
+
+    @app.exception_handler(BodyTimeout)
+    async def body_timed_out(_: Request, __: Exception) -> Response:
+        response = error_response(408, "request body timed out")
+        response.headers["Connection"] = "close"
+        return response
 
     @app.exception_handler(RateLimitExceeded)
     async def rate_limited(request: Request, exc: Exception) -> Response:
@@ -96,7 +110,11 @@ def create_app(context: TaskContext) -> ASGIApp:
 
 
 def protect(app: ASGIApp, context: TaskContext) -> ASGIApp:
-    app = BodyLimitMiddleware(app, context.settings.leadline_max_body_bytes)
+    settings = context.settings
+    app = BodyLimitMiddleware(app, settings.leadline_max_body_bytes)
+    app = BodyTimeoutMiddleware(app, settings.leadline_body_timeout_seconds)
     app = RejectionMetricsMiddleware(app)
     app = RequestIdMiddleware(app)
-    return SecurityHeadersMiddleware(app)
+    app = SecurityHeadersMiddleware(app)
+    # Outermost: everything inside (limits, refusals, logs) sees the resolved client address.
+    return ClientAddressMiddleware(app, settings.trusted_proxy_networks)

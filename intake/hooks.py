@@ -2,6 +2,8 @@
 
 A refusal is a short JSON error that never echoes the request, a metric, and a warning log
 line (no payload, no headers) that is itself rate-limited so a flood cannot flood the logs.
+Routes verify first and refuse after: only a request that failed verification is counted
+against (and, once they are used up, refused by) its provider's failures from that address.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from intake.inbound import StoredEvent, store_inbound_event
-from intake.limits import hit, record_auth_failure
+from intake.limits import FailureClass, count_auth_failure, hit
 from intake.rejections import label_rejection
 from intake.responses import error_response
 from leadline.logging import get_logger
@@ -79,10 +81,21 @@ def warn_throttled(request: Request, message: str, source: str, reason: str) -> 
         log.warning(message, source=source, reason=reason, suppressed=suppressed)
 
 
+FAILURE_CLASSES: dict[str, FailureClass] = {
+    "api": "signed_leads",
+    "twilio_sms": "twilio",
+    "twilio_status": "twilio",
+    "stripe": "stripe",
+    "telegram": "telegram",
+    "meta": "meta",
+}
+
+
 async def reject(request: Request, source: str, reason: str) -> Response:
-    """403 for a request that failed verification; nothing is stored."""
+    """403 for a request that failed verification (429 once its address has failed too often
+    on this source's route class); nothing is stored."""
     label_rejection(request, reason)
-    await record_auth_failure(request)
+    await count_auth_failure(request, FAILURE_CLASSES[source])
     warn_throttled(request, "inbound request refused", source, reason)
     return error_response(403, "verification failed")
 

@@ -1,19 +1,29 @@
-"""Storing a verified inbound event: encrypt, insert once per external id, commit, enqueue."""
+"""Storing a verified inbound event: encrypt, insert once per external id, commit, enqueue.
+
+An inbound STOP is also recorded as a suppression in that transaction (record_at_the_door),
+so it holds from the 2xx on even if Redis is down and the event waits for the sweeper.
+"""
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
 
 from leadline.metrics import EVENTS_ACCEPTED, EVENTS_DEDUPLICATED
+from models.crypto import OrgCipher
+from models.intake import request_fingerprint
 from models.tables import InboundEvent
 from tasks.context import TaskContext
 from tasks.events import encrypt_payload, process_event
-from tasks.outbox import enqueue_or_defer
+from tasks.inbound_sms import record_optout_at_the_door
+from tasks.outbox import Outbox, enqueue_or_defer
 
 
 @dataclass(frozen=True)
@@ -21,6 +31,7 @@ class StoredEvent:
     id: uuid.UUID
     created: bool
     enqueued: bool
+    same_request: bool = True  # False: the external id was first used for a different request
 
 
 def store_inbound_event(
@@ -30,11 +41,21 @@ def store_inbound_event(
     external_id: str | None,
     payload: dict[str, Any],
     request_id: str | None = None,
+    canonical_request: str | None = None,
 ) -> StoredEvent:
-    """Insert the event unless (org, source, external id) exists; enqueue only a new one."""
+    """Insert the event unless (org, source, external id) exists; enqueue only a new one.
+
+    With `canonical_request`, a keyed fingerprint of it is kept, and an existing event with a
+    different fingerprint comes back with `same_request=False` (nothing is stored)."""
     event_id = uuid.uuid4()
+    outbox = Outbox()
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
+        fingerprint = (
+            request_fingerprint(cipher, canonical_request)
+            if canonical_request is not None and external_id is not None
+            else None
+        )
         inserted = session.execute(
             insert(InboundEvent)
             .values(
@@ -45,18 +66,41 @@ def store_inbound_event(
                 payload_ct=encrypt_payload(cipher, event_id, payload),
                 status="pending",
                 request_id=request_id,
+                request_fingerprint=fingerprint,
             )
             .on_conflict_do_nothing(constraint="uq_inbound_events_external")
             .returning(InboundEvent.id)
         ).scalar_one_or_none()
         if inserted is None:
-            existing = session.scalars(
-                select(InboundEvent.id).where(
+            existing = session.execute(
+                select(InboundEvent.id, InboundEvent.request_fingerprint).where(
                     InboundEvent.source == source, InboundEvent.external_id == external_id
                 )
             ).one()
             EVENTS_DEDUPLICATED.labels(source=source).inc()
-            return StoredEvent(existing, created=False, enqueued=False)
+            same = same_fingerprint(existing.request_fingerprint, fingerprint)
+            return StoredEvent(existing.id, created=False, enqueued=False, same_request=same)
+        record_at_the_door(session, cipher, event_id, source, payload, outbox, context.clock())
+    outbox.flush()
     EVENTS_ACCEPTED.labels(source=source).inc()
     enqueued = enqueue_or_defer(process_event, str(org_id), str(event_id))
     return StoredEvent(event_id, created=True, enqueued=enqueued)
+
+
+def same_fingerprint(stored: bytes | None, offered: bytes | None) -> bool:
+    """Unknown on either side (events stored before fingerprints, other sources) counts as same."""
+    return stored is None or offered is None or hmac.compare_digest(stored, offered)
+
+
+def record_at_the_door(
+    session: Session,
+    cipher: OrgCipher,
+    event_id: uuid.UUID,
+    source: str,
+    payload: dict[str, Any],
+    outbox: Outbox,
+    now: datetime,
+) -> None:
+    """What must hold from the 2xx on, in the event's own transaction: an inbound STOP."""
+    if source == "twilio_sms":
+        record_optout_at_the_door(session, cipher, event_id, payload, outbox, now)

@@ -1,18 +1,24 @@
 """Rate limits in Redis (the `limits` library), shared by every intake process.
 
-Named limits come from the settings: `auth_failures` (per client IP), `api` (per API key or
-signing org), `webhooks` (per org and route), `campaigns` (per org). Routes call
-`hit(request, name, key)`; an exhausted limit raises RateLimitExceeded, which the app answers
-with 429 and Retry-After. If Redis cannot be reached the limiter lets requests through (the
-intake keeps accepting, as it does when the broker is down) and logs a warning.
+Named limits come from the settings: `auth_failures` (per route class and client address),
+`api` (per API key or signing org), `webhooks` (per org and route), `campaigns` (per org).
+Routes call `hit(request, name, key)`; an exhausted limit raises RateLimitExceeded, which the
+app answers with 429 and Retry-After. If Redis cannot be reached the limiter lets requests
+through (the intake keeps accepting, as it does when the broker is down) and logs a warning.
+
+Failed authentication is counted per route class (API keys, ops login, each provider, signed
+leads) and per client address (intake.middleware.ClientAddressMiddleware), only ever after the
+credential was checked: a request with a valid key or signature is never refused for other
+requests' failures, so bad API keys from an address cannot fail a provider's deliveries.
 """
 
 from __future__ import annotations
 
-import contextlib
+import ipaddress
 import math
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from limits import RateLimitItem, parse
 from limits.errors import StorageError
@@ -32,6 +38,13 @@ LIMIT_SETTINGS = {
     "webhooks": "leadline_limit_webhooks",
     "campaigns": "leadline_limit_campaigns",
 }
+
+
+# Route classes whose failed authentications are counted apart: a flood of bad API keys
+# never exhausts the budget of the Twilio route, nor wrong ops tokens that of Stripe.
+FailureClass = Literal[
+    "api_key", "ops_login", "twilio", "stripe", "telegram", "meta", "signed_leads"
+]
 
 
 class RateLimitExceeded(LeadlineError):
@@ -114,15 +127,26 @@ async def hit(request: Request, limit_name: str, key: str) -> None:
 
 
 def client_ip(request: Request) -> str:
+    """The client address ClientAddressMiddleware settled on (proxies' hops resolved)."""
     return request.client.host if request.client else "unknown"
 
 
-async def check_auth_failures(request: Request) -> None:
-    """Refuse callers that failed authentication too often, before trying again."""
-    await run_in_threadpool(limiter_of(request).check, "auth_failures", client_ip(request))
+async def count_auth_failure(request: Request, failure_class: FailureClass) -> None:
+    """Count one failed authentication of `failure_class` from the client's address.
+
+    Raises RateLimitExceeded (→ 429 with Retry-After) once that address has used up its
+    failures for that class; until then the caller answers its own 401 or 403."""
+    key = f"{failure_class}:{address_bucket(client_ip(request))}"
+    await run_in_threadpool(limiter_of(request).hit, "auth_failures", key)
 
 
-async def record_auth_failure(request: Request) -> None:
-    # This request is refused anyway; the next one meets check_auth_failures.
-    with contextlib.suppress(RateLimitExceeded):
-        await run_in_threadpool(limiter_of(request).hit, "auth_failures", client_ip(request))
+def address_bucket(address: str) -> str:
+    """What failures are counted by: an IPv4 address, or an IPv6 client's /64 (one site's
+    allocation), or else one client could dodge its count by rotating through 2^64 addresses."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network((parsed, 64), strict=False))
+    return str(parsed)

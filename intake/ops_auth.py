@@ -2,7 +2,9 @@
 cookie set by the login form; CSRF tokens tied to the session.
 
 Everything is derived from LEADLINE_OPS_TOKEN with HMAC, so rotating the token ends every
-session and invalidates every CSRF token. Comparisons are constant-time.
+session and invalidates every CSRF token. Comparisons are constant-time. A signed cookie is
+also only good while its session is live server side (OpsSessions, in Redis): logging out
+revokes it, so a copied cookie stops working at logout.
 
 - session cookie `__Host-leadline_ops` = `<session id>.<expiry>.<signature>`, Secure,
   HttpOnly, SameSite=Strict, Path=/ (the `__Host-` prefix forbids a Domain attribute);
@@ -18,6 +20,7 @@ import hmac
 import secrets
 import time
 
+import redis
 from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
@@ -89,12 +92,14 @@ class OpsAuth:
         nonce = self._verified(request.cookies.get(LOGIN_COOKIE), "login", None)
         return nonce is not None and self.csrf_valid("login:" + nonce, token)
 
-    def start_session(self, response: Response) -> None:
-        _, cookie = self._issue("session", SESSION_SECONDS)
+    def start_session(self, response: Response) -> str:
+        """Set a new session cookie on `response`; returns the session id to keep live."""
+        ident, cookie = self._issue("session", SESSION_SECONDS)
         set_cookie(response, SESSION_COOKIE, cookie, SESSION_SECONDS)
         response.delete_cookie(
             LOGIN_COOKIE, path="/", secure=True, httponly=True, samesite="strict"
         )
+        return ident
 
     @staticmethod
     def end_session(response: Response) -> None:
@@ -107,3 +112,33 @@ def set_cookie(response: Response, name: str, value: str, max_age: int) -> None:
     response.set_cookie(
         name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="strict"
     )
+
+
+class OpsSessions:
+    """The live ops sessions, server side. Redis holds only a hash of each session id (no
+    operator data), expiring with the session; logout deletes it."""
+
+    def __init__(self, client: redis.Redis[bytes], namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+
+    @classmethod
+    def from_url(cls, redis_url: str, namespace: str) -> OpsSessions:
+        client = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
+        return cls(client, namespace)
+
+    def key(self, session_id: str) -> str:
+        return f"{self.namespace}:ops-session:{hashlib.sha256(session_id.encode()).hexdigest()}"
+
+    def add(self, session_id: str, seconds: int = SESSION_SECONDS) -> None:
+        self.client.set(self.key(session_id), b"1", ex=seconds)
+
+    def alive(self, session_id: str) -> bool:
+        """Whether the session is live; False too when Redis cannot say (fail closed)."""
+        try:
+            return bool(self.client.exists(self.key(session_id)))
+        except redis.RedisError:
+            return False
+
+    def revoke(self, session_id: str) -> None:
+        self.client.delete(self.key(session_id))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import (
     BaseModel,
@@ -11,23 +11,54 @@ from pydantic import (
     EmailStr,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
-from models.normalize import InvalidPhoneNumber, normalize_phone
+from models.normalize import (
+    InvalidPhoneNumber,
+    NationalNumberWithoutRegion,
+    has_control_characters,
+    normalize_phone,
+)
+
+# Validation context key: the org's default phone region (None: +E.164 required)
+DEFAULT_REGION = "default_region"
+# Error type of a national number validated without a region (the route may retry with one)
+NEEDS_REGION = "phone_needs_region"
 
 
 class StrictModel(BaseModel):
+    """Every request body: no unknown fields, and no control characters in any string.
+
+    NUL cannot be stored in PostgreSQL text and other controls have no place in a form field;
+    fields listed in `free_text` (message bodies) may keep tab, CR and LF."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    free_text: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")  # before any field's own parsing (phone, email)
+    @classmethod
+    def no_control_characters(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str) and has_control_characters(
+            value, line_breaks_allowed=info.field_name in cls.free_text
+        ):
+            raise PydanticCustomError("control_character", "must not contain control characters")
+        return value
 
 
 class ConsentIn(StrictModel):
+    free_text = frozenset({"text"})
+
     sms: bool = False
     text: str | None = Field(default=None, max_length=1000)
 
 
 class LeadIn(StrictModel):
+    free_text = frozenset({"message"})
+
     name: str | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, max_length=32)
     email: EmailStr | None = Field(default=None, max_length=254)
@@ -37,11 +68,16 @@ class LeadIn(StrictModel):
 
     @field_validator("phone")
     @classmethod
-    def phone_must_be_valid(cls, value: str | None) -> str | None:
+    def phone_must_be_valid(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """E.164, or a national number read in the org's default region (context)."""
         if value is None:
             return None
+        context = info.context if isinstance(info.context, dict) else {}
+        region = context.get(DEFAULT_REGION)
         try:
-            return normalize_phone(value)
+            return normalize_phone(value, region if isinstance(region, str) else None)
+        except NationalNumberWithoutRegion as exc:
+            raise PydanticCustomError(NEEDS_REGION, str(exc)) from None
         except InvalidPhoneNumber as exc:
             raise ValueError(str(exc)) from None
 

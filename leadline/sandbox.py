@@ -10,6 +10,13 @@ Endpoints
            username == AccountSid; any password unless SandboxState(twilio_auth=(sid, token)).
     POST   /bot{token}/sendMessage     Telegram: chat_id, text (JSON, form or query string).
            Any token unless SandboxState(telegram_token=...).
+    GET    /2010-04-01/Accounts/{AccountSid}/Messages.json   Twilio's message list: the SMS
+           it accepted ("drop after" included), newest first, filtered by To, From,
+           DateSent, DateSent<, DateSent> (YYYY-MM-DD, or an ISO-8601 instant; bounds are
+           inclusive), paged with PageSize (default 50, at most 1000), Page and PageToken.
+           Twilio's JSON shape: {"messages": [...], "page", "page_size", "start", "end",
+           "uri", "first_page_uri", "next_page_uri", "previous_page_uri"}; status "sent",
+           date_sent = the time it was accepted.
     GET    /sent                       every accepted message, oldest first
     DELETE /sent                       forget messages, queued behaviours and counters
     GET    /stats                      {"requests": n, "accepted": n}
@@ -78,6 +85,7 @@ from functools import partial
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlencode
 
 import uvicorn
 from starlette.applications import Starlette
@@ -291,6 +299,10 @@ def _twilio_error(code: int, status: int | None = None) -> JSONResponse:
 
 
 def _twilio_message(account_sid: str, record: Mapping[str, Any]) -> JSONResponse:
+    return JSONResponse(_twilio_body(account_sid, record), status_code=201)
+
+
+def _twilio_body(account_sid: str, record: Mapping[str, Any]) -> dict[str, Any]:
     uri = f"/2010-04-01/Accounts/{account_sid}/Messages/{record['sid']}.json"
     created = format_datetime(datetime.fromisoformat(record["time"]))
     body = {
@@ -316,7 +328,108 @@ def _twilio_message(account_sid: str, record: Mapping[str, Any]) -> JSONResponse
         "to": record["to"],
         "uri": uri,
     }
-    return JSONResponse(body, status_code=201)
+    return body
+
+
+@dataclass(frozen=True)
+class _MessageQuery:
+    """The filters and page of a Twilio message list request."""
+
+    to: str | None
+    sender: str | None
+    sent_on: str | None
+    sent_after: str | None
+    sent_before: str | None
+    page: int
+    page_size: int
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> _MessageQuery:
+        bounds = {key: params.get(key) for key in ("DateSent", "DateSent>", "DateSent<")}
+        for value in bounds.values():
+            if value is not None:
+                _instant(value)  # ValueError for anything Twilio would refuse
+        page_size = int(params.get("PageSize", "50"))
+        page = int(params.get("Page", "0"))
+        if not 1 <= page_size <= 1000 or page < 0:
+            raise ValueError("bad page")
+        return cls(
+            params.get("To"),
+            params.get("From"),
+            bounds["DateSent"],
+            bounds["DateSent>"],
+            bounds["DateSent<"],
+            page,
+            page_size,
+        )
+
+    def matches(self, record: Mapping[str, Any]) -> bool:
+        sent = datetime.fromisoformat(record["time"])
+        return (
+            self.to in (None, record["to"])
+            and self.sender in (None, record["from"])
+            and (self.sent_on is None or sent.date() == _instant(self.sent_on).date())
+            and (self.sent_after is None or _on_or_after(sent, self.sent_after))
+            and (self.sent_before is None or _on_or_before(sent, self.sent_before))
+        )
+
+    def params(self, page: int) -> str:
+        fields = {
+            "To": self.to,
+            "From": self.sender,
+            "DateSent": self.sent_on,
+            "DateSent>": self.sent_after,
+            "DateSent<": self.sent_before,
+        }
+        kept = [(key, value) for key, value in fields.items() if value is not None]
+        kept += [("PageSize", str(self.page_size)), ("Page", str(page))]
+        if page > 0:
+            kept.append(("PageToken", f"PA{page}"))
+        return urlencode(kept)
+
+
+def _instant(value: str) -> datetime:
+    """YYYY-MM-DD (midnight UTC) or an ISO-8601 instant; naive means UTC."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _on_or_after(moment: datetime, bound: str) -> bool:
+    if len(bound) == 10:  # a bare date: the whole day counts
+        return moment.date() >= _instant(bound).date()
+    return moment >= _instant(bound)
+
+
+def _on_or_before(moment: datetime, bound: str) -> bool:
+    if len(bound) == 10:
+        return moment.date() <= _instant(bound).date()
+    return moment <= _instant(bound)
+
+
+def _twilio_page(
+    account_sid: str, query: _MessageQuery, records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    path = _TWILIO_PATH.format(account_sid=account_sid)
+    start = query.page * query.page_size
+    chunk = records[start : start + query.page_size]
+    more = start + query.page_size < len(records)
+    return {
+        "messages": [_twilio_listed(account_sid, record) for record in chunk],
+        "page": query.page,
+        "page_size": query.page_size,
+        "start": start,
+        "end": start + max(len(chunk) - 1, 0),
+        "uri": f"{path}?{query.params(query.page)}",
+        "first_page_uri": f"{path}?{query.params(0)}",
+        "next_page_uri": f"{path}?{query.params(query.page + 1)}" if more else None,
+        "previous_page_uri": f"{path}?{query.params(query.page - 1)}" if query.page else None,
+    }
+
+
+def _twilio_listed(account_sid: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    body = _twilio_body(account_sid, record)
+    body.update(status="sent", date_sent=body["date_created"])
+    return body
 
 
 def _twilio_missing_field(fields: Mapping[str, str]) -> int | None:
@@ -434,6 +547,21 @@ class _Handlers:
         }
         return await self._answer(record, request_number, partial(_twilio_message, account_sid))
 
+    async def twilio_list(self, request: Request) -> Response:
+        account_sid = request.path_params["account_sid"]
+        if not self._twilio_authorized(request, account_sid):
+            return _twilio_error(20003)
+        try:
+            query = _MessageQuery.parse(request.query_params)
+        except ValueError:
+            return _twilio_error(20001, 400)
+        records = [
+            r
+            for r in reversed(self.state.sent())
+            if r["channel"] == "sms" and r["account_sid"] == account_sid and query.matches(r)
+        ]
+        return JSONResponse(_twilio_page(account_sid, query, records))
+
     async def telegram_message(self, request: Request) -> Response:
         request_number = self.state._count_request()
         if self.state.telegram_token not in (None, request.path_params["token"]):
@@ -502,6 +630,7 @@ def create_sandbox_app(state: SandboxState | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route(_TWILIO_PATH, handlers.twilio_message, methods=["POST"]),
+            Route(_TWILIO_PATH, handlers.twilio_list, methods=["GET"]),
             Route("/bot{token}/sendMessage", handlers.telegram_message, methods=["POST"]),
             Route("/sent", handlers.sent, methods=["GET", "DELETE"]),
             Route("/stats", handlers.stats, methods=["GET"]),

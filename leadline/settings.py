@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
+import itertools
+import math
+from collections import Counter
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +27,13 @@ PROVIDER_SECRETS: dict[str, tuple[str, ...]] = {
     "meta": ("meta_app_secret", "meta_verify_token"),
 }
 MIN_OPS_TOKEN_LENGTH = 32
+# Production minimums for secrets (README, "Security model"), by estimate_entropy_bits. A master
+# key must also show at least MIN_KEY_DISTINCT distinct bytes and successive differences.
+MIN_KEY_DISTINCT = 20
+MIN_OPS_TOKEN_BITS = 90
+MIN_PROVIDER_SECRET_LENGTH = 16
+MIN_PROVIDER_SECRET_BITS = 40
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Settings(BaseSettings):
@@ -75,6 +88,22 @@ class Settings(BaseSettings):
     leadline_limit_api: str = "30/minute"
     leadline_limit_webhooks: str = "100/minute"
     leadline_limit_campaigns: str = "3/minute"
+
+    # Client addresses and slow clients (docs/intake.md "Client addresses"): the proxies whose
+    # X-Forwarded-For hops are believed (comma-separated CIDRs; none by default), and how long
+    # a whole request body may take to arrive before the intake answers 408.
+    leadline_trusted_proxies: str = ""
+    leadline_body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("leadline_trusted_proxies")
+    @classmethod
+    def proxies_must_be_networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_networks(self.leadline_trusted_proxies)
 
     @field_validator("leadline_intake_providers")
     @classmethod
@@ -131,6 +160,14 @@ class Settings(BaseSettings):
             raise ConfigError("refusing to start in production: " + "; ".join(problems))
 
 
+def parse_networks(raw: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated CIDRs (a bare address is a /32 or /128). Raises ValueError."""
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in split_names(raw))
+    except ValueError:
+        raise ValueError("LEADLINE_TRUSTED_PROXIES must be comma-separated CIDRs") from None
+
+
 def split_names(raw: str) -> list[str]:
     return [name.strip().lower() for name in raw.split(",") if name.strip()]
 
@@ -158,9 +195,31 @@ def _decode_master_key(key_id: str, encoded: str) -> bytes:
         raise ConfigError(f"master key {key_id!r} is not valid base64") from None
     if len(key) != MASTER_KEY_BYTES:
         raise ConfigError(f"master key {key_id!r} must be {MASTER_KEY_BYTES} bytes")
-    if len(set(key)) < MASTER_KEY_BYTES // 2:
+    if len(set(key)) < MIN_KEY_DISTINCT or len(set(differences(key))) < MIN_KEY_DISTINCT:
         raise ConfigError(f"master key {key_id!r} does not look random")
     return key
+
+
+def differences(data: bytes) -> list[int]:
+    """Successive differences mod 256: a run (`abcd…`) or a repeat of a short block shows few."""
+    return [(later - earlier) % 256 for earlier, later in itertools.pairwise(data)]
+
+
+def shannon_bits(symbols: Sequence[int]) -> float:
+    """Empirical Shannon entropy, in bits per symbol."""
+    if not symbols:
+        return 0.0
+    total = len(symbols)
+    return -sum(n / total * math.log2(n / total) for n in Counter(symbols).values())
+
+
+def estimate_entropy_bits(secret: str) -> float:
+    """A conservative guess at a secret's entropy: its length times the lower of the per-byte
+    entropy of its bytes and of their successive differences, so repeated characters (`aaaa`),
+    runs (`abcdef`) and repeated blocks (`0123…0123…`) all score low."""
+    data = secret.encode()
+    per_byte = min(shannon_bits(data), shannon_bits(differences(data)))
+    return len(data) * per_byte
 
 
 def parse_retry_schedule(raw: str) -> tuple[float, ...]:
@@ -189,13 +248,57 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("LEADLINE_ALLOW_PRIVATE_WEBHOOK_TARGETS is development only")
     if not settings.leadline_public_url.startswith("https://"):
         problems.append("LEADLINE_PUBLIC_URL must be https")
-    if settings.leadline_ops_token is None:
-        problems.append("LEADLINE_OPS_TOKEN is required")
-    elif len(settings.leadline_ops_token.get_secret_value()) < MIN_OPS_TOKEN_LENGTH:
-        problems.append(f"LEADLINE_OPS_TOKEN must be at least {MIN_OPS_TOKEN_LENGTH} characters")
+    problems.extend(ops_token_problems(settings.leadline_ops_token))
     problems.extend(missing_provider_secrets(settings))
+    problems.extend(weak_provider_secrets(settings))
     problems.extend(messaging_problems(settings))
+    problems.extend(database_role_problems(settings))
     return problems
+
+
+def ops_token_problems(token: SecretStr | None) -> list[str]:
+    if token is None:
+        return ["LEADLINE_OPS_TOKEN is required"]
+    value = token.get_secret_value()
+    if len(value) < MIN_OPS_TOKEN_LENGTH:
+        return [f"LEADLINE_OPS_TOKEN must be at least {MIN_OPS_TOKEN_LENGTH} characters"]
+    if estimate_entropy_bits(value) < MIN_OPS_TOKEN_BITS:
+        return [
+            f"LEADLINE_OPS_TOKEN looks guessable (under {MIN_OPS_TOKEN_BITS} bits estimated; "
+            "use e.g. `openssl rand -base64 32`)"
+        ]
+    return []
+
+
+def weak_provider_secrets(settings: Settings) -> list[str]:
+    """Set secrets of enabled providers that are too short or too regular to resist guessing."""
+    return [
+        f"{name.upper()} is too short or too regular (at least {MIN_PROVIDER_SECRET_LENGTH} "
+        f"characters and {MIN_PROVIDER_SECRET_BITS} bits estimated)"
+        for provider in sorted(settings.enabled_providers)
+        for name in PROVIDER_SECRETS[provider]
+        if (value := secret_value(getattr(settings, name)))
+        and (
+            len(value) < MIN_PROVIDER_SECRET_LENGTH
+            or estimate_entropy_bits(value) < MIN_PROVIDER_SECRET_BITS
+        )
+    ]
+
+
+def secret_value(secret: SecretStr | None) -> str:
+    return secret.get_secret_value().strip() if secret is not None else ""
+
+
+def database_role_problems(settings: Settings) -> list[str]:
+    """Tenant sessions must log in as a role that is only a member of leadline_app: from the
+    owner's connection, injected SQL could `RESET ROLE` back to the owner."""
+    app_url = settings.leadline_app_database_url
+    if app_url is None:
+        return ["LEADLINE_APP_DATABASE_URL is required (a login role, member of leadline_app)"]
+    owner_url = settings.leadline_database_url
+    if owner_url is not None and urlsplit(app_url).username == urlsplit(owner_url).username:
+        return ["LEADLINE_APP_DATABASE_URL must log in as another role than the owner's"]
+    return []
 
 
 def messaging_problems(settings: Settings) -> list[str]:
@@ -207,6 +310,8 @@ def messaging_problems(settings: Settings) -> list[str]:
     ):
         if url is not None and not url.startswith("https://"):
             problems.append(f"{name} must be https")
+        if url is not None and is_loopback_url(url):
+            problems.append(f"{name} points at the provider sandbox (a loopback address)")
     if (
         settings.leadline_outbound_sending_stale_seconds
         <= settings.leadline_provider_timeout_seconds
@@ -215,6 +320,16 @@ def messaging_problems(settings: Settings) -> list[str]:
             "LEADLINE_OUTBOUND_SENDING_STALE_SECONDS must exceed LEADLINE_PROVIDER_TIMEOUT_SECONDS"
         )
     return problems
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def missing_provider_secrets(settings: Settings) -> list[str]:

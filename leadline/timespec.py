@@ -1,5 +1,6 @@
-"""Points in time as operators type them: `30m`, `2h`, `7d`, `1w` (that long ago) or an
-ISO 8601 date or time (UTC unless it says otherwise)."""
+"""Points in time as operators type them: `30s`, `15m`, `1h`, `7d`, `1w` (that long ago) or an
+ISO 8601 date or time (UTC unless it says otherwise, `Z` accepted). Every command option that
+takes a time (`--since`, `--until`, `--older-than`) reads it here."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from leadline.errors import LeadlineError
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 AGO = re.compile(r"^\s*(\d{1,6})\s*([smhdw])\s*$", re.IGNORECASE)
+EXAMPLES = "30s, 15m, 1h, 7d or an ISO 8601 time such as 2025-01-31T12:00Z"
 
 
 class TimeSpecError(LeadlineError):
     """A time given on the command line could not be understood."""
 
 
-def parse_moment(value: str, now: datetime) -> datetime:
+def parse_moment(value: str, now: datetime, what: str = "time") -> datetime:
     match = AGO.match(value)
     if match:
         seconds = int(match.group(1)) * UNITS[match.group(2).lower()]
@@ -24,9 +26,7 @@ def parse_moment(value: str, now: datetime) -> datetime:
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise TimeSpecError(
-            f"cannot read {value!r} as a time: use e.g. 30m, 2h, 7d or 2025-01-31T12:00"
-        ) from None
+        raise TimeSpecError(f"{what}: cannot read {value!r} as a time (use {EXAMPLES})") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from leadline.errors import LeadlineError, NotFoundError
@@ -17,7 +17,7 @@ from leadline.settings import Settings
 from leadline.webhook_signature import generate_secret, secret_key
 from models.audit import record_audit
 from models.crypto import OrgCipher
-from models.webhooks import WebhookEndpoint
+from models.webhooks import WebhookDelivery, WebhookEndpoint
 
 TABLE = "webhook_endpoints"
 EVENT_TYPES = (
@@ -31,6 +31,7 @@ EVENT_TYPES = (
 # Lead fields an endpoint may opt into; ids, source and status are always sent.
 SHAREABLE_FIELDS = ("name", "phone", "email", "message", "sms_consent", "created_at")
 ROTATION_OVERLAP = timedelta(hours=24)
+ENDPOINT_NOT_FOUND = "webhook endpoint not found (`leadline endpoint list ORG` shows them)"
 
 
 class InvalidEndpointError(LeadlineError, ValueError):
@@ -71,7 +72,7 @@ def parse_event_types(values: Iterable[str]) -> tuple[str, ...]:
     unknown = sorted(set(chosen) - set(EVENT_TYPES))
     if unknown:
         raise InvalidEndpointError(
-            f"unknown event type(s): {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}"
+            f"unknown event type(s): {', '.join(unknown)} (known: {', '.join(EVENT_TYPES)})"
         )
     return chosen
 
@@ -81,7 +82,7 @@ def parse_shared_fields(values: Iterable[str]) -> tuple[str, ...]:
     unknown = sorted(set(chosen) - set(SHAREABLE_FIELDS))
     if unknown:
         raise InvalidEndpointError(
-            f"unknown lead field(s): {', '.join(unknown)}; known: {', '.join(SHAREABLE_FIELDS)}"
+            f"unknown lead field(s): {', '.join(unknown)} (known: {', '.join(SHAREABLE_FIELDS)})"
         )
     return chosen
 
@@ -144,7 +145,7 @@ def get_endpoint(
     query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
     endpoint = session.scalars(query.with_for_update() if lock else query).first()
     if endpoint is None:
-        raise NotFoundError("webhook endpoint not found")
+        raise NotFoundError(ENDPOINT_NOT_FOUND)
     return endpoint
 
 
@@ -152,7 +153,7 @@ def endpoint_org(session: Session, endpoint_id: uuid.UUID) -> uuid.UUID:
     """The organisation owning an endpoint. Maintenance scope (the CLI only has the id)."""
     org_id = session.scalar(select(WebhookEndpoint.org_id).where(WebhookEndpoint.id == endpoint_id))
     if org_id is None:
-        raise NotFoundError("webhook endpoint not found")
+        raise NotFoundError(ENDPOINT_NOT_FOUND)
     return org_id
 
 
@@ -221,6 +222,32 @@ def enable_endpoint(
         session, actor, "endpoint.enabled", org_id=endpoint.org_id, target=str(endpoint.id)
     )
     return endpoint
+
+
+def delete_endpoint(session: Session, endpoint_id: uuid.UUID, *, actor: str = "cli") -> int:
+    """Remove the endpoint with its deliveries and attempt log. Returns the deliveries removed.
+
+    A worker holding one of its deliveries finds the row gone and records nothing."""
+    endpoint = get_endpoint(session, endpoint_id, lock=True)
+    deliveries = int(
+        session.scalar(
+            select(func.count())
+            .select_from(WebhookDelivery)
+            .where(WebhookDelivery.endpoint_id == endpoint_id)
+        )
+        or 0
+    )
+    session.delete(endpoint)
+    session.flush()
+    record_audit(
+        session,
+        actor,
+        "endpoint.deleted",
+        org_id=endpoint.org_id,
+        target=str(endpoint_id),
+        details={"deliveries_deleted": deliveries},
+    )
+    return deliveries
 
 
 def list_endpoints(session: Session) -> list[WebhookEndpoint]:

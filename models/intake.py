@@ -7,16 +7,18 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, LargeBinary, String, UniqueConstraint, select
+from sqlalchemy import DateTime, LargeBinary, String, UniqueConstraint, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from leadline.errors import NotFoundError
 from models.audit import record_audit
 from models.base import Base, now_column, org_fk, uuid_pk
 from models.billing import AlreadyLinked
 from models.channels import OrgPhoneNumber
 from models.crypto import OrgCipher
 from models.normalize import normalize_phone
+from models.orgs import default_region
 from models.tables import Organization
 
 SIGNING_TABLE = "intake_signing_secrets"
@@ -63,8 +65,10 @@ def _insert_owned(session: Session, row: OrgPhoneNumber | MetaAccount, what: str
 def add_phone_number(
     session: Session, org_id: uuid.UUID, raw_number: str, actor: str = "cli"
 ) -> str:
-    """Tenant session. Returns the E.164 number; raises AlreadyLinked or InvalidPhoneNumber."""
-    number = normalize_phone(raw_number)
+    """Tenant session. Returns the E.164 number; raises AlreadyLinked or InvalidPhoneNumber.
+
+    A national number is read in the org's default region, refused without one."""
+    number = normalize_phone(raw_number, default_region(session, org_id))
     _insert_owned(session, OrgPhoneNumber(org_id=org_id, number=number), "number")
     record_audit(session, actor, "number.added", org_id=org_id, target=number)
     return number
@@ -72,6 +76,20 @@ def add_phone_number(
 
 def list_phone_numbers(session: Session) -> list[str]:
     return list(session.scalars(select(OrgPhoneNumber.number).order_by(OrgPhoneNumber.number)))
+
+
+def remove_phone_number(
+    session: Session, org_id: uuid.UUID, raw_number: str, actor: str = "cli"
+) -> str:
+    """Tenant session: inbound SMS to the number stop routing to the org. Raises NotFoundError."""
+    number = normalize_phone(raw_number)
+    removed = session.execute(
+        delete(OrgPhoneNumber).where(OrgPhoneNumber.number == number).returning(OrgPhoneNumber.id)
+    ).first()
+    if removed is None:
+        raise NotFoundError("the organisation has no such number (`leadline number list ORG`)")
+    record_audit(session, actor, "number.removed", org_id=org_id, target=number)
+    return number
 
 
 def org_for_number(session: Session, number: str) -> uuid.UUID | None:
@@ -87,6 +105,22 @@ def add_meta_account(
 ) -> None:
     _insert_owned(session, MetaAccount(org_id=org_id, account_id=account_id), "Meta account")
     record_audit(session, actor, "meta.account_added", org_id=org_id, target=account_id)
+
+
+def remove_meta_account(
+    session: Session, org_id: uuid.UUID, account_id: str, actor: str = "cli"
+) -> None:
+    """Tenant session: messages to the account stop routing to the org. Raises NotFoundError."""
+    removed = session.execute(
+        delete(MetaAccount).where(MetaAccount.account_id == account_id).returning(MetaAccount.id)
+    ).first()
+    if removed is None:
+        raise NotFoundError("the organisation has no such Meta account (check ACCOUNT_ID)")
+    record_audit(session, actor, "meta.account_removed", org_id=org_id, target=account_id)
+
+
+def list_meta_accounts(session: Session) -> list[str]:
+    return list(session.scalars(select(MetaAccount.account_id).order_by(MetaAccount.account_id)))
 
 
 def org_for_meta_account(session: Session, account_ids: list[str]) -> uuid.UUID | None:
@@ -106,6 +140,15 @@ def org_accepts_events(session: Session, org_id: uuid.UUID) -> bool:
     """Tenant session: the org exists and is not being deleted (its keys are gone)."""
     org = session.get(Organization, org_id)
     return org is not None and org.status not in CLOSED_ORG_STATUSES
+
+
+def request_fingerprint(cipher: OrgCipher, canonical_request: str) -> bytes:
+    """What an Idempotency-Key was first used with, to tell a retry from a different request.
+
+    A keyed HMAC under the org's blind-index key, not a plain SHA-256: a lead is small and
+    guessable (a phone number, a name), so an unkeyed hash would be a lookup table for PII.
+    Crypto-shredding the org's keys leaves it meaningless like every other blind index."""
+    return cipher.blind_index("request", canonical_request)
 
 
 def new_signing_secret() -> str:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from leadline.errors import KeyNotFoundError
+from leadline.errors import CryptoError, KeyNotFoundError
 from models.crypto import Keyring, OrgCipher, new_key
 from models.tables import OrgKey
 
@@ -32,6 +32,33 @@ def load_cipher(session: Session, keyring: Keyring, org_id: uuid.UUID) -> OrgCip
         for row in rows
     }
     return OrgCipher(org_id=org_id, deks=deks)
+
+
+def org_data_keys(
+    session: Session, keyring: Keyring
+) -> tuple[dict[uuid.UUID, dict[int, bytes]], set[uuid.UUID]]:
+    """Every organisation's unwrapped DEKs by version (maintenance scope; for the escrow), and
+    the organisations whose keys are under a master key that is not configured."""
+    deks: dict[uuid.UUID, dict[int, bytes]] = {}
+    unreadable: set[uuid.UUID] = set()
+    for row in session.scalars(select(OrgKey).order_by(OrgKey.org_id, OrgKey.version)):
+        try:
+            dek = keyring.unwrap(row.kek_id, row.wrapped_dek, row.org_id, row.version)
+        except CryptoError:
+            unreadable.add(row.org_id)
+            continue
+        deks.setdefault(row.org_id, {})[row.version] = dek
+    return {org: keys for org, keys in deks.items() if org not in unreadable}, unreadable
+
+
+def install_data_keys(
+    session: Session, keyring: Keyring, org_id: uuid.UUID, deks: dict[int, bytes]
+) -> None:
+    """Put known DEKs back (a restore from the escrow), wrapped under the primary KEK."""
+    for version, dek in sorted(deks.items()):
+        kek_id, wrapped = keyring.wrap(dek, org_id, version)
+        session.add(OrgKey(org_id=org_id, version=version, kek_id=kek_id, wrapped_dek=wrapped))
+    session.flush()
 
 
 def rotate_master(session: Session, keyring: Keyring) -> int:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import func, or_, select, text
@@ -15,6 +16,7 @@ from models.normalize import normalize_email, normalize_phone
 from models.tables import Lead
 
 TABLE = "leads"
+CONSENT_EVIDENCE_MAX = 20
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,15 @@ class LeadFields:
     sms_consent: bool = False
     consent_text: str | None = None
     consent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ConsentEvidence:
+    """One consent given by a lead: the text shown, when (ISO 8601) and through what source."""
+
+    text: str | None
+    at: str | None
+    source: str
 
 
 @dataclass(frozen=True)
@@ -155,13 +166,43 @@ def _write_fields(
     for column, plaintext in values.items():
         if plaintext is not None and (overwrite or getattr(lead, column) is None):
             setattr(lead, column, cipher.encrypt_text(plaintext, TABLE, column, lead.id))
-    if fields.sms_consent and not lead.sms_consent:
+    if fields.sms_consent:
+        _merge_consent(cipher, lead, fields)
+
+
+def _merge_consent(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
+    """Add this submission's consent to the lead's evidence. Runs under the lead's row lock
+    (or on a row not yet visible to anyone), so concurrent posts for one phone keep every text.
+    """
+    evidence = consent_evidence(cipher, lead)
+    if not lead.sms_consent:
         lead.sms_consent = True
         lead.consent_at = fields.consent_at
         lead.consent_source = fields.source
-        lead.consent_text_ct = cipher.encrypt_text(
-            fields.consent_text, TABLE, "consent_text_ct", lead.id
-        )
+    texts = {entry.text for entry in evidence}
+    if fields.consent_text in texts or (fields.consent_text is None and evidence):
+        return
+    at = fields.consent_at.isoformat() if fields.consent_at else None
+    evidence.append(ConsentEvidence(fields.consent_text, at, fields.source))
+    document = {"evidence": [asdict(entry) for entry in evidence[-CONSENT_EVIDENCE_MAX:]]}
+    lead.consent_text_ct = cipher.encrypt_text(
+        json.dumps(document), TABLE, "consent_text_ct", lead.id
+    )
+
+
+def consent_evidence(cipher: OrgCipher, lead: Lead) -> list[ConsentEvidence]:
+    """Every consent text the lead gave (oldest first); a pre-merge row holds one plain text."""
+    stored = cipher.decrypt_text(lead.consent_text_ct, TABLE, "consent_text_ct", lead.id)
+    if stored is None:
+        return []
+    try:
+        document = json.loads(stored)
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and isinstance(document.get("evidence"), list):
+        return [ConsentEvidence(**entry) for entry in document["evidence"]]
+    at = lead.consent_at.isoformat() if lead.consent_at else None
+    return [ConsentEvidence(stored, at, lead.consent_source or lead.source)]
 
 
 def decrypt_lead(cipher: OrgCipher, lead: Lead) -> LeadView:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 
 from leadline.errors import LeadlineError
+from models.normalize import has_control_characters
 
 PLACEHOLDERS = frozenset(
     {
@@ -34,6 +35,10 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "owner_alert_sms": "New lead for {org}: {name} {phone} {email}\n{message}",
     "owner_alert_telegram": (
         "New lead ({source})\nName: {name}\nPhone: {phone}\nEmail: {email}\nMessage: {message}"
+    ),
+    "lead_updated_sms": "Lead updated for {org}: {name} {phone} {email}\n{message}",
+    "lead_updated_telegram": (
+        "Lead updated ({source})\nName: {name}\nPhone: {phone}\nEmail: {email}\nMessage: {message}"
     ),
     "reply_alert_sms": "Reply from {name} {phone}: {message}",
     "reply_alert_telegram": "Reply from {name} ({phone}):\n{message}",
@@ -64,6 +69,8 @@ def validate_template(name: str, template: str) -> None:
         raise TemplateError(f"unknown template {name!r}; known: {sorted(DEFAULT_TEMPLATES)}")
     if not template.strip():
         raise TemplateError("a template must not be empty")
+    if has_control_characters(template, line_breaks_allowed=True):
+        raise TemplateError("a template must not contain control characters")
     if len(template) > TEMPLATE_LIMITS.get(name, SMS_MAX_CHARS):
         raise TemplateError(f"template {name!r} is too long")
     unknown = {match for match in _PLACEHOLDER.findall(template) if match not in PLACEHOLDERS}

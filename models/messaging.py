@@ -61,6 +61,11 @@ class OutboundMessage(Base):
         ),
         Index("ix_outbound_messages_lead", "lead_id"),
         Index("ix_outbound_messages_campaign", "campaign_id", "state"),
+        Index(
+            "ix_outbound_messages_unknown",
+            "updated_at",
+            postgresql_where=text("state = 'unknown'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -82,6 +87,7 @@ class OutboundMessage(Base):
     last_error_code: Mapped[str | None] = mapped_column(String(32))
     next_attempt_at: Mapped[datetime] = now_column()
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    provider_call_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = now_column()
     updated_at: Mapped[datetime] = now_column()

@@ -3,12 +3,16 @@
 The claim protocol is what makes SMS at most once:
 1. In one transaction: lock the row (SKIP LOCKED), check it is `queued` and due, check the
    suppression list (or the Telegram chat link), then mark it `sending` and commit.
-2. Call the provider outside any transaction.
+2. Check the suppression list again, record `provider_call_at` (fenced by the attempt
+   number) and commit, then call the provider outside any transaction.
 3. Record the outcome, fenced by the attempt number taken in step 1.
 
-A delivery that finds a row still `sending` cannot know whether the provider got it, so the
-row becomes `unknown` and is never sent again automatically. If the worker that really holds
-the row then records a definite outcome, that outcome wins (same attempt number).
+A delivery that finds a row still `sending` without `provider_call_at` knows the provider was
+never called (the worker died between 1 and 2; a late step 2 of that worker fails its fence), so
+the row goes back to `queued` and is claimed again, suppression check included. With
+`provider_call_at` it cannot know whether the provider got it, so the row becomes `unknown`
+and is only resolved by reconciliation (tasks/reconcile.py) or an operator. If the worker that
+really holds the row then records a definite outcome, that outcome wins (same attempt number).
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from leadline.errors import LeadlineError, NotFoundError
+from models.audit import record_audit
 from models.channels import TelegramChat
 from models.crypto import OrgCipher
 from models.messaging import OutboundMessage
@@ -30,6 +36,12 @@ from models.suppressions import is_suppressed
 
 TABLE = "outbound_messages"
 INSERT_CHUNK = 500
+# Alerts go to the business's own numbers and chats: for them a duplicate is better than a
+# silent loss, so an unknown alert may be sent again. Messages to leads stay at most once.
+AT_LEAST_ONCE_PURPOSES = frozenset({"owner_alert", "reply_alert"})
+# `unknown` codes reconciliation has given up on: only an operator decides these.
+FOR_OPERATORS = frozenset({"not_at_provider", "ambiguous"})
+UNDECIDED_FOR_OPERATORS = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -154,9 +166,12 @@ def claim_outbound(
     row = session.scalars(query).first()
     if row is None:
         return Claim("skipped")
-    if row.state == "sending":
+    if row.state == "sending" and row.provider_call_at is not None:
         _move(row, "unknown", now, code="interrupted")
         return Claim("unknown", row.channel)
+    if row.state == "sending":  # the provider was never called: safe to claim again
+        _move(row, "queued", now, code="reclaimed")
+        row.next_attempt_at = min(row.next_attempt_at, now)
     if row.state != "queued":
         return Claim("skipped")
     if row.next_attempt_at > now:
@@ -167,8 +182,29 @@ def claim_outbound(
         return Claim("blocked", row.channel)
     row.attempts += 1
     row.claimed_at = now
+    row.provider_call_at = None
     _move(row, "sending", now)
     return Claim("claimed", row.channel, message=_claimed(cipher, row))
+
+
+def start_provider_call(
+    session: Session, message_id: uuid.UUID, attempt: int, now: datetime
+) -> str:
+    """Step 2: "call" once `provider_call_at` is set; "stale" if this attempt no longer holds
+    the row (a later delivery took it back); "blocked" if a STOP (or an unlinked chat) landed
+    since the claim. Only "call" lets the caller call the provider, after COMMIT."""
+    query = select(OutboundMessage).where(OutboundMessage.id == message_id).with_for_update()
+    row = session.scalars(query).first()
+    if row is None or row.attempts != attempt or row.state != "sending":
+        return "stale"
+    if row.provider_call_at is not None:
+        return "stale"
+    blocked_reason = _blocked_reason(session, row)
+    if blocked_reason is not None:
+        _move(row, "blocked", now, code=blocked_reason)
+        return "blocked"
+    row.provider_call_at = now
+    return "call"
 
 
 def _blocked_reason(session: Session, row: OutboundMessage) -> str | None:
@@ -273,6 +309,12 @@ def stale_outbound(
                     OutboundMessage.state == "sending",
                     OutboundMessage.claimed_at <= sending_before,
                 ),
+                # Claimed but the provider never called: as safe to send again as `queued`.
+                and_(
+                    OutboundMessage.state == "sending",
+                    OutboundMessage.provider_call_at.is_(None),
+                    OutboundMessage.claimed_at <= queued_before,
+                ),
             )
         )
         .order_by(OutboundMessage.next_attempt_at)
@@ -281,8 +323,77 @@ def stale_outbound(
     return [(row.org_id, row.id, row.channel) for row in session.execute(query)]
 
 
-def unknown_outbound(session: Session, limit: int = 500) -> list[dict[str, Any]]:
-    """Rows whose outcome nobody knows: operators decide. Ids and codes only, no PII."""
+@dataclass(frozen=True)
+class UnknownMessage:
+    """An `unknown` row with its plaintext, for asking the provider whether it got it."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    channel: str
+    purpose: str
+    recipient: str
+    body: str
+    sender: str | None
+    attempt: int
+    called_at: datetime
+
+    @property
+    def may_resend(self) -> bool:
+        return self.purpose in AT_LEAST_ONCE_PURPOSES
+
+
+def unknown_to_reconcile(session: Session, limit: int = 200) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(org, id) of `unknown` rows reconciliation has not given up on, oldest first."""
+    query = (
+        select(OutboundMessage.org_id, OutboundMessage.id)
+        .where(
+            OutboundMessage.state == "unknown",
+            or_(
+                OutboundMessage.last_error_code.is_(None),
+                OutboundMessage.last_error_code.not_in(FOR_OPERATORS),
+            ),
+        )
+        .order_by(OutboundMessage.updated_at)
+        .limit(limit)
+    )
+    return [(row.org_id, row.id) for row in session.execute(query)]
+
+
+def load_unknown(
+    session: Session, cipher: OrgCipher, message_id: uuid.UUID
+) -> UnknownMessage | None:
+    row = session.get(OutboundMessage, message_id)
+    if row is None or row.state != "unknown":
+        return None
+    return UnknownMessage(
+        id=row.id,
+        org_id=row.org_id,
+        channel=row.channel,
+        purpose=row.purpose,
+        recipient=cipher.decrypt(row.recipient_ct, TABLE, "recipient_ct", row.id).decode(),
+        body=cipher.decrypt(row.body_ct, TABLE, "body_ct", row.id).decode(),
+        sender=row.sender,
+        attempt=row.attempts,
+        # Rows from before provider_call_at existed: the claim is the closest moment known.
+        called_at=row.provider_call_at or row.claimed_at or row.created_at,
+    )
+
+
+def recorded_sids(session: Session, sids: Sequence[str]) -> set[str]:
+    """Which of these provider ids a row of this org already holds."""
+    if not sids:
+        return set()
+    query = select(OutboundMessage.provider_sid).where(OutboundMessage.provider_sid.in_(sids))
+    return {sid for sid in session.scalars(query) if sid is not None}
+
+
+def unknown_outbound(
+    session: Session, limit: int = 500, org_id: uuid.UUID | None = None
+) -> list[dict[str, Any]]:
+    """Rows whose outcome nobody could decide: operators do. Ids and codes only, no PII.
+
+    Rows reconciliation is still working on are left out unless they have waited an hour
+    (the provider could not be asked all that time)."""
     query = (
         select(
             OutboundMessage.id,
@@ -293,10 +404,18 @@ def unknown_outbound(session: Session, limit: int = 500) -> list[dict[str, Any]]
             OutboundMessage.created_at,
             OutboundMessage.updated_at,
         )
-        .where(OutboundMessage.state == "unknown")
+        .where(
+            OutboundMessage.state == "unknown",
+            or_(
+                OutboundMessage.last_error_code.in_(FOR_OPERATORS),
+                OutboundMessage.updated_at < func.now() - UNDECIDED_FOR_OPERATORS,
+            ),
+        )
         .order_by(OutboundMessage.updated_at.desc())
         .limit(limit)
     )
+    if org_id is not None:
+        query = query.where(OutboundMessage.org_id == org_id)
     return [
         {
             "id": str(row.id),
@@ -309,6 +428,51 @@ def unknown_outbound(session: Session, limit: int = 500) -> list[dict[str, Any]]
         }
         for row in session.execute(query)
     ]
+
+
+RESOLVED_STATES = ("sent", "failed")
+
+
+class NotUnknownError(LeadlineError):
+    """Only a message in state `unknown` can be resolved by an operator."""
+
+
+def outbound_org(session: Session, message_id: uuid.UUID) -> uuid.UUID:
+    """Maintenance scope: the organisation of an outbound message (the CLI only has its id)."""
+    org_id: uuid.UUID | None = session.scalar(
+        select(OutboundMessage.org_id).where(OutboundMessage.id == message_id)
+    )
+    if org_id is None:
+        raise NotFoundError("no outbound message with that id (`leadline alerts unknown`)")
+    return org_id
+
+
+def resolve_unknown(
+    session: Session, message_id: uuid.UUID, state: str, now: datetime, actor: str = "cli"
+) -> OutboundMessage:
+    """Tenant session: an operator checked with the provider; `unknown` becomes sent or failed.
+
+    Never re-sends anything. Any other state is refused: the outcome is already known."""
+    if state not in RESOLVED_STATES:
+        raise ValueError(f"state must be one of {RESOLVED_STATES}")
+    query = select(OutboundMessage).where(OutboundMessage.id == message_id).with_for_update()
+    row = session.scalars(query).first()
+    if row is None:
+        raise NotFoundError("no outbound message with that id (`leadline alerts unknown`)")
+    if row.state != "unknown":
+        raise NotUnknownError(
+            f"message is {row.state}, not unknown (only `leadline alerts unknown` ones resolve)"
+        )
+    _move(row, state, now)
+    record_audit(
+        session,
+        actor,
+        "alerts.resolved",
+        org_id=row.org_id,
+        target=str(row.id),
+        details={"from": "unknown", "to": state, "channel": row.channel},
+    )
+    return row
 
 
 def count_by_state(session: Session, campaign_id: uuid.UUID) -> dict[str, int]:

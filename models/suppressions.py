@@ -7,6 +7,7 @@ in hex, details the reason), never the number itself.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import delete, exists, select
 from sqlalchemy.dialects.postgresql import insert
@@ -39,11 +40,18 @@ def suppress(
     reason: str,
     actor: str,
     lead_id: uuid.UUID | None = None,
+    requested_at: datetime | None = None,
 ) -> bool:
-    """Record an opt-out. Returns False when the recipient was already suppressed."""
+    """Record an opt-out. Returns False when the recipient was already suppressed.
+
+    `requested_at`: when the opt-out reached us (default: now), which a START compares with.
+    """
+    values = {"id": uuid.uuid4(), "org_id": org_id, "recipient_bidx": recipient_bidx}
+    if requested_at is not None:
+        values["created_at"] = requested_at
     inserted = session.execute(
         insert(Suppression)
-        .values(id=uuid.uuid4(), org_id=org_id, recipient_bidx=recipient_bidx, reason=reason)
+        .values(reason=reason, **values)
         .on_conflict_do_nothing(constraint="uq_suppressions_recipient")
         .returning(Suppression.id)
     ).scalar_one_or_none()
@@ -60,13 +68,18 @@ def lift_suppression(
     reason: str,
     actor: str,
     lead_id: uuid.UUID | None = None,
+    recorded_before: datetime | None = None,
 ) -> bool:
-    """Remove an opt-out (only START/UNSTOP/YES from that number, or an operator)."""
-    removed = session.execute(
-        delete(Suppression)
-        .where(Suppression.org_id == org_id, Suppression.recipient_bidx == recipient_bidx)
-        .returning(Suppression.id)
-    ).first()
+    """Remove an opt-out (only START/UNSTOP/YES from that number, or an operator).
+
+    With `recorded_before` (when the START arrived), a suppression recorded later stays.
+    """
+    query = delete(Suppression).where(
+        Suppression.org_id == org_id, Suppression.recipient_bidx == recipient_bidx
+    )
+    if recorded_before is not None:
+        query = query.where(Suppression.created_at < recorded_before)
+    removed = session.execute(query.returning(Suppression.id)).first()
     if removed is None:
         return False
     _audit(session, org_id, recipient_bidx, "optout.removed", reason, actor, lead_id)

@@ -38,6 +38,8 @@ class Organization(Base):
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="active")
     created_at: Mapped[datetime] = now_column()
     deletion_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # ISO 3166 region national phone numbers are read in; None: E.164 required
+    default_region: Mapped[str | None] = mapped_column(String(2))
 
 
 class OrgKey(Base):
@@ -90,6 +92,9 @@ class InboundEvent(Base):
     received_at: Mapped[datetime] = now_column()
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(String(200))
+    # keyed hash of the request an Idempotency-Key was first used with (models.intake)
+    request_fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary)
+    optout_recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Lead(Base):

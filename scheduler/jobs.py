@@ -30,7 +30,7 @@ def cron_of(job: str) -> str:
     try:
         return SCHEDULE[job]
     except KeyError:
-        raise UnknownJob(f"unknown job {job!r}; jobs: {', '.join(SCHEDULE)}") from None
+        raise UnknownJob(f"unknown job {job!r} (jobs: {', '.join(SCHEDULE)})") from None
 
 
 def latest_slot(cron: str, now: datetime) -> datetime:

@@ -28,17 +28,22 @@ from tasks.sending import add_send
 
 @dataclass(frozen=True)
 class AlertRequest:
-    """One thing worth telling the business about: a new lead, or a lead's message."""
+    """One thing worth telling the business about: a new lead, an update, or a lead's message."""
 
     session: Session
     cipher: OrgCipher
     lead: Lead
     message: str | None
     key_prefix: str
-    kind: str  # "owner_alert" or "reply_alert"
+    kind: str  # template kind: "owner_alert" (new lead), "lead_updated" or "reply_alert"
     outbox: Outbox
     now: datetime
     autoreply: bool = False
+
+    @property
+    def purpose(self) -> str:
+        """An update goes to the same people, under the same delivery rules, as a new lead."""
+        return "owner_alert" if self.kind == "lead_updated" else self.kind
 
 
 @on_lead_change
@@ -54,7 +59,7 @@ def alert_on_lead_change(change: LeadChange) -> None:
         change.lead,
         change.message,
         prefix,
-        "owner_alert",
+        "owner_alert" if change.created else "lead_updated",
         change.outbox,
         change.now,
         autoreply=change.created,
@@ -103,7 +108,7 @@ def owner_messages(
     messages = [
         NewOutbound(
             channel="sms",
-            purpose=request.kind,
+            purpose=request.purpose,
             idempotency_key=f"{request.key_prefix}:owner_sms:{number.row_id}",
             recipient=number.address,
             recipient_bidx=number.bidx,
@@ -116,7 +121,7 @@ def owner_messages(
     messages.extend(
         NewOutbound(
             channel="telegram",
-            purpose=request.kind,
+            purpose=request.purpose,
             idempotency_key=f"{request.key_prefix}:telegram:{chat.row_id}",
             recipient=chat.address,
             recipient_bidx=chat.bidx,

@@ -1,8 +1,10 @@
-"""Encrypted per-organisation backups: create, list, expire, restore.
+"""Encrypted per-organisation backups: create, list, expire, and the key escrow beside them.
 
 Layout: LEADLINE_BACKUP_DIR/<org id>/<backup id>.llbk (the bundle, see models.bundles) and
 <backup id>.manifest.json (org, created, expires, sha256, key version, the wrapped bundle
 key). The bundle key is wrapped by the org's current data key, so it dies with the org's keys.
+LEADLINE_BACKUP_DIR/key-escrow.json holds every live org's data keys wrapped by the master key
+(models.key_escrow), so the bundles outlive the database but not the org's deletion.
 """
 
 from __future__ import annotations
@@ -19,21 +21,38 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, exists, select
+from sqlalchemy import Table, exists, func, select, text
 from sqlalchemy.orm import Session
 
 from leadline.errors import CryptoError, NotFoundError
+from leadline.logging import get_logger
+from leadline.progress import ProgressCallback
 from models.audit import record_audit
 from models.bundles import FORMAT, BundleWriter, encode_row, read_records
-from models.crypto import new_key
-from models.keys import load_cipher
-from models.retention import Backup, app_can_read, backup_tables
+from models.crypto import OrgCipher, new_key
+from models.key_escrow import (
+    Escrow,
+    EscrowedKey,
+    EscrowError,
+    escrow_path,
+    read_escrow,
+    rewrap,
+    wrap_keys,
+    write_escrow,
+)
+from models.keys import load_cipher, org_data_keys
+from models.retention import Backup, ErasureTombstone, app_can_read, backup_tables
 from models.tables import Organization, OrgKey
 from tasks.context import TaskContext
 
+log = get_logger(__name__)
 TABLE = "backups"
 KEY_COLUMN = "bundle_key"
 RECENT_BACKUP = timedelta(hours=12)
+# Serialises escrow rewrites (backups, deletions) across processes.
+ESCROW_LOCK = 0x4C4C_4B45
+ERASURE_JOURNAL = "erasures.jsonl"
+JOURNAL_TABLE, JOURNAL_COLUMN = "erasure_tombstones", "journal"
 
 
 @dataclass(frozen=True)
@@ -51,13 +70,26 @@ def backup_files(context: TaskContext, org_id: uuid.UUID, backup_id: uuid.UUID) 
     return BackupFiles(directory / f"{backup_id}.llbk", directory / f"{backup_id}.manifest.json")
 
 
-def create_backups(context: TaskContext, now: datetime) -> dict[str, Any]:
-    """A bundle for every live org without one in the last 12 hours (safe to re-run)."""
+def create_backups(
+    context: TaskContext, now: datetime, on_progress: ProgressCallback | None = None
+) -> dict[str, Any]:
+    """A bundle for every live org without one in the last 12 hours (safe to re-run).
+
+    `on_progress(orgs_done, orgs_total)` after each organisation."""
     created = 0
-    for org_id in orgs_needing_backup(context, now - RECENT_BACKUP):
-        create_backup(context, org_id, now, actor="system")
+    # Before the bundles (keys they need are escrowed even if the run dies) and after
+    # (a data key added meanwhile).
+    update_key_escrow(context, now)
+    due = orgs_needing_backup(context, now - RECENT_BACKUP)
+    if on_progress:
+        on_progress(0, len(due))
+    for org_id in due:
+        create_backup(context, org_id, now, actor="system", escrow=False)
         created += 1
-    return {"created": created}
+        if on_progress:
+            on_progress(created, len(due))
+    escrowed = update_key_escrow(context, now)
+    return {"created": created, "escrowed_orgs": escrowed}
 
 
 def orgs_needing_backup(context: TaskContext, since: datetime) -> list[uuid.UUID]:
@@ -71,9 +103,17 @@ def orgs_needing_backup(context: TaskContext, since: datetime) -> list[uuid.UUID
 
 
 def create_backup(
-    context: TaskContext, org_id: uuid.UUID, now: datetime, actor: str = "cli"
+    context: TaskContext,
+    org_id: uuid.UUID,
+    now: datetime,
+    actor: str = "cli",
+    escrow: bool = True,
+    on_progress: ProgressCallback | None = None,
 ) -> Backup:
-    """Snapshot every tenant table of the org (keys excluded) into an encrypted bundle."""
+    """Snapshot every tenant table of the org (keys excluded) into an encrypted bundle, then
+    rewrite the key escrow (unless the caller does it once for many backups).
+
+    `on_progress(rows_done, rows_total)` is called as rows are written."""
     backup_id = uuid.uuid4()
     files = backup_files(context, org_id, backup_id)
     files.bundle.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -81,7 +121,7 @@ def create_backup(
     with context.db.tenant_snapshot(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         key = new_key()
-        writer = write_bundle(session, org_id, files.bundle, key, backup_id, now)
+        writer = write_bundle(session, org_id, files.bundle, key, backup_id, now, on_progress)
         backup = Backup(
             id=backup_id,
             org_id=org_id,
@@ -104,27 +144,70 @@ def create_backup(
             target=str(backup_id),
             details={"rows": backup.row_count, "bytes": backup.size_bytes},
         )
+    if escrow:
+        update_key_escrow(context, now)
     return backup
 
 
 def write_bundle(
-    session: Session, org_id: uuid.UUID, path: Path, key: bytes, backup_id: uuid.UUID, now: datetime
+    session: Session,
+    org_id: uuid.UUID,
+    path: Path,
+    key: bytes,
+    backup_id: uuid.UUID,
+    now: datetime,
+    on_progress: ProgressCallback | None = None,
 ) -> BundleWriter:
     partial = path.with_suffix(".partial")
+    # maintenance-only (operational) tables are not tenant content
+    tables = [table for table in bundled_tables() if app_can_read(session, table)]
+    report = on_progress or (lambda _done, _total: None)
+    total = sum(count_rows(session, table, org_id) for table in tables) if on_progress else None
+    report(0, total)
     with open_private(partial) as sink:
         writer = BundleWriter(sink, key, backup_id)
-        header = {"format": FORMAT, "org_id": str(org_id), "created_at": now.isoformat()}
+        header = {
+            "format": FORMAT,
+            "org_id": str(org_id),
+            "created_at": now.isoformat(),
+            "organization": organization_record(session, org_id),
+        }
         writer.write_record(header)
-        for table in backup_tables():
-            if not app_can_read(session, table):
-                continue  # maintenance-only (operational) tables are not tenant content
+        for table in tables:
             for row in table_rows(session, table, org_id):
                 writer.write_record({"table": table.name, "row": encode_row(row)})
+                report(writer.records - 1, total)
         writer.close()
         sink.flush()
         os.fsync(sink.fileno())
     partial.replace(path)
     return writer
+
+
+def bundled_tables() -> list[Table]:
+    """Tenant data, and the erasure tombstones (blind indexes only): a restore into an empty
+    database must still know who was erased."""
+    tombstones: Table = ErasureTombstone.__table__  # type: ignore[assignment]
+    return [*backup_tables(), tombstones]
+
+
+def organization_record(session: Session, org_id: uuid.UUID) -> dict[str, Any]:
+    """What a restore into an empty database needs to recreate the organisation row."""
+    org = session.get(Organization, org_id)
+    if org is None:
+        raise NotFoundError("organisation not found")
+    return {
+        "name": org.name,
+        "status": org.status,
+        "created_at": org.created_at.isoformat(),
+        "deletion_due_at": org.deletion_due_at.isoformat() if org.deletion_due_at else None,
+        "default_region": org.default_region,
+    }
+
+
+def count_rows(session: Session, table: Table, org_id: uuid.UUID) -> int:
+    query = select(func.count()).select_from(table).where(table.c.org_id == org_id)
+    return int(session.scalar(query) or 0)
 
 
 def table_rows(session: Session, table: Table, org_id: uuid.UUID) -> Iterator[dict[str, Any]]:
@@ -165,16 +248,25 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 
 def open_bundle(context: TaskContext, manifest_path: Path) -> Iterator[dict[str, Any]]:
-    """The records of a bundle (header first). The only way to read one: it needs the org's
-    live data key, so after crypto-shredding this raises KeyNotFoundError or CryptoError."""
-    manifest = read_manifest(manifest_path)
-    org_id, backup_id = uuid.UUID(manifest["org_id"]), uuid.UUID(manifest["backup_id"])
-    bundle = manifest_path.with_name(manifest["bundle"])
-    if file_sha256(bundle) != manifest["sha256"]:
-        raise CryptoError("backup bundle does not match its manifest checksum")
+    """The records of a bundle (header first), read with the org's live data key, so after
+    crypto-shredding this raises KeyNotFoundError or CryptoError."""
+    org_id = uuid.UUID(read_manifest(manifest_path)["org_id"])
     with context.db.tenant(org_id) as session:
         # Never a cached key: after shredding, no code path may still hold the DEK.
         cipher = load_cipher(session, context.keyring, org_id)
+    yield from bundle_records(manifest_path, cipher)
+
+
+def bundle_records(manifest_path: Path, cipher: OrgCipher) -> Iterator[dict[str, Any]]:
+    """The records of a bundle (header first), with the org's data keys from wherever they
+    came (the database, or the key escrow after the database was lost)."""
+    manifest = read_manifest(manifest_path)
+    org_id, backup_id = uuid.UUID(manifest["org_id"]), uuid.UUID(manifest["backup_id"])
+    if org_id != cipher.org_id:
+        raise CryptoError("backup manifest names another organisation")
+    bundle = manifest_path.with_name(manifest["bundle"])
+    if file_sha256(bundle) != manifest["sha256"]:
+        raise CryptoError("backup bundle does not match its manifest checksum")
     wrapped = base64.b64decode(manifest["wrapped_key"])
     key = cipher.decrypt(wrapped, TABLE, KEY_COLUMN, backup_id)
     with bundle.open("rb") as source:
@@ -244,5 +336,115 @@ def find_backup(context: TaskContext, backup_id: uuid.UUID) -> Backup:
     with context.db.maintenance() as session:
         backup = session.get(Backup, backup_id)
     if backup is None or backup.status != "available":
-        raise NotFoundError("no available backup with that id")
+        raise NotFoundError("no available backup with that id (`leadline backup list` shows them)")
     return backup
+
+
+def update_key_escrow(context: TaskContext, now: datetime, forget: uuid.UUID | None = None) -> int:
+    """Rewrite the key escrow from the database: every org's current data keys, under the
+    primary master key. Entries of orgs the database does not know are kept (after a lost
+    database they are the only copy), as are those of orgs whose keys are under a master key
+    this process lacks; an org in the database without keys (being deleted) and `forget` leave
+    it. Returns the number of orgs escrowed."""
+    path = escrow_path(context.settings.leadline_backup_dir)
+    with context.db.maintenance() as session:
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ESCROW_LOCK})
+        live, unreadable = org_data_keys(session, context.keyring)
+        if unreadable:
+            log.warning("escrow entries kept: master key not configured", orgs=len(unreadable))
+        # Entries rebuilt from the database (or dropped); the others are carried over.
+        replaced = (set(session.scalars(select(Organization.id))) - unreadable) | {forget}
+        escrow = {
+            org_id: carried_entry(context, org_id, keys)
+            for org_id, keys in existing_escrow(path).items()
+            if org_id not in replaced
+        }
+        escrow.update(
+            {
+                org_id: wrap_keys(context.keyring, org_id, deks)
+                for org_id, deks in live.items()
+                if org_id != forget
+            }
+        )
+        write_escrow(path, escrow, now)
+    return len(escrow)
+
+
+def forget_in_key_escrow(context: TaskContext, org_id: uuid.UUID, now: datetime) -> bool:
+    """Remove a deleted org's keys from the escrow (crypto-shredding of every backup)."""
+    if not escrow_path(context.settings.leadline_backup_dir).exists():
+        return False
+    update_key_escrow(context, now, forget=org_id)
+    return True
+
+
+def carried_entry(
+    context: TaskContext, org_id: uuid.UUID, keys: tuple[EscrowedKey, ...]
+) -> tuple[EscrowedKey, ...]:
+    """An entry of an org the database does not know, moved under the primary master key if
+    it opens; otherwise kept exactly as it is (a restore will report it)."""
+    try:
+        return rewrap(context.keyring, org_id, keys)
+    except EscrowError:
+        return keys
+
+
+def existing_escrow(path: Path) -> Escrow:
+    try:
+        return read_escrow(path)
+    except NotFoundError:
+        return {}
+    except EscrowError:
+        # Rebuilt from the database; a damaged copy is not kept, it may hold shredded keys.
+        log.warning("key escrow unreadable; rebuilt from the database")
+        return {}
+
+
+def journal_erasure(
+    context: TaskContext, org_id: uuid.UUID, indexes: dict[str, bytes], at: datetime
+) -> None:
+    """Append a tombstone (blind indexes, sealed under the org's data key) to the org's backup
+    directory the moment a person is erased: a database lost before the next backup would
+    otherwise forget the erasure, and `restore --from` would bring the person back."""
+    entry_id = uuid.uuid4()
+    with context.db.tenant(org_id) as session:
+        cipher = context.keys.cipher(session, org_id)
+    columns = {c: base64.b64encode(v).decode() for c, v in indexes.items()}
+    plain = json.dumps({"columns": columns, "created_at": at.isoformat()}).encode()
+    sealed = cipher.encrypt(plain, JOURNAL_TABLE, JOURNAL_COLUMN, entry_id)
+    entry = {"id": str(entry_id), "sealed": base64.b64encode(sealed).decode()}
+    directory = org_backup_dir(context, org_id)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        append_durably(directory / ERASURE_JOURNAL, json.dumps(entry).encode() + b"\n")
+    except OSError as exc:
+        # The erasure itself is committed; the next backup carries its tombstone anyway.
+        log.error("erasure journal not written", error=type(exc).__name__)
+
+
+def append_durably(path: Path, data: bytes) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def read_erasure_journal(org_dir: Path, cipher: OrgCipher) -> list[dict[str, Any]]:
+    """The journal's tombstones as `erasure_tombstones` column values. Raises CryptoError if
+    an entry was altered; a torn last line (a crash while appending) is skipped."""
+    path = org_dir / ERASURE_JOURNAL
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_bytes().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        sealed = base64.b64decode(entry["sealed"])
+        tombstone = json.loads(cipher.decrypt(sealed, JOURNAL_TABLE, JOURNAL_COLUMN, entry["id"]))
+        columns = {c: base64.b64decode(v) for c, v in tombstone["columns"].items()}
+        rows.append({**columns, "created_at": datetime.fromisoformat(tombstone["created_at"])})
+    return rows

@@ -40,6 +40,17 @@ def set_context(context: TaskContext) -> None:
     _current = context
 
 
+def clear_context() -> None:
+    """Forget the process's context: an in-process CLI run on other settings builds its own."""
+    global _current
+    _current = None
+
+
+def current_context() -> TaskContext | None:
+    """The context set in this process, if any (the CLI reuses it instead of building one)."""
+    return _current
+
+
 def get_context() -> TaskContext:
     if _current is None:
         raise ConfigError("the task context is not configured (call tasks.context.set_context)")

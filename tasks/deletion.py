@@ -1,7 +1,9 @@
 """Account deletion: crypto-shred the org's keys first, then delete its rows and backups.
 
 From the commit that removes the org's data keys, every ciphertext of the org (rows, and the
-wrapped bundle keys of its backups, wherever copies of them are) is unreadable. The rest is
+wrapped bundle keys of its backups, wherever copies of them are) is unreadable; the org's entry
+then leaves the key escrow in the backup directory, so not even the master key and the escrow
+open its backups. The rest is
 housekeeping done in short batches; the organisation row goes last, so a run interrupted
 half-way is resumed by the next one (the org stays in status "deleting").
 """
@@ -20,7 +22,7 @@ from models.audit import record_audit
 from models.keys import shred_org_keys
 from models.retention import delete_all, tenant_tables
 from models.tables import Organization
-from tasks.backups import remove_org_backups
+from tasks.backups import forget_in_key_escrow, remove_org_backups
 from tasks.context import TaskContext
 
 DELETING = "deleting"
@@ -32,7 +34,7 @@ def request_org_deletion(
     """Make the org due for deletion now (an earlier due date is kept). Maintenance scope."""
     org = session.get(Organization, org_id, with_for_update=True)
     if org is None:
-        raise NotFoundError("organisation not found")
+        raise NotFoundError("organisation not found (`leadline org list` shows them)")
     if org.deletion_due_at is None or org.deletion_due_at > now:
         org.deletion_due_at = now
     record_audit(session, actor, "org.deletion_requested", target=str(org_id))
@@ -58,9 +60,11 @@ def process_deletions(context: TaskContext, now: datetime) -> dict[str, Any]:
 
 
 def delete_organization(context: TaskContext, org_id: uuid.UUID) -> dict[str, Any] | None:
-    """Shred keys, delete every tenant row, the backup files, then the org. Idempotent."""
+    """Shred keys (database, then escrow), delete every tenant row, the backup files, then
+    the org. Idempotent: an interrupted run is resumed, escrow included, by the next one."""
     if not shred_keys(context, org_id):
         return None
+    forget_in_key_escrow(context, org_id, context.clock())
     rows = delete_tenant_rows(context, org_id)
     backup_files = remove_org_backups(context, org_id)
     summary = {"rows": rows, "backup_files": backup_files}

@@ -22,6 +22,7 @@ from models.crypto import OrgCipher
 from models.normalize import InvalidPhoneNumber, normalize_email, normalize_phone
 from models.retention import ErasureRequest, ErasureTombstone, delete_all, lead_linked_tables
 from models.tables import InboundEvent, Lead
+from tasks.backups import journal_erasure
 from tasks.context import TaskContext
 
 log = get_logger(__name__)
@@ -45,7 +46,7 @@ def request_erasure(
     """A pending erasure request for a lead of the session's org (one per lead)."""
     lead = session.get(Lead, lead_id)
     if lead is None:
-        raise NotFoundError("lead not found")
+        raise NotFoundError("lead not found (check ORG and LEAD_ID)")
     values = {
         "id": uuid.uuid4(),
         "org_id": lead.org_id,
@@ -118,7 +119,8 @@ def erase_request(
             return False
         lead_id = request.lead_id
         lead = session.get(Lead, lead_id)
-        indexes = frozenset(getattr(lead, c) for c in INDEX_COLUMNS if lead and getattr(lead, c))
+        columns = {c: getattr(lead, c) for c in INDEX_COLUMNS if lead and getattr(lead, c)}
+        indexes = frozenset(columns.values())
     counts = delete_linked_rows(context, org_id, lead_id)
     scrubbed = scrub_inbound_payloads(context, org_id, indexes) if indexes else 0
     with context.db.tenant(org_id) as session:
@@ -127,6 +129,8 @@ def erase_request(
         if request.status != "pending":
             return False
         finish_erasure(session, request, indexes, now, {**counts, "payloads": scrubbed})
+    if columns:
+        journal_erasure(context, org_id, columns, now)
     return True
 
 
@@ -219,6 +223,7 @@ def scrub_inbound_payloads(
 
 def scrub_event(event: InboundEvent) -> None:
     event.payload_ct = None
+    event.request_fingerprint = None  # a keyed hash of the same lead
     if event.status == "pending":
         event.status = "erased"  # never processed: it would bring the person back
 
@@ -253,7 +258,8 @@ def payload_indexes(cipher: OrgCipher, payload: Any) -> Iterator[bytes]:
 
 def phone_or_none(value: str) -> str | None:
     try:
-        return normalize_phone(value)
+        # over-match on purpose: a national-looking value is also tried as a US number
+        return normalize_phone(value, default_region="US")
     except InvalidPhoneNumber:
         return None
 

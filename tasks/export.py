@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from leadline.errors import CryptoError
+from leadline.progress import ProgressCallback
 from models.audit import record_audit
 from models.base import Base
 from models.crypto import OrgCipher
@@ -44,11 +45,16 @@ class Export:
 
 
 def export_org(
-    context: TaskContext, org_id: uuid.UUID, fmt: ExportFormat, actor: str = "cli"
+    context: TaskContext,
+    org_id: uuid.UUID,
+    fmt: ExportFormat,
+    actor: str = "cli",
+    on_progress: ProgressCallback | None = None,
 ) -> Export:
+    """`on_progress(rows_done, rows_total)` is called as rows are read and decrypted."""
     with context.db.tenant_snapshot(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
-        tables = collect_tables(session, cipher)
+        tables = collect_tables(session, cipher, on_progress)
         counts = {name: len(rows) for name, rows in tables.items()}
         record_audit(
             session,
@@ -66,12 +72,23 @@ def export_org(
     return Export(body, "application/json", f"leadline-{org_id}.json", counts)
 
 
-def collect_tables(session: Session, cipher: OrgCipher) -> dict[str, list[dict[str, Any]]]:
-    tables = {"leads": list(decrypted_rows(session, cipher, Lead.__table__))}  # type: ignore[arg-type]
-    for table in lead_linked_tables():
-        if not app_can_read(session, table):
-            continue
-        tables[table.name] = list(decrypted_rows(session, cipher, table))
+def collect_tables(
+    session: Session, cipher: OrgCipher, on_progress: ProgressCallback | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    lead_table: Table = Lead.__table__  # type: ignore[assignment]
+    chosen = [lead_table, *(t for t in lead_linked_tables() if app_can_read(session, t))]
+    report = on_progress or (lambda _done, _total: None)
+    total = sum(int(session.scalar(select(func.count()).select_from(t)) or 0) for t in chosen)
+    done = 0
+    report(done, total)
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for table in chosen:
+        rows = tables.setdefault(table.name, [])
+        for row in decrypted_rows(session, cipher, table):
+            rows.append(row)
+            done += 1
+            report(done, max(total, done))
+    report(done, done)
     return tables
 
 

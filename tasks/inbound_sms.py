@@ -1,60 +1,120 @@
 """Inbound SMS (STOP/START/HELP or a conversation message) and Twilio status callbacks.
 
 The intake route has verified the signature, found the org by the `To` number and stored the
-event; these handlers run inside process_event's transaction.
+event; an opt-out it has already recorded with the event (record_optout_at_the_door), so the
+suppression holds from its 2xx. These handlers run inside process_event's transaction.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
 
 from leadline.logging import get_logger
 from leadline.metrics import MESSAGES_SENT
 from models.alert_settings import load_org_messaging
 from models.channels import OrgPhoneNumber
+from models.crypto import OrgCipher
 from models.keywords import OPT_OUT_KEYWORDS, Intent, classify, normalize_keyword
 from models.leads import LeadFields, upsert_lead
 from models.message_templates import render
 from models.messaging import ConversationMessage
 from models.normalize import InvalidPhoneNumber, normalize_phone
 from models.outbound import NewOutbound, apply_delivery_status, queue_outbound
-from models.suppressions import lift_suppression, phone_index, suppress
-from models.tables import Lead
+from models.suppressions import phone_index
+from models.tables import InboundEvent, Lead
 from tasks.alerts import reply_alert
 from tasks.context import get_context
 from tasks.events import announce_lead
+from tasks.optouts import OptoutChange, lead_id_for, lift_optout, record_optout
+from tasks.outbox import Outbox
 from tasks.registry import DomainEvent, EventContext, handles, publish
-from tasks.sending import add_send, optout_data
+from tasks.sending import add_send
 
 log = get_logger(__name__)
 CONVERSATION_TABLE = "conversation_messages"
 MAX_BODY_CHARS = 5000
+INBOUND_ACTOR = "sms:inbound"
 
 
 def params_of(ctx: EventContext) -> dict[str, str]:
-    params: Any = ctx.payload.get("params") or {}
+    return params_from(ctx.payload)
+
+
+def params_from(payload: dict[str, Any]) -> dict[str, str]:
+    params: Any = payload.get("params") or {}
     return {str(k): str(v) for k, v in params.items()} if isinstance(params, dict) else {}
+
+
+def sender_of(params: dict[str, str]) -> str | None:
+    try:
+        return normalize_phone(params.get("From", ""), default_region=None)
+    except InvalidPhoneNumber:
+        return None
+
+
+def body_of(params: dict[str, str]) -> str:
+    return params.get("Body", "")[:MAX_BODY_CHARS]
+
+
+def optout_reason(body: str) -> str:
+    return "keyword" if normalize_keyword(body) in OPT_OUT_KEYWORDS else "free_text"
+
+
+def record_optout_at_the_door(
+    session: Session,
+    cipher: OrgCipher,
+    event_id: uuid.UUID,
+    payload: dict[str, Any],
+    outbox: Outbox,
+    now: datetime,
+) -> bool:
+    """An inbound opt-out, recorded in the transaction that stores its event (before the 2xx).
+
+    From that COMMIT on, every send to the number is blocked at claim time, whatever order the
+    queue delivers later events in. The event is marked so the worker does not apply it again.
+    """
+    params = params_from(payload)
+    sender = sender_of(params)
+    if sender is None:
+        return False
+    body = body_of(params)
+    if classify(body) is not Intent.OPT_OUT:
+        return False
+    bidx = phone_index(cipher, sender)
+    lead_id = lead_id_for(session, bidx)
+    record_optout(
+        OptoutChange(
+            session, cipher, bidx, optout_reason(body), INBOUND_ACTOR, outbox, now, lead_id
+        )
+    )
+    session.execute(
+        update(InboundEvent)
+        .where(InboundEvent.id == event_id)
+        .values(optout_recorded_at=func.now())
+    )
+    return True
 
 
 @handles("twilio_sms")
 def handle_inbound_sms(ctx: EventContext) -> None:
     params = params_of(ctx)
-    try:
-        sender = normalize_phone(params.get("From", ""), default_region=None)
-    except InvalidPhoneNumber:
+    sender = sender_of(params)
+    if sender is None:
         log.info("inbound sms from an unusable number ignored", event_id=str(ctx.event.id))
         return
-    body = params.get("Body", "")[:MAX_BODY_CHARS]
+    body = body_of(params)
     bidx = phone_index(ctx.cipher, sender)
     lead = ctx.session.scalars(select(Lead).where(Lead.phone_bidx == bidx)).first()
     intent = classify(body)
     if intent is Intent.OPT_OUT:
-        keyword = normalize_keyword(body) in OPT_OUT_KEYWORDS
-        opt_out(ctx, bidx, lead, reason="keyword" if keyword else "free_text")
+        opt_out(ctx, bidx, lead, reason=optout_reason(body))
     elif intent is Intent.OPT_IN:
         opt_in(ctx, bidx, lead)
     elif intent is Intent.HELP:
@@ -63,23 +123,22 @@ def handle_inbound_sms(ctx: EventContext) -> None:
         receive_conversation_message(ctx, sender, body, lead, params.get("MessageSid"))
 
 
+def optout_change(
+    ctx: EventContext, bidx: bytes, lead_id: uuid.UUID | None, reason: str, actor: str
+) -> OptoutChange:
+    return OptoutChange(ctx.session, ctx.cipher, bidx, reason, actor, ctx.outbox, ctx.now, lead_id)
+
+
 def opt_out(ctx: EventContext, bidx: bytes, lead: Lead | None, reason: str) -> None:
-    lead_id = lead.id if lead else None
-    if suppress(ctx.session, ctx.org_id, bidx, reason, actor="sms:inbound", lead_id=lead_id):
-        publish_optout(ctx, lead_id, opted_out=True, reason=reason)
+    if ctx.event.optout_recorded_at is not None:
+        return  # the intake recorded it with the event; a later START may have lifted it since
+    change = optout_change(ctx, bidx, lead.id if lead else None, reason, INBOUND_ACTOR)
+    record_optout(replace(change, requested_at=ctx.event.received_at))
 
 
 def opt_in(ctx: EventContext, bidx: bytes, lead: Lead | None) -> None:
-    lead_id = lead.id if lead else None
-    if lift_suppression(ctx.session, ctx.org_id, bidx, "keyword", "sms:inbound", lead_id):
-        publish_optout(ctx, lead_id, opted_out=False, reason="keyword")
-
-
-def publish_optout(
-    ctx: EventContext, lead_id: uuid.UUID | None, opted_out: bool, reason: str
-) -> None:
-    data = optout_data(lead_id, opted_out, reason)
-    publish(DomainEvent(ctx.session, ctx.cipher, "optout.changed", data, ctx.outbox, ctx.now))
+    change = optout_change(ctx, bidx, lead.id if lead else None, "keyword", INBOUND_ACTOR)
+    lift_optout(change, requested_at=ctx.event.received_at)
 
 
 def reply_help(
@@ -173,11 +232,7 @@ def handle_status_callback(ctx: EventContext) -> None:
         return
     MESSAGES_SENT.labels(channel="sms", state=row.state).inc()
     if error_code == "21610":
-        opted_out = suppress(
-            ctx.session, ctx.org_id, row.recipient_bidx, "twilio_21610", "twilio", row.lead_id
-        )
-        if opted_out:
-            publish_optout(ctx, row.lead_id, opted_out=True, reason="twilio_21610")
+        record_optout(optout_change(ctx, row.recipient_bidx, row.lead_id, "twilio_21610", "twilio"))
     data = {
         "message_id": str(row.id),
         "lead_id": str(row.lead_id) if row.lead_id else None,

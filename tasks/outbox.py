@@ -9,6 +9,7 @@ import dramatiq
 import redis
 
 from leadline.logging import get_logger
+from leadline.progress import ProgressCallback
 
 log = get_logger(__name__)
 
@@ -26,11 +27,14 @@ class Outbox:
     def add(self, actor: dramatiq.Actor[Any, Any], *args: Any) -> None:
         self.pending.append((actor, args))
 
-    def flush(self) -> int:
-        sent = 0
-        for actor, args in self.pending:
+    def flush(self, on_progress: ProgressCallback | None = None) -> int:
+        """Send every collected message; `on_progress(done, total)` after each one."""
+        sent, total = 0, len(self.pending)
+        for done, (actor, args) in enumerate(self.pending, start=1):
             if enqueue_or_defer(actor, *args):
                 sent += 1
+            if on_progress:
+                on_progress(done, total)
         self.pending.clear()
         return sent
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import httpx
@@ -60,6 +61,44 @@ def send_twilio_sms(settings: Settings, to: str, body: str, sender: str | None) 
     except requests.RequestException as exc:
         return _transport_error("twilio", exc, never_sent=_requests_never_sent(exc))
     return ProviderResult("sent", provider_sid=message.sid)
+
+
+@dataclass(frozen=True)
+class ProviderMessage:
+    """One message as the provider lists it (for reconciling `unknown` rows)."""
+
+    sid: str
+    to: str
+    sender: str | None
+    body: str
+    created_at: datetime | None
+
+
+TWILIO_LIST_LIMIT = 200
+
+
+def list_twilio_messages(
+    settings: Settings, to: str, sender: str | None, sent_since: date
+) -> list[ProviderMessage] | None:
+    """Messages Twilio holds to `to` (from `sender`), sent on or after that day; None when
+    Twilio could not be asked (the caller tries again later)."""
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        return None
+    options: dict[str, Any] = {"to": to, "date_sent_after": sent_since.isoformat()}
+    if sender:
+        options["from_"] = sender
+    try:
+        listed = _twilio_client(settings).messages.list(limit=TWILIO_LIST_LIMIT, **options)
+    except TwilioRestException as exc:
+        PROVIDER_ERRORS.labels(provider="twilio", code=str(exc.code or exc.status)).inc()
+        return None
+    except requests.RequestException as exc:
+        _transport_error("twilio", exc, never_sent=True)
+        return None
+    return [
+        ProviderMessage(m.sid or "", m.to or "", m.from_, m.body or "", m.date_created)
+        for m in listed
+    ]
 
 
 def _twilio_client(settings: Settings) -> Client:

@@ -1,44 +1,141 @@
-"""Restoring a backup: rows go back (idempotently), erased people stay erased.
+"""Restoring backups: one bundle into the live database, or every organisation found in a backup
+directory into an empty database once the database is lost.
 
-Rows are inserted with ON CONFLICT DO NOTHING, so restoring twice, or over live data, adds
-only what is missing. Before anything is inserted the org's tombstones are loaded: a lead
-that existed when a person was erased and shares an identity with them is not restored, nor
-is any row tied to it, and inbound payloads mentioning them come back without the payload.
+A bundle is read twice. The first pass decrypts all of it, so a damaged or truncated bundle
+fails before anything is written, and decides who stays erased: a lead that existed when a
+person was erased and shares an identity with their tombstone (the database's and the bundle's
+own) is not restored. The second pass inserts, in one transaction with the audit entry:
+rows of erased leads, rows tied to them (`lead_id`) and rows whose foreign key points at a
+withheld row (webhook attempts of a withheld delivery) are left out, and inbound payloads that
+mention an erased person come back without the payload. Rows go in with ON CONFLICT DO NOTHING
+in the bundle's order (parents before children), so restoring twice, or over live data, adds
+only what is missing, and a failure anywhere leaves the database as it was.
 """
 
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, literal_column
+from sqlalchemy import Table, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
-from leadline.errors import CryptoError
+from leadline.errors import ConfigError, CryptoError, LeadlineError, NotFoundError
+from leadline.progress import ProgressCallback
 from models.audit import record_audit
 from models.base import Base
 from models.bundles import FORMAT, decode_row
 from models.crypto import OrgCipher
-from tasks.backups import backup_files, find_backup, open_bundle
+from models.key_escrow import escrow_cipher, escrow_path, read_escrow
+from models.keys import install_data_keys, load_cipher
+from models.migrate import is_current
+from models.retention import Backup, ErasureTombstone
+from models.tables import Organization
+from tasks.backups import (
+    ERASURE_JOURNAL,
+    backup_files,
+    bundle_records,
+    find_backup,
+    read_erasure_journal,
+    read_manifest,
+)
 from tasks.context import TaskContext
-from tasks.erasure import Tombstone, event_identities, load_tombstones
+from tasks.erasure import INDEX_COLUMNS, Tombstone, event_identities, load_tombstones
 
 LEADS = "leads"
 INBOUND = "inbound_events"
+TOMBSTONES = "erasure_tombstones"
+RESTORE_LOCK = 0x4C4C_5253
+
+
+@dataclass
+class BundlePlan:
+    """What the first pass learned: the bundle is whole, and whose rows stay out."""
+
+    manifest: Path
+    backup_id: uuid.UUID
+    org_id: uuid.UUID
+    header: dict[str, Any]
+    tombstones: list[Tombstone]  # the known ones and the bundle's
+    bundled: list[Tombstone]
+    erased_leads: set[uuid.UUID]
+    records: int
+
+
+def plan_bundle(manifest: Path, cipher: OrgCipher, known: list[Tombstone]) -> BundlePlan:
+    """Read the whole bundle once. Raises CryptoError if any of it is damaged."""
+    backup_id = uuid.UUID(read_manifest(manifest)["backup_id"])
+    leads: list[dict[str, Any]] = []
+    bundled: list[Tombstone] = []
+    records = checked_records(manifest, cipher)
+    header = next(records, None)
+    if header is None or header.get("format") != FORMAT:
+        raise CryptoError(f"backup bundle {backup_id} has no valid header")
+    if header.get("org_id") != str(cipher.org_id):
+        raise CryptoError(f"backup bundle {backup_id} belongs to another organisation")
+    count = 0
+    for record in records:
+        count += 1
+        if record["table"] == LEADS:
+            leads.append(identity_row(LEADS, record["row"], ("id", "created_at")))
+        elif record["table"] == TOMBSTONES:
+            bundled.append(tombstone_of(identity_row(TOMBSTONES, record["row"], ("created_at",))))
+    tombstones = [*known, *bundled]
+    erased = {lead["id"] for lead in leads if any(t.covers(lead) for t in tombstones)}
+    return BundlePlan(
+        manifest, backup_id, cipher.org_id, header, tombstones, bundled, erased, count
+    )
+
+
+def checked_records(manifest: Path, cipher: OrgCipher) -> Iterator[dict[str, Any]]:
+    """Records, with any damage (a failed tag, or bytes that are not records) reported as one
+    clear error naming the backup."""
+    try:
+        for record in bundle_records(manifest, cipher):
+            if not isinstance(record, dict):
+                raise ValueError("not a record")
+            yield record
+    except (CryptoError, NotFoundError, ValueError, KeyError, TypeError, zlib.error):
+        raise CryptoError(
+            f"backup {manifest.name.split('.')[0]} of organisation {cipher.org_id} is missing, "
+            "corrupt or does not open with the organisation's data keys (restore an older "
+            "backup; with --from, move its two files out of the directory)"
+        ) from None
+
+
+def identity_row(
+    table_name: str, encoded: dict[str, Any], extra: tuple[str, ...]
+) -> dict[str, Any]:
+    table = Base.metadata.tables[table_name]
+    wanted = {name: encoded.get(name) for name in (*INDEX_COLUMNS, *extra) if name in table.c}
+    return decode_row(table, wanted)
+
+
+def tombstone_of(row: dict[str, Any]) -> Tombstone:
+    indexes = frozenset(row[column] for column in INDEX_COLUMNS if row.get(column))
+    return Tombstone(indexes, row["created_at"])
 
 
 @dataclass
 class Restorer:
-    context: TaskContext
-    org_id: uuid.UUID
-    tombstones: list[Tombstone]
+    """Second pass: inserts a planned bundle's rows through one session (one transaction)."""
+
+    session: Session
+    plan: BundlePlan
     cipher: OrgCipher
-    erased_leads: set[Any] = field(default_factory=set)
+    batch: int
+    on_table: Callable[[], None] = lambda: None
     inserted: Counter[str] = field(default_factory=Counter)
     withheld: Counter[str] = field(default_factory=Counter)
+    withheld_ids: dict[str, set[Any]] = field(default_factory=dict)
     _table: Table | None = None
     _rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -50,29 +147,38 @@ class Restorer:
         if table is not self._table:
             self.flush()
             self._table = table
+            self.on_table()
         row = decode_row(table, encoded)
-        if row.get("org_id") != self.org_id:
+        if row.get("org_id") != self.plan.org_id:
             raise CryptoError("backup bundle holds rows of another organisation")
         if self.keeps(table, row):
             self._rows.append(row)
-        if len(self._rows) >= self.context.settings.leadline_retention_batch_size:
+        else:
+            self.withheld[table.name] += 1
+            self.withheld_ids.setdefault(table.name, set()).add(row.get("id"))
+        if len(self._rows) >= self.batch:
             self.flush()
 
     def keeps(self, table: Table, row: dict[str, Any]) -> bool:
-        if table.name == LEADS and any(t.covers(row) for t in self.tombstones):
-            self.erased_leads.add(row["id"])
-        elif "lead_id" not in table.c or row.get("lead_id") not in self.erased_leads:
-            if table.name == INBOUND:
-                self.scrub_if_erased(row)
-            return True
-        self.withheld[table.name] += 1
-        return False
+        erased = self.plan.erased_leads
+        if table.name == LEADS and row["id"] in erased:
+            return False
+        if "lead_id" in table.c and row.get("lead_id") in erased:
+            return False
+        for key in table.foreign_keys:
+            if row.get(key.parent.name) in self.withheld_ids.get(key.column.table.name, ()):
+                return False
+        if table.name == INBOUND:
+            self.scrub_if_erased(row)
+        return True
 
     def scrub_if_erased(self, event: dict[str, Any]) -> None:
         identities = event_identities(self.cipher, event["id"], event.get("payload_ct"))
-        for tombstone in self.tombstones:
+        for tombstone in self.plan.tombstones:
             if event["received_at"] <= tombstone.created_at and identities & tombstone.indexes:
                 event["payload_ct"] = None
+                if "request_fingerprint" in event:
+                    event["request_fingerprint"] = None  # a keyed hash of the same person
                 event["status"] = "erased" if event["status"] == "pending" else event["status"]
                 self.withheld["inbound_payloads"] += 1
                 return
@@ -86,41 +192,317 @@ class Restorer:
             .on_conflict_do_nothing()
             .returning(literal_column("1"))
         )
-        with self.context.db.tenant(self.org_id) as session:
-            inserted = len(session.execute(statement).all())
-        self.inserted[self._table.name] += inserted
+        self.inserted[self._table.name] += len(self.session.execute(statement).all())
         self._rows = []
 
+    def run(self) -> dict[str, Any]:
+        records = checked_records(self.plan.manifest, self.cipher)
+        next(records)  # the header, checked by the first pass
+        for record in records:
+            self.add(record["table"], record["row"])
+        self.flush()
+        return {
+            "backup_id": str(self.plan.backup_id),
+            "org_id": str(self.plan.org_id),
+            "inserted": {table: n for table, n in self.inserted.items() if n},
+            "withheld": dict(self.withheld),
+            "erased_again": len(self.plan.erased_leads),
+        }
 
-def restore_backup(context: TaskContext, backup_id: uuid.UUID, now: datetime) -> dict[str, Any]:
-    """Re-insert a backup's rows into its organisation; tombstones are applied on the way."""
+
+def audit_restore(session: Session, summary: dict[str, Any], now: datetime, **extra: Any) -> None:
+    details = {k: summary[k] for k in ("inserted", "withheld", "erased_again")}
+    record_audit(
+        session,
+        "cli",
+        "backup.restored",
+        org_id=uuid.UUID(summary["org_id"]),
+        target=summary["backup_id"],
+        details={**details, **extra, "at": now.isoformat()},
+    )
+
+
+def restore_backup(
+    context: TaskContext,
+    backup_id: uuid.UUID,
+    now: datetime,
+    on_progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Re-insert a backup's rows into its live organisation, atomically and audited."""
     backup = find_backup(context, backup_id)
-    records = open_bundle(context, backup_files(context, backup.org_id, backup.id).manifest)
-    header = next(records)
-    if header.get("format") != FORMAT or header.get("org_id") != str(backup.org_id):
-        raise CryptoError("backup bundle header does not match its record")
+    manifest = backup_files(context, backup.org_id, backup.id).manifest
     with context.db.tenant(backup.org_id) as session:
-        tombstones = load_tombstones(session)
-        cipher = context.keys.cipher(session, backup.org_id)
-    restorer = Restorer(context, backup.org_id, tombstones, cipher)
-    for record in records:
-        restorer.add(record["table"], record["row"])
-    restorer.flush()
-    summary = {
-        "backup_id": str(backup.id),
-        "org_id": str(backup.org_id),
-        "inserted": dict(restorer.inserted),
-        "withheld": dict(restorer.withheld),
-        "erased_again": len(restorer.erased_leads),
+        cipher = load_cipher(session, context.keyring, backup.org_id)
+        known = load_tombstones(session)
+    plan = plan_bundle(manifest, cipher, known)
+    tables = Counter[str]()
+
+    def table_done() -> None:
+        tables["done"] += 1
+        if on_progress is not None:
+            on_progress(tables["done"], None)
+
+    try:
+        with context.db.tenant(backup.org_id) as session:
+            batch = context.settings.leadline_retention_batch_size
+            summary = Restorer(session, plan, cipher, batch, on_table=table_done).run()
+            audit_restore(session, summary, now)
+    except DBAPIError as exc:
+        raise rolled_back(exc, f"backup {backup_id}") from None
+    return summary
+
+
+def rolled_back(exc: DBAPIError, what: str) -> LeadlineError:
+    """The database refused a row: say which constraint, never the values (they may be PII)."""
+    diag = getattr(exc.orig, "diag", None)
+    constraint = getattr(diag, "constraint_name", None) or type(exc.orig).__name__
+    return LeadlineError(
+        f"{what} was not restored, nothing was written: the database refused a row "
+        f"({constraint}) (check that the database is migrated to this release)"
+    )
+
+
+# --- a lost database: every organisation of a backup directory -------------------------------
+
+
+@dataclass(frozen=True)
+class OrgBackups:
+    org_id: uuid.UUID
+    manifests: list[Path]  # newest first
+
+
+@dataclass(frozen=True)
+class Planned:
+    """An organisation of the directory, checked and ready to be written."""
+
+    plan: BundlePlan
+    backups: OrgBackups
+    cipher: OrgCipher
+    journal: list[dict[str, Any]]  # tombstones of erasures the bundle may not know yet
+
+
+def restore_from_directory(
+    context: TaskContext,
+    directory: Path,
+    now: datetime,
+    on_progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Recreate every organisation of `directory` (a copy of LEADLINE_BACKUP_DIR) in an empty,
+    migrated database: the org row and its data keys from the key escrow, then the rows of its
+    newest bundle. Everything is checked before the one transaction that writes it all."""
+    if not directory.is_dir():
+        raise NotFoundError(
+            f"backup directory {directory} does not exist (pass the directory "
+            "LEADLINE_BACKUP_DIR named, or a copy of it)"
+        )
+    require_empty_database(context)
+    escrow = read_escrow(escrow_path(directory))
+    ciphers = {org_id: escrow_cipher(context.keyring, org_id, k) for org_id, k in escrow.items()}
+    found = org_backups(directory)
+    plans: list[Planned] = []
+    skipped: list[dict[str, Any]] = []
+    for org in found:
+        cipher = ciphers.get(org.org_id)
+        if cipher is None:
+            skipped.append(unreadable(org))
+            continue
+        journal = erasure_journal(org, cipher)
+        plan = plan_bundle(org.manifests[0], cipher, [tombstone_of(row) for row in journal])
+        plans.append(Planned(plan, org, cipher, journal))
+    for org_id in sorted(set(ciphers) - {org.org_id for org in found}, key=str):
+        skipped.append({"org_id": str(org_id), "status": "no_backup", "backups": 0})
+    register = directory.resolve() == Path(context.settings.leadline_backup_dir).resolve()
+    try:
+        restored = write_directory(context, plans, skipped, register, now, on_progress)
+    except DBAPIError as exc:
+        raise rolled_back(exc, f"the backup directory {directory}") from None
+    return {
+        "directory": str(directory),
+        "orgs": [*restored, *skipped],
+        "restored": len(restored),
+        "not_restored": len(skipped),
     }
-    with context.db.tenant(backup.org_id) as session:
-        details = {k: summary[k] for k in ("inserted", "withheld", "erased_again")}
+
+
+def write_directory(
+    context: TaskContext,
+    plans: list[Planned],
+    skipped: list[dict[str, Any]],
+    register: bool,
+    now: datetime,
+    on_progress: ProgressCallback | None,
+) -> list[dict[str, Any]]:
+    """Every planned organisation in one transaction: all of them, or none."""
+    restored: list[dict[str, Any]] = []
+    with context.db.maintenance() as session:
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RESTORE_LOCK})
+        require_no_organizations(session)  # again, under the lock: two restores at once
+        for done, planned in enumerate(plans, start=1):
+            plan, cipher = planned.plan, planned.cipher
+            recreate_organization(session, context, plan, cipher)
+            batch = context.settings.leadline_retention_batch_size
+            summary = Restorer(session, plan, cipher, batch).run()
+            summary["journal_tombstones"] = add_journal_tombstones(session, planned)
+            backups = planned.backups
+            summary["registered_backups"] = register_backups(session, backups) if register else 0
+            audit_restore(session, summary, now, source="directory")
+            restored.append({**summary, "status": "restored"})
+            if on_progress is not None:
+                on_progress(done, len(plans))
         record_audit(
             session,
             "cli",
-            "backup.restored",
-            org_id=backup.org_id,
-            target=str(backup.id),
-            details={**details, "at": now.isoformat()},
+            "backup.directory_restored",
+            details={
+                "restored": [r["org_id"] for r in restored],
+                "not_restored": {s["org_id"]: s["status"] for s in skipped},
+                "at": now.isoformat(),
+            },
         )
-    return summary
+    return restored
+
+
+def erasure_journal(org: OrgBackups, cipher: OrgCipher) -> list[dict[str, Any]]:
+    try:
+        return read_erasure_journal(org.manifests[0].parent, cipher)
+    except (CryptoError, ValueError, KeyError, TypeError):
+        raise CryptoError(
+            f"the erasure journal of organisation {org.org_id} was altered (restore "
+            f"{ERASURE_JOURNAL} from a copy of the backup directory)"
+        ) from None
+
+
+def add_journal_tombstones(session: Session, planned: Planned) -> int:
+    """Tombstones of erasures made after the bundle was written go back into the table."""
+    present = {(t.indexes, t.created_at) for t in planned.plan.bundled}
+    added = 0
+    for row in planned.journal:
+        tombstone = tombstone_of(row)
+        if (tombstone.indexes, tombstone.created_at) in present:
+            continue
+        present.add((tombstone.indexes, tombstone.created_at))
+        session.add(ErasureTombstone(org_id=planned.plan.org_id, **row))
+        added += 1
+    session.flush()
+    return added
+
+
+def require_empty_database(context: TaskContext) -> None:
+    if not is_current(context.db.owner_engine):
+        raise ConfigError("the database is not migrated (run leadline migrate first)")
+    with context.db.maintenance() as session:
+        require_no_organizations(session)
+
+
+def require_no_organizations(session: Session) -> None:
+    orgs = session.scalar(select(func.count()).select_from(Organization)) or 0
+    if orgs:
+        raise ConfigError(
+            f"the target database is not empty: it has {orgs} organisations (restore --from "
+            "needs an empty, migrated database; on a live one use backup restore ID)"
+        )
+
+
+def org_backups(directory: Path) -> list[OrgBackups]:
+    """Every organisation directory with at least one manifest, newest manifest first."""
+    found = []
+    for child in sorted(directory.iterdir()):
+        org_id = uuid_or_none(child.name)
+        if org_id is None or not child.is_dir():
+            continue
+        manifests = [
+            (manifest_created(path, org_id), path) for path in child.glob("*.manifest.json")
+        ]
+        if manifests:
+            found.append(OrgBackups(org_id, [path for _, path in sorted(manifests, reverse=True)]))
+    return found
+
+
+def manifest_created(path: Path, org_id: uuid.UUID) -> datetime:
+    try:
+        manifest = read_manifest(path)
+        if manifest["org_id"] != str(org_id):
+            raise ValueError("manifest of another organisation")
+        return datetime.fromisoformat(manifest["created_at"])
+    except (LeadlineError, ValueError, KeyError, TypeError):
+        raise CryptoError(
+            f"backup manifest {path} is corrupt (move it and its bundle out of the directory "
+            "to restore from an older backup)"
+        ) from None
+
+
+def uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def unreadable(org: OrgBackups) -> dict[str, Any]:
+    return {
+        "org_id": str(org.org_id),
+        "status": "unreadable",
+        "backups": len(org.manifests),
+        "reason": "no data key in the key escrow (deleted organisation: crypto-shredded)",
+    }
+
+
+def recreate_organization(
+    session: Session, context: TaskContext, plan: BundlePlan, cipher: OrgCipher
+) -> None:
+    saved = plan.header.get("organization") or {}
+    org = Organization(id=plan.org_id, name=saved.get("name") or f"restored {plan.org_id}")
+    org.status = saved.get("status") or "active"
+    org.default_region = saved.get("default_region")
+    if saved.get("created_at"):
+        org.created_at = datetime.fromisoformat(saved["created_at"])
+    if saved.get("deletion_due_at"):
+        org.deletion_due_at = datetime.fromisoformat(saved["deletion_due_at"])
+    session.add(org)
+    session.flush()
+    install_data_keys(session, context.keyring, plan.org_id, cipher.deks)
+
+
+def register_backups(session: Session, org: OrgBackups) -> int:
+    """The org's bundles go back into the `backups` table, so they expire on time again."""
+    registered = 0
+    for path in org.manifests:
+        manifest = read_manifest(path)
+        bundle = path.with_name(manifest["bundle"])
+        if not bundle.exists():
+            continue
+        session.add(
+            Backup(
+                id=uuid.UUID(manifest["backup_id"]),
+                org_id=org.org_id,
+                path=f"{org.org_id}/{bundle.name}",
+                sha256=manifest["sha256"],
+                key_version=manifest["key_version"],
+                size_bytes=bundle.stat().st_size,
+                row_count=manifest["rows"],
+                status="available",
+                created_at=datetime.fromisoformat(manifest["created_at"]),
+                expires_at=datetime.fromisoformat(manifest["expires_at"]),
+            )
+        )
+        registered += 1
+    session.flush()
+    return registered
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """One line per organisation, for the CLI."""
+    lines = []
+    for org in summary["orgs"]:
+        if org["status"] == "restored":
+            rows = sum(org["inserted"].values())
+            lines.append(
+                f"org {org['org_id']}: restored {rows} rows from backup {org['backup_id']}"
+                f" ({org['erased_again']} erased leads kept erased)"
+            )
+        elif org["status"] == "unreadable":
+            lines.append(f"org {org['org_id']}: not restored, {org['reason']}")
+        else:
+            lines.append(f"org {org['org_id']}: not restored, no backup in the directory")
+    lines.append(f"{summary['restored']} organisations restored, {summary['not_restored']} not")
+    return "\n".join(lines)

@@ -5,7 +5,8 @@ with `next_attempt_at` (exponential backoff with jitter, or Telegram's retry_aft
 a delayed message. If Redis loses that message, the inbox sweep finds the row once it is due,
 so a retry is delayed but never lost, and the attempt count survives any restart.
 Dramatiq's own retries only cover infrastructure failures (database down) before or after
-the provider call; a retried delivery that finds the row `sending` marks it `unknown`.
+the provider call; a retried delivery that finds the row `sending` claims it again if the
+provider call had not started (no `provider_call_at`), and otherwise marks it `unknown`.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ from models.outbound import (
     claim_outbound,
     record_outcome,
     stale_outbound,
+    start_provider_call,
     unknown_outbound,
     unlink_telegram_chat,
 )
-from models.suppressions import suppress
 from tasks.context import TaskContext, get_context
+from tasks.optouts import OptoutChange, record_optout
 from tasks.outbox import Outbox
 from tasks.providers import ProviderResult, send_telegram_message, send_twilio_sms
-from tasks.registry import DomainEvent, attention, publish, sweep
+from tasks.registry import attention, sweep
 from workers.runtime import actor
 
 log = get_logger(__name__)
@@ -81,8 +83,20 @@ def deliver_outbound(context: TaskContext, org_id: uuid.UUID, message_id: uuid.U
         MESSAGES_SENT.labels(channel=claim.channel, state=claim.outcome).inc()
     if claim.message is None:
         return claim.outcome
+    started = mark_provider_call_started(context, claim.message)
+    if started != "call":
+        if started == "blocked":
+            MESSAGES_SENT.labels(channel=claim.channel, state="blocked").inc()
+        return started
     result = call_provider(context.settings, claim.message)
     return record_result(context, claim.message, result)
+
+
+def mark_provider_call_started(context: TaskContext, message: ClaimedMessage) -> str:
+    """Committed before the request leaves: a worker that dies before this is retried safely,
+    and a STOP recorded since the claim still blocks the message."""
+    with context.db.tenant(message.org_id) as session:
+        return start_provider_call(session, message.id, message.attempt, context.clock())
 
 
 def call_provider(settings: Settings, message: ClaimedMessage) -> ProviderResult:
@@ -128,16 +142,19 @@ def record_result(context: TaskContext, message: ClaimedMessage, result: Provide
             return "stale"
         if result.kind == "blocked":
             cipher = context.keys.cipher(session, message.org_id)
-            if suppress(
-                session,
-                message.org_id,
-                message.recipient_bidx,
-                reason=f"twilio_{result.code}",
-                actor="twilio",
-                lead_id=message.lead_id,
-            ):
-                data = optout_data(message.lead_id, opted_out=True, reason=f"twilio_{result.code}")
-                publish(DomainEvent(session, cipher, "optout.changed", data, outbox, now))
+            reason = f"twilio_{result.code}"
+            record_optout(
+                OptoutChange(
+                    session,
+                    cipher,
+                    message.recipient_bidx,
+                    reason,
+                    "twilio",
+                    outbox,
+                    now,
+                    message.lead_id,
+                )
+            )
         if result.kind == "unlink" and message.telegram_chat_id is not None:
             unlink_telegram_chat(session, message.telegram_chat_id, now)
     outbox.flush()
@@ -148,15 +165,6 @@ def record_result(context: TaskContext, message: ClaimedMessage, result: Provide
     return outcome.state
 
 
-def optout_data(lead_id: uuid.UUID | None, opted_out: bool, reason: str) -> dict[str, Any]:
-    return {
-        "lead_id": str(lead_id) if lead_id else None,
-        "opted_out": opted_out,
-        "reason": reason,
-        "channel": "sms",
-    }
-
-
 @sweep("inbox")
 def sweep_outbound(
     context: TaskContext,
@@ -164,7 +172,8 @@ def sweep_outbound(
     sending_older_than: float | None = None,
 ) -> int:
     """Re-enqueue rows a lost Redis message left `queued`, and rows stuck in `sending`
-    (their next delivery marks them `unknown`). Returns how many were enqueued."""
+    (their next delivery claims them again if the provider was never called, else marks them
+    `unknown`). Returns how many were enqueued."""
     settings = context.settings
     queued_age = (
         settings.leadline_outbound_queued_stale_seconds

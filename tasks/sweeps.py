@@ -83,7 +83,9 @@ def _purge_payloads(context: TaskContext, condition: Any) -> int:
         )
         with context.db.maintenance() as session:
             result = session.execute(
-                update(InboundEvent).where(InboundEvent.id.in_(ids)).values(payload_ct=None)
+                update(InboundEvent)
+                .where(InboundEvent.id.in_(ids))
+                .values(payload_ct=None, request_fingerprint=None)  # derived from the payload
             )
         purged = int(result.rowcount)  # type: ignore[attr-defined]
         total += purged

@@ -94,8 +94,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
 def cli(context: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Run `leadline ...` in this process with typer's CliRunner, against the test services.
 
-    Commands build their own runtime (broker, context) from the environment like a real
-    invocation; the test's broker and context are put back afterwards.
+    Commands reuse the task context this process already has (the test's); whatever a
+    command changes (broker, context, logging) is put back afterwards.
     """
     import dramatiq
     from typer.testing import CliRunner

@@ -146,13 +146,13 @@ def find_dead_letter(session: Session, key: str, *, lock: bool = False) -> DeadL
     try:
         key_uuid = uuid.UUID(key)
     except ValueError:
-        raise NotFoundError("dead letter ids are UUIDs") from None
+        raise NotFoundError("dead letter ids are UUIDs (`leadline dlq list` shows them)") from None
     query = select(DeadLetter).where(
         (DeadLetter.id == key_uuid) | (DeadLetter.message_id == str(key_uuid))
     )
     row = session.scalars(query.with_for_update() if lock else query).first()
     if row is None:
-        raise NotFoundError(f"no dead letter {key}")
+        raise NotFoundError(f"no dead letter {key} (`leadline dlq list --state all` shows them)")
     return row
 
 

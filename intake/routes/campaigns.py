@@ -1,4 +1,7 @@
-"""POST /v1/campaigns (launch once per Idempotency-Key, 3/min per org) and GET its counts."""
+"""POST /v1/campaigns (launch once per Idempotency-Key, 3/min per org) and GET its counts.
+
+The same key with the same campaign answers the first campaign's id; with a different one,
+422 like POST /v1/leads (the campaign's own stored name, template and filter are compared)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from intake.api_auth import api_org
 from intake.limits import RateLimiter, limiter_of
 from intake.responses import error_response
-from intake.routes.leads import IDEMPOTENCY_KEY
+from intake.routes.leads import IDEMPOTENCY_KEY, KEY_REUSED
 from intake.schemas import StrictModel, field_errors
 from models.campaigns import CampaignSpec, campaign_view, create_campaign, find_campaign_by_key
 from models.message_templates import SMS_MAX_CHARS, TemplateError, validate_template
@@ -33,6 +36,8 @@ class CampaignFilterIn(StrictModel):
 
 
 class CampaignIn(StrictModel):
+    free_text = frozenset({"template"})
+
     name: str = Field(min_length=1, max_length=200)
     template: str = Field(min_length=1, max_length=SMS_MAX_CHARS)
     filter: CampaignFilterIn = Field(default_factory=CampaignFilterIn)
@@ -81,7 +86,7 @@ def launch(
         created = create_campaign(session, org_id, key, spec)
     if not created.created:  # a concurrent request with the same key won the insert
         if not created.same_request:
-            return error_response(409, "Idempotency-Key already used for a different campaign")
+            return error_response(422, KEY_REUSED)
         return JSONResponse({"id": str(created.id), "replayed": True}, status_code=202)
     enqueue_or_defer(launch_campaign, str(org_id), str(created.id))
     return JSONResponse({"id": str(created.id)}, status_code=202)
@@ -94,7 +99,7 @@ def replay_response(existing: Campaign, spec: CampaignSpec) -> Response:
         spec.filter,
     )
     if not same:
-        return error_response(409, "Idempotency-Key already used for a different campaign")
+        return error_response(422, KEY_REUSED)
     return JSONResponse({"id": str(existing.id), "replayed": True}, status_code=202)
 
 

@@ -3,10 +3,17 @@
 Authenticated by a Bearer API key, or signed the Standard Webhooks way (`webhook-id`,
 `webhook-timestamp`, `webhook-signature`) with the org's `whsec_` secret and the org named
 in a `webhook-org` header.
+
+Idempotency: the key is the `Idempotency-Key` header, or for a signed request the signed
+`webhook-id` (the unsigned header is ignored there, so a captured request cannot be replayed
+under a new key). A key's first request is fingerprinted (models.intake.request_fingerprint of
+the canonical JSON of the validated lead): the same lead again answers the same 202 and id, a
+different one 422 and is not stored.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -22,16 +29,19 @@ from intake.api_auth import bearer_org
 from intake.auth import load_signing_secrets, signing_org
 from intake.hooks import context_of, malformed, media_type, refuse, reject
 from intake.inbound import store_inbound_event
-from intake.limits import check_auth_failures, hit, record_auth_failure
+from intake.limits import count_auth_failure, hit
 from intake.responses import error_response
-from intake.schemas import LeadIn, field_errors
+from intake.schemas import DEFAULT_REGION, NEEDS_REGION, LeadIn, field_errors
 from intake.verify import verify_standard_webhook
 from leadline.errors import VerificationError
 from leadline.logging import mark_sensitive
+from models.orgs import default_region
+from tasks.context import TaskContext
 
 router = APIRouter()
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 SOURCE = "api"
+KEY_REUSED = "idempotency key reused with a different body"
 
 
 @dataclass(frozen=True)
@@ -62,45 +72,71 @@ async def signed_caller(request: Request, body: bytes) -> Caller | Response:
         return await reject(request, SOURCE, "missing_org")
     secrets = await run_in_threadpool(load_signing_secrets, context_of(request), org_id)
     if secrets is None:
-        await record_auth_failure(request)
+        await count_auth_failure(request, "signed_leads")
         return refuse(SOURCE, 404, "unknown_org", "unknown organisation")
     try:
         verify_standard_webhook(secrets, body, request.headers)
     except VerificationError:
         return await reject(request, SOURCE, "bad_signature")
     message_id = request.headers.get("webhook-id", "")
-    return Caller(
-        org_id, f"org:{org_id}", message_id if IDEMPOTENCY_KEY.match(message_id) else None
-    )
+    if not IDEMPOTENCY_KEY.match(message_id):
+        return error_response(400, "webhook-id must be 1-255 printable ASCII characters")
+    return Caller(org_id, f"org:{org_id}", message_id)
 
 
 def is_signed(request: Request) -> bool:
     return "authorization" not in request.headers and "webhook-signature" in request.headers
 
 
-def parse_lead(body: bytes) -> LeadIn | Response:
+def parse_lead(body: bytes, region: str | None = None) -> LeadIn | ValidationError:
     try:
-        return LeadIn.model_validate_json(body)
+        return LeadIn.model_validate_json(body, context={DEFAULT_REGION: region})
     except ValidationError as exc:
-        if any(error["type"] == "json_invalid" for error in exc.errors()):
-            return malformed(SOURCE)
-        return error_response(422, "invalid request body", fields=field_errors(exc))
+        return exc
+
+
+def org_region(context: TaskContext, org_id: uuid.UUID) -> str | None:
+    with context.db.tenant(org_id) as session:
+        return default_region(session, org_id)
+
+
+async def read_lead(request: Request, body: bytes, org_id: uuid.UUID) -> LeadIn | Response:
+    """The validated lead; the org's default region is looked up only for a national number."""
+    lead = parse_lead(body)
+    if isinstance(lead, ValidationError) and needs_region(lead):
+        region = await run_in_threadpool(org_region, context_of(request), org_id)
+        if region is not None:
+            lead = parse_lead(body, region)
+    if not isinstance(lead, ValidationError):
+        return lead
+    if any(error["type"] == "json_invalid" for error in lead.errors()):
+        return malformed(SOURCE)
+    return error_response(422, "invalid request body", fields=field_errors(lead))
+
+
+def needs_region(error: ValidationError) -> bool:
+    return any(item["type"] == NEEDS_REGION for item in error.errors())
+
+
+def canonical_lead(lead: LeadIn) -> str:
+    """The lead as compared across retries: validated, normalised, keys sorted."""
+    data = lead.model_dump(mode="json", exclude_none=True)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @router.post("/v1/leads", status_code=202)
 async def create_lead(request: Request) -> Response:
-    await check_auth_failures(request)
     body = await request.body()
     caller = await (signed_caller(request, body) if is_signed(request) else bearer_caller(request))
     if isinstance(caller, Response):
         return caller
     await hit(request, "api", caller.limit_key)
-    idempotency_key = request.headers.get("idempotency-key")
+    idempotency_key = caller.message_id or request.headers.get("idempotency-key")
     if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
         return error_response(400, "Idempotency-Key must be 1-255 printable ASCII characters")
     if media_type(request) != "application/json":
         return refuse(SOURCE, 415, "content_type", "content type must be application/json")
-    lead = parse_lead(body)
+    lead = await read_lead(request, body, caller.org_id)
     if isinstance(lead, Response):
         return lead
     context = context_of(request)
@@ -110,8 +146,11 @@ async def create_lead(request: Request) -> Response:
         context,
         caller.org_id,
         SOURCE,
-        idempotency_key or caller.message_id,
+        idempotency_key,
         lead_payload(lead, context.clock()),
         request.state.request_id,
+        canonical_lead(lead),
     )
+    if not stored.same_request:
+        return error_response(422, KEY_REUSED)
     return JSONResponse({"id": str(stored.id)}, status_code=202)

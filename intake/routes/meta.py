@@ -24,7 +24,6 @@ from intake.hooks import (
     unsupported_type,
     warn_throttled,
 )
-from intake.limits import check_auth_failures
 from intake.verify import parse_json_object, verify_meta, verify_meta_handshake
 from leadline.errors import VerificationError
 from leadline.metrics import EVENTS_REJECTED
@@ -37,7 +36,6 @@ SOURCE = "meta"
 
 @router.get("/hooks/meta")
 async def meta_handshake(request: Request) -> Response:
-    await check_auth_failures(request)
     token = configured(context_of(request).settings.meta_verify_token)
     if token is None:
         return await reject(request, SOURCE, "not_configured")
@@ -57,7 +55,6 @@ async def org_for(request: Request, message: MetaMessage) -> uuid.UUID | None:
 
 @router.post("/hooks/meta")
 async def meta_webhook(request: Request) -> Response:
-    await check_auth_failures(request)
     if media_type(request) != "application/json":
         return unsupported_type(SOURCE)
     secret = configured(context_of(request).settings.meta_app_secret)

@@ -1,5 +1,8 @@
 """GET /metrics: this intake process's series, plus queue depths from Redis and open dead
-letters from Postgres, read at scrape time (so they are right whichever process is asked)."""
+letters from Postgres, read at scrape time (so they are right whichever process is asked).
+
+In production a scrape needs the ops token as a Bearer header (Prometheus: `authorization:
+{credentials: ...}`); a wrong one counts as a failed ops login. Elsewhere it is open."""
 
 from __future__ import annotations
 
@@ -10,6 +13,9 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from intake.limits import count_auth_failure
+from intake.ops_auth import OpsAuth
+from intake.responses import error_response
 from leadline.logging import get_logger
 from leadline.metrics import DEAD_LETTERS_OPEN, QUEUE_DELAYED, QUEUE_DEPTH, QUEUE_IN_FLIGHT
 from models.ops import DEAD, DeadLetter
@@ -23,8 +29,22 @@ log = get_logger("leadline.intake")
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     context: TaskContext = request.app.state.context
+    if not await scrape_allowed(request, context):
+        return error_response(401, "operator token required")
     await run_in_threadpool(refresh_gauges, context)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+async def scrape_allowed(request: Request, context: TaskContext) -> bool:
+    token = context.settings.leadline_ops_token
+    if not context.settings.is_production:
+        return True
+    scheme, _, candidate = request.headers.get("authorization", "").partition(" ")
+    bearer = scheme.lower() == "bearer"
+    if token is not None and bearer and OpsAuth(token).token_matches(candidate.strip()):
+        return True
+    await count_auth_failure(request, "ops_login")
+    return False
 
 
 def refresh_gauges(context: TaskContext) -> None:

@@ -3,6 +3,9 @@
 GET /ops shows queues, dead letters (with replay/purge buttons), attention lists and the last
 scheduled job runs; every POST needs a valid session and its CSRF token. Pages carry a CSP
 that allows the page's own stylesheet and same-origin forms, nothing else (no scripts).
+Wrong tokens (login form or Bearer) count against the address's ops-login failures: past the
+limit (5 a minute by default) they are answered 429 with Retry-After. The right token is never
+refused for others' failures. Logout revokes the session server side.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from intake.ops_auth import OpsAuth
+from intake.limits import count_auth_failure
+from intake.ops_auth import BEARER_SESSION, OpsAuth, OpsSessions
 from intake.ops_view import render, take_snapshot
 from intake.responses import error_response
 from leadline.errors import NotFoundError
@@ -56,6 +60,26 @@ def ops_auth(request: Request) -> OpsAuth | None:
     return OpsAuth(token) if token is not None else None
 
 
+def ops_sessions(request: Request) -> OpsSessions:
+    sessions: OpsSessions = request.app.state.ops_sessions
+    return sessions
+
+
+async def current_session(request: Request, auth: OpsAuth) -> str | None:
+    """The session id of a signed-in request (a live cookie session, or the Bearer token).
+
+    A wrong Bearer token is a failed login: counted, and 429 once the address used them up."""
+    session_id = auth.session_of(request)
+    if session_id is None:
+        if request.headers.get("authorization"):
+            await count_auth_failure(request, "ops_login")
+        return None
+    if session_id == BEARER_SESSION:
+        return session_id
+    alive = await run_in_threadpool(ops_sessions(request).alive, session_id)
+    return session_id if alive else None
+
+
 def disabled() -> Response:
     return error_response(503, "ops page disabled: LEADLINE_OPS_TOKEN is not set")
 
@@ -77,7 +101,7 @@ async def ops_page(request: Request) -> Response:
     auth = ops_auth(request)
     if auth is None:
         return disabled()
-    session_id = auth.session_of(request)
+    session_id = await current_session(request, auth)
     if session_id is None:
         return login_page(auth)
     context: TaskContext = request.app.state.context
@@ -98,9 +122,11 @@ async def login(request: Request) -> Response:
     if not auth.login_csrf_valid(request, form.get("csrf")):
         return error_response(403, "invalid or missing CSRF token")
     if not auth.token_matches(form.get("token", "")):
+        await count_auth_failure(request, "ops_login")
         return login_page(auth, error="That token is not valid.")
     response = RedirectResponse("/ops", status_code=303)
-    auth.start_session(response)
+    session_id = auth.start_session(response)
+    await run_in_threadpool(ops_sessions(request).add, session_id)
     return response
 
 
@@ -109,6 +135,9 @@ async def logout(request: Request) -> Response:
     auth, refusal = await authorised_post(request)
     if auth is None:
         return refusal
+    session_id = auth.session_of(request)
+    if session_id is not None and session_id != BEARER_SESSION:
+        await run_in_threadpool(ops_sessions(request).revoke, session_id)
     response = RedirectResponse("/ops", status_code=303)
     auth.end_session(response)
     return response
@@ -148,7 +177,7 @@ async def authorised_post(request: Request) -> tuple[OpsAuth | None, Response]:
     auth = ops_auth(request)
     if auth is None:
         return None, disabled()
-    session_id = auth.session_of(request)
+    session_id = await current_session(request, auth)
     if session_id is None:
         return None, error_response(401, "operator token required")
     form = await form_values(request)

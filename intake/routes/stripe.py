@@ -25,7 +25,6 @@ from intake.hooks import (
     reject,
     unsupported_type,
 )
-from intake.limits import check_auth_failures
 from intake.verify import parse_json_object, verify_stripe
 from leadline.errors import VerificationError
 from models.billing import org_for_stripe_customer
@@ -62,7 +61,6 @@ async def route(request: Request, customer: str | None) -> uuid.UUID | None:
 
 @router.post("/hooks/stripe")
 async def stripe_webhook(request: Request) -> Response:
-    await check_auth_failures(request)
     if media_type(request) != "application/json":
         return unsupported_type(SOURCE)
     secret = configured(context_of(request).settings.stripe_webhook_secret)

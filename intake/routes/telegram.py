@@ -23,7 +23,6 @@ from intake.hooks import (
     reject,
     unsupported_type,
 )
-from intake.limits import check_auth_failures
 from intake.verify import parse_json_object, verify_telegram
 from leadline.errors import VerificationError
 
@@ -40,7 +39,6 @@ def parse_org(raw: str) -> uuid.UUID | None:
 
 @router.post("/hooks/telegram/{org}")
 async def telegram_webhook(request: Request, org: str) -> Response:
-    await check_auth_failures(request)
     if media_type(request) != "application/json":
         return unsupported_type(SOURCE)
     secret = configured(context_of(request).settings.telegram_secret_token)

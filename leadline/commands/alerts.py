@@ -6,7 +6,17 @@ from typing import Any
 
 import typer
 
-from leadline.commands.common import JsonOption, emit, open_runtime, parse_uuid, run_guarded
+from leadline.commands.common import (
+    BadInput,
+    JsonOption,
+    emit,
+    ensure_org,
+    open_runtime,
+    org_session,
+    parse_phone,
+    parse_uuid,
+    run_guarded,
+)
 from leadline.logging import redact_text
 
 alerts_app = typer.Typer(
@@ -20,19 +30,10 @@ def _in_org(org: str, work: Any, as_json: bool) -> Any:
 
     def run() -> Any:
         context = open_runtime()
-        with context.db.tenant(org_id) as session:
+        with org_session(context, org_id) as session:
             return work(session, context.keys.cipher(session, org_id), org_id)
 
     return run_guarded(run, as_json)
-
-
-def _valid_number(number: str) -> str:
-    from models.normalize import InvalidPhoneNumber, normalize_phone
-
-    try:
-        return normalize_phone(number, default_region=None)
-    except InvalidPhoneNumber:
-        raise typer.BadParameter("NUMBER must be a valid phone number in +E.164 form") from None
 
 
 @alerts_app.command("add-number")
@@ -40,7 +41,7 @@ def add_number(org: str, number: str, as_json: bool = JsonOption) -> None:
     """Send lead alerts by SMS to NUMBER (+E.164)."""
     from models.alert_settings import add_alert_number
 
-    e164 = _valid_number(number)
+    e164 = parse_phone(number)
     row_id = _in_org(org, lambda s, c, _: add_alert_number(s, c, e164), as_json)
     emit({"id": str(row_id), "number": redact_text(e164)}, as_json, f"alert number {row_id} added")
 
@@ -50,7 +51,7 @@ def remove_number(org: str, number: str, as_json: bool = JsonOption) -> None:
     """Stop sending lead alerts to NUMBER."""
     from models.alert_settings import remove_alert_number
 
-    e164 = _valid_number(number)
+    e164 = parse_phone(number)
     row_id = _in_org(org, lambda s, c, _: remove_alert_number(s, c, e164), as_json)
     emit({"id": str(row_id), "removed": True}, as_json, f"alert number {row_id} removed")
 
@@ -93,7 +94,7 @@ def template(
     from models.alert_settings import set_template
 
     if (text is None) == (not reset):
-        raise typer.BadParameter("give TEXT or --reset (not both)")
+        raise BadInput("give TEXT or --reset, not both (see `leadline alerts template --help`)")
     _in_org(
         org, lambda s, _, org_id: set_template(s, org_id, name, None if reset else text), as_json
     )
@@ -131,15 +132,53 @@ def settings(
 
 
 @alerts_app.command("unknown")
-def unknown(as_json: bool = JsonOption) -> None:
-    """Messages whose outcome is unknown (never re-sent automatically): ids only."""
-    from tasks.sending import unknown_messages
+def unknown(
+    org: str | None = typer.Argument(None, help="Only this organisation's messages."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Messages whose outcome reconciliation could not decide (for a person): ids only."""
+    from models.outbound import unknown_outbound
+
+    org_id = parse_uuid(org, "ORG") if org else None
 
     def run() -> list[dict[str, Any]]:
         context = open_runtime()
+        if org_id is not None:
+            ensure_org(context, org_id)
         with context.db.maintenance() as session:
-            return unknown_messages(session)
+            return unknown_outbound(session, org_id=org_id)
 
     rows = run_guarded(run, as_json)
     text = "\n".join(f"{r['id']} org {r['org_id']} {r['channel']} {r['updated_at']}" for r in rows)
     emit(rows, as_json, text or "no messages in state unknown")
+
+
+RESOLUTIONS = ("sent", "failed")
+
+
+@alerts_app.command("resolve")
+def resolve(
+    message_id: str,
+    outcome: str = typer.Option(..., "--as", help="sent or failed, as the provider says."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Record what the provider says about an `unknown` message: --as sent|failed (audited)."""
+    from models.outbound import outbound_org, resolve_unknown
+
+    message = parse_uuid(message_id, "MESSAGE_ID")
+    if outcome not in RESOLUTIONS:
+        raise BadInput(f"--as must be sent or failed, not {outcome!r} (what the provider shows)")
+
+    def run() -> None:
+        context = open_runtime()
+        with context.db.maintenance() as session:
+            org_id = outbound_org(session, message)
+        with context.db.tenant(org_id) as session:
+            resolve_unknown(session, message, outcome, context.clock())
+        emit(
+            {"id": str(message), "org_id": str(org_id), "state": outcome},
+            as_json,
+            f"message {message} marked {outcome}",
+        )
+
+    run_guarded(run, as_json)

@@ -28,7 +28,7 @@ def audit_list(
 
     def run() -> None:
         context = open_runtime()
-        since_at = parse_moment(since, context.clock()) if since else None
+        since_at = parse_moment(since, context.clock(), "--since") if since else None
         query = AuditQuery(org_id=org_id, action=action, since=since_at, limit=limit)
         with context.db.maintenance() as session:
             entries = [audit_dict(entry) for entry in list_audit(session, query)]

@@ -1,7 +1,10 @@
-"""Shared pieces of the CLI: output, and wiring settings to the database and broker.
+"""Shared pieces of the CLI: output, errors, and wiring settings to the database and broker.
 
 The CLI is the composition root: it is the one place in leadline/ that imports the packages
 to its right (models, workers, tasks, intake, scheduler).
+
+Errors: a command raises a LeadlineError (or calls `fail`) and the root command
+(leadline.cli) prints it as one line, `error: <what> (<how to fix>)`, exit code 1.
 """
 
 from __future__ import annotations
@@ -9,15 +12,22 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn, TypeVar
 
 import typer
 
 from leadline.bootstrap import prepared_settings, setup_logging
-from leadline.errors import LeadlineError
+from leadline.errors import LeadlineError, NotFoundError
 from leadline.settings import Settings
 
 JsonOption = typer.Option(False, "--json", help="Machine-readable output.")
+T = TypeVar("T")
+
+
+class BadInput(LeadlineError):
+    """A value typed on the command line is not acceptable (exit code 1, not a usage error)."""
 
 
 def emit(data: dict[str, Any] | list[Any], as_json: bool, text: str) -> None:
@@ -27,11 +37,12 @@ def emit(data: dict[str, Any] | list[Any], as_json: bool, text: str) -> None:
         typer.echo(text)
 
 
-def fail(message: str, as_json: bool = False, code: int = 1) -> None:
-    if as_json:
-        typer.echo(json.dumps({"error": message}), err=True)
-    else:
-        typer.echo(f"error: {message}", err=True)
+def error_line(message: str, as_json: bool) -> str:
+    return json.dumps({"error": message}) if as_json else f"error: {message}"
+
+
+def fail(message: str, as_json: bool = False, code: int = 1) -> NoReturn:
+    typer.echo(error_line(message, as_json), err=True)
     raise typer.Exit(code)
 
 
@@ -39,14 +50,50 @@ def parse_uuid(value: str, what: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise typer.BadParameter(f"{what} must be a UUID") from None
+        raise BadInput(f"{what} must be a UUID ({_uuid_hint(what)})") from None
+
+
+def _uuid_hint(what: str) -> str:
+    listings = {
+        "ORG": "`leadline org list` shows them",
+        "ENDPOINT": "`leadline endpoint list ORG` shows them",
+        "BACKUP_ID": "`leadline backup list` shows them",
+        "MESSAGE_ID": "`leadline alerts unknown` shows them",
+        "DELIVERY_ID": "`leadline endpoint attempts ENDPOINT` shows them",
+    }
+    return listings.get(what, "copy the id as printed, e.g. 7c9e6679-7425-40de-944b-e07cc1f877bf")
+
+
+def parse_phone(value: str, what: str = "NUMBER", region: str | None = None) -> str:
+    """E.164 form of a number; a national number is read in `region` (an org's default)."""
+    from models.normalize import InvalidPhoneNumber, NationalNumberWithoutRegion, normalize_phone
+
+    try:
+        return normalize_phone(value, region)
+    except NationalNumberWithoutRegion:
+        raise BadInput(
+            f"{what} is a national number and the organisation has no default region (give it "
+            "in E.164 form, e.g. +14155550123, or set one: leadline org settings ORG "
+            "--default-region US)"
+        ) from None
+    except InvalidPhoneNumber:
+        raise BadInput(
+            f"{what} is not a valid phone number (give it in E.164 form, e.g. +14155550123)"
+        ) from None
 
 
 def open_runtime(settings: Settings | None = None) -> Any:
-    """Settings → logging → broker with every actor → task context. Returns the context."""
+    """Settings → logging → broker with every actor → task context. Returns the context.
+
+    One runtime per process: without settings, a context already set in this process is
+    returned (commands run in-process by tests share the test's database pool and broker)."""
     import tasks  # noqa: F401  (registers every actor)
-    from tasks.context import build_context, set_context
+    from tasks.context import build_context, current_context, set_context
     from workers.runtime import build_broker, install_broker, use_database
+
+    existing = current_context()
+    if settings is None and existing is not None:
+        return existing
 
     settings = prepared_settings(settings)
     setup_logging(settings)
@@ -58,7 +105,31 @@ def open_runtime(settings: Settings | None = None) -> Any:
     return context
 
 
-def run_guarded(fn: Any, as_json: bool) -> Any:
+def require_org(session: Any, org_id: uuid.UUID) -> Any:
+    """The organisation row, or a NotFoundError that says where to find the right id."""
+    from models.tables import Organization
+
+    org = session.get(Organization, org_id)
+    if org is None:
+        raise NotFoundError(f"no organisation {org_id} (`leadline org list` shows them)")
+    return org
+
+
+@contextmanager
+def org_session(context: Any, org_id: uuid.UUID) -> Iterator[Any]:
+    """One tenant transaction for an organisation that exists."""
+    with context.db.tenant(org_id) as session:
+        require_org(session, org_id)
+        yield session
+
+
+def ensure_org(context: Any, org_id: uuid.UUID) -> None:
+    """Fail with a clear message before work starts when the organisation does not exist."""
+    with context.db.tenant(org_id) as session:
+        require_org(session, org_id)
+
+
+def run_guarded(fn: Callable[[], T], as_json: bool) -> T:
     """Turn LeadlineErrors into a clear message and exit code 1, never a traceback."""
     try:
         return fn()

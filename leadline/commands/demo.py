@@ -104,11 +104,13 @@ def delete_namespace(url: str, namespace: str) -> None:
 
 
 def run_demo(context: Any, intake_url: str, sandbox_url: str) -> None:
-    from models.orgs import create_api_key, create_organization
+    from models.orgs import create_api_key, create_organization, set_default_region
 
     org_id = uuid.uuid4()
     with context.db.tenant(org_id) as session:
         create_organization(session, context.keyring, org_id, "Demo Roofing", actor="demo")
+        # the second lead's national number is read as a US one, as `org settings` would set
+        set_default_region(session, org_id, "US", actor="demo")
         api_key = create_api_key(session, org_id, actor="demo")
     add_alert_recipients(context, org_id)
     typer.echo(

@@ -48,7 +48,7 @@ def dlq_list(
 
 
 def _moment(value: str | None, now: datetime) -> datetime | None:
-    return parse_moment(value, now) if value else None
+    return parse_moment(value, now, "--since") if value else None
 
 
 def _list_text(rows: list[dict[str, Any]], attention: list[dict[str, Any]]) -> str:
@@ -130,7 +130,7 @@ def dlq_purge(
             keys = [key]
         else:
             assert older_than is not None
-            cutoff = parse_moment(older_than, context.clock())
+            cutoff = parse_moment(older_than, context.clock(), "--older-than")
             keys = _dead_ids(context, actor=None, before=cutoff, limit=limit, any_live=True)
         outcomes = [_apply(context, purge_dead_letter, k) for k in keys]
         _report(outcomes, "purged", "purge", as_json)
@@ -144,7 +144,7 @@ def _one_selector(as_json: bool, **selectors: Any) -> None:
         names = ", ".join(
             "ID" if n == "key" else "--" + n.rstrip("_").replace("_", "-") for n in selectors
         )
-        fail(f"give exactly one of {names}", as_json)
+        fail(f"give exactly one of {names} (see --help)", as_json)
 
 
 def _dead_ids(

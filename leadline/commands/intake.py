@@ -3,11 +3,21 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import typer
+from sqlalchemy.orm import Session
 
-from leadline.commands.common import JsonOption, emit, fail, open_runtime, parse_uuid, run_guarded
+from leadline.commands.common import (
+    JsonOption,
+    emit,
+    open_runtime,
+    org_session,
+    parse_phone,
+    parse_uuid,
+    run_guarded,
+)
 from leadline.commands.orgs import apikey_app, org_app
 
 number_app = typer.Typer(
@@ -22,27 +32,45 @@ telegram_app = typer.Typer(
 
 
 def in_tenant(org: str, work: Any) -> Any:
-    """Run `work(context, session, org_id)` in one tenant transaction for ORG."""
+    """Run `work(context, session, org_id)` in one tenant transaction for ORG (which exists)."""
     org_id = parse_uuid(org, "ORG")
     context = open_runtime()
-    with context.db.tenant(org_id) as session:
+    with org_session(context, org_id) as session:
         return work(context, session, org_id)
 
 
 @number_app.command("add")
 def number_add(org: str, number: str, as_json: bool = JsonOption) -> None:
-    """Route inbound SMS sent to NUMBER (E.164) to ORG."""
+    """Route inbound SMS sent to NUMBER (E.164, or national in the org's default region) to ORG."""
     from models.intake import add_phone_number
-    from models.normalize import InvalidPhoneNumber
+    from models.orgs import default_region
+
+    parse_uuid(org, "ORG")
+    if number.strip().startswith("+"):
+        parse_phone(number)  # a bad number is refused before any connection
+
+    def add(_context: Any, session: Session, org_id: uuid.UUID) -> str:
+        e164 = parse_phone(number, region=default_region(session, org_id))
+        return add_phone_number(session, org_id, e164)
 
     def run() -> None:
-        try:
-            added = in_tenant(
-                org, lambda _c, session, org_id: add_phone_number(session, org_id, number)
-            )
-        except InvalidPhoneNumber:
-            fail("NUMBER is not a valid phone number", as_json)
+        added = in_tenant(org, add)
         emit({"org_id": org, "number": added}, as_json, f"{added} now routes to {org}")
+
+    run_guarded(run, as_json)
+
+
+@number_app.command("remove")
+def number_remove(org: str, number: str, as_json: bool = JsonOption) -> None:
+    """Stop routing inbound SMS sent to NUMBER (E.164) to ORG (audited)."""
+    from models.intake import remove_phone_number
+
+    parse_uuid(org, "ORG")
+    e164 = parse_phone(number)
+
+    def run() -> None:
+        in_tenant(org, lambda _c, session, org_id: remove_phone_number(session, org_id, e164))
+        emit({"org_id": org, "number": e164, "removed": True}, as_json, f"{e164} removed")
 
     run_guarded(run, as_json)
 
@@ -109,6 +137,24 @@ def meta_link(org: str, account_id: str, as_json: bool = JsonOption) -> None:
     def run() -> None:
         in_tenant(org, lambda _c, session, org_id: add_meta_account(session, org_id, account_id))
         emit({"org_id": org, "account_id": account_id}, as_json, f"linked {account_id} to {org}")
+
+    run_guarded(run, as_json)
+
+
+@meta_app.command("unlink")
+def meta_unlink(org: str, account_id: str, as_json: bool = JsonOption) -> None:
+    """Stop routing Meta messages to ACCOUNT_ID to ORG (audited)."""
+    from models.intake import remove_meta_account
+
+    parse_uuid(org, "ORG")
+
+    def run() -> None:
+        in_tenant(org, lambda _c, session, org_id: remove_meta_account(session, org_id, account_id))
+        emit(
+            {"org_id": org, "account_id": account_id, "removed": True},
+            as_json,
+            f"unlinked {account_id} from {org}",
+        )
 
     run_guarded(run, as_json)
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from leadline.commands.common import JsonOption, emit, open_runtime, parse_uuid, run_guarded
+from leadline.commands.common import (
+    JsonOption,
+    emit,
+    open_runtime,
+    org_session,
+    parse_uuid,
+    run_guarded,
+)
 
 keys_app = typer.Typer(help="Key rotation.", no_args_is_help=True)
 
@@ -44,7 +51,7 @@ def rotate_org_cmd(org: str, as_json: bool = JsonOption) -> None:
 
     def run() -> None:
         context = open_runtime()
-        with context.db.tenant(org_id) as session:
+        with org_session(context, org_id) as session:
             version = rotate_org_key(session, context.keyring, org_id)
             record_audit(
                 session, "cli", "keys.rotate_org", org_id=org_id, details={"version": version}

@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import typer
 
-from leadline.commands.common import JsonOption, emit, open_runtime, run_guarded
+from leadline.commands.common import (
+    BadInput,
+    JsonOption,
+    emit,
+    open_runtime,
+    org_session,
+    parse_uuid,
+    run_guarded,
+)
+from leadline.commands.tables import format_table
 
+MAX_ORG_NAME = 200
 org_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for POST /v1/leads.", no_args_is_help=True)
+
+
+def _when(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 @org_app.command("create")
 def org_create(name: str, as_json: bool = JsonOption) -> None:
     """Create an organisation with its own data key."""
     from models.orgs import create_organization
+
+    if not name.strip() or len(name) > MAX_ORG_NAME:
+        raise BadInput(f"NAME must be 1 to {MAX_ORG_NAME} characters (the business's name)")
 
     def run() -> None:
         context = open_runtime()
@@ -27,17 +45,94 @@ def org_create(name: str, as_json: bool = JsonOption) -> None:
     run_guarded(run, as_json)
 
 
-@apikey_app.command("create")
-def apikey_create(org: str, as_json: bool = JsonOption) -> None:
-    """Create an API key for ORG. The key is shown once; only its hash is stored."""
-    from leadline.commands.common import parse_uuid
-    from models.orgs import create_api_key
+@org_app.command("list")
+def org_list(as_json: bool = JsonOption) -> None:
+    """Every organisation: id, name, status, created."""
+    from models.orgs import list_organizations
+
+    def run() -> None:
+        context = open_runtime()
+        with context.db.maintenance() as session:
+            rows = [
+                {
+                    "id": str(org.id),
+                    "name": org.name,
+                    "status": org.status,
+                    "created_at": _when(org.created_at),
+                    "deletion_due_at": _when(org.deletion_due_at),
+                }
+                for org in list_organizations(session)
+            ]
+        table = [(r["id"], r["name"], r["status"], r["created_at"]) for r in rows]
+        text = format_table(("id", "name", "status", "created"), table) if rows else "no orgs"
+        emit(rows, as_json, text)
+
+    run_guarded(run, as_json)
+
+
+@org_app.command("show")
+def org_show(org: str, as_json: bool = JsonOption) -> None:
+    """ORG's status, settings and counts of leads, keys, numbers (no personal data)."""
+    from models.alert_settings import load_org_messaging
+    from models.orgs import get_organization, org_counts
 
     org_id = parse_uuid(org, "ORG")
 
     def run() -> None:
         context = open_runtime()
         with context.db.tenant(org_id) as session:
+            row = get_organization(session, org_id)
+            messaging = load_org_messaging(session, org_id, None)
+            data = {
+                "id": str(row.id),
+                "name": row.name,
+                "status": row.status,
+                "created_at": _when(row.created_at),
+                "deletion_due_at": _when(row.deletion_due_at),
+                "billing_status": _billing_status(session),
+                "settings": {
+                    "program": messaging.program,
+                    "contact": messaging.contact,
+                    "frequency": messaging.frequency,
+                    "autoreply": messaging.autoreply,
+                    "custom_templates": sorted(messaging.templates),
+                },
+                "counts": org_counts(session),
+            }
+        emit(data, as_json, _show_text(data))
+
+    run_guarded(run, as_json)
+
+
+def _billing_status(session: Any) -> str | None:
+    from sqlalchemy import select
+
+    from models.billing import OrgBilling
+
+    status: str | None = session.scalar(select(OrgBilling.status))
+    return status
+
+
+def _show_text(data: dict[str, Any]) -> str:
+    lines = [f"{data['name']} ({data['id']})", f"status: {data['status']}"]
+    if data["deletion_due_at"]:
+        lines.append(f"deletion due: {data['deletion_due_at']}")
+    lines.append(f"billing: {data['billing_status'] or 'not linked'}")
+    lines += [f"{name}: {value}" for name, value in data["settings"].items()]
+    lines += [f"{name}: {count}" for name, count in data["counts"].items()]
+    return "\n".join(lines)
+
+
+@apikey_app.command("create")
+def apikey_create(org: str, as_json: bool = JsonOption) -> None:
+    """Create an API key for ORG. The key is shown once; only its hash is stored."""
+    from models.orgs import create_api_key
+
+    org_id = parse_uuid(org, "ORG")
+
+    def run() -> None:
+        context = open_runtime()
+        with org_session(context, org_id) as session:
             new_key = create_api_key(session, org_id)
         emit(
             {
@@ -49,6 +144,32 @@ def apikey_create(org: str, as_json: bool = JsonOption) -> None:
             as_json,
             f"API key {new_key.prefix} (shown once, store it now):\n{new_key.key}",
         )
+
+    run_guarded(run, as_json)
+
+
+@apikey_app.command("list")
+def apikey_list(org: str, as_json: bool = JsonOption) -> None:
+    """ORG's API keys: prefix, created, revoked (never the key or its hash)."""
+    from models.orgs import list_api_keys
+
+    org_id = parse_uuid(org, "ORG")
+
+    def run() -> None:
+        context = open_runtime()
+        with org_session(context, org_id) as session:
+            rows = [
+                {
+                    "id": str(key.id),
+                    "prefix": key.prefix,
+                    "created_at": _when(key.created_at),
+                    "revoked_at": _when(key.revoked_at),
+                }
+                for key in list_api_keys(session)
+            ]
+        table = [(r["prefix"], r["created_at"], r["revoked_at"] or "-") for r in rows]
+        text = format_table(("prefix", "created", "revoked"), table) if rows else "no API keys"
+        emit(rows, as_json, text)
 
     run_guarded(run, as_json)
 
@@ -67,3 +188,46 @@ def apikey_revoke(prefix: str, as_json: bool = JsonOption) -> None:
         )
 
     run_guarded(run, as_json)
+
+
+@org_app.command("settings")
+def org_settings(
+    org: str,
+    default_region: str | None = typer.Option(
+        None,
+        "--default-region",
+        help="Region national phone numbers are read in (US, GB, ...); `none` requires E.164.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Show ORG's settings, or change them (audited)."""
+    from leadline.commands.common import fail, parse_uuid
+    from leadline.errors import NotFoundError
+    from models.normalize import InvalidRegion
+    from models.orgs import default_region as current_region
+    from models.orgs import set_default_region
+    from models.tables import Organization
+
+    org_id = parse_uuid(org, "ORG")
+    clear = default_region is not None and default_region.strip().casefold() == "none"
+
+    def run() -> None:
+        context = open_runtime()
+        with context.db.tenant(org_id) as session:
+            if default_region is None:
+                if session.get(Organization, org_id) is None:
+                    raise NotFoundError("no such organisation")
+                region = current_region(session, org_id)
+            else:
+                region = set_default_region(session, org_id, None if clear else default_region)
+        changed = "" if default_region is None else "set: "
+        emit(
+            {"org_id": str(org_id), "default_region": region},
+            as_json,
+            f"{changed}default region {region or 'none (phone numbers must be +E.164)'}",
+        )
+
+    try:
+        run_guarded(run, as_json)
+    except InvalidRegion:
+        fail(f"unknown region {default_region!r} (use a code such as US or GB, or none)", as_json)

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import typer
 
-from leadline.commands.common import JsonOption, emit, fail, open_runtime, parse_uuid, run_guarded
+from leadline.commands.common import (
+    BadInput,
+    JsonOption,
+    emit,
+    ensure_org,
+    fail,
+    open_runtime,
+    parse_uuid,
+    run_guarded,
+)
+from leadline.commands.progress import progress
 
 backup_app = typer.Typer(help="Encrypted per-organisation backups.", no_args_is_help=True)
 lead_app = typer.Typer(help="Leads: erasure requests.", no_args_is_help=True)
@@ -22,14 +33,19 @@ def backup_create(
     """Write an encrypted bundle now for ORG, or for every organisation."""
     from tasks.backups import create_backup, create_backups
 
+    org_id = parse_uuid(org, "ORG") if org else None
+
     def run() -> None:
         context = open_runtime()
         now = context.clock()
-        if not org:
-            summary = create_backups(context, now)
+        if org_id is None:
+            with progress("organisations backed up") as on_progress:
+                summary = create_backups(context, now, on_progress=on_progress)
             emit(summary, as_json, f"created {summary['created']} backups")
             return
-        backup = create_backup(context, parse_uuid(org, "ORG"), now)
+        ensure_org(context, org_id)
+        with progress("rows written") as on_progress:
+            backup = create_backup(context, org_id, now, on_progress=on_progress)
         data = {"id": str(backup.id), "org_id": org, "path": backup.path, "rows": backup.row_count}
         emit(data, as_json, f"backup {backup.id} ({backup.row_count} rows) at {backup.path}")
 
@@ -44,9 +60,13 @@ def backup_list(
     """Backups, newest first."""
     from tasks.backups import list_backups
 
+    org_id = parse_uuid(org, "ORG") if org else None
+
     def run() -> None:
         context = open_runtime()
-        backups = list_backups(context, parse_uuid(org, "ORG") if org else None)
+        if org_id is not None:
+            ensure_org(context, org_id)
+        backups = list_backups(context, org_id)
         rows = [
             {
                 "id": str(b.id),
@@ -71,13 +91,36 @@ def backup_list(
 
 
 @backup_app.command("restore")
-def backup_restore(backup_id: str, as_json: bool = JsonOption) -> None:
-    """Re-insert BACKUP_ID's rows (idempotent); erased people stay erased."""
-    from tasks.restore import restore_backup
+def backup_restore(
+    backup_id: str = typer.Argument("", help="Backup id to restore into its live organisation."),
+    from_dir: Path | None = typer.Option(
+        None,
+        "--from",
+        help="A backup directory: restore every organisation in it into an empty database.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Re-insert BACKUP_ID's rows (idempotent), or with --from DIR rebuild every organisation
+    of DIR after the database was lost; erased people stay erased."""
+    from tasks.restore import describe, restore_backup, restore_from_directory
+
+    if bool(backup_id) == (from_dir is not None):
+        fail("give either BACKUP_ID or --from DIR (backup restore ID, or --from DIR)", as_json, 2)
+
+    backup = parse_uuid(backup_id, "BACKUP_ID") if from_dir is None else None
 
     def run() -> None:
         context = open_runtime()
-        summary = restore_backup(context, parse_uuid(backup_id, "BACKUP_ID"), context.clock())
+        if from_dir is not None:
+            with progress("organisations restored") as on_progress:
+                summary = restore_from_directory(
+                    context, from_dir, context.clock(), on_progress=on_progress
+                )
+            emit(summary, as_json, describe(summary))
+            return
+        assert backup is not None
+        with progress("tables restored") as on_progress:
+            summary = restore_backup(context, backup, context.clock(), on_progress=on_progress)
         inserted = sum(summary["inserted"].values())
         emit(
             summary,
@@ -125,11 +168,17 @@ def export(
 
     org_id = parse_uuid(org, "ORG")
     if fmt not in ("json", "csv"):
-        fail("--format must be json or csv", as_json)
+        raise BadInput(f"--format must be json or csv, not {fmt!r}")
+    if not out.resolve().parent.is_dir():
+        raise BadInput(f"--out: no directory {out.resolve().parent} (create it, or pick another)")
 
     def run() -> None:
         context = open_runtime()
-        result = export_org(context, org_id, "csv" if fmt == "csv" else "json")
+        ensure_org(context, org_id)
+        with progress("rows exported") as on_progress:
+            result = export_org(
+                context, org_id, "csv" if fmt == "csv" else "json", "cli", on_progress
+            )
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         with os.fdopen(os.open(out, flags, 0o600), "wb") as sink:
             sink.write(result.content)
@@ -145,15 +194,22 @@ def export(
 def org_delete(
     org: str,
     now: bool = typer.Option(False, "--now", help="Delete immediately instead of next run."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask (required when not on a terminal)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Request deletion of ORG: keys shredded, rows and backups deleted (hourly job)."""
+    """Request deletion of ORG: keys shredded, rows and backups deleted (hourly job).
+
+    Asks for confirmation on a terminal; elsewhere `--yes` is required."""
+    from models.orgs import get_organization
     from tasks.deletion import delete_organization, request_org_deletion
 
     org_id = parse_uuid(org, "ORG")
 
     def run() -> None:
         context = open_runtime()
+        with context.db.maintenance() as session:
+            name = get_organization(session, org_id).name
+        confirm_deletion(org_id, name, yes)
         with context.db.maintenance() as session:
             due = request_org_deletion(session, org_id, context.clock(), actor="cli")
         summary = delete_organization(context, org_id) if now else None
@@ -164,3 +220,19 @@ def org_delete(
         emit(data, as_json, text)
 
     run_guarded(run, as_json)
+
+
+def is_interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def confirm_deletion(org_id: object, name: str, yes: bool) -> None:
+    if yes:
+        return
+    if not is_interactive():
+        raise BadInput("not on a terminal, so nothing can be confirmed (add --yes to delete)")
+    typer.confirm(
+        f"Delete organisation {name!r} ({org_id})? Its keys are shredded; this cannot be undone",
+        abort=True,
+        err=True,
+    )

@@ -48,7 +48,11 @@ def intake_server_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "workers": workers,
         "log_config": None,
         "access_log": False,
-        "proxy_headers": True,
+        # The app resolves X-Forwarded-For itself, from LEADLINE_TRUSTED_PROXIES only
+        # (intake.middleware.ClientAddressMiddleware); uvicorn must not rewrite the peer first
+        # (its own handling trusts FORWARDED_ALLOW_IPS and takes the leftmost untrusted hop).
+        "proxy_headers": False,
+        "forwarded_allow_ips": "",
         "server_header": False,
     }
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import typer
 
-from leadline.commands.common import JsonOption, emit, open_runtime, parse_uuid, run_guarded
+from leadline.commands.common import (
+    JsonOption,
+    emit,
+    open_runtime,
+    org_session,
+    parse_uuid,
+    run_guarded,
+)
+from leadline.commands.progress import progress
+from leadline.timespec import parse_moment
 
 endpoint_app = typer.Typer(help="Webhook endpoints of an organisation.", no_args_is_help=True)
 webhook_app = typer.Typer(help="Webhook deliveries: resend and recover.", no_args_is_help=True)
@@ -18,14 +26,6 @@ T = TypeVar("T")
 
 def _split(values: str) -> list[str]:
     return [value.strip() for value in values.split(",") if value.strip()]
-
-
-def parse_time(value: str, what: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{what} must be an ISO 8601 time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _in_tenant_of_endpoint(context: Any, endpoint_id: uuid.UUID, work: Callable[..., T]) -> T:
@@ -48,16 +48,21 @@ def endpoint_add(
     as_json: bool = JsonOption,
 ) -> None:
     """Add an endpoint for ORG. The signing secret is shown once."""
-    from models.endpoints import EndpointSpec, UrlPolicy, create_endpoint
+    from models.endpoints import EndpointSpec, UrlPolicy, create_endpoint, parse_event_types
     from tasks.webhooks.http import current_resolver
 
     org_id = parse_uuid(org, "ORG")
-    spec = EndpointSpec(url, tuple(_split(events)), description, tuple(_split(share)))
+    spec = EndpointSpec(
+        url,
+        run_guarded(lambda: parse_event_types(_split(events)), as_json),
+        description,
+        tuple(_split(share)),
+    )
 
     def run() -> None:
         context = open_runtime()
         policy = UrlPolicy.from_settings(context.settings)
-        with context.db.tenant(org_id) as session:
+        with org_session(context, org_id) as session:
             cipher = context.keys.cipher(session, org_id)
             new = create_endpoint(session, cipher, spec, policy, resolver=current_resolver())
         emit(
@@ -79,7 +84,7 @@ def endpoint_list(org: str, as_json: bool = JsonOption) -> None:
 
     def run() -> None:
         context = open_runtime()
-        with context.db.tenant(org_id) as session:
+        with org_session(context, org_id) as session:
             rows = [endpoint_summary(e) for e in list_endpoints(session)]
             record_audit(session, "cli", "endpoint.listed", org_id=org_id, target=str(org_id))
         lines = [
@@ -167,6 +172,27 @@ def endpoint_enable(endpoint: str, as_json: bool = JsonOption) -> None:
     run_guarded(run, as_json)
 
 
+@endpoint_app.command("delete")
+def endpoint_delete(endpoint: str, as_json: bool = JsonOption) -> None:
+    """Remove ENDPOINT with its deliveries and attempt log (audited; cannot be undone)."""
+    from models.endpoints import delete_endpoint
+
+    endpoint_id = parse_uuid(endpoint, "ENDPOINT")
+
+    def run() -> None:
+        context = open_runtime()
+        removed = _in_tenant_of_endpoint(
+            context, endpoint_id, lambda s, _: delete_endpoint(s, endpoint_id)
+        )
+        emit(
+            {"id": str(endpoint_id), "deleted": True, "deliveries_deleted": removed},
+            as_json,
+            f"endpoint {endpoint_id} deleted with {removed} deliveries",
+        )
+
+    run_guarded(run, as_json)
+
+
 @endpoint_app.command("attempts")
 def endpoint_attempts(
     endpoint: str,
@@ -225,8 +251,8 @@ def webhook_resend(delivery: str, as_json: bool = JsonOption) -> None:
 @webhook_app.command("recover")
 def webhook_recover(
     endpoint: str,
-    since: str = typer.Option(..., help="ISO 8601 time; deliveries created at or after it."),
-    until: str | None = typer.Option(None, help="ISO 8601 time; before it (default: now)."),
+    since: str = typer.Option(..., help="Created at or after: 30m, 2h, 7d or an ISO time."),
+    until: str | None = typer.Option(None, help="Created before: 1h or an ISO time (default now)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Re-queue ENDPOINT's failed and cancelled deliveries created in [since, until)."""
@@ -234,19 +260,23 @@ def webhook_recover(
     from tasks.webhooks.operations import recover_deliveries
 
     endpoint_id = parse_uuid(endpoint, "ENDPOINT")
-    start = parse_time(since, "--since")
-    end = parse_time(until, "--until") if until else None
 
     def run() -> None:
         context = open_runtime()
         outbox = Outbox()
         now = context.clock()
+        start = parse_moment(since, now, "--since")
+        end = parse_moment(until, now, "--until") if until else now
 
         def recover(session: Any, _: uuid.UUID) -> int:
-            return recover_deliveries(session, endpoint_id, start, end or now, now, outbox)
+            with progress("resetting deliveries") as on_progress:
+                return recover_deliveries(
+                    session, endpoint_id, start, end, now, outbox, on_progress=on_progress
+                )
 
         count = _in_tenant_of_endpoint(context, endpoint_id, recover)
-        outbox.flush()
+        with progress("enqueuing deliveries") as on_progress:
+            outbox.flush(on_progress)
         emit(
             {"endpoint_id": str(endpoint_id), "requeued": count},
             as_json,

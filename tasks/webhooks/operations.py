@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from leadline.errors import LeadlineError, NotFoundError
 from leadline.logging import get_logger
+from leadline.progress import ProgressCallback
 from models.audit import record_audit
 from models.endpoints import get_endpoint
 from models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -130,7 +131,9 @@ def delivery_org(session: Session, delivery_id: uuid.UUID) -> uuid.UUID:
     """The organisation owning a delivery. Maintenance scope (the CLI only has the id)."""
     org_id = session.scalar(select(WebhookDelivery.org_id).where(WebhookDelivery.id == delivery_id))
     if org_id is None:
-        raise NotFoundError("webhook delivery not found")
+        raise NotFoundError(
+            "webhook delivery not found (`leadline endpoint attempts ENDPOINT` shows them)"
+        )
     return org_id
 
 
@@ -145,7 +148,9 @@ def resend_delivery(
     """Send one delivery again (same webhook-id), with a fresh retry schedule."""
     delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
     if delivery is None:
-        raise NotFoundError("webhook delivery not found")
+        raise NotFoundError(
+            "webhook delivery not found (`leadline endpoint attempts ENDPOINT` shows them)"
+        )
     if delivery.state == "delivering":
         raise DeliveryBusyError("the delivery is being attempted right now; try again shortly")
     if not get_endpoint(session, delivery.endpoint_id).enabled:
@@ -173,8 +178,11 @@ def recover_deliveries(
     outbox: Outbox,
     *,
     actor: str = "cli",
+    on_progress: ProgressCallback | None = None,
 ) -> int:
-    """Re-queue the endpoint's failed or cancelled deliveries created in [since, until)."""
+    """Re-queue the endpoint's failed or cancelled deliveries created in [since, until).
+
+    `on_progress(done, total)` as rows are reset; the messages leave at `outbox.flush`."""
     endpoint = get_endpoint(session, endpoint_id)
     if not endpoint.enabled:
         raise EndpointDisabledError("the endpoint is disabled; enable it first")
@@ -185,9 +193,11 @@ def recover_deliveries(
         WebhookDelivery.created_at < until,
     )
     deliveries = session.scalars(query.with_for_update()).all()
-    for delivery in deliveries:
+    for done, delivery in enumerate(deliveries, start=1):
         _restart(delivery, now)
         outbox.add(deliver_webhook, str(delivery.org_id), str(delivery.id))
+        if on_progress:
+            on_progress(done, len(deliveries))
     record_audit(
         session,
         actor,

@@ -74,7 +74,7 @@ def test_cli_errors_are_one_line_and_exit_nonzero(settings: Settings) -> None:
     )
     assert result.returncode == 1
     assert json.loads(result.stderr.strip().splitlines()[-1]) == {
-        "error": "no active API key with that prefix"
+        "error": "no active API key with that prefix (`leadline apikey list ORG` shows them)"
     }
 
 

@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import dramatiq
+from sqlalchemy import func, select
 
 from leadline.sandbox import SandboxState
+from models.messaging import Campaign
 from tests.conftest import Org
 from tests.helpers import wait_for
 from tests.messaging_support import (
@@ -168,11 +170,20 @@ def test_launch_requires_idempotency_key_and_valid_body(client: Any, make_org: A
     assert missing_auth.status_code == 401
 
 
-def test_same_key_with_a_different_campaign_is_409(client: Any, make_org: Any) -> None:
+def test_same_key_with_a_different_campaign_is_422(
+    client: Any, make_org: Any, context: Any
+) -> None:
     org = make_org()
     nothing = {"filter": {"consent": "sms", "created_after": FUTURE}}
-    assert launch(client, org, "dup", **nothing).status_code == 202
-    assert launch(client, org, "dup", name="Another", **nothing).status_code == 409
+    first = launch(client, org, "dup", **nothing)
+    again = launch(client, org, "dup", **nothing)
+    other = launch(client, org, "dup", name="Another", **nothing)
+    assert first.status_code == again.status_code == 202
+    assert again.json() == {"id": first.json()["id"], "replayed": True}
+    assert other.status_code == 422
+    assert other.json() == {"error": "idempotency key reused with a different body"}
+    with context.db.tenant(org.id) as session:
+        assert session.scalar(select(func.count()).select_from(Campaign)) == 1
 
 
 def test_campaigns_of_another_org_are_not_found(client: Any, make_org: Any) -> None:

@@ -87,7 +87,7 @@ def test_schedule_run_each_job_without_a_scheduler(
 def test_org_delete_now_from_the_cli(context: Any, make_org: Any, cli: Any) -> None:
     org = make_org()
     add_lead(context, org.id, name="Leaving Soon", phone="+14155550177")
-    result = cli("org", "delete", str(org.id), "--now")
+    result = cli("org", "delete", str(org.id), "--now", "--yes")
     assert result["deleted"] is True and result["rows"]["leads"] == 1
     with context.db.maintenance() as session:
         assert session.get(Organization, org.id) is None

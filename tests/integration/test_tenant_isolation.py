@@ -104,3 +104,41 @@ def test_no_new_rows_for_an_org_being_deleted(context: Any, make_org: Any) -> No
         upsert_lead(session, cipher, LeadFields(phone="+14155550116"))
     with context.db.tenant(org.id) as session:
         assert session.scalars(select(Lead)).all() == []
+
+
+def test_tenant_sessions_log_in_as_the_app_login_role_not_the_owner(
+    context: Any, database_url: str, make_org: Any
+) -> None:
+    """With LEADLINE_APP_DATABASE_URL, injected SQL that resets the role lands on a login role
+    that is only a member of leadline_app, never on the owner."""
+    import secrets
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from models.db import Database
+
+    role, password = f"leadline_tenant_{uuid.uuid4().hex[:10]}", secrets.token_hex(16)
+    owner = make_url(database_url).username
+    with context.db.owner_engine.begin() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN NOINHERIT PASSWORD '{password}'"))
+        conn.execute(text(f"GRANT leadline_app TO {role}"))
+    app_url = make_url(database_url).set(username=role, password=password)
+    db = Database(database_url, app_url.render_as_string(hide_password=False), pool_size=1)
+    org = make_org()
+    try:
+        with db.tenant(org.id) as session:
+            assert session.execute(text("SELECT session_user")).scalar() == role
+            assert session.execute(text("SELECT current_user")).scalar() == "leadline_app"
+            assert session.scalars(select(Organization.id)).all() == [org.id]
+            session.execute(text("RESET ROLE"))
+            assert session.execute(text("SELECT current_user")).scalar() == role
+        with pytest.raises(DBAPIError, match="permission denied"), db.tenant(org.id) as session:
+            session.execute(text(f"SET ROLE {owner}"))
+        with pytest.raises(DBAPIError, match="permission denied"), db.tenant(org.id) as session:
+            session.execute(text("RESET ROLE"))
+            session.execute(text("SELECT count(*) FROM organizations"))
+    finally:
+        db.dispose()
+        with context.db.owner_engine.begin() as conn:
+            conn.execute(text(f"DROP ROLE IF EXISTS {role}"))

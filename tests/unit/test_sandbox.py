@@ -4,7 +4,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -473,3 +473,53 @@ def test_create_sandbox_app_exposes_its_state() -> None:
 
     assert create_sandbox_app(state).state.sandbox is state
     assert isinstance(create_sandbox_app().state.sandbox, SandboxState)
+
+
+def test_twilio_message_list_through_the_sdk_filters_and_pages(
+    twilio: Client, http: httpx.Client
+) -> None:
+    bodies = [f"to lead #{n}" for n in range(5)]
+    for body in bodies:
+        send_sms(twilio, body=body)
+    send_sms(twilio, to=OTHER_LEAD, body="someone else")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+
+    listed = twilio.messages.list(to=LEAD, date_sent_after=today, page_size=2)
+
+    assert [m.body for m in listed] == list(reversed(bodies))  # newest first, all pages
+    assert {(m.to, m.from_, m.status) for m in listed} == {(LEAD, SENDER, "sent")}
+    assert all(m.date_sent is not None and m.sid.startswith("SM") for m in listed)
+    assert twilio.messages.list(to=LEAD, date_sent_after=datetime(2999, 1, 1, tzinfo=UTC)) == []
+    assert [m.body for m in twilio.messages.list(from_=SENDER, to=OTHER_LEAD)] == ["someone else"]
+
+
+def test_twilio_message_list_wire_shape(twilio: Client, http: httpx.Client) -> None:
+    send_sms(twilio, body="one")
+    send_sms(twilio, body="two")
+    path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+
+    page = http.get(path, params={"To": LEAD, "PageSize": 1}, auth=(ACCOUNT_SID, AUTH_TOKEN))
+
+    data = page.json()
+    assert page.status_code == 200
+    assert (data["page"], data["page_size"], data["start"], data["end"]) == (0, 1, 0, 0)
+    assert [m["body"] for m in data["messages"]] == ["two"]
+    assert data["next_page_uri"].startswith(path) and "Page=1" in data["next_page_uri"]
+    assert data["previous_page_uri"] is None
+    second = http.get(data["next_page_uri"], auth=(ACCOUNT_SID, AUTH_TOKEN)).json()
+    assert [m["body"] for m in second["messages"]] == ["one"] and second["next_page_uri"] is None
+    assert (
+        http.get(path, params={"DateSent>": "yesterday"}, auth=(ACCOUNT_SID, "x")).status_code
+        == 400
+    )
+    assert http.get(path, params={"To": LEAD}).status_code == 401
+
+
+def test_twilio_message_list_includes_a_message_whose_answer_was_dropped(
+    twilio: Client, http: httpx.Client
+) -> None:
+    script(http, [{"drop": "after"}], channel="sms")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        send_sms(twilio, body="answer lost")
+
+    assert [m.body for m in twilio.messages.list(to=LEAD)] == ["answer lost"]

@@ -45,6 +45,9 @@ def leadline(
 
 def test_routing_and_secret_commands(leadline: Any, make_org: Any, context: Any) -> None:
     org = make_org()
+    national = leadline("number", "add", str(org.id), "(212) 555-0147", "--json")
+    assert national.exit_code == 1  # no default region: +E.164 only
+    assert leadline("org", "settings", str(org.id), "--default-region", "US").exit_code == 0
     added = leadline("number", "add", str(org.id), "(212) 555-0147", "--json")
     assert added.exit_code == 0, added.output
     assert json.loads(added.stdout.strip().splitlines()[-1])["number"] == "+12125550147"

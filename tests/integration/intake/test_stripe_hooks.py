@@ -166,6 +166,7 @@ def test_bad_stale_or_missing_signatures_are_403_and_store_nothing(
         (body.replace(b"deleted", b"updated"), stripe_headers(body)),  # tampered
         (body, stripe_headers(body, secret=STRIPE_SECRET + "x")),  # wrong secret
         (body, stripe_headers(body, timestamp=int(time.time()) - 301)),  # stale
+        (body, stripe_headers(body, timestamp=int(time.time()) + 600)),  # 10 min ahead
         (body, {"Content-Type": "application/json"}),  # missing
         (body, {"Stripe-Signature": "t=abc,v1=zz", "Content-Type": "application/json"}),
     ]
@@ -174,6 +175,21 @@ def test_bad_stale_or_missing_signatures_are_403_and_store_nothing(
         assert response.status_code == 403
         assert response.json() == {"error": "verification failed"}
     assert events_of(context, org.id) == []
+
+
+def test_a_timestamp_slightly_ahead_is_accepted_but_not_ten_minutes_ahead(
+    client: Any, customer: Any, context: Any
+) -> None:
+    org, customer_id = customer
+    now = int(time.time())
+    ahead = stripe_event("customer.subscription.updated", customer_id, now)
+    body = json.dumps(ahead).encode()
+    future = client.post(PATH, content=body, headers=stripe_headers(body, timestamp=now + 600))
+    assert future.status_code == 403
+    assert events_of(context, org.id) == []
+    skewed = client.post(PATH, content=body, headers=stripe_headers(body, timestamp=now + 30))
+    assert skewed.status_code == 200  # a clock a little ahead is within the tolerance
+    assert len(events_of(context, org.id)) == 1
 
 
 def test_unknown_customer_is_acknowledged_and_dropped(client: Any, context: Any) -> None:
