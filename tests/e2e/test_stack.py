@@ -158,6 +158,28 @@ def test_a_busy_port_is_one_line_before_anything_starts(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()  # no embedded server, no migration, no key
 
 
+@pytest.mark.parametrize("role", ["intake", "sandbox"])
+def test_a_role_on_a_busy_port_is_one_line(role: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLINE_")}
+        env["LEADLINE_STATE_DIR"] = str(tmp_path / "state")
+        result = subprocess.run(
+            [sys.executable, "-m", "leadline", role, "--port", str(busy)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: port {busy} is in use (choose another with leadline {role} --port ...)"
+    ]
+
+
 def signed_sms(url: str, params: list[tuple[str, str]]) -> tuple[bytes, dict[str, str]]:
     signature = RequestValidator(TWILIO_TOKEN).compute_signature(url, MultiDict(params))
     headers = {
