@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,10 +70,11 @@ def stack(settings: Settings) -> Iterator[Stack]:
     database = f"leadline_stack_{uuid.uuid4().hex[:10]}"
     create_database(server_url, database)
     port, sandbox_port = free_port(), free_port()
+    state_dir = Path(tempfile.mkdtemp(prefix="leadline-stack-"))
     env = cli_env(
         settings,
         LEADLINE_DATABASE_URL=with_database(server_url, database),
-        LEADLINE_STATE_DIR=tempfile.mkdtemp(prefix="leadline-stack-"),
+        LEADLINE_STATE_DIR=str(state_dir),
         LEADLINE_REDIS_NAMESPACE=f"{settings.leadline_redis_namespace}-stack",
         LEADLINE_WORKER_METRICS_PORT="0",
         TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
@@ -96,6 +98,7 @@ def stack(settings: Settings) -> Iterator[Stack]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         drop_database(server_url, database)
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def cli(stack: Stack, *args: str) -> Any:
