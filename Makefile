@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
+PORT ?= 8000
+SANDBOX_PORT ?= 8025
 
-.PHONY: install run test demo bench lint format lock clean
+.PHONY: install browser run test demo bench lint format lock clean
 
 install: $(STAMP)
 
@@ -16,13 +18,32 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
+# Debian's Chromium for the browser tests, installed only where that is possible without
+# asking (root with apt-get, as on CI). Never fails: without it those tests are skipped, and
+# under CI=true they fail (tests/browser_support.py).
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then \
+	  :; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser: no chromium; the browser tests will be skipped (sudo apt-get install chromium enables them)"; \
+	else \
+	  echo "browser: installing Debian's chromium for the browser tests"; \
+	  log=$$(mktemp); \
+	  if ! { apt-get update -qq -o Acquire::Retries=0 -o Acquire::http::Timeout=20 \
+	         && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >"$$log" 2>&1; then \
+	    echo "browser: could not install chromium (apt-get output in $$log); the browser tests will be skipped"; \
+	  else rm -f "$$log"; fi; \
+	fi
+
 run: install
-	$(BIN)/leadline up
+	$(BIN)/leadline up --port $(PORT) --sandbox-port $(SANDBOX_PORT)
 
+# Its own temporary state directory (or database and Redis namespace) and free ports: it runs
+# next to `make run` without touching it.
 demo: install
-	$(BIN)/leadline up --demo --port 8100 --sandbox-port 8125
+	$(BIN)/leadline up --demo
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q
 
 bench: install

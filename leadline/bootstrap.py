@@ -67,6 +67,12 @@ def child_environment(settings: Settings, extra: dict[str, str] | None = None) -
     env = dict(os.environ)
     env["LEADLINE_DATABASE_URL"] = settings.leadline_database_url or ""
     env["LEADLINE_REDIS_URL"] = settings.leadline_redis_url or ""
+    env["LEADLINE_REDIS_NAMESPACE"] = settings.leadline_redis_namespace
+    env["LEADLINE_STATE_DIR"] = settings.leadline_state_dir
+    env["LEADLINE_BACKUP_DIR"] = settings.leadline_backup_dir
+    env["LEADLINE_WORKER_METRICS_PORT"] = str(settings.leadline_worker_metrics_port)
+    if settings.leadline_app_database_url is not None:
+        env["LEADLINE_APP_DATABASE_URL"] = settings.leadline_app_database_url
     if settings.leadline_master_keys is not None:
         env["LEADLINE_MASTER_KEYS"] = settings.leadline_master_keys.get_secret_value()
     env.update(extra or {})

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+import redis
 import typer
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from leadline.errors import ConfigError
+from leadline.settings import Settings
 
 DEMO_OWNER_PHONE = "+14155550100"
 DEMO_CHAT_ID = 424242
@@ -23,6 +34,73 @@ DEMO_LEADS: list[dict[str, Any]] = [
     {"name": "Ada L.", "phone": "(415) 555-0123", "message": "Any update?"},
     {"name": "Grace Hopper", "email": "grace@example.com", "message": "Call me back"},
 ]
+
+
+@contextmanager
+def isolated_settings(settings: Settings) -> Iterator[Settings]:
+    """The demo's own state directory, database and Redis namespace, removed afterwards.
+
+    Nothing is shared with a stack already running: without service URLs the demo starts its
+    own embedded servers in a temporary directory; with them, it makes its own database and
+    namespace on those servers. Its worker serves no metrics port (the stack's holds 9191).
+    """
+    suffix = uuid.uuid4().hex[:10]
+    database = f"leadline_demo_{suffix}"
+    if settings.leadline_database_url is not None:
+        create_database(settings.leadline_database_url, database)
+    state_dir = Path(tempfile.mkdtemp(prefix="leadline-demo-"))
+    updates: dict[str, Any] = {
+        "leadline_state_dir": str(state_dir),
+        "leadline_backup_dir": str(state_dir / "backups"),
+        "leadline_redis_namespace": f"{settings.leadline_redis_namespace}-demo-{suffix}",
+        "leadline_worker_metrics_port": 0,
+    }
+    if settings.leadline_database_url is not None:
+        updates["leadline_database_url"] = with_database(settings.leadline_database_url, database)
+        if settings.leadline_app_database_url is not None:
+            updates["leadline_app_database_url"] = with_database(
+                settings.leadline_app_database_url, database
+            )
+    try:
+        yield settings.model_copy(update=updates)
+    finally:
+        if settings.leadline_database_url is not None:
+            drop_database(settings.leadline_database_url, database)
+        if settings.leadline_redis_url is not None:
+            delete_namespace(settings.leadline_redis_url, updates["leadline_redis_namespace"])
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def psycopg_url(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def with_database(url: str, database: str) -> str:
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def create_database(url: str, database: str) -> None:
+    try:
+        with psycopg.connect(psycopg_url(url), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{database}"')
+    except psycopg.Error:
+        raise ConfigError(
+            "the demo could not create its own database (grant CREATEDB to the role of "
+            "LEADLINE_DATABASE_URL, or unset it to use embedded PostgreSQL)"
+        ) from None
+
+
+def drop_database(url: str, database: str) -> None:
+    with psycopg.connect(psycopg_url(url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def delete_namespace(url: str, namespace: str) -> None:
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{namespace}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 def run_demo(context: Any, intake_url: str, sandbox_url: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from leadline.commands.common import JsonOption, emit, open_runtime, run_guarded
+from leadline.commands.common import JsonOption, emit, fail, open_runtime, run_guarded
 
 
 def migrate(as_json: bool = JsonOption) -> None:
@@ -35,6 +35,7 @@ def intake(
 
     from leadline.bootstrap import prepared_settings
 
+    require_free_port(host, port, "leadline intake --port ...")
     prepared_settings()  # fail fast on bad settings before forking servers
     uvicorn.run("intake.asgi:build", factory=True, **intake_server_options(host, port, workers))
 
@@ -96,4 +97,13 @@ def sandbox(
     """The provider sandbox alone: speaks Twilio's and Telegram's APIs, shows GET /sent."""
     from leadline.sandbox import serve_forever
 
+    require_free_port(host, port, "leadline sandbox --port ...")
     serve_forever(host, port)
+
+
+def require_free_port(host: str, port: int, how_to_change: str) -> None:
+    """One line and exit 1 for a busy port, instead of a log line from inside uvicorn."""
+    from leadline.ports import busy_port_message, port_is_free
+
+    if port and not port_is_free(port, host):
+        fail(busy_port_message(port, how_to_change))

@@ -9,7 +9,6 @@ stack's LEADLINE_PUBLIC_URL. Secrets come from the environment, else `dev-secret
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import time
@@ -26,6 +25,7 @@ from leadline.commands.common import JsonOption, emit, fail, parse_uuid, run_gua
 from leadline.devsecrets import DEV_ACCOUNT_SID, provider_secret, refuse_in_production
 from leadline.errors import ConfigError
 from leadline.settings import Settings, get_settings
+from leadline.stackfile import read_stack
 
 simulate_app = typer.Typer(
     help="Send signed Twilio, Stripe, Telegram and Meta requests to the running stack.",
@@ -34,17 +34,10 @@ simulate_app = typer.Typer(
 UrlOption = typer.Option(
     None, "--url", help="Intake URL to send to (default: the running stack's, from stack.json)."
 )
-STACK_FILE = "stack.json"
 DEFAULT_CHAT_ID = 424242
 EVENT_TYPE = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
 TIMEOUT_SECONDS = 10.0
 WAIT_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class Stack:
-    intake_url: str
-    sandbox_url: str | None
 
 
 @dataclass(frozen=True)
@@ -56,32 +49,6 @@ class Sent:
     status: int
     external_id: str
     summary: str
-
-
-def read_stack(state_dir: Path) -> Stack | None:
-    """The stack `leadline up` recorded (keys intake_url, sandbox_url, pid), or None when
-    there is none, the file is unreadable, or its process is gone."""
-    try:
-        data = json.loads((state_dir / STACK_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("intake_url"), str):
-        return None
-    pid = data.get("pid")
-    if isinstance(pid, int) and not isinstance(pid, bool) and not process_alive(pid):
-        return None
-    sandbox = data.get("sandbox_url")
-    return Stack(data["intake_url"].rstrip("/"), sandbox if isinstance(sandbox, str) else None)
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by someone else
-    return True
 
 
 def intake_url(settings: Settings, url: str | None, as_json: bool) -> str:

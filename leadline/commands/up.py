@@ -7,6 +7,8 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,48 +17,126 @@ import typer
 from leadline.bootstrap import child_environment, stop_embedded
 from leadline.commands.common import fail, open_runtime, run_guarded
 from leadline.devsecrets import development_provider_secrets
-from leadline.settings import Settings
+from leadline.ports import LOOPBACK, busy_port_message, free_port, port_is_free
+from leadline.settings import Settings, get_settings
+from leadline.stackfile import remove_stack_file, write_stack_file
+
+DEFAULT_PORT = 8000
+DEFAULT_SANDBOX_PORT = 8025
+HOW_TO_CHANGE_PORT = "make run PORT=... or leadline up --port ..."
+HOW_TO_CHANGE_SANDBOX_PORT = "make run SANDBOX_PORT=... or leadline up --sandbox-port ..."
 
 
 def up(
     demo: bool = typer.Option(False, "--demo", help="Run the demo against the stack, then exit."),
-    port: int = typer.Option(8000, help="Intake port."),
-    sandbox_port: int = typer.Option(8025, help="Provider sandbox port."),
+    port: int | None = typer.Option(
+        None,
+        min=0,
+        max=65535,
+        help="Intake port (default 8000, or a free one with --demo; 0: a free one).",
+    ),
+    sandbox_port: int | None = typer.Option(
+        None,
+        min=0,
+        max=65535,
+        help="Provider sandbox port (default 8025, or a free one with --demo; 0: a free one).",
+    ),
 ) -> None:
     """Start embedded services if no URLs are set, migrate, then intake, worker and sandbox."""
-    from models.migrate import upgrade
-
-    context = open_runtime()
-    settings: Settings = context.settings
+    port, sandbox_port = choose_ports(port, sandbox_port, demo)
+    settings = get_settings()
     if settings.is_production:
         fail("`leadline up` is a development stack; run the roles separately in production")
+
+    def run() -> None:
+        with ExitStack() as cleanup:
+            configured = settings
+            if demo:
+                from leadline.commands.demo import isolated_settings
+
+                configured = cleanup.enter_context(isolated_settings(settings))
+            cleanup.callback(stop_embedded)
+            run_stack(cleanup, configured, demo, port, sandbox_port)
+
+    run_guarded(run, as_json=False)
+
+
+def run_stack(
+    cleanup: ExitStack, configured: Settings, demo: bool, port: int, sandbox_port: int
+) -> None:
+    from models.migrate import upgrade
+
+    context = open_runtime(configured)
+    cleanup.callback(context.db.dispose)
+    settings: Settings = context.settings
     upgrade(context.db.owner_engine)
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    intake_url = f"http://{LOOPBACK}:{port}"
+    sandbox_url = f"http://{LOOPBACK}:{sandbox_port}"
     env = child_environment(
         settings,
         {
             "TWILIO_API_BASE": settings.twilio_api_base or sandbox_url,
             "TELEGRAM_API_BASE": sandbox_url,
-            **run_guarded(lambda: development_provider_secrets(settings), False).environment(),
+            **development_provider_secrets(settings).environment(),
             "LEADLINE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
         },
     )
+    env.update(public_url_environment(configured, intake_url))
     stop = install_stop_handlers()
     children = start_children(env, port, sandbox_port)
-    try:
-        wait_until_healthy(f"http://127.0.0.1:{port}/healthz", children, stop)
-        if stop.is_set():
-            return
-        if demo:
-            from leadline.commands.demo import run_demo
+    cleanup.callback(stop_children, children)
+    wait_until_healthy(f"{intake_url}/healthz", children, stop)
+    if stop.is_set():
+        return
+    if demo:
+        from leadline.commands.demo import run_demo
 
-            run_demo(context, f"http://127.0.0.1:{port}", sandbox_url)
-            return
-        print_welcome(f"http://127.0.0.1:{port}", sandbox_url)
-        wait_for_stop(children, stop)
-    finally:
-        stop_children(children)
-        stop_embedded()
+        run_demo(context, intake_url, sandbox_url)
+        return
+    state_dir = Path(settings.leadline_state_dir)
+    write_stack_file(state_dir, intake_url, sandbox_url)
+    cleanup.callback(remove_stack_file, state_dir)
+    print_welcome(intake_url, sandbox_url)
+    wait_for_stop(children, stop)
+
+
+def choose_ports(port: int | None, sandbox_port: int | None, demo: bool) -> tuple[int, int]:
+    """The ports to serve on, checked before anything starts: a busy one ends `up` here.
+
+    Without a port the stack takes 8000 and 8025, the demo free ones (it runs next to a stack
+    on the defaults); 0 also picks a free port.
+    """
+    wanted_intake = (0 if demo else DEFAULT_PORT) if port is None else port
+    wanted_sandbox = (0 if demo else DEFAULT_SANDBOX_PORT) if sandbox_port is None else sandbox_port
+    if wanted_intake and wanted_intake == wanted_sandbox:
+        fail(
+            f"the intake and the provider sandbox cannot share port {wanted_intake} "
+            f"(choose another with {HOW_TO_CHANGE_SANDBOX_PORT})"
+        )
+    intake = claim_port(wanted_intake, HOW_TO_CHANGE_PORT)
+    sandbox = claim_port(wanted_sandbox, HOW_TO_CHANGE_SANDBOX_PORT)
+    while sandbox == intake:  # only when a free port was picked for one of them
+        if wanted_sandbox == 0:
+            sandbox = free_port()
+        else:
+            intake = free_port()
+    return intake, sandbox
+
+
+def claim_port(port: int, how_to_change: str) -> int:
+    if port == 0:
+        return free_port()
+    if not port_is_free(port):
+        fail(busy_port_message(port, how_to_change))
+    return port
+
+
+def public_url_environment(settings: Settings, intake_url: str) -> dict[str, str]:
+    """In development the public URL (Twilio signatures, callback URLs) follows the intake
+    port, unless LEADLINE_PUBLIC_URL was set: then the children inherit it unchanged."""
+    if "leadline_public_url" in settings.model_fields_set:
+        return {}
+    return {"LEADLINE_PUBLIC_URL": intake_url}
 
 
 def start_children(env: dict[str, str], port: int, sandbox_port: int) -> dict[str, Any]:
@@ -89,21 +169,35 @@ def install_stop_handlers() -> threading.Event:
 
 
 def wait_until_healthy(
-    url: str, children: dict[str, Any], stop: threading.Event, timeout: float = 60.0
+    url: str, children: dict[str, Any], stop: threading.Event, timeout: float = 180.0
 ) -> None:
+    """Until our intake answers /healthz. A child that exits first ends `up` with one line.
+
+    The ports were free just before the children started, and the intake child must still be
+    alive when the answer comes, so the answer is not from another program on that port.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not stop.is_set():
-        exited = [name for name, proc in children.items() if proc.poll() is not None]
-        if exited:
-            fail(f"{', '.join(exited)} exited during start-up")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        fail_if_a_child_exited(children)
+        if answers(url) and children["intake"].poll() is None:
+            return
         stop.wait(0.2)
     if not stop.is_set():
-        fail("intake did not become healthy in time")
+        fail(f"intake did not answer {url} within {timeout:.0f} s (its log lines are above)")
+
+
+def fail_if_a_child_exited(children: dict[str, Any]) -> None:
+    for name, proc in children.items():
+        code = proc.poll()
+        if code is not None:
+            fail(f"{name} exited during start-up with code {code} (its log lines are above)")
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def print_welcome(intake_url: str, sandbox_url: str) -> None:

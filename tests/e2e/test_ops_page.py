@@ -4,6 +4,7 @@ headers, and no personal data on the page."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from playwright.sync_api import Browser, sync_playwright
 from pydantic import SecretStr
 
 from tasks.registry import ATTENTION
+from tests.browser_support import find_chromium, plan_browser
 from tests.conftest import Org
 from tests.helpers import wait_for
 from tests.ops_support import (
@@ -71,10 +73,13 @@ def ops_server(context: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    plan = plan_browser(os.environ, find_chromium())
+    if plan.action == "skip":
+        pytest.skip(plan.reason)
+    if plan.action == "fail":
+        pytest.fail(plan.reason, pytrace=False)
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
+        launched = playwright.chromium.launch(executable_path=plan.executable, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from leadline.commands.simulate import STACK_FILE, Stack, read_stack
+from leadline.stackfile import STACK_FILE, Stack, read_stack, remove_stack_file, write_stack_file
 
 
 def write(state_dir: Path, data: object) -> None:
@@ -52,3 +52,14 @@ def test_no_file_a_damaged_file_or_a_stopped_stack_is_no_stack(tmp_path: Path) -
     assert read_stack(tmp_path) is None
     write(tmp_path, {"intake_url": "http://127.0.0.1:8300", "pid": dead_pid()})
     assert read_stack(tmp_path) is None
+
+
+def test_up_records_the_stack_and_removes_only_its_own_record(tmp_path: Path) -> None:
+    write_stack_file(tmp_path, "http://127.0.0.1:8300", "http://127.0.0.1:8325")
+    assert read_stack(tmp_path) == Stack("http://127.0.0.1:8300", "http://127.0.0.1:8325")
+    remove_stack_file(tmp_path)
+    assert read_stack(tmp_path) is None
+
+    write(tmp_path, {"intake_url": "http://127.0.0.1:8400", "pid": os.getppid()})
+    remove_stack_file(tmp_path)  # another stack's record stays
+    assert read_stack(tmp_path) == Stack("http://127.0.0.1:8400", None)
