@@ -99,9 +99,7 @@ def set_default_region(
 ) -> str | None:
     """Tenant session. Set (validated, raises InvalidRegion) or clear (None) the region."""
     code = normalize_region(region) if region is not None else None
-    org = session.get(Organization, org_id)
-    if org is None:
-        raise NotFoundError(f"no organisation {org_id} (`leadline org list` shows them)")
+    org = get_organization(session, org_id)
     org.default_region = code
     record_audit(
         session,

@@ -19,7 +19,7 @@ from typing import Any, NoReturn, TypeVar
 import typer
 
 from leadline.bootstrap import prepared_settings, setup_logging
-from leadline.errors import LeadlineError, NotFoundError
+from leadline.errors import LeadlineError
 from leadline.settings import Settings
 
 JsonOption = typer.Option(False, "--json", help="Machine-readable output.")
@@ -105,28 +105,22 @@ def open_runtime(settings: Settings | None = None) -> Any:
     return context
 
 
-def require_org(session: Any, org_id: uuid.UUID) -> Any:
-    """The organisation row, or a NotFoundError that says where to find the right id."""
-    from models.tables import Organization
-
-    org = session.get(Organization, org_id)
-    if org is None:
-        raise NotFoundError(f"no organisation {org_id} (`leadline org list` shows them)")
-    return org
-
-
 @contextmanager
 def org_session(context: Any, org_id: uuid.UUID) -> Iterator[Any]:
     """One tenant transaction for an organisation that exists."""
+    from models.orgs import get_organization
+
     with context.db.tenant(org_id) as session:
-        require_org(session, org_id)
+        get_organization(session, org_id)
         yield session
 
 
 def ensure_org(context: Any, org_id: uuid.UUID) -> None:
     """Fail with a clear message before work starts when the organisation does not exist."""
+    from models.orgs import get_organization
+
     with context.db.tenant(org_id) as session:
-        require_org(session, org_id)
+        get_organization(session, org_id)
 
 
 def run_guarded(fn: Callable[[], T], as_json: bool) -> T:

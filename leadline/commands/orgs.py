@@ -202,11 +202,9 @@ def org_settings(
 ) -> None:
     """Show ORG's settings, or change them (audited)."""
     from leadline.commands.common import fail, parse_uuid
-    from leadline.errors import NotFoundError
     from models.normalize import InvalidRegion
     from models.orgs import default_region as current_region
-    from models.orgs import set_default_region
-    from models.tables import Organization
+    from models.orgs import get_organization, set_default_region
 
     org_id = parse_uuid(org, "ORG")
     clear = default_region is not None and default_region.strip().casefold() == "none"
@@ -215,10 +213,7 @@ def org_settings(
         context = open_runtime()
         with context.db.tenant(org_id) as session:
             if default_region is None:
-                if session.get(Organization, org_id) is None:
-                    raise NotFoundError(
-                        f"no organisation {org_id} (`leadline org list` shows them)"
-                    )
+                get_organization(session, org_id)
                 region = current_region(session, org_id)
             else:
                 region = set_default_region(session, org_id, None if clear else default_region)
