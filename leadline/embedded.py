@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from leadline.errors import ConfigError
 
 # pgserver logs from an atexit hook, after log streams may be closed.
 logging.getLogger("pgserver").setLevel(logging.WARNING)
+# pgserver asks platformdirs for a runtime directory; without XDG_RUNTIME_DIR (root shells,
+# containers) every command would print a warning although the /tmp fallback is fine.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 REDIS_FILE = "redis.rdb"
 PGDATA = "pgdata"
