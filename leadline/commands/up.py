@@ -145,19 +145,9 @@ def start_children(env: dict[str, str], port: int, sandbox_port: int) -> dict[st
         "sandbox": [*launcher, "sandbox", "--port", str(sandbox_port)],
         "intake": [*launcher, "intake", "--port", str(port)],
         "worker": [*launcher, "worker"],
+        "scheduler": [*launcher, "scheduler"],
     }
-    if has_command("scheduler"):
-        commands["scheduler"] = [*launcher, "scheduler"]
     return {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}  # noqa: S603
-
-
-def has_command(name: str) -> bool:
-    from leadline.cli import app
-
-    return any(
-        (command.name or getattr(command.callback, "__name__", "")) == name
-        for command in app.registered_commands
-    )
 
 
 def install_stop_handlers() -> threading.Event:
