@@ -15,11 +15,12 @@ import httpx
 import typer
 
 from leadline.bootstrap import child_environment, stop_embedded
-from leadline.commands.common import fail, open_runtime, run_guarded
+from leadline.commands.common import fail, run_guarded
 from leadline.devsecrets import development_provider_secrets
 from leadline.ports import LOOPBACK, busy_port_message, free_port, port_is_free
 from leadline.settings import Settings, get_settings
 from leadline.stackfile import remove_stack_file, write_stack_file
+from tasks.context import open_runtime
 
 DEFAULT_PORT = 8000
 DEFAULT_SANDBOX_PORT = 8025
