@@ -131,8 +131,8 @@ class BenchEnv:
 @contextmanager
 def bench_env(services: Services, options: dict[str, Any], label: str) -> Iterator[BenchEnv]:
     """A migrated database and a Redis namespace of its own, dropped on exit."""
-    from leadline.commands.common import open_runtime
     from models.migrate import upgrade
+    from tasks.context import open_runtime
 
     name = f"leadline_bench_{RUN_ID}_{label}"
     with psycopg.connect(services.admin_url, autocommit=True) as conn:

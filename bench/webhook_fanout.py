@@ -177,8 +177,8 @@ def _wait_all_delivered(context: Any, org_id: uuid.UUID) -> None:
 def measure(settings: Any, url: str) -> dict[str, float]:
     import dramatiq
 
-    from leadline.commands.common import open_runtime
     from models.migrate import upgrade
+    from tasks.context import open_runtime
 
     context = open_runtime(settings)
     upgrade(context.db.owner_engine)

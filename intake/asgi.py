@@ -10,7 +10,7 @@ from starlette.types import ASGIApp
 
 def build() -> ASGIApp:
     from intake.app import create_app
-    from leadline.commands.common import open_runtime
+    from tasks.context import open_runtime
 
     app = create_app(open_runtime())
     quiet_uvicorn_access_log()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from leadline.bootstrap import prepared_settings, setup_logging
 from leadline.clock import Clock, utcnow
 from leadline.errors import ConfigError
 from leadline.settings import Settings
@@ -55,3 +56,26 @@ def get_context() -> TaskContext:
     if _current is None:
         raise ConfigError("the task context is not configured (call tasks.context.set_context)")
     return _current
+
+
+def open_runtime(settings: Settings | None = None) -> TaskContext:
+    """Settings → logging → broker with every actor → task context. Returns the context.
+
+    Called by each composition root (the CLI, the intake's ASGI factory, tests). One runtime
+    per process: without settings, a context already set in this process is returned
+    (commands run in-process by tests share the test's database pool and broker)."""
+    import tasks  # noqa: F401  (registers every actor)
+    from workers.runtime import build_broker, install_broker, use_database
+
+    existing = current_context()
+    if settings is None and existing is not None:
+        return existing
+
+    settings = prepared_settings(settings)
+    setup_logging(settings)
+    assert settings.leadline_redis_url is not None
+    install_broker(build_broker(settings.leadline_redis_url, settings.leadline_redis_namespace))
+    context = build_context(settings)
+    set_context(context)
+    use_database(context.db)
+    return context

@@ -126,8 +126,8 @@ def settings(
 @pytest.fixture(scope="session")
 def context(settings: Settings) -> Iterator[Any]:
     """Migrated database, broker with every actor installed, task context set."""
-    from leadline.commands.common import open_runtime
     from models.migrate import upgrade
+    from tasks.context import open_runtime
 
     runtime = open_runtime(settings)
     upgrade(runtime.db.owner_engine)

@@ -11,13 +11,13 @@ from leadline.commands.common import (
     JsonOption,
     emit,
     ensure_org,
-    open_runtime,
     org_session,
     parse_phone,
     parse_uuid,
     run_guarded,
 )
 from leadline.logging import redact_text
+from tasks.context import open_runtime
 
 alerts_app = typer.Typer(
     help="Lead alerts: SMS numbers, templates, HELP details.", no_args_is_help=True

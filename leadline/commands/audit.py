@@ -6,9 +6,10 @@ from typing import Any
 
 import typer
 
-from leadline.commands.common import JsonOption, emit, open_runtime, parse_uuid, run_guarded
+from leadline.commands.common import JsonOption, emit, parse_uuid, run_guarded
 from leadline.commands.tables import format_table
 from leadline.timespec import parse_moment
+from tasks.context import open_runtime
 
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 

@@ -18,9 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 
-from leadline.bootstrap import prepared_settings, setup_logging
 from leadline.errors import LeadlineError
-from leadline.settings import Settings
 
 JsonOption = typer.Option(False, "--json", help="Machine-readable output.")
 T = TypeVar("T")
@@ -80,29 +78,6 @@ def parse_phone(value: str, what: str = "NUMBER", region: str | None = None) -> 
         raise BadInput(
             f"{what} is not a valid phone number (give it in E.164 form, e.g. +14155550123)"
         ) from None
-
-
-def open_runtime(settings: Settings | None = None) -> Any:
-    """Settings → logging → broker with every actor → task context. Returns the context.
-
-    One runtime per process: without settings, a context already set in this process is
-    returned (commands run in-process by tests share the test's database pool and broker)."""
-    import tasks  # noqa: F401  (registers every actor)
-    from tasks.context import build_context, current_context, set_context
-    from workers.runtime import build_broker, install_broker, use_database
-
-    existing = current_context()
-    if settings is None and existing is not None:
-        return existing
-
-    settings = prepared_settings(settings)
-    setup_logging(settings)
-    assert settings.leadline_redis_url is not None
-    install_broker(build_broker(settings.leadline_redis_url, settings.leadline_redis_namespace))
-    context = build_context(settings)
-    set_context(context)
-    use_database(context.db)
-    return context
 
 
 @contextmanager

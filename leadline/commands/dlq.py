@@ -8,9 +8,10 @@ from typing import Any
 
 import typer
 
-from leadline.commands.common import JsonOption, emit, fail, open_runtime, run_guarded
+from leadline.commands.common import JsonOption, emit, fail, run_guarded
 from leadline.commands.tables import format_table
 from leadline.timespec import format_age, parse_moment
+from tasks.context import open_runtime
 
 dlq_app = typer.Typer(help="Dead letters: list, show, replay, purge.", no_args_is_help=True)
 OPERATOR = "operator:cli"

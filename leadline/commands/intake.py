@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 from leadline.commands.common import (
     JsonOption,
     emit,
-    open_runtime,
     org_session,
     parse_phone,
     parse_uuid,
     run_guarded,
 )
 from leadline.commands.orgs import apikey_app, org_app
+from tasks.context import open_runtime
 
 number_app = typer.Typer(
     help="Twilio numbers owned by an org (route inbound SMS).", no_args_is_help=True

@@ -7,11 +7,11 @@ import typer
 from leadline.commands.common import (
     JsonOption,
     emit,
-    open_runtime,
     org_session,
     parse_uuid,
     run_guarded,
 )
+from tasks.context import open_runtime
 
 keys_app = typer.Typer(help="Key rotation.", no_args_is_help=True)
 

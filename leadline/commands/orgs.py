@@ -11,12 +11,12 @@ from leadline.commands.common import (
     BadInput,
     JsonOption,
     emit,
-    open_runtime,
     org_session,
     parse_uuid,
     run_guarded,
 )
 from leadline.commands.tables import format_table
+from tasks.context import open_runtime
 
 MAX_ORG_NAME = 200
 org_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)

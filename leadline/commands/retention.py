@@ -15,11 +15,11 @@ from leadline.commands.common import (
     emit,
     ensure_org,
     fail,
-    open_runtime,
     parse_uuid,
     run_guarded,
 )
 from leadline.commands.progress import progress
+from tasks.context import open_runtime
 
 backup_app = typer.Typer(help="Encrypted per-organisation backups.", no_args_is_help=True)
 lead_app = typer.Typer(help="Leads: erasure requests.", no_args_is_help=True)

@@ -7,7 +7,8 @@ import threading
 
 import typer
 
-from leadline.commands.common import JsonOption, emit, open_runtime, run_guarded
+from leadline.commands.common import JsonOption, emit, run_guarded
+from tasks.context import open_runtime
 
 schedule_app = typer.Typer(help="Scheduled jobs (for external cron too).", no_args_is_help=True)
 
@@ -20,7 +21,9 @@ def scheduler(as_json: bool = JsonOption) -> None:
 
     def run() -> None:
         context = open_runtime()
-        leader = AdvisoryLeader(sqlalchemy_url(context.settings.leadline_database_url))
+        database_url = context.settings.leadline_database_url
+        assert database_url is not None  # open_runtime refuses settings without one
+        leader = AdvisoryLeader(sqlalchemy_url(database_url))
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())

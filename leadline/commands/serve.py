@@ -9,7 +9,8 @@ from typing import Any
 
 import typer
 
-from leadline.commands.common import JsonOption, emit, fail, open_runtime, run_guarded
+from leadline.commands.common import JsonOption, emit, fail, run_guarded
+from tasks.context import open_runtime
 
 
 def migrate(as_json: bool = JsonOption) -> None:

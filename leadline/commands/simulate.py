@@ -161,8 +161,8 @@ def wait_until_processed(source: str, external_id: str, as_json: bool) -> str:
     it the way every operator command does)."""
     from sqlalchemy import select
 
-    from leadline.commands.common import open_runtime
     from models.tables import InboundEvent
+    from tasks.context import open_runtime
 
     context = open_runtime()
     query = select(InboundEvent.status).where(
@@ -377,8 +377,8 @@ def linked_meta_account(org_id: uuid.UUID, as_json: bool) -> str:
     """The org's first linked account id (`leadline meta link`); exits when there is none."""
     from sqlalchemy import select
 
-    from leadline.commands.common import open_runtime
     from models.intake import MetaAccount
+    from tasks.context import open_runtime
 
     context = open_runtime()
     with context.db.tenant(org_id) as session:

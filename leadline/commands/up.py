@@ -15,11 +15,12 @@ import httpx
 import typer
 
 from leadline.bootstrap import child_environment, stop_embedded
-from leadline.commands.common import fail, open_runtime, run_guarded
+from leadline.commands.common import fail, run_guarded
 from leadline.devsecrets import development_provider_secrets
 from leadline.ports import LOOPBACK, busy_port_message, free_port, port_is_free
 from leadline.settings import Settings, get_settings
 from leadline.stackfile import remove_stack_file, write_stack_file
+from tasks.context import open_runtime
 
 DEFAULT_PORT = 8000
 DEFAULT_SANDBOX_PORT = 8025
@@ -145,19 +146,9 @@ def start_children(env: dict[str, str], port: int, sandbox_port: int) -> dict[st
         "sandbox": [*launcher, "sandbox", "--port", str(sandbox_port)],
         "intake": [*launcher, "intake", "--port", str(port)],
         "worker": [*launcher, "worker"],
+        "scheduler": [*launcher, "scheduler"],
     }
-    if has_command("scheduler"):
-        commands["scheduler"] = [*launcher, "scheduler"]
     return {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}  # noqa: S603
-
-
-def has_command(name: str) -> bool:
-    from leadline.cli import app
-
-    return any(
-        (command.name or getattr(command.callback, "__name__", "")) == name
-        for command in app.registered_commands
-    )
 
 
 def install_stop_handlers() -> threading.Event:

@@ -11,13 +11,13 @@ import typer
 from leadline.commands.common import (
     JsonOption,
     emit,
-    open_runtime,
     org_session,
     parse_uuid,
     run_guarded,
 )
 from leadline.commands.progress import progress
 from leadline.timespec import parse_moment
+from tasks.context import open_runtime
 
 endpoint_app = typer.Typer(help="Webhook endpoints of an organisation.", no_args_is_help=True)
 webhook_app = typer.Typer(help="Webhook deliveries: resend and recover.", no_args_is_help=True)

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import typer
 
+from leadline.commands import up
 from leadline.commands.up import choose_ports, public_url_environment, wait_until_healthy
 from leadline.ports import free_port, port_is_free
 from leadline.settings import Settings
@@ -123,3 +124,18 @@ def test_another_program_answering_on_the_port_is_not_our_stack(
     assert capsys.readouterr().err == (
         "error: intake exited during start-up with code 1 (its log lines are above)\n"
     )
+
+
+def test_up_starts_the_scheduler_with_the_other_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(up.subprocess, "Popen", lambda cmd, env: started.append(cmd) or cmd)
+
+    children = up.start_children({}, port=8100, sandbox_port=8125)
+
+    assert sorted(children) == ["intake", "sandbox", "scheduler", "worker"]
+    assert [cmd[3:] for cmd in started] == [
+        ["sandbox", "--port", "8125"],
+        ["intake", "--port", "8100"],
+        ["worker"],
+        ["scheduler"],
+    ]
