@@ -77,5 +77,7 @@ async def meta_webhook(request: Request) -> Response:
             EVENTS_REJECTED.labels(source=SOURCE, reason="unknown_org").inc()
             warn_throttled(request, "verified event dropped", SOURCE, "unknown_org")
             continue
-        await accept(request, org_id, SOURCE, message.external_id, message.payload)
+        refused = await accept(request, org_id, SOURCE, message.external_id, message.payload)
+        if refused is not None:
+            return refused
     return JSONResponse({"received": True})

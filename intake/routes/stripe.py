@@ -85,5 +85,5 @@ async def stripe_webhook(request: Request) -> Response:
     org_id = await route(request, customer_id(event))
     if org_id is None:
         return drop(request, SOURCE, "unknown_org")
-    await accept(request, org_id, SOURCE, event_id, event)
-    return JSONResponse({"received": True})
+    refused = await accept(request, org_id, SOURCE, event_id, event)
+    return refused or JSONResponse({"received": True})

@@ -61,5 +61,5 @@ async def telegram_webhook(request: Request, org: str) -> Response:
     org_id = parse_org(org)
     if org_id is None or not await org_is_open(context_of(request), org_id):
         return drop(request, SOURCE, "unknown_org")
-    await accept(request, org_id, SOURCE, str(update_id), update)
-    return JSONResponse({"ok": True})
+    refused = await accept(request, org_id, SOURCE, str(update_id), update)
+    return refused or JSONResponse({"ok": True})

@@ -28,6 +28,7 @@ from intake.hooks import (
     org_is_open,
     refuse,
     reject,
+    remembered,
     unsupported_type,
 )
 from intake.verify import parse_json_object, verify_twilio
@@ -70,7 +71,11 @@ def business_number(source: str, params: dict[str, Any]) -> str | None:
         return None
 
 
-async def route(request: Request, source: str, params: dict[str, Any]) -> uuid.UUID | None:
+async def route(
+    request: Request, source: str, params: dict[str, Any]
+) -> uuid.UUID | Response | None:
+    """The org a verified request is for; None if unknown, 503 when the database is down and
+    the routing is not in the spool's cache."""
     context = context_of(request)
     named = request.query_params.get("org") if source == "twilio_status" else None
     if named is not None:
@@ -82,7 +87,12 @@ async def route(request: Request, source: str, params: dict[str, Any]) -> uuid.U
     number = business_number(source, params)
     if number is None:
         return None
-    return await in_maintenance(context, lambda session: org_for_number(session, number))
+    return await remembered(
+        request,
+        "number",
+        number,
+        lambda: in_maintenance(context, lambda session: org_for_number(session, number)),
+    )
 
 
 async def verified_params(request: Request, source: str) -> dict[str, Any] | Response:
@@ -116,10 +126,11 @@ async def receive(request: Request, source: str) -> Response | None:
     if event_id is None:
         return malformed(source)
     org_id = await route(request, source, params)
+    if isinstance(org_id, Response):
+        return org_id
     if org_id is None:
         return refuse(source, 404, "unknown_org", "unknown number")
-    await accept(request, org_id, source, event_id, {"params": params})
-    return None
+    return await accept(request, org_id, source, event_id, {"params": params})
 
 
 @router.post("/hooks/twilio/sms")
