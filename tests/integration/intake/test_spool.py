@@ -1,0 +1,221 @@
+"""The spool for database outages, on a PostgreSQL server of this test's own that it stops.
+
+While the server is down, verified Twilio SMS (a STOP among them) and API leads of orgs the
+intake saw in the last seconds are answered 2xx and spooled, sealed; unknown orgs and a full
+spool get 503 with Retry-After. Once the server is back the replayer stores every spooled
+event exactly once (a second replay of the same rows adds nothing) and the STOP is a
+suppression; a spool left by a stopped intake is drained by the next one at start-up.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sqlite3
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pgserver
+import pytest
+from pgserver._commands import pg_ctl
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from intake.app import create_app
+from intake.spool import Spool, replay
+from models.intake import add_phone_number
+from models.messaging import Suppression
+from models.migrate import upgrade
+from models.orgs import create_api_key, create_organization
+from models.suppressions import phone_index
+from models.tables import InboundEvent
+from tasks.context import TaskContext, build_context
+from tests.conftest import Org
+from tests.helpers import wait_for
+from tests.integration.intake.conftest import random_number
+from tests.integration.intake.signing import twilio_form
+
+SMS = "/hooks/twilio/sms"
+
+
+@dataclass
+class OwnPostgres:
+    """A PostgreSQL server in a temporary directory that only this test module uses."""
+
+    server: Any
+
+    def stop(self) -> None:
+        pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user
+        )
+
+    def start(self) -> None:
+        with self.server._lock:
+            self.server.ensure_postgres_running()
+
+    @contextmanager
+    def down(self) -> Iterator[None]:
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+
+@pytest.fixture(scope="module")
+def own_postgres() -> Iterator[OwnPostgres]:
+    server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="spool-pg-")), cleanup_mode="delete")
+    yield OwnPostgres(server)
+    server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def own_context(context: Any, own_postgres: OwnPostgres) -> Iterator[TaskContext]:
+    """The session's settings (broker, keys, secrets) on the module's own server."""
+    settings = context.settings.model_copy(
+        update={
+            "leadline_database_url": own_postgres.server.get_uri(),
+            "leadline_app_database_url": None,
+        }
+    )
+    own = build_context(settings)
+    upgrade(own.db.owner_engine)
+    yield own
+    own.db.dispose()
+
+
+def make_org(context: TaskContext) -> tuple[Org, str]:
+    org_id = uuid.uuid4()
+    with context.db.tenant(org_id) as session:
+        create_organization(session, context.keyring, org_id, "Spool Org", actor="test")
+        key = create_api_key(session, org_id, actor="test")
+        number = add_phone_number(session, org_id, random_number(), actor="test")
+    return Org(org_id, key.key), number
+
+
+@contextmanager
+def intake(context: TaskContext, spool_path: Path, **overrides: Any) -> Iterator[TestClient]:
+    settings = context.settings.model_copy(
+        update={"leadline_spool_path": str(spool_path), **overrides}
+    )
+    app = create_app(TaskContext(settings, context.db, context.keys, context.clock))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def post_sms(client: TestClient, to: str, sender: str, body: str) -> Any:
+    params = [("MessageSid", "SM" + secrets.token_hex(16)), ("From", sender), ("To", to)]
+    form, headers = twilio_form([*params, ("Body", body)], SMS)
+    return client.post(SMS, content=form, headers=headers)
+
+
+def post_lead(client: TestClient, org: Org, phone: str, key: str | None = None) -> Any:
+    headers = {**org.auth, **({"Idempotency-Key": key} if key else {})}
+    lead = {"name": "Spooled Lead", "phone": phone, "email": "spooled.lead@example.com"}
+    return client.post("/v1/leads", json=lead, headers=headers)
+
+
+def events(context: TaskContext, org_id: uuid.UUID) -> list[InboundEvent]:
+    with context.db.tenant(org_id) as session:
+        return list(session.scalars(select(InboundEvent)))
+
+
+def suppressed(context: TaskContext, org_id: uuid.UUID, phone: str) -> bool:
+    with context.db.tenant(org_id) as session:
+        bidx = phone_index(context.keys.cipher(session, org_id), phone)
+        rows = session.scalars(select(Suppression).where(Suppression.recipient_bidx == bidx))
+        return rows.first() is not None
+
+
+def spool_bytes(path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
+def copy_spool(path: Path, target: Path) -> None:
+    """A consistent copy (WAL included) of the spool as it is now."""
+    source = sqlite3.connect(path)
+    with sqlite3.connect(target) as copy:
+        source.backup(copy)
+    source.close()
+
+
+def test_outage_is_spooled_then_replayed_exactly_once(
+    own_context: TaskContext, own_postgres: OwnPostgres
+) -> None:
+    org, number = make_org(own_context)
+    workdir = Path(tempfile.mkdtemp(prefix="spool-"))
+    path, snapshot = workdir / "spool.sqlite3", workdir / "snapshot.sqlite3"
+    senders = [random_number() for _ in range(4)]
+    stopper, lead_phone = senders[0], random_number()
+    with intake(own_context, path, leadline_spool_max_events=7) as client:
+        assert post_lead(client, org, random_number()).status_code == 202  # warms the cache
+        assert post_sms(client, number, random_number(), "hello").status_code == 200
+        with own_postgres.down():
+            sms = [post_sms(client, number, stopper, "STOP")]
+            sms += [post_sms(client, number, s, f"body text {s}") for s in senders[1:]]
+            leads = [
+                post_lead(client, org, lead_phone, "spool-key-1"),
+                post_lead(client, org, lead_phone),
+                post_lead(client, org, lead_phone),
+            ]
+            assert [r.status_code for r in sms] == [200] * 4
+            assert [r.status_code for r in leads] == [202] * 3
+            ids = {r.json()["id"] for r in leads}
+            assert len(ids) == 3
+
+            unknown_number = post_sms(client, random_number(), random_number(), "hi")
+            unknown_key = post_lead(client, Org(uuid.uuid4(), "ll_unknown_key"), lead_phone)
+            full = post_sms(client, number, random_number(), "one too many")
+            for refused in (unknown_number, unknown_key, full):
+                assert refused.status_code == 503
+                assert int(refused.headers["Retry-After"]) > 0
+
+            stored = spool_bytes(path)
+            for secret in [*senders, lead_phone, "STOP", "body text", "Spooled Lead"]:
+                assert secret.encode() not in stored
+                assert secret.lstrip("+").encode() not in stored
+            assert b"spooled.lead" not in stored
+            copy_spool(path, snapshot)
+            assert Spool(snapshot, own_context.keyring, 100).count() == 7
+
+        spool = Spool(path, own_context.keyring, 100)
+        wait_for(lambda: spool.count() == 0)
+
+    stored_events = events(own_context, org.id)
+    assert len(stored_events) == 2 + 7
+    assert {str(e.id) for e in stored_events} >= ids
+    assert suppressed(own_context, org.id, stopper)
+
+    # A replayer that died between storing and deleting replays the same rows again.
+    assert replay(own_context, Spool(snapshot, own_context.keyring, 100)) == 7
+    assert sorted(e.id for e in events(own_context, org.id)) == sorted(e.id for e in stored_events)
+    shutil.rmtree(workdir)
+
+
+def test_a_restarted_intake_drains_the_spool_it_finds(
+    own_context: TaskContext, own_postgres: OwnPostgres
+) -> None:
+    org, number = make_org(own_context)
+    workdir = Path(tempfile.mkdtemp(prefix="spool-"))
+    path = workdir / "spool.sqlite3"
+    with own_postgres.down():
+        with intake(own_context, path) as client:
+            # A cold intake knows no org: nothing is spooled, the provider is told to retry.
+            assert post_lead(client, org, random_number()).status_code == 503
+        own_postgres.start()
+        with intake(own_context, path) as client:
+            assert post_lead(client, org, random_number()).status_code == 202
+            assert post_sms(client, number, random_number(), "warm").status_code == 200
+            own_postgres.stop()
+            assert post_sms(client, number, random_number(), "spooled").status_code == 200
+            assert post_lead(client, org, random_number(), "restart-1").status_code == 202
+        assert Spool(path, own_context.keyring, 100).count() == 2
+    with intake(own_context, path):
+        wait_for(lambda: Spool(path, own_context.keyring, 100).count() == 0)
+    assert len(events(own_context, org.id)) == 4
+    shutil.rmtree(workdir)
