@@ -203,12 +203,13 @@ class Spool:
             (count,) = self.conn.execute("SELECT count(*) FROM events").fetchone()
         return int(count)
 
-    def oldest(self, limit: int = 100) -> list[SpooledEvent]:
+    def oldest(self, after: int = 0, limit: int = 100) -> list[SpooledEvent]:
+        """Up to `limit` events, oldest first, spooled after row `after`."""
         with self.lock:
             rows = self.conn.execute(
                 "SELECT row, event_id, org_id, source, external_id, key_id, sealed"
-                " FROM events ORDER BY row LIMIT ?",
-                (limit,),
+                " FROM events WHERE row > ? ORDER BY row LIMIT ?",
+                (after, limit),
             ).fetchall()
         return [self.unseal(*row) for row in rows]
 
@@ -244,10 +245,13 @@ class Spool:
 def replay(context: TaskContext, spool: Spool) -> int:
     """Store every spooled event through the normal path, oldest first; the number stored.
 
-    Stops at the first sign that the database is still unreachable (the next tick retries)."""
-    moved = 0
-    while batch := spool.oldest():
+    Stops at the first sign that the database is still unreachable (the next tick retries).
+    An event refused for another reason stays spooled, logged, and is retried on the next
+    tick; it does not hold back the events behind it."""
+    moved, last = 0, 0
+    while batch := spool.oldest(after=last):
         for event in batch:
+            last = event.row
             try:
                 store_inbound_event(
                     context,
@@ -260,9 +264,10 @@ def replay(context: TaskContext, spool: Spool) -> int:
                     event_id=event.event_id,
                 )
             except Exception as exc:
-                if not database_unreachable(exc):
-                    log.error("spooled event not replayed", error=type(exc).__name__)
-                return moved
+                if database_unreachable(exc):
+                    return moved
+                log.error("spooled event not replayed", error=type(exc).__name__)
+                continue
             spool.remove(event.row)
             moved += 1
     if moved:

@@ -22,12 +22,13 @@ from typing import Any
 
 import pgserver
 import pytest
+from cryptography.exceptions import InvalidTag
 from pgserver._commands import pg_ctl
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from intake.app import create_app
-from intake.spool import Spool, replay
+from intake.spool import RoutingCache, Spool, replay
 from models.intake import add_phone_number
 from models.messaging import Suppression
 from models.migrate import upgrade
@@ -219,3 +220,47 @@ def test_a_restarted_intake_drains_the_spool_it_finds(
         wait_for(lambda: Spool(path, own_context.keyring, 100).count() == 0)
     assert len(events(own_context, org.id)) == 4
     shutil.rmtree(workdir)
+
+
+def test_an_event_that_cannot_be_stored_does_not_hold_back_the_rest(
+    own_context: TaskContext,
+) -> None:
+    org, _ = make_org(own_context)
+    workdir = Path(tempfile.mkdtemp(prefix="spool-"))
+    spool = Spool(workdir / "spool.sqlite3", own_context.keyring, 100)
+    spool.put(uuid.uuid4(), "api", "no-such-org", {"name": "x"})  # its org is gone
+    spool.put(org.id, "api", "behind-it", {"name": "y"})
+    assert replay(own_context, spool) == 1
+    assert [e.external_id for e in events(own_context, org.id)] == ["behind-it"]
+    assert [e.external_id for e in spool.oldest()] == ["no-such-org"]
+    shutil.rmtree(workdir)
+
+
+def test_a_routing_is_forgotten_after_its_ttl() -> None:
+    now = [0.0]
+    cache = RoutingCache(ttl=30, clock=lambda: now[0])
+    org_id = uuid.uuid4()
+    cache.remember("number", "+14155550100", org_id)
+    now[0] = 29.9
+    assert cache.recall("number", "+14155550100") == org_id
+    now[0] = 30.0
+    assert cache.recall("number", "+14155550100") is None
+    assert cache.recall("api_key", "+14155550100") is None
+
+
+def test_a_sealed_event_opens_only_for_its_own_org_source_and_id(
+    context: Any, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool.sqlite3", context.keyring, 100)
+    org_id = uuid.uuid4()
+    spool.put(org_id, "twilio_sms", "SM1", {"params": {"Body": "STOP"}})
+    row = spool.conn.execute(
+        "SELECT row, event_id, org_id, source, external_id, key_id, sealed FROM events"
+    ).fetchone()
+    assert spool.unseal(*row).payload == {"params": {"Body": "STOP"}}
+    with pytest.raises(InvalidTag):
+        spool.unseal(row[0], row[1], str(uuid.uuid4()), *row[3:])
+    with pytest.raises(InvalidTag):
+        spool.unseal(*row[:3], "api", *row[4:])
+    with pytest.raises(InvalidTag):
+        spool.unseal(*row[:4], "SM2", *row[5:])
