@@ -140,6 +140,16 @@ async def org_is_open(context: TaskContext, org_id: uuid.UUID) -> bool:
     return await run_in_threadpool(run)
 
 
+async def open_org(request: Request, org_id: uuid.UUID) -> uuid.UUID | Response | None:
+    """The org named by the request (URL path or query) if it takes events; remembered for
+    the spool like any routing."""
+
+    async def lookup() -> uuid.UUID | None:
+        return org_id if await org_is_open(context_of(request), org_id) else None
+
+    return await remembered(request, "open_org", str(org_id), lookup)
+
+
 async def accept(
     request: Request,
     org_id: uuid.UUID,

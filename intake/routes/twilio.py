@@ -25,7 +25,7 @@ from intake.hooks import (
     in_maintenance,
     malformed,
     media_type,
-    org_is_open,
+    open_org,
     refuse,
     reject,
     remembered,
@@ -83,7 +83,7 @@ async def route(
             org_id = uuid.UUID(named)
         except ValueError:
             return None
-        return org_id if await org_is_open(context, org_id) else None
+        return await open_org(request, org_id)
     number = business_number(source, params)
     if number is None:
         return None

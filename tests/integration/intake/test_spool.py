@@ -9,10 +9,13 @@ suppression; a spool left by a stopped intake is drained by the next one at star
 
 from __future__ import annotations
 
+import json
+import random
 import secrets
 import shutil
 import sqlite3
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +32,8 @@ from starlette.testclient import TestClient
 
 from intake.app import create_app
 from intake.spool import RoutingCache, Spool, replay
-from models.intake import add_phone_number
+from models.billing import link_stripe_customer
+from models.intake import add_meta_account, add_phone_number
 from models.messaging import Suppression
 from models.migrate import upgrade
 from models.orgs import create_api_key, create_organization
@@ -39,7 +43,15 @@ from tasks.context import TaskContext, build_context
 from tests.conftest import Org
 from tests.helpers import wait_for
 from tests.integration.intake.conftest import random_number
-from tests.integration.intake.signing import twilio_form
+from tests.integration.intake.signing import (
+    messenger_body,
+    meta_headers,
+    stripe_event,
+    stripe_headers,
+    telegram_headers,
+    telegram_update,
+    twilio_form,
+)
 
 SMS = "/hooks/twilio/sms"
 
@@ -264,3 +276,54 @@ def test_a_sealed_event_opens_only_for_its_own_org_source_and_id(
         spool.unseal(*row[:3], "api", *row[4:])
     with pytest.raises(InvalidTag):
         spool.unseal(*row[:4], "SM2", *row[5:])
+
+
+def test_stripe_meta_telegram_and_status_callbacks_are_spooled_for_known_orgs(
+    own_context: TaskContext, own_postgres: OwnPostgres
+) -> None:
+    org, number = make_org(own_context)
+    customer, page = f"cus_{uuid.uuid4().hex[:14]}", str(random.randint(10**14, 10**15))
+    with own_context.db.tenant(org.id) as session:
+        link_stripe_customer(session, org.id, customer, actor="test")
+        add_meta_account(session, org.id, page, actor="test")
+    workdir = Path(tempfile.mkdtemp(prefix="spool-"))
+    path = workdir / "spool.sqlite3"
+    status_path = "/hooks/twilio/status"
+    query = f"org={org.id}"
+
+    def stripe(event_id: str) -> Any:
+        kind = "customer.subscription.updated"
+        body = json.dumps(stripe_event(kind, customer, int(time.time()), event_id=event_id))
+        return client.post(
+            "/hooks/stripe", content=body.encode(), headers=stripe_headers(body.encode())
+        )
+
+    def meta(mid: str, account: str = page) -> Any:
+        body = messenger_body(account, "psid-1", [(mid, "hello from messenger")])
+        return client.post("/hooks/meta", content=body, headers=meta_headers(body))
+
+    def telegram(update_id: int, org_id: uuid.UUID = org.id) -> Any:
+        return client.post(
+            f"/hooks/telegram/{org_id}",
+            json=telegram_update(update_id, 42, "hello from telegram"),
+            headers=telegram_headers(),
+        )
+
+    def status(sid: str) -> Any:
+        params = [("MessageSid", sid), ("MessageStatus", "delivered"), ("From", number)]
+        form, headers = twilio_form(params, status_path, query=query)
+        return client.post(f"{status_path}?{query}", content=form, headers=headers)
+
+    with intake(own_context, path) as client:
+        warm = [stripe("evt_warm"), meta("mid.warm"), telegram(1), status("SM" + "a" * 32)]
+        assert [r.status_code for r in warm] == [200, 200, 200, 204]
+        with own_postgres.down():
+            spooled = [stripe("evt_down"), meta("mid.down"), telegram(2), status("SM" + "b" * 32)]
+            assert [r.status_code for r in spooled] == [200, 200, 200, 204]
+            assert Spool(path, own_context.keyring, 100).count() == 4
+            unknown = [meta("mid.x", "1" * 15), telegram(3, uuid.uuid4())]
+            assert [r.status_code for r in unknown] == [503, 503]
+        wait_for(lambda: Spool(path, own_context.keyring, 100).count() == 0)
+    sources = sorted(e.source for e in events(own_context, org.id))
+    assert sources == sorted(["stripe", "meta", "telegram", "twilio_status"] * 2)
+    shutil.rmtree(workdir)
