@@ -3,11 +3,12 @@
 While PostgreSQL is unreachable, a verified event whose org the intake learnt from the
 database in the last `LEADLINE_SPOOL_CACHE_SECONDS` (RoutingCache: API keys, numbers,
 Stripe customers, Meta accounts, Telegram and status-callback orgs) is written to a SQLite
-file (WAL, synchronous=FULL: on disk before the 2xx), its payload sealed with AES-256-GCM under a key derived (HKDF) from the master key, bound to its org,
-source, external id and event id. The replayer stores each spooled event through
-store_inbound_event (dedup by external id or event id, STOP at the door), then deletes it,
-so an event is stored exactly once however often a replay is interrupted. Unknown orgs and
-a full spool answer 503 with Retry-After.
+file (WAL, synchronous=FULL: on disk before the 2xx), its payload sealed with AES-256-GCM
+under a key derived (HKDF) from the master key, bound to its org, source, external id and
+event id. The replayer stores each spooled event through store_inbound_event (dedup by
+external id or event id, STOP at the door), then deletes it, so an event is stored exactly
+once however often a replay is interrupted. Unknown orgs and a full spool answer 503 with
+Retry-After.
 """
 
 from __future__ import annotations
