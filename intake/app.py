@@ -86,6 +86,7 @@ async def replaying_spool(app: FastAPI) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        app.state.spool.close()
 
 
 PROVIDER_ROUTERS = {

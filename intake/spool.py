@@ -152,11 +152,19 @@ class Spool:
         self.keyring = keyring
         self.max_events = max_events
         self.lock = threading.Lock()
-        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute(SCHEMA)
-        os.chmod(path, 0o600)
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """Opened on first use, so an app that never spools nor replays holds no file."""
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(SCHEMA)
+            os.chmod(self.path, 0o600)
+            self._conn = conn
+        return self._conn
 
     @classmethod
     def from_context(cls, context: TaskContext) -> Spool:
@@ -240,7 +248,9 @@ class Spool:
 
     def close(self) -> None:
         with self.lock:
-            self.conn.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 def replay(context: TaskContext, spool: Spool) -> int:
