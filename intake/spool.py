@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -60,7 +61,7 @@ def database_unreachable(exc: BaseException) -> bool:
     sqlstate = getattr(exc.orig, "sqlstate", None)
     if sqlstate is None:
         # psycopg gives connection failures (refused, reset, server gone) no SQLSTATE.
-        return type(exc.orig).__name__ in {"OperationalError", "InterfaceError"}
+        return isinstance(exc.orig, psycopg.OperationalError | psycopg.InterfaceError)
     return str(sqlstate).startswith(UNREACHABLE_SQLSTATES)
 
 

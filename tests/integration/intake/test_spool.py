@@ -24,14 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pgserver
+import psycopg
 import pytest
 from cryptography.exceptions import InvalidTag
 from pgserver._commands import pg_ctl
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from starlette.testclient import TestClient
 
 from intake.app import create_app
-from intake.spool import RoutingCache, Spool, replay
+from intake.spool import RoutingCache, Spool, database_unreachable, replay
 from models.billing import link_stripe_customer
 from models.intake import add_meta_account, add_phone_number
 from models.messaging import Suppression
@@ -327,3 +329,16 @@ def test_stripe_meta_telegram_and_status_callbacks_are_spooled_for_known_orgs(
     sources = sorted(e.source for e in events(own_context, org.id))
     assert sources == sorted(["stripe", "meta", "telegram", "twilio_status"] * 2)
     shutil.rmtree(workdir)
+
+
+def test_only_an_unreachable_server_counts_as_an_outage() -> None:
+    def wrapped(orig: Exception) -> OperationalError:
+        return OperationalError("SELECT 1", {}, orig)
+
+    assert database_unreachable(wrapped(psycopg.OperationalError("connection refused")))
+    assert database_unreachable(wrapped(psycopg.errors.AdminShutdown("shutting down")))
+    assert database_unreachable(wrapped(psycopg.errors.CannotConnectNow("starting up")))
+    # A refused statement is the request's own failure: never spooled as if it were taken.
+    assert not database_unreachable(wrapped(psycopg.errors.SerializationFailure("retry")))
+    assert not database_unreachable(wrapped(psycopg.errors.DeadlockDetected("deadlock")))
+    assert not database_unreachable(ValueError("not a database error"))
