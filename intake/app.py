@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -35,6 +39,7 @@ from intake.routes import (
     twilio,
 )
 from intake.schemas import safe_errors
+from intake.spool import RoutingCache, Spool, database_unreachable, replay_forever, unavailable
 from leadline.logging import get_logger
 from tasks.context import TaskContext
 
@@ -42,8 +47,16 @@ log = get_logger("leadline.intake")
 
 
 def create_fastapi(context: TaskContext) -> FastAPI:
-    app = FastAPI(title="Leadline intake", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="Leadline intake",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=replaying_spool,
+    )
     app.state.context = context
+    app.state.spool = Spool.from_context(context)
+    app.state.routing_cache = RoutingCache(context.settings.leadline_spool_cache_seconds)
     app.state.limiter = RateLimiter.from_settings(context.settings)
     assert context.settings.leadline_redis_url is not None
     app.state.ops_sessions = OpsSessions.from_url(
@@ -60,6 +73,20 @@ def create_fastapi(context: TaskContext) -> FastAPI:
     app.include_router(ops.router)
     add_error_handlers(app)
     return app
+
+
+@contextlib.asynccontextmanager
+async def replaying_spool(app: FastAPI) -> AsyncIterator[None]:
+    """Events spooled during a database outage (by this or an earlier process) are replayed
+    from start-up on, every second while any are left."""
+    task = asyncio.create_task(replay_forever(app.state.context, app.state.spool))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        app.state.spool.close()
 
 
 PROVIDER_ROUTERS = {
@@ -100,6 +127,8 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:
+        if database_unreachable(exc):
+            return unavailable()
         log.error("unhandled error", error=type(exc).__name__)
         return error_response(500, "internal error")
 

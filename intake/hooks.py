@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -24,8 +24,9 @@ from intake.inbound import StoredEvent, store_inbound_event
 from intake.limits import FailureClass, count_auth_failure, hit
 from intake.rejections import label_rejection
 from intake.responses import error_response
+from intake.spool import RoutingCache, Spool, SpoolFull, database_unreachable, unavailable
 from leadline.logging import get_logger
-from leadline.metrics import EVENTS_REJECTED
+from leadline.metrics import EVENTS_REJECTED, EVENTS_SPOOLED
 from models.intake import org_accepts_events
 from tasks.context import TaskContext
 
@@ -139,22 +140,87 @@ async def org_is_open(context: TaskContext, org_id: uuid.UUID) -> bool:
     return await run_in_threadpool(run)
 
 
+async def open_org(request: Request, org_id: uuid.UUID) -> uuid.UUID | Response | None:
+    """The org named by the request (URL path or query) if it takes events; remembered for
+    the spool like any routing."""
+
+    async def lookup() -> uuid.UUID | None:
+        return org_id if await org_is_open(context_of(request), org_id) else None
+
+    return await remembered(request, "open_org", str(org_id), lookup)
+
+
 async def accept(
     request: Request,
     org_id: uuid.UUID,
     source: str,
     external_id: str,
     payload: dict[str, Any],
-) -> StoredEvent:
-    """Count against the org's webhook limit, store once, enqueue after COMMIT."""
+) -> Response | None:
+    """Count against the org's webhook limit, store once, enqueue after COMMIT; None once the
+    event is taken (stored, or spooled while the database is unreachable), else the 503."""
     await hit(request, "webhooks", f"{org_id}:{request.url.path}")
-    stored = await run_in_threadpool(
-        store_inbound_event,
-        context_of(request),
-        org_id,
-        source,
-        external_id,
-        payload,
-        request.state.request_id,
+    stored = await store_or_spool(
+        request, org_id, source, external_id, payload, request.state.request_id
     )
-    return stored
+    return stored if isinstance(stored, Response) else None
+
+
+async def store_or_spool(
+    request: Request,
+    org_id: uuid.UUID,
+    source: str,
+    external_id: str | None,
+    payload: dict[str, Any],
+    request_id: str | None,
+    canonical_request: str | None = None,
+) -> StoredEvent | Response:
+    """store_inbound_event; while the database is unreachable, the spool (intake/spool.py)
+    takes the event instead (a StoredEvent with the id it will be stored under), or 503."""
+    context = context_of(request)
+    try:
+        return await run_in_threadpool(
+            store_inbound_event,
+            context,
+            org_id,
+            source,
+            external_id,
+            payload,
+            request_id,
+            canonical_request,
+        )
+    except Exception as exc:
+        if not database_unreachable(exc):
+            raise
+    spool: Spool = request.app.state.spool
+    try:
+        event_id = await run_in_threadpool(
+            spool.put, org_id, source, external_id, payload, request_id, canonical_request
+        )
+    except SpoolFull:
+        warn_throttled(request, "spool full", source, "spool_full")
+        return unavailable()
+    EVENTS_SPOOLED.labels(source=source).inc()
+    return StoredEvent(event_id, created=True, enqueued=False)
+
+
+async def remembered(
+    request: Request,
+    kind: str,
+    key: str,
+    lookup: Callable[[], Awaitable[uuid.UUID | None]],
+    use_cache: bool = True,
+) -> uuid.UUID | Response | None:
+    """An org routing from the database (then cached for the spool); while the database is
+    unreachable, the cached routing if still fresh, else 503 with Retry-After."""
+    cache: RoutingCache = request.app.state.routing_cache
+    try:
+        org_id = await lookup()
+    except Exception as exc:
+        if not database_unreachable(exc):
+            raise
+        cached = cache.recall(kind, key) if use_cache else None
+        return cached or unavailable()
+    if org_id is not None:
+        cache.remember(kind, key, org_id)
+    return org_id

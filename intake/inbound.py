@@ -42,12 +42,15 @@ def store_inbound_event(
     payload: dict[str, Any],
     request_id: str | None = None,
     canonical_request: str | None = None,
+    event_id: uuid.UUID | None = None,
 ) -> StoredEvent:
-    """Insert the event unless (org, source, external id) exists; enqueue only a new one.
+    """Insert the event unless (org, source, external id) or its id exists; enqueue only a new one.
 
     With `canonical_request`, a keyed fingerprint of it is kept, and an existing event with a
-    different fingerprint comes back with `same_request=False` (nothing is stored)."""
-    event_id = uuid.uuid4()
+    different fingerprint comes back with `same_request=False` (nothing is stored). An
+    `event_id` chosen in advance (a spooled event, intake/spool.py) makes a second replay of
+    an event without external id a no-op too."""
+    event_id = event_id or uuid.uuid4()
     outbox = Outbox()
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
@@ -68,14 +71,17 @@ def store_inbound_event(
                 request_id=request_id,
                 request_fingerprint=fingerprint,
             )
-            .on_conflict_do_nothing(constraint="uq_inbound_events_external")
+            .on_conflict_do_nothing()
             .returning(InboundEvent.id)
         ).scalar_one_or_none()
         if inserted is None:
+            same_event = (
+                InboundEvent.id == event_id
+                if external_id is None
+                else (InboundEvent.source == source) & (InboundEvent.external_id == external_id)
+            )
             existing = session.execute(
-                select(InboundEvent.id, InboundEvent.request_fingerprint).where(
-                    InboundEvent.source == source, InboundEvent.external_id == external_id
-                )
+                select(InboundEvent.id, InboundEvent.request_fingerprint).where(same_event)
             ).one()
             EVENTS_DEDUPLICATED.labels(source=source).inc()
             same = same_fingerprint(existing.request_fingerprint, fingerprint)

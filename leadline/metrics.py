@@ -3,6 +3,7 @@
 No label ever carries PII: sources, reasons, codes, actor names and outcomes only.
 
 Who moves what: EVENTS_ACCEPTED / EVENTS_DEDUPLICATED by intake.inbound.store_inbound_event;
+EVENTS_SPOOLED by intake.hooks.store_or_spool;
 EVENTS_REJECTED once per refused request by intake.metrics (from the response status, so
 routes do not count it themselves); QUEUE_* and DEAD_LETTERS_OPEN are read from Redis and
 Postgres when /metrics is scraped; DEAD_LETTERS and ACTOR_DURATION by worker middleware
@@ -21,6 +22,11 @@ EVENTS_REJECTED = Counter(
 )
 EVENTS_DEDUPLICATED = Counter(
     "leadline_events_deduplicated_total", "Inbound events already stored (replays)", ["source"]
+)
+EVENTS_SPOOLED = Counter(
+    "leadline_events_spooled_total",
+    "Verified events spooled on local disk while the database was unreachable",
+    ["source"],
 )
 QUEUE_DEPTH = Gauge("leadline_queue_depth", "Messages waiting per queue", ["queue"])
 QUEUE_DELAYED = Gauge("leadline_queue_delayed", "Messages waiting for a retry per queue", ["queue"])

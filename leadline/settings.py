@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     leadline_trusted_proxies: str = ""
     leadline_body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
+    # The spool for database outages (docs/intake.md "Database outages"): where verified events
+    # wait while PostgreSQL is unreachable (default <state dir>/spool.sqlite3), how many it
+    # holds before answering 503, and how long an org routing learnt from the database may be
+    # used for them (never longer than this after a key or number is removed).
+    leadline_spool_path: str | None = None
+    leadline_spool_max_events: int = Field(default=10_000, ge=1)
+    leadline_spool_cache_seconds: float = Field(default=30.0, gt=0, le=300)
+
     @field_validator("leadline_trusted_proxies")
     @classmethod
     def proxies_must_be_networks(cls, value: str) -> str:

@@ -27,11 +27,11 @@ from starlette.responses import JSONResponse, Response
 
 from intake.api_auth import bearer_org
 from intake.auth import load_signing_secrets, signing_org
-from intake.hooks import context_of, malformed, media_type, refuse, reject
-from intake.inbound import store_inbound_event
+from intake.hooks import context_of, malformed, media_type, refuse, reject, store_or_spool
 from intake.limits import count_auth_failure, hit
 from intake.responses import error_response
 from intake.schemas import DEFAULT_REGION, NEEDS_REGION, LeadIn, field_errors
+from intake.spool import database_unreachable, unavailable
 from intake.verify import verify_standard_webhook
 from leadline.errors import VerificationError
 from leadline.logging import mark_sensitive
@@ -58,7 +58,7 @@ def lead_payload(lead: LeadIn, received_at: datetime) -> dict[str, Any]:
 
 
 async def bearer_caller(request: Request) -> Caller | Response:
-    caller = await bearer_org(request)
+    caller = await bearer_org(request, spoolable=True)
     if isinstance(caller, Response):
         return caller
     org_id, prefix = caller
@@ -101,10 +101,16 @@ def org_region(context: TaskContext, org_id: uuid.UUID) -> str | None:
 
 
 async def read_lead(request: Request, body: bytes, org_id: uuid.UUID) -> LeadIn | Response:
-    """The validated lead; the org's default region is looked up only for a national number."""
+    """The validated lead; the org's default region is looked up only for a national number
+    (503 while the database is unreachable: such a lead cannot be spooled)."""
     lead = parse_lead(body)
     if isinstance(lead, ValidationError) and needs_region(lead):
-        region = await run_in_threadpool(org_region, context_of(request), org_id)
+        try:
+            region = await run_in_threadpool(org_region, context_of(request), org_id)
+        except Exception as exc:
+            if not database_unreachable(exc):
+                raise
+            return unavailable()
         if region is not None:
             lead = parse_lead(body, region)
     if not isinstance(lead, ValidationError):
@@ -141,9 +147,8 @@ async def create_lead(request: Request) -> Response:
         return lead
     context = context_of(request)
     mark_sensitive(lead.name, lead.phone, lead.email)
-    stored = await run_in_threadpool(
-        store_inbound_event,
-        context,
+    stored = await store_or_spool(
+        request,
         caller.org_id,
         SOURCE,
         idempotency_key,
@@ -151,6 +156,8 @@ async def create_lead(request: Request) -> Response:
         request.state.request_id,
         canonical_lead(lead),
     )
+    if isinstance(stored, Response):
+        return stored
     if not stored.same_request:
         return error_response(422, KEY_REUSED)
     return JSONResponse({"id": str(stored.id)}, status_code=202)

@@ -21,6 +21,7 @@ from intake.hooks import (
     malformed,
     media_type,
     reject,
+    remembered,
     unsupported_type,
     warn_throttled,
 )
@@ -46,10 +47,15 @@ async def meta_handshake(request: Request) -> Response:
     return PlainTextResponse(challenge)
 
 
-async def org_for(request: Request, message: MetaMessage) -> uuid.UUID | None:
-    return await in_maintenance(
-        context_of(request),
-        lambda session: org_for_meta_account(session, list(message.account_ids)),
+async def org_for(request: Request, message: MetaMessage) -> uuid.UUID | Response | None:
+    return await remembered(
+        request,
+        "meta_accounts",
+        ",".join(sorted(message.account_ids)),
+        lambda: in_maintenance(
+            context_of(request),
+            lambda session: org_for_meta_account(session, list(message.account_ids)),
+        ),
     )
 
 
@@ -73,9 +79,13 @@ async def meta_webhook(request: Request) -> Response:
         return malformed(SOURCE)
     for message in messages:
         org_id = await org_for(request, message)
+        if isinstance(org_id, Response):
+            return org_id
         if org_id is None:
             EVENTS_REJECTED.labels(source=SOURCE, reason="unknown_org").inc()
             warn_throttled(request, "verified event dropped", SOURCE, "unknown_org")
             continue
-        await accept(request, org_id, SOURCE, message.external_id, message.payload)
+        refused = await accept(request, org_id, SOURCE, message.external_id, message.payload)
+        if refused is not None:
+            return refused
     return JSONResponse({"received": True})

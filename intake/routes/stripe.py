@@ -23,6 +23,7 @@ from intake.hooks import (
     malformed,
     media_type,
     reject,
+    remembered,
     unsupported_type,
 )
 from intake.verify import parse_json_object, verify_stripe
@@ -51,11 +52,16 @@ def customer_id(event: dict[str, Any]) -> str | None:
     return customer if isinstance(customer, str) and 0 < len(customer) <= 255 else None
 
 
-async def route(request: Request, customer: str | None) -> uuid.UUID | None:
+async def route(request: Request, customer: str | None) -> uuid.UUID | Response | None:
     if customer is None:
         return None
-    return await in_maintenance(
-        context_of(request), lambda session: org_for_stripe_customer(session, customer)
+    return await remembered(
+        request,
+        "stripe_customer",
+        customer,
+        lambda: in_maintenance(
+            context_of(request), lambda session: org_for_stripe_customer(session, customer)
+        ),
     )
 
 
@@ -83,7 +89,9 @@ async def stripe_webhook(request: Request) -> Response:
     if event.get("type") not in HANDLED_TYPES:
         return JSONResponse({"received": True})
     org_id = await route(request, customer_id(event))
+    if isinstance(org_id, Response):
+        return org_id
     if org_id is None:
         return drop(request, SOURCE, "unknown_org")
-    await accept(request, org_id, SOURCE, event_id, event)
-    return JSONResponse({"received": True})
+    refused = await accept(request, org_id, SOURCE, event_id, event)
+    return refused or JSONResponse({"received": True})

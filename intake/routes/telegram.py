@@ -19,7 +19,7 @@ from intake.hooks import (
     drop,
     malformed,
     media_type,
-    org_is_open,
+    open_org,
     reject,
     unsupported_type,
 )
@@ -58,8 +58,11 @@ async def telegram_webhook(request: Request, org: str) -> Response:
     update_id = update.get("update_id")
     if not isinstance(update_id, int) or isinstance(update_id, bool):
         return malformed(SOURCE)
-    org_id = parse_org(org)
-    if org_id is None or not await org_is_open(context_of(request), org_id):
+    named = parse_org(org)
+    org_id = None if named is None else await open_org(request, named)
+    if isinstance(org_id, Response):
+        return org_id
+    if org_id is None:
         return drop(request, SOURCE, "unknown_org")
-    await accept(request, org_id, SOURCE, str(update_id), update)
-    return JSONResponse({"ok": True})
+    refused = await accept(request, org_id, SOURCE, str(update_id), update)
+    return refused or JSONResponse({"ok": True})

@@ -25,9 +25,10 @@ from intake.hooks import (
     in_maintenance,
     malformed,
     media_type,
-    org_is_open,
+    open_org,
     refuse,
     reject,
+    remembered,
     unsupported_type,
 )
 from intake.verify import parse_json_object, verify_twilio
@@ -70,7 +71,11 @@ def business_number(source: str, params: dict[str, Any]) -> str | None:
         return None
 
 
-async def route(request: Request, source: str, params: dict[str, Any]) -> uuid.UUID | None:
+async def route(
+    request: Request, source: str, params: dict[str, Any]
+) -> uuid.UUID | Response | None:
+    """The org a verified request is for; None if unknown, 503 when the database is down and
+    the routing is not in the spool's cache."""
     context = context_of(request)
     named = request.query_params.get("org") if source == "twilio_status" else None
     if named is not None:
@@ -78,11 +83,16 @@ async def route(request: Request, source: str, params: dict[str, Any]) -> uuid.U
             org_id = uuid.UUID(named)
         except ValueError:
             return None
-        return org_id if await org_is_open(context, org_id) else None
+        return await open_org(request, org_id)
     number = business_number(source, params)
     if number is None:
         return None
-    return await in_maintenance(context, lambda session: org_for_number(session, number))
+    return await remembered(
+        request,
+        "number",
+        number,
+        lambda: in_maintenance(context, lambda session: org_for_number(session, number)),
+    )
 
 
 async def verified_params(request: Request, source: str) -> dict[str, Any] | Response:
@@ -116,10 +126,11 @@ async def receive(request: Request, source: str) -> Response | None:
     if event_id is None:
         return malformed(source)
     org_id = await route(request, source, params)
+    if isinstance(org_id, Response):
+        return org_id
     if org_id is None:
         return refuse(source, 404, "unknown_org", "unknown number")
-    await accept(request, org_id, source, event_id, {"params": params})
-    return None
+    return await accept(request, org_id, source, event_id, {"params": params})
 
 
 @router.post("/hooks/twilio/sms")

@@ -1,0 +1,298 @@
+"""The spool for database outages: verified events wait on local disk until PostgreSQL is back.
+
+While PostgreSQL is unreachable, a verified event whose org the intake learnt from the
+database in the last `LEADLINE_SPOOL_CACHE_SECONDS` (RoutingCache: API keys, numbers,
+Stripe customers, Meta accounts, Telegram and status-callback orgs) is written to a SQLite
+file (WAL, synchronous=FULL: on disk before the 2xx), its payload sealed with AES-256-GCM
+under a key derived (HKDF) from the master key, bound to its org, source, external id and
+event id. The replayer stores each spooled event through store_inbound_event (dedup by
+external id or event id, STOP at the door), then deletes it, so an event is stored exactly
+once however often a replay is interrupted. Unknown orgs and a full spool answer 503 with
+Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from intake.inbound import store_inbound_event
+from intake.responses import error_response
+from leadline.logging import get_logger
+from leadline.settings import Settings
+from models.crypto import Keyring
+from tasks.context import TaskContext
+
+log = get_logger("leadline.intake.spool")
+SPOOL_FILE = "spool.sqlite3"
+KEY_INFO = b"leadline spool v1"
+RETRY_AFTER_SECONDS = 5
+REPLAY_INTERVAL_SECONDS = 1.0
+# SQLSTATE classes that mean "no usable server": connection exceptions, operator intervention.
+UNREACHABLE_SQLSTATES = ("08", "57P")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """True for errors that say PostgreSQL cannot be reached, not for a refused statement."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is None:
+        # psycopg gives connection failures (refused, reset, server gone) no SQLSTATE.
+        return isinstance(exc.orig, psycopg.OperationalError | psycopg.InterfaceError)
+    return str(sqlstate).startswith(UNREACHABLE_SQLSTATES)
+
+
+def unavailable() -> Response:
+    response = error_response(503, "temporarily unavailable")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+@dataclass
+class RoutingCache:
+    """Org routings learnt from the database, usable only for `ttl` seconds after learning.
+
+    Read only while the database is unreachable: normal requests always ask the database, so
+    a revoked key or removed number is honoured at once then, and within `ttl` in an outage."""
+
+    ttl: float
+    clock: Callable[[], float] = time.monotonic
+    entries: dict[tuple[str, str], tuple[uuid.UUID, float]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def remember(self, kind: str, key: str, org_id: uuid.UUID) -> None:
+        now = self.clock()
+        with self.lock:
+            if len(self.entries) > 100_000:
+                self.entries = {k: v for k, v in self.entries.items() if v[1] > now}
+            self.entries[(kind, key)] = (org_id, now + self.ttl)
+
+    def recall(self, kind: str, key: str) -> uuid.UUID | None:
+        with self.lock:
+            entry = self.entries.get((kind, key))
+        if entry is None or entry[1] <= self.clock():
+            return None
+        return entry[0]
+
+
+@dataclass(frozen=True)
+class SpooledEvent:
+    row: int
+    event_id: uuid.UUID
+    org_id: uuid.UUID
+    source: str
+    external_id: str | None
+    payload: dict[str, Any]
+    request_id: str | None
+    canonical_request: str | None
+
+
+class SpoolFull(Exception):
+    """The spool holds its maximum number of events."""
+
+
+def spool_path(settings: Settings) -> Path:
+    if settings.leadline_spool_path:
+        return Path(settings.leadline_spool_path)
+    return Path(settings.leadline_state_dir) / SPOOL_FILE
+
+
+def spool_key(keyring: Keyring, key_id: str) -> bytes:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=KEY_INFO)
+    return hkdf.derive(keyring.key(key_id))
+
+
+def event_aad(
+    org_id: uuid.UUID, source: str, external_id: str | None, event_id: uuid.UUID
+) -> bytes:
+    return json.dumps(["spool", str(org_id), source, external_id, str(event_id)]).encode()
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    row INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    org_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    external_id TEXT,
+    key_id TEXT NOT NULL,
+    sealed BLOB NOT NULL
+)
+"""
+
+
+class Spool:
+    """A durable FIFO of sealed events in one SQLite file (one connection, serialised)."""
+
+    def __init__(self, path: Path, keyring: Keyring, max_events: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.keyring = keyring
+        self.max_events = max_events
+        self.lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """Opened on first use, so an app that never spools nor replays holds no file."""
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(SCHEMA)
+            os.chmod(self.path, 0o600)
+            self._conn = conn
+        return self._conn
+
+    @classmethod
+    def from_context(cls, context: TaskContext) -> Spool:
+        settings = context.settings
+        return cls(spool_path(settings), context.keyring, settings.leadline_spool_max_events)
+
+    def put(
+        self,
+        org_id: uuid.UUID,
+        source: str,
+        external_id: str | None,
+        payload: dict[str, Any],
+        request_id: str | None = None,
+        canonical_request: str | None = None,
+    ) -> uuid.UUID:
+        """Seal and store one event, on disk when this returns; SpoolFull when at the cap."""
+        event_id = uuid.uuid4()
+        key_id = self.keyring.primary_id
+        body = json.dumps(
+            {"payload": payload, "request_id": request_id, "canonical": canonical_request}
+        ).encode()
+        nonce = os.urandom(12)
+        sealed = nonce + AESGCM(spool_key(self.keyring, key_id)).encrypt(
+            nonce, body, event_aad(org_id, source, external_id, event_id)
+        )
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                (count,) = self.conn.execute("SELECT count(*) FROM events").fetchone()
+                if count >= self.max_events:
+                    raise SpoolFull()
+                self.conn.execute(
+                    "INSERT INTO events (event_id, org_id, source, external_id, key_id, sealed)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (str(event_id), str(org_id), source, external_id, key_id, sealed),
+                )
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        return event_id
+
+    def count(self) -> int:
+        with self.lock:
+            (count,) = self.conn.execute("SELECT count(*) FROM events").fetchone()
+        return int(count)
+
+    def oldest(self, after: int = 0, limit: int = 100) -> list[SpooledEvent]:
+        """Up to `limit` events, oldest first, spooled after row `after`."""
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT row, event_id, org_id, source, external_id, key_id, sealed"
+                " FROM events WHERE row > ? ORDER BY row LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [self.unseal(*row) for row in rows]
+
+    def unseal(
+        self,
+        row: int,
+        event_id: str,
+        org_id: str,
+        source: str,
+        external_id: str | None,
+        key_id: str,
+        sealed: bytes,
+    ) -> SpooledEvent:
+        event, org = uuid.UUID(event_id), uuid.UUID(org_id)
+        body = AESGCM(spool_key(self.keyring, key_id)).decrypt(
+            sealed[:12], sealed[12:], event_aad(org, source, external_id, event)
+        )
+        data = json.loads(body)
+        return SpooledEvent(
+            row, event, org, source, external_id, data["payload"], data["request_id"],
+            data["canonical"],
+        )  # fmt: skip
+
+    def remove(self, row: int) -> None:
+        with self.lock:
+            self.conn.execute("DELETE FROM events WHERE row = ?", (row,))
+
+    def close(self) -> None:
+        with self.lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def replay(context: TaskContext, spool: Spool) -> int:
+    """Store every spooled event through the normal path, oldest first; the number stored.
+
+    Stops at the first sign that the database is still unreachable (the next tick retries).
+    An event refused for another reason stays spooled, logged, and is retried on the next
+    tick; it does not hold back the events behind it."""
+    moved, last = 0, 0
+    while batch := spool.oldest(after=last):
+        for event in batch:
+            last = event.row
+            try:
+                store_inbound_event(
+                    context,
+                    event.org_id,
+                    event.source,
+                    event.external_id,
+                    event.payload,
+                    event.request_id,
+                    event.canonical_request,
+                    event_id=event.event_id,
+                )
+            except Exception as exc:
+                if database_unreachable(exc):
+                    return moved
+                log.error("spooled event not replayed", error=type(exc).__name__)
+                continue
+            spool.remove(event.row)
+            moved += 1
+    if moved:
+        log.info("spool replayed", events=moved)
+    return moved
+
+
+async def replay_forever(context: TaskContext, spool: Spool) -> None:
+    """The intake's replayer: every second, while the spool holds anything."""
+    while True:
+        try:
+            if await run_in_threadpool(spool.count):
+                await run_in_threadpool(replay, context, spool)
+        except Exception as exc:  # the replayer must outlive any one failure
+            log.error("spool replay failed", error=type(exc).__name__)
+        await asyncio.sleep(REPLAY_INTERVAL_SECONDS)
