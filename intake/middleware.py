@@ -119,7 +119,6 @@ class BodyLimitMiddleware:
             await send_json_error(send, 413, "request body too large")
             return
         received = 0
-        response_started = False
 
         async def capped_receive() -> Message:
             nonlocal received
@@ -130,16 +129,34 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
+        await answer_unless_started(
+            self.app, scope, capped_receive, send, BodyTooLarge, 413, "request body too large"
+        )
 
-        try:
-            await self.app(scope, capped_receive, tracking_send)
-        except BodyTooLarge:
-            if not response_started:
-                await send_json_error(send, 413, "request body too large")
+
+async def answer_unless_started(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    error: type[Exception],
+    status: int,
+    message: str,
+    close: bool = False,
+) -> None:
+    """Run the app; when `error` escapes it before the response started, answer `status`."""
+    response_started = False
+
+    async def tracking_send(event: Message) -> None:
+        nonlocal response_started
+        response_started = response_started or event["type"] == "http.response.start"
+        await send(event)
+
+    try:
+        await app(scope, receive, tracking_send)
+    except error:
+        if not response_started:
+            await send_json_error(send, status, message, close=close)
 
 
 def declared_length(scope: Scope) -> int:
@@ -181,7 +198,6 @@ class BodyTimeoutMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        response_started = False
         deadline: float | None = None
         body_complete = False
 
@@ -199,16 +215,16 @@ class BodyTimeoutMiddleware:
             body_complete = message["type"] != "http.request" or not message.get("more_body")
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, timed_receive, tracking_send)
-        except BodyTimeout:
-            if not response_started:
-                await send_json_error(send, 408, "request body timed out", close=True)
+        await answer_unless_started(
+            self.app,
+            scope,
+            timed_receive,
+            send,
+            BodyTimeout,
+            408,
+            "request body timed out",
+            close=True,
+        )
 
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
