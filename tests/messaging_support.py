@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -233,3 +236,18 @@ def process_environment(settings: Any, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+LEADLINE = str(Path(sys.executable).parent / "leadline")
+
+
+def run_leadline(settings: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed `leadline` command, as an operator runs it, on the test services."""
+    return subprocess.run(
+        [LEADLINE, *args],
+        env=process_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

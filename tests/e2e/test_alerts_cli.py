@@ -3,26 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from leadline.settings import Settings
-from tests.messaging_support import process_environment
-
-LEADLINE = str(Path(sys.executable).parent / "leadline")
-
-
-def leadline(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [LEADLINE, *args],
-        env=process_environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.messaging_support import run_leadline as leadline
 
 
 def test_alert_settings_round_trip_and_clear_errors(make_org: Any, settings: Settings) -> None:

@@ -4,10 +4,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -18,21 +15,9 @@ from models.leads import decrypt_lead
 from models.tables import AuditEntry, InboundEvent, Lead
 from tests.conftest import Org
 from tests.helpers import wait_for
-from tests.messaging_support import process_environment
+from tests.messaging_support import run_leadline as leadline
 
-LEADLINE = str(Path(sys.executable).parent / "leadline")
 NATIONAL = "(415) 555-0123"
-
-
-def leadline(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [LEADLINE, *args],
-        env=process_environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def post(client: Any, org: Org, phone: str) -> Any:

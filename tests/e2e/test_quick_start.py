@@ -26,6 +26,7 @@ from leadline.commands.quickstart import LEAD_PHONE, OWNER_PHONE, quick_start_st
 from leadline.devsecrets import read_dev_secrets
 from leadline.settings import Settings
 from tests.e2e.test_cli import cli_env, free_port
+from tests.helpers import leadline_json
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 180.0  # generous: a loaded machine starts Python processes slowly
@@ -213,20 +214,6 @@ def simulate(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProces
     )
 
 
-def leadline_json(stack: Stack, *args: str) -> Any:
-    result = subprocess.run(
-        [sys.executable, "-m", "leadline", *args, "--json"],
-        env=stack.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def linked_chats(context: Any, org_id: uuid.UUID) -> int:
     from models.channels import TelegramChat
 
@@ -236,8 +223,8 @@ def linked_chats(context: Any, org_id: uuid.UUID) -> int:
 
 
 def test_simulated_telegram_start_links_the_chat(stack: Stack, context: Any) -> None:
-    org = leadline_json(stack, "org", "create", "Telegram Roofing")["id"]
-    code = leadline_json(stack, "telegram", "link-code", org)["code"]
+    org = leadline_json(stack.env, "org", "create", "Telegram Roofing")["id"]
+    code = leadline_json(stack.env, "telegram", "link-code", org)["code"]
     args = ("--chat-id", "777", "--url", stack.intake_url, "--json")
     result = simulate(stack, "telegram", org, f"/start {code}", *args)
     assert result.returncode == 0, result.stderr
@@ -248,14 +235,14 @@ def test_simulated_telegram_start_links_the_chat(stack: Stack, context: Any) -> 
 def test_simulated_meta_lead_needs_a_linked_account_then_makes_a_lead(
     stack: Stack, context: Any
 ) -> None:
-    org = leadline_json(stack, "org", "create", "Meta Roofing")["id"]
+    org = leadline_json(stack.env, "org", "create", "Meta Roofing")["id"]
     refused = simulate(stack, "meta-lead", org, "--url", stack.intake_url)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
         f"error: organisation {org} has no linked Meta account "
         f"(link one with leadline meta link {org} ACCOUNT_ID)"
     ]
-    leadline_json(stack, "meta", "link", org, "1029384756")
+    leadline_json(stack.env, "meta", "link", org, "1029384756")
     result = simulate(stack, "meta-lead", org, "--url", stack.intake_url)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("200 messenger message m_")
@@ -266,9 +253,9 @@ def test_simulated_meta_lead_needs_a_linked_account_then_makes_a_lead(
 def test_simulated_stripe_cancellation_cancels_the_linked_org(stack: Stack, context: Any) -> None:
     from models.tables import Organization
 
-    org = leadline_json(stack, "org", "create", "Stripe Roofing")["id"]
+    org = leadline_json(stack.env, "org", "create", "Stripe Roofing")["id"]
     customer = f"cus_{uuid.uuid4().hex[:14]}"
-    leadline_json(stack, "org", "link-stripe", org, customer)
+    leadline_json(stack.env, "org", "link-stripe", org, customer)
     event = "customer.subscription.deleted"
     result = simulate(stack, "stripe", event, "--customer", customer, "--url", stack.intake_url)
     assert result.returncode == 0, result.stderr

@@ -3,7 +3,6 @@ following the port, and `leadline up --demo` next to a running stack without tou
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -28,7 +27,7 @@ from leadline.ports import free_port
 from leadline.settings import Settings
 from tests.conftest import psycopg_url
 from tests.e2e.test_cli import cli_env
-from tests.helpers import wait_for
+from tests.helpers import leadline_json, wait_for
 
 TWILIO_TOKEN = "stack-test-twilio-auth-token"
 # Two stacks of five processes each start here; on a loaded machine that takes minutes.
@@ -103,16 +102,7 @@ def stack(settings: Settings) -> Iterator[Stack]:
 
 def cli(stack: Stack, *args: str) -> Any:
     """`leadline ARGS --json` against the stack's database; the last line of its output."""
-    result = subprocess.run(
-        [sys.executable, "-m", "leadline", *args, "--json"],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return leadline_json(stack.env, *args)
 
 
 def new_org(stack: Stack) -> tuple[str, dict[str, str]]:
