@@ -20,10 +20,10 @@ from leadline.metrics import EVENTS_ACCEPTED, EVENTS_DEDUPLICATED
 from models.crypto import OrgCipher
 from models.intake import request_fingerprint
 from models.tables import InboundEvent
+from tasks.after_commit import AfterCommit, enqueue_or_defer
 from tasks.context import TaskContext
 from tasks.events import encrypt_payload, process_event
 from tasks.inbound_sms import record_optout_at_the_door
-from tasks.outbox import Outbox, enqueue_or_defer
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def store_inbound_event(
     `event_id` chosen in advance (a spooled event, intake/spool.py) makes a second replay of
     an event without external id a no-op too."""
     event_id = event_id or uuid.uuid4()
-    outbox = Outbox()
+    after_commit = AfterCommit()
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         fingerprint = (
@@ -86,8 +86,10 @@ def store_inbound_event(
             EVENTS_DEDUPLICATED.labels(source=source).inc()
             same = same_fingerprint(existing.request_fingerprint, fingerprint)
             return StoredEvent(existing.id, created=False, enqueued=False, same_request=same)
-        record_at_the_door(session, cipher, event_id, source, payload, outbox, context.clock())
-    outbox.flush()
+        record_at_the_door(
+            session, cipher, event_id, source, payload, after_commit, context.clock()
+        )
+    after_commit.flush()
     EVENTS_ACCEPTED.labels(source=source).inc()
     enqueued = enqueue_or_defer(process_event, str(org_id), str(event_id))
     return StoredEvent(event_id, created=True, enqueued=enqueued)
@@ -104,9 +106,9 @@ def record_at_the_door(
     event_id: uuid.UUID,
     source: str,
     payload: dict[str, Any],
-    outbox: Outbox,
+    after_commit: AfterCommit,
     now: datetime,
 ) -> None:
     """What must hold from the 2xx on, in the event's own transaction: an inbound STOP."""
     if source == "twilio_sms":
-        record_optout_at_the_door(session, cipher, event_id, payload, outbox, now)
+        record_optout_at_the_door(session, cipher, event_id, payload, after_commit, now)

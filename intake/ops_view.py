@@ -19,7 +19,7 @@ from models.db import Database
 from models.ops import DEAD, DeadLetter
 from models.retention import JobRun
 from tasks.attention import Listing, read_attention
-from workers.deadletters import DeadLetterFilter, dead_letter_summary, list_dead_letters
+from workers.dlq import DeadLetterFilter, dead_letter_summary, list_dead_letters
 from workers.queues import QueueStats, queue_stats
 
 log = get_logger("leadline.intake.ops")

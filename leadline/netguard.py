@@ -50,8 +50,8 @@ __all__ = [
     "GuardedTransport",
     "IPAddress",
     "Resolver",
-    "Target",
     "UnsafeTargetError",
+    "UrlTarget",
     "build_async_client",
     "build_sync_client",
     "is_global_address",
@@ -248,7 +248,7 @@ _HOSTNAME = re.compile(r"[a-z0-9_.-]+")
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class UrlTarget:
     """A vetted-syntax outbound target. ``path`` is kept out of repr: queries carry secrets."""
 
     scheme: str
@@ -290,7 +290,7 @@ def _check_host(host: str) -> None:
     literal_address(host)
 
 
-def _target_from_url(url: httpx.URL, *, allow_http: bool) -> Target:
+def _target_from_url(url: httpx.URL, *, allow_http: bool) -> UrlTarget:
     scheme = url.scheme
     if scheme not in _DEFAULT_PORTS:
         raise UnsafeTargetError("URL scheme is not allowed")
@@ -307,10 +307,10 @@ def _target_from_url(url: httpx.URL, *, allow_http: bool) -> Target:
     port = url.port if url.port is not None else _DEFAULT_PORTS[scheme]
     if not 0 < port < 65536:
         raise UnsafeTargetError("URL port is out of range")
-    return Target(scheme=scheme, host=host, port=port, path=path)
+    return UrlTarget(scheme=scheme, host=host, port=port, path=path)
 
 
-def parse_target(url: str, *, allow_http: bool) -> Target:
+def parse_target(url: str, *, allow_http: bool) -> UrlTarget:
     """Parse and syntax-check an outbound URL with the same parser the client uses."""
     try:
         parsed = httpx.URL(url)
@@ -399,7 +399,7 @@ _PINS: contextvars.ContextVar[dict[tuple[str, int], tuple[IPAddress, ...]] | Non
 
 
 @contextlib.contextmanager
-def _pinned(target: Target, addresses: list[IPAddress]) -> Iterator[None]:
+def _pinned(target: UrlTarget, addresses: list[IPAddress]) -> Iterator[None]:
     pins = dict(_PINS.get() or {})
     pins[(target.host, target.port)] = tuple(addresses)
     token = _PINS.set(pins)
@@ -502,10 +502,10 @@ class _Policy:
     allow_private: bool
     resolver: Resolver
 
-    def target(self, request: httpx.Request) -> Target:
+    def target(self, request: httpx.Request) -> UrlTarget:
         return _target_from_url(request.url, allow_http=self.allow_http)
 
-    def resolve(self, target: Target) -> list[IPAddress]:
+    def resolve(self, target: UrlTarget) -> list[IPAddress]:
         return resolve_vetted(
             target.host, target.port, allow_private=self.allow_private, resolver=self.resolver
         )
@@ -563,7 +563,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             network_backend=backend, **_pool_kwargs(ssl_context, limits)
         )
 
-    async def _resolve(self, request: httpx.Request, target: Target) -> list[IPAddress]:
+    async def _resolve(self, request: httpx.Request, target: UrlTarget) -> list[IPAddress]:
         timeout = request.extensions.get("timeout", {}).get("connect")
         resolve = functools.partial(self._policy.resolve, target)
         try:

@@ -15,7 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from models.audit import record_audit
 from models.messaging import Campaign, Suppression
-from models.outbound import count_by_state
+from models.outbound_messages import count_by_state
 from models.tables import Lead
 
 COUNT_GROUPS = {
@@ -43,7 +43,7 @@ class CreatedCampaign:
 
 
 @dataclass(frozen=True)
-class Target:
+class CampaignTarget:
     lead: Lead
     suppressed: bool
 
@@ -91,7 +91,7 @@ def lock_pending_campaign(session: Session, campaign_id: uuid.UUID) -> Campaign 
     return campaign if campaign is not None and campaign.status == "pending" else None
 
 
-def campaign_targets(session: Session, campaign: Campaign) -> Iterator[Target]:
+def campaign_targets(session: Session, campaign: Campaign) -> Iterator[CampaignTarget]:
     """Leads with SMS consent and a phone, matching the filter; flags suppressed ones."""
     conditions: list[ColumnElement[bool]] = [
         Lead.sms_consent.is_(True),
@@ -113,7 +113,7 @@ def campaign_targets(session: Session, campaign: Campaign) -> Iterator[Target]:
         .execution_options(yield_per=500)
     )
     for lead, suppressed in session.execute(query).tuples():
-        yield Target(lead, bool(suppressed))
+        yield CampaignTarget(lead, bool(suppressed))
 
 
 def reserve_send_slots(

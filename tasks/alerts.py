@@ -2,7 +2,7 @@
 Telegram messages to its linked chats, and (with consent) an auto-reply to the lead.
 
 Rows are inserted in the transaction that created the lead or message and enqueued after
-COMMIT through the outbox. Idempotency keys make a replayed event queue nothing new.
+COMMIT through the after_commit. Idempotency keys make a replayed event queue nothing new.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from models.alert_settings import OrgMessaging, alert_numbers, linked_chats, loa
 from models.crypto import OrgCipher
 from models.leads import LeadView, decrypt_lead
 from models.message_templates import TELEGRAM_MAX_CHARS, render
-from models.outbound import NewOutbound, queue_outbound
+from models.outbound_messages import NewOutbound, queue_outbound
 from models.suppressions import phone_index
 from models.tables import Lead
+from tasks.after_commit import AfterCommit
 from tasks.context import get_context
-from tasks.outbox import Outbox
 from tasks.registry import LeadChange, on_lead_change
 from tasks.sending import add_send
 
@@ -36,7 +36,7 @@ class AlertRequest:
     message: str | None
     key_prefix: str
     kind: str  # template kind: "owner_alert" (new lead), "lead_updated" or "reply_alert"
-    outbox: Outbox
+    after_commit: AfterCommit
     now: datetime
     autoreply: bool = False
 
@@ -60,7 +60,7 @@ def alert_on_lead_change(change: LeadChange) -> None:
         change.message,
         prefix,
         "owner_alert" if change.created else "lead_updated",
-        change.outbox,
+        change.after_commit,
         change.now,
         autoreply=change.created,
     )
@@ -79,7 +79,7 @@ def fan_out_alerts(request: AlertRequest) -> int:
     queued = queue_outbound(request.session, request.cipher, messages, request.now)
     for row in queued:
         if row.state == "queued":
-            add_send(request.outbox, row.channel, request.cipher.org_id, row.id)
+            add_send(request.after_commit, row.channel, request.cipher.org_id, row.id)
     return len(queued)
 
 
@@ -156,10 +156,10 @@ def reply_alert(
     lead: Lead,
     conversation_id: uuid.UUID,
     message: str,
-    outbox: Outbox,
+    after_commit: AfterCommit,
     now: datetime,
 ) -> int:
     request = AlertRequest(
-        session, cipher, lead, message, f"msg:{conversation_id}", "reply_alert", outbox, now
+        session, cipher, lead, message, f"msg:{conversation_id}", "reply_alert", after_commit, now
     )
     return fan_out_alerts(request)

@@ -14,12 +14,17 @@ from datetime import datetime, timedelta
 
 from leadline.metrics import MESSAGES_SENT
 from models.alert_settings import OrgMessaging, load_org_messaging
-from models.campaigns import Target, campaign_targets, lock_pending_campaign, reserve_send_slots
+from models.campaigns import (
+    CampaignTarget,
+    campaign_targets,
+    lock_pending_campaign,
+    reserve_send_slots,
+)
 from models.crypto import OrgCipher
 from models.leads import decrypt_lead
 from models.message_templates import render, with_stop_footer
 from models.messaging import Campaign
-from models.outbound import NewOutbound, QueuedOutbound, queue_outbound
+from models.outbound_messages import NewOutbound, QueuedOutbound, queue_outbound
 from tasks.alerts import template_values
 from tasks.context import TaskContext, get_context
 from tasks.sending import enqueue_send
@@ -59,7 +64,7 @@ def book_slots(context: TaskContext, sender: str, count: int, now: datetime) -> 
 def build_messages(
     cipher: OrgCipher,
     campaign: Campaign,
-    targets: list[Target],
+    targets: list[CampaignTarget],
     org: OrgMessaging,
     first_slot: datetime,
     interval: float,

@@ -15,8 +15,8 @@ from leadline.logging import get_logger, mark_sensitive
 from models.crypto import OrgCipher
 from models.leads import LeadFields, upsert_lead
 from models.tables import InboundEvent, Lead
+from tasks.after_commit import AfterCommit
 from tasks.context import get_context
-from tasks.outbox import Outbox
 from tasks.registry import (
     EVENT_HANDLERS,
     DomainEvent,
@@ -50,7 +50,11 @@ def decrypt_payload(cipher: OrgCipher, event: InboundEvent) -> dict[str, Any]:
 
 
 def process_inbound_event(
-    session: Session, cipher: OrgCipher, event_id: uuid.UUID, outbox: Outbox, now: datetime
+    session: Session,
+    cipher: OrgCipher,
+    event_id: uuid.UUID,
+    after_commit: AfterCommit,
+    now: datetime,
 ) -> bool:
     """Handle one pending event exactly once. Returns False when there was nothing to do."""
     query = (
@@ -62,7 +66,7 @@ def process_inbound_event(
     handler = EVENT_HANDLERS.get(event.source)
     if handler is None:
         raise UnknownEventSource(f"no handler for source {event.source!r}")
-    handler(EventContext(session, cipher, event, decrypt_payload(cipher, event), outbox, now))
+    handler(EventContext(session, cipher, event, decrypt_payload(cipher, event), after_commit, now))
     event.status = "processed"
     event.processed_at = now
     return True
@@ -90,11 +94,11 @@ def handle_api_lead(ctx: EventContext) -> None:
 def announce_lead(ctx: EventContext, lead: Lead, created: bool, message: str | None) -> None:
     """Alerts (lead change) and webhooks (domain event) for a new or updated lead."""
     notify_lead_change(
-        LeadChange(ctx.session, ctx.cipher, lead, created, message, ctx.outbox, ctx.now)
+        LeadChange(ctx.session, ctx.cipher, lead, created, message, ctx.after_commit, ctx.now)
     )
     event_type = "lead.created" if created else "lead.updated"
     data = {"lead_id": str(lead.id), "source": lead.source, "inbound_event_id": str(ctx.event.id)}
-    publish(DomainEvent(ctx.session, ctx.cipher, event_type, data, ctx.outbox, ctx.now))
+    publish(DomainEvent(ctx.session, ctx.cipher, event_type, data, ctx.after_commit, ctx.now))
 
 
 def mark_event_failed(org_id: uuid.UUID, event_id: uuid.UUID, reason: str) -> None:
@@ -110,14 +114,14 @@ def mark_event_failed(org_id: uuid.UUID, event_id: uuid.UUID, reason: str) -> No
 def process_event(org_id: str, event_id: str) -> None:
     context = get_context()
     org, event = uuid.UUID(org_id), uuid.UUID(event_id)
-    outbox = Outbox()
+    after_commit = AfterCommit()
     try:
         with context.db.tenant(org) as session:
             cipher = context.keys.cipher(session, org)
-            handled = process_inbound_event(session, cipher, event, outbox, context.clock())
+            handled = process_inbound_event(session, cipher, event, after_commit, context.clock())
     except (KeyNotFoundError, CryptoError, UnknownEventSource) as exc:
         log.error("inbound event cannot be processed", event_id=event_id, error=type(exc).__name__)
         mark_event_failed(org, event, type(exc).__name__)
         raise
-    outbox.flush()
+    after_commit.flush()
     log.info("inbound event done", event_id=event_id, handled=handled)

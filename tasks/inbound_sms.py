@@ -26,14 +26,14 @@ from models.leads import LeadFields, upsert_lead
 from models.message_templates import render
 from models.messaging import ConversationMessage
 from models.normalize import InvalidPhoneNumber, normalize_phone
-from models.outbound import NewOutbound, apply_delivery_status, queue_outbound
+from models.outbound_messages import NewOutbound, apply_delivery_status, queue_outbound
 from models.suppressions import phone_index
 from models.tables import InboundEvent, Lead
+from tasks.after_commit import AfterCommit
 from tasks.alerts import reply_alert
 from tasks.context import get_context
 from tasks.events import announce_lead
 from tasks.optouts import OptoutChange, lead_id_for, lift_optout, record_optout
-from tasks.outbox import Outbox
 from tasks.registry import DomainEvent, EventContext, handles, publish
 from tasks.sending import add_send
 
@@ -72,7 +72,7 @@ def record_optout_at_the_door(
     cipher: OrgCipher,
     event_id: uuid.UUID,
     payload: dict[str, Any],
-    outbox: Outbox,
+    after_commit: AfterCommit,
     now: datetime,
 ) -> bool:
     """An inbound opt-out, recorded in the transaction that stores its event (before the 2xx).
@@ -91,7 +91,7 @@ def record_optout_at_the_door(
     lead_id = lead_id_for(session, bidx)
     record_optout(
         OptoutChange(
-            session, cipher, bidx, optout_reason(body), INBOUND_ACTOR, outbox, now, lead_id
+            session, cipher, bidx, optout_reason(body), INBOUND_ACTOR, after_commit, now, lead_id
         )
     )
     session.execute(
@@ -126,7 +126,9 @@ def handle_inbound_sms(ctx: EventContext) -> None:
 def optout_change(
     ctx: EventContext, bidx: bytes, lead_id: uuid.UUID | None, reason: str, actor: str
 ) -> OptoutChange:
-    return OptoutChange(ctx.session, ctx.cipher, bidx, reason, actor, ctx.outbox, ctx.now, lead_id)
+    return OptoutChange(
+        ctx.session, ctx.cipher, bidx, reason, actor, ctx.after_commit, ctx.now, lead_id
+    )
 
 
 def opt_out(ctx: EventContext, bidx: bytes, lead: Lead | None, reason: str) -> None:
@@ -163,7 +165,7 @@ def reply_help(
         lead_id=lead.id if lead else None,
     )
     for row in queue_outbound(ctx.session, ctx.cipher, [message], ctx.now):
-        add_send(ctx.outbox, row.channel, ctx.org_id, row.id)
+        add_send(ctx.after_commit, row.channel, ctx.org_id, row.id)
 
 
 def reply_sender(ctx: EventContext, to_number: str | None) -> str | None:
@@ -188,9 +190,11 @@ def receive_conversation_message(
     if created:
         announce_lead(ctx, lead, True, body)
     else:
-        reply_alert(ctx.session, ctx.cipher, lead, conversation_id, body, ctx.outbox, ctx.now)
+        reply_alert(ctx.session, ctx.cipher, lead, conversation_id, body, ctx.after_commit, ctx.now)
     data = {"lead_id": str(lead.id), "message_id": str(conversation_id), "channel": "sms"}
-    publish(DomainEvent(ctx.session, ctx.cipher, "message.received", data, ctx.outbox, ctx.now))
+    publish(
+        DomainEvent(ctx.session, ctx.cipher, "message.received", data, ctx.after_commit, ctx.now)
+    )
 
 
 def store_conversation_message(
@@ -240,4 +244,4 @@ def handle_status_callback(ctx: EventContext) -> None:
         "error_code": error_code,
         "channel": "sms",
     }
-    publish(DomainEvent(ctx.session, ctx.cipher, "message.status", data, ctx.outbox, ctx.now))
+    publish(DomainEvent(ctx.session, ctx.cipher, "message.status", data, ctx.after_commit, ctx.now))

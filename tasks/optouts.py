@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from models.crypto import OrgCipher
 from models.suppressions import lift_suppression, suppress
 from models.tables import Lead
-from tasks.outbox import Outbox
+from tasks.after_commit import AfterCommit
 from tasks.registry import DomainEvent, publish
 
 
@@ -32,7 +32,7 @@ class OptoutChange:
     recipient_bidx: bytes
     reason: str
     actor: str
-    outbox: Outbox
+    after_commit: AfterCommit
     now: datetime
     lead_id: uuid.UUID | None = None
     # When the request reached us (an inbound event's received_at); None means now.
@@ -95,6 +95,6 @@ def _publish(change: OptoutChange, opted_out: bool) -> None:
     data = optout_data(change.lead_id, opted_out, change.reason)
     publish(
         DomainEvent(
-            change.session, change.cipher, "optout.changed", data, change.outbox, change.now
+            change.session, change.cipher, "optout.changed", data, change.after_commit, change.now
         )
     )

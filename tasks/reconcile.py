@@ -24,8 +24,8 @@ from datetime import datetime, timedelta
 from leadline.errors import CryptoError
 from leadline.logging import get_logger
 from leadline.metrics import MESSAGES_SENT
-from models.outbound import (
-    Outcome,
+from models.outbound_messages import (
+    MessageOutcome,
     UnknownMessage,
     load_unknown,
     record_outcome,
@@ -121,15 +121,15 @@ def is_match(
 
 def decide(
     context: TaskContext, message: UnknownMessage, candidates: list[str], grace: timedelta
-) -> Outcome | None:
+) -> MessageOutcome | None:
     if len(candidates) == 1:
-        return Outcome("sent", code="reconciled", provider_sid=candidates[0])
+        return MessageOutcome("sent", code="reconciled", provider_sid=candidates[0])
     if candidates:
-        return Outcome("unknown", code="ambiguous")
+        return MessageOutcome("unknown", code="ambiguous")
     if context.clock() - message.called_at < grace:
         return None
     if not message.may_resend:
-        return Outcome("unknown", code="not_at_provider")
+        return MessageOutcome("unknown", code="not_at_provider")
     if message.attempt >= context.settings.leadline_sms_max_attempts:
-        return Outcome("failed", code="unknown_exhausted")
-    return Outcome("queued", code="resent_unknown", next_attempt_at=context.clock())
+        return MessageOutcome("failed", code="unknown_exhausted")
+    return MessageOutcome("queued", code="resent_unknown", next_attempt_at=context.clock())

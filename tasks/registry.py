@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from models.crypto import OrgCipher
 from models.tables import InboundEvent, Lead
-from tasks.outbox import Outbox
+from tasks.after_commit import AfterCommit
 
 
 @dataclass
@@ -43,7 +43,7 @@ class EventContext:
     cipher: OrgCipher
     event: InboundEvent
     payload: dict[str, Any]
-    outbox: Outbox
+    after_commit: AfterCommit
     now: datetime
 
     @property
@@ -60,7 +60,7 @@ class LeadChange:
     lead: Lead
     created: bool
     message: str | None
-    outbox: Outbox
+    after_commit: AfterCommit
     now: datetime
 
 
@@ -72,7 +72,7 @@ class DomainEvent:
     cipher: OrgCipher
     type: str
     data: dict[str, Any]
-    outbox: Outbox
+    after_commit: AfterCommit
     now: datetime
     id: uuid.UUID = field(default_factory=uuid.uuid4)
 

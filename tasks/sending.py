@@ -22,9 +22,9 @@ import redis
 from leadline.logging import get_logger
 from leadline.metrics import MESSAGES_SENT
 from leadline.settings import Settings
-from models.outbound import (
+from models.outbound_messages import (
     ClaimedMessage,
-    Outcome,
+    MessageOutcome,
     claim_outbound,
     record_outcome,
     stale_outbound,
@@ -32,9 +32,9 @@ from models.outbound import (
     unknown_outbound,
     unlink_telegram_chat,
 )
+from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext, get_context
 from tasks.optouts import OptoutChange, record_optout
-from tasks.outbox import Outbox
 from tasks.providers import ProviderResult, send_telegram_message, send_twilio_sms
 from tasks.registry import attention, sweep
 from workers.runtime import actor
@@ -66,8 +66,10 @@ def enqueue_send(channel: str, org_id: uuid.UUID, message_id: uuid.UUID, delay: 
     return True
 
 
-def add_send(outbox: Outbox, channel: str, org_id: uuid.UUID, message_id: uuid.UUID) -> None:
-    outbox.add(SENDERS[channel], str(org_id), str(message_id))
+def add_send(
+    after_commit: AfterCommit, channel: str, org_id: uuid.UUID, message_id: uuid.UUID
+) -> None:
+    after_commit.add(SENDERS[channel], str(org_id), str(message_id))
 
 
 def deliver_outbound(context: TaskContext, org_id: uuid.UUID, message_id: uuid.UUID) -> str:
@@ -111,14 +113,16 @@ def call_provider(settings: Settings, message: ClaimedMessage) -> ProviderResult
 
 def outcome_for(
     settings: Settings, message: ClaimedMessage, result: ProviderResult, now: datetime
-) -> Outcome:
+) -> MessageOutcome:
     if result.kind == "retry":
         if message.attempt >= settings.leadline_sms_max_attempts:
-            return Outcome("failed", code=result.code)
+            return MessageOutcome("failed", code=result.code)
         delay = retry_delay(settings, message.attempt, result.retry_after)
-        return Outcome("queued", code=result.code, next_attempt_at=now + timedelta(seconds=delay))
+        return MessageOutcome(
+            "queued", code=result.code, next_attempt_at=now + timedelta(seconds=delay)
+        )
     state = {"sent": "sent", "blocked": "blocked", "unknown": "unknown"}.get(result.kind, "failed")
-    return Outcome(state, code=result.code, provider_sid=result.provider_sid)
+    return MessageOutcome(state, code=result.code, provider_sid=result.provider_sid)
 
 
 def retry_delay(settings: Settings, attempt: int, retry_after: float | None = None) -> float:
@@ -135,7 +139,7 @@ def retry_delay(settings: Settings, attempt: int, retry_after: float | None = No
 def record_result(context: TaskContext, message: ClaimedMessage, result: ProviderResult) -> str:
     now = context.clock()
     outcome = outcome_for(context.settings, message, result, now)
-    outbox = Outbox()
+    after_commit = AfterCommit()
     with context.db.tenant(message.org_id) as session:
         row = record_outcome(session, message.id, message.attempt, outcome, now)
         if row is None:
@@ -150,14 +154,14 @@ def record_result(context: TaskContext, message: ClaimedMessage, result: Provide
                     message.recipient_bidx,
                     reason,
                     "twilio",
-                    outbox,
+                    after_commit,
                     now,
                     message.lead_id,
                 )
             )
         if result.kind == "unlink" and message.telegram_chat_id is not None:
             unlink_telegram_chat(session, message.telegram_chat_id, now)
-    outbox.flush()
+    after_commit.flush()
     MESSAGES_SENT.labels(channel=message.channel, state=outcome.state).inc()
     if outcome.state == "queued" and outcome.next_attempt_at is not None:
         delay = (outcome.next_attempt_at - now).total_seconds()

@@ -13,9 +13,9 @@ from sqlalchemy import and_, select, update
 
 from leadline.logging import get_logger
 from models.tables import InboundEvent
+from tasks.after_commit import enqueue_or_defer
 from tasks.context import TaskContext
 from tasks.events import process_event
-from tasks.outbox import enqueue_or_defer
 from tasks.registry import SWEEPS
 
 log = get_logger(__name__)

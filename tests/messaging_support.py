@@ -140,7 +140,7 @@ def queue_alerts(
     context: Any, org_id: uuid.UUID, to: str, count: int, enqueue: bool = True
 ) -> list[uuid.UUID]:
     """`count` owner alerts to `to` with distinct bodies, inserted and (optionally) enqueued."""
-    from models.outbound import NewOutbound, queue_outbound
+    from models.outbound_messages import NewOutbound, queue_outbound
     from models.suppressions import phone_index
     from tasks.sending import enqueue_send
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from models.endpoints import EndpointSpec, UrlPolicy, create_endpoint
+from models.webhook_endpoints import EndpointSpec, UrlPolicy, create_endpoint
 from models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext, set_context
-from tasks.outbox import Outbox
 from tasks.registry import DomainEvent, publish
 
 
@@ -133,12 +133,14 @@ def add_endpoint(
 def publish_event(
     context: TaskContext, org_id: uuid.UUID, event_type: str, data: dict[str, Any]
 ) -> uuid.UUID:
-    outbox = Outbox()
+    after_commit = AfterCommit()
     event_id = uuid.uuid4()
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
-        publish(DomainEvent(session, cipher, event_type, data, outbox, context.clock(), event_id))
-    outbox.flush()
+        publish(
+            DomainEvent(session, cipher, event_type, data, after_commit, context.clock(), event_id)
+        )
+    after_commit.flush()
     return event_id
 
 

@@ -22,9 +22,9 @@ from intake.schemas import StrictModel, field_errors
 from models.campaigns import CampaignSpec, campaign_view, create_campaign, find_campaign_by_key
 from models.message_templates import SMS_MAX_CHARS, TemplateError, validate_template
 from models.messaging import Campaign
+from tasks.after_commit import enqueue_or_defer
 from tasks.campaigns import launch_campaign
 from tasks.context import TaskContext
-from tasks.outbox import enqueue_or_defer
 
 router = APIRouter()
 

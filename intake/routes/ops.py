@@ -25,7 +25,7 @@ from intake.ops_view import render, take_snapshot
 from intake.responses import error_response
 from leadline.errors import NotFoundError
 from tasks.context import TaskContext
-from workers.deadletters import Outcome, purge_dead_letter, replay_dead_letter
+from workers.dlq import DeadLetterResult, purge_dead_letter, replay_dead_letter
 
 router = APIRouter(prefix="/ops")
 OPERATOR = "operator:ops-page"
@@ -47,7 +47,7 @@ th { background: #f1f3f5; } td.num { text-align: right; font-variant-numeric: ta
 form.inline { display: inline; } .notice { background: #e7f5e9; padding: .5rem .8rem; }
 .error { color: #a61b1b; } .muted { color: #6b7480; } header form { float: right; }
 """
-DeadLetterAction = Callable[[Session, dramatiq.Broker, str, str, datetime], Outcome]
+DeadLetterAction = Callable[[Session, dramatiq.Broker, str, str, datetime], DeadLetterResult]
 
 
 def page(html: str, status: int = 200) -> HTMLResponse:
@@ -167,7 +167,7 @@ async def dead_letter_action(
     return RedirectResponse(f"/ops?done={done if outcome.done else 'unchanged'}", 303)
 
 
-def run_action(context: TaskContext, action: DeadLetterAction, key: str) -> Outcome:
+def run_action(context: TaskContext, action: DeadLetterAction, key: str) -> DeadLetterResult:
     with context.db.maintenance() as session:
         return action(session, dramatiq.get_broker(), key, OPERATOR, context.clock())
 

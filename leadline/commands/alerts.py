@@ -137,7 +137,7 @@ def unknown(
     as_json: bool = JsonOption,
 ) -> None:
     """Messages whose outcome reconciliation could not decide (for a person): ids only."""
-    from models.outbound import unknown_outbound
+    from models.outbound_messages import unknown_outbound
 
     org_id = parse_uuid(org, "ORG") if org else None
 
@@ -163,7 +163,7 @@ def resolve(
     as_json: bool = JsonOption,
 ) -> None:
     """Record what the provider says about an `unknown` message: --as sent|failed (audited)."""
-    from models.outbound import outbound_org, resolve_unknown
+    from models.outbound_messages import outbound_org, resolve_unknown
 
     message = parse_uuid(message_id, "MESSAGE_ID")
     if outcome not in RESOLUTIONS:

@@ -29,7 +29,7 @@ def dlq_list(
 ) -> None:
     """Dead letters (newest first), then the attention lists."""
     from tasks.attention import read_attention
-    from workers.deadletters import DeadLetterFilter, dead_letter_summary, list_dead_letters
+    from workers.dlq import DeadLetterFilter, dead_letter_summary, list_dead_letters
 
     def run() -> None:
         context = open_runtime()
@@ -79,7 +79,7 @@ def dlq_show(
     key: str = typer.Argument(..., help="Dead letter id or message id."), as_json: bool = JsonOption
 ) -> None:
     """One dead letter in full: args (ids), redacted error and traceback, history."""
-    from workers.deadletters import dead_letter_detail, find_dead_letter
+    from workers.dlq import dead_letter_detail, find_dead_letter
 
     def run() -> None:
         context = open_runtime()
@@ -100,7 +100,7 @@ def dlq_replay(
     as_json: bool = JsonOption,
 ) -> None:
     """Re-enqueue dead messages under their original ids. An entry replays once."""
-    from workers.deadletters import replay_dead_letter
+    from workers.dlq import replay_dead_letter
 
     _one_selector(as_json, key=key, actor=actor, all_=all_)
 
@@ -121,7 +121,7 @@ def dlq_purge(
     as_json: bool = JsonOption,
 ) -> None:
     """Give up on dead messages for good (removed from Redis; the row keeps a tombstone)."""
-    from workers.deadletters import purge_dead_letter
+    from workers.dlq import purge_dead_letter
 
     _one_selector(as_json, key=key, older_than=older_than)
 
@@ -151,7 +151,7 @@ def _one_selector(as_json: bool, **selectors: Any) -> None:
 def _dead_ids(
     context: Any, *, actor: str | None, before: datetime | None, limit: int, any_live: bool = False
 ) -> list[str]:
-    from workers.deadletters import DeadLetterFilter, list_dead_letters
+    from workers.dlq import DeadLetterFilter, list_dead_letters
 
     states = ("dead", "replayed") if any_live else ("dead",)
     where = DeadLetterFilter(actor=actor, before=before, states=states, limit=limit)

@@ -30,7 +30,7 @@ def _split(values: str) -> list[str]:
 
 def _in_tenant_of_endpoint(context: Any, endpoint_id: uuid.UUID, work: Callable[..., T]) -> T:
     """Find the endpoint's organisation, then run `work(session, org_id)` scoped to it."""
-    from models.endpoints import endpoint_org
+    from models.webhook_endpoints import endpoint_org
 
     with context.db.maintenance() as session:
         org_id = endpoint_org(session, endpoint_id)
@@ -48,7 +48,7 @@ def endpoint_add(
     as_json: bool = JsonOption,
 ) -> None:
     """Add an endpoint for ORG. The signing secret is shown once."""
-    from models.endpoints import EndpointSpec, UrlPolicy, create_endpoint, parse_event_types
+    from models.webhook_endpoints import EndpointSpec, UrlPolicy, create_endpoint, parse_event_types
     from tasks.webhooks.http import current_resolver
 
     org_id = parse_uuid(org, "ORG")
@@ -78,7 +78,7 @@ def endpoint_add(
 def endpoint_list(org: str, as_json: bool = JsonOption) -> None:
     """List ORG's endpoints (never their secrets)."""
     from models.audit import record_audit
-    from models.endpoints import endpoint_summary, list_endpoints
+    from models.webhook_endpoints import endpoint_summary, list_endpoints
 
     org_id = parse_uuid(org, "ORG")
 
@@ -101,7 +101,7 @@ def endpoint_list(org: str, as_json: bool = JsonOption) -> None:
 @endpoint_app.command("rotate-secret")
 def endpoint_rotate_secret(endpoint: str, as_json: bool = JsonOption) -> None:
     """New secret for ENDPOINT; the old one stays valid (both sign) for 24 hours."""
-    from models.endpoints import rotate_secret
+    from models.webhook_endpoints import rotate_secret
 
     endpoint_id = parse_uuid(endpoint, "ENDPOINT")
 
@@ -130,22 +130,22 @@ def endpoint_disable(
     as_json: bool = JsonOption,
 ) -> None:
     """Stop deliveries to ENDPOINT; pending ones are cancelled (recoverable)."""
-    from tasks.outbox import Outbox
+    from tasks.after_commit import AfterCommit
     from tasks.webhooks.lifecycle import disable_endpoint_by_id
 
     endpoint_id = parse_uuid(endpoint, "ENDPOINT")
 
     def run() -> None:
         context = open_runtime()
-        outbox = Outbox()
+        after_commit = AfterCommit()
 
         def disable(session: Any, org_id: uuid.UUID) -> Any:
             cipher = context.keys.cipher(session, org_id)
             now = context.clock()
-            return disable_endpoint_by_id(session, cipher, endpoint_id, reason, outbox, now)
+            return disable_endpoint_by_id(session, cipher, endpoint_id, reason, after_commit, now)
 
         row = _in_tenant_of_endpoint(context, endpoint_id, disable)
-        outbox.flush()
+        after_commit.flush()
         emit(
             {"id": str(endpoint_id), "enabled": False, "reason": row.disabled_reason},
             as_json,
@@ -158,7 +158,7 @@ def endpoint_disable(
 @endpoint_app.command("enable")
 def endpoint_enable(endpoint: str, as_json: bool = JsonOption) -> None:
     """Resume deliveries to ENDPOINT (use `webhook recover` for the ones it missed)."""
-    from models.endpoints import enable_endpoint
+    from models.webhook_endpoints import enable_endpoint
 
     endpoint_id = parse_uuid(endpoint, "ENDPOINT")
 
@@ -175,7 +175,7 @@ def endpoint_enable(endpoint: str, as_json: bool = JsonOption) -> None:
 @endpoint_app.command("delete")
 def endpoint_delete(endpoint: str, as_json: bool = JsonOption) -> None:
     """Remove ENDPOINT with its deliveries and attempt log (audited; cannot be undone)."""
-    from models.endpoints import delete_endpoint
+    from models.webhook_endpoints import delete_endpoint
 
     endpoint_id = parse_uuid(endpoint, "ENDPOINT")
 
@@ -230,19 +230,19 @@ def endpoint_attempts(
 @webhook_app.command("resend")
 def webhook_resend(delivery: str, as_json: bool = JsonOption) -> None:
     """Send DELIVERY again (same webhook-id) with a fresh retry schedule."""
-    from tasks.outbox import Outbox
+    from tasks.after_commit import AfterCommit
     from tasks.webhooks.operations import delivery_org, resend_delivery
 
     delivery_id = parse_uuid(delivery, "DELIVERY_ID")
 
     def run() -> None:
         context = open_runtime()
-        outbox = Outbox()
+        after_commit = AfterCommit()
         with context.db.maintenance() as session:
             org_id = delivery_org(session, delivery_id)
         with context.db.tenant(org_id) as session:
-            resend_delivery(session, delivery_id, context.clock(), outbox)
-        outbox.flush()
+            resend_delivery(session, delivery_id, context.clock(), after_commit)
+        after_commit.flush()
         emit({"id": str(delivery_id), "state": "pending"}, as_json, f"re-queued {delivery_id}")
 
     run_guarded(run, as_json)
@@ -256,14 +256,14 @@ def webhook_recover(
     as_json: bool = JsonOption,
 ) -> None:
     """Re-queue ENDPOINT's failed and cancelled deliveries created in [since, until)."""
-    from tasks.outbox import Outbox
+    from tasks.after_commit import AfterCommit
     from tasks.webhooks.operations import recover_deliveries
 
     endpoint_id = parse_uuid(endpoint, "ENDPOINT")
 
     def run() -> None:
         context = open_runtime()
-        outbox = Outbox()
+        after_commit = AfterCommit()
         now = context.clock()
         start = parse_moment(since, now, "--since")
         end = parse_moment(until, now, "--until") if until else now
@@ -271,12 +271,12 @@ def webhook_recover(
         def recover(session: Any, _: uuid.UUID) -> int:
             with progress("resetting deliveries") as on_progress:
                 return recover_deliveries(
-                    session, endpoint_id, start, end, now, outbox, on_progress=on_progress
+                    session, endpoint_id, start, end, now, after_commit, on_progress=on_progress
                 )
 
         count = _in_tenant_of_endpoint(context, endpoint_id, recover)
         with progress("enqueuing deliveries") as on_progress:
-            outbox.flush(on_progress)
+            after_commit.flush(on_progress)
         emit(
             {"endpoint_id": str(endpoint_id), "requeued": count},
             as_json,

@@ -22,11 +22,11 @@ from leadline.logging import get_logger
 from leadline.metrics import WEBHOOK_ATTEMPTS
 from leadline.settings import Settings
 from models.crypto import OrgCipher
-from models.endpoints import get_endpoint, signing_keys
+from models.webhook_endpoints import get_endpoint, signing_keys
 from models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext, get_context
-from tasks.outbox import Outbox
-from tasks.webhooks.http import Claim, attempt_delivery, get_dispatcher
+from tasks.webhooks.http import WebhookClaim, attempt_delivery, get_dispatcher
 from tasks.webhooks.lifecycle import disable_and_announce
 from tasks.webhooks.payload import decrypt_body
 from tasks.webhooks.policy import AttemptResult, next_retry_delay
@@ -85,12 +85,12 @@ def _explain_unclaimable(session: Session, delivery_id: uuid.UUID, now: datetime
 
 def claim_delivery(
     session: Session, cipher: OrgCipher, delivery_id: uuid.UUID, now: datetime
-) -> Claim | NotDue | None:
+) -> WebhookClaim | NotDue | None:
     """Move a due pending delivery to `delivering` and decrypt what the request needs."""
     row = _claim_due(session, delivery_id, now)
     if row is None:
         return _explain_unclaimable(session, delivery_id, now)
-    return Claim(
+    return WebhookClaim(
         delivery_id=delivery_id,
         org_id=row.org_id,
         endpoint_id=row.id,
@@ -119,7 +119,7 @@ def attempts_in_cycle(session: Session, delivery: WebhookDelivery) -> int:
     return int(session.scalar(query) or 0)
 
 
-def _log_attempt(session: Session, claim: Claim, result: AttemptResult) -> None:
+def _log_attempt(session: Session, claim: WebhookClaim, result: AttemptResult) -> None:
     session.add(
         WebhookAttempt(
             org_id=claim.org_id,
@@ -155,11 +155,11 @@ def _failing_too_long(endpoint: WebhookEndpoint, result: AttemptResult, settings
 def record_attempt(
     session: Session,
     cipher: OrgCipher,
-    claim: Claim,
+    claim: WebhookClaim,
     result: AttemptResult,
     now: datetime,
     settings: Settings,
-    outbox: Outbox,
+    after_commit: AfterCommit,
 ) -> timedelta | None:
     """Log the attempt and apply the delivery policy. Returns the delay before the next try."""
     _log_attempt(session, claim, result)
@@ -173,7 +173,7 @@ def record_attempt(
         delivery.delivered_at = now
         _mark_endpoint_healthy(session, claim.endpoint_id)
         return None
-    return _after_failure(session, cipher, delivery, result, now, settings, outbox)
+    return _after_failure(session, cipher, delivery, result, now, settings, after_commit)
 
 
 def _after_failure(
@@ -183,7 +183,7 @@ def _after_failure(
     result: AttemptResult,
     now: datetime,
     settings: Settings,
-    outbox: Outbox,
+    after_commit: AfterCommit,
 ) -> timedelta | None:
     endpoint = get_endpoint(session, delivery.endpoint_id, lock=True)
     reason = None
@@ -193,7 +193,7 @@ def _after_failure(
         hours = settings.leadline_webhook_disable_after_hours
         reason = f"failing for {hours:g} hours"
     if reason is not None:
-        disable_and_announce(session, cipher, endpoint, reason, outbox, now, actor="system")
+        disable_and_announce(session, cipher, endpoint, reason, after_commit, now, actor="system")
     if not endpoint.enabled:
         _settle(delivery, "failed", now, error=None)
         return None
@@ -224,20 +224,20 @@ def enqueue_later(org_id: uuid.UUID, delivery_id: uuid.UUID, delay: timedelta) -
     return True
 
 
-def finish_attempt(context: TaskContext, claim: Claim, result: AttemptResult) -> None:
+def finish_attempt(context: TaskContext, claim: WebhookClaim, result: AttemptResult) -> None:
     """Record one attempt in its own transaction and schedule the next try if any."""
-    outbox = Outbox()
+    after_commit = AfterCommit()
     with context.db.tenant(claim.org_id) as session:
         cipher = context.keys.cipher(session, claim.org_id)
         delay = record_attempt(
-            session, cipher, claim, result, context.clock(), context.settings, outbox
+            session, cipher, claim, result, context.clock(), context.settings, after_commit
         )
-    outbox.flush()
+    after_commit.flush()
     if delay is not None:
         enqueue_later(claim.org_id, claim.delivery_id, delay)
 
 
-def _attempt_row(claim: Claim, result: AttemptResult) -> dict[str, Any]:
+def _attempt_row(claim: WebhookClaim, result: AttemptResult) -> dict[str, Any]:
     return {
         "id": uuid.uuid4(),
         "org_id": claim.org_id,
@@ -268,7 +268,7 @@ _MARK_DELIVERED = (
 
 
 def record_delivered(
-    session: Session, done: list[tuple[Claim, AttemptResult]], now: datetime
+    session: Session, done: list[tuple[WebhookClaim, AttemptResult]], now: datetime
 ) -> None:
     """Successful attempts of one organisation in three statements, however many there are."""
     connection = session.connection()
@@ -280,7 +280,7 @@ def record_delivered(
     WEBHOOK_ATTEMPTS.labels(outcome="delivered").inc(len(done))
 
 
-Recorded = tuple[TaskContext, Claim, AttemptResult]
+Recorded = tuple[TaskContext, WebhookClaim, AttemptResult]
 
 
 def _record_group(context: TaskContext, org_id: uuid.UUID, items: list[Recorded]) -> None:
@@ -308,7 +308,7 @@ def record_results(items: list[Recorded]) -> None:
 _recorder: BatchRecorder[Recorded] = BatchRecorder(record_results)
 
 
-async def run_claim(context: TaskContext, claim: Claim) -> None:
+async def run_claim(context: TaskContext, claim: WebhookClaim) -> None:
     """On the event loop: the request; the bookkeeping is queued for the recorder thread."""
     pool = get_dispatcher(context.settings).pool(context.settings)
     timeout = context.settings.leadline_webhook_timeout_seconds
@@ -341,7 +341,7 @@ def mark_undeliverable(context: TaskContext, org_id: uuid.UUID, delivery_id: uui
 
 def open_claim(
     context: TaskContext, org_id: uuid.UUID, delivery_id: uuid.UUID
-) -> Claim | NotDue | None:
+) -> WebhookClaim | NotDue | None:
     try:
         with context.db.tenant(org_id) as session:
             cipher = context.keys.cipher(session, org_id)
@@ -353,7 +353,7 @@ def open_claim(
 
 @actor(queue_name="webhooks", max_retries=5, throws=(KeyNotFoundError, CryptoError))
 def deliver_webhook(org_id: str, delivery_id: str) -> None:
-    """Claim the delivery and hand its request to the event loop; returns without waiting."""
+    """WebhookClaim the delivery and hand its request to the event loop; returns without waiting."""
     context = get_context()
     org, delivery = uuid.UUID(org_id), uuid.UUID(delivery_id)
     claim = open_claim(context, org, delivery)

@@ -1,5 +1,5 @@
 """Domain events → one encrypted delivery row per subscribed endpoint, in the event's
-transaction; the delivery ids are enqueued after COMMIT through the event's outbox."""
+transaction; the delivery ids are enqueued after COMMIT through the event's after_commit."""
 
 from __future__ import annotations
 
@@ -56,5 +56,5 @@ def queue_webhook_deliveries(event: DomainEvent) -> None:
                 cycle_started_at=event.now,
             )
         )
-        event.outbox.add(deliver_webhook, str(event.org_id), str(delivery_id))
+        event.after_commit.add(deliver_webhook, str(event.org_id), str(delivery_id))
     event.session.flush()

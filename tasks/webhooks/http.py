@@ -36,7 +36,7 @@ from leadline.netguard import (
 )
 from leadline.settings import Settings
 from leadline.webhook_signature import signed_headers
-from models.endpoints import UrlPolicy
+from models.webhook_endpoints import UrlPolicy
 from tasks.webhooks.policy import AttemptResult, honoured_retry_after
 
 log = get_logger(__name__)
@@ -49,7 +49,7 @@ ERROR_TEXT_LIMIT = 200
 
 
 @dataclass(frozen=True)
-class Claim:
+class WebhookClaim:
     """Everything one attempt needs, decrypted, so the request runs without the database."""
 
     delivery_id: uuid.UUID
@@ -84,7 +84,7 @@ def current_resolver() -> Resolver:
     return _overrides.resolver
 
 
-def _request_headers(claim: Claim, timestamp: int) -> dict[str, str]:
+def _request_headers(claim: WebhookClaim, timestamp: int) -> dict[str, str]:
     return {
         **signed_headers(claim.keys, claim.msg_id, timestamp, claim.body),
         "content-type": "application/json",
@@ -106,7 +106,7 @@ def _elapsed_ms(started: float) -> int:
 
 
 async def attempt_delivery(
-    client: httpx.AsyncClient, claim: Claim, clock: Clock, timeout: float
+    client: httpx.AsyncClient, claim: WebhookClaim, clock: Clock, timeout: float
 ) -> AttemptResult:
     """One signed POST. Never raises for the receiver's or the network's failures."""
     started_at, started = clock(), time.monotonic()

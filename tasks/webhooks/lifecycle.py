@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from leadline.logging import get_logger
 from models.audit import record_audit
 from models.crypto import OrgCipher
-from models.endpoints import get_endpoint, mark_disabled
+from models.webhook_endpoints import get_endpoint, mark_disabled
 from models.webhooks import WebhookDelivery, WebhookEndpoint
-from tasks.outbox import Outbox
+from tasks.after_commit import AfterCommit
 from tasks.registry import DomainEvent, publish
 
 log = get_logger(__name__)
@@ -34,7 +34,7 @@ def disable_and_announce(
     cipher: OrgCipher,
     endpoint: WebhookEndpoint,
     reason: str,
-    outbox: Outbox,
+    after_commit: AfterCommit,
     now: datetime,
     *,
     actor: str,
@@ -53,7 +53,7 @@ def disable_and_announce(
     )
     log.warning("webhook endpoint disabled", endpoint_id=str(endpoint.id), reason=reason)
     data = {"endpoint_id": str(endpoint.id), "reason": endpoint.disabled_reason}
-    publish(DomainEvent(session, cipher, "endpoint.disabled", data, outbox, now))
+    publish(DomainEvent(session, cipher, "endpoint.disabled", data, after_commit, now))
     return True
 
 
@@ -62,11 +62,11 @@ def disable_endpoint_by_id(
     cipher: OrgCipher,
     endpoint_id: uuid.UUID,
     reason: str,
-    outbox: Outbox,
+    after_commit: AfterCommit,
     now: datetime,
     *,
     actor: str = "cli",
 ) -> WebhookEndpoint:
     endpoint = get_endpoint(session, endpoint_id, lock=True)
-    disable_and_announce(session, cipher, endpoint, reason, outbox, now, actor=actor)
+    disable_and_announce(session, cipher, endpoint, reason, after_commit, now, actor=actor)
     return endpoint

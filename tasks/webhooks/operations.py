@@ -13,10 +13,10 @@ from leadline.errors import LeadlineError, NotFoundError
 from leadline.logging import get_logger
 from leadline.progress import ProgressCallback
 from models.audit import record_audit
-from models.endpoints import get_endpoint
+from models.webhook_endpoints import get_endpoint
 from models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from tasks.after_commit import AfterCommit, enqueue_or_defer
 from tasks.context import TaskContext
-from tasks.outbox import Outbox, enqueue_or_defer
 from tasks.registry import attention, sweep
 from tasks.webhooks.delivery import deliver_webhook
 
@@ -143,7 +143,12 @@ def _restart(delivery: WebhookDelivery, now: datetime) -> None:
 
 
 def resend_delivery(
-    session: Session, delivery_id: uuid.UUID, now: datetime, outbox: Outbox, *, actor: str = "cli"
+    session: Session,
+    delivery_id: uuid.UUID,
+    now: datetime,
+    after_commit: AfterCommit,
+    *,
+    actor: str = "cli",
 ) -> WebhookDelivery:
     """Send one delivery again (same webhook-id), with a fresh retry schedule."""
     delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
@@ -157,7 +162,7 @@ def resend_delivery(
         raise EndpointDisabledError("the endpoint is disabled; enable it first")
     previous = delivery.state
     _restart(delivery, now)
-    outbox.add(deliver_webhook, str(delivery.org_id), str(delivery.id))
+    after_commit.add(deliver_webhook, str(delivery.org_id), str(delivery.id))
     record_audit(
         session,
         actor,
@@ -175,14 +180,14 @@ def recover_deliveries(
     since: datetime,
     until: datetime,
     now: datetime,
-    outbox: Outbox,
+    after_commit: AfterCommit,
     *,
     actor: str = "cli",
     on_progress: ProgressCallback | None = None,
 ) -> int:
     """Re-queue the endpoint's failed or cancelled deliveries created in [since, until).
 
-    `on_progress(done, total)` as rows are reset; the messages leave at `outbox.flush`."""
+    `on_progress(done, total)` as rows are reset; the messages leave at `after_commit.flush`."""
     endpoint = get_endpoint(session, endpoint_id)
     if not endpoint.enabled:
         raise EndpointDisabledError("the endpoint is disabled; enable it first")
@@ -195,7 +200,7 @@ def recover_deliveries(
     deliveries = session.scalars(query.with_for_update()).all()
     for done, delivery in enumerate(deliveries, start=1):
         _restart(delivery, now)
-        outbox.add(deliver_webhook, str(delivery.org_id), str(delivery.id))
+        after_commit.add(deliver_webhook, str(delivery.org_id), str(delivery.id))
         if on_progress:
             on_progress(done, len(deliveries))
     record_audit(

@@ -117,7 +117,7 @@ def test_failing_actor_is_dead_lettered_replayed_once_purged_and_audited(
 def test_a_replayed_message_that_fails_again_is_dead_again(
     context: Any, broken: FlakyActor, worker: dramatiq.Worker
 ) -> None:
-    from workers.deadletters import replay_dead_letter
+    from workers.dlq import replay_dead_letter
 
     message_id = broken.actor.send("lead-2").message_id
     first = wait_for(lambda: dead_letter_row(context, message_id))

@@ -12,7 +12,7 @@ import pytest
 
 from leadline.sandbox import SandboxState
 from models.channels import TelegramChat
-from models.outbound import claim_outbound, stale_outbound, start_provider_call
+from models.outbound_messages import claim_outbound, stale_outbound, start_provider_call
 from tasks.sending import deliver_outbound, enqueue_send, sweep_outbound
 from tests.helpers import wait_for
 from tests.messaging_support import (

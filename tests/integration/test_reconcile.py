@@ -10,7 +10,12 @@ from typing import Any
 import dramatiq
 
 from leadline.sandbox import SandboxState
-from models.outbound import NewOutbound, claim_outbound, queue_outbound, start_provider_call
+from models.outbound_messages import (
+    NewOutbound,
+    claim_outbound,
+    queue_outbound,
+    start_provider_call,
+)
 from models.suppressions import phone_index
 from tasks.providers import send_twilio_sms
 from tasks.reconcile import reconcile_message, reconcile_unknown

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from leadline.netguard import UnsafeTargetError
 from leadline.webhook_signature import generate_secret
-from models.endpoints import EndpointSpec, InvalidEndpointError, UrlPolicy, create_endpoint
+from models.webhook_endpoints import EndpointSpec, InvalidEndpointError, UrlPolicy, create_endpoint
 from models.webhooks import WebhookEndpoint
 from tasks.webhooks.http import set_transport_overrides
 from tests.conftest import Org

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import select, update
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from models.endpoints import get_endpoint
 from models.tables import AuditEntry
+from models.webhook_endpoints import get_endpoint
 from models.webhooks import WebhookDelivery, WebhookEndpoint
 from tasks.webhooks.http import set_transport_overrides
 from tests.conftest import Org
@@ -118,7 +118,7 @@ def test_lead_delivery_verifies_and_shares_only_chosen_fields(
 def test_rotation_signs_with_old_and_new_secret_for_24_hours(
     dev: Any, worker: dramatiq.Worker, make_org: Any
 ) -> None:
-    from models.endpoints import rotate_secret
+    from models.webhook_endpoints import rotate_secret
 
     org: Org = make_org()
     with running_receiver() as rx:
@@ -347,11 +347,11 @@ def test_sweeper_releases_claims_left_by_a_dead_worker(
 
 
 def publish_without_enqueue(context: Any, session: Any, org_id: uuid.UUID) -> None:
-    """A delivery row whose message never reached Redis (the outbox is dropped)."""
-    from tasks.outbox import Outbox
+    """A delivery row whose message never reached Redis (the after_commit is dropped)."""
+    from tasks.after_commit import AfterCommit
     from tasks.registry import DomainEvent, publish
 
     cipher = context.keys.cipher(session, org_id)
     data = {"lead_id": str(uuid.uuid4()), "opted_out": True}
-    publish(DomainEvent(session, cipher, "optout.changed", data, Outbox(), context.clock()))
+    publish(DomainEvent(session, cipher, "optout.changed", data, AfterCommit(), context.clock()))
     session.flush()

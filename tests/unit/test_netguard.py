@@ -34,8 +34,8 @@ from hypothesis import strategies as st
 from leadline import netguard
 from leadline.netguard import (
     GuardedTransport,
-    Target,
     UnsafeTargetError,
+    UrlTarget,
     build_async_client,
     build_sync_client,
     is_global_address,
@@ -365,7 +365,7 @@ def test_metadata_never_passes_any_policy(address: str, allow_private: bool) -> 
 
 def test_parse_target_fields_and_default_ports() -> None:
     target = parse_target("https://Hooks.Example.com/a/b?x=1", allow_http=False)
-    assert target == Target(scheme="https", host="hooks.example.com", port=443, path="/a/b?x=1")
+    assert target == UrlTarget(scheme="https", host="hooks.example.com", port=443, path="/a/b?x=1")
     assert parse_target("http://[::1]:8080", allow_http=True).host == "::1"
     assert parse_target("http://example.com", allow_http=True).port == 80
 

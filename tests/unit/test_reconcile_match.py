@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from models.outbound import UnknownMessage
+from models.outbound_messages import UnknownMessage
 from tasks.providers import ProviderMessage
 from tasks.reconcile import is_match
 

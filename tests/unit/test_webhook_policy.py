@@ -154,7 +154,7 @@ def test_retry_schedule_setting_is_validated() -> None:
 
 
 def test_url_policy_follows_the_environment() -> None:
-    from models.endpoints import UrlPolicy
+    from models.webhook_endpoints import UrlPolicy
 
     dev = Settings(leadline_env="development", leadline_allow_private_webhook_targets=True)
     prod = Settings(leadline_env="production", leadline_allow_private_webhook_targets=True)

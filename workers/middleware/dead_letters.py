@@ -28,7 +28,7 @@ from leadline.clock import Clock, utcnow
 from leadline.logging import get_logger, redact_text
 from leadline.metrics import DEAD_LETTERS
 from models.db import Database
-from workers.deadletters import Failure, record_dead_letter
+from workers.dlq import Failure, record_dead_letter
 
 log = get_logger("leadline.workers.dead_letters")
 DatabaseProvider = Callable[[], Database | None]

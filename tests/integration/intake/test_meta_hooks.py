@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from models.leads import decrypt_lead
 from models.tables import InboundEvent, Lead
+from tasks.after_commit import AfterCommit
 from tasks.events import process_inbound_event
-from tasks.outbox import Outbox
 from tests.helpers import wait_for
 from tests.integration.intake.conftest import all_event_count, events_of, settled
 from tests.integration.intake.signing import (
@@ -78,7 +78,7 @@ def process_in_order(context: Any, org_id: uuid.UUID, external_ids: list[str]) -
             cipher = context.keys.cipher(session, org_id)
             query = select(InboundEvent.id).where(InboundEvent.external_id == external_id)
             event_id = session.scalars(query).one()
-            assert process_inbound_event(session, cipher, event_id, Outbox(), context.clock())
+            assert process_inbound_event(session, cipher, event_id, AfterCommit(), context.clock())
 
 
 def test_first_message_is_the_earliest_whatever_order_the_worker_takes(

@@ -190,8 +190,8 @@ def test_a_stop_the_worker_records_counts_from_when_it_arrived(
     that order by the worker, the START still lifts the STOP, which came first."""
     from sqlalchemy import delete, update
 
+    from tasks.after_commit import AfterCommit
     from tasks.events import process_inbound_event
-    from tasks.outbox import Outbox
 
     org = make_org()
     number = add_number(org.id)
@@ -207,7 +207,7 @@ def test_a_stop_the_worker_records_counts_from_when_it_arrived(
     for event in (stop_event, start_event):
         with context.db.tenant(org.id) as session:
             cipher = context.keys.cipher(session, org.id)
-            assert process_inbound_event(session, cipher, event.id, Outbox(), context.clock())
+            assert process_inbound_event(session, cipher, event.id, AfterCommit(), context.clock())
         if event is stop_event:
             assert suppressed(context, org.id, person)
 

@@ -88,7 +88,7 @@ class ClaimedMessage:
 
 
 @dataclass(frozen=True)
-class Claim:
+class MessageClaim:
     """What the claim step decided: claimed, blocked, unknown, not_due or skipped."""
 
     outcome: str
@@ -98,7 +98,7 @@ class Claim:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class MessageOutcome:
     """The provider's answer, as a state to move the row to."""
 
     state: str
@@ -156,7 +156,7 @@ def queue_outbound(
 
 def claim_outbound(
     session: Session, cipher: OrgCipher, message_id: uuid.UUID, now: datetime
-) -> Claim:
+) -> MessageClaim:
     """Step 1 of the protocol. The caller commits right after."""
     query = (
         select(OutboundMessage)
@@ -165,26 +165,26 @@ def claim_outbound(
     )
     row = session.scalars(query).first()
     if row is None:
-        return Claim("skipped")
+        return MessageClaim("skipped")
     if row.state == "sending" and row.provider_call_at is not None:
         _move(row, "unknown", now, code="interrupted")
-        return Claim("unknown", row.channel)
+        return MessageClaim("unknown", row.channel)
     if row.state == "sending":  # the provider was never called: safe to claim again
         _move(row, "queued", now, code="reclaimed")
         row.next_attempt_at = min(row.next_attempt_at, now)
     if row.state != "queued":
-        return Claim("skipped")
+        return MessageClaim("skipped")
     if row.next_attempt_at > now:
-        return Claim("not_due", row.channel, due_at=row.next_attempt_at)
+        return MessageClaim("not_due", row.channel, due_at=row.next_attempt_at)
     blocked_reason = _blocked_reason(session, row)
     if blocked_reason is not None:
         _move(row, "blocked", now, code=blocked_reason)
-        return Claim("blocked", row.channel)
+        return MessageClaim("blocked", row.channel)
     row.attempts += 1
     row.claimed_at = now
     row.provider_call_at = None
     _move(row, "sending", now)
-    return Claim("claimed", row.channel, message=_claimed(cipher, row))
+    return MessageClaim("claimed", row.channel, message=_claimed(cipher, row))
 
 
 def start_provider_call(
@@ -240,7 +240,7 @@ def _move(row: OutboundMessage, state: str, now: datetime, code: str | None = No
 
 
 def record_outcome(
-    session: Session, message_id: uuid.UUID, attempt: int, outcome: Outcome, now: datetime
+    session: Session, message_id: uuid.UUID, attempt: int, outcome: MessageOutcome, now: datetime
 ) -> OutboundMessage | None:
     """Step 3. Applies only to the attempt this worker claimed; returns the row if applied."""
     query = select(OutboundMessage).where(OutboundMessage.id == message_id).with_for_update()

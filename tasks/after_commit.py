@@ -15,7 +15,7 @@ log = get_logger(__name__)
 
 
 @dataclass
-class Outbox:
+class AfterCommit:
     """Collects (actor, args) inside a transaction; `flush` sends them after COMMIT.
 
     A send that fails (Redis down) is only logged: the row it points at stays pending and the

@@ -54,7 +54,7 @@ class DeadLetterFilter:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class DeadLetterResult:
     """The result of one replay or purge: `done` is False when the state made it a no-op."""
 
     dead_letter_id: uuid.UUID
@@ -158,7 +158,7 @@ def find_dead_letter(session: Session, key: str, *, lock: bool = False) -> DeadL
 
 def replay_dead_letter(
     session: Session, broker: dramatiq.Broker, key: str, operator: str, now: datetime
-) -> Outcome:
+) -> DeadLetterResult:
     """Re-enqueue a dead message under its original id, once; the row stays locked meanwhile.
 
     The send happens before COMMIT on purpose: if it fails the row stays `dead`, and a replayed
@@ -190,7 +190,7 @@ def rebuilt_message(row: DeadLetter) -> dramatiq.Message[Any]:
 
 def purge_dead_letter(
     session: Session, broker: dramatiq.Broker, key: str, operator: str, now: datetime
-) -> Outcome:
+) -> DeadLetterResult:
     """Give up on a message for good: drop it from Redis and scrub the row to a tombstone."""
     row = find_dead_letter(session, key, lock=True)
     if row.state == PURGED:
@@ -217,8 +217,8 @@ def _details(row: DeadLetter) -> dict[str, Any]:
     return {"message_id": row.message_id, "actor": row.actor, "queue": row.queue}
 
 
-def _outcome(row: DeadLetter, *, done: bool) -> Outcome:
-    return Outcome(row.id, row.message_id, row.actor, done, row.state)
+def _outcome(row: DeadLetter, *, done: bool) -> DeadLetterResult:
+    return DeadLetterResult(row.id, row.message_id, row.actor, done, row.state)
 
 
 def dead_letter_summary(row: DeadLetter, now: datetime) -> dict[str, Any]:
