@@ -1,0 +1,55 @@
+"""process_event retries transient failures and gives up at once on permanent ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from intake.inbound import store_inbound_event
+from models.tables import InboundEvent
+from tasks.registry import EVENT_HANDLERS, EventContext
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.integration
+
+calls: list[str] = []
+
+
+def flaky_handler(ctx: EventContext) -> None:
+    calls.append(str(ctx.event.id))
+    if len(calls) == 1:
+        raise OperationalError("SELECT 1", {}, Exception("connection reset"))
+
+
+def status_of(context: Any, org_id: Any, event_id: Any) -> str | None:
+    with context.db.tenant(org_id) as session:
+        event = session.get(InboundEvent, event_id)
+        return event.status if event else None
+
+
+def test_transient_failure_is_retried_until_processed(
+    context: Any, worker: dramatiq.Worker, make_org: Any
+) -> None:
+    EVENT_HANDLERS["test_flaky"] = flaky_handler
+    calls.clear()
+    try:
+        org = make_org()
+        stored = store_inbound_event(context, org.id, "test_flaky", "flaky-1", {"n": 1})
+        wait_for(lambda: status_of(context, org.id, stored.id) == "processed", timeout=20)
+        assert calls == [str(stored.id), str(stored.id)]
+    finally:
+        del EVENT_HANDLERS["test_flaky"]
+
+
+def test_unknown_source_fails_permanently_without_retries(
+    context: Any, worker: dramatiq.Worker, make_org: Any
+) -> None:
+    org = make_org()
+    stored = store_inbound_event(context, org.id, "no_such_source", "x-1", {"n": 1})
+    wait_for(lambda: status_of(context, org.id, stored.id) == "failed")
+    with context.db.tenant(org.id) as session:
+        event = session.get(InboundEvent, stored.id)
+        assert event is not None and event.error == "UnknownEventSource"
