@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -45,17 +45,22 @@ def suppress(
     """Record an opt-out. Returns False when the recipient was already suppressed.
 
     `requested_at`: when the opt-out reached us (default: now), which a START compares with.
+    An existing suppression takes the later of the two times: a START lifts only what was
+    said before it, so STOP, START, STOP ends opted out whatever order the START is seen in.
     """
     values = {"id": uuid.uuid4(), "org_id": org_id, "recipient_bidx": recipient_bidx}
     if requested_at is not None:
         values["created_at"] = requested_at
-    inserted = session.execute(
-        insert(Suppression)
-        .values(reason=reason, **values)
-        .on_conflict_do_nothing(constraint="uq_suppressions_recipient")
-        .returning(Suppression.id)
-    ).scalar_one_or_none()
-    if inserted is None:
+    statement = insert(Suppression).values(reason=reason, **values)
+    inserted: bool = session.execute(
+        statement.on_conflict_do_update(
+            constraint="uq_suppressions_recipient",
+            set_={
+                "created_at": func.greatest(Suppression.created_at, statement.excluded.created_at)
+            },
+        ).returning(literal_column("xmax = 0"))
+    ).scalar_one()
+    if not inserted:
         return False
     _audit(session, org_id, recipient_bidx, "optout.added", reason, actor, lead_id)
     return True
