@@ -195,7 +195,14 @@ async def store_or_spool(
     spool: Spool = request.app.state.spool
     try:
         event_id = await run_in_threadpool(
-            spool.put, org_id, source, external_id, payload, request_id, canonical_request
+            spool.put,
+            org_id,
+            source,
+            external_id,
+            payload,
+            request_id,
+            canonical_request,
+            context.clock(),
         )
     except SpoolFull:
         warn_throttled(request, "spool full", source, "spool_full")

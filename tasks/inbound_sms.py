@@ -67,18 +67,17 @@ def optout_reason(body: str) -> str:
     return "keyword" if normalize_keyword(body) in OPT_OUT_KEYWORDS else "free_text"
 
 
-def record_optout_at_the_door(
+def record_inbound_optout(
     session: Session,
     cipher: OrgCipher,
-    event_id: uuid.UUID,
     payload: dict[str, Any],
     after_commit: AfterCommit,
     now: datetime,
+    requested_at: datetime | None = None,
 ) -> bool:
-    """An inbound opt-out, recorded in the transaction that stores its event (before the 2xx).
+    """If the inbound SMS `payload` is an opt-out, suppress its sender; True if it is one.
 
-    From that COMMIT on, every send to the number is blocked at claim time, whatever order the
-    queue delivers later events in. The event is marked so the worker does not apply it again.
+    `requested_at`: when it reached us (a spooled SMS arrived before it is stored); None: now.
     """
     params = params_from(payload)
     sender = sender_of(params)
@@ -89,11 +88,29 @@ def record_optout_at_the_door(
         return False
     bidx = phone_index(cipher, sender)
     lead_id = lead_id_for(session, bidx)
-    record_optout(
-        OptoutChange(
-            session, cipher, bidx, optout_reason(body), INBOUND_ACTOR, after_commit, now, lead_id
-        )
+    change = OptoutChange(
+        session, cipher, bidx, optout_reason(body), INBOUND_ACTOR, after_commit, now, lead_id
     )
+    record_optout(replace(change, requested_at=requested_at))
+    return True
+
+
+def record_optout_at_the_door(
+    session: Session,
+    cipher: OrgCipher,
+    event_id: uuid.UUID,
+    payload: dict[str, Any],
+    after_commit: AfterCommit,
+    now: datetime,
+    requested_at: datetime | None = None,
+) -> bool:
+    """An inbound opt-out, recorded in the transaction that stores its event (before the 2xx).
+
+    From that COMMIT on, every send to the number is blocked at claim time, whatever order the
+    queue delivers later events in. The event is marked so the worker does not apply it again.
+    """
+    if not record_inbound_optout(session, cipher, payload, after_commit, now, requested_at):
+        return False
     session.execute(
         update(InboundEvent)
         .where(InboundEvent.id == event_id)

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -344,3 +345,38 @@ def test_only_an_unreachable_server_counts_as_an_outage() -> None:
     assert not database_unreachable(wrapped(psycopg.errors.SerializationFailure("retry")))
     assert not database_unreachable(wrapped(psycopg.errors.DeadlockDetected("deadlock")))
     assert not database_unreachable(ValueError("not a database error"))
+
+
+def test_a_spooled_stop_holds_before_the_events_spooled_ahead_of_it_are_stored(
+    own_context: TaskContext, own_postgres: OwnPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chaos run: a lead and the person's STOP spooled in that order; the replayer stored the
+    lead first, a worker sent its auto-reply, and only then the STOP was replayed."""
+    import intake.spool as spool_module
+
+    org, number = make_org(own_context)
+    person = random_number()
+    workdir = Path(tempfile.mkdtemp(prefix="spool-"))
+    path = workdir / "spool.sqlite3"
+    seen: list[bool] = []
+    store = spool_module.store_inbound_event
+
+    def observed_store(context: TaskContext, org_id: uuid.UUID, *args: Any, **kw: Any) -> Any:
+        seen.append(suppressed(own_context, org.id, person))
+        return store(context, org_id, *args, **kw)
+
+    monkeypatch.setattr(spool_module, "store_inbound_event", observed_store)
+    with intake(own_context, path) as client:
+        assert post_lead(client, org, random_number()).status_code == 202  # warms the cache
+        assert post_sms(client, number, random_number(), "warm").status_code == 200
+        with own_postgres.down():
+            assert post_lead(client, org, person, "ahead-of-the-stop").status_code == 202
+            assert post_sms(client, number, person, "STOP").status_code == 200
+            back = datetime.now(UTC)
+        wait_for(lambda: Spool(path, own_context.keyring, 100).count() == 0)
+    assert seen[:2] == [True, True]
+    assert suppressed(own_context, org.id, person)
+    # Stored with the time they reached the intake, not the time they were replayed.
+    arrived = [e.source for e in events(own_context, org.id) if e.received_at < back]
+    assert sorted(arrived) == ["api", "api", "twilio_sms", "twilio_sms"]
+    shutil.rmtree(workdir)
