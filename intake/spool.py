@@ -320,6 +320,35 @@ def apply_spooled_optouts(context: TaskContext, events: Sequence[SpooledEvent]) 
     return True
 
 
+def store_spooled(context: TaskContext, event: SpooledEvent) -> None:
+    stored = store_inbound_event(
+        context,
+        event.org_id,
+        event.source,
+        event.external_id,
+        event.payload,
+        event.request_id,
+        event.canonical_request,
+        event_id=event.event_id,
+        received_at=event.received_at,
+    )
+    if stored.same_request:
+        return
+    # Its key was first used with another body. Live, that is a 422; spooled, the intake could
+    # not tell and answered 2xx with this event's id, so the event is kept under that id alone.
+    log.warning("spooled event kept without its reused key", event_id=str(event.event_id))
+    store_inbound_event(
+        context,
+        event.org_id,
+        event.source,
+        None,
+        event.payload,
+        event.request_id,
+        event_id=event.event_id,
+        received_at=event.received_at,
+    )
+
+
 def replay(context: TaskContext, spool: Spool) -> int:
     """Store every spooled event through the normal path, oldest first; the number stored.
 
@@ -334,17 +363,7 @@ def replay(context: TaskContext, spool: Spool) -> int:
         for event in batch:
             last = event.row
             try:
-                store_inbound_event(
-                    context,
-                    event.org_id,
-                    event.source,
-                    event.external_id,
-                    event.payload,
-                    event.request_id,
-                    event.canonical_request,
-                    event_id=event.event_id,
-                    received_at=event.received_at,
-                )
+                store_spooled(context, event)
             except Exception as exc:
                 if database_unreachable(exc):
                     return moved

@@ -380,3 +380,25 @@ def test_a_spooled_stop_holds_before_the_events_spooled_ahead_of_it_are_stored(
     arrived = [e.source for e in events(own_context, org.id) if e.received_at < back]
     assert sorted(arrived) == ["api", "api", "twilio_sms", "twilio_sms"]
     shutil.rmtree(workdir)
+
+
+def test_a_spooled_lead_under_a_key_another_lead_took_is_kept_under_its_own_id(
+    own_context: TaskContext, own_postgres: OwnPostgres
+) -> None:
+    """During an outage the intake cannot tell a retry from a key reused with another body:
+    it answered 202, so the replayer keeps that lead rather than dropping it as a retry."""
+    org, _ = make_org(own_context)
+    workdir = Path(tempfile.mkdtemp(prefix="spool-"))
+    path = workdir / "spool.sqlite3"
+    with intake(own_context, path) as client:
+        first = post_lead(client, org, random_number(), "taken-key")
+        assert first.status_code == 202
+        with own_postgres.down():
+            retry = post_lead(client, org, random_number(), "taken-key")
+            assert retry.status_code == 202
+        wait_for(lambda: Spool(path, own_context.keyring, 100).count() == 0)
+    stored = {str(e.id): e for e in events(own_context, org.id)}
+    assert set(stored) == {first.json()["id"], retry.json()["id"]}
+    assert stored[first.json()["id"]].external_id == "taken-key"
+    assert stored[retry.json()["id"]].external_id is None
+    shutil.rmtree(workdir)
