@@ -44,7 +44,8 @@ from leadline.settings import Settings
 from models.crypto import Keyring
 from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext
-from tasks.inbound_sms import record_inbound_optout
+from tasks.inbound_sms import is_optout, record_inbound_optout
+from workers.sms_holds import hold_sms, release_sms
 
 log = get_logger("leadline.intake.spool")
 SPOOL_FILE = "spool.sqlite3"
@@ -304,19 +305,22 @@ def apply_spooled_optouts(context: TaskContext, events: Sequence[SpooledEvent]) 
     before the STOP is. False: the database is still unreachable. Opt-outs go in at their
     arrival times, so a spooled START after a STOP still lifts it, and one before it does not
     (models.suppressions)."""
-    texts: dict[uuid.UUID, list[SpooledEvent]] = defaultdict(list)
+    optouts: dict[uuid.UUID, list[SpooledEvent]] = defaultdict(list)
     for event in events:
-        texts[event.org_id].append(event)
-    for org_id, org_texts in texts.items():
+        if is_optout(event.payload):
+            optouts[event.org_id].append(event)
+    for org_id in optouts:
+        hold_sms(org_id)  # renewed on every pass while the opt-outs wait
+    for org_id, org_optouts in optouts.items():
         try:
-            recorded = record_spooled_optouts(context, org_id, org_texts)
+            recorded = record_spooled_optouts(context, org_id, org_optouts)
         except Exception as exc:
             if database_unreachable(exc):
                 return False
             log.error("spooled opt-outs not recorded", error=type(exc).__name__)
             continue
-        if recorded:
-            log.info("spooled opt-outs recorded first", org_id=str(org_id), count=recorded)
+        release_sms(org_id)
+        log.info("spooled opt-outs recorded first", org_id=str(org_id), count=recorded)
     return True
 
 

@@ -67,6 +67,12 @@ def optout_reason(body: str) -> str:
     return "keyword" if normalize_keyword(body) in OPT_OUT_KEYWORDS else "free_text"
 
 
+def is_optout(payload: dict[str, Any]) -> bool:
+    """An inbound SMS payload from a usable number whose text opts out."""
+    params = params_from(payload)
+    return sender_of(params) is not None and classify(body_of(params)) is Intent.OPT_OUT
+
+
 def record_inbound_optout(
     session: Session,
     cipher: OrgCipher,

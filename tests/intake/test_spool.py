@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ from starlette.testclient import TestClient
 
 from intake.app import create_app
 from intake.spool import RoutingCache, Spool, database_unreachable, replay
+from leadline.clock import utcnow
+from leadline.sandbox import SandboxState
 from models.billing import link_stripe_customer
 from models.intake import add_meta_account, add_phone_number
 from models.messaging import Suppression
@@ -43,8 +45,10 @@ from models.orgs import create_api_key, create_organization
 from models.suppressions import phone_index
 from models.tables import InboundEvent
 from tasks.context import TaskContext, build_context
+from tasks.sending import HELD_RETRY_SECONDS, deliver_outbound
 from tests.helpers import wait_for
 from tests.support.intake import random_number
+from tests.support.messaging import queue_alerts, sent_to
 from tests.support.services import Org
 from tests.support.signing import (
     messenger_body,
@@ -401,4 +405,37 @@ def test_a_spooled_lead_under_a_key_another_lead_took_is_kept_under_its_own_id(
     assert set(stored) == {first.json()["id"], retry.json()["id"]}
     assert stored[first.json()["id"]].external_id == "taken-key"
     assert stored[retry.json()["id"]].external_id is None
+    shutil.rmtree(workdir)
+
+
+def test_a_spooled_stop_holds_the_orgs_sms_until_the_replayer_records_it(
+    own_context: TaskContext,
+    own_postgres: OwnPostgres,
+    broker: Any,
+    sandbox_state: SandboxState,
+) -> None:
+    """Chaos run: an SMS queued before the outage was claimed as soon as the database came
+    back, 0.2 s before the replayer recorded the STOP its recipient had sent meanwhile."""
+    org, number = make_org(own_context)
+    person = random_number()
+    (queued,) = queue_alerts(own_context, org.id, person, 1, enqueue=False)
+    workdir = Path(tempfile.mkdtemp(prefix="spool-"))
+    path = workdir / "spool.sqlite3"
+    with intake(own_context, path) as client:
+        assert post_sms(client, number, random_number(), "warm").status_code == 200
+        own_postgres.stop()
+        assert post_sms(client, number, person, "STOP").status_code == 200
+    own_postgres.start()  # and no intake runs: nothing is replayed yet
+
+    assert deliver_outbound(own_context, org.id, queued) == "held"
+    assert sent_to(sandbox_state, person) == []
+    assert replay(own_context, Spool(path, own_context.keyring, 100)) == 1
+    later = TaskContext(
+        own_context.settings,
+        own_context.db,
+        own_context.keys,
+        lambda: utcnow() + timedelta(seconds=HELD_RETRY_SECONDS + 1),
+    )
+    assert deliver_outbound(later, org.id, queued) == "blocked"
+    assert sent_to(sandbox_state, person) == []
     shutil.rmtree(workdir)
