@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 PORT ?= 8000
 SANDBOX_PORT ?= 8025
 
-.PHONY: install browser run test demo bench lint format lock clean
+.PHONY: install browser run test demo bench chaos lint format lock clean
 
 install: $(STAMP)
 
@@ -51,6 +51,11 @@ test: install browser
 
 bench: install
 	$(BIN)/python -m bench
+
+# The whole stack on a PostgreSQL and a Redis of its own (free ports, a temporary directory),
+# under load while it kills workers, Redis and PostgreSQL; then it checks. Not part of `test`.
+chaos: install
+	$(BIN)/python -m tests.chaos
 
 lint: install
 	$(BIN)/ruff check .

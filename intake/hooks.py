@@ -29,6 +29,8 @@ from leadline.logging import get_logger
 from leadline.metrics import EVENTS_REJECTED, EVENTS_SPOOLED
 from models.routing import org_accepts_events
 from tasks.context import TaskContext
+from tasks.inbound_sms import is_optout
+from workers.sms_holds import hold_sms
 
 log = get_logger("leadline.intake")
 T = TypeVar("T")
@@ -191,12 +193,23 @@ async def store_or_spool(
     spool: Spool = request.app.state.spool
     try:
         event_id = await run_in_threadpool(
-            spool.put, org_id, source, external_id, payload, request_id, canonical_request
+            spool.put,
+            org_id,
+            source,
+            external_id,
+            payload,
+            request_id,
+            canonical_request,
+            context.clock(),
         )
     except SpoolFull:
         warn_throttled(request, "spool full", source, "spool_full")
         return unavailable()
     EVENTS_SPOOLED.labels(source=source).inc()
+    if source == "twilio_sms" and is_optout(payload):
+        # Before the 2xx: workers that still reach the database must not text this org's
+        # numbers until the replayer has recorded the STOP (workers/sms_holds.py).
+        await run_in_threadpool(hold_sms, org_id)
     return StoredEvent(event_id, created=True, enqueued=False)
 
 

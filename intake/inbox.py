@@ -23,7 +23,7 @@ from models.tables import InboundEvent, InboundEventStatus, InboundSource
 from tasks.after_commit import AfterCommit, enqueue_or_defer
 from tasks.context import TaskContext
 from tasks.inbound_events import encrypt_payload, process_event
-from tasks.inbound_sms import record_inbound_optout
+from tasks.inbound_sms import record_optout_at_the_door
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,15 @@ def store_inbound_event(
     request_id: str | None = None,
     canonical_request: str | None = None,
     event_id: uuid.UUID | None = None,
+    received_at: datetime | None = None,
 ) -> StoredEvent:
     """Insert the event unless (org, source, external id) or its id exists; enqueue only a new one.
 
     With `canonical_request`, a keyed fingerprint of it is kept, and an existing event with a
     different fingerprint comes back with `same_request=False` (nothing is stored). An
     `event_id` chosen in advance (a spooled event, intake/spool.py) makes a second replay of
-    an event without external id a no-op too."""
+    an event without external id a no-op too, and `received_at` is when it really arrived
+    (START and STOP are ordered by it)."""
     event_id = event_id or uuid.uuid4()
     after_commit = AfterCommit()
     with context.db.tenant(org_id) as session:
@@ -70,6 +72,7 @@ def store_inbound_event(
                 status=InboundEventStatus.PENDING,
                 request_id=request_id,
                 request_fingerprint=fingerprint,
+                **({"received_at": received_at} if received_at is not None else {}),
             )
             .on_conflict_do_nothing()
             .returning(InboundEvent.id)
@@ -86,8 +89,9 @@ def store_inbound_event(
             EVENTS_DEDUPLICATED.labels(source=source).inc()
             same = same_fingerprint(existing.request_fingerprint, fingerprint)
             return StoredEvent(existing.id, created=False, enqueued=False, same_request=same)
+        now = context.clock()
         record_at_the_door(
-            session, cipher, event_id, source, payload, after_commit, context.clock()
+            session, cipher, event_id, source, payload, after_commit, now, received_at
         )
     after_commit.flush()
     EVENTS_ACCEPTED.labels(source=source).inc()
@@ -108,7 +112,10 @@ def record_at_the_door(
     payload: dict[str, Any],
     after_commit: AfterCommit,
     now: datetime,
+    received_at: datetime | None = None,
 ) -> None:
     """What must hold from the 2xx on, in the event's own transaction: an inbound STOP."""
     if source == InboundSource.TWILIO_SMS:
-        record_inbound_optout(session, cipher, event_id, payload, after_commit, now)
+        record_optout_at_the_door(
+            session, cipher, event_id, payload, after_commit, now, received_at
+        )

@@ -5,10 +5,11 @@ database in the last `LEADLINE_SPOOL_CACHE_SECONDS` (RoutingCache: API keys, num
 Stripe customers, Meta accounts, Telegram and status-callback orgs) is written to a SQLite
 file (WAL, synchronous=FULL: on disk before the 2xx), its payload sealed with AES-256-GCM
 under a key derived (HKDF) from the master key, bound to its org, source, external id and
-event id. The replayer stores each spooled event through store_inbound_event (dedup by
-external id or event id, STOP at the door), then deletes it, so an event is stored exactly
-once however often a replay is interrupted. Unknown orgs and a full spool answer 503 with
-Retry-After.
+event id. The replayer first records every spooled opt-out (so a STOP holds before any event
+spooled ahead of it is stored and acted on), then stores each spooled event through
+store_inbound_event (dedup by external id or event id, STOP at the door, the time it really
+arrived), then deletes it, so an event is stored exactly once however often a replay is
+interrupted. Unknown orgs and a full spool answer 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +42,10 @@ from intake.responses import error_response
 from leadline.logging import get_logger
 from leadline.settings import Settings
 from models.crypto import Keyring
+from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext
+from tasks.inbound_sms import is_optout, record_sms_optout
+from workers.sms_holds import hold_sms, release_sms
 
 log = get_logger("leadline.intake.spool")
 SPOOL_FILE = "spool.sqlite3"
@@ -108,6 +114,7 @@ class SpooledEvent:
     payload: dict[str, Any]
     request_id: str | None
     canonical_request: str | None
+    received_at: datetime | None = None  # None: spooled by a version that did not keep it
 
 
 class SpoolFull(Exception):
@@ -180,12 +187,21 @@ class Spool:
         payload: dict[str, Any],
         request_id: str | None = None,
         canonical_request: str | None = None,
+        received_at: datetime | None = None,
     ) -> uuid.UUID:
-        """Seal and store one event, on disk when this returns; SpoolFull when at the cap."""
+        """Seal and store one event, on disk when this returns; SpoolFull when at the cap.
+
+        `received_at` (default: now) is stored with it, as the event's arrival time."""
         event_id = uuid.uuid4()
         key_id = self.keyring.primary_id
+        arrived = (received_at or datetime.now(UTC)).isoformat()
         body = json.dumps(
-            {"payload": payload, "request_id": request_id, "canonical": canonical_request}
+            {
+                "payload": payload,
+                "request_id": request_id,
+                "canonical": canonical_request,
+                "received_at": arrived,
+            }
         ).encode()
         nonce = os.urandom(12)
         sealed = nonce + AESGCM(spool_key(self.keyring, key_id)).encrypt(
@@ -213,13 +229,15 @@ class Spool:
             (count,) = self.conn.execute("SELECT count(*) FROM events").fetchone()
         return int(count)
 
-    def oldest(self, after: int = 0, limit: int = 100) -> list[SpooledEvent]:
-        """Up to `limit` events, oldest first, spooled after row `after`."""
+    def oldest(
+        self, after: int = 0, limit: int = 100, source: str | None = None
+    ) -> list[SpooledEvent]:
+        """Up to `limit` events (of `source`, or any), oldest first, spooled after row `after`."""
         with self.lock:
             rows = self.conn.execute(
                 "SELECT row, event_id, org_id, source, external_id, key_id, sealed"
-                " FROM events WHERE row > ? ORDER BY row LIMIT ?",
-                (after, limit),
+                " FROM events WHERE row > ? AND (? IS NULL OR source = ?) ORDER BY row LIMIT ?",
+                (after, source, source, limit),
             ).fetchall()
         return [self.unseal(*row) for row in rows]
 
@@ -238,9 +256,10 @@ class Spool:
             sealed[:12], sealed[12:], event_aad(org, source, external_id, event)
         )
         data = json.loads(body)
+        arrived = data.get("received_at")
         return SpooledEvent(
             row, event, org, source, external_id, data["payload"], data["request_id"],
-            data["canonical"],
+            data["canonical"], datetime.fromisoformat(arrived) if arrived else None,
         )  # fmt: skip
 
     def remove(self, row: int) -> None:
@@ -254,27 +273,99 @@ class Spool:
                 self._conn = None
 
 
+def spooled_texts(spool: Spool) -> list[SpooledEvent]:
+    """Every spooled inbound SMS, oldest first."""
+    texts: list[SpooledEvent] = []
+    while batch := spool.oldest(after=texts[-1].row if texts else 0, source="twilio_sms"):
+        texts += batch
+    return texts
+
+
+def record_spooled_optouts(
+    context: TaskContext, org_id: uuid.UUID, texts: Sequence[SpooledEvent]
+) -> int:
+    """One org's spooled opt-outs as suppressions, each at the time it arrived; how many."""
+    after_commit = AfterCommit()
+    with context.db.tenant(org_id) as session:
+        cipher = context.keys.cipher(session, org_id)
+        now = context.clock()
+        recorded = sum(
+            record_sms_optout(session, cipher, text.payload, after_commit, now, text.received_at)
+            for text in texts
+        )
+    after_commit.flush()
+    return recorded
+
+
+def apply_spooled_optouts(context: TaskContext, events: Sequence[SpooledEvent]) -> bool:
+    """The opt-outs among spooled inbound SMS `events`, before any spooled event is stored:
+    events spooled ahead of a STOP would otherwise be acted on (an auto-reply, a HELP reply)
+    before the STOP is. False: the database is still unreachable. Opt-outs go in at their
+    arrival times, so a spooled START after a STOP still lifts it, and one before it does not
+    (tasks/optouts.py)."""
+    optouts: dict[uuid.UUID, list[SpooledEvent]] = defaultdict(list)
+    for event in events:
+        if is_optout(event.payload):
+            optouts[event.org_id].append(event)
+    for org_id in optouts:
+        hold_sms(org_id)  # renewed on every pass while the opt-outs wait
+    for org_id, org_optouts in optouts.items():
+        try:
+            recorded = record_spooled_optouts(context, org_id, org_optouts)
+        except Exception as exc:
+            if database_unreachable(exc):
+                return False
+            log.error("spooled opt-outs not recorded", error=type(exc).__name__)
+            continue
+        release_sms(org_id)
+        log.info("spooled opt-outs recorded first", org_id=str(org_id), count=recorded)
+    return True
+
+
+def store_spooled(context: TaskContext, event: SpooledEvent) -> None:
+    stored = store_inbound_event(
+        context,
+        event.org_id,
+        event.source,
+        event.external_id,
+        event.payload,
+        event.request_id,
+        event.canonical_request,
+        event_id=event.event_id,
+        received_at=event.received_at,
+    )
+    if stored.same_request:
+        return
+    # Its key was first used with another body. Live, that is a 422; spooled, the intake could
+    # not tell and answered 2xx with this event's id, so the event is kept under that id alone.
+    log.warning("spooled event kept without its reused key", event_id=str(event.event_id))
+    store_inbound_event(
+        context,
+        event.org_id,
+        event.source,
+        None,
+        event.payload,
+        event.request_id,
+        event_id=event.event_id,
+        received_at=event.received_at,
+    )
+
+
 def replay(context: TaskContext, spool: Spool) -> int:
     """Store every spooled event through the normal path, oldest first; the number stored.
 
-    Stops at the first sign that the database is still unreachable (the next tick retries).
-    An event refused for another reason stays spooled, logged, and is retried on the next
-    tick; it does not hold back the events behind it."""
+    Spooled opt-outs are recorded first (apply_spooled_optouts). Stops at the first sign that
+    the database is still unreachable (the next tick retries). An event refused for another
+    reason stays spooled, logged, and is retried on the next tick; it does not hold back the
+    events behind it."""
+    if not apply_spooled_optouts(context, spooled_texts(spool)):
+        return 0
     moved, last = 0, 0
     while batch := spool.oldest(after=last):
         for event in batch:
             last = event.row
             try:
-                store_inbound_event(
-                    context,
-                    event.org_id,
-                    event.source,
-                    event.external_id,
-                    event.payload,
-                    event.request_id,
-                    event.canonical_request,
-                    event_id=event.event_id,
-                )
+                store_spooled(context, event)
             except Exception as exc:
                 if database_unreachable(exc):
                     return moved

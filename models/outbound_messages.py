@@ -214,6 +214,24 @@ def start_provider_call(
     return "call"
 
 
+def return_uncalled(
+    session: Session, message_id: uuid.UUID, attempt: int, due_at: datetime, now: datetime
+) -> bool:
+    """Undo step 2 when the provider was not called after all (the org's SMS are held): back
+    to `queued`, due at `due_at`, the attempt not counted. Fenced by the attempt number."""
+    query = select(OutboundMessage).where(OutboundMessage.id == message_id).with_for_update()
+    row = session.scalars(query).first()
+    if row is None or row.attempts != attempt or row.state != "sending":
+        return False
+    if row.provider_call_at is None:
+        return False
+    row.provider_call_at = None
+    row.attempts -= 1
+    row.next_attempt_at = due_at
+    _move(row, "queued", now, code="held")
+    return True
+
+
 def _blocked_reason(session: Session, row: OutboundMessage, opted_out: OptoutCheck) -> str | None:
     if row.channel == "sms" and opted_out(session, row.org_id, row.recipient_bidx):
         return "suppressed"

@@ -1,7 +1,7 @@
 """Inbound SMS (STOP/START/HELP or a conversation message) and Twilio status callbacks.
 
 The intake route has verified the signature, found the org by the `To` number and stored the
-event; an opt-out it has already recorded with the event (record_inbound_optout), so the
+event; an opt-out it has already recorded with the event (record_optout_at_the_door), so the
 suppression holds from its 2xx. These handlers run inside process_event's transaction.
 """
 
@@ -11,7 +11,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from models.message_templates import render
 from models.messaging import ConversationMessage
 from models.normalize import InvalidPhoneNumber, normalize_phone
 from models.outbound_messages import NewOutbound, apply_delivery_status, queue_outbound
-from models.tables import Lead
+from models.tables import InboundEvent, Lead
 from models.webhooks import EventType
 from tasks.after_commit import AfterCommit
 from tasks.alerts import reply_alert
@@ -42,7 +42,7 @@ from tasks.optouts import (
     classify,
     lift_optout,
     optout_reason,
-    record_at_the_door,
+    record_inbound_optout,
     record_optout,
 )
 from tasks.sending import add_send
@@ -68,22 +68,56 @@ def sms_body(params: dict[str, str]) -> str:
     return params.get("Body", "")[:MAX_BODY_CHARS]
 
 
-def record_inbound_optout(
+def read_sms(payload: JsonObject) -> tuple[str, str] | None:
+    """(sender, body) of a stored inbound SMS; None when the sender is no usable number."""
+    params = sms_params(payload)
+    sender = sms_sender(params)
+    return None if sender is None else (sender, sms_body(params))
+
+
+def is_optout(payload: JsonObject) -> bool:
+    """An inbound SMS from a usable number whose text opts out."""
+    sms = read_sms(payload)
+    return sms is not None and classify(sms[1]) is Intent.OPT_OUT
+
+
+def record_sms_optout(
+    session: Session,
+    cipher: OrgCipher,
+    payload: JsonObject,
+    after_commit: AfterCommit,
+    now: datetime,
+    requested_at: datetime | None = None,
+) -> bool:
+    """An inbound SMS that opts out, recorded as a suppression; True if it was one.
+    `requested_at`: when it reached us (a spooled SMS arrived before it is stored)."""
+    sms = read_sms(payload)
+    if sms is None:
+        return False
+    sender, body = sms
+    return record_inbound_optout(session, cipher, sender, body, after_commit, now, requested_at)
+
+
+def record_optout_at_the_door(
     session: Session,
     cipher: OrgCipher,
     event_id: uuid.UUID,
     payload: JsonObject,
     after_commit: AfterCommit,
     now: datetime,
+    requested_at: datetime | None = None,
 ) -> bool:
-    """What the intake does before its 2xx to an inbound SMS: an opt-out is recorded with it."""
-    params = sms_params(payload)
-    sender = sms_sender(params)
-    if sender is None:
+    """What the intake does before its 2xx to an inbound SMS, in the transaction that stores
+    its event: an opt-out is recorded, and the event marked so the worker does not apply it
+    again."""
+    if not record_sms_optout(session, cipher, payload, after_commit, now, requested_at):
         return False
-    return record_at_the_door(
-        session, cipher, event_id, sender, sms_body(params), after_commit, now
+    session.execute(
+        update(InboundEvent)
+        .where(InboundEvent.id == event_id)
+        .values(optout_recorded_at=func.now())
     )
+    return True
 
 
 def handle_inbound_sms(ctx: InboundContext) -> None:

@@ -6,7 +6,7 @@ Keywords count only as the whole message (case-insensitive, trimmed, trailing pu
 dropped). Free-text revocations ("please stop texting me") also opt out: when in doubt we
 stop, because texting someone who asked us not to is the failure that matters.
 
-Recorded by: the intake (an inbound STOP, with its event, before the 2xx: record_at_the_door),
+Recorded by: the intake (an inbound STOP, with its event, before the 2xx: record_inbound_optout),
 the worker (a START, or a STOP stored before the intake did this), and a carrier refusal
 (Twilio 21610 on a send or in a status callback). A suppression is keyed by the recipient's
 blind index only and holds no lead id, so erasing a person never lifts their STOP. Its history
@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import delete, exists, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,7 @@ from models.audit import record_audit
 from models.crypto import OrgCipher
 from models.leads import phone_index
 from models.messaging import Suppression
-from models.tables import InboundEvent, Lead
+from models.tables import Lead
 from models.webhooks import EventType
 from tasks.after_commit import AfterCommit
 from tasks.domain_events import DomainEvent, EventData, publish
@@ -155,17 +155,23 @@ class OptoutChange:
 
 
 def record_optout(change: OptoutChange) -> bool:
-    """Suppress, audit and publish; False (and nothing published) if already suppressed."""
+    """Suppress, audit and publish; False (and nothing published) if already suppressed.
+
+    An existing suppression takes the later of the two times: a START lifts only what was said
+    before it, so STOP, START, STOP ends opted out whatever order the START is seen in."""
     values = {"id": uuid.uuid4(), "org_id": change.org_id, "recipient_bidx": change.recipient_bidx}
     if change.requested_at is not None:
-        values["created_at"] = change.requested_at  # what a later START compares with
-    inserted = change.session.execute(
-        insert(Suppression)
-        .values(reason=change.reason, **values)
-        .on_conflict_do_nothing(constraint="uq_suppressions_recipient")
-        .returning(Suppression.id)
-    ).scalar_one_or_none()
-    if inserted is None:
+        values["created_at"] = change.requested_at
+    statement = insert(Suppression).values(reason=change.reason, **values)
+    inserted: bool = change.session.execute(
+        statement.on_conflict_do_update(
+            constraint="uq_suppressions_recipient",
+            set_={
+                "created_at": func.greatest(Suppression.created_at, statement.excluded.created_at)
+            },
+        ).returning(literal_column("xmax = 0"))  # true for a new row, false for an update
+    ).scalar_one()
+    if not inserted:
         return False
     _announce(change, opted_out=True)
     return True
@@ -232,19 +238,21 @@ def _announce(change: OptoutChange, opted_out: bool) -> None:
 INBOUND_ACTOR = "sms:inbound"
 
 
-def record_at_the_door(
+def record_inbound_optout(
     session: Session,
     cipher: OrgCipher,
-    event_id: uuid.UUID,
     sender: str,
     body: str,
     after_commit: AfterCommit,
     now: datetime,
+    requested_at: datetime | None = None,
 ) -> bool:
-    """An inbound opt-out, recorded in the transaction that stores its event (before the 2xx).
+    """If an inbound message from `sender` opts out, suppress the sender; True if it does.
 
-    From that COMMIT on, every send to the number is blocked at claim time, whatever order the
-    queue delivers later events in. The event is marked so the worker does not apply it again.
+    The intake calls this in the transaction that stores the message's event (before the 2xx),
+    or, for a message spooled during a database outage, before it replays anything:
+    `requested_at` is then when the message arrived. From that COMMIT on, every send to the
+    number is blocked at claim time, whatever order the queue delivers later events in.
     """
     if classify(body) is not Intent.OPT_OUT:
         return False
@@ -252,10 +260,5 @@ def record_at_the_door(
     change = OptoutChange(
         session, cipher, bidx, optout_reason(body), INBOUND_ACTOR, after_commit, now
     )
-    record_optout(replace(change, lead_id=lead_id_for(session, bidx)))
-    session.execute(
-        update(InboundEvent)
-        .where(InboundEvent.id == event_id)
-        .values(optout_recorded_at=func.now())
-    )
+    record_optout(replace(change, lead_id=lead_id_for(session, bidx), requested_at=requested_at))
     return True

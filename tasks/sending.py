@@ -28,6 +28,7 @@ from models.outbound_messages import (
     MessageOutcome,
     claim_outbound,
     record_outcome,
+    return_uncalled,
     stale_outbound,
     start_provider_call,
     unlink_telegram_chat,
@@ -37,8 +38,10 @@ from tasks.context import TaskContext, get_context
 from tasks.optouts import OptoutChange, carrier_optout_reason, is_opted_out, record_optout
 from tasks.providers import ProviderResult, send_telegram_message, send_twilio_sms
 from workers.runtime import actor
+from workers.sms_holds import sms_held
 
 log = get_logger(__name__)
+HELD_RETRY_SECONDS = 2.0
 
 
 @actor(queue_name="messages", max_retries=20)
@@ -89,8 +92,24 @@ def deliver_outbound(context: TaskContext, org_id: uuid.UUID, message_id: uuid.U
         if started == "blocked":
             MESSAGES_SENT.labels(channel=claim.channel, state="blocked").inc()
         return started
+    # Asked after provider_call_at is committed: a hold set before this check is seen, and
+    # one set after it came after the decision to send (workers/sms_holds.py).
+    if claim.message.channel == "sms" and sms_held(org_id):
+        return hold_back(context, claim.message)
     result = call_provider(context.settings, claim.message)
     return record_result(context, claim.message, result)
+
+
+def hold_back(context: TaskContext, message: ClaimedMessage) -> str:
+    """The org's SMS are held while an intake's spool holds an opt-out for it: the provider
+    is not called, and the message is due again in a moment."""
+    now = context.clock()
+    due = now + timedelta(seconds=HELD_RETRY_SECONDS)
+    with context.db.tenant(message.org_id) as session:
+        returned = return_uncalled(session, message.id, message.attempt, due, now)
+    if returned:
+        enqueue_send(message.channel, message.org_id, message.id, HELD_RETRY_SECONDS)
+    return "held"
 
 
 def mark_provider_call_started(context: TaskContext, message: ClaimedMessage) -> str:

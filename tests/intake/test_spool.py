@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from starlette.testclient import TestClient
 
 from intake.app import create_app
 from intake.spool import RoutingCache, Spool, database_unreachable, replay
+from leadline.clock import utcnow
+from leadline.sandbox import SandboxState
 from models.billing import link_stripe_customer
 from models.leads import phone_index
 from models.messaging import Suppression
@@ -42,8 +45,10 @@ from models.orgs import create_api_key, create_organization
 from models.routing import add_meta_account, add_phone_number
 from models.tables import InboundEvent
 from tasks.context import TaskContext, build_context
+from tasks.sending import HELD_RETRY_SECONDS, deliver_outbound
 from tests.helpers import wait_for
 from tests.support.intake import random_number
+from tests.support.messaging import queue_alerts, sent_to
 from tests.support.services import Org
 from tests.support.signing import (
     messenger_body,
@@ -344,3 +349,93 @@ def test_only_an_unreachable_server_counts_as_an_outage() -> None:
     assert not database_unreachable(wrapped(psycopg.errors.SerializationFailure("retry")))
     assert not database_unreachable(wrapped(psycopg.errors.DeadlockDetected("deadlock")))
     assert not database_unreachable(ValueError("not a database error"))
+
+
+def test_a_spooled_stop_holds_before_the_events_spooled_ahead_of_it_are_stored(
+    own_context: TaskContext, own_postgres: OwnPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chaos run: a lead and the person's STOP spooled in that order; the replayer stored the
+    lead first, a worker sent its auto-reply, and only then the STOP was replayed."""
+    import intake.spool as spool_module
+
+    org, number = make_org(own_context)
+    person = random_number()
+    workdir = Path(tempfile.mkdtemp(prefix="spool-"))
+    path = workdir / "spool.sqlite3"
+    seen: list[bool] = []
+    store = spool_module.store_inbound_event
+
+    def observed_store(context: TaskContext, org_id: uuid.UUID, *args: Any, **kw: Any) -> Any:
+        seen.append(suppressed(own_context, org.id, person))
+        return store(context, org_id, *args, **kw)
+
+    monkeypatch.setattr(spool_module, "store_inbound_event", observed_store)
+    with intake(own_context, path) as client:
+        assert post_lead(client, org, random_number()).status_code == 202  # warms the cache
+        assert post_sms(client, number, random_number(), "warm").status_code == 200
+        with own_postgres.down():
+            assert post_lead(client, org, person, "ahead-of-the-stop").status_code == 202
+            assert post_sms(client, number, person, "STOP").status_code == 200
+            back = datetime.now(UTC)
+        wait_for(lambda: Spool(path, own_context.keyring, 100).count() == 0)
+    assert seen[:2] == [True, True]
+    assert suppressed(own_context, org.id, person)
+    # Stored with the time they reached the intake, not the time they were replayed.
+    arrived = [e.source for e in events(own_context, org.id) if e.received_at < back]
+    assert sorted(arrived) == ["api", "api", "twilio_sms", "twilio_sms"]
+    shutil.rmtree(workdir)
+
+
+def test_a_spooled_lead_under_a_key_another_lead_took_is_kept_under_its_own_id(
+    own_context: TaskContext, own_postgres: OwnPostgres
+) -> None:
+    """During an outage the intake cannot tell a retry from a key reused with another body:
+    it answered 202, so the replayer keeps that lead rather than dropping it as a retry."""
+    org, _ = make_org(own_context)
+    workdir = Path(tempfile.mkdtemp(prefix="spool-"))
+    path = workdir / "spool.sqlite3"
+    with intake(own_context, path) as client:
+        first = post_lead(client, org, random_number(), "taken-key")
+        assert first.status_code == 202
+        with own_postgres.down():
+            retry = post_lead(client, org, random_number(), "taken-key")
+            assert retry.status_code == 202
+        wait_for(lambda: Spool(path, own_context.keyring, 100).count() == 0)
+    stored = {str(e.id): e for e in events(own_context, org.id)}
+    assert set(stored) == {first.json()["id"], retry.json()["id"]}
+    assert stored[first.json()["id"]].external_id == "taken-key"
+    assert stored[retry.json()["id"]].external_id is None
+    shutil.rmtree(workdir)
+
+
+def test_a_spooled_stop_holds_the_orgs_sms_until_the_replayer_records_it(
+    own_context: TaskContext,
+    own_postgres: OwnPostgres,
+    broker: Any,
+    sandbox_state: SandboxState,
+) -> None:
+    """Chaos run: an SMS queued before the outage was claimed as soon as the database came
+    back, 0.2 s before the replayer recorded the STOP its recipient had sent meanwhile."""
+    org, number = make_org(own_context)
+    person = random_number()
+    (queued,) = queue_alerts(own_context, org.id, person, 1, enqueue=False)
+    workdir = Path(tempfile.mkdtemp(prefix="spool-"))
+    path = workdir / "spool.sqlite3"
+    with intake(own_context, path) as client:
+        assert post_sms(client, number, random_number(), "warm").status_code == 200
+        own_postgres.stop()
+        assert post_sms(client, number, person, "STOP").status_code == 200
+    own_postgres.start()  # and no intake runs: nothing is replayed yet
+
+    assert deliver_outbound(own_context, org.id, queued) == "held"
+    assert sent_to(sandbox_state, person) == []
+    assert replay(own_context, Spool(path, own_context.keyring, 100)) == 1
+    later = TaskContext(
+        own_context.settings,
+        own_context.db,
+        own_context.keys,
+        lambda: utcnow() + timedelta(seconds=HELD_RETRY_SECONDS + 1),
+    )
+    assert deliver_outbound(later, org.id, queued) == "blocked"
+    assert sent_to(sandbox_state, person) == []
+    shutil.rmtree(workdir)

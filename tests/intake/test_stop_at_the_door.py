@@ -215,3 +215,26 @@ def test_a_stop_the_worker_records_counts_from_when_it_arrived(
             assert suppressed(context, org.id, person)
 
     assert not suppressed(context, org.id, person)
+
+
+def test_stop_start_stop_ends_opted_out_whatever_order_the_worker_sees(
+    client: Any,
+    broker: dramatiq.Broker,
+    worker: dramatiq.Worker,
+    make_org: Any,
+    add_number: Any,
+    context: Any,
+) -> None:
+    """The second STOP finds the first one's suppression at the door: it must still count
+    from its own arrival, or the START between them, processed late, lifts it."""
+    org = make_org()
+    number = add_number(org.id)
+    person = random_phone()
+    with redis_unreachable(broker):
+        for body in ("STOP", "START", "STOP"):
+            assert post_sms(client, number, person, body).status_code == 200
+    assert suppressed(context, org.id, person)
+
+    assert sweep_pending(context) >= 3
+    wait_for(lambda: all_processed(context, org.id, 3))
+    assert suppressed(context, org.id, person)
