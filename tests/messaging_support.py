@@ -228,6 +228,9 @@ def process_environment(settings: Any, **extra: str) -> dict[str, str]:
         LEADLINE_REDIS_NAMESPACE=settings.leadline_redis_namespace,
         LEADLINE_MASTER_KEYS=settings.leadline_master_keys.get_secret_value(),
         LEADLINE_LOG_LEVEL="WARNING",
+        # Test runs share the machine (and start two workers): no fixed metrics ports.
+        LEADLINE_WORKER_METRICS_PORT="0",
+        LEADLINE_SCHEDULER_METRICS_PORT="0",
         TWILIO_ACCOUNT_SID=str(settings.twilio_account_sid),
         TWILIO_AUTH_TOKEN=settings.twilio_auth_token.get_secret_value(),
         TWILIO_API_BASE=str(settings.twilio_api_base),

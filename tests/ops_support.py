@@ -86,6 +86,8 @@ def cli_environment(settings: Settings, **overrides: str) -> dict[str, str]:
         LEADLINE_STATE_DIR=settings.leadline_state_dir,
         LEADLINE_LOG_LEVEL="WARNING",
     )
+    if settings.leadline_broker_url is not None:
+        env["LEADLINE_BROKER_URL"] = settings.leadline_broker_url
     env.update(overrides)
     return env
 

@@ -26,6 +26,9 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
         LEADLINE_REDIS_NAMESPACE=settings.leadline_redis_namespace,
         LEADLINE_MASTER_KEYS=settings.leadline_master_keys.get_secret_value(),  # type: ignore[union-attr]
         LEADLINE_STATE_DIR=settings.leadline_state_dir,
+        # Test runs share the machine: no fixed metrics ports for the workers they start.
+        LEADLINE_WORKER_METRICS_PORT="0",
+        LEADLINE_SCHEDULER_METRICS_PORT="0",
     )
     env.update(extra)
     return env

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
+import pytest
 from sqlalchemy import select
 
 from leadline.sandbox import SandboxState
@@ -23,6 +24,8 @@ from tests.messaging_support import (
     sent_to,
     settled,
 )
+
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
 
 def post_lead(client: Any, org: Org, body: dict[str, Any]) -> None:

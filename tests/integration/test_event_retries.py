@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
+import pytest
 from sqlalchemy.exc import OperationalError
 
 from intake.inbound import store_inbound_event
@@ -12,6 +13,7 @@ from models.tables import InboundEvent
 from tasks.registry import EVENT_HANDLERS, EventContext
 from tests.helpers import wait_for
 
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 calls: list[str] = []
 
 
