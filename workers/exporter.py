@@ -30,7 +30,7 @@ from workers.readiness import readiness
 
 ProbeAnswer = tuple[bool, dict[str, Any]]
 Probe = Callable[[], ProbeAnswer]
-JSON_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,11 @@ def probe_app(probes: Probes) -> Callable[[WSGIEnvironment, StartResponse], Iter
             return scraped
         probe = routes.get(path)
         if probe is None:
-            start_response("404 Not Found", JSON_HEADERS)
+            start_response("404 Not Found", list(JSON_HEADERS))
             return [b'{"error": "not found"}']
         ok, body = answer_of(probe)
-        start_response("200 OK" if ok else "503 Service Unavailable", JSON_HEADERS)
+        # A new list each time: wsgiref adds Content-Length to the one it is given.
+        start_response("200 OK" if ok else "503 Service Unavailable", list(JSON_HEADERS))
         return [json.dumps(body).encode()]
 
     return app
