@@ -191,11 +191,28 @@ class RabbitmqLeadlineBroker(LeadlineBroker, RabbitmqBroker):
     # there goes through `amqp_name`, so its enqueue, declare and purge logic stays its own.
     @property
     def channel(self) -> Any:
+        self._drop_lost_connection()
         return NamespacedChannel(RabbitmqBroker.channel.fget(self), self.amqp_name)  # type: ignore[attr-defined]
 
     @channel.deleter
     def channel(self) -> None:
         RabbitmqBroker.channel.fdel(self)  # type: ignore[attr-defined]
+
+    def _drop_lost_connection(self) -> None:
+        """Forget this thread's connection if the server closed it meanwhile.
+
+        A thread that publishes now and then (an intake request thread, the main thread)
+        keeps its connection between uses without answering the server's heartbeats, and the
+        server drops it after two missed ones. Dramatiq's enqueue reconnects after such a
+        failure, but its purge and declare do not; handling pending frames here (heartbeats
+        included) finds the loss before any of them uses the connection."""
+        connection = getattr(self.state, "connection", None)
+        if connection is None:
+            return
+        try:
+            connection.process_data_events(time_limit=0)
+        except pika.exceptions.AMQPError:
+            del self.connection
 
     def _build_queue_arguments(self, queue_name: str) -> dict[str, Any]:
         arguments: dict[str, Any] = super()._build_queue_arguments(queue_name)  # type: ignore[no-untyped-call]
