@@ -68,3 +68,14 @@ def dead_copies(broker: Any, queue: str) -> list[bytes]:
             if method is None:
                 return copies
             copies.append(body)
+
+
+def forget_worker(broker: Any, worker: Any) -> None:
+    """Take a stopped worker's middleware off the broker.
+
+    Worker.start adds a middleware that starts a consumer for every queue declared later, and
+    stop() leaves it on the broker: without this, an actor declared by a later test module
+    would get consumers of the stopped worker, which take its messages and never run them."""
+    broker.middleware[:] = [
+        m for m in broker.middleware if getattr(m, "worker", None) is not worker
+    ]

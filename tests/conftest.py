@@ -35,7 +35,7 @@ from leadline.embedded import EmbeddedServices, start_embedded
 from leadline.logging import json_formatter
 from leadline.sandbox import SandboxServer, SandboxState
 from leadline.settings import Settings
-from tests.broker_support import BROKERS, plan_amqp
+from tests.broker_support import BROKERS, forget_worker, plan_amqp
 
 RUN_ID = uuid.uuid4().hex[:10]
 TEST_PROVIDER_SECRETS: dict[str, Any] = {
@@ -221,12 +221,7 @@ def worker(broker: dramatiq.Broker) -> Iterator[dramatiq.Worker]:
     running.start()
     yield running
     running.stop()
-    # Worker.start adds a middleware that starts a consumer for every queue declared later and
-    # stop() leaves it on the broker: without this, an actor declared by a later test module
-    # would get consumers of this stopped worker, which take its messages and never run them.
-    broker.middleware[:] = [
-        m for m in broker.middleware if getattr(m, "worker", None) is not running
-    ]
+    forget_worker(broker, running)
     broker.flush_all()
 
 

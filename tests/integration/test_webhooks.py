@@ -21,6 +21,7 @@ from models.tables import AuditEntry
 from models.webhook_endpoints import get_endpoint
 from models.webhooks import WebhookDelivery, WebhookEndpoint
 from tasks.webhooks.http import set_transport_overrides
+from tests.broker_support import forget_worker
 from tests.conftest import Org
 from tests.helpers import wait_for
 from tests.integration.test_lead_pipeline import ADA, post_lead
@@ -297,6 +298,7 @@ def test_broker_losing_its_messages_mid_schedule_sweeper_restores_every_pending_
         # A new worker opens a connection per queue first (on RabbitMQ): slow on a busy machine.
         wait_for(lambda: len(rx.seen()) == 5 and all_retrying_once(ctx, org.id), timeout=45)
         first.stop()
+        forget_worker(broker, first)
 
         held = lambda: sum(q.waiting + q.delayed for q in broker.queue_stats())  # type: ignore[attr-defined]  # noqa: E731
         wait_for(lambda: held() == 5)  # the retries wait in the broker
@@ -314,6 +316,7 @@ def test_broker_losing_its_messages_mid_schedule_sweeper_restores_every_pending_
             wait_for(lambda: all(d.state == "delivered" for d in deliveries(ctx, org.id)))
         finally:
             second.stop()
+            forget_worker(broker, second)
     assert len(rx.seen()) == 10
 
 
@@ -329,6 +332,7 @@ def test_stopping_worker_finishes_requests_in_flight(
         publish_event(dev, org.id, "lead.created", {"lead_id": str(uuid.uuid4())})
         wait_for(lambda: rx.seen())  # the receiver is holding the request now
         running.stop()
+        forget_worker(broker, running)
         assert [d.state for d in deliveries(dev, org.id)] == ["delivered"]
 
 
