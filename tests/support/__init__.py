@@ -1,0 +1,1 @@
+"""Plain helper functions for tests (fixtures live in conftest.py files)."""

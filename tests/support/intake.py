@@ -1,0 +1,33 @@
+"""Intake test helpers: numbers to own, and reading back the inbound events stored."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from models.tables import InboundEvent
+
+AREA_CODES = ("212", "312", "415", "617", "646", "718", "206", "303")
+
+
+def random_number() -> str:
+    return f"+1{random.choice(AREA_CODES)}{random.randint(2_000_000, 9_999_999)}"
+
+
+def events_of(context: Any, org_id: uuid.UUID) -> list[InboundEvent]:
+    with context.db.tenant(org_id) as session:
+        return list(session.scalars(select(InboundEvent).order_by(InboundEvent.received_at)))
+
+
+def all_event_count(context: Any) -> int:
+    with context.db.maintenance() as session:
+        return len(session.scalars(select(InboundEvent.id)).all())
+
+
+def settled(context: Any, org_id: uuid.UUID, count: int) -> bool:
+    """`count` events stored for the org and none left pending."""
+    events = events_of(context, org_id)
+    return len(events) == count and all(e.status != "pending" for e in events)
