@@ -1,4 +1,6 @@
 # Every target installs what it needs first: `make run` and `make test` work on a fresh clone.
+# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set, nothing would cache it,
+# and every `leadline` process would compile its imports again (3 s of CPU instead of 1).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,8 +16,9 @@ install: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m compileall -q leadline models workers tasks intake scheduler
 	touch $(STAMP)
 
 # Debian's Chromium for the browser tests, installed only where that is possible without

@@ -49,7 +49,7 @@ def store_lead_events(env: BenchEnv, org: BenchOrg, first: int, count: int) -> f
 
     Returns events stored per second.
     """
-    from intake.inbound import store_inbound_event
+    from intake.inbox import store_inbound_event
 
     started = time.perf_counter()
     for serial in range(first, first + count):
@@ -65,7 +65,7 @@ def store_lead_events_batched(env: BenchEnv, org: BenchOrg, first: int, count: i
     from sqlalchemy.dialects.postgresql import insert
 
     from models.tables import InboundEvent
-    from tasks.events import encrypt_payload, process_event
+    from tasks.inbound_events import encrypt_payload, process_event
 
     context = env.context
     ids = [uuid.uuid4() for _ in range(count)]

@@ -144,8 +144,9 @@ def _prepare(context: Any, url: str) -> uuid.UUID:
 
 
 def _fan_out(context: Any, org_id: uuid.UUID) -> Any:
+    from models.webhooks import EventType
     from tasks.after_commit import AfterCommit
-    from tasks.registry import DomainEvent, publish
+    from tasks.domain_events import DomainEvent, publish
 
     after_commit = AfterCommit()
     with context.db.tenant(org_id) as session:
@@ -153,7 +154,9 @@ def _fan_out(context: Any, org_id: uuid.UUID) -> Any:
         for _ in range(DELIVERIES):
             data = {"lead_id": str(uuid.uuid4()), "source": "bench"}
             publish(
-                DomainEvent(session, cipher, "lead.created", data, after_commit, context.clock())
+                DomainEvent(
+                    session, cipher, EventType.LEAD_CREATED, data, after_commit, context.clock()
+                )
             )
     return after_commit
 

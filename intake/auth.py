@@ -7,8 +7,8 @@ import uuid
 from starlette.requests import Request
 
 from leadline.errors import KeyNotFoundError, VerificationError
-from models.intake import org_accepts_events, signing_secrets
 from models.orgs import resolve_api_key
+from models.routing import org_accepts_events, signing_secrets
 from tasks.context import TaskContext
 
 

@@ -20,14 +20,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from intake.inbound import StoredEvent, store_inbound_event
+from intake.inbox import StoredEvent, store_inbound_event
 from intake.limits import FailureClass, count_auth_failure, hit
 from intake.rejections import label_rejection
 from intake.responses import error_response
 from intake.spool import RoutingCache, Spool, SpoolFull, database_unreachable, unavailable
 from leadline.logging import get_logger
 from leadline.metrics import EVENTS_REJECTED, EVENTS_SPOOLED
-from models.intake import org_accepts_events
+from models.routing import org_accepts_events
 from tasks.context import TaskContext
 
 log = get_logger("leadline.intake")
@@ -101,20 +101,16 @@ async def reject(request: Request, source: str, reason: str) -> Response:
     return error_response(403, "verification failed")
 
 
-def refuse(source: str, status: int, reason: str, message: str) -> Response:
-    """A verified (or not yet verifiable) request we cannot take: 400, 404, 415.
-
-    Counted by intake.rejections from the status; `source` and `reason` name it in logs.
-    """
-    return error_response(status, message)
+# A verified (or not yet verifiable) request we cannot take is answered with its status and a
+# short message; intake.rejections counts it by route and status.
 
 
-def unsupported_type(source: str) -> Response:
-    return refuse(source, 415, "content_type", "unsupported content type")
+def unsupported_type() -> Response:
+    return error_response(415, "unsupported content type")
 
 
-def malformed(source: str) -> Response:
-    return refuse(source, 400, "malformed", "malformed body")
+def malformed() -> Response:
+    return error_response(400, "malformed body")
 
 
 def drop(request: Request, source: str, reason: str) -> Response:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from leadline.logging import get_logger, redact_text
 from leadline.timespec import format_age
 from models.db import Database
-from models.ops import DEAD, DeadLetter
+from models.ops import DeadLetter, DeadLetterState
 from models.retention import JobRun
 from tasks.attention import Listing, read_attention
 from workers.brokers import LeadlineBroker
@@ -63,7 +63,7 @@ def read_queues(broker: LeadlineBroker) -> tuple[list[QueueStats], str | None]:
 
 def dead_letter_counts(session: Session) -> dict[str, int]:
     query = select(DeadLetter.state, func.count()).group_by(DeadLetter.state)
-    counts = {DEAD: 0, **dict(session.execute(query).tuples().all())}
+    counts = {DeadLetterState.DEAD: 0, **dict(session.execute(query).tuples().all())}
     return {state: int(count) for state, count in counts.items()}
 
 

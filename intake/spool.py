@@ -34,7 +34,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from intake.inbound import store_inbound_event
+from intake.inbox import store_inbound_event
 from intake.responses import error_response
 from leadline.logging import get_logger
 from leadline.settings import Settings

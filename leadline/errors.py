@@ -26,23 +26,3 @@ class VerificationError(LeadlineError):
 
 class NotFoundError(LeadlineError):
     """A referenced row does not exist within the current tenant scope."""
-
-
-class DeliveryError(LeadlineError):
-    """Base class for outcomes of calls to providers and webhook receivers."""
-
-
-class TransientDeliveryError(DeliveryError):
-    """The call failed in a way that is safe to retry."""
-
-
-class PermanentDeliveryError(DeliveryError):
-    """The call failed in a way that retrying cannot fix."""
-
-
-class RecipientOptedOut(PermanentDeliveryError):
-    """The recipient has opted out; nothing may be sent to them."""
-
-
-class OutcomeUnknownError(PermanentDeliveryError):
-    """The request may have reached the provider; re-sending could duplicate it."""

@@ -213,10 +213,6 @@ def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
 
 
-def bind_context(**values: str) -> None:
-    structlog.contextvars.bind_contextvars(**values)
-
-
 def clear_context() -> None:
     """End a unit of work: drop bound ids and marked values."""
     structlog.contextvars.clear_contextvars()

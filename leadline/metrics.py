@@ -2,7 +2,7 @@
 
 No label ever carries PII: sources, reasons, codes, actor names and outcomes only.
 
-Who moves what: EVENTS_ACCEPTED / EVENTS_DEDUPLICATED by intake.inbound.store_inbound_event;
+Who moves what: EVENTS_ACCEPTED / EVENTS_DEDUPLICATED by intake.inbox.store_inbound_event;
 EVENTS_SPOOLED by intake.hooks.store_or_spool;
 EVENTS_REJECTED once per refused request by intake.metrics (from the response status, so
 routes do not count it themselves); QUEUE_* and DEAD_LETTERS_OPEN are read from Redis and

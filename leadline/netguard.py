@@ -123,11 +123,9 @@ _V4_REFUSED: tuple[tuple[ipaddress.IPv4Network, str], ...] = (
     (_V4("240.0.0.0/4"), "reserved"),
 )
 
-_MAPPED_V6 = _V6("::ffff:0:0/96")
 _COMPAT_V6 = _V6("::/96")
 _TRANSLATED_V6 = _V6("::ffff:0:0:0/96")
 _NAT64_V6 = _V6("64:ff9b::/96")
-_SIXTOFOUR_V6 = _V6("2002::/16")
 _TEREDO_V6 = _V6("2001::/32")
 
 _V6_REFUSED: tuple[tuple[ipaddress.IPv6Network, str], ...] = (

@@ -3,10 +3,10 @@
 from models import (
     billing,
     channels,
-    intake,
     messaging,
     ops,
     retention,
+    routing,
     tables,
     telegram_links,
     webhooks,
@@ -15,10 +15,10 @@ from models import (
 __all__ = [
     "billing",
     "channels",
-    "intake",
     "messaging",
     "ops",
     "retention",
+    "routing",
     "tables",
     "telegram_links",
     "webhooks",

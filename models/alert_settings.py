@@ -13,10 +13,10 @@ from leadline.errors import NotFoundError
 from models.audit import record_audit
 from models.channels import OrgPhoneNumber, TelegramChat
 from models.crypto import OrgCipher
+from models.leads import phone_index
 from models.message_templates import DEFAULT_FREQUENCY, DEFAULT_TEMPLATES, validate_template
 from models.messaging import AlertNumber, MessagingSettings
 from models.normalize import normalize_phone
-from models.suppressions import phone_index
 from models.tables import Organization
 
 ALERT_TABLE = "alert_numbers"

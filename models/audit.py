@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,10 +20,12 @@ def record_audit(
     *,
     org_id: uuid.UUID | None = None,
     target: str | None = None,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, object] | None = None,
 ) -> None:
     session.add(
-        AuditEntry(org_id=org_id, actor=actor, action=action, target=target, details=details or {})
+        AuditEntry(
+            org_id=org_id, actor=actor, action=action, target=target, details=dict(details or {})
+        )
     )
 
 

@@ -17,6 +17,7 @@ from models.tables import Lead
 
 TABLE = "leads"
 CONSENT_EVIDENCE_MAX = 20
+PHONE_INDEX = "phone"
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,12 @@ class UpsertResult:
     created: bool
 
 
+def phone_index(cipher: OrgCipher, phone: str) -> bytes:
+    """The blind index of a phone number: the same for leads, alert numbers, outbound SMS and
+    opt-outs, so one lookup finds the person everywhere."""
+    return cipher.blind_index(PHONE_INDEX, normalize_phone(phone))
+
+
 def blind_indexes(cipher: OrgCipher, fields: LeadFields) -> dict[str, bytes | None]:
     return _blind_indexes(cipher, fields, _e164(fields))
 
@@ -81,7 +88,7 @@ def _blind_indexes(
 ) -> dict[str, bytes | None]:
     email = normalize_email(fields.email) if fields.email else None
     return {
-        "phone_bidx": cipher.blind_index("phone", phone) if phone else None,
+        "phone_bidx": cipher.blind_index(PHONE_INDEX, phone) if phone else None,
         "email_bidx": cipher.blind_index("email", email) if email else None,
         "platform_bidx": (
             cipher.blind_index("platform", fields.platform_user) if fields.platform_user else None

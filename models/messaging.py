@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -28,17 +29,24 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, now_column, org_fk, uuid_pk
 
-OUTBOUND_STATES = (
-    "queued",
-    "sending",
-    "sent",
-    "delivered",
-    "undelivered",
-    "failed",
-    "blocked",
-    "unknown",
-)
-FINAL_STATES = frozenset({"delivered", "undelivered", "failed", "blocked"})
+
+class OutboundState(StrEnum):
+    """An outbound message's life (docs/messaging.md): queued → sending → sent → delivered or
+    undelivered; or failed, blocked (opted out, chat unlinked), unknown (maybe sent)."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    UNKNOWN = "unknown"
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    TELEGRAM = "telegram"
 
 
 class OutboundMessage(Base):

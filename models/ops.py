@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import DateTime, Index, Integer, String, Text
@@ -18,10 +19,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, now_column, uuid_pk
 
-DEAD = "dead"
-REPLAYED = "replayed"
-PURGED = "purged"
-DEAD_LETTER_STATES = (DEAD, REPLAYED, PURGED)
+
+class DeadLetterState(StrEnum):
+    DEAD = "dead"
+    REPLAYED = "replayed"
+    PURGED = "purged"
 
 
 class DeadLetter(Base):
@@ -42,7 +44,7 @@ class DeadLetter(Base):
     error_class: Mapped[str] = mapped_column(String(200), nullable=False)
     error_message: Mapped[str] = mapped_column(String(500), nullable=False, default="")
     traceback: Mapped[str | None] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(20), nullable=False, default=DEAD)
+    state: Mapped[str] = mapped_column(String(20), nullable=False, default=DeadLetterState.DEAD)
     first_failed_at: Mapped[datetime] = now_column()
     last_failed_at: Mapped[datetime] = now_column()
     replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -129,8 +129,8 @@ def list_organizations(session: Session) -> list[Organization]:
 def org_counts(session: Session) -> dict[str, int]:
     """Tenant session: how many of each thing the organisation has (counts only, no PII)."""
     from models.channels import OrgPhoneNumber, TelegramChat
-    from models.intake import MetaAccount
     from models.messaging import AlertNumber
+    from models.routing import MetaAccount
     from models.webhooks import WebhookEndpoint
 
     counted: dict[str, Any] = {

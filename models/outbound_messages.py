@@ -18,7 +18,7 @@ really holds the row then records a definite outcome, that outcome wins (same at
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +32,6 @@ from models.audit import record_audit
 from models.channels import TelegramChat
 from models.crypto import OrgCipher
 from models.messaging import OutboundMessage
-from models.suppressions import is_suppressed
 
 TABLE = "outbound_messages"
 INSERT_CHUNK = 500
@@ -154,8 +153,16 @@ def queue_outbound(
     return queued
 
 
+# Whether an org's recipient (blind index) opted out: tasks.optouts.is_opted_out.
+OptoutCheck = Callable[[Session, uuid.UUID, bytes], bool]
+
+
 def claim_outbound(
-    session: Session, cipher: OrgCipher, message_id: uuid.UUID, now: datetime
+    session: Session,
+    cipher: OrgCipher,
+    message_id: uuid.UUID,
+    now: datetime,
+    opted_out: OptoutCheck,
 ) -> MessageClaim:
     """Step 1 of the protocol. The caller commits right after."""
     query = (
@@ -176,7 +183,7 @@ def claim_outbound(
         return MessageClaim("skipped")
     if row.next_attempt_at > now:
         return MessageClaim("not_due", row.channel, due_at=row.next_attempt_at)
-    blocked_reason = _blocked_reason(session, row)
+    blocked_reason = _blocked_reason(session, row, opted_out)
     if blocked_reason is not None:
         _move(row, "blocked", now, code=blocked_reason)
         return MessageClaim("blocked", row.channel)
@@ -188,7 +195,7 @@ def claim_outbound(
 
 
 def start_provider_call(
-    session: Session, message_id: uuid.UUID, attempt: int, now: datetime
+    session: Session, message_id: uuid.UUID, attempt: int, now: datetime, opted_out: OptoutCheck
 ) -> str:
     """Step 2: "call" once `provider_call_at` is set; "stale" if this attempt no longer holds
     the row (a later delivery took it back); "blocked" if a STOP (or an unlinked chat) landed
@@ -199,7 +206,7 @@ def start_provider_call(
         return "stale"
     if row.provider_call_at is not None:
         return "stale"
-    blocked_reason = _blocked_reason(session, row)
+    blocked_reason = _blocked_reason(session, row, opted_out)
     if blocked_reason is not None:
         _move(row, "blocked", now, code=blocked_reason)
         return "blocked"
@@ -207,8 +214,8 @@ def start_provider_call(
     return "call"
 
 
-def _blocked_reason(session: Session, row: OutboundMessage) -> str | None:
-    if row.channel == "sms" and is_suppressed(session, row.org_id, row.recipient_bidx):
+def _blocked_reason(session: Session, row: OutboundMessage, opted_out: OptoutCheck) -> str | None:
+    if row.channel == "sms" and opted_out(session, row.org_id, row.recipient_bidx):
         return "suppressed"
     if row.channel == "telegram":
         chat = session.get(TelegramChat, row.telegram_chat_id) if row.telegram_chat_id else None
@@ -389,7 +396,7 @@ def recorded_sids(session: Session, sids: Sequence[str]) -> set[str]:
 
 def unknown_outbound(
     session: Session, limit: int = 500, org_id: uuid.UUID | None = None
-) -> list[dict[str, Any]]:
+) -> list[dict[str, object]]:
     """Rows whose outcome nobody could decide: operators do. Ids and codes only, no PII.
 
     Rows reconciliation is still working on are left out unless they have waited an hour

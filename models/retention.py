@@ -33,7 +33,6 @@ from models.base import Base, now_column, org_fk, uuid_pk
 from models.tables import InboundEvent
 
 KEY_TABLE = "org_keys"
-ORG_TABLE = "organizations"
 
 
 class JobRun(Base):

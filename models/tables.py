@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
@@ -30,12 +30,45 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base, now_column, org_fk, uuid_pk
 
 
+class OrgStatus(StrEnum):
+    ACTIVE = "active"
+    CANCELLED = "cancelled"  # the subscription ended; deletion is due after the grace period
+    DELETING = "deleting"  # keys shredded, rows being removed
+    DELETED = "deleted"
+
+
+class InboundSource(StrEnum):
+    """Where an inbound event came from; each has a handler (tasks/wiring.py)."""
+
+    API = "api"
+    TWILIO_SMS = "twilio_sms"
+    TWILIO_STATUS = "twilio_status"
+    STRIPE = "stripe"
+    TELEGRAM = "telegram"
+    META = "meta"
+
+
+class InboundEventStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSED = "processed"
+    FAILED = "failed"
+    ERASED = "erased"  # its person was erased before it was processed
+
+
+class LeadStatus(StrEnum):
+    NEW = "new"
+    CONTACTED = "contacted"
+    QUALIFIED = "qualified"
+    WON = "won"
+    LOST = "lost"
+
+
 class Organization(Base):
     __tablename__ = "organizations"
 
     id: Mapped[uuid.UUID] = uuid_pk()
     name: Mapped[str] = mapped_column(String(200), nullable=False)
-    status: Mapped[str] = mapped_column(String(20), nullable=False, default="active")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default=OrgStatus.ACTIVE)
     created_at: Mapped[datetime] = now_column()
     deletion_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # ISO 3166 region national phone numbers are read in; None: E.164 required
@@ -78,7 +111,7 @@ class InboundEvent(Base):
         Index(
             "ix_inbound_events_pending",
             "received_at",
-            postgresql_where=text("status = 'pending'"),
+            postgresql_where=text(f"status = '{InboundEventStatus.PENDING}'"),
         ),
     )
 
@@ -87,12 +120,14 @@ class InboundEvent(Base):
     source: Mapped[str] = mapped_column(String(32), nullable=False)
     external_id: Mapped[str | None] = mapped_column(String(255))
     payload_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
-    status: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
+    status: Mapped[str] = mapped_column(
+        String(20), nullable=False, default=InboundEventStatus.PENDING
+    )
     request_id: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[datetime] = now_column()
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(String(200))
-    # keyed hash of the request an Idempotency-Key was first used with (models.intake)
+    # keyed hash of the request an Idempotency-Key was first used with (models.routing)
     request_fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary)
     optout_recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -135,7 +170,7 @@ class Lead(Base):
     email_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
     platform_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
     source: Mapped[str] = mapped_column(String(64), nullable=False, default="api")
-    status: Mapped[str] = mapped_column(String(20), nullable=False, default="new")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default=LeadStatus.NEW)
     sms_consent: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     consent_text_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -155,5 +190,5 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(100), nullable=False)
     action: Mapped[str] = mapped_column(String(100), nullable=False)
     target: Mapped[str | None] = mapped_column(Text)
-    details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    details: Mapped[dict[str, object]] = mapped_column(JSONB, nullable=False, default=dict)
     created_at: Mapped[datetime] = now_column()

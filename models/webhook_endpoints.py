@@ -17,17 +17,10 @@ from leadline.settings import Settings
 from leadline.webhook_signature import generate_secret, secret_key
 from models.audit import record_audit
 from models.crypto import OrgCipher
-from models.webhooks import WebhookDelivery, WebhookEndpoint
+from models.webhooks import EventType, WebhookDelivery, WebhookEndpoint
 
 TABLE = "webhook_endpoints"
-EVENT_TYPES = (
-    "lead.created",
-    "lead.updated",
-    "message.received",
-    "message.status",
-    "optout.changed",
-    "endpoint.disabled",
-)
+EVENT_TYPES = tuple(EventType)
 # Lead fields an endpoint may opt into; ids, source and status are always sent.
 SHAREABLE_FIELDS = ("name", "phone", "email", "message", "sms_consent", "created_at")
 ROTATION_OVERLAP = timedelta(hours=24)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
@@ -27,7 +28,28 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, now_column, org_fk, uuid_pk
 
-DELIVERY_STATES = ("pending", "delivering", "delivered", "failed", "cancelled")
+
+class EventType(StrEnum):
+    """The domain events a customer's endpoint may subscribe to (docs/webhooks.md)."""
+
+    LEAD_CREATED = "lead.created"
+    LEAD_UPDATED = "lead.updated"
+    MESSAGE_RECEIVED = "message.received"
+    MESSAGE_STATUS = "message.status"
+    OPTOUT_CHANGED = "optout.changed"
+    ENDPOINT_DISABLED = "endpoint.disabled"
+
+
+class DeliveryState(StrEnum):
+    """A webhook delivery: pending (due at next_attempt_at) → delivering (claimed) → delivered,
+    or failed (schedule exhausted, endpoint disabled) or cancelled (endpoint disabled while it
+    waited; `webhook recover` brings both back)."""
+
+    PENDING = "pending"
+    DELIVERING = "delivering"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class WebhookEndpoint(Base):

@@ -18,58 +18,57 @@ import redis
 from leadline.clock import Clock, utcnow
 from leadline.logging import get_logger
 from models.jobruns import slot_was_claimed
-from scheduler.jobs import SCHEDULE, latest_slot, next_slot, send_job
+from scheduler.jobs import latest_slot, next_slot, send_job
 from scheduler.leader import AdvisoryLeader
 from tasks.context import TaskContext
+from tasks.jobs import JOBS, Job
 from workers.brokers import LeadlineBroker
 from workers.exporter import ProbeAnswer, Probes
 from workers.heartbeat import LoopHeartbeat
 from workers.readiness import readiness
 
 log = get_logger(__name__)
-Sender = Callable[[str, datetime], object]
+Sender = Callable[[Job, datetime], object]
 
 
 @dataclass
 class Scheduler:
     context: TaskContext
     leader: AdvisoryLeader
-    jobs: dict[str, str] = field(default_factory=lambda: dict(SCHEDULE))
+    jobs: tuple[Job, ...] = JOBS
     clock: Clock = utcnow
     sender: Sender = send_job
-    fired: list[tuple[str, datetime]] = field(default_factory=list)
     # Turned at every pass of `run`, whatever the tick found: the scheduler's /healthz.
     heartbeat: LoopHeartbeat = field(default_factory=LoopHeartbeat)
-    _due: dict[str, datetime] = field(default_factory=dict)
+    _due: dict[Job, datetime] = field(default_factory=dict)
 
-    def tick(self, now: datetime) -> list[tuple[str, datetime]]:
+    def tick(self, now: datetime) -> list[tuple[Job, datetime]]:
         """Send every job whose slot has come; returns what was sent."""
         if not self.leader.try_lead():
             self._due.clear()
             return []
         if not self._due:
-            self._due = {job: self._first_due(job, cron, now) for job, cron in self.jobs.items()}
+            self._due = {job: self._first_due(job, now) for job in self.jobs}
         due = [(job, slot) for job, slot in list(self._due.items()) if slot <= now]
         sent = [(job, self._fire(job, slot, now)) for job, slot in due]
         return [(job, slot) for job, slot in sent if slot is not None]
 
-    def _first_due(self, job: str, cron: str, now: datetime) -> datetime:
-        slot = latest_slot(cron, now)
+    def _first_due(self, job: Job, now: datetime) -> datetime:
+        slot = latest_slot(job.cron, now)
         with self.context.db.maintenance() as session:
-            missed = not slot_was_claimed(session, job, slot)
-        return slot if missed else next_slot(cron, slot)
+            missed = not slot_was_claimed(session, job.name, slot)
+        return slot if missed else next_slot(job.cron, slot)
 
-    def _fire(self, job: str, slot: datetime, now: datetime) -> datetime | None:
+    def _fire(self, job: Job, slot: datetime, now: datetime) -> datetime | None:
         # After a long pause only the latest slot is sent, not every one that was missed.
-        slot = max(slot, latest_slot(self.jobs[job], now))
+        slot = max(slot, latest_slot(job.cron, now))
         try:
             self.sender(job, slot)
         except (redis.RedisError, OSError, dramatiq.errors.BrokerError) as exc:
-            log.warning("could not send job; retrying", job=job, error=type(exc).__name__)
+            log.warning("could not send job; retrying", job=job.name, error=type(exc).__name__)
             return None
-        self._due[job] = next_slot(self.jobs[job], slot)
-        self.fired.append((job, slot))
-        log.info("job sent", job=job, scheduled_for=slot.isoformat())
+        self._due[job] = next_slot(job.cron, slot)
+        log.info("job sent", job=job.name, scheduled_for=slot.isoformat())
         return slot
 
     def probes(self, broker: LeadlineBroker, stale_after: float) -> Probes:

@@ -6,24 +6,25 @@ from datetime import datetime
 from typing import Any
 
 from models.jobruns import last_runs
-from scheduler.jobs import SCHEDULE, next_slot
+from scheduler.jobs import next_slot
 from tasks.context import TaskContext
+from tasks.jobs import JOBS
 
 
 def job_statuses(context: TaskContext, now: datetime) -> list[dict[str, Any]]:
     with context.db.maintenance() as session:
         runs = last_runs(session)
     statuses = []
-    for job, cron in SCHEDULE.items():
-        run = runs.get(job)
+    for job in JOBS:
+        run = runs.get(job.name)
         statuses.append(
             {
-                "job": job,
-                "cron": cron,
+                "job": job.name,
+                "cron": job.cron,
                 "last_slot": run.scheduled_for.isoformat() if run else None,
                 "last_status": run.status if run else None,
                 "last_finished": run.finished_at.isoformat() if run and run.finished_at else None,
-                "next_slot": next_slot(cron, now).isoformat(),
+                "next_slot": next_slot(job.cron, now).isoformat(),
             }
         )
     return statuses

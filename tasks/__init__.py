@@ -1,32 +1,10 @@
 """Actors: thin shells that open a session and call plain functions.
 
-Importing this package registers every actor and every event handler.
+Importing this package declares every actor (workers/runtime.py binds them to the broker);
+who handles which inbound source and who hears which event is tasks/wiring.py.
 """
 
-from tasks import (
-    alerts,
-    billing,
-    campaigns,
-    events,
-    inbound_sms,
-    meta,
-    reconcile,
-    retention,
-    sending,
-    telegram_link,
-    webhooks,
-)
+from tasks import campaigns, jobs, sending, wiring
+from tasks.webhooks import delivery
 
-__all__ = [
-    "alerts",
-    "billing",
-    "campaigns",
-    "events",
-    "inbound_sms",
-    "meta",
-    "reconcile",
-    "retention",
-    "sending",
-    "telegram_link",
-    "webhooks",
-]
+__all__ = ["campaigns", "delivery", "jobs", "sending", "wiring"]

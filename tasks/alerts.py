@@ -15,14 +15,13 @@ from sqlalchemy.orm import Session
 
 from models.alert_settings import OrgMessaging, alert_numbers, linked_chats, load_org_messaging
 from models.crypto import OrgCipher
-from models.leads import LeadView, decrypt_lead
+from models.leads import LeadView, decrypt_lead, phone_index
 from models.message_templates import TELEGRAM_MAX_CHARS, render
 from models.outbound_messages import NewOutbound, queue_outbound
-from models.suppressions import phone_index
 from models.tables import Lead
 from tasks.after_commit import AfterCommit
 from tasks.context import get_context
-from tasks.registry import LeadChange, on_lead_change
+from tasks.domain_events import LeadChange
 from tasks.sending import add_send
 
 
@@ -46,7 +45,6 @@ class AlertRequest:
         return "owner_alert" if self.kind == "lead_updated" else self.kind
 
 
-@on_lead_change
 def alert_on_lead_change(change: LeadChange) -> None:
     if not change.created and not change.message:
         return

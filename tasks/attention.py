@@ -1,4 +1,5 @@
-"""Reading the attention lists other modules register with `tasks.registry.attention`.
+"""What operators must look at (`leadline dlq list`, the ops page): rows no machine will
+settle, each list from its own source. No PII: ids, states, codes and times only.
 
 Each source runs in its own maintenance session, so one broken source is reported as
 unavailable without hiding the others.
@@ -6,14 +7,24 @@ unavailable without hiding the others.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+
+from sqlalchemy.orm import Session
 
 from leadline.logging import get_logger
 from models.db import Database
-from tasks.registry import ATTENTION
+from models.outbound_messages import unknown_outbound
+from tasks.webhooks.operations import disabled_endpoints
 
 log = get_logger(__name__)
+AttentionRow = dict[str, object]
+AttentionSource = Callable[[Session], list[AttentionRow]]
+ATTENTION_LISTS: dict[str, AttentionSource] = {
+    # messages that may or may not have been sent; never re-sent to a lead without a person
+    "unknown_sms": unknown_outbound,
+    "disabled_endpoints": disabled_endpoints,
+}
 
 
 @dataclass
@@ -21,7 +32,7 @@ class Listing:
     """A titled table of rows (dicts); `error` when its source could not be read."""
 
     name: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[AttentionRow] = field(default_factory=list)
     error: str | None = None
 
     @property
@@ -31,18 +42,18 @@ class Listing:
             seen.update(dict.fromkeys(row))
         return list(seen)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> AttentionRow:
         return {"name": self.name, "rows": self.rows, "error": self.error}
 
 
 def read_attention(db: Database) -> list[Listing]:
-    return [read_attention_source(db, name) for name in sorted(ATTENTION)]
+    return [read_attention_source(db, name) for name in sorted(ATTENTION_LISTS)]
 
 
 def read_attention_source(db: Database, name: str) -> Listing:
     try:
         with db.maintenance() as session:
-            return Listing(name, rows=list(ATTENTION[name](session)))
+            return Listing(name, rows=list(ATTENTION_LISTS[name](session)))
     except Exception as exc:
         log.warning("attention source failed", source=name, error=type(exc).__name__)
         return Listing(name, error=f"unavailable ({type(exc).__name__})")

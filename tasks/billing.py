@@ -18,7 +18,7 @@ from models.audit import record_audit
 from models.billing import OrgBilling
 from models.tables import Organization
 from tasks.context import get_context
-from tasks.registry import EventContext, handles
+from tasks.inbound_events import InboundContext
 
 DEFAULT_DELETION_GRACE = timedelta(days=30)
 SUBSCRIPTION_CHANGES = {"customer.subscription.created", "customer.subscription.updated"}
@@ -109,7 +109,6 @@ def reactivate(billing: OrgBilling, org: Organization) -> None:
     org.status = "active"
 
 
-@handles("stripe")
-def handle_stripe_event(ctx: EventContext) -> None:
+def handle_stripe_event(ctx: InboundContext) -> None:
     grace = timedelta(days=get_context().settings.leadline_deletion_grace_days)
     apply_stripe_event(ctx.session, ctx.org_id, ctx.payload, ctx.now, grace)

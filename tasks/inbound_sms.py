@@ -1,7 +1,7 @@
 """Inbound SMS (STOP/START/HELP or a conversation message) and Twilio status callbacks.
 
 The intake route has verified the signature, found the org by the `To` number and stored the
-event; an opt-out it has already recorded with the event (record_optout_at_the_door), so the
+event; an opt-out it has already recorded with the event (record_inbound_optout), so the
 suppression holds from its 2xx. These handlers run inside process_event's transaction.
 """
 
@@ -10,106 +10,89 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from leadline.jsondata import JsonObject, as_object
 from leadline.logging import get_logger
 from leadline.metrics import MESSAGES_SENT
 from models.alert_settings import load_org_messaging
 from models.channels import OrgPhoneNumber
 from models.crypto import OrgCipher
-from models.keywords import OPT_OUT_KEYWORDS, Intent, classify, normalize_keyword
-from models.leads import LeadFields, upsert_lead
+from models.leads import LeadFields, phone_index, upsert_lead
 from models.message_templates import render
 from models.messaging import ConversationMessage
 from models.normalize import InvalidPhoneNumber, normalize_phone
 from models.outbound_messages import NewOutbound, apply_delivery_status, queue_outbound
-from models.suppressions import phone_index
-from models.tables import InboundEvent, Lead
+from models.tables import Lead
+from models.webhooks import EventType
 from tasks.after_commit import AfterCommit
 from tasks.alerts import reply_alert
 from tasks.context import get_context
-from tasks.events import announce_lead
-from tasks.optouts import OptoutChange, lead_id_for, lift_optout, record_optout
-from tasks.registry import DomainEvent, EventContext, handles, publish
+from tasks.domain_events import DomainEvent, publish
+from tasks.inbound_events import InboundContext
+from tasks.leads import announce_lead
+from tasks.optouts import (
+    INBOUND_ACTOR,
+    Intent,
+    OptoutChange,
+    carrier_optout_reason,
+    classify,
+    lift_optout,
+    optout_reason,
+    record_at_the_door,
+    record_optout,
+)
 from tasks.sending import add_send
 
 log = get_logger(__name__)
 CONVERSATION_TABLE = "conversation_messages"
 MAX_BODY_CHARS = 5000
-INBOUND_ACTOR = "sms:inbound"
 
 
-def params_of(ctx: EventContext) -> dict[str, str]:
-    return params_from(ctx.payload)
+def sms_params(payload: JsonObject) -> dict[str, str]:
+    """The form fields of a stored Twilio request (the first value of each)."""
+    return {str(key): str(value) for key, value in as_object(payload.get("params")).items()}
 
 
-def params_from(payload: dict[str, Any]) -> dict[str, str]:
-    params: Any = payload.get("params") or {}
-    return {str(k): str(v) for k, v in params.items()} if isinstance(params, dict) else {}
-
-
-def sender_of(params: dict[str, str]) -> str | None:
+def sms_sender(params: dict[str, str]) -> str | None:
     try:
         return normalize_phone(params.get("From", ""), default_region=None)
     except InvalidPhoneNumber:
         return None
 
 
-def body_of(params: dict[str, str]) -> str:
+def sms_body(params: dict[str, str]) -> str:
     return params.get("Body", "")[:MAX_BODY_CHARS]
 
 
-def optout_reason(body: str) -> str:
-    return "keyword" if normalize_keyword(body) in OPT_OUT_KEYWORDS else "free_text"
-
-
-def record_optout_at_the_door(
+def record_inbound_optout(
     session: Session,
     cipher: OrgCipher,
     event_id: uuid.UUID,
-    payload: dict[str, Any],
+    payload: JsonObject,
     after_commit: AfterCommit,
     now: datetime,
 ) -> bool:
-    """An inbound opt-out, recorded in the transaction that stores its event (before the 2xx).
-
-    From that COMMIT on, every send to the number is blocked at claim time, whatever order the
-    queue delivers later events in. The event is marked so the worker does not apply it again.
-    """
-    params = params_from(payload)
-    sender = sender_of(params)
+    """What the intake does before its 2xx to an inbound SMS: an opt-out is recorded with it."""
+    params = sms_params(payload)
+    sender = sms_sender(params)
     if sender is None:
         return False
-    body = body_of(params)
-    if classify(body) is not Intent.OPT_OUT:
-        return False
-    bidx = phone_index(cipher, sender)
-    lead_id = lead_id_for(session, bidx)
-    record_optout(
-        OptoutChange(
-            session, cipher, bidx, optout_reason(body), INBOUND_ACTOR, after_commit, now, lead_id
-        )
+    return record_at_the_door(
+        session, cipher, event_id, sender, sms_body(params), after_commit, now
     )
-    session.execute(
-        update(InboundEvent)
-        .where(InboundEvent.id == event_id)
-        .values(optout_recorded_at=func.now())
-    )
-    return True
 
 
-@handles("twilio_sms")
-def handle_inbound_sms(ctx: EventContext) -> None:
-    params = params_of(ctx)
-    sender = sender_of(params)
+def handle_inbound_sms(ctx: InboundContext) -> None:
+    params = sms_params(ctx.payload)
+    sender = sms_sender(params)
     if sender is None:
         log.info("inbound sms from an unusable number ignored", event_id=str(ctx.event.id))
         return
-    body = body_of(params)
+    body = sms_body(params)
     bidx = phone_index(ctx.cipher, sender)
     lead = ctx.session.scalars(select(Lead).where(Lead.phone_bidx == bidx)).first()
     intent = classify(body)
@@ -124,27 +107,27 @@ def handle_inbound_sms(ctx: EventContext) -> None:
 
 
 def optout_change(
-    ctx: EventContext, bidx: bytes, lead_id: uuid.UUID | None, reason: str, actor: str
+    ctx: InboundContext, bidx: bytes, lead_id: uuid.UUID | None, reason: str, actor: str
 ) -> OptoutChange:
     return OptoutChange(
         ctx.session, ctx.cipher, bidx, reason, actor, ctx.after_commit, ctx.now, lead_id
     )
 
 
-def opt_out(ctx: EventContext, bidx: bytes, lead: Lead | None, reason: str) -> None:
+def opt_out(ctx: InboundContext, bidx: bytes, lead: Lead | None, reason: str) -> None:
     if ctx.event.optout_recorded_at is not None:
         return  # the intake recorded it with the event; a later START may have lifted it since
     change = optout_change(ctx, bidx, lead.id if lead else None, reason, INBOUND_ACTOR)
     record_optout(replace(change, requested_at=ctx.event.received_at))
 
 
-def opt_in(ctx: EventContext, bidx: bytes, lead: Lead | None) -> None:
+def opt_in(ctx: InboundContext, bidx: bytes, lead: Lead | None) -> None:
     change = optout_change(ctx, bidx, lead.id if lead else None, "keyword", INBOUND_ACTOR)
     lift_optout(change, requested_at=ctx.event.received_at)
 
 
 def reply_help(
-    ctx: EventContext, sender: str, bidx: bytes, lead: Lead | None, to_number: str | None
+    ctx: InboundContext, sender: str, bidx: bytes, lead: Lead | None, to_number: str | None
 ) -> None:
     settings = get_context().settings
     org = load_org_messaging(ctx.session, ctx.org_id, settings.twilio_from_number)
@@ -168,7 +151,7 @@ def reply_help(
         add_send(ctx.after_commit, row.channel, ctx.org_id, row.id)
 
 
-def reply_sender(ctx: EventContext, to_number: str | None) -> str | None:
+def reply_sender(ctx: InboundContext, to_number: str | None) -> str | None:
     """Answer from the number that was texted, when it is one of the org's numbers."""
     if not to_number:
         return None
@@ -177,7 +160,7 @@ def reply_sender(ctx: EventContext, to_number: str | None) -> str | None:
 
 
 def receive_conversation_message(
-    ctx: EventContext, sender: str, body: str, lead: Lead | None, sid: str | None
+    ctx: InboundContext, sender: str, body: str, lead: Lead | None, sid: str | None
 ) -> None:
     created = lead is None
     if lead is None:
@@ -193,12 +176,14 @@ def receive_conversation_message(
         reply_alert(ctx.session, ctx.cipher, lead, conversation_id, body, ctx.after_commit, ctx.now)
     data = {"lead_id": str(lead.id), "message_id": str(conversation_id), "channel": "sms"}
     publish(
-        DomainEvent(ctx.session, ctx.cipher, "message.received", data, ctx.after_commit, ctx.now)
+        DomainEvent(
+            ctx.session, ctx.cipher, EventType.MESSAGE_RECEIVED, data, ctx.after_commit, ctx.now
+        )
     )
 
 
 def store_conversation_message(
-    ctx: EventContext, lead_id: uuid.UUID, body: str, sid: str | None
+    ctx: InboundContext, lead_id: uuid.UUID, body: str, sid: str | None
 ) -> uuid.UUID | None:
     """The message, encrypted; None if this provider message id was already stored."""
     row_id = uuid.uuid4()
@@ -223,9 +208,8 @@ def store_conversation_message(
     return inserted
 
 
-@handles("twilio_status")
-def handle_status_callback(ctx: EventContext) -> None:
-    params = params_of(ctx)
+def handle_status_callback(ctx: InboundContext) -> None:
+    params = sms_params(ctx.payload)
     sid = params.get("MessageSid") or params.get("SmsSid")
     status = params.get("MessageStatus") or params.get("SmsStatus")
     if not sid or not status:
@@ -235,8 +219,9 @@ def handle_status_callback(ctx: EventContext) -> None:
     if row is None:
         return
     MESSAGES_SENT.labels(channel="sms", state=row.state).inc()
-    if error_code == "21610":
-        record_optout(optout_change(ctx, row.recipient_bidx, row.lead_id, "twilio_21610", "twilio"))
+    reason = carrier_optout_reason(error_code)
+    if reason is not None:
+        record_optout(optout_change(ctx, row.recipient_bidx, row.lead_id, reason, "twilio"))
     data = {
         "message_id": str(row.id),
         "lead_id": str(row.lead_id) if row.lead_id else None,
@@ -244,4 +229,8 @@ def handle_status_callback(ctx: EventContext) -> None:
         "error_code": error_code,
         "channel": "sms",
     }
-    publish(DomainEvent(ctx.session, ctx.cipher, "message.status", data, ctx.after_commit, ctx.now))
+    publish(
+        DomainEvent(
+            ctx.session, ctx.cipher, EventType.MESSAGE_STATUS, data, ctx.after_commit, ctx.now
+        )
+    )

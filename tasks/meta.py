@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from models.leads import LeadFields, upsert_lead
-from tasks.events import announce_lead
-from tasks.registry import EventContext, handles
+from tasks.inbound_events import InboundContext
+from tasks.leads import announce_lead
 
 PLATFORMS = {"page": "messenger", "instagram": "instagram", "whatsapp_business_account": "whatsapp"}
 MAX_ID_LENGTH = 255
@@ -169,8 +169,7 @@ def read_whatsapp(entry: dict[str, Any]) -> PlatformMessage | None:
     )
 
 
-@handles("meta")
-def handle_meta_message(ctx: EventContext) -> None:
+def handle_meta_message(ctx: InboundContext) -> None:
     message = read_platform_message(ctx.payload)
     if message is None:
         return

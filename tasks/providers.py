@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import requests
@@ -26,22 +26,22 @@ from twilio.rest import Client
 from leadline.logging import get_logger
 from leadline.metrics import PROVIDER_ERRORS
 from leadline.settings import Settings
+from tasks.optouts import CARRIER_OPT_OUT_CODES
 
 log = get_logger(__name__)
 # twilio-python logs every request at INFO; URLs carry the account SID, so keep it quiet.
 _twilio_http_log = logging.getLogger("leadline.providers.twilio_http")
 _twilio_http_log.setLevel(logging.WARNING)
 
-TWILIO_OPTED_OUT = 21610
 TWILIO_RATE_LIMITED = 20429
-TWILIO_PERMANENT = frozenset({21211, 21614, 21606, 21617})
+# blocked: the recipient opted out at the carrier; unlink: the Telegram chat is gone;
+# unknown: the request may have reached the provider (never re-sent to a lead blindly).
+ResultKind = Literal["sent", "retry", "failed", "blocked", "unlink", "unknown"]
 
 
 @dataclass(frozen=True)
 class ProviderResult:
-    """kind: sent | retry | failed | blocked (opted out) | unlink (chat gone) | unknown."""
-
-    kind: str
+    kind: ResultKind
     code: str | None = None
     provider_sid: str | None = None
     retry_after: float | None = None
@@ -57,7 +57,7 @@ def send_twilio_sms(settings: Settings, to: str, body: str, sender: str | None) 
     try:
         message = client.messages.create(**options)
     except TwilioRestException as exc:
-        return _twilio_error(exc.status, exc.code)
+        return twilio_error_result(exc.status, exc.code)
     except requests.RequestException as exc:
         return _transport_error("twilio", exc, never_sent=_requests_never_sent(exc))
     return ProviderResult("sent", provider_sid=message.sid)
@@ -119,10 +119,12 @@ def _twilio_client(settings: Settings) -> Client:
     return client
 
 
-def _twilio_error(status: int, code: int | None) -> ProviderResult:
+def twilio_error_result(status: int, code: int | None) -> ProviderResult:
+    """Twilio refused the request: an opted-out recipient is blocked, a rate limit or a 5xx is
+    retried, and any other refusal (invalid or unreachable number, ...) is a failure."""
     label = str(code or status)
     PROVIDER_ERRORS.labels(provider="twilio", code=label).inc()
-    if code == TWILIO_OPTED_OUT:
+    if label in CARRIER_OPT_OUT_CODES:
         return ProviderResult("blocked", code=label)
     if code == TWILIO_RATE_LIMITED or status == 429 or status >= 500:
         return ProviderResult("retry", code=label)

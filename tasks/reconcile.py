@@ -34,7 +34,6 @@ from models.outbound_messages import (
 )
 from tasks.context import TaskContext
 from tasks.providers import ProviderMessage, list_twilio_messages
-from tasks.registry import sweep
 from tasks.sending import enqueue_send
 
 log = get_logger(__name__)
@@ -43,7 +42,6 @@ CLOCK_SKEW = timedelta(minutes=2)
 MAX_RECONCILED = 200
 
 
-@sweep("inbox")
 def reconcile_unknown(context: TaskContext, grace_seconds: float | None = None) -> int:
     """Resolve what can be resolved; returns how many rows left `unknown`."""
     grace = timedelta(seconds=RECONCILE_GRACE_SECONDS if grace_seconds is None else grace_seconds)

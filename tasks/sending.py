@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,14 +30,12 @@ from models.outbound_messages import (
     record_outcome,
     stale_outbound,
     start_provider_call,
-    unknown_outbound,
     unlink_telegram_chat,
 )
 from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext, get_context
-from tasks.optouts import OptoutChange, record_optout
+from tasks.optouts import OptoutChange, carrier_optout_reason, is_opted_out, record_optout
 from tasks.providers import ProviderResult, send_telegram_message, send_twilio_sms
-from tasks.registry import attention, sweep
 from workers.runtime import actor
 
 log = get_logger(__name__)
@@ -77,7 +76,7 @@ def deliver_outbound(context: TaskContext, org_id: uuid.UUID, message_id: uuid.U
     now = context.clock()
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
-        claim = claim_outbound(session, cipher, message_id, now)
+        claim = claim_outbound(session, cipher, message_id, now, is_opted_out)
     if claim.outcome == "not_due" and claim.due_at is not None:
         enqueue_send(claim.channel, org_id, message_id, (claim.due_at - now).total_seconds())
         return "not_due"
@@ -98,7 +97,9 @@ def mark_provider_call_started(context: TaskContext, message: ClaimedMessage) ->
     """Committed before the request leaves: a worker that dies before this is retried safely,
     and a STOP recorded since the claim still blocks the message."""
     with context.db.tenant(message.org_id) as session:
-        return start_provider_call(session, message.id, message.attempt, context.clock())
+        return start_provider_call(
+            session, message.id, message.attempt, context.clock(), is_opted_out
+        )
 
 
 def call_provider(settings: Settings, message: ClaimedMessage) -> ProviderResult:
@@ -144,21 +145,13 @@ def record_result(context: TaskContext, message: ClaimedMessage, result: Provide
         row = record_outcome(session, message.id, message.attempt, outcome, now)
         if row is None:
             return "stale"
-        if result.kind == "blocked":
+        reason = carrier_optout_reason(result.code) if result.kind == "blocked" else None
+        if reason is not None:
             cipher = context.keys.cipher(session, message.org_id)
-            reason = f"twilio_{result.code}"
-            record_optout(
-                OptoutChange(
-                    session,
-                    cipher,
-                    message.recipient_bidx,
-                    reason,
-                    "twilio",
-                    after_commit,
-                    now,
-                    message.lead_id,
-                )
+            change = OptoutChange(
+                session, cipher, message.recipient_bidx, reason, "twilio", after_commit, now
             )
+            record_optout(replace(change, lead_id=message.lead_id))
         if result.kind == "unlink" and message.telegram_chat_id is not None:
             unlink_telegram_chat(session, message.telegram_chat_id, now)
     after_commit.flush()
@@ -169,7 +162,6 @@ def record_result(context: TaskContext, message: ClaimedMessage, result: Provide
     return outcome.state
 
 
-@sweep("inbox")
 def sweep_outbound(
     context: TaskContext,
     queued_older_than: float | None = None,
@@ -195,9 +187,3 @@ def sweep_outbound(
             session, now - timedelta(seconds=queued_age), now - timedelta(seconds=sending_age)
         )
     return sum(enqueue_send(channel, org_id, row_id) for org_id, row_id, channel in rows)
-
-
-@attention("unknown_sms")
-def unknown_messages(session: Any) -> list[dict[str, Any]]:
-    """Messages that may or may not have been sent; never re-sent without a person."""
-    return unknown_outbound(session)

@@ -6,37 +6,45 @@ enqueues it again (the actor is idempotent, keyed by the row id and its state).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import ColumnElement, and_, select, update
 
 from leadline.logging import get_logger
-from models.tables import InboundEvent
+from models.tables import InboundEvent, InboundEventStatus
 from tasks.after_commit import enqueue_or_defer
 from tasks.context import TaskContext
-from tasks.events import process_event
-from tasks.registry import SWEEPS
+from tasks.inbound_events import process_event
+from tasks.reconcile import reconcile_unknown
+from tasks.sending import sweep_outbound
+from tasks.webhooks.operations import sweep_due_deliveries
 
 log = get_logger(__name__)
 MAX_SWEPT_EVENTS = 5_000
+# Each re-enqueues rows of its own table left pending and returns how many.
+Sweep = Callable[[TaskContext], int]
+# Outbound messages left queued or sending; `unknown` messages settled with the provider.
+INBOX_SWEEPS: tuple[Sweep, ...] = (sweep_outbound, reconcile_unknown)
+WEBHOOK_SWEEPS: tuple[Sweep, ...] = (sweep_due_deliveries,)
+JobSummary = dict[str, int]
 
 
-def sweep_inbox(context: TaskContext, now: datetime) -> dict[str, Any]:
-    """Inbound events pending for too long, then every registered "inbox" sweep."""
+def sweep_inbox(context: TaskContext, now: datetime) -> JobSummary:
+    """Inbound events pending for too long, then the other inbox sweeps."""
     events = requeue_pending_events(context, now)
-    return {"inbound_events": events, **run_registered_sweeps(context, "inbox")}
+    return {"inbound_events": events, **run_sweeps(context, INBOX_SWEEPS)}
 
 
-def sweep_webhooks(context: TaskContext, now: datetime) -> dict[str, Any]:
-    return run_registered_sweeps(context, "webhooks")
+def sweep_webhooks(context: TaskContext, now: datetime) -> JobSummary:
+    return run_sweeps(context, WEBHOOK_SWEEPS)
 
 
 def requeue_pending_events(context: TaskContext, now: datetime) -> int:
     cutoff = now - timedelta(seconds=context.settings.leadline_sweep_pending_after_seconds)
     query = (
         select(InboundEvent.org_id, InboundEvent.id)
-        .where(InboundEvent.status == "pending", InboundEvent.received_at < cutoff)
+        .where(InboundEvent.status == InboundEventStatus.PENDING, InboundEvent.received_at < cutoff)
         .order_by(InboundEvent.received_at)
         .limit(MAX_SWEPT_EVENTS)
     )
@@ -45,32 +53,34 @@ def requeue_pending_events(context: TaskContext, now: datetime) -> int:
     return sum(enqueue_or_defer(process_event, str(org), str(event)) for org, event in stuck)
 
 
-def run_registered_sweeps(context: TaskContext, group: str) -> dict[str, Any]:
+def run_sweeps(context: TaskContext, sweeps: tuple[Sweep, ...]) -> JobSummary:
     """Each sweep runs even if another failed; failures are counted, not hidden."""
     swept, failed = 0, 0
-    for sweep in SWEEPS.get(group, []):
+    for sweep in sweeps:
         try:
             swept += sweep(context)
         except Exception as exc:  # one broken sweep must not starve the others
             failed += 1
-            log.error(
-                "sweep failed", sweep=getattr(sweep, "__name__", "?"), error=type(exc).__name__
-            )
+            log.error("sweep failed", sweep=sweep.__name__, error=type(exc).__name__)
     return {"swept": swept, "failed_sweeps": failed}
 
 
-def purge_inbound(context: TaskContext, now: datetime) -> dict[str, Any]:
+def purge_inbound(context: TaskContext, now: datetime) -> JobSummary:
     """Processed payloads older than the window become NULL, in short batches."""
     cutoff = now - timedelta(days=context.settings.leadline_inbound_payload_retention_days)
-    processed = and_(InboundEvent.status == "processed", InboundEvent.processed_at < cutoff)
+    processed = and_(
+        InboundEvent.status == InboundEventStatus.PROCESSED, InboundEvent.processed_at < cutoff
+    )
     # Failed events never get processed_at; they are kept for operators as long, no longer.
-    stale_failed = and_(InboundEvent.status != "processed", InboundEvent.status != "pending")
-    stale_failed = and_(stale_failed, InboundEvent.received_at < cutoff)
+    stale_failed = and_(
+        InboundEvent.status.not_in([InboundEventStatus.PROCESSED, InboundEventStatus.PENDING]),
+        InboundEvent.received_at < cutoff,
+    )
     purged = _purge_payloads(context, processed) + _purge_payloads(context, stale_failed)
     return {"payloads_purged": purged}
 
 
-def _purge_payloads(context: TaskContext, condition: Any) -> int:
+def _purge_payloads(context: TaskContext, condition: ColumnElement[bool]) -> int:
     batch = context.settings.leadline_retention_batch_size
     total = 0
     while True:

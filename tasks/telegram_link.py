@@ -11,7 +11,7 @@ from typing import Any
 
 from models.audit import record_audit
 from models.telegram_links import consume_link_code, find_chat, set_chat_status
-from tasks.registry import EventContext, handles
+from tasks.inbound_events import InboundContext
 
 LEFT_STATUSES = {"kicked", "left"}
 
@@ -47,7 +47,7 @@ def read_bot_removal(update: dict[str, Any]) -> int | None:
     return None
 
 
-def start(ctx: EventContext, command: ChatCommand) -> None:
+def start(ctx: InboundContext, command: ChatCommand) -> None:
     existing = find_chat(ctx.session, ctx.cipher, command.chat_id)
     code_ok = bool(command.argument) and consume_link_code(ctx.session, command.argument, ctx.now)
     if code_ok:
@@ -62,7 +62,7 @@ def start(ctx: EventContext, command: ChatCommand) -> None:
     )
 
 
-def unlink(ctx: EventContext, chat_id: int) -> None:
+def unlink(ctx: InboundContext, chat_id: int) -> None:
     if find_chat(ctx.session, ctx.cipher, chat_id) is None:
         return
     chat = set_chat_status(ctx.session, ctx.cipher, chat_id, "unlinked", ctx.now)
@@ -71,8 +71,7 @@ def unlink(ctx: EventContext, chat_id: int) -> None:
     )
 
 
-@handles("telegram")
-def handle_telegram_update(ctx: EventContext) -> None:
+def handle_telegram_update(ctx: InboundContext) -> None:
     removed = read_bot_removal(ctx.payload)
     if removed is not None:
         unlink(ctx, removed)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from leadline.errors import NotFoundError
 from models.audit import record_audit
-from models.ops import DEAD, PURGED, REPLAYED, DeadLetter
+from models.ops import DeadLetter, DeadLetterState
 from workers.brokers import LeadlineBroker
 
 SYSTEM_ACTOR = "system:worker"
@@ -49,7 +49,7 @@ class DeadLetterFilter:
     actor: str | None = None
     since: datetime | None = None
     before: datetime | None = None
-    states: tuple[str, ...] = (DEAD,)
+    states: tuple[str, ...] = (DeadLetterState.DEAD,)
     limit: int = 200
 
 
@@ -68,7 +68,7 @@ def record_dead_letter(session: Session, failure: Failure, now: datetime) -> boo
     """Insert or refresh the row for `failure`. True when the message newly became dead."""
     columns = _failure_columns(failure) | {
         "id": uuid.uuid4(),
-        "state": DEAD,
+        "state": DeadLetterState.DEAD,
         "failures": 1,
         "replays": 0,
         "first_failed_at": now,
@@ -84,12 +84,12 @@ def record_dead_letter(session: Session, failure: Failure, now: datetime) -> boo
         _audit_recorded(session, inserted, failure)
         return True
     row = _lock_by_message_id(session, failure.message_id)
-    became_dead = row.state != DEAD
+    became_dead = row.state != DeadLetterState.DEAD
     for name, value in _failure_columns(failure).items():
         setattr(row, name, value)
     row.last_failed_at = now
     if became_dead:
-        row.state = DEAD
+        row.state = DeadLetterState.DEAD
         row.failures += 1
         _audit_recorded(session, row.id, failure)
     return became_dead
@@ -165,11 +165,11 @@ def replay_dead_letter(
     message that fails again at once waits on this row's lock, then marks it `dead` anew.
     """
     row = find_dead_letter(session, key, lock=True)
-    if row.state != DEAD:
+    if row.state != DeadLetterState.DEAD:
         return _outcome(row, done=False)
     broker.enqueue(rebuilt_message(row))
     discard_broker_copy(broker, row)
-    row.state, row.replayed_at, row.replays = REPLAYED, now, row.replays + 1
+    row.state, row.replayed_at, row.replays = DeadLetterState.REPLAYED, now, row.replays + 1
     record_audit(session, operator, "dlq.replayed", target=str(row.id), details=_details(row))
     return _outcome(row, done=True)
 
@@ -193,10 +193,10 @@ def purge_dead_letter(
 ) -> DeadLetterResult:
     """Give up on a message for good: drop it from the broker and scrub the row to a tombstone."""
     row = find_dead_letter(session, key, lock=True)
-    if row.state == PURGED:
+    if row.state == DeadLetterState.PURGED:
         return _outcome(row, done=False)
     discard_broker_copy(broker, row)
-    row.state, row.purged_at, row.traceback = PURGED, now, None
+    row.state, row.purged_at, row.traceback = DeadLetterState.PURGED, now, None
     row.args, row.kwargs = [], {}
     record_audit(session, operator, "dlq.purged", target=str(row.id), details=_details(row))
     return _outcome(row, done=True)

@@ -6,7 +6,7 @@ in a `webhook-org` header.
 
 Idempotency: the key is the `Idempotency-Key` header, or for a signed request the signed
 `webhook-id` (the unsigned header is ignored there, so a captured request cannot be replayed
-under a new key). A key's first request is fingerprinted (models.intake.request_fingerprint of
+under a new key). A key's first request is fingerprinted (models.routing.request_fingerprint of
 the canonical JSON of the validated lead): the same lead again answers the same 202 and id, a
 different one 422 and is not stored.
 """
@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 
 from intake.api_auth import bearer_org
 from intake.auth import load_signing_secrets, signing_org
-from intake.hooks import context_of, malformed, media_type, refuse, reject, store_or_spool
+from intake.hooks import context_of, malformed, media_type, reject, store_or_spool
 from intake.limits import count_auth_failure, hit
 from intake.responses import error_response
 from intake.schemas import DEFAULT_REGION, NEEDS_REGION, LeadIn, field_errors
@@ -73,7 +73,7 @@ async def signed_caller(request: Request, body: bytes) -> Caller | Response:
     secrets = await run_in_threadpool(load_signing_secrets, context_of(request), org_id)
     if secrets is None:
         await count_auth_failure(request, "signed_leads")
-        return refuse(SOURCE, 404, "unknown_org", "unknown organisation")
+        return error_response(404, "unknown organisation")
     try:
         verify_standard_webhook(secrets, body, request.headers)
     except VerificationError:
@@ -116,7 +116,7 @@ async def read_lead(request: Request, body: bytes, org_id: uuid.UUID) -> LeadIn 
     if not isinstance(lead, ValidationError):
         return lead
     if any(error["type"] == "json_invalid" for error in lead.errors()):
-        return malformed(SOURCE)
+        return malformed()
     return error_response(422, "invalid request body", fields=field_errors(lead))
 
 
@@ -141,7 +141,7 @@ async def create_lead(request: Request) -> Response:
     if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
         return error_response(400, "Idempotency-Key must be 1-255 printable ASCII characters")
     if media_type(request) != "application/json":
-        return refuse(SOURCE, 415, "content_type", "content type must be application/json")
+        return error_response(415, "content type must be application/json")
     lead = await read_lead(request, body, caller.org_id)
     if isinstance(lead, Response):
         return lead

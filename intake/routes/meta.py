@@ -28,7 +28,7 @@ from intake.hooks import (
 from intake.verify import parse_json_object, verify_meta, verify_meta_handshake
 from leadline.errors import VerificationError
 from leadline.metrics import EVENTS_REJECTED
-from models.intake import org_for_meta_account
+from models.routing import org_for_meta_account
 from tasks.meta import MetaMessage, split_meta_messages
 
 router = APIRouter()
@@ -62,7 +62,7 @@ async def org_for(request: Request, message: MetaMessage) -> uuid.UUID | Respons
 @router.post("/hooks/meta")
 async def meta_webhook(request: Request) -> Response:
     if media_type(request) != "application/json":
-        return unsupported_type(SOURCE)
+        return unsupported_type()
     secret = configured(context_of(request).settings.meta_app_secret)
     header = request.headers.get("x-hub-signature-256")
     body = await request.body()
@@ -76,7 +76,7 @@ async def meta_webhook(request: Request) -> Response:
     except VerificationError:
         return await reject(request, SOURCE, "bad_signature")
     except ValueError:
-        return malformed(SOURCE)
+        return malformed()
     for message in messages:
         org_id = await org_for(request, message)
         if isinstance(org_id, Response):

@@ -17,7 +17,7 @@ from intake.ops_auth import OpsAuth
 from intake.responses import error_response
 from leadline.logging import get_logger
 from leadline.metrics import DEAD_LETTERS_OPEN, QUEUE_DELAYED, QUEUE_DEPTH, QUEUE_IN_FLIGHT
-from models.ops import DEAD, DeadLetter
+from models.ops import DeadLetter, DeadLetterState
 from tasks.context import TaskContext
 from workers.brokers import LeadlineBroker, current_broker
 
@@ -69,7 +69,7 @@ def refresh_queue_gauges(broker: LeadlineBroker) -> None:
 def refresh_dead_letter_gauge(context: TaskContext) -> None:
     query = (
         select(DeadLetter.queue, func.count())
-        .where(DeadLetter.state == DEAD)
+        .where(DeadLetter.state == DeadLetterState.DEAD)
         .group_by(DeadLetter.queue)
     )
     with context.db.maintenance() as session:

@@ -68,7 +68,7 @@ async def route(request: Request, customer: str | None) -> uuid.UUID | Response 
 @router.post("/hooks/stripe")
 async def stripe_webhook(request: Request) -> Response:
     if media_type(request) != "application/json":
-        return unsupported_type(SOURCE)
+        return unsupported_type()
     secret = configured(context_of(request).settings.stripe_webhook_secret)
     header = request.headers.get("stripe-signature")
     body = await request.body()
@@ -82,10 +82,10 @@ async def stripe_webhook(request: Request) -> Response:
     except VerificationError:
         return await reject(request, SOURCE, "bad_signature")
     except ValueError:
-        return malformed(SOURCE)
+        return malformed()
     event_id = event.get("id")
     if not isinstance(event_id, str) or not EVENT_ID.match(event_id):
-        return malformed(SOURCE)
+        return malformed()
     if event.get("type") not in HANDLED_TYPES:
         return JSONResponse({"received": True})
     org_id = await route(request, customer_id(event))

@@ -40,7 +40,7 @@ def parse_org(raw: str) -> uuid.UUID | None:
 @router.post("/hooks/telegram/{org}")
 async def telegram_webhook(request: Request, org: str) -> Response:
     if media_type(request) != "application/json":
-        return unsupported_type(SOURCE)
+        return unsupported_type()
     secret = configured(context_of(request).settings.telegram_secret_token)
     header = request.headers.get("x-telegram-bot-api-secret-token")
     body = await request.body()
@@ -54,10 +54,10 @@ async def telegram_webhook(request: Request, org: str) -> Response:
     except VerificationError:
         return await reject(request, SOURCE, "bad_signature")
     except ValueError:
-        return malformed(SOURCE)
+        return malformed()
     update_id = update.get("update_id")
     if not isinstance(update_id, int) or isinstance(update_id, bool):
-        return malformed(SOURCE)
+        return malformed()
     named = parse_org(org)
     org_id = None if named is None else await open_org(request, named)
     if isinstance(org_id, Response):

@@ -6,7 +6,7 @@ Inbound SMS are routed by `To` (a number added with `leadline number add`); stat
 by an `org` query value in the callback URL (signed with it) or else by `From`. An unknown
 number is 404: Twilio does not retry, and the sender is verified, so nothing leaks.
 An inbound opt-out (STOP and the rest) is recorded as a suppression in the transaction that
-stores the event, before the 200 (intake/inbound.py), so it holds whatever Redis does.
+stores the event, before the 200 (intake/inbox.py), so it holds whatever Redis does.
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ from intake.hooks import (
     malformed,
     media_type,
     open_org,
-    refuse,
     reject,
     remembered,
     unsupported_type,
 )
+from intake.responses import error_response
 from intake.verify import parse_json_object, verify_twilio
 from leadline.errors import VerificationError
-from models.intake import org_for_number
 from models.normalize import InvalidPhoneNumber, normalize_phone
+from models.routing import org_for_number
 
 router = APIRouter()
 CONTENT_TYPES = {"application/x-www-form-urlencoded", "application/json"}
@@ -112,24 +112,24 @@ async def verified_params(request: Request, source: str) -> dict[str, Any] | Res
     try:
         return parse_json_object(body)
     except ValueError:
-        return malformed(source)
+        return malformed()
 
 
 async def receive(request: Request, source: str) -> Response | None:
     """Verify, route, store. Returns an error response, or None when the event was taken."""
     if media_type(request) not in CONTENT_TYPES:
-        return unsupported_type(source)
+        return unsupported_type()
     params = await verified_params(request, source)
     if isinstance(params, Response):
         return params
     event_id = external_id(source, params)
     if event_id is None:
-        return malformed(source)
+        return malformed()
     org_id = await route(request, source, params)
     if isinstance(org_id, Response):
         return org_id
     if org_id is None:
-        return refuse(source, 404, "unknown_org", "unknown number")
+        return error_response(404, "unknown number")
     return await accept(request, org_id, source, event_id, {"params": params})
 
 

@@ -42,8 +42,8 @@ def in_tenant(org: str, work: Any) -> Any:
 @number_app.command("add")
 def number_add(org: str, number: str, as_json: bool = JsonOption) -> None:
     """Route inbound SMS sent to NUMBER (E.164, or national in the org's default region) to ORG."""
-    from models.intake import add_phone_number
     from models.orgs import default_region
+    from models.routing import add_phone_number
 
     parse_uuid(org, "ORG")
     if number.strip().startswith("+"):
@@ -63,7 +63,7 @@ def number_add(org: str, number: str, as_json: bool = JsonOption) -> None:
 @number_app.command("remove")
 def number_remove(org: str, number: str, as_json: bool = JsonOption) -> None:
     """Stop routing inbound SMS sent to NUMBER (E.164) to ORG (audited)."""
-    from models.intake import remove_phone_number
+    from models.routing import remove_phone_number
 
     parse_uuid(org, "ORG")
     e164 = parse_phone(number)
@@ -78,7 +78,7 @@ def number_remove(org: str, number: str, as_json: bool = JsonOption) -> None:
 @number_app.command("list")
 def number_list(org: str, as_json: bool = JsonOption) -> None:
     """The numbers ORG owns."""
-    from models.intake import list_phone_numbers
+    from models.routing import list_phone_numbers
 
     def run() -> None:
         numbers = in_tenant(org, lambda _c, session, _o: list_phone_numbers(session))
@@ -110,7 +110,7 @@ def apikey_signing_secret(org: str, as_json: bool = JsonOption) -> None:
     """Create or rotate ORG's Standard Webhooks secret for signed POST /v1/leads.
 
     Shown once. After a rotation the previous secret stays valid for 24 hours."""
-    from models.intake import rotate_signing_secret
+    from models.routing import rotate_signing_secret
 
     def work(context: Any, session: Any, org_id: Any) -> str:
         secret: str = rotate_signing_secret(
@@ -132,7 +132,7 @@ def apikey_signing_secret(org: str, as_json: bool = JsonOption) -> None:
 @meta_app.command("link")
 def meta_link(org: str, account_id: str, as_json: bool = JsonOption) -> None:
     """Route Meta messages to ACCOUNT_ID (page, Instagram or WhatsApp id) to ORG."""
-    from models.intake import add_meta_account
+    from models.routing import add_meta_account
 
     def run() -> None:
         in_tenant(org, lambda _c, session, org_id: add_meta_account(session, org_id, account_id))
@@ -144,7 +144,7 @@ def meta_link(org: str, account_id: str, as_json: bool = JsonOption) -> None:
 @meta_app.command("unlink")
 def meta_unlink(org: str, account_id: str, as_json: bool = JsonOption) -> None:
     """Stop routing Meta messages to ACCOUNT_ID to ORG (audited)."""
-    from models.intake import remove_meta_account
+    from models.routing import remove_meta_account
 
     parse_uuid(org, "ORG")
 

@@ -54,19 +54,23 @@ def schedule_run(
     as_json: bool = JsonOption,
 ) -> None:
     """Send JOB now for its current cron slot (a second firing of the slot is a no-op)."""
-    from scheduler.jobs import cron_of, latest_slot, send_job
+    from scheduler.jobs import latest_slot, send_job
+    from tasks.jobs import get_job
 
     def run() -> None:
-        for job in jobs:
-            cron_of(job)  # unknown names fail before anything is sent
+        chosen = [get_job(name) for name in jobs]  # unknown names fail before anything is sent
         context = open_runtime()
         now = context.clock()
         sent = []
-        for job in jobs:
-            slot = now if force else latest_slot(cron_of(job), now)
+        for job in chosen:
+            slot = now if force else latest_slot(job.cron, now)
             message = send_job(job, slot)
             sent.append(
-                {"job": job, "scheduled_for": slot.isoformat(), "message_id": message.message_id}
+                {
+                    "job": job.name,
+                    "scheduled_for": slot.isoformat(),
+                    "message_id": message.message_id,
+                }
             )
         lines = "\n".join(f"sent {s['job']} for slot {s['scheduled_for']}" for s in sent)
         emit(sent, as_json, lines)

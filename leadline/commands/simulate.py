@@ -377,7 +377,7 @@ def linked_meta_account(org_id: uuid.UUID, as_json: bool) -> str:
     """The org's first linked account id (`leadline meta link`); exits when there is none."""
     from sqlalchemy import select
 
-    from models.intake import MetaAccount
+    from models.routing import MetaAccount
     from tasks.context import open_runtime
 
     context = open_runtime()

@@ -29,7 +29,7 @@ from tasks.context import TaskContext, get_context
 from tasks.webhooks.http import WebhookClaim, attempt_delivery, get_dispatcher
 from tasks.webhooks.lifecycle import disable_and_announce
 from tasks.webhooks.payload import decrypt_body
-from tasks.webhooks.policy import AttemptResult, next_retry_delay
+from tasks.webhooks.policy import AttemptResult, after_failure
 from tasks.webhooks.recorder import BatchRecorder
 from workers.middleware.drain import register_drain
 from workers.runtime import actor
@@ -37,7 +37,6 @@ from workers.runtime import actor
 log = get_logger(__name__)
 # Longer waits are split: a message that arrives early re-queues itself for the remainder.
 MAX_ENQUEUE_DELAY = timedelta(hours=1)
-GONE_REASON = "receiver answered 410 Gone"
 
 
 @dataclass(frozen=True)
@@ -145,13 +144,6 @@ def _mark_endpoint_healthy(session: Session, endpoint_id: uuid.UUID) -> None:
     )
 
 
-def _failing_too_long(endpoint: WebhookEndpoint, result: AttemptResult, settings: Settings) -> bool:
-    if endpoint.failing_since is None:
-        endpoint.failing_since = result.started_at
-    limit = timedelta(hours=settings.leadline_webhook_disable_after_hours)
-    return result.started_at - endpoint.failing_since >= limit
-
-
 def record_attempt(
     session: Session,
     cipher: OrgCipher,
@@ -186,26 +178,25 @@ def _after_failure(
     after_commit: AfterCommit,
 ) -> timedelta | None:
     endpoint = get_endpoint(session, delivery.endpoint_id, lock=True)
-    reason = None
-    if result.outcome == "gone":
-        reason = GONE_REASON
-    elif _failing_too_long(endpoint, result, settings):
-        hours = settings.leadline_webhook_disable_after_hours
-        reason = f"failing for {hours:g} hours"
-    if reason is not None:
-        disable_and_announce(session, cipher, endpoint, reason, after_commit, now, actor="system")
-    if not endpoint.enabled:
-        _settle(delivery, "failed", now, error=None)
-        return None
-    delay = next_retry_delay(
-        result, attempts_in_cycle(session, delivery), settings.webhook_retry_delays
+    if endpoint.failing_since is None:
+        endpoint.failing_since = result.started_at
+    decision = after_failure(
+        result,
+        attempts_in_cycle(session, delivery),
+        endpoint.failing_since,
+        settings.webhook_retry_delays,
+        timedelta(hours=settings.leadline_webhook_disable_after_hours),
     )
-    if delay is None:
+    if decision.disable_reason is not None:
+        disable_and_announce(
+            session, cipher, endpoint, decision.disable_reason, after_commit, now, actor="system"
+        )
+    if not endpoint.enabled or decision.retry_in is None:
         _settle(delivery, "failed", now, error=None)
         return None
     _settle(delivery, "pending", now, error=None)
-    delivery.next_attempt_at = now + delay
-    return delay
+    delivery.next_attempt_at = now + decision.retry_in
+    return decision.retry_in
 
 
 # --------------------------------------------------------------------------- the actor

@@ -4,14 +4,13 @@ transaction; the delivery ids are enqueued after COMMIT through the event's afte
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.tables import Lead
 from models.webhooks import WebhookDelivery, WebhookEndpoint
-from tasks.registry import DomainEvent, subscribe
+from tasks.domain_events import DomainEvent, EventData
 from tasks.webhooks.delivery import deliver_webhook
 from tasks.webhooks.payload import build_payload, encode_payload, encrypt_body, webhook_id
 
@@ -23,14 +22,14 @@ def subscribed_endpoints(session: Session, event_type: str) -> list[WebhookEndpo
     return list(session.scalars(query.order_by(WebhookEndpoint.id)).all())
 
 
-def _lead_uuid(data: dict[str, Any]) -> uuid.UUID | None:
+def _lead_uuid(data: EventData) -> uuid.UUID | None:
+    lead_id = data.get("lead_id")
     try:
-        return uuid.UUID(str(data["lead_id"])) if data.get("lead_id") else None
+        return uuid.UUID(lead_id) if isinstance(lead_id, str) else None
     except ValueError:
         return None
 
 
-@subscribe
 def queue_webhook_deliveries(event: DomainEvent) -> None:
     """One pending delivery per enabled endpoint subscribed to the event's type."""
     endpoints = subscribed_endpoints(event.session, event.type)

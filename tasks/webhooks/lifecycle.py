@@ -12,9 +12,9 @@ from leadline.logging import get_logger
 from models.audit import record_audit
 from models.crypto import OrgCipher
 from models.webhook_endpoints import get_endpoint, mark_disabled
-from models.webhooks import WebhookDelivery, WebhookEndpoint
+from models.webhooks import EventType, WebhookDelivery, WebhookEndpoint
 from tasks.after_commit import AfterCommit
-from tasks.registry import DomainEvent, publish
+from tasks.domain_events import DomainEvent, publish
 
 log = get_logger(__name__)
 
@@ -53,7 +53,7 @@ def disable_and_announce(
     )
     log.warning("webhook endpoint disabled", endpoint_id=str(endpoint.id), reason=reason)
     data = {"endpoint_id": str(endpoint.id), "reason": endpoint.disabled_reason}
-    publish(DomainEvent(session, cipher, "endpoint.disabled", data, after_commit, now))
+    publish(DomainEvent(session, cipher, EventType.ENDPOINT_DISABLED, data, after_commit, now))
     return True
 
 

@@ -17,7 +17,6 @@ from models.webhook_endpoints import get_endpoint
 from models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tasks.after_commit import AfterCommit, enqueue_or_defer
 from tasks.context import TaskContext
-from tasks.registry import attention, sweep
 from tasks.webhooks.delivery import deliver_webhook
 
 log = get_logger(__name__)
@@ -79,7 +78,6 @@ def _due_batch(
     return list(session.execute(query.order_by(*order).limit(SWEEP_BATCH)).all())
 
 
-@sweep("webhooks")
 def sweep_due_deliveries(context: TaskContext) -> int:
     """Enqueue deliveries that are due (past a grace period) in bounded batches.
 
@@ -106,8 +104,7 @@ def sweep_due_deliveries(context: TaskContext) -> int:
 # --------------------------------------------------------------------------- attention
 
 
-@attention("disabled_endpoints")
-def disabled_endpoints(session: Session) -> list[dict[str, Any]]:
+def disabled_endpoints(session: Session) -> list[dict[str, object]]:
     query = (
         select(WebhookEndpoint)
         .where(WebhookEndpoint.enabled.is_(False))

@@ -16,7 +16,7 @@ from models.crypto import OrgCipher
 from models.leads import decrypt_lead
 from models.tables import Lead
 from models.webhooks import WebhookEndpoint
-from tasks.registry import DomainEvent
+from tasks.domain_events import DomainEvent
 
 TABLE = "webhook_deliveries"
 MAX_PAYLOAD_BYTES = 20_000
@@ -59,7 +59,7 @@ def lead_object(cipher: OrgCipher, lead: Lead, shared: list[str]) -> dict[str, A
 def build_payload(
     event: DomainEvent, lead: Lead | None, endpoint: WebhookEndpoint
 ) -> dict[str, Any]:
-    data = dict(event.data)
+    data: dict[str, object] = dict(event.data)
     if lead is not None:
         data["lead"] = lead_object(event.cipher, lead, list(endpoint.shared_fields))
     return {"type": event.type, "timestamp": timestamp_text(event.now), "data": data}

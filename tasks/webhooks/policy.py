@@ -1,4 +1,8 @@
-"""The delivery policy as pure functions: what an attempt's result means, when to try again."""
+"""How a webhook is retried, as pure functions: what an attempt's result means, when to try
+again (the schedule is the setting LEADLINE_WEBHOOK_RETRY_SCHEDULE, seconds after each failed
+try, ±20 % jitter; Retry-After honoured on 429/502/503/504), and when to give up or disable the
+endpoint (410 Gone, or failing for LEADLINE_WEBHOOK_DISABLE_AFTER_HOURS). tasks/webhooks/
+delivery.py records each attempt and applies what these decide."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ JITTER = 0.2
 RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
 MAX_RETRY_AFTER = timedelta(hours=24)
 GONE = 410
+GONE_REASON = "receiver answered 410 Gone"
 
 
 @dataclass(frozen=True)
@@ -81,3 +86,30 @@ def next_retry_delay(
     if result.retry_after is not None:
         return result.retry_after
     return jittered(schedule[attempts_in_cycle - 1], rng)
+
+
+@dataclass(frozen=True)
+class AfterFailure:
+    """What a failed attempt leads to: the endpoint disabled (with why), another try after
+    `retry_in`, or neither (the schedule is exhausted: the delivery has failed)."""
+
+    disable_reason: str | None = None
+    retry_in: timedelta | None = None
+
+
+def after_failure(
+    result: AttemptResult,
+    attempts_in_cycle: int,
+    failing_since: datetime,
+    schedule: tuple[float, ...],
+    disable_after: timedelta,
+    rng: random.Random | None = None,
+) -> AfterFailure:
+    """`failing_since`: when the endpoint's current run of failures began (this attempt's
+    start if it is the first)."""
+    if result.outcome == "gone":
+        return AfterFailure(disable_reason=GONE_REASON)
+    if result.started_at - failing_since >= disable_after:
+        hours = disable_after.total_seconds() / 3600
+        return AfterFailure(disable_reason=f"failing for {hours:g} hours")
+    return AfterFailure(retry_in=next_retry_delay(result, attempts_in_cycle, schedule, rng))

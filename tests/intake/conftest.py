@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from models.intake import add_meta_account, add_phone_number
 from models.normalize import InvalidPhoneNumber
+from models.routing import add_meta_account, add_phone_number
 from tests.support.intake import random_number
 
 

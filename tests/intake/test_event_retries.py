@@ -8,16 +8,17 @@ import dramatiq
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from intake.inbound import store_inbound_event
+from intake.inbox import store_inbound_event
 from models.tables import InboundEvent
-from tasks.registry import EVENT_HANDLERS, EventContext
+from tasks import wiring
+from tasks.inbound_events import InboundContext
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 calls: list[str] = []
 
 
-def flaky_handler(ctx: EventContext) -> None:
+def flaky_handler(ctx: InboundContext) -> None:
     calls.append(str(ctx.event.id))
     if len(calls) == 1:
         raise OperationalError("SELECT 1", {}, Exception("connection reset"))
@@ -30,17 +31,15 @@ def status_of(context: Any, org_id: Any, event_id: Any) -> str | None:
 
 
 def test_transient_failure_is_retried_until_processed(
-    context: Any, worker: dramatiq.Worker, make_org: Any
+    context: Any, worker: dramatiq.Worker, make_org: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    EVENT_HANDLERS["test_flaky"] = flaky_handler
+    handlers = {**wiring.INBOUND_HANDLERS, "test_flaky": flaky_handler}
+    monkeypatch.setattr(wiring, "INBOUND_HANDLERS", handlers)
     calls.clear()
-    try:
-        org = make_org()
-        stored = store_inbound_event(context, org.id, "test_flaky", "flaky-1", {"n": 1})
-        wait_for(lambda: status_of(context, org.id, stored.id) == "processed", timeout=20)
-        assert calls == [str(stored.id), str(stored.id)]
-    finally:
-        del EVENT_HANDLERS["test_flaky"]
+    org = make_org()
+    stored = store_inbound_event(context, org.id, "test_flaky", "flaky-1", {"n": 1})
+    wait_for(lambda: status_of(context, org.id, stored.id) == "processed", timeout=20)
+    assert calls == [str(stored.id), str(stored.id)]
 
 
 def test_unknown_source_fails_permanently_without_retries(

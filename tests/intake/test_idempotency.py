@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from intake.routes.leads import canonical_lead
 from intake.schemas import LeadIn
 from leadline.sandbox import SandboxState
-from models.intake import rotate_signing_secret
 from models.leads import decrypt_lead
 from models.messaging import OutboundMessage
+from models.routing import rotate_signing_secret
 from models.tables import InboundEvent, Lead
 from tests.helpers import wait_for
-from tests.support.intake import events_of, settled
+from tests.support.intake import events_of, events_settled
 from tests.support.messaging import add_alert_number, random_phone, sent_to
 from tests.support.services import Org
 from tests.support.signing import standard_headers
@@ -55,7 +55,7 @@ def test_same_key_and_same_body_answer_the_same_id_once(
 
     assert {a.status_code for a in answers} == {202}
     assert len({a.json()["id"] for a in answers}) == 1
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
     assert len(leads_of(context, org.id)) == 1
 
 
@@ -73,7 +73,7 @@ def test_same_key_with_a_different_body_is_422_and_stores_nothing(
     assert different.json() == REUSED
     for value in SECOND.values():
         assert value not in different.text
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
     (lead,) = leads_of(context, org.id)
     with context.db.tenant(org.id) as session:
         view = decrypt_lead(context.keys.cipher(session, org.id), lead)
@@ -132,7 +132,7 @@ def test_a_signed_lead_replayed_under_new_idempotency_keys_is_one_event_one_lead
 
     assert {a.status_code for a in answers} == {202}
     assert len({a.json()["id"] for a in answers}) == 1
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
     wait_for(lambda: len(sent_to(sandbox_state, owner)) == 1)
     (event,) = events_of(context, org.id)
     assert event.external_id == "msg_replayed"
@@ -165,7 +165,7 @@ def test_the_fingerprint_goes_with_the_payload_when_it_is_purged(
 
     org = make_org()
     first = post(client, org, json.dumps(FIRST).encode(), "k-purged")
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
     purge_inbound(context, context.clock() + timedelta(days=8))
     (event,) = events_of(context, org.id)
     assert event.payload_ct is None and event.request_fingerprint is None

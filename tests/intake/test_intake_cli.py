@@ -11,7 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from models.billing import OrgBilling
-from models.intake import list_phone_numbers, signing_secrets
+from models.routing import list_phone_numbers, signing_secrets
 from models.telegram_links import list_chats
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.intake import rotate_signing_secret
+from models.routing import rotate_signing_secret
 from tests.support.intake import all_event_count
 
 pytestmark = pytest.mark.integration

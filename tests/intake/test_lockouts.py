@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from models.intake import rotate_signing_secret
+from models.routing import rotate_signing_secret
 from tests.support.intake import events_of
 from tests.support.services import RUN_ID
 from tests.support.signing import (

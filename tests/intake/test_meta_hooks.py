@@ -12,9 +12,9 @@ from sqlalchemy import select
 from models.leads import decrypt_lead
 from models.tables import InboundEvent, Lead
 from tasks.after_commit import AfterCommit
-from tasks.events import process_inbound_event
+from tasks.inbound_events import process_inbound_event
 from tests.helpers import wait_for
-from tests.support.intake import all_event_count, events_of, settled
+from tests.support.intake import all_event_count, events_of, events_settled
 from tests.support.signing import (
     META_SECRET,
     META_VERIFY,
@@ -63,7 +63,7 @@ def test_messenger_message_with_non_ascii_text_becomes_a_lead(
     assert b"\xd0" in body  # raw UTF-8 bytes, signed as sent
 
     assert client.post(PATH, content=body, headers=meta_headers(body)).status_code == 200
-    wait_for(lambda: settled(context, org.id, 2))
+    wait_for(lambda: events_settled(context, org.id, 2))
 
     [lead] = leads_of(context, org.id)
     assert (lead.source, lead.first_message) == ("messenger", GREETING)
@@ -133,7 +133,7 @@ def test_whatsapp_message_becomes_a_lead_and_replay_is_one_event(
     body = whatsapp_body(waba, "15551234567", "wamid.ABC123", "Do you do gutters?", "Zoë")
     for _ in range(2):
         assert client.post(PATH, content=body, headers=meta_headers(body)).status_code == 200
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
     [lead] = leads_of(context, org.id)
     assert (lead.source, lead.name, lead.first_message) == ("whatsapp", "Zoë", "Do you do gutters?")
 

@@ -86,14 +86,17 @@ def test_campaign_limit_helper_and_defaults(settings: Any) -> None:
     limiter.hit("campaigns", str(uuid.uuid4()))  # another org is not affected
 
 
-def test_unreachable_redis_lets_requests_through(settings: Any) -> None:
-    limiter = RateLimiter(
-        "redis://127.0.0.1:9/0",
-        "unreachable",
-        {"api": RateLimiter.from_settings(settings).items["api"]},
-    )
-    for _ in range(3):
+def test_unreachable_redis_lets_requests_through_and_says_so(context: Any, log_lines: Any) -> None:
+    from limits import parse
+
+    limiter = RateLimiter("redis://127.0.0.1:9/0", "unreachable", {"api": parse("1/minute")})
+    allowed = 0
+    for _ in range(3):  # three times a limit of one: each would be refused if it were counted
         limiter.hit("api", "k")
+        allowed += 1
+    assert allowed == 3
+    warnings = [line for line in log_lines() if line.get("event") == "rate limiter unavailable"]
+    assert [(w["limit"], w["level"]) for w in warnings] == [("api", "warning")] * 3
 
 
 def test_unix_socket_url_is_translated_for_limits() -> None:

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from intake.middleware import SECURITY_HEADERS
 from tests.helpers import wait_for
-from tests.support.intake import settled
+from tests.support.intake import events_settled
 from tests.support.signing import stripe_headers, telegram_headers, telegram_update
 
 pytestmark = pytest.mark.integration
@@ -106,7 +106,7 @@ def test_request_id_reaches_request_and_worker_log_lines(
     )
     assert refused.status_code == 403 and accepted.status_code == 200
     assert accepted.headers["x-request-id"] == request_id
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
 
     def worker_lines() -> list[dict[str, Any]]:
         return [line for line in log_lines() if line.get("event") == "inbound event done"]

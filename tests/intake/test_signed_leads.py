@@ -11,11 +11,11 @@ import dramatiq
 import pytest
 from sqlalchemy import select
 
-from models.intake import rotate_signing_secret
 from models.leads import decrypt_lead
+from models.routing import rotate_signing_secret
 from models.tables import Lead
 from tests.helpers import wait_for
-from tests.support.intake import events_of, settled
+from tests.support.intake import events_of, events_settled
 from tests.support.signing import standard_headers
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,7 @@ def test_signed_lead_is_accepted_and_processed(
 
     assert first.status_code == replay.status_code == 202
     assert first.json() == replay.json()
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
     with context.db.tenant(org.id) as session:
         lead = session.scalars(select(Lead)).one()
         view = decrypt_lead(context.keys.cipher(session, org.id), lead)

@@ -35,11 +35,11 @@ from starlette.testclient import TestClient
 from intake.app import create_app
 from intake.spool import RoutingCache, Spool, database_unreachable, replay
 from models.billing import link_stripe_customer
-from models.intake import add_meta_account, add_phone_number
+from models.leads import phone_index
 from models.messaging import Suppression
 from models.migrate import upgrade
 from models.orgs import create_api_key, create_organization
-from models.suppressions import phone_index
+from models.routing import add_meta_account, add_phone_number
 from models.tables import InboundEvent
 from tasks.context import TaskContext, build_context
 from tests.helpers import wait_for

@@ -18,18 +18,18 @@ from sqlalchemy import select
 
 from leadline.sandbox import SandboxState
 from models.alert_settings import update_program
+from models.leads import phone_index
 from models.messaging import Suppression
-from models.suppressions import phone_index
 from models.tables import InboundEvent
 from tasks.sweeps import requeue_pending_events
 from tests.helpers import wait_for
 from tests.support.messaging import (
     captured_events,
+    messages_settled,
     outbound_rows,
     queue_alerts,
     random_phone,
     sent_to,
-    settled,
 )
 from tests.support.signing import twilio_form
 
@@ -119,7 +119,7 @@ def test_stop_while_redis_is_down_blocks_the_help_reply_and_autoreply_after_it(
     wait_for(lambda: all_processed(context, org.id, 2))
     assert sweep_pending(context) >= 1
     wait_for(lambda: all_processed(context, org.id, 3))
-    wait_for(lambda: settled(context, org.id, len(outbound_rows(context, org.id))))
+    wait_for(lambda: messages_settled(context, org.id, len(outbound_rows(context, org.id))))
 
     purposes = sorted((row.purpose, row.state) for row in to_person(context, org.id, person))
     assert purposes == [("help_reply", "blocked"), ("lead_autoreply", "blocked")]
@@ -194,7 +194,7 @@ def test_a_stop_the_worker_records_counts_from_when_it_arrived(
     from sqlalchemy import delete, update
 
     from tasks.after_commit import AfterCommit
-    from tasks.events import process_inbound_event
+    from tasks.inbound_events import process_inbound_event
 
     org = make_org()
     number = add_number(org.id)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from models.billing import OrgBilling, link_stripe_customer
 from models.tables import AuditEntry, Organization
 from tests.helpers import wait_for
-from tests.support.intake import events_of, settled
+from tests.support.intake import events_of, events_settled
 from tests.support.signing import STRIPE_SECRET, stripe_event, stripe_headers
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ def test_subscription_deleted_cancels_and_schedules_deletion(
     event = stripe_event("customer.subscription.deleted", customer_id, created)
 
     assert send(client, event).status_code == 200
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
 
     billing, organization = billing_of(context, org.id)
     cancelled_at = datetime.fromtimestamp(created, tz=UTC)
@@ -75,7 +75,7 @@ def test_replayed_event_is_one_row_and_one_effect(
     event = stripe_event("invoice.payment_failed", customer_id, int(time.time()))
     assert send(client, event).status_code == 200
     assert send(client, event).status_code == 200
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
     assert billing_of(context, org.id)[0].status == "past_due"
     with context.db.tenant(org.id) as session:
         applied = session.scalars(
@@ -93,9 +93,9 @@ def test_out_of_order_pair_leaves_the_newer_state(
     older = stripe_event("customer.subscription.updated", customer_id, now - 100, status="active")
 
     assert send(client, newer).status_code == 200
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
     assert send(client, older).status_code == 200
-    wait_for(lambda: settled(context, org.id, 2))
+    wait_for(lambda: events_settled(context, org.id, 2))
 
     billing, organization = billing_of(context, org.id)
     assert (billing.status, organization.status) == ("cancelled", "cancelled")
@@ -113,14 +113,14 @@ def test_a_newer_subscription_lifts_a_cancellation(
         ).status_code
         == 200
     )
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
     assert (
         send(
             client, stripe_event("customer.subscription.created", customer_id, now - 5)
         ).status_code
         == 200
     )
-    wait_for(lambda: settled(context, org.id, 2))
+    wait_for(lambda: events_settled(context, org.id, 2))
     billing, organization = billing_of(context, org.id)
     assert (billing.status, organization.status, organization.deletion_due_at) == (
         "active",

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from models.channels import TelegramChat
 from models.telegram_links import CHAT_TABLE, create_link_code
 from tests.helpers import wait_for
-from tests.support.intake import all_event_count, events_of, settled
+from tests.support.intake import all_event_count, events_of, events_settled
 from tests.support.signing import TELEGRAM_SECRET, telegram_headers, telegram_update
 
 pytestmark = pytest.mark.integration
@@ -49,14 +49,14 @@ def test_start_with_link_code_links_and_stop_unlinks(
     code = link_code(context, org.id)
 
     assert post(client, org.id, telegram_update(1, chat_id, f"/start {code}")).status_code == 200
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
     assert chats_of(context, org.id) == [(str(chat_id), "linked")]
     with context.db.tenant(org.id) as session:
         row = session.scalars(select(TelegramChat)).one()
     assert str(chat_id).encode() not in row.chat_id_ct + row.chat_bidx
 
     assert post(client, org.id, telegram_update(2, chat_id, "/stop")).status_code == 200
-    wait_for(lambda: settled(context, org.id, 2))
+    wait_for(lambda: events_settled(context, org.id, 2))
     assert chats_of(context, org.id) == [(str(chat_id), "unlinked")]
 
 
@@ -69,9 +69,9 @@ def test_start_without_a_valid_code_waits_for_approval(
     post(client, org.id, telegram_update(1, first, "/start"))
     post(client, org.id, telegram_update(2, first, f"/start {code}x"))
     post(client, org.id, telegram_update(3, second, f"/start@LeadlineBot {code}"))
-    wait_for(lambda: settled(context, org.id, 3))
+    wait_for(lambda: events_settled(context, org.id, 3))
     post(client, org.id, telegram_update(4, first, f"/start {code}"))  # already used
-    wait_for(lambda: settled(context, org.id, 4))
+    wait_for(lambda: events_settled(context, org.id, 4))
     assert sorted(chats_of(context, org.id)) == sorted(
         [(str(first), "pending"), (str(second), "linked")]
     )
@@ -84,7 +84,7 @@ def test_same_update_twice_is_one_event(
     update = telegram_update(77, random.randint(10**8, 10**9), "/start")
     assert post(client, org.id, update).status_code == 200
     assert post(client, org.id, update).status_code == 200
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
     assert [e.external_id for e in events_of(context, org.id)] == ["77"]
     assert len(chats_of(context, org.id)) == 1
 

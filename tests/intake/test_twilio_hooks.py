@@ -10,7 +10,7 @@ import dramatiq
 import pytest
 
 from tests.helpers import wait_for
-from tests.support.intake import events_of, settled
+from tests.support.intake import events_of, events_settled
 from tests.support.signing import TWILIO_TOKEN, twilio_form, twilio_json
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,7 @@ def test_inbound_sms_is_verified_stored_and_processed(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/xml")
     assert response.text.endswith("<Response/>")
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
     [event] = events_of(context, org.id)
     assert (event.source, event.external_id) == ("twilio_sms", message_sid)
     assert event.status in {"processed", "failed"}  # handled by the alerts feature once merged
@@ -84,7 +84,7 @@ def test_json_status_callback_verifies_with_body_sha256(
     path, body, headers = twilio_json(data, STATUS)
 
     assert client.post(path, content=body, headers=headers).status_code == 204
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: events_settled(context, org.id, 1))
     [event] = events_of(context, org.id)
     assert (event.source, event.external_id) == ("twilio_status", f"{message_sid}:delivered")
 

@@ -256,7 +256,10 @@ def test_metadata_and_unspecified_refused_even_in_development(address: str) -> N
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1", "10.0.0.1", "192.168.1.1"])
 def test_development_allows_private_receivers(address: str) -> None:
-    vet_address(ipaddress.ip_address(address), allow_private=True)
+    ip = ipaddress.ip_address(address)
+    with pytest.raises(UnsafeTargetError, match="target address is not global"):
+        vet_address(ip, allow_private=False)
+    assert vet_address(ip, allow_private=True) is None  # the same address, allowed
 
 
 _v4 = st.integers(min_value=0, max_value=2**32 - 1).map(ipaddress.IPv4Address)

@@ -12,7 +12,13 @@ from leadline.sandbox import SandboxState
 from models.alert_settings import set_template
 from models.message_templates import DEFAULT_TEMPLATES
 from tests.helpers import wait_for
-from tests.support.messaging import add_alert_number, link_chat, random_phone, sent_to, settled
+from tests.support.messaging import (
+    add_alert_number,
+    link_chat,
+    messages_settled,
+    random_phone,
+    sent_to,
+)
 from tests.support.services import Org
 
 pytestmark = pytest.mark.integration
@@ -42,9 +48,9 @@ def test_first_post_says_new_lead_and_second_says_lead_updated(
     link_chat(context, org.id, chat)
 
     post_lead(client, org, {"name": "Ada", "phone": LEAD_PHONE, "message": "Roof leaks"})
-    wait_for(lambda: settled(context, org.id, 2))
+    wait_for(lambda: messages_settled(context, org.id, 2))
     post_lead(client, org, {"phone": LEAD_PHONE, "message": "Any update?"})
-    wait_for(lambda: settled(context, org.id, 4))
+    wait_for(lambda: messages_settled(context, org.id, 4))
 
     first_sms, second_sms = bodies(sandbox_state, owner)
     assert first_sms.startswith("New lead for Acme Roofing: Ada") and "Roof leaks" in first_sms
@@ -71,8 +77,8 @@ def test_the_update_text_is_set_per_org_like_every_template(
         set_template(session, org.id, "lead_updated_sms", "{name} wrote again: {message}")
 
     post_lead(client, org, {"name": "Bo", "phone": LEAD_PHONE, "message": "Hello"})
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
     post_lead(client, org, {"phone": LEAD_PHONE, "message": "Still there?"})
-    wait_for(lambda: settled(context, org.id, 2))
+    wait_for(lambda: messages_settled(context, org.id, 2))
 
     assert bodies(sandbox_state, owner)[1] == "Bo wrote again: Still there?"

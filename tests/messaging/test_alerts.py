@@ -18,10 +18,10 @@ from tests.support.messaging import (
     assert_no_duplicates,
     inbound_sms,
     link_chat,
+    messages_settled,
     outbound_rows,
     random_phone,
     sent_to,
-    settled,
 )
 from tests.support.services import Org
 
@@ -66,7 +66,7 @@ def test_posted_lead_reaches_telegram_and_sms_and_consenting_lead(
         },
     )
 
-    wait_for(lambda: settled(context, org.id, 3), timeout=10)
+    wait_for(lambda: messages_settled(context, org.id, 3), timeout=10)
     (owner_sms,) = sent_to(sandbox_state, owner)
     assert "Ada Lovelace" in owner_sms["body"] and lead_phone in owner_sms["body"]
     assert "Roof leaks" in owner_sms["body"] and owner_sms["from"] == business
@@ -93,7 +93,7 @@ def test_no_autoreply_without_sms_consent(
 
     post_lead(client, org, {"name": "No Consent", "phone": lead_phone})
 
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
     assert len(sent_to(sandbox_state, owner)) == 1
     assert sent_to(sandbox_state, lead_phone) == []
 
@@ -109,7 +109,7 @@ def test_org_template_is_used_and_rows_are_encrypted(
 
     post_lead(client, org, {"name": "Grace Hopper", "email": "grace@example.com"})
 
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
     assert sent_to(sandbox_state, owner)[0]["body"] == "LEAD Grace Hopper / grace@example.com"
     (row,) = outbound_rows(context, org.id)
     assert b"Grace" not in row.body_ct and owner.encode() not in row.recipient_ct
@@ -123,11 +123,11 @@ def test_lead_reply_is_stored_encrypted_and_alerted(
     add_alert_number(context, org.id, owner)
     link_chat(context, org.id, 777002)
     post_lead(client, org, {"name": "Replying Rita", "phone": lead_phone})
-    wait_for(lambda: settled(context, org.id, 2))
+    wait_for(lambda: messages_settled(context, org.id, 2))
 
     inbound_sms(context, org.id, lead_phone, "Is Tuesday OK for the visit?")
 
-    wait_for(lambda: settled(context, org.id, 4))
+    wait_for(lambda: messages_settled(context, org.id, 4))
     assert "Is Tuesday OK" in sent_to(sandbox_state, owner)[-1]["body"]
     assert "Replying Rita" in sent_to(sandbox_state, "777002")[-1]["body"]
     with context.db.tenant(org.id) as session:
@@ -145,6 +145,6 @@ def test_text_from_unknown_number_becomes_a_lead_with_one_alert(
 
     inbound_sms(context, org.id, stranger, "Do you do gutters?")
 
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
     (alert,) = sent_to(sandbox_state, owner)
     assert "Do you do gutters?" in alert["body"] and stranger in alert["body"]

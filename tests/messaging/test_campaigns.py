@@ -19,8 +19,8 @@ from tests.support.messaging import (
     distinct_phones,
     inbound_sms,
     make_leads,
+    messages_settled,
     outbound_rows,
-    settled,
     suppress_numbers,
     tuned_settings,
 )
@@ -67,7 +67,7 @@ def test_campaign_to_500_leads_with_50_suppressed_sends_exactly_450_at_the_rate(
         response = launch(client, org, "spring-2026")
         assert response.status_code == 202
         campaign_id = response.json()["id"]
-        wait_for(lambda: settled(context, org.id, 500), timeout=60)
+        wait_for(lambda: messages_settled(context, org.id, 500), timeout=60)
 
     records = sandbox_state.sent()
     assert len(records) == 450
@@ -104,7 +104,7 @@ def test_sends_are_throttled_per_sender_number(
         first = launch(client, org, "slow-1")
         second = launch(client, org, "slow-2", name="Same sender, same pace")
         assert first.status_code == second.status_code == 202
-        wait_for(lambda: settled(context, org.id, 10), timeout=20)
+        wait_for(lambda: messages_settled(context, org.id, 10), timeout=20)
 
     records = sandbox_state.sent()
     assert len(records) == 10
@@ -123,7 +123,7 @@ def test_stop_during_a_campaign_blocks_the_rest_for_that_lead(
 
     with tuned_settings(context, leadline_campaign_rate_per_sender=50.0):
         campaign_id = launch(client, org, "k").json()["id"]
-        wait_for(lambda: settled(context, org.id, 3))
+        wait_for(lambda: messages_settled(context, org.id, 3))
 
     assert {r["to"] for r in sandbox_state.sent()} == set(phones[:2])
     assert counts(client, org, campaign_id)["blocked"] == 1

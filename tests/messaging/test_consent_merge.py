@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from models.leads import LeadFields, consent_evidence, upsert_lead
-from models.suppressions import phone_index
+from models.leads import LeadFields, consent_evidence, phone_index, upsert_lead
 from models.tables import Lead
 from tests.support.messaging import random_phone
 

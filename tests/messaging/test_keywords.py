@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.keywords import Intent, classify
+from tasks.optouts import Intent, classify
 
 pytestmark = pytest.mark.unit
 

@@ -18,11 +18,11 @@ from tests.support.messaging import (
     assert_no_duplicates,
     captured_events,
     inbound_sms,
+    messages_settled,
     outbound_rows,
     queue_alerts,
     random_phone,
     sent_to,
-    settled,
     states,
 )
 from tests.support.workers import worker_threads
@@ -59,7 +59,7 @@ def test_stop_suppresses_and_the_next_message_is_blocked(
 
     queue_alerts(context, org.id, person, 1)
 
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
     assert states(context, org.id) == {"blocked": 1}
     assert sandbox_state.sent() == []
     assert sandbox_state.stats()["requests"] == 0
@@ -92,7 +92,7 @@ def test_start_resumes_texts(
     inbound_sms(context, org.id, person, "STOP")
     wait_for(lambda: suppressions(context, org.id))
     queue_alerts(context, org.id, person, 1)
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
 
     with captured_events() as events:
         inbound_sms(context, org.id, person, "START")
@@ -100,7 +100,7 @@ def test_start_resumes_texts(
     assert [kind for kind, _ in events] == ["optout.changed"]
     queue_alerts(context, org.id, person, 1)
 
-    wait_for(lambda: settled(context, org.id, 2))
+    wait_for(lambda: messages_settled(context, org.id, 2))
     assert states(context, org.id) == {"blocked": 1, "sent": 1}
     assert len(sent_to(sandbox_state, person)) == 1
 
@@ -118,7 +118,7 @@ def test_new_consent_on_a_form_does_not_lift_a_stop(
     lead = {"phone": person, "name": "Opted Out", "consent": {"sms": True}}
     assert client.post("/v1/leads", json=lead, headers=org.auth).status_code == 202
 
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
     assert states(context, org.id) == {"blocked": 1}
     assert sandbox_state.sent() == []
 
@@ -141,7 +141,7 @@ def test_help_reply_has_every_required_part(
 
     inbound_sms(context, org.id, person, "help", to=business)
 
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
     (reply,) = sent_to(sandbox_state, person)
     for part in (
         "Acme Alerts",
@@ -167,7 +167,7 @@ def test_stop_while_100_alerts_wait_in_the_queue_blocks_all_of_them(
     with worker_threads(broker, queues={"events"}):
         wait_for(lambda: processed_inbound(context, org.id, 1))
     with worker_threads(broker):
-        wait_for(lambda: settled(context, org.id, 100))
+        wait_for(lambda: messages_settled(context, org.id, 100))
 
     assert states(context, org.id) == {"blocked": 100}
     assert sandbox_state.stats()["requests"] == 0
@@ -183,13 +183,13 @@ def test_twilio_21610_records_the_suppression(
 
     with captured_events() as events:
         queue_alerts(context, org.id, person, 1)
-        wait_for(lambda: settled(context, org.id, 1))
+        wait_for(lambda: messages_settled(context, org.id, 1))
     assert states(context, org.id) == {"blocked": 1}
     assert [s.reason for s in suppressions(context, org.id)] == ["twilio_21610"]
     assert [kind for kind, _ in events] == ["optout.changed"]
 
     queue_alerts(context, org.id, person, 1)
-    wait_for(lambda: settled(context, org.id, 2))
+    wait_for(lambda: messages_settled(context, org.id, 2))
     assert states(context, org.id) == {"blocked": 2}
     assert sandbox_state.stats()["requests"] == 1
     assert sandbox_state.sent() == []

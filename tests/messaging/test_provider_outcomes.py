@@ -13,6 +13,7 @@ import pytest
 from leadline.sandbox import SandboxState
 from models.channels import TelegramChat
 from models.outbound_messages import claim_outbound, stale_outbound, start_provider_call
+from tasks.optouts import is_opted_out
 from tasks.sending import deliver_outbound, enqueue_send, sweep_outbound
 from tests.helpers import wait_for
 from tests.support.messaging import (
@@ -20,11 +21,11 @@ from tests.support.messaging import (
     assert_no_duplicates,
     captured_events,
     link_chat,
+    messages_settled,
     outbound_rows,
     queue_alerts,
     random_phone,
     sent_to,
-    settled,
     states,
     status_callback,
 )
@@ -45,7 +46,7 @@ def test_429_then_200_is_sent_once(
 
     queue_alerts(context, org.id, person, 1)
 
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
     row = only_row(context, org.id)
     assert (row.state, row.attempts) == ("sent", 2)
     assert len(sent_to(sandbox_state, person)) == 1
@@ -60,7 +61,7 @@ def test_500_three_times_then_200_is_sent_once(
 
     queue_alerts(context, org.id, person, 1)
 
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
     row = only_row(context, org.id)
     assert (row.state, row.attempts) == ("sent", 4)
     assert len(sent_to(sandbox_state, person)) == 1
@@ -75,7 +76,7 @@ def test_dropped_connection_after_the_request_is_unknown_and_never_resent(
 
     (message_id,) = queue_alerts(context, org.id, person, 1)
 
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
     assert states(context, org.id) == {"unknown": 1}
     # Every way the message could come round again: a redelivery and the sweeper.
     enqueue_send("sms", org.id, message_id)
@@ -88,10 +89,10 @@ def test_dropped_connection_after_the_request_is_unknown_and_never_resent(
     assert sandbox_state.stats()["requests"] == 1
 
     # Reconciliation settles it from the provider's list (test_reconcile.py), not an operator.
-    from tasks.registry import ATTENTION
+    from tasks.attention import ATTENTION_LISTS
 
     with context.db.maintenance() as session:
-        listed = ATTENTION["unknown_sms"](session)
+        listed = ATTENTION_LISTS["unknown_sms"](session)
     assert str(message_id) not in [item["id"] for item in listed]
 
 
@@ -104,7 +105,7 @@ def test_invalid_recipient_codes_fail_permanently(
 
     queue_alerts(context, org.id, person, 1)
 
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
     row = only_row(context, org.id)
     assert (row.state, row.last_error_code, row.attempts) == ("failed", str(code), 1)
     assert sandbox_state.stats()["requests"] == 1
@@ -117,11 +118,13 @@ def test_a_row_found_sending_after_the_provider_call_started_becomes_unknown(
     (message_id,) = queue_alerts(context, org.id, person, 1, enqueue=False)
     with context.db.tenant(org.id) as session:  # a worker claims, starts the call, then dies
         cipher = context.keys.cipher(session, org.id)
-        claim = claim_outbound(session, cipher, message_id, context.clock())
+        claim = claim_outbound(session, cipher, message_id, context.clock(), is_opted_out)
         assert claim.outcome == "claimed" and claim.message is not None
     with context.db.tenant(org.id) as session:
         assert (
-            start_provider_call(session, message_id, claim.message.attempt, context.clock())
+            start_provider_call(
+                session, message_id, claim.message.attempt, context.clock(), is_opted_out
+            )
             == "call"
         )
 
@@ -159,7 +162,7 @@ def test_sweep_sends_a_row_whose_queue_message_was_lost(
 
     assert sweep_outbound(context, queued_older_than=0) >= 3
 
-    wait_for(lambda: settled(context, org.id, 3))
+    wait_for(lambda: messages_settled(context, org.id, 3))
     assert states(context, org.id) == {"sent": 3}
     assert_no_duplicates(sandbox_state)
 
@@ -175,7 +178,7 @@ def test_telegram_429_waits_retry_after_then_sends_once(
 
     client.post("/v1/leads", json={"name": "Tele Gram", "email": "t@example.com"}, headers=org.auth)
 
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
     row = only_row(context, org.id)
     assert (row.state, row.attempts) == ("sent", 2)
     assert (row.sent_at - row.created_at).total_seconds() >= 1
@@ -196,7 +199,7 @@ def test_blocked_bot_or_missing_chat_unlinks_the_chat(
     sandbox_state.push_behaviour([{"telegram_error": error}], channel="telegram")
 
     client.post("/v1/leads", json={"name": "First", "email": "a@example.com"}, headers=org.auth)
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
     client.post("/v1/leads", json={"name": "Second", "email": "b@example.com"}, headers=org.auth)
     wait_for(lambda: len(outbound_rows(context, org.id)) == 1 and processed(context, org.id, 2))
 
@@ -227,7 +230,7 @@ def test_status_callbacks_move_sent_rows_forward_only(
     add_alert_number(context, org.id, first)
     queue_alerts(context, org.id, first, 1)
     queue_alerts(context, org.id, second, 1)
-    wait_for(lambda: settled(context, org.id, 2))
+    wait_for(lambda: messages_settled(context, org.id, 2))
     delivered_row, undelivered_row = outbound_rows(context, org.id)
 
     with captured_events() as events:

@@ -11,20 +11,21 @@ import dramatiq
 import pytest
 
 from leadline.sandbox import SandboxState
+from models.leads import phone_index
 from models.outbound_messages import (
     NewOutbound,
     claim_outbound,
     queue_outbound,
     start_provider_call,
 )
-from models.suppressions import phone_index
+from tasks.attention import ATTENTION_LISTS
+from tasks.optouts import is_opted_out
 from tasks.providers import send_twilio_sms
 from tasks.reconcile import reconcile_message, reconcile_unknown
-from tasks.registry import ATTENTION
 from tasks.sending import deliver_outbound, enqueue_send, sweep_outbound
 from tasks.sweeps import sweep_inbox
 from tests.helpers import wait_for
-from tests.support.messaging import outbound_rows, random_phone, sent_to, settled
+from tests.support.messaging import messages_settled, outbound_rows, random_phone, sent_to
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ def queue_message(context: Any, org_id: uuid.UUID, to: str, purpose: str) -> uui
 def claim(context: Any, org_id: uuid.UUID, message_id: uuid.UUID) -> Any:
     with context.db.tenant(org_id) as session:
         claimed = claim_outbound(
-            session, context.keys.cipher(session, org_id), message_id, context.clock()
+            session, context.keys.cipher(session, org_id), message_id, context.clock(), is_opted_out
         )
     assert claimed.outcome == "claimed" and claimed.message is not None
     return claimed.message
@@ -59,7 +60,10 @@ def claim(context: Any, org_id: uuid.UUID, message_id: uuid.UUID) -> Any:
 
 def mark_called(context: Any, message: Any) -> bool:
     with context.db.tenant(message.org_id) as session:
-        return start_provider_call(session, message.id, message.attempt, context.clock()) == "call"
+        return (
+            start_provider_call(session, message.id, message.attempt, context.clock(), is_opted_out)
+            == "call"
+        )
 
 
 def settle(context: Any, org_id: uuid.UUID, message_id: uuid.UUID) -> None:
@@ -74,7 +78,9 @@ def row_of(context: Any, org_id: uuid.UUID, message_id: uuid.UUID) -> Any:
 
 def listed_for_operators(context: Any, message_id: uuid.UUID) -> bool:
     with context.db.maintenance() as session:
-        return any(item["id"] == str(message_id) for item in ATTENTION["unknown_sms"](session))
+        return any(
+            item["id"] == str(message_id) for item in ATTENTION_LISTS["unknown_sms"](session)
+        )
 
 
 def test_worker_killed_before_the_provider_call_is_retried_and_sent_once(
@@ -85,7 +91,7 @@ def test_worker_killed_before_the_provider_call_is_retried_and_sent_once(
     dead = claim(context, org.id, message_id)  # claimed, then the worker died: no provider call
 
     assert sweep_outbound(context, queued_older_than=0, sending_older_than=3600) >= 1
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
 
     row = row_of(context, org.id, message_id)
     assert (row.state, row.attempts) == ("sent", 2)
@@ -128,7 +134,7 @@ def test_answer_dropped_after_the_request_is_reconciled_and_never_resent(
     sandbox_state.push_behaviour([{"drop": "after"}], channel="sms", match_to=person)
     message_id = queue_message(context, org.id, person, "campaign")
     enqueue_send("sms", org.id, message_id)
-    wait_for(lambda: settled(context, org.id, 1))
+    wait_for(lambda: messages_settled(context, org.id, 1))
     assert row_of(context, org.id, message_id).state == "unknown"
 
     settle(context, org.id, message_id)
@@ -156,7 +162,7 @@ def test_a_lead_message_the_provider_does_not_have_stays_unknown_for_operators(
     assert (row.state, row.last_error_code) == ("unknown", "not_at_provider")
     assert listed_for_operators(context, message_id)
     with context.db.maintenance() as session:
-        [entry] = [e for e in ATTENTION["unknown_sms"](session) if e["id"] == str(message_id)]
+        [entry] = [e for e in ATTENTION_LISTS["unknown_sms"](session) if e["id"] == str(message_id)]
     assert (entry["purpose"], entry["error"]) == ("lead_autoreply", "not_at_provider")
     assert person[-4:] not in str(entry)
     assert sandbox_state.stats()["requests"] == 0

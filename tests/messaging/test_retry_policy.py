@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from leadline.settings import Settings
-from tasks.providers import _twilio_error
+from tasks.providers import ProviderResult, twilio_error_result
 from tasks.sending import retry_delay
 
 pytestmark = pytest.mark.unit
@@ -26,8 +26,15 @@ def test_backoff_is_capped_and_retry_after_wins() -> None:
 
 
 def test_twilio_answers_map_to_the_policy() -> None:
-    assert _twilio_error(400, 21610).kind == "blocked"
-    assert _twilio_error(429, 20429).kind == "retry"
-    assert _twilio_error(503, 20503).kind == "retry"
-    for code in (21211, 21614, 21606, 21617):
-        assert _twilio_error(400, code).kind == "failed"
+    assert twilio_error_result(400, 21610) == ProviderResult("blocked", code="21610")
+    assert twilio_error_result(429, 20429).kind == "retry"
+    assert twilio_error_result(429, None).kind == "retry"
+    assert twilio_error_result(503, 20503).kind == "retry"
+    assert twilio_error_result(500, None).kind == "retry"
+
+
+@pytest.mark.parametrize("code", [21211, 21614, 21606, 21617, 21408, 30003, None])
+def test_every_other_twilio_refusal_is_a_failure_never_retried(code: int | None) -> None:
+    """Invalid, landline, unreachable, unpermitted region: retrying cannot help, and the
+    message must not be sent twice, so only the codes above are retried."""
+    assert twilio_error_result(400, code) == ProviderResult("failed", code=str(code or 400))

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from leadline.cli import app
 from models.audit import AuditQuery, list_audit
-from models.intake import org_for_meta_account, org_for_number
 from models.messaging import OutboundMessage
+from models.routing import org_for_meta_account, org_for_number
 from models.tables import Organization
 from tests.support.messaging import queue_alerts
 from tests.support.retention import add_lead

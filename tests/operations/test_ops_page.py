@@ -16,7 +16,7 @@ import uvicorn
 from playwright.sync_api import Browser, sync_playwright
 from pydantic import SecretStr
 
-from tasks.registry import ATTENTION
+from tasks.attention import ATTENTION_LISTS
 from tests.helpers import wait_for
 from tests.support.browser import find_chromium, plan_browser
 from tests.support.operations import (
@@ -48,11 +48,12 @@ def flaky(broker: dramatiq.Broker) -> FlakyActor:
 
 
 @pytest.fixture
-def fake_attention() -> Iterator[list[dict[str, Any]]]:
-    rows = [{"message_id": "SM-ops-0001", "state": "unknown", "since": "2025-01-01"}]
-    ATTENTION["test_unknown_sms"] = lambda _session: rows
-    yield rows
-    del ATTENTION["test_unknown_sms"]
+def fake_attention(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = [
+        {"message_id": "SM-ops-0001", "state": "unknown", "since": "2025-01-01"}
+    ]
+    monkeypatch.setitem(ATTENTION_LISTS, "test_unknown_sms", lambda _session: rows)
+    return rows
 
 
 @pytest.fixture

@@ -147,7 +147,7 @@ def test_scheduler_probes_follow_its_loop_postgres_and_the_broker(
     leader = AdvisoryLeader(
         sqlalchemy_url(context.settings.leadline_database_url), f"probe-test-{uuid.uuid4()}"
     )
-    scheduler = Scheduler(context, leader, jobs={}, heartbeat=LoopHeartbeat(clock))
+    scheduler = Scheduler(context, leader, jobs=(), heartbeat=LoopHeartbeat(clock))
     no_broker = build_broker(UNREACHABLE_URLS[broker.kind], "down")  # type: ignore[attr-defined]
     server = serving(scheduler.probes(broker, STALE_AFTER))  # type: ignore[arg-type]
     unready = serving(scheduler.probes(no_broker, STALE_AFTER))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Table, select
 
-from intake.inbound import store_inbound_event
+from intake.inbox import store_inbound_event
 from leadline.errors import CryptoError
 from models.orgs import create_organization
 from models.retention import Backup

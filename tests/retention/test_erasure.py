@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Table, select
 
-from intake.inbound import store_inbound_event
+from intake.inbox import store_inbound_event
 from models.leads import LeadFields, blind_indexes
 from models.retention import ErasureRequest, ErasureTombstone
 from models.tables import AuditEntry, InboundEvent, Lead

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from models.retention import JobRun
 from models.tables import Organization
-from scheduler.jobs import SCHEDULE
+from tasks.jobs import JOBS_BY_NAME
 from tests.helpers import wait_for
 from tests.support.retention import add_lead
 
@@ -67,8 +67,8 @@ def test_cli_export_writes_escaped_csv(
 def test_schedule_run_each_job_without_a_scheduler(
     context: Any, worker: dramatiq.Worker, cli: Any
 ) -> None:
-    sent = cli("schedule", "run", *SCHEDULE)
-    assert [item["job"] for item in sent] == list(SCHEDULE)
+    sent = cli("schedule", "run", *JOBS_BY_NAME)
+    assert [item["job"] for item in sent] == list(JOBS_BY_NAME)
 
     def finished() -> set[str]:
         with context.db.maintenance() as session:
@@ -80,9 +80,9 @@ def test_schedule_run_each_job_without_a_scheduler(
             if (job, slot.isoformat()) in slots and status == "done"
         }
 
-    wait_for(lambda: finished() == set(SCHEDULE), timeout=30)
+    wait_for(lambda: finished() == set(JOBS_BY_NAME), timeout=30)
     listed = {item["job"]: item for item in cli("schedule", "list")}
-    assert set(listed) == set(SCHEDULE)
+    assert set(listed) == set(JOBS_BY_NAME)
     assert all(item["last_status"] == "done" and item["next_slot"] for item in listed.values())
 
 

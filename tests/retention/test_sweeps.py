@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -11,9 +10,9 @@ import dramatiq
 import pytest
 from sqlalchemy import select, update
 
-from intake.inbound import store_inbound_event
+from intake.inbox import store_inbound_event
 from models.tables import InboundEvent, Lead
-from tasks.registry import SWEEPS
+from tasks import sweeps
 from tasks.sweeps import purge_inbound, sweep_inbox
 from tests.helpers import wait_for
 
@@ -21,17 +20,16 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def inbox_sweep_calls() -> Iterator[list[Any]]:
-    """A sweep registered the way the outbound-message engineers register theirs."""
+def inbox_sweep_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """One more inbox sweep, beside the outbound-message ones."""
     calls: list[Any] = []
 
     def count_call(context: Any) -> int:
         calls.append(context)
         return 2
 
-    SWEEPS.setdefault("inbox", []).append(count_call)
-    yield calls
-    SWEEPS["inbox"].remove(count_call)
+    monkeypatch.setattr(sweeps, "INBOX_SWEEPS", (*sweeps.INBOX_SWEEPS, count_call))
+    return calls
 
 
 def test_sweep_requeues_events_whose_message_was_lost(

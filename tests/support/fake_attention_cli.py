@@ -17,13 +17,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from leadline.cli import app, main
-from tasks.registry import attention
+from tasks.attention import ATTENTION_LISTS
 from tests.support.operations import FAKE_ROWS
 
 
-@attention("test_fake_unknown_sms")
 def fake_unknown_sms(_session: Session) -> list[dict[str, Any]]:
     return FAKE_ROWS
+
+
+ATTENTION_LISTS["test_fake_unknown_sms"] = fake_unknown_sms
 
 
 def run_batch(commands: list[list[str]]) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ def all_event_count(context: Any) -> int:
         return len(session.scalars(select(InboundEvent.id)).all())
 
 
-def settled(context: Any, org_id: uuid.UUID, count: int) -> bool:
+def events_settled(context: Any, org_id: uuid.UUID, count: int) -> bool:
     """`count` events stored for the org and none left pending."""
     events = events_of(context, org_id)
     return len(events) == count and all(e.status != "pending" for e in events)

@@ -64,7 +64,7 @@ def link_chat(context: Any, org_id: uuid.UUID, chat_id: int) -> uuid.UUID:
 
 def inbound_sms(context: Any, org_id: uuid.UUID, sender: str, body: str, to: str = "") -> Any:
     """Exactly what POST /hooks/twilio/sms stores after verifying the signature."""
-    from intake.inbound import store_inbound_event
+    from intake.inbox import store_inbound_event
 
     sid = "SM" + uuid.uuid4().hex
     params = {"From": sender, "To": to, "Body": body, "MessageSid": sid, "NumMedia": "0"}
@@ -72,7 +72,7 @@ def inbound_sms(context: Any, org_id: uuid.UUID, sender: str, body: str, to: str
 
 
 def status_callback(context: Any, org_id: uuid.UUID, sid: str, status: str, error: str = "") -> Any:
-    from intake.inbound import store_inbound_event
+    from intake.inbox import store_inbound_event
 
     params = {"MessageSid": sid, "MessageStatus": status}
     if error:
@@ -92,7 +92,7 @@ def states(context: Any, org_id: uuid.UUID, **filters: Any) -> Counter[str]:
     return Counter(row.state for row in outbound_rows(context, org_id, **filters))
 
 
-def settled(context: Any, org_id: uuid.UUID, expected: int, **filters: Any) -> bool:
+def messages_settled(context: Any, org_id: uuid.UUID, expected: int, **filters: Any) -> bool:
     """All `expected` rows exist and none is waiting to be sent."""
     rows = outbound_rows(context, org_id, **filters)
     return len(rows) == expected and all(r.state not in ("queued", "sending") for r in rows)
@@ -111,26 +111,28 @@ def assert_no_duplicates(state: SandboxState) -> None:
 @contextmanager
 def captured_events() -> Iterator[list[tuple[str, dict[str, Any]]]]:
     """Domain events (type, data) published while the block runs, from any thread."""
-    from tasks.registry import DOMAIN_LISTENERS, DomainEvent
+    from tasks import wiring
+    from tasks.domain_events import DomainEvent
 
     events: list[tuple[str, dict[str, Any]]] = []
 
     def listener(event: DomainEvent) -> None:
         events.append((event.type, dict(event.data)))
 
-    DOMAIN_LISTENERS.append(listener)
+    subscribers = wiring.DOMAIN_EVENT_SUBSCRIBERS
+    wiring.DOMAIN_EVENT_SUBSCRIBERS = (*subscribers, listener)
     try:
         yield events
     finally:
-        DOMAIN_LISTENERS.remove(listener)
+        wiring.DOMAIN_EVENT_SUBSCRIBERS = subscribers
 
 
 def queue_alerts(
     context: Any, org_id: uuid.UUID, to: str, count: int, enqueue: bool = True
 ) -> list[uuid.UUID]:
     """`count` owner alerts to `to` with distinct bodies, inserted and (optionally) enqueued."""
+    from models.leads import phone_index
     from models.outbound_messages import NewOutbound, queue_outbound
-    from models.suppressions import phone_index
     from tasks.sending import enqueue_send
 
     batch = uuid.uuid4().hex[:8]
@@ -195,12 +197,20 @@ def make_leads(
 
 
 def suppress_numbers(context: Any, org_id: uuid.UUID, phones: list[str]) -> None:
-    from models.suppressions import phone_index, suppress
+    from models.leads import phone_index
+    from tasks.after_commit import AfterCommit
+    from tasks.optouts import OptoutChange, record_optout
 
+    after_commit = AfterCommit()
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         for phone in phones:
-            suppress(session, org_id, phone_index(cipher, phone), "keyword", actor="test")
+            bidx = phone_index(cipher, phone)
+            change = OptoutChange(
+                session, cipher, bidx, "keyword", "test", after_commit, context.clock()
+            )
+            record_optout(change)
+    after_commit.flush()
 
 
 LEADLINE = str(Path(sys.executable).parent / "leadline")

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import func, select
 
-from intake.inbound import store_inbound_event
+from intake.inbox import store_inbound_event
 from leadline.settings import Settings
 from models.leads import LeadFields, blind_indexes
 from models.messaging import ConversationMessage

@@ -19,7 +19,7 @@ from models.webhook_endpoints import EndpointSpec, UrlPolicy, create_endpoint
 from models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext, set_context
-from tasks.registry import DomainEvent, publish
+from tasks.domain_events import DomainEvent, publish
 
 
 @dataclass(frozen=True)

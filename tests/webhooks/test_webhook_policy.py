@@ -21,7 +21,10 @@ from leadline.settings import Settings
 from leadline.webhook_signature import generate_secret, secret_key, sign, signed_headers
 from tasks.webhooks.payload import MAX_PAYLOAD_BYTES, encode_payload
 from tasks.webhooks.policy import (
+    GONE_REASON,
+    AfterFailure,
     AttemptResult,
+    after_failure,
     honoured_retry_after,
     next_retry_delay,
     parse_retry_after,
@@ -40,6 +43,29 @@ def failed(status: int | None = 500, retry_after: timedelta | None = None) -> At
 
 def test_default_schedule_is_the_documented_one() -> None:
     assert SCHEDULE == (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+FIVE_DAYS = timedelta(hours=120)
+
+
+def test_410_disables_the_endpoint_whatever_the_schedule_says() -> None:
+    assert after_failure(failed(410), 1, NOW, SCHEDULE, FIVE_DAYS) == AfterFailure(GONE_REASON)
+
+
+def test_failing_for_the_whole_window_disables_and_just_under_it_retries() -> None:
+    started = NOW - FIVE_DAYS
+    disabled = after_failure(failed(), 3, started, SCHEDULE, FIVE_DAYS)
+    assert disabled == AfterFailure(disable_reason="failing for 120 hours")
+    retried = after_failure(failed(), 3, started + timedelta(seconds=1), SCHEDULE, FIVE_DAYS)
+    assert retried.disable_reason is None and retried.retry_in is not None
+
+
+def test_a_failure_retries_on_the_schedule_until_it_is_exhausted() -> None:
+    rng = random.Random(7)
+    first = after_failure(failed(), 1, NOW, SCHEDULE, FIVE_DAYS, rng)
+    assert first.retry_in is not None
+    assert timedelta(seconds=4) <= first.retry_in <= timedelta(seconds=6)
+    assert after_failure(failed(), len(SCHEDULE) + 1, NOW, SCHEDULE, FIVE_DAYS) == AfterFailure()
 
 
 @pytest.mark.parametrize("attempt", range(1, 8))

@@ -340,9 +340,9 @@ def test_sweeper_releases_claims_left_by_a_dead_worker(
 
 
 def publish_without_enqueue(context: Any, session: Any, org_id: uuid.UUID) -> None:
-    """A delivery row whose message never reached Redis (the after_commit is dropped)."""
+    """A delivery row whose message never reached Redis (what was to be enqueued is dropped)."""
     from tasks.after_commit import AfterCommit
-    from tasks.registry import DomainEvent, publish
+    from tasks.domain_events import DomainEvent, publish
 
     cipher = context.keys.cipher(session, org_id)
     data = {"lead_id": str(uuid.uuid4()), "opted_out": True}

@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session
 
 from leadline.metrics import EVENTS_ACCEPTED, EVENTS_DEDUPLICATED
 from models.crypto import OrgCipher
-from models.intake import request_fingerprint
-from models.tables import InboundEvent
+from models.routing import request_fingerprint
+from models.tables import InboundEvent, InboundEventStatus, InboundSource
 from tasks.after_commit import AfterCommit, enqueue_or_defer
 from tasks.context import TaskContext
-from tasks.events import encrypt_payload, process_event
-from tasks.inbound_sms import record_optout_at_the_door
+from tasks.inbound_events import encrypt_payload, process_event
+from tasks.inbound_sms import record_inbound_optout
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def store_inbound_event(
                 source=source,
                 external_id=external_id,
                 payload_ct=encrypt_payload(cipher, event_id, payload),
-                status="pending",
+                status=InboundEventStatus.PENDING,
                 request_id=request_id,
                 request_fingerprint=fingerprint,
             )
@@ -110,5 +110,5 @@ def record_at_the_door(
     now: datetime,
 ) -> None:
     """What must hold from the 2xx on, in the event's own transaction: an inbound STOP."""
-    if source == "twilio_sms":
-        record_optout_at_the_door(session, cipher, event_id, payload, after_commit, now)
+    if source == InboundSource.TWILIO_SMS:
+        record_inbound_optout(session, cipher, event_id, payload, after_commit, now)
