@@ -120,6 +120,9 @@ class BenchEnv:
             LEADLINE_STATE_DIR=str(self.workdir / "state"),
             LEADLINE_BACKUP_DIR=str(self.workdir / "backups"),
             LEADLINE_LOG_LEVEL="INFO",
+            # Next to a running stack (and to each other): no fixed metrics ports.
+            LEADLINE_WORKER_METRICS_PORT="0",
+            LEADLINE_SCHEDULER_METRICS_PORT="0",
             # Throughput is measured with the limiter in the path but never tripping it.
             LEADLINE_LIMIT_API="10000000/minute",
             LEADLINE_LIMIT_WEBHOOKS="10000000/minute",

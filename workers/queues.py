@@ -1,20 +1,22 @@
-"""Queue depths read from Dramatiq's Redis keys (see dramatiq/brokers/redis/dispatch.lua):
+"""Queue statistics: the same four figures on both brokers (workers/brokers.py reads them).
 
-<ns>:<queue>                  list of waiting message ids
-<ns>:<queue>.DQ               list of delayed (retrying) message ids
-<ns>:__acks__.<worker>.<q>    set of ids a worker has taken and not yet acked (in flight)
-<ns>:<queue>.XQ               sorted set of dead message ids (kept 7 days)
+waiting    Redis: ids in the queue's list. RabbitMQ: ready messages in the queue (passive
+           queue declare).
+delayed    Redis: ids in `<queue>.DQ`, plus those a worker already holds until their time.
+           RabbitMQ: ready messages in `<queue>.DQ` only; a worker holds those it took,
+           unacknowledged, until their time, and AMQP does not count those.
+in flight  Redis: ids workers took and did not acknowledge yet (the `__acks__` sets).
+           RabbitMQ: not known (None; the ops page shows a dash): AMQP tells ready messages
+           only; the unacknowledged ones are shown by the management plugin, which Leadline
+           does not need.
+dead       Dramatiq's own copies in `<queue>.XQ`, kept 7 days (Redis: a sorted set; RabbitMQ:
+           ready messages of a queue with a 7-day message TTL).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
-
-import dramatiq
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import dq_name, xq_name
 
 
 @dataclass(frozen=True)
@@ -22,50 +24,8 @@ class QueueStats:
     queue: str
     waiting: int
     delayed: int
-    in_flight: int
+    in_flight: int | None
     dead: int
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def queue_stats(broker: dramatiq.Broker) -> list[QueueStats]:
-    """One row per declared queue; empty for brokers that are not Redis."""
-    if not isinstance(broker, RedisBroker):
-        return []
-    queues = sorted(broker.get_declared_queues())
-    in_flight = in_flight_counts(broker)
-    pipeline = broker.client.pipeline()
-    for queue in queues:
-        pipeline.llen(f"{broker.namespace}:{queue}")
-        pipeline.llen(f"{broker.namespace}:{dq_name(queue)}")
-        pipeline.zcard(f"{broker.namespace}:{xq_name(queue)}")
-    counts = pipeline.execute()
-    return [
-        QueueStats(
-            queue=queue,
-            waiting=int(counts[3 * i]),
-            delayed=int(counts[3 * i + 1]) + in_flight[dq_name(queue)],
-            in_flight=in_flight[queue],
-            dead=int(counts[3 * i + 2]),
-        )
-        for i, queue in enumerate(queues)
-    ]
-
-
-def in_flight_counts(broker: RedisBroker) -> Counter[str]:
-    """Messages held by workers, per queue name as Dramatiq writes it (`q` or `q.DQ`)."""
-    prefix = f"{broker.namespace}:__acks__."
-    keys = [
-        key.decode() if isinstance(key, bytes) else str(key)
-        for key in broker.client.scan_iter(match=f"{prefix}*", count=500)
-    ]
-    pipeline = broker.client.pipeline()
-    for key in keys:
-        pipeline.scard(key)
-    counts: Counter[str] = Counter()
-    for key, size in zip(keys, pipeline.execute(), strict=True):
-        _worker, _, queue = key[len(prefix) :].partition(".")
-        if queue:
-            counts[queue] += int(size)
-    return counts

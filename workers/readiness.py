@@ -1,5 +1,7 @@
-"""Readiness: can this process do its job right now? Postgres and Redis answer, and the schema
-is at the migrations' heads. Used by `GET /readyz` and `leadline status`.
+"""Readiness: can this process do its job right now? Postgres, the broker the process actually
+uses (Redis or RabbitMQ) and, where the process needs it, the Redis of rate limits and ops
+sessions answer, and the schema is at the migrations' heads. Used by every role's `/readyz`
+and by `leadline status`.
 
 Each check runs in its own thread under one deadline, so a server that drops packets turns
 the answer into "timeout" instead of hanging the probe. Details are error class names only:
@@ -14,13 +16,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy import Engine, text
 
 from models.db import Database
 from models.migrate import is_current
+from workers.brokers import LeadlineBroker, ping_redis
 
 OK = "ok"
 CHECK_TIMEOUT_SECONDS = 3.0
@@ -48,24 +48,14 @@ def check_migrations(engine: Engine) -> str:
     return OK if is_current(engine) else "behind"
 
 
-def check_redis(url: str) -> str:
-    # No client-side retries: a probe reports what it finds now.
-    client = redis.Redis.from_url(
-        url, socket_connect_timeout=1, socket_timeout=1, retry=Retry(NoBackoff(), 0)
-    )
-    try:
-        client.ping()
-    finally:
-        client.close()
-    return OK
-
-
-def readiness(db: Database, redis_url: str | None) -> Readiness:
-    checks: dict[str, Callable[[], str]] = {
-        "postgres": lambda: check_postgres(db.app_engine),
-        "redis": lambda: check_redis(redis_url) if redis_url else "not configured",
-        "migrations": lambda: check_migrations(db.owner_engine),
-    }
+def readiness(db: Database, broker: LeadlineBroker, redis_url: str | None = None) -> Readiness:
+    """`redis_url`: given by processes that also need LEADLINE_REDIS_URL (the intake's rate
+    limits and ops sessions), which may be another server than the broker."""
+    checks: dict[str, Callable[[], str]] = {"postgres": lambda: check_postgres(db.app_engine)}
+    if redis_url is not None:
+        checks["redis"] = lambda: ping_redis(redis_url)
+    checks["broker"] = broker.check_connection
+    checks["migrations"] = lambda: check_migrations(db.owner_engine)
     return Readiness(run_checks(checks))
 
 

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -26,6 +25,8 @@ from dramatiq.middleware import (
 )
 
 from models.db import Database
+from workers.brokers import LeadlineBroker, build_leadline_broker
+from workers.heartbeat import ConsumerHeartbeat
 from workers.middleware.context import LogContext
 from workers.middleware.dead_letters import DeadLetters
 from workers.middleware.drain import Drain
@@ -67,6 +68,8 @@ def build_middleware() -> list[Middleware]:
         # After AsyncIO: `after_*` hooks run in reverse, so work handed off by actors is
         # drained once the worker threads have stopped and before the event loop stops.
         Drain(),
+        # Which consumer loops run, and when each last polled (the worker's /healthz).
+        ConsumerHeartbeat(),
     ]
 
 
@@ -93,15 +96,9 @@ def actor(
     return decorate
 
 
-def build_broker(redis_url: str, namespace: str) -> RedisBroker:
-    return RedisBroker(  # type: ignore[no-untyped-call]
-        url=redis_url,
-        namespace=namespace,
-        middleware=build_middleware(),
-        socket_connect_timeout=2,
-        socket_timeout=10,
-        health_check_interval=30,
-    )
+def build_broker(url: str, namespace: str) -> LeadlineBroker:
+    """RabbitMQ for an `amqp://` URL, Redis otherwise (workers/brokers.py)."""
+    return build_leadline_broker(url, namespace, build_middleware())
 
 
 def install_broker(broker: dramatiq.Broker) -> None:

@@ -1,5 +1,5 @@
-"""Liveness (`/healthz`: the process answers) and readiness (`/readyz`: Postgres and Redis
-reachable, schema at the migrations' heads)."""
+"""Liveness (`/healthz`: the process answers) and readiness (`/readyz`: Postgres, Redis and the
+broker reachable, schema at the migrations' heads)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from tasks.context import TaskContext
+from workers.brokers import current_broker
 from workers.readiness import readiness
 
 router = APIRouter()
@@ -21,5 +22,7 @@ async def healthz() -> JSONResponse:
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     context: TaskContext = request.app.state.context
-    report = await run_in_threadpool(readiness, context.db, context.settings.leadline_redis_url)
+    report = await run_in_threadpool(
+        readiness, context.db, current_broker(), context.settings.leadline_redis_url
+    )
     return JSONResponse(report.as_dict(), status_code=200 if report.ready else 503)

@@ -1,4 +1,4 @@
-"""GET /metrics: this intake process's series, plus queue depths from Redis and open dead
+"""GET /metrics: this intake process's series, plus queue depths from the broker and open dead
 letters from Postgres, read at scrape time (so they are right whichever process is asked).
 
 In production a scrape needs the ops token as a Bearer header (Prometheus: `authorization:
@@ -6,7 +6,6 @@ In production a scrape needs the ops token as a Bearer header (Prometheus: `auth
 
 from __future__ import annotations
 
-import dramatiq
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import func, select
@@ -20,7 +19,7 @@ from leadline.logging import get_logger
 from leadline.metrics import DEAD_LETTERS_OPEN, QUEUE_DELAYED, QUEUE_DEPTH, QUEUE_IN_FLIGHT
 from models.ops import DeadLetter, DeadLetterState
 from tasks.context import TaskContext
-from workers.queues import queue_stats
+from workers.brokers import LeadlineBroker, current_broker
 
 router = APIRouter()
 log = get_logger("leadline.intake")
@@ -50,7 +49,7 @@ async def scrape_allowed(request: Request, context: TaskContext) -> bool:
 def refresh_gauges(context: TaskContext) -> None:
     """Best effort: a scrape still answers (with stale gauges) when Redis or Postgres is down."""
     try:
-        refresh_queue_gauges(dramatiq.get_broker())
+        refresh_queue_gauges(current_broker())
     except Exception as exc:
         log.warning("queue gauges not refreshed", error=type(exc).__name__)
     try:
@@ -59,11 +58,12 @@ def refresh_gauges(context: TaskContext) -> None:
         log.warning("dead-letter gauge not refreshed", error=type(exc).__name__)
 
 
-def refresh_queue_gauges(broker: dramatiq.Broker) -> None:
-    for stats in queue_stats(broker):
+def refresh_queue_gauges(broker: LeadlineBroker) -> None:
+    for stats in broker.queue_stats():
         QUEUE_DEPTH.labels(queue=stats.queue).set(stats.waiting)
         QUEUE_DELAYED.labels(queue=stats.queue).set(stats.delayed)
-        QUEUE_IN_FLIGHT.labels(queue=stats.queue).set(stats.in_flight)
+        if stats.in_flight is not None:  # RabbitMQ cannot tell (workers/queues.py)
+            QUEUE_IN_FLIGHT.labels(queue=stats.queue).set(stats.in_flight)
 
 
 def refresh_dead_letter_gauge(context: TaskContext) -> None:

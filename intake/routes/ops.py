@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-import dramatiq
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +24,7 @@ from intake.ops_view import render, take_snapshot
 from intake.responses import error_response
 from leadline.errors import NotFoundError
 from tasks.context import TaskContext
+from workers.brokers import LeadlineBroker, current_broker
 from workers.dlq import DeadLetterResult, purge_dead_letter, replay_dead_letter
 
 router = APIRouter(prefix="/ops")
@@ -47,7 +47,7 @@ th { background: #f1f3f5; } td.num { text-align: right; font-variant-numeric: ta
 form.inline { display: inline; } .notice { background: #e7f5e9; padding: .5rem .8rem; }
 .error { color: #a61b1b; } .muted { color: #6b7480; } header form { float: right; }
 """
-DeadLetterAction = Callable[[Session, dramatiq.Broker, str, str, datetime], DeadLetterResult]
+DeadLetterAction = Callable[[Session, LeadlineBroker, str, str, datetime], DeadLetterResult]
 
 
 def page(html: str, status: int = 200) -> HTMLResponse:
@@ -105,9 +105,7 @@ async def ops_page(request: Request) -> Response:
     if session_id is None:
         return login_page(auth)
     context: TaskContext = request.app.state.context
-    snapshot = await run_in_threadpool(
-        take_snapshot, context.db, dramatiq.get_broker(), context.clock()
-    )
+    snapshot = await run_in_threadpool(take_snapshot, context.db, current_broker(), context.clock())
     notice = NOTICES.get(request.query_params.get("done", ""))
     html = render("ops.html", s=snapshot, csrf=auth.csrf_token(session_id), notice=notice)
     return page(html)
@@ -169,7 +167,7 @@ async def dead_letter_action(
 
 def run_action(context: TaskContext, action: DeadLetterAction, key: str) -> DeadLetterResult:
     with context.db.maintenance() as session:
-        return action(session, dramatiq.get_broker(), key, OPERATOR, context.clock())
+        return action(session, current_broker(), key, OPERATOR, context.clock())
 
 
 async def authorised_post(request: Request) -> tuple[OpsAuth | None, Response]:

@@ -42,7 +42,8 @@ def isolated_settings(settings: Settings) -> Iterator[Settings]:
 
     Nothing is shared with a stack already running: without service URLs the demo starts its
     own embedded servers in a temporary directory; with them, it makes its own database and
-    namespace on those servers. Its worker serves no metrics port (the stack's holds 9191).
+    namespace on those servers (on RabbitMQ: queues named after that namespace). Its worker and
+    scheduler serve no metrics port (the stack's hold 9191 and 9192).
     """
     suffix = uuid.uuid4().hex[:10]
     database = f"leadline_demo_{suffix}"
@@ -54,6 +55,7 @@ def isolated_settings(settings: Settings) -> Iterator[Settings]:
         "leadline_backup_dir": str(state_dir / "backups"),
         "leadline_redis_namespace": f"{settings.leadline_redis_namespace}-demo-{suffix}",
         "leadline_worker_metrics_port": 0,
+        "leadline_scheduler_metrics_port": 0,
     }
     if settings.leadline_database_url is not None:
         updates["leadline_database_url"] = with_database(settings.leadline_database_url, database)
@@ -68,7 +70,19 @@ def isolated_settings(settings: Settings) -> Iterator[Settings]:
             drop_database(settings.leadline_database_url, database)
         if settings.leadline_redis_url is not None:
             delete_namespace(settings.leadline_redis_url, updates["leadline_redis_namespace"])
+        delete_rabbitmq_queues()
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def delete_rabbitmq_queues() -> None:
+    """The demo's queues, when it ran on RabbitMQ (its namespace names them)."""
+    import dramatiq
+
+    from workers.brokers import RabbitmqLeadlineBroker
+
+    broker = dramatiq.get_broker()
+    if isinstance(broker, RabbitmqLeadlineBroker):
+        broker.delete_queues()
 
 
 def psycopg_url(url: str) -> str:

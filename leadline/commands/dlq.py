@@ -120,7 +120,7 @@ def dlq_purge(
     limit: int = typer.Option(1000, min=1, max=100_000, help="At most this many (bulk)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Give up on dead messages for good (removed from Redis; the row keeps a tombstone)."""
+    """Give up on dead messages for good (removed from the broker; the row keeps a tombstone)."""
     from workers.dlq import purge_dead_letter
 
     _one_selector(as_json, key=key, older_than=older_than)
@@ -161,10 +161,10 @@ def _dead_ids(
 
 def _apply(context: Any, action: Any, key: str) -> Any:
     """One transaction per entry: a failure stops the run without undoing earlier entries."""
-    import dramatiq
+    from workers.brokers import current_broker
 
     with context.db.maintenance() as session:
-        return action(session, dramatiq.get_broker(), key, OPERATOR, context.clock())
+        return action(session, current_broker(), key, OPERATOR, context.clock())
 
 
 def _report(outcomes: list[Any], verb: str, infinitive: str, as_json: bool) -> None:

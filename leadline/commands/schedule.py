@@ -14,23 +14,31 @@ schedule_app = typer.Typer(help="Scheduled jobs (for external cron too).", no_ar
 
 
 def scheduler(as_json: bool = JsonOption) -> None:
-    """Fire retention jobs and sweeps on their cron slots (one leader at a time)."""
+    """Fire retention jobs and sweeps on their cron slots (one leader at a time); /metrics,
+    /healthz and /readyz on LEADLINE_SCHEDULER_METRICS_HOST:PORT."""
+    from leadline.commands.serve import serve_probes
     from models.db import sqlalchemy_url
     from scheduler.leader import AdvisoryLeader
     from scheduler.loop import Scheduler
+    from workers.brokers import current_broker
 
     def run() -> None:
         context = open_runtime()
-        database_url = context.settings.leadline_database_url
-        assert database_url is not None  # open_runtime refuses settings without one
-        leader = AdvisoryLeader(sqlalchemy_url(database_url))
+        settings = context.settings
+        assert settings.leadline_database_url is not None  # open_runtime refuses settings without
+        leader = AdvisoryLeader(sqlalchemy_url(settings.leadline_database_url))
+        scheduler = Scheduler(context, leader, clock=context.clock)
+        probes = scheduler.probes(current_broker(), settings.leadline_liveness_stale_seconds)
+        host, port = (
+            settings.leadline_scheduler_metrics_host,
+            settings.leadline_scheduler_metrics_port,
+        )
+        serve_probes(host, port, "LEADLINE_SCHEDULER_METRICS_PORT", probes)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         emit({"scheduler": "running"}, as_json, "scheduler running (waits if another leads)")
-        Scheduler(context, leader, clock=context.clock).run(
-            stop, context.settings.leadline_scheduler_poll_seconds
-        )
+        scheduler.run(stop, settings.leadline_scheduler_poll_seconds)
 
     run_guarded(run, as_json)
 

@@ -1,16 +1,22 @@
 """Long-running roles: `migrate`, `intake`, `worker`."""
+# The scheduler is in schedule.py; it serves its probes with `serve_probes` below.
 
 from __future__ import annotations
 
 import gc
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from leadline.commands.common import JsonOption, emit, fail, run_guarded
 from tasks.context import open_runtime
+
+if TYPE_CHECKING:
+    from workers.exporter import Probes
+
+WORKER_PORT_SETTING = "LEADLINE_WORKER_METRICS_PORT"
 
 
 def migrate(as_json: bool = JsonOption) -> None:
@@ -62,19 +68,18 @@ def worker(
     threads: int = typer.Option(0, help="Worker threads (default: LEADLINE_WORKER_THREADS)."),
     queues: str = typer.Option("", help="Comma-separated queues (default: all)."),
 ) -> None:
-    """Run Dramatiq worker threads until SIGINT or SIGTERM."""
+    """Run Dramatiq worker threads until SIGINT or SIGTERM; /metrics, /healthz and /readyz on
+    LEADLINE_WORKER_METRICS_HOST:PORT."""
     import dramatiq
 
-    from workers.exporter import serve_worker_metrics
+    from workers.brokers import current_broker
+    from workers.exporter import worker_probes
 
     context = open_runtime()
-    metrics_port = context.settings.leadline_worker_metrics_port
-    if metrics_port:
-        try:
-            serve_worker_metrics(context.settings.leadline_worker_metrics_host, metrics_port)
-        except OSError as exc:
-            typer.echo(f"worker metrics not served on port {metrics_port}: {exc}", err=True)
-    broker = dramatiq.get_broker()
+    settings, broker = context.settings, current_broker()
+    probes = worker_probes(context.db, broker, settings.leadline_liveness_stale_seconds)
+    host, port = settings.leadline_worker_metrics_host, settings.leadline_worker_metrics_port
+    serve_probes(host, port, WORKER_PORT_SETTING, probes)
     gc.freeze()  # long-lived startup objects: keep them out of full collections (see intake)
     worker_threads = threads or context.settings.leadline_worker_threads
     selected = {q.strip() for q in queues.split(",") if q.strip()} or None
@@ -100,6 +105,26 @@ def sandbox(
 
     require_free_port(host, port, "leadline sandbox --port ...")
     serve_forever(host, port)
+
+
+def port_hint(setting: str) -> str:
+    return f"{setting}=..., or 0 to serve nothing"
+
+
+def serve_probes(host: str, port: int, setting: str, probes: Probes) -> None:
+    """/metrics, /healthz and /readyz on host:port (none for port 0); one line and exit 1 when
+    the port is busy or the address cannot be served."""
+    from workers.exporter import serve_metrics_and_probes
+
+    if not port:
+        return
+    require_free_port(host, port, port_hint(setting))
+    try:
+        serve_metrics_and_probes(host, port, probes)
+    except OSError as exc:
+        fail(
+            f"cannot listen on {host}:{port} ({exc.strerror or type(exc).__name__}; set {setting})"
+        )
 
 
 def require_free_port(host: str, port: int, how_to_change: str) -> None:

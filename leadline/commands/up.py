@@ -67,6 +67,7 @@ def run_stack(
 ) -> None:
     from models.migrate import upgrade
 
+    require_probe_ports(configured)
     context = open_runtime(configured)
     cleanup.callback(context.db.dispose)
     settings: Settings = context.settings
@@ -122,6 +123,25 @@ def choose_ports(port: int | None, sandbox_port: int | None, demo: bool) -> tupl
         else:
             intake = free_port()
     return intake, sandbox
+
+
+def require_probe_ports(settings: Settings) -> None:
+    """The worker's and the scheduler's metrics ports, checked before anything starts too."""
+    probe_ports = (
+        (
+            "LEADLINE_WORKER_METRICS_PORT",
+            settings.leadline_worker_metrics_host,
+            settings.leadline_worker_metrics_port,
+        ),
+        (
+            "LEADLINE_SCHEDULER_METRICS_PORT",
+            settings.leadline_scheduler_metrics_host,
+            settings.leadline_scheduler_metrics_port,
+        ),
+    )
+    for setting, host, port in probe_ports:
+        if port and not port_is_free(port, host):
+            fail(busy_port_message(port, f"{setting}=..., or 0 to serve nothing"))
 
 
 def claim_port(port: int, how_to_change: str) -> int:

@@ -14,8 +14,7 @@ from tasks import wiring
 from tasks.inbound_events import InboundContext
 from tests.helpers import wait_for
 
-pytestmark = pytest.mark.integration
-
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 calls: list[str] = []
 
 

@@ -17,9 +17,10 @@ from models.leads import get_lead
 from models.orgs import set_default_region
 from models.tables import InboundEvent, Lead
 from tests.helpers import wait_for
+from tests.support.brokers import UNREACHABLE_URLS
 from tests.support.leads import ADA, post_lead
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
 PLAINTEXTS = ["Ada Quartermain", "4155550199", "ada.quartermain@example.org", "quote my roof"]
 
@@ -119,8 +120,9 @@ def test_broker_down_still_accepts_and_keeps_the_event_pending(
     from workers.runtime import build_broker, install_broker
 
     org = make_org()
-    # A broker whose Redis refuses connections: the same failure as Redis being stopped.
-    install_broker(build_broker("redis://127.0.0.1:9/0", "leadline-unreachable"))
+    # A broker whose server refuses connections: the same failure as the broker being stopped.
+    unreachable = UNREACHABLE_URLS[broker.kind]  # type: ignore[attr-defined]
+    install_broker(build_broker(unreachable, "leadline-unreachable"))
     try:
         response = post_lead(client, org, {"phone": "+14155550177"})
     finally:

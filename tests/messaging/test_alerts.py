@@ -27,6 +27,8 @@ from tests.support.services import Org
 
 pytestmark = pytest.mark.integration
 
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
+
 
 def post_lead(client: Any, org: Org, body: dict[str, Any]) -> None:
     response = client.post("/v1/leads", json=body, headers=org.auth)

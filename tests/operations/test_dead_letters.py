@@ -8,10 +8,10 @@ from typing import Any
 
 import dramatiq
 import pytest
-import redis
 from dramatiq.common import current_millis
 
 from tests.helpers import wait_for
+from tests.support.brokers import dead_copies
 from tests.support.operations import (
     FAKE_ROWS,
     PERSON_EMAIL,
@@ -23,12 +23,13 @@ from tests.support.operations import (
     run_cli_batch,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
 
 @pytest.fixture(scope="module")
 def flaky(broker: dramatiq.Broker) -> FlakyActor:
-    return declare_flaky_actor(broker, "test_dlq_always_fails")
+    # One name per broker: both runs share the database, and `dlq list --actor` reads it.
+    return declare_flaky_actor(broker, f"test_dlq_always_fails_{broker.kind}")  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -39,17 +40,13 @@ def broken(flaky: FlakyActor) -> Iterator[FlakyActor]:
     flaky.broken.set()
 
 
-def redis_client(settings: Any) -> redis.Redis:
-    return redis.Redis.from_url(str(settings.leadline_redis_url))
-
-
 def assert_no_pii(text: str) -> None:
     for value in (PERSON_PHONE, PERSON_EMAIL, "Lovelace", "4155550123"):
         assert value not in text
 
 
 def test_failing_actor_is_dead_lettered_replayed_once_purged_and_audited(
-    settings: Any, context: Any, broken: FlakyActor, worker: dramatiq.Worker
+    context: Any, broken: FlakyActor, worker: dramatiq.Worker
 ) -> None:
     lead_id = "5b0e4f3c-6a53-4a5e-9a60-0f1f4f0c9d11"
     message_id = broken.actor.send(lead_id).message_id
@@ -61,14 +58,14 @@ def test_failing_actor_is_dead_lettered_replayed_once_purged_and_audited(
     assert_no_pii(row.error_message + (row.traceback or ""))
     assert "[redacted]" in row.error_message and "+1******0123" in row.error_message
 
-    client = redis_client(settings)
-    dead_queue = f"{settings.leadline_redis_namespace}:{broken.queue}.XQ"
-    assert client.zscore(dead_queue, row.redis_message_id) is not None
-    assert_no_pii(client.hget(f"{dead_queue}.msgs", row.redis_message_id).decode())
+    copies = wait_for(lambda: dead_copies(worker.broker, broken.queue))
+    assert [json.loads(copy)["message_id"] for copy in copies] == [message_id]
+    assert row.broker_message_id is not None
+    assert_no_pii(copies[0].decode())
 
     broken.broken.clear()  # the cause is fixed; the operator looks, replays twice, purges
     outputs = run_cli_batch(
-        settings,
+        context.settings,  # on the broker under test (LEADLINE_BROKER_URL for RabbitMQ)
         ["dlq", "list", "--actor", broken.actor.actor_name, "--json"],
         ["dlq", "show", message_id, "--json"],
         ["dlq", "replay", str(row.id), "--json"],
@@ -102,7 +99,7 @@ def test_failing_actor_is_dead_lettered_replayed_once_purged_and_audited(
     wait_for(lambda: broken.runs == [message_id])
     worker.join()
     assert broken.runs == [message_id]  # replayed twice, ran once, under its original id
-    assert client.zscore(dead_queue, row.redis_message_id) is None
+    assert dead_copies(worker.broker, broken.queue) == []
 
     assert purged["purged"] == [{"id": str(row.id), "message_id": message_id}]
     assert dead_letter_row(context, message_id).state == "purged"

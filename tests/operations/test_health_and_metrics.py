@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,12 +40,14 @@ def refused_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
-def test_readyz_turns_503_when_redis_or_postgres_is_unreachable_and_back(
-    context: Any, refused_port: int
+def test_readyz_turns_503_when_redis_the_broker_or_postgres_is_unreachable_and_back(
+    context: Any, broker: dramatiq.Broker, refused_port: int
 ) -> None:
     from intake.app import create_fastapi
+    from workers.runtime import build_broker, install_broker
 
     app = create_fastapi(context)
+    no_broker = build_broker(f"amqp://guest:guest@127.0.0.1:{refused_port}/%2F", "unreachable")
     no_redis = dataclasses.replace(
         context,
         settings=context.settings.model_copy(
@@ -56,8 +59,16 @@ def test_readyz_turns_503_when_redis_or_postgres_is_unreachable_and_back(
     with TestClient(app) as client:
         assert client.get("/readyz").json() == {
             "status": "ready",
-            "checks": {"postgres": "ok", "redis": "ok", "migrations": "ok"},
+            "checks": {"postgres": "ok", "redis": "ok", "broker": "ok", "migrations": "ok"},
         }
+        install_broker(no_broker)  # RabbitMQ as the broker, and nothing listening there
+        try:
+            down = client.get("/readyz")
+        finally:
+            install_broker(broker)
+        assert down.status_code == 503
+        assert down.json()["checks"]["broker"] == "unreachable: AMQPConnectionError"
+        assert down.json()["checks"]["redis"] == "ok"
         app.state.context = no_redis
         down = client.get("/readyz")
         assert down.status_code == 503
@@ -78,6 +89,21 @@ def test_leadline_status_prints_the_same_checks(settings: Any, refused_port: int
     assert down.returncode == 1
     assert down.stdout.splitlines()[0] == "unready"
     assert "redis       unreachable: ConnectionError" in down.stdout
+    assert "broker      unreachable: ConnectionError" in down.stdout  # the same Redis
+
+
+def test_leadline_status_checks_the_configured_broker(settings: Any, refused_port: int) -> None:
+    rabbitmq = f"amqp://guest:guest@127.0.0.1:{refused_port}/%2F"
+    down = run_cli(settings, "status", "--json", LEADLINE_BROKER_URL=rabbitmq)
+    assert down.returncode == 1
+    checks = json.loads(down.stdout)["checks"]
+    assert checks == {
+        "postgres": "ok",
+        "redis": "ok",
+        "broker": "unreachable: AMQPConnectionError",
+        "migrations": "ok",
+    }
+    assert str(refused_port) not in down.stdout
 
 
 def scrape(client: TestClient) -> str:
@@ -126,9 +152,10 @@ def test_metrics_move_with_accepted_rejected_and_dead_lettered(
 def test_the_worker_exports_its_own_metrics(
     context: Any, flaky: FlakyActor, worker: dramatiq.Worker
 ) -> None:
-    from workers.exporter import serve_worker_metrics
+    from workers.exporter import serve_metrics_and_probes, worker_probes
 
-    exporter = serve_worker_metrics("127.0.0.1", 0)
+    probes = worker_probes(context.db, worker.broker, stale_after=30)  # type: ignore[arg-type]
+    exporter = serve_metrics_and_probes("127.0.0.1", 0, probes)
     try:
         flaky.broken.clear()
         flaky.runs.clear()

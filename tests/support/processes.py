@@ -37,7 +37,12 @@ def child_env(settings: Settings, *, providers: bool = True, **extra: str) -> di
         LEADLINE_STATE_DIR=settings.leadline_state_dir,
         LEADLINE_BACKUP_DIR=settings.leadline_backup_dir,
         LEADLINE_LOG_LEVEL="WARNING",
+        # Test runs share the machine (and some start two workers): no fixed metrics ports.
+        LEADLINE_WORKER_METRICS_PORT="0",
+        LEADLINE_SCHEDULER_METRICS_PORT="0",
     )
+    if settings.leadline_broker_url is not None:  # the RabbitMQ half of `both_brokers`
+        env["LEADLINE_BROKER_URL"] = settings.leadline_broker_url
     if providers:
         env.update(provider_env(settings))
     env.update(extra)

@@ -6,10 +6,10 @@ those paths goes through `nack`, so `before_nack` is the one hook that sees them
 placed after Retries in the middleware list for readers: Retries marks `message.failed` in its
 `after_process_message`, and the nack follows every `after_process_message`.
 
-The row is written before the nack so it exists even while Redis is down (the worker retries
-the nack until Redis answers; the upsert is idempotent). Error text and traceback pass through
-the one redaction function and are truncated. A failing database write is logged, never raised:
-the message still reaches `.XQ`.
+The row is written before the nack so it exists even while the broker is down (the worker
+retries the nack until the broker answers; the upsert is idempotent). Error text and traceback
+pass through the one redaction function and are truncated. A failing database write is
+logged, never raised: the message still reaches `.XQ`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from leadline.clock import Clock, utcnow
 from leadline.logging import get_logger, redact_text
 from leadline.metrics import DEAD_LETTERS
 from models.db import Database
+from workers.brokers import LeadlineBroker
 from workers.dlq import Failure, record_dead_letter
 
 log = get_logger("leadline.workers.dead_letters")
@@ -73,10 +74,15 @@ def describe_failure(broker: dramatiq.Broker, message: MessageProxy) -> Failure:
         error_message=truncate(redact_text(str(exception or "")), ERROR_MESSAGE_LIMIT),
         traceback=redacted_traceback(exception),
         retries=retries_done(message, reason),
-        redis_message_id=message.options.get("redis_message_id"),
+        broker_message_id=dead_letter_key(broker, message),
         args=list(message.args),
         kwargs=dict(message.kwargs),
     )
+
+
+def dead_letter_key(broker: dramatiq.Broker, message: MessageProxy) -> str | None:
+    """The broker's id of the copy it is about to put in `.XQ` (workers/brokers.py)."""
+    return broker.dead_letter_key(message) if isinstance(broker, LeadlineBroker) else None
 
 
 def retries_done(message: MessageProxy, reason: str) -> int:

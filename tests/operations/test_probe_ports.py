@@ -1,0 +1,91 @@
+"""`leadline worker` and `leadline scheduler` serve their probes on their metrics port, and a
+busy port ends them with one line and exit code 1, as a busy intake port does."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from leadline.ports import free_port
+from models.db import sqlalchemy_url
+from scheduler.leader import AdvisoryLeader
+from tests.helpers import wait_for
+from tests.support.processes import LEADLINE, child_env
+
+pytestmark = pytest.mark.e2e
+ROLES = {
+    "worker": "LEADLINE_WORKER_METRICS_PORT",
+    "scheduler": "LEADLINE_SCHEDULER_METRICS_PORT",
+}
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_a_busy_metrics_port_is_one_line_and_exit_1(
+    settings: Any, context: Any, busy_port: int, role: str
+) -> None:
+    setting = ROLES[role]
+    result = subprocess.run(
+        [LEADLINE, role],
+        env=child_env(settings, **{setting: str(busy_port)}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: port {busy_port} is in use "
+        f"(choose another with {setting}=..., or 0 to serve nothing)"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def probe(port: int, path: str) -> int | None:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code
+    except httpx.HTTPError:
+        return None
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_the_role_serves_healthz_readyz_and_metrics(
+    settings: Any, context: Any, role: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    # The scheduler under test only follows: the lock is held here, so it fires no job into
+    # the shared test database while its probes are read.
+    leader = AdvisoryLeader(sqlalchemy_url(settings.leadline_database_url))
+    assert leader.try_lead()
+    log = (tmp_path / f"{role}.log").open("w")
+    process = subprocess.Popen(
+        [LEADLINE, role],
+        env=child_env(settings, **{ROLES[role]: str(port)}),
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        wait_for(lambda: probe(port, "/healthz") == 200 or process.poll() is not None, 60)
+        assert process.poll() is None, (tmp_path / f"{role}.log").read_text()[-2000:]
+        assert probe(port, "/readyz") == 200
+        assert probe(port, "/metrics") == 200
+        assert probe(port, "/elsewhere") == 404
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        log.close()
+        leader.dispose()
