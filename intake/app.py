@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from intake.api_errors import ApiError, ApiErrorShapeMiddleware
 from intake.hooks import LogThrottle
 from intake.limits import RateLimiter, RateLimitExceeded
 from intake.middleware import (
@@ -23,6 +24,7 @@ from intake.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
+from intake.oidc import OidcVerifier
 from intake.ops_auth import OpsSessions
 from intake.rejections import RejectionMetricsMiddleware
 from intake.responses import error_response
@@ -63,6 +65,7 @@ def create_fastapi(context: TaskContext) -> FastAPI:
         context.settings.leadline_redis_url, context.settings.leadline_redis_namespace
     )
     app.state.rejection_log = LogThrottle()
+    app.state.oidc = OidcVerifier(context.settings) if context.settings.oidc_enabled else None
     app.include_router(health.router)
     app.include_router(leads.router)
     for provider in sorted(context.settings.enabled_providers):
@@ -98,6 +101,11 @@ PROVIDER_ROUTERS = {
 
 
 def add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return exc.response()
+
     @app.exception_handler(BodyTooLarge)
     async def body_too_large(_: Request, __: Exception) -> Response:
         return error_response(413, "request body too large")
@@ -142,6 +150,7 @@ def protect(app: ASGIApp, context: TaskContext) -> ASGIApp:
     settings = context.settings
     app = BodyLimitMiddleware(app, settings.leadline_max_body_bytes)
     app = BodyTimeoutMiddleware(app, settings.leadline_body_timeout_seconds)
+    app = ApiErrorShapeMiddleware(app)  # outside the body cap and timeout: their answers too
     app = RejectionMetricsMiddleware(app)
     app = RequestIdMiddleware(app)
     app = SecurityHeadersMiddleware(app)

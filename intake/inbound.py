@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from leadline.metrics import EVENTS_ACCEPTED, EVENTS_DEDUPLICATED
+from models.audit import record_audit
 from models.crypto import OrgCipher
 from models.intake import request_fingerprint
 from models.tables import InboundEvent
@@ -43,13 +44,15 @@ def store_inbound_event(
     request_id: str | None = None,
     canonical_request: str | None = None,
     event_id: uuid.UUID | None = None,
+    actor: str | None = None,
 ) -> StoredEvent:
     """Insert the event unless (org, source, external id) or its id exists; enqueue only a new one.
 
     With `canonical_request`, a keyed fingerprint of it is kept, and an existing event with a
     different fingerprint comes back with `same_request=False` (nothing is stored). An
     `event_id` chosen in advance (a spooled event, intake/spool.py) makes a second replay of
-    an event without external id a no-op too."""
+    an event without external id a no-op too. With `actor` (a tenant API caller), the new
+    event is audited as `lead.submitted` in the same transaction."""
     event_id = event_id or uuid.uuid4()
     after_commit = AfterCommit()
     with context.db.tenant(org_id) as session:
@@ -89,6 +92,8 @@ def store_inbound_event(
         record_at_the_door(
             session, cipher, event_id, source, payload, after_commit, context.clock()
         )
+        if actor is not None:
+            record_audit(session, actor, "lead.submitted", org_id=org_id, target=str(event_id))
     after_commit.flush()
     EVENTS_ACCEPTED.labels(source=source).inc()
     enqueued = enqueue_or_defer(process_event, str(org_id), str(event_id))

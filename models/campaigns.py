@@ -49,7 +49,11 @@ class CampaignTarget:
 
 
 def create_campaign(
-    session: Session, org_id: uuid.UUID, idempotency_key: str, spec: CampaignSpec
+    session: Session,
+    org_id: uuid.UUID,
+    idempotency_key: str,
+    spec: CampaignSpec,
+    actor: str = "api",
 ) -> CreatedCampaign:
     """Insert unless the key was used; then report whether the earlier request matched."""
     inserted = session.execute(
@@ -68,7 +72,7 @@ def create_campaign(
         .returning(Campaign.id)
     ).scalar_one_or_none()
     if inserted is not None:
-        record_audit(session, "api", "campaign.created", org_id=org_id, target=str(inserted))
+        record_audit(session, actor, "campaign.created", org_id=org_id, target=str(inserted))
         return CreatedCampaign(inserted, created=True, same_request=True)
     existing = find_campaign_by_key(session, idempotency_key)
     assert existing is not None

@@ -14,10 +14,11 @@ from pydantic import Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from intake.api_auth import api_org
+from intake.api_errors import api_error
 from intake.limits import RateLimiter, limiter_of
+from intake.principals import CurrentPrincipal, Principal
 from intake.responses import error_response
-from intake.routes.leads import IDEMPOTENCY_KEY, KEY_REUSED
+from intake.routes.leads import IDEMPOTENCY_KEY, KEY_REUSED, KEY_REUSED_CODE
 from intake.schemas import StrictModel, field_errors
 from models.campaigns import CampaignSpec, campaign_view, create_campaign, find_campaign_by_key
 from models.message_templates import SMS_MAX_CHARS, TemplateError, validate_template
@@ -56,11 +57,8 @@ class CampaignIn(StrictModel):
 
 
 @router.post("/v1/campaigns", status_code=202)
-async def create(request: Request) -> Response:
+async def create(request: Request, principal: CurrentPrincipal) -> Response:
     context: TaskContext = request.app.state.context
-    org_id = await api_org(request)
-    if isinstance(org_id, Response):
-        return org_id
     key = request.headers.get("idempotency-key")
     if key is None or not IDEMPOTENCY_KEY.match(key):
         return error_response(400, "Idempotency-Key (1-255 printable ASCII characters) required")
@@ -70,23 +68,25 @@ async def create(request: Request) -> Response:
         body = CampaignIn.model_validate_json(await request.body())
     except ValidationError as exc:
         return error_response(422, "invalid request body", fields=field_errors(exc))
-    return await run_in_threadpool(launch, context, limiter_of(request), org_id, key, body.spec())
+    limiter = limiter_of(request)
+    return await run_in_threadpool(launch, context, limiter, principal, key, body.spec())
 
 
 def launch(
-    context: TaskContext, limiter: RateLimiter, org_id: uuid.UUID, key: str, spec: CampaignSpec
+    context: TaskContext, limiter: RateLimiter, principal: Principal, key: str, spec: CampaignSpec
 ) -> Response:
     """Replays answer with the first campaign; only new launches count against the limit."""
+    org_id = principal.org_id
     with context.db.tenant(org_id) as session:
         existing = find_campaign_by_key(session, key)
     if existing is not None:
         return replay_response(existing, spec)
     limiter.hit("campaigns", str(org_id))  # RateLimitExceeded → 429 with Retry-After
     with context.db.tenant(org_id) as session:
-        created = create_campaign(session, org_id, key, spec)
+        created = create_campaign(session, org_id, key, spec, actor=principal.subject)
     if not created.created:  # a concurrent request with the same key won the insert
         if not created.same_request:
-            return error_response(422, KEY_REUSED)
+            return api_error(422, KEY_REUSED, code=KEY_REUSED_CODE)
         return JSONResponse({"id": str(created.id), "replayed": True}, status_code=202)
     enqueue_or_defer(launch_campaign, str(org_id), str(created.id))
     return JSONResponse({"id": str(created.id)}, status_code=202)
@@ -99,16 +99,14 @@ def replay_response(existing: Campaign, spec: CampaignSpec) -> Response:
         spec.filter,
     )
     if not same:
-        return error_response(422, KEY_REUSED)
+        return api_error(422, KEY_REUSED, code=KEY_REUSED_CODE)
     return JSONResponse({"id": str(existing.id), "replayed": True}, status_code=202)
 
 
 @router.get("/v1/campaigns/{campaign_id}")
-async def show(request: Request, campaign_id: str) -> Response:
+async def show(request: Request, campaign_id: str, principal: CurrentPrincipal) -> Response:
     context: TaskContext = request.app.state.context
-    org_id = await api_org(request)
-    if isinstance(org_id, Response):
-        return org_id
+    org_id = principal.org_id
     try:
         parsed = uuid.UUID(campaign_id)
     except ValueError:
