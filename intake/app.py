@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +13,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from intake.api_errors import ApiError, ApiErrorShapeMiddleware
+from intake.api_errors import ApiError, ApiErrorShapeMiddleware, not_found
+from intake.api_schemas import ErrorBody
 from intake.hooks import LogThrottle
 from intake.limits import RateLimiter, RateLimitExceeded
 from intake.middleware import (
@@ -29,16 +31,26 @@ from intake.ops_auth import OpsSessions
 from intake.rejections import RejectionMetricsMiddleware
 from intake.responses import error_response
 from intake.routes import (
+    alert_recipients,
+    api_keys,
+    audit,
     campaigns,
+    conversations,
+    events,
     health,
+    lead_records,
     leads,
+    message_templates,
     meta,
     metrics,
     ops,
     retention,
     stripe,
+    suppressions,
     telegram,
     twilio,
+    webhook_deliveries,
+    webhook_endpoints,
 )
 from intake.schemas import safe_errors
 from intake.spool import RoutingCache, Spool, database_unreachable, replay_forever, unavailable
@@ -67,11 +79,10 @@ def create_fastapi(context: TaskContext) -> FastAPI:
     app.state.rejection_log = LogThrottle()
     app.state.oidc = OidcVerifier(context.settings) if context.settings.oidc_enabled else None
     app.include_router(health.router)
-    app.include_router(leads.router)
+    for router in TENANT_API_ROUTERS:
+        app.include_router(router, responses=API_ERROR_RESPONSES)
     for provider in sorted(context.settings.enabled_providers):
         app.include_router(PROVIDER_ROUTERS[provider])
-    app.include_router(campaigns.router)
-    app.include_router(retention.router)
     app.include_router(metrics.router)
     app.include_router(ops.router)
     add_error_handlers(app)
@@ -91,6 +102,36 @@ async def replaying_spool(app: FastAPI) -> AsyncIterator[None]:
             await task
         app.state.spool.close()
 
+
+# The tenant API (/v1), published in docs/openapi.json; docs/api.md describes it.
+TENANT_API_ROUTERS = (
+    leads.router,
+    events.router,
+    lead_records.router,
+    conversations.router,
+    suppressions.router,
+    webhook_endpoints.router,
+    webhook_deliveries.router,
+    alert_recipients.router,
+    message_templates.router,
+    campaigns.router,
+    api_keys.router,
+    retention.router,
+    audit.router,
+)
+API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "Malformed request (e.g. an Idempotency-Key)",
+        401: "Missing, invalid, revoked or expired credentials",
+        403: "The principal's role may not call this route (`required_role` says which may)",
+        404: "No such resource in the caller's organisation",
+        409: "Conflicts with the resource's state (`opted_out`, `endpoint_disabled`, ...)",
+        422: "Invalid request (`fields` say where; values are never echoed)",
+        429: "Rate limited (see Retry-After)",
+        503: "The database is unreachable (see Retry-After)",
+    }.items()
+}
 
 PROVIDER_ROUTERS = {
     "twilio": twilio.router,
@@ -126,6 +167,8 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: Exception) -> Response:
         errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        if errors and all(error.get("loc", ("",))[0] == "path" for error in errors):
+            return not_found().response()  # a malformed id names nothing, like an unknown one
         return error_response(422, "invalid request", fields=safe_errors(errors))
 
     @app.exception_handler(HTTPException)

@@ -42,6 +42,7 @@ class NewApiKey:
     key: str
     role: Role = "owner"
     label: str | None = None
+    created_at: datetime | None = None
     replaced_until: datetime | None = None  # the replaced key's end of overlap, if any
 
 
@@ -90,10 +91,11 @@ def create_api_key(
     row = ApiKey(org_id=org_id, prefix=prefix, key_hash=hash_api_key(key), role=role, label=label)
     session.add(row)
     session.flush()
+    session.refresh(row, ["created_at"])
     record_audit(
         session, actor, "apikey.created", org_id=org_id, target=prefix, details={"role": role}
     )
-    return NewApiKey(id=row.id, org_id=org_id, prefix=prefix, key=key, role=role, label=label)
+    return NewApiKey(row.id, org_id, prefix, key, role, label, row.created_at)
 
 
 def rotate_api_key(
@@ -117,7 +119,9 @@ def rotate_api_key(
         target=prefix,
         details={"replacement": new.prefix, "expires_at": old.expires_at.isoformat()},
     )
-    return NewApiKey(new.id, org_id, new.prefix, new.key, new.role, new.label, old.expires_at)
+    return NewApiKey(
+        new.id, org_id, new.prefix, new.key, new.role, new.label, new.created_at, old.expires_at
+    )
 
 
 def active_key(now: datetime | None = None) -> ColumnElement[bool]:

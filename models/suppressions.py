@@ -7,9 +7,10 @@ in hex, details the reason), never the number itself.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import and_, delete, exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -17,8 +18,63 @@ from models.audit import record_audit
 from models.crypto import OrgCipher
 from models.messaging import Suppression
 from models.normalize import normalize_phone
+from models.pagination import Position, after
+from models.tables import Lead
 
 PHONE_INDEX = "phone"
+TABLE = "suppressions"
+LEADS_TABLE = "leads"
+# How a business may have received an opt-out it records (POST /v1/suppressions).
+REPORTED_CHANNELS = ("phone", "email", "in_person", "letter", "other")
+REPORTED_PREFIX = "reported_"
+
+
+@dataclass(frozen=True)
+class SuppressionRecord:
+    """An opt-out as the tenant API shows it: the lead it matches (if any, with its phone),
+    why, how it reached the business, and the business's note."""
+
+    id: uuid.UUID
+    lead_id: uuid.UUID | None
+    phone: str | None
+    reason: str
+    note: str | None
+    created_at: datetime
+
+
+def list_suppressions(
+    session: Session, cipher: OrgCipher, position: Position | None, limit: int
+) -> list[SuppressionRecord]:
+    """Tenant session: newest first. A suppression keeps only a blind index, so the number
+    shown is the matching lead's (none once that person was erased)."""
+    query = select(Suppression, Lead.id, Lead.phone_ct).outerjoin(
+        Lead, and_(Lead.org_id == Suppression.org_id, Lead.phone_bidx == Suppression.recipient_bidx)
+    )
+    if position is not None:
+        query = query.where(after(Suppression.created_at, Suppression.id, position, True))
+    query = query.order_by(Suppression.created_at.desc(), Suppression.id.desc()).limit(limit)
+    return [
+        SuppressionRecord(
+            row.id,
+            lead_id,
+            cipher.decrypt_text(phone_ct, LEADS_TABLE, "phone_ct", lead_id) if lead_id else None,
+            row.reason,
+            cipher.decrypt_text(row.note_ct, TABLE, "note_ct", row.id),
+            row.created_at,
+        )
+        for row, lead_id, phone_ct in session.execute(query).tuples()
+    ]
+
+
+def find_suppression(session: Session, recipient_bidx: bytes) -> Suppression | None:
+    return session.scalars(
+        select(Suppression).where(Suppression.recipient_bidx == recipient_bidx)
+    ).first()
+
+
+def annotate(cipher: OrgCipher, row: Suppression, note: str | None) -> None:
+    """Keep the business's note on a suppression it recorded, encrypted (it may name people)."""
+    row.note_ct = cipher.encrypt_text(note, TABLE, "note_ct", row.id)
 
 
 def phone_index(cipher: OrgCipher, phone: str) -> bytes:
