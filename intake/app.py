@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,7 +13,6 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from intake.api_errors import ApiError, ApiErrorShapeMiddleware, not_found
-from intake.api_schemas import ErrorBody
 from intake.hooks import LogThrottle
 from intake.limits import RateLimiter, RateLimitExceeded
 from intake.middleware import (
@@ -27,31 +25,11 @@ from intake.middleware import (
     SecurityHeadersMiddleware,
 )
 from intake.oidc import OidcVerifier
+from intake.openapi import include_tenant_api
 from intake.ops_auth import OpsSessions
 from intake.rejections import RejectionMetricsMiddleware
 from intake.responses import error_response
-from intake.routes import (
-    alert_recipients,
-    api_keys,
-    audit,
-    campaigns,
-    conversations,
-    events,
-    health,
-    lead_records,
-    leads,
-    message_templates,
-    meta,
-    metrics,
-    ops,
-    retention,
-    stripe,
-    suppressions,
-    telegram,
-    twilio,
-    webhook_deliveries,
-    webhook_endpoints,
-)
+from intake.routes import api_docs, health, meta, metrics, ops, stripe, telegram, twilio
 from intake.schemas import safe_errors
 from intake.spool import RoutingCache, Spool, database_unreachable, replay_forever, unavailable
 from leadline.logging import get_logger
@@ -79,8 +57,8 @@ def create_fastapi(context: TaskContext) -> FastAPI:
     app.state.rejection_log = LogThrottle()
     app.state.oidc = OidcVerifier(context.settings) if context.settings.oidc_enabled else None
     app.include_router(health.router)
-    for router in TENANT_API_ROUTERS:
-        app.include_router(router, responses=API_ERROR_RESPONSES)
+    include_tenant_api(app)
+    app.include_router(api_docs.router)
     for provider in sorted(context.settings.enabled_providers):
         app.include_router(PROVIDER_ROUTERS[provider])
     app.include_router(metrics.router)
@@ -102,36 +80,6 @@ async def replaying_spool(app: FastAPI) -> AsyncIterator[None]:
             await task
         app.state.spool.close()
 
-
-# The tenant API (/v1), published in docs/openapi.json; docs/api.md describes it.
-TENANT_API_ROUTERS = (
-    leads.router,
-    events.router,
-    lead_records.router,
-    conversations.router,
-    suppressions.router,
-    webhook_endpoints.router,
-    webhook_deliveries.router,
-    alert_recipients.router,
-    message_templates.router,
-    campaigns.router,
-    api_keys.router,
-    retention.router,
-    audit.router,
-)
-API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": description}
-    for status, description in {
-        400: "Malformed request (e.g. an Idempotency-Key)",
-        401: "Missing, invalid, revoked or expired credentials",
-        403: "The principal's role may not call this route (`required_role` says which may)",
-        404: "No such resource in the caller's organisation",
-        409: "Conflicts with the resource's state (`opted_out`, `endpoint_disabled`, ...)",
-        422: "Invalid request (`fields` say where; values are never echoed)",
-        429: "Rate limited (see Retry-After)",
-        503: "The database is unreachable (see Retry-After)",
-    }.items()
-}
 
 PROVIDER_ROUTERS = {
     "twilio": twilio.router,

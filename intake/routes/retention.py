@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from intake.api_schemas import ErasureOut
 from intake.principals import CurrentPrincipal
 from intake.responses import error_response
 from leadline.errors import NotFoundError
@@ -28,7 +30,7 @@ def file_erasure(
         return request_erasure(session, lead_id, context.clock(), deadline, actor=actor)
 
 
-@router.delete("/v1/leads/{lead_id}", status_code=202)
+@router.delete("/v1/leads/{lead_id}", status_code=202, response_model=ErasureOut)
 async def erase_lead(request: Request, lead_id: str, principal: CurrentPrincipal) -> Response:
     context = request.app.state.context
     try:
@@ -46,13 +48,20 @@ async def erase_lead(request: Request, lead_id: str, principal: CurrentPrincipal
     return JSONResponse(body, status_code=202)
 
 
-@router.get("/v1/export")
-async def export(request: Request, principal: CurrentPrincipal) -> Response:
-    requested = request.query_params.get("format", "json")
-    if requested not in ("json", "csv"):
-        return error_response(422, "format must be json or csv")
+EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Leads and conversations: JSON, or a zip of CSV files (format=csv)",
+        "content": {"application/json": {}, "application/zip": {}},
+    }
+}
+
+
+@router.get("/v1/export", response_class=Response, responses=EXPORT_CONTENT)
+async def export(
+    request: Request, principal: CurrentPrincipal, format: ExportFormat = "json"
+) -> Response:
     context: TaskContext = request.app.state.context
-    fmt: ExportFormat = "csv" if requested == "csv" else "json"
+    fmt: ExportFormat = format
     result = await run_in_threadpool(export_org, context, principal.org_id, fmt, principal.subject)
     headers = {
         "Content-Disposition": f'attachment; filename="{result.filename}"',
