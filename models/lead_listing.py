@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -70,6 +71,34 @@ def conditions(where: LeadFilter) -> list[ColumnElement[bool]]:
     return found
 
 
+class LeadColumns(Protocol):
+    """A lead row: the ORM object, or a Core row of the columns a record needs."""
+
+    id: uuid.UUID
+    source: str
+    status: str
+    sms_consent: bool
+    consent_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+RECORD_COLUMNS = (
+    Lead.id,
+    Lead.name_ct,
+    Lead.phone_ct,
+    Lead.email_ct,
+    Lead.first_message_ct,
+    Lead.assignee_ct,
+    Lead.source,
+    Lead.status,
+    Lead.sms_consent,
+    Lead.consent_at,
+    Lead.created_at,
+    Lead.updated_at,
+)
+
+
 def list_leads(
     session: Session,
     cipher: OrgCipher,
@@ -77,12 +106,13 @@ def list_leads(
     position: Position | None,
     limit: int,
 ) -> list[LeadRecord]:
-    """Tenant session: up to `limit` leads, newest first, after `position`."""
-    query = select(Lead).where(*conditions(where))
+    """Tenant session: up to `limit` leads, newest first, after `position`: plain rows of the
+    columns shown (no ORM objects), decrypted with the one cipher."""
+    query = select(*RECORD_COLUMNS).where(*conditions(where))
     if position is not None:
         query = query.where(after(Lead.created_at, Lead.id, position, newest_first=True))
     query = query.order_by(Lead.created_at.desc(), Lead.id.desc()).limit(limit)
-    return decrypt_page(cipher, session.scalars(query).all())
+    return decrypt_page(cipher, session.execute(query).all())
 
 
 def find_lead(session: Session, cipher: OrgCipher, lead_id: uuid.UUID) -> LeadRecord | None:
@@ -90,11 +120,11 @@ def find_lead(session: Session, cipher: OrgCipher, lead_id: uuid.UUID) -> LeadRe
     return lead_record(cipher, lead) if lead is not None else None
 
 
-def decrypt_page(cipher: OrgCipher, leads: Sequence[Lead]) -> list[LeadRecord]:
+def decrypt_page(cipher: OrgCipher, leads: Sequence[LeadColumns]) -> list[LeadRecord]:
     return [lead_record(cipher, lead) for lead in leads]
 
 
-def lead_record(cipher: OrgCipher, lead: Lead) -> LeadRecord:
+def lead_record(cipher: OrgCipher, lead: LeadColumns) -> LeadRecord:
     def plain(column: str) -> str | None:
         value: bytes | None = getattr(lead, column)
         return cipher.decrypt_text(value, TABLE, column, lead.id)

@@ -5,7 +5,6 @@ index: the data is encrypted, so there is no substring search."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -24,7 +23,7 @@ router = APIRouter(tags=["leads"])
 
 
 def lead_out(record: LeadRecord) -> LeadOut:
-    return LeadOut(**asdict(record))
+    return LeadOut.model_validate(record, from_attributes=True)
 
 
 def lookup_filter(
