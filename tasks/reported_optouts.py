@@ -17,6 +17,9 @@ from models.suppressions import (
     find_suppression,
     phone_index,
 )
+from models.suppressions import (
+    TABLE as SUPPRESSIONS_TABLE,
+)
 from tasks.after_commit import AfterCommit
 from tasks.optouts import OptoutChange, lead_id_for, record_optout
 
@@ -53,7 +56,7 @@ def record_reported_optout(
         lead_id,
         None,  # the answer does not repeat the number it was given
         row.reason,
-        cipher.decrypt_text(row.note_ct, "suppressions", "note_ct", row.id),
+        cipher.decrypt_text(row.note_ct, SUPPRESSIONS_TABLE, "note_ct", row.id),
         row.created_at,
     )
     return RecordedOptout(record, created)

@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from intake.permissions import ROUTE_ROLES
+from models.tables import AuditEntry
 from tests.api.conftest import AUDIENCE, Issuer, Tenant
-from tests.api.seeding import add_lead
+from tests.api.seeding import PUBLIC_URL, Seeded, add_lead, seed_everything
 from tests.api.tokens import claims, sign
 
 pytestmark = pytest.mark.integration
@@ -75,3 +79,96 @@ def test_pages_newest_first(
     moments = [entry["created_at"] for entry in seen]
     assert moments == sorted(moments, reverse=True)
     assert sum(entry["action"] == "apikey.created" for entry in seen) == 5 + 4  # + the fixture's
+
+
+def writes(seeded: Seeded, phone: str) -> dict[tuple[str, str], tuple[str, Any, Any]]:
+    """A successful call of every writing route: (path, JSON body, query)."""
+    lead, endpoint, delivery = seeded.lead_id, seeded.endpoint_id, seeded.delivery_id
+    return {
+        ("POST", "/v1/leads"): ("/v1/leads", {"email": "new@example.com"}, None),
+        ("PATCH", "/v1/leads/{lead_id}"): (f"/v1/leads/{lead}", {"status": "won"}, None),
+        ("POST", "/v1/leads/{lead_id}/messages"): (
+            f"/v1/leads/{lead}/messages",
+            {"body": "Hi"},
+            None,
+        ),
+        ("POST", "/v1/suppressions"): (
+            "/v1/suppressions",
+            {"phone": phone, "channel": "email"},
+            None,
+        ),
+        ("POST", "/v1/webhook-endpoints"): (
+            "/v1/webhook-endpoints",
+            {"url": PUBLIC_URL, "event_types": ["lead.created"]},
+            None,
+        ),
+        ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): (
+            f"/v1/webhook-endpoints/{endpoint}",
+            {"description": "CRM"},
+            None,
+        ),
+        ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): (
+            f"/v1/webhook-endpoints/{endpoint}/rotate-secret",
+            None,
+            None,
+        ),
+        ("POST", "/v1/webhook-endpoints/{endpoint_id}/recover"): (
+            f"/v1/webhook-endpoints/{endpoint}/recover",
+            None,
+            {"since": "1h"},
+        ),
+        ("POST", "/v1/webhook-deliveries/{delivery_id}/resend"): (
+            f"/v1/webhook-deliveries/{delivery}/resend",
+            None,
+            None,
+        ),
+        ("POST", "/v1/alert-recipients"): ("/v1/alert-recipients", {"phone": "+14155550166"}, None),
+        ("DELETE", "/v1/alert-recipients"): (
+            "/v1/alert-recipients",
+            {"phone": "+14155550166"},
+            None,
+        ),
+        ("PUT", "/v1/message-templates/{kind}"): (
+            "/v1/message-templates/help_reply",
+            {"template": "{program}: reply STOP to opt out."},
+            None,
+        ),
+        ("POST", "/v1/campaigns"): (
+            "/v1/campaigns",
+            {"name": "Fall", "template": "Hi {name}", "filter": {"consent": "sms"}},
+            None,
+        ),
+        ("POST", "/v1/api-keys"): ("/v1/api-keys", {"role": "member"}, None),
+        ("DELETE", "/v1/api-keys/{prefix}"): (f"/v1/api-keys/{seeded.key_prefix}", None, None),
+        ("DELETE", "/v1/leads/{lead_id}"): (f"/v1/leads/{lead}", None, None),
+        ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"): (
+            f"/v1/webhook-endpoints/{endpoint}",
+            None,
+            None,
+        ),
+    }
+
+
+def audit_count(context: Any, tenant: Tenant, actor: str) -> int:
+    with context.db.tenant(tenant.id) as session:
+        query = select(func.count()).select_from(AuditEntry).where(AuditEntry.actor == actor)
+        return int(session.scalar(query) or 0)
+
+
+def test_every_writing_route_audits_under_the_principal(
+    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+) -> None:
+    tenant = make_tenant()
+    seeded = seed_everything(context, tenant.id, tenant.prefixes["member"])
+    calls = writes(seeded, "+14155550155")
+    assert set(calls) == {route for route in ROUTE_ROLES if route[0] != "GET"}
+    actor = f"key:{tenant.prefixes['owner']}"
+    unaudited = []
+    for route, (path, body, query) in calls.items():
+        before = audit_count(context, tenant, actor)
+        headers = {**tenant.auth("owner"), "Idempotency-Key": uuid.uuid4().hex}
+        response = client.request(route[0], path, json=body, params=query, headers=headers)
+        assert response.status_code < 300, (route, response.text)
+        if audit_count(context, tenant, actor) == before:
+            unaudited.append(route)
+    assert unaudited == []
