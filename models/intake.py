@@ -199,6 +199,8 @@ def signing_secrets(session: Session, cipher: OrgCipher, now: datetime) -> list[
 def event_status(session: Session, event_id: uuid.UUID) -> tuple[str, uuid.UUID | None] | None:
     """Tenant session: an inbound event's status and the lead it became (once processed)."""
     row = session.execute(
-        select(InboundEvent.status, InboundEvent.lead_id).where(InboundEvent.id == event_id)
+        select(InboundEvent.status, InboundEvent.processed_lead_id).where(
+            InboundEvent.id == event_id
+        )
     ).first()
-    return (row.status, row.lead_id) if row is not None else None
+    return (row.status, row.processed_lead_id) if row is not None else None

@@ -104,8 +104,10 @@ class InboundEvent(Base):
     # keyed hash of the request an Idempotency-Key was first used with (models.intake)
     request_fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary)
     optout_recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # The lead the event created or updated, once processed (GET /v1/events/{id})
-    lead_id: Mapped[uuid.UUID | None] = mapped_column(PG_UUID(as_uuid=True))
+    # The lead the event created or updated, once processed (GET /v1/events/{id}). Not named
+    # `lead_id`: erasure deletes the rows of every table with that column (models.retention),
+    # and an event row outlives its person's erasure (it deduplicates the Idempotency-Key).
+    processed_lead_id: Mapped[uuid.UUID | None] = mapped_column(PG_UUID(as_uuid=True))
 
 
 class Lead(Base):

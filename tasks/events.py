@@ -88,7 +88,7 @@ def handle_api_lead(ctx: EventContext) -> None:
         consent_at=datetime.fromisoformat(data["received_at"]),
     )
     result = upsert_lead(ctx.session, ctx.cipher, fields)
-    ctx.event.lead_id = result.lead.id  # GET /v1/events/{id}
+    ctx.event.processed_lead_id = result.lead.id  # GET /v1/events/{id}
     announce_lead(ctx, result.lead, result.created, fields.message)
 
 

@@ -28,7 +28,9 @@ def upgrade() -> None:
     # A key replaced by a rotation keeps working until then (the overlap).
     op.add_column("api_keys", sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("leads", sa.Column("assignee_ct", sa.LargeBinary(), nullable=True))
-    op.add_column("inbound_events", sa.Column("lead_id", sa.Uuid(), nullable=True))
+    # Not `lead_id`: retention deletes rows of tables with that column when a person is
+    # erased, and the event row must stay (it deduplicates the Idempotency-Key).
+    op.add_column("inbound_events", sa.Column("processed_lead_id", sa.Uuid(), nullable=True))
     op.add_column("suppressions", sa.Column("note_ct", sa.LargeBinary(), nullable=True))
     op.alter_column("audit_log", "actor", type_=sa.String(200), existing_nullable=False)
     op.create_index("ix_leads_org_created_id", "leads", ["org_id", "created_at", "id"])
@@ -40,7 +42,7 @@ def downgrade() -> None:
     op.drop_index("ix_leads_org_created_id", table_name="leads")
     op.alter_column("audit_log", "actor", type_=sa.String(100), existing_nullable=False)
     op.drop_column("suppressions", "note_ct")
-    op.drop_column("inbound_events", "lead_id")
+    op.drop_column("inbound_events", "processed_lead_id")
     op.drop_column("leads", "assignee_ct")
     op.drop_column("api_keys", "expires_at")
     op.drop_column("api_keys", "label")
