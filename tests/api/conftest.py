@@ -3,12 +3,10 @@ and an OIDC issuer on loopback (a JWKS server with keys generated here)."""
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,19 +14,8 @@ from fastapi.routing import APIRoute
 from starlette.testclient import TestClient
 
 from models.orgs import ROLES, create_api_key, create_organization
-from tests.api.tokens import SigningKey, new_signing_key
-
-AUDIENCE = "leadline-test-audience"
-
-
-@dataclass(frozen=True)
-class Tenant:
-    id: uuid.UUID
-    keys: dict[str, str]  # role -> API key
-    prefixes: dict[str, str]
-
-    def auth(self, role: str = "owner") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[role]}"}
+from tests.api.tenants import AUDIENCE, Issuer, Tenant, serve_issuer
+from tests.api.tokens import new_signing_key
 
 
 @pytest.fixture
@@ -84,45 +71,6 @@ def unfolded(routes: list[Any]) -> Iterator[APIRoute]:
             yield from unfolded(included.routes)
         elif isinstance(route, APIRoute):
             yield route
-
-
-@dataclass
-class Issuer:
-    """An OIDC issuer on 127.0.0.1: discovery document and JWKS of `published` keys."""
-
-    url: str
-    published: list[SigningKey]
-    jwks_fetches: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def jwks(self) -> dict[str, Any]:
-        with self.lock:
-            self.jwks_fetches += 1
-            return {"keys": [key.public_jwk() for key in self.published]}
-
-
-def serve_issuer(issuer_holder: list[Issuer]) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            issuer = issuer_holder[0]
-            if self.path == "/.well-known/openid-configuration":
-                body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks.json"}
-            elif self.path == "/jwks.json":
-                body = issuer.jwks()
-            else:
-                self.send_error(404)
-                return
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from models.tables import ApiKey
-from tests.api.conftest import Tenant
+from tests.api.tenants import Tenant
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from intake.permissions import ROUTE_ROLES
 from models.tables import AuditEntry
-from tests.api.conftest import AUDIENCE, Issuer, Tenant
 from tests.api.seeding import PUBLIC_URL, Seeded, add_lead, seed_everything
+from tests.api.tenants import AUDIENCE, Issuer, Tenant
 from tests.api.tokens import claims, sign
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 
 from intake import api_schemas
 from intake.schemas import StrictModel
-from tests.api.conftest import Tenant
 from tests.api.seeding import PUBLIC_URL, add_endpoint, add_lead
+from tests.api.tenants import Tenant
 
 pytestmark = pytest.mark.integration
 PHONE = "+14155550123"

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from models.messaging import OutboundMessage
-from tests.api.conftest import Tenant
 from tests.api.seeding import add_inbound_message, add_lead
+from tests.api.tenants import Tenant
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,8 @@ from starlette.testclient import TestClient
 
 from intake.permissions import ROUTE_ROLES
 from models.tables import ApiKey, AuditEntry, Lead
-from tests.api.conftest import Tenant
 from tests.api.seeding import Seeded, seed_everything
+from tests.api.tenants import Tenant
 
 pytestmark = pytest.mark.integration
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from models.tables import Lead
 from models.webhooks import WebhookDelivery
-from tests.api.conftest import Tenant
 from tests.api.seeding import add_endpoint, add_lead
+from tests.api.tenants import Tenant
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.api.conftest import AUDIENCE, Issuer, Tenant
+from tests.api.tenants import AUDIENCE, Issuer, Tenant
 from tests.api.tokens import (
     claims,
     hmac_with_public_key,

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from intake.permissions import RANK, ROUTE_ROLES
 from models.orgs import ROLES
-from tests.api.conftest import Tenant
+from tests.api.tenants import Tenant
 
 pytestmark = pytest.mark.integration
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.api.conftest import Tenant
+from tests.api.tenants import Tenant
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration

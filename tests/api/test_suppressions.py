@@ -12,8 +12,8 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from models.tables import AuditEntry
-from tests.api.conftest import Tenant
 from tests.api.seeding import add_lead
+from tests.api.tenants import Tenant
 
 pytestmark = pytest.mark.integration
 PHONE = "+14155550124"

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from models.webhooks import WebhookDelivery, WebhookEndpoint
-from tests.api.conftest import Tenant
 from tests.api.seeding import PUBLIC_URL, add_delivery, add_lead
+from tests.api.tenants import Tenant
 
 pytestmark = pytest.mark.integration
 
