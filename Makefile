@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 PORT ?= 8000
 SANDBOX_PORT ?= 8025
 
-.PHONY: install browser run test demo bench chaos lint format lock clean
+.PHONY: install browser run test demo bench chaos lint format lock openapi clean
 
 install: $(STAMP)
 
@@ -66,6 +66,10 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The tenant API's OpenAPI document, committed; tests/api/test_openapi.py fails when it is stale.
+openapi: install
+	$(BIN)/python -m intake.openapi docs/openapi.json
 
 lock:
 	uv pip compile pyproject.toml --extra dev --extra embedded -o requirements.lock

@@ -125,6 +125,7 @@ class BenchEnv:
             LEADLINE_SCHEDULER_METRICS_PORT="0",
             # Throughput is measured with the limiter in the path but never tripping it.
             LEADLINE_LIMIT_API="10000000/minute",
+            LEADLINE_LIMIT_API_READS="10000000/minute",
             LEADLINE_LIMIT_WEBHOOKS="10000000/minute",
         )
         env.update(extra)

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from intake.api_errors import ApiError, ApiErrorShapeMiddleware, not_found
 from intake.hooks import LogThrottle
 from intake.limits import RateLimiter, RateLimitExceeded
 from intake.middleware import (
@@ -23,21 +24,12 @@ from intake.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
+from intake.oidc import OidcVerifier
+from intake.openapi import include_tenant_api
 from intake.ops_auth import OpsSessions
 from intake.rejections import RejectionMetricsMiddleware
 from intake.responses import error_response
-from intake.routes import (
-    campaigns,
-    health,
-    leads,
-    meta,
-    metrics,
-    ops,
-    retention,
-    stripe,
-    telegram,
-    twilio,
-)
+from intake.routes import api_docs, health, meta, metrics, ops, stripe, telegram, twilio
 from intake.schemas import safe_errors
 from intake.spool import RoutingCache, Spool, database_unreachable, replay_forever, unavailable
 from leadline.logging import get_logger
@@ -63,12 +55,12 @@ def create_fastapi(context: TaskContext) -> FastAPI:
         context.settings.leadline_redis_url, context.settings.leadline_redis_namespace
     )
     app.state.rejection_log = LogThrottle()
+    app.state.oidc = OidcVerifier(context.settings) if context.settings.oidc_enabled else None
     app.include_router(health.router)
-    app.include_router(leads.router)
+    include_tenant_api(app)
+    app.include_router(api_docs.router)
     for provider in sorted(context.settings.enabled_providers):
         app.include_router(PROVIDER_ROUTERS[provider])
-    app.include_router(campaigns.router)
-    app.include_router(retention.router)
     app.include_router(metrics.router)
     app.include_router(ops.router)
     add_error_handlers(app)
@@ -98,6 +90,11 @@ PROVIDER_ROUTERS = {
 
 
 def add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return exc.response()
+
     @app.exception_handler(BodyTooLarge)
     async def body_too_large(_: Request, __: Exception) -> Response:
         return error_response(413, "request body too large")
@@ -118,6 +115,8 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: Exception) -> Response:
         errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        if errors and all(error.get("loc", ("",))[0] == "path" for error in errors):
+            return not_found().response()  # a malformed id names nothing, like an unknown one
         return error_response(422, "invalid request", fields=safe_errors(errors))
 
     @app.exception_handler(HTTPException)
@@ -142,6 +141,7 @@ def protect(app: ASGIApp, context: TaskContext) -> ASGIApp:
     settings = context.settings
     app = BodyLimitMiddleware(app, settings.leadline_max_body_bytes)
     app = BodyTimeoutMiddleware(app, settings.leadline_body_timeout_seconds)
+    app = ApiErrorShapeMiddleware(app)  # outside the body cap and timeout: their answers too
     app = RejectionMetricsMiddleware(app)
     app = RequestIdMiddleware(app)
     app = SecurityHeadersMiddleware(app)

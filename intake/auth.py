@@ -7,7 +7,7 @@ import uuid
 from starlette.requests import Request
 
 from leadline.errors import KeyNotFoundError, VerificationError
-from models.orgs import resolve_api_key
+from models.orgs import ResolvedKey, resolve_api_key
 from models.routing import org_accepts_events, signing_secrets
 from tasks.context import TaskContext
 
@@ -19,15 +19,16 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def authenticate_api_key(context: TaskContext, token: str) -> uuid.UUID:
-    """The org that owns the key; VerificationError for unknown or revoked keys."""
+def authenticate_api_key(context: TaskContext, token: str) -> ResolvedKey:
+    """The org that owns the key and its role; VerificationError for unknown, revoked or
+    (after a rotation's overlap) expired keys."""
     if len(token) > 200:
         raise VerificationError("invalid API key")
     with context.db.maintenance() as session:
-        org_id = resolve_api_key(session, token)
-    if org_id is None:
+        resolved = resolve_api_key(session, token)
+    if resolved is None:
         raise VerificationError("invalid API key")
-    return org_id
+    return resolved
 
 
 def api_key_prefix(token: str) -> str:

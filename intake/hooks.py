@@ -172,9 +172,12 @@ async def store_or_spool(
     payload: dict[str, Any],
     request_id: str | None,
     canonical_request: str | None = None,
+    actor: str | None = None,
 ) -> StoredEvent | Response:
     """store_inbound_event; while the database is unreachable, the spool (intake/spool.py)
-    takes the event instead (a StoredEvent with the id it will be stored under), or 503."""
+    takes the event instead (a StoredEvent with the id it will be stored under), or 503.
+    With `actor`, a new event is audited under that name (not a spooled one: the spool keeps
+    no caller)."""
     context = context_of(request)
     try:
         return await run_in_threadpool(
@@ -186,6 +189,7 @@ async def store_or_spool(
             payload,
             request_id,
             canonical_request,
+            actor=actor,
         )
     except Exception as exc:
         if not database_unreachable(exc):

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from leadline.metrics import EVENTS_ACCEPTED, EVENTS_DEDUPLICATED
+from models.audit import record_audit
 from models.crypto import OrgCipher
 from models.routing import request_fingerprint
 from models.tables import InboundEvent, InboundEventStatus, InboundSource
@@ -44,6 +45,7 @@ def store_inbound_event(
     canonical_request: str | None = None,
     event_id: uuid.UUID | None = None,
     received_at: datetime | None = None,
+    actor: str | None = None,
 ) -> StoredEvent:
     """Insert the event unless (org, source, external id) or its id exists; enqueue only a new one.
 
@@ -51,7 +53,8 @@ def store_inbound_event(
     different fingerprint comes back with `same_request=False` (nothing is stored). An
     `event_id` chosen in advance (a spooled event, intake/spool.py) makes a second replay of
     an event without external id a no-op too, and `received_at` is when it really arrived
-    (START and STOP are ordered by it)."""
+    (START and STOP are ordered by it). With `actor` (a tenant API caller), the new event is
+    audited as `lead.submitted` in the same transaction."""
     event_id = event_id or uuid.uuid4()
     after_commit = AfterCommit()
     with context.db.tenant(org_id) as session:
@@ -93,6 +96,8 @@ def store_inbound_event(
         record_at_the_door(
             session, cipher, event_id, source, payload, after_commit, now, received_at
         )
+        if actor is not None:
+            record_audit(session, actor, "lead.submitted", org_id=org_id, target=str(event_id))
     after_commit.flush()
     EVENTS_ACCEPTED.labels(source=source).inc()
     enqueued = enqueue_or_defer(process_event, str(org_id), str(event_id))

@@ -1,7 +1,8 @@
 """Rate limits in Redis (the `limits` library), shared by every intake process.
 
 Named limits come from the settings: `auth_failures` (per route class and client address),
-`api` (per API key or signing org), `webhooks` (per org and route), `campaigns` (per org).
+`api` (tenant API writes, per principal or signing org), `api_reads` (tenant API reads, per
+principal), `webhooks` (per org and route), `campaigns` (per org).
 Routes call `hit(request, name, key)`; an exhausted limit raises RateLimitExceeded, which the
 app answers with 429 and Retry-After. If Redis cannot be reached the limiter lets requests
 through (the intake keeps accepting, as it does when the broker is down) and logs a warning.
@@ -35,6 +36,7 @@ log = get_logger(__name__)
 LIMIT_SETTINGS = {
     "auth_failures": "leadline_limit_auth_failures",
     "api": "leadline_limit_api",
+    "api_reads": "leadline_limit_api_reads",
     "webhooks": "leadline_limit_webhooks",
     "campaigns": "leadline_limit_campaigns",
 }

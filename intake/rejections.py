@@ -15,7 +15,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from leadline.metrics import EVENTS_REJECTED
 
 SOURCE_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("/v1/leads", "api"),
     ("/hooks/twilio/sms", "twilio_sms"),
     ("/hooks/twilio/status", "twilio_status"),
     ("/hooks/stripe", "stripe"),
@@ -36,7 +35,11 @@ REASONS = {
 }
 
 
-def source_for_path(path: str) -> str | None:
+def source_for_path(path: str, method: str = "POST") -> str | None:
+    """The inbound source a request carries events of; None for every other request (the
+    tenant API's reads and writes under /v1/leads/... are not inbound events)."""
+    if path == "/v1/leads":
+        return "api" if method == "POST" else None
     for prefix, source in SOURCE_PREFIXES:
         if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
             return source
@@ -59,7 +62,8 @@ class RejectionMetricsMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        source = source_for_path(scope["path"]) if scope["type"] == "http" else None
+        is_http = scope["type"] == "http"
+        source = source_for_path(scope["path"], scope.get("method", "")) if is_http else None
         if source is None:
             await self.app(scope, receive, send)
             return

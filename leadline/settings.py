@@ -35,6 +35,20 @@ MIN_PROVIDER_SECRET_LENGTH = 16
 MIN_PROVIDER_SECRET_BITS = 40
 BROKER_SCHEMES = ("amqp", "amqps", "redis", "rediss", "unix")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# JWS algorithms an OIDC access token may be signed with: public-key ones only, so a key
+# published in the JWKS can never be used as an HMAC secret (HS/RS confusion) and `none` is out.
+ASYMMETRIC_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
 
 
 class Settings(BaseSettings):
@@ -95,6 +109,44 @@ class Settings(BaseSettings):
     leadline_limit_api: str = "30/minute"
     leadline_limit_webhooks: str = "100/minute"
     leadline_limit_campaigns: str = "3/minute"
+    # Every read route of the tenant API (GET), per principal (docs/api.md "Rate limits").
+    leadline_limit_api_reads: str = "120/minute"
+
+    # Team members' OIDC access tokens (docs/api.md "OIDC"): the issuer and audience a token
+    # must name, where its signing keys are (default: the issuer's discovery document), the
+    # claims that carry the organisation and the role (dotted paths reach nested claims), the
+    # asymmetric algorithms accepted, and how long the key set is cached and how often an
+    # unknown `kid` may force a refresh.
+    leadline_oidc_issuer: str | None = None
+    leadline_oidc_audience: str | None = None
+    leadline_oidc_jwks_url: str | None = None
+    leadline_oidc_org_claim: str = "org_id"
+    leadline_oidc_role_claim: str = "role"
+    leadline_oidc_algorithms: str = "RS256,ES256"
+    leadline_oidc_jwks_cache_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    leadline_oidc_refresh_cooldown_seconds: float = Field(default=30.0, ge=0, le=3600)
+
+    @field_validator("leadline_oidc_algorithms")
+    @classmethod
+    def only_asymmetric_algorithms(cls, value: str) -> str:
+        chosen = [name.strip() for name in value.split(",") if name.strip()]
+        refused = sorted(set(chosen) - set(ASYMMETRIC_ALGORITHMS))
+        if not chosen or refused:
+            raise ValueError(
+                "LEADLINE_OIDC_ALGORITHMS takes asymmetric algorithms only: "
+                + ", ".join(ASYMMETRIC_ALGORITHMS)
+            )
+        return value
+
+    @property
+    def oidc_algorithms(self) -> tuple[str, ...]:
+        return tuple(
+            name.strip() for name in self.leadline_oidc_algorithms.split(",") if name.strip()
+        )
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.leadline_oidc_issuer and self.leadline_oidc_audience)
 
     # Client addresses and slow clients (docs/intake.md "Client addresses"): the proxies whose
     # X-Forwarded-For hops are believed (comma-separated CIDRs; none by default), and how long
@@ -288,7 +340,26 @@ def production_problems(settings: Settings) -> list[str]:
     problems.extend(weak_provider_secrets(settings))
     problems.extend(messaging_problems(settings))
     problems.extend(database_role_problems(settings))
+    problems.extend(oidc_problems(settings))
     return problems
+
+
+def oidc_problems(settings: Settings) -> list[str]:
+    """OIDC is off or fully configured, over TLS."""
+    issuer, audience = settings.leadline_oidc_issuer, settings.leadline_oidc_audience
+    if not issuer and not audience:
+        return []
+    if not issuer or not audience:
+        return ["LEADLINE_OIDC_ISSUER and LEADLINE_OIDC_AUDIENCE are set together"]
+    urls = {
+        "LEADLINE_OIDC_ISSUER": issuer,
+        "LEADLINE_OIDC_JWKS_URL": settings.leadline_oidc_jwks_url,
+    }
+    return [
+        f"{name} must be https"
+        for name, url in urls.items()
+        if url and not url.startswith("https://")
+    ]
 
 
 def ops_token_problems(token: SecretStr | None) -> list[str]:

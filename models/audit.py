@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models.pagination import Position, after
 from models.tables import AuditEntry
 
 
@@ -51,3 +52,14 @@ def list_audit(session: Session, where: AuditQuery) -> list[AuditEntry]:
         query = query.where(AuditEntry.created_at >= where.since)
     order = (AuditEntry.created_at.desc(), AuditEntry.id.desc())
     return list(session.scalars(query.order_by(*order).limit(where.limit)))
+
+
+def audit_page(session: Session, position: Position | None, limit: int) -> list[AuditEntry]:
+    """Tenant session: the organisation's entries, newest first, after `position`."""
+    query = select(AuditEntry)
+    if position is not None:
+        query = query.where(
+            after(AuditEntry.created_at, AuditEntry.id, position, newest_first=True)
+        )
+    order = (AuditEntry.created_at.desc(), AuditEntry.id.desc())
+    return list(session.scalars(query.order_by(*order).limit(limit)))

@@ -16,6 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from models.audit import record_audit
 from models.messaging import Campaign, Suppression
 from models.outbound_messages import count_by_state
+from models.pagination import Position, after
 from models.tables import Lead
 
 COUNT_GROUPS = {
@@ -49,7 +50,11 @@ class CampaignTarget:
 
 
 def create_campaign(
-    session: Session, org_id: uuid.UUID, idempotency_key: str, spec: CampaignSpec
+    session: Session,
+    org_id: uuid.UUID,
+    idempotency_key: str,
+    spec: CampaignSpec,
+    actor: str = "api",
 ) -> CreatedCampaign:
     """Insert unless the key was used; then report whether the earlier request matched."""
     inserted = session.execute(
@@ -68,7 +73,7 @@ def create_campaign(
         .returning(Campaign.id)
     ).scalar_one_or_none()
     if inserted is not None:
-        record_audit(session, "api", "campaign.created", org_id=org_id, target=str(inserted))
+        record_audit(session, actor, "campaign.created", org_id=org_id, target=str(inserted))
         return CreatedCampaign(inserted, created=True, same_request=True)
     existing = find_campaign_by_key(session, idempotency_key)
     assert existing is not None
@@ -78,6 +83,15 @@ def create_campaign(
         spec.filter,
     )
     return CreatedCampaign(existing.id, created=False, same_request=same)
+
+
+def list_campaigns(session: Session, position: Position | None, limit: int) -> list[Campaign]:
+    """Tenant session: newest first, after `position`."""
+    query = select(Campaign)
+    if position is not None:
+        query = query.where(after(Campaign.created_at, Campaign.id, position, newest_first=True))
+    order = (Campaign.created_at.desc(), Campaign.id.desc())
+    return list(session.scalars(query.order_by(*order).limit(limit)))
 
 
 def find_campaign_by_key(session: Session, idempotency_key: str) -> Campaign | None:

@@ -113,6 +113,8 @@ class Suppression(Base):
     org_id: Mapped[uuid.UUID] = org_fk()
     recipient_bidx: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    # An opt-out recorded by the business (POST /v1/suppressions): what it noted, encrypted.
+    note_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = now_column()
 
 

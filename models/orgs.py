@@ -7,13 +7,14 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal, get_args
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
-from leadline.errors import NotFoundError
+from leadline.errors import LeadlineError, NotFoundError
 from models.audit import record_audit
 from models.crypto import Keyring
 from models.keys import add_data_key
@@ -21,6 +22,16 @@ from models.normalize import normalize_region
 from models.tables import ApiKey, Lead, Organization
 
 API_KEY_PREFIX = "ll_"
+# Least to most powerful; what each may do is intake/permissions.py's table.
+Role = Literal["ingest", "member", "admin", "owner"]
+ROLES: tuple[Role, ...] = get_args(Role)
+# A key replaced by a rotation keeps working this long, so its users can switch over.
+ROTATION_OVERLAP = timedelta(hours=24)
+MAX_LABEL = 100
+
+
+class InvalidApiKeyRequest(LeadlineError, ValueError):
+    """An unknown role, a label that is too long, or a key to replace that is not active."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,25 @@ class NewApiKey:
     org_id: uuid.UUID
     prefix: str
     key: str
+    role: Role = "owner"
+    label: str | None = None
+    created_at: datetime | None = None
+    replaced_until: datetime | None = None  # the replaced key's end of overlap, if any
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    """An active key's organisation and what it may do."""
+
+    org_id: uuid.UUID
+    role: Role
+
+
+def parse_role(value: str) -> Role:
+    for role in ROLES:
+        if value == role:
+            return role
+    raise InvalidApiKeyRequest(f"role must be one of {', '.join(ROLES)}")
 
 
 def create_organization(
@@ -45,33 +75,79 @@ def hash_api_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def create_api_key(session: Session, org_id: uuid.UUID, actor: str = "cli") -> NewApiKey:
+def create_api_key(
+    session: Session,
+    org_id: uuid.UUID,
+    actor: str = "cli",
+    role: Role = "owner",
+    label: str | None = None,
+) -> NewApiKey:
     """A random key, shown once; only its SHA-256 and a visible prefix are stored."""
+    role = parse_role(role)
+    if label is not None and len(label) > MAX_LABEL:
+        raise InvalidApiKeyRequest(f"label must be at most {MAX_LABEL} characters")
     prefix = API_KEY_PREFIX + secrets.token_hex(4)
     key = f"{prefix}_{secrets.token_urlsafe(32)}"
-    row = ApiKey(org_id=org_id, prefix=prefix, key_hash=hash_api_key(key))
+    row = ApiKey(org_id=org_id, prefix=prefix, key_hash=hash_api_key(key), role=role, label=label)
     session.add(row)
     session.flush()
-    record_audit(session, actor, "apikey.created", org_id=org_id, target=prefix)
-    return NewApiKey(id=row.id, org_id=org_id, prefix=prefix, key=key)
+    session.refresh(row, ["created_at"])
+    record_audit(
+        session, actor, "apikey.created", org_id=org_id, target=prefix, details={"role": role}
+    )
+    return NewApiKey(row.id, org_id, prefix, key, role, label, row.created_at)
 
 
-def resolve_api_key(session: Session, key: str) -> uuid.UUID | None:
-    """The organisation owning an active key. Maintenance scope (the org is not known yet)."""
+def rotate_api_key(
+    session: Session, org_id: uuid.UUID, prefix: str, now: datetime, actor: str = "cli"
+) -> NewApiKey:
+    """Tenant session: a new key with the role and label of the active key `prefix`, which
+    keeps working for ROTATION_OVERLAP more (raises NotFoundError for no such active key)."""
+    old = session.scalars(
+        select(ApiKey).where(ApiKey.prefix == prefix, active_key(now)).with_for_update()
+    ).first()
+    if old is None:
+        raise NotFoundError("no active API key with that prefix")
+    new = create_api_key(session, org_id, actor, parse_role(old.role), old.label)
+    until = now + ROTATION_OVERLAP
+    old.expires_at = min(old.expires_at, until) if old.expires_at else until
+    record_audit(
+        session,
+        actor,
+        "apikey.rotated",
+        org_id=org_id,
+        target=prefix,
+        details={"replacement": new.prefix, "expires_at": old.expires_at.isoformat()},
+    )
+    return NewApiKey(
+        new.id, org_id, new.prefix, new.key, new.role, new.label, new.created_at, old.expires_at
+    )
+
+
+def active_key(now: datetime | None = None) -> ColumnElement[bool]:
+    """Not revoked and, after a rotation, still within its overlap."""
+    moment = now if now is not None else func.now()
+    return ApiKey.revoked_at.is_(None) & or_(
+        ApiKey.expires_at.is_(None), ApiKey.expires_at > moment
+    )
+
+
+def resolve_api_key(session: Session, key: str) -> ResolvedKey | None:
+    """The organisation and role of an active key. Maintenance scope (the org is not known)."""
     digest = hash_api_key(key)
     row = session.execute(
-        select(ApiKey.org_id, ApiKey.key_hash).where(
-            ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
+        select(ApiKey.org_id, ApiKey.key_hash, ApiKey.role).where(
+            ApiKey.key_hash == digest, active_key()
         )
     ).first()
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         return None
-    org_id: uuid.UUID = row.org_id
-    return org_id
+    return ResolvedKey(row.org_id, parse_role(row.role))
 
 
 def revoke_api_key(session: Session, prefix: str, now: datetime, actor: str = "cli") -> uuid.UUID:
-    """Revoke by visible prefix. Maintenance scope. Raises NotFoundError."""
+    """Revoke by visible prefix, at once (an overlap included). Maintenance scope, or a tenant
+    session for the org's own keys. Raises NotFoundError."""
     org_id = session.execute(
         update(ApiKey)
         .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
@@ -135,9 +211,7 @@ def org_counts(session: Session) -> dict[str, int]:
 
     counted: dict[str, Any] = {
         "leads": select(func.count()).select_from(Lead),
-        "api_keys_active": select(func.count())
-        .select_from(ApiKey)
-        .where(ApiKey.revoked_at.is_(None)),
+        "api_keys_active": select(func.count()).select_from(ApiKey).where(active_key()),
         "numbers": select(func.count()).select_from(OrgPhoneNumber),
         "meta_accounts": select(func.count()).select_from(MetaAccount),
         "alert_numbers": select(func.count()).select_from(AlertNumber),
@@ -155,13 +229,25 @@ class ApiKeyInfo:
 
     id: uuid.UUID
     prefix: str
+    role: str
+    label: str | None
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None
 
 
 def list_api_keys(session: Session) -> list[ApiKeyInfo]:
     """Tenant session: the organisation's keys, oldest first."""
-    query = select(ApiKey.id, ApiKey.prefix, ApiKey.created_at, ApiKey.revoked_at).order_by(
-        ApiKey.created_at, ApiKey.id
-    )
-    return [ApiKeyInfo(r.id, r.prefix, r.created_at, r.revoked_at) for r in session.execute(query)]
+    query = select(
+        ApiKey.id,
+        ApiKey.prefix,
+        ApiKey.role,
+        ApiKey.label,
+        ApiKey.created_at,
+        ApiKey.revoked_at,
+        ApiKey.expires_at,
+    ).order_by(ApiKey.created_at, ApiKey.id)
+    return [
+        ApiKeyInfo(r.id, r.prefix, r.role, r.label, r.created_at, r.revoked_at, r.expires_at)
+        for r in session.execute(query)
+    ]

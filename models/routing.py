@@ -19,7 +19,7 @@ from models.channels import OrgPhoneNumber
 from models.crypto import OrgCipher
 from models.normalize import normalize_phone
 from models.orgs import default_region
-from models.tables import Organization
+from models.tables import InboundEvent, Organization
 
 SIGNING_TABLE = "intake_signing_secrets"
 PREVIOUS_SECRET_GRACE = timedelta(hours=24)
@@ -194,3 +194,13 @@ def signing_secrets(session: Session, cipher: OrgCipher, now: datetime) -> list[
         )
         found.append(previous.decode())
     return found
+
+
+def event_status(session: Session, event_id: uuid.UUID) -> tuple[str, uuid.UUID | None] | None:
+    """Tenant session: an inbound event's status and the lead it became (once processed)."""
+    row = session.execute(
+        select(InboundEvent.status, InboundEvent.processed_lead_id).where(
+            InboundEvent.id == event_id
+        )
+    ).first()
+    return (row.status, row.processed_lead_id) if row is not None else None

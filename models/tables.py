@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -93,13 +94,21 @@ class OrgKey(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint("role IN ('ingest', 'member', 'admin', 'owner')", name="role"),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     org_id: Mapped[uuid.UUID] = org_fk()
     prefix: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
     key_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, unique=True)
+    # What the key may do (intake/permissions.py); keys older than roles are `owner`.
+    role: Mapped[str] = mapped_column(String(16), nullable=False, server_default="owner")
+    label: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = now_column()
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set on a key replaced by a rotation: it keeps working until then.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class InboundEvent(Base):
@@ -130,6 +139,10 @@ class InboundEvent(Base):
     # keyed hash of the request an Idempotency-Key was first used with (models.routing)
     request_fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary)
     optout_recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The lead the event created or updated, once processed (GET /v1/events/{id}). Not named
+    # `lead_id`: erasure deletes the rows of every table with that column (models.retention),
+    # and an event row outlives its person's erasure (it deduplicates the Idempotency-Key).
+    processed_lead_id: Mapped[uuid.UUID | None] = mapped_column(PG_UUID(as_uuid=True))
 
 
 class Lead(Base):
@@ -156,7 +169,7 @@ class Lead(Base):
             unique=True,
             postgresql_where=text("platform_bidx IS NOT NULL"),
         ),
-        Index("ix_leads_org_created", "org_id", "created_at"),
+        Index("ix_leads_org_created_id", "org_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -175,6 +188,8 @@ class Lead(Base):
     consent_text_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     consent_source: Mapped[str | None] = mapped_column(String(64))
+    # Who in the business handles the lead: an opaque string from the tenant's product.
+    assignee_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = now_column()
     updated_at: Mapped[datetime] = now_column()
 
@@ -187,7 +202,7 @@ class AuditEntry(Base):
 
     id: Mapped[uuid.UUID] = uuid_pk()
     org_id: Mapped[uuid.UUID | None] = mapped_column(PG_UUID(as_uuid=True))
-    actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    actor: Mapped[str] = mapped_column(String(200), nullable=False)
     action: Mapped[str] = mapped_column(String(100), nullable=False)
     target: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, object]] = mapped_column(JSONB, nullable=False, default=dict)

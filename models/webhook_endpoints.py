@@ -243,6 +243,57 @@ def delete_endpoint(session: Session, endpoint_id: uuid.UUID, *, actor: str = "c
     return deliveries
 
 
+@dataclass(frozen=True)
+class EndpointChanges:
+    """What PATCH changes; None leaves a field as it is."""
+
+    url: str | None = None
+    description: str | None = None
+    event_types: tuple[str, ...] | None = None
+    shared_fields: tuple[str, ...] | None = None
+
+
+def update_endpoint(
+    session: Session,
+    endpoint_id: uuid.UUID,
+    changes: EndpointChanges,
+    policy: UrlPolicy,
+    now: datetime,
+    *,
+    resolver: Resolver = system_resolver,
+    actor: str = "cli",
+) -> WebhookEndpoint:
+    """Change an endpoint; a new URL is vetted as at creation (raises UnsafeTargetError)."""
+    endpoint = get_endpoint(session, endpoint_id, lock=True)
+    if changes.url is not None:
+        validate_webhook_url(
+            changes.url,
+            allow_http=policy.allow_http,
+            allow_private=policy.allow_private,
+            resolver=resolver,
+        )
+        endpoint.url = changes.url
+    if changes.description is not None:
+        if len(changes.description) > 500:
+            raise InvalidEndpointError("description is longer than 500 characters")
+        endpoint.description = changes.description
+    if changes.event_types is not None:
+        endpoint.event_types = list(parse_event_types(changes.event_types))
+    if changes.shared_fields is not None:
+        endpoint.shared_fields = list(parse_shared_fields(changes.shared_fields))
+    endpoint.updated_at = now
+    changed = sorted(name for name, value in vars(changes).items() if value is not None)
+    record_audit(
+        session,
+        actor,
+        "endpoint.updated",
+        org_id=endpoint.org_id,
+        target=str(endpoint.id),
+        details={"fields": changed},
+    )
+    return endpoint
+
+
 def list_endpoints(session: Session) -> list[WebhookEndpoint]:
     query = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
     return list(session.scalars(query).all())

@@ -8,7 +8,7 @@ Who listens is the table in tasks/wiring.py.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,7 +19,7 @@ from models.tables import Lead
 from models.webhooks import EventType
 from tasks.after_commit import AfterCommit
 
-EventData = Mapping[str, str | bool | None]
+EventData = Mapping[str, str | bool | Sequence[str] | None]
 
 
 @dataclass(frozen=True)

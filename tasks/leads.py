@@ -30,6 +30,7 @@ def handle_api_lead(ctx: InboundContext) -> None:
         consent_at=datetime.fromisoformat(received_at) if received_at else ctx.now,
     )
     result = upsert_lead(ctx.session, ctx.cipher, fields)
+    ctx.event.processed_lead_id = result.lead.id  # GET /v1/events/{id}
     announce_lead(ctx, result.lead, result.created, fields.message)
 
 

@@ -7,10 +7,12 @@ dropped). Free-text revocations ("please stop texting me") also opt out: when in
 stop, because texting someone who asked us not to is the failure that matters.
 
 Recorded by: the intake (an inbound STOP, with its event, before the 2xx: record_inbound_optout),
-the worker (a START, or a STOP stored before the intake did this), and a carrier refusal
-(Twilio 21610 on a send or in a status callback). A suppression is keyed by the recipient's
-blind index only and holds no lead id, so erasing a person never lifts their STOP. Its history
-lives in the audit log (optout.added / optout.removed; target the blind index in hex).
+the worker (a START, or a STOP stored before the intake did this), a carrier refusal (Twilio
+21610 on a send or in a status callback), and the business itself for an opt-out it received
+another way (by phone, email, on the web, in person: record_reported_optout). A suppression
+is keyed by the recipient's blind index only and holds no lead id, so erasing a person never
+lifts their STOP. Its history lives in the audit log (optout.added / optout.removed; target
+the blind index in hex).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 
-from sqlalchemy import delete, exists, func, literal_column, select
+from sqlalchemy import and_, delete, exists, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -29,6 +31,7 @@ from models.audit import record_audit
 from models.crypto import OrgCipher
 from models.leads import phone_index
 from models.messaging import Suppression
+from models.pagination import Position, after
 from models.tables import Lead
 from models.webhooks import EventType
 from tasks.after_commit import AfterCommit
@@ -63,6 +66,11 @@ OPT_IN_KEYWORDS = frozenset({"start", "yes", "unstop"})
 HELP_KEYWORDS = frozenset({"help", "info"})
 # Twilio's answer to a send to a number that texted STOP to it: the carrier's own opt-out.
 CARRIER_OPT_OUT_CODES = frozenset({"21610"})
+# How a business may have received an opt-out it records itself (POST /v1/suppressions).
+REPORTED_CHANNELS = ("email", "phone", "web", "in_person")
+REPORTED_PREFIX = "reported_"
+TABLE = "suppressions"
+LEADS_TABLE = "leads"
 
 _VERBS = (
     r"(?:text|texting|txt|message|messaging|msg|contact|contacting|call|calling|sms"
@@ -262,3 +270,83 @@ def record_inbound_optout(
     )
     record_optout(replace(change, lead_id=lead_id_for(session, bidx), requested_at=requested_at))
     return True
+
+
+# --------------------------------------------------------------------------- reported ones
+
+
+@dataclass(frozen=True)
+class SuppressionRecord:
+    """An opt-out as the tenant API shows it: the lead it matches (if any, with its phone),
+    why, how it reached the business, and the business's note."""
+
+    id: uuid.UUID
+    lead_id: uuid.UUID | None
+    phone: str | None
+    reason: str
+    note: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RecordedOptout:
+    suppression: SuppressionRecord
+    created: bool  # False: the number was already suppressed (nothing changed)
+
+
+def record_reported_optout(
+    session: Session,
+    cipher: OrgCipher,
+    phone: str,
+    channel: str,
+    note: str | None,
+    actor: str,
+    after_commit: AfterCommit,
+    now: datetime,
+) -> RecordedOptout:
+    """An opt-out the business received by `channel` (one of REPORTED_CHANNELS), recorded like
+    a STOP, with its note encrypted (it may name people). Only the person lifts it (START).
+    Tenant session; `phone` in E.164."""
+    bidx = phone_index(cipher, phone)
+    lead_id = lead_id_for(session, bidx)
+    change = OptoutChange(
+        session, cipher, bidx, REPORTED_PREFIX + channel, actor, after_commit, now, lead_id
+    )
+    created = record_optout(change)
+    row = session.scalars(select(Suppression).where(Suppression.recipient_bidx == bidx)).one()
+    if created:
+        row.note_ct = cipher.encrypt_text(note, TABLE, "note_ct", row.id)
+        session.flush()
+    record = SuppressionRecord(
+        row.id,
+        lead_id,
+        None,  # the answer does not repeat the number it was given
+        row.reason,
+        cipher.decrypt_text(row.note_ct, TABLE, "note_ct", row.id),
+        row.created_at,
+    )
+    return RecordedOptout(record, created)
+
+
+def list_suppressions(
+    session: Session, cipher: OrgCipher, position: Position | None, limit: int
+) -> list[SuppressionRecord]:
+    """Tenant session: newest first. A suppression keeps only a blind index, so the number
+    shown is the matching lead's (none once that person was erased)."""
+    query = select(Suppression, Lead.id, Lead.phone_ct).outerjoin(
+        Lead, and_(Lead.org_id == Suppression.org_id, Lead.phone_bidx == Suppression.recipient_bidx)
+    )
+    if position is not None:
+        query = query.where(after(Suppression.created_at, Suppression.id, position, True))
+    query = query.order_by(Suppression.created_at.desc(), Suppression.id.desc()).limit(limit)
+    return [
+        SuppressionRecord(
+            row.id,
+            lead_id,
+            cipher.decrypt_text(phone_ct, LEADS_TABLE, "phone_ct", lead_id) if lead_id else None,
+            row.reason,
+            cipher.decrypt_text(row.note_ct, TABLE, "note_ct", row.id),
+            row.created_at,
+        )
+        for row, lead_id, phone_ct in session.execute(query).tuples()
+    ]

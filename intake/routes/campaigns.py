@@ -7,19 +7,29 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from pydantic import Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from intake.api_auth import api_org
+from intake.api_errors import api_error, not_found
+from intake.api_schemas import CampaignAccepted, CampaignOut, CampaignPage
 from intake.limits import RateLimiter, limiter_of
+from intake.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, next_cursor
+from intake.principals import CurrentPrincipal, Principal
 from intake.responses import error_response
-from intake.routes.leads import IDEMPOTENCY_KEY, KEY_REUSED
+from intake.routes.leads import IDEMPOTENCY_KEY, KEY_REUSED, KEY_REUSED_CODE
 from intake.schemas import StrictModel, field_errors
-from models.campaigns import CampaignSpec, campaign_view, create_campaign, find_campaign_by_key
+from intake.tenant_calls import TenantCall, in_tenant
+from models.campaigns import (
+    CampaignSpec,
+    campaign_view,
+    create_campaign,
+    find_campaign_by_key,
+    list_campaigns,
+)
 from models.message_templates import SMS_MAX_CHARS, TemplateError, validate_template
 from models.messaging import Campaign
 from tasks.after_commit import enqueue_or_defer
@@ -55,12 +65,9 @@ class CampaignIn(StrictModel):
         return CampaignSpec(self.name, self.template, self.filter.model_dump(mode="json"))
 
 
-@router.post("/v1/campaigns", status_code=202)
-async def create(request: Request) -> Response:
+@router.post("/v1/campaigns", status_code=202, response_model=CampaignAccepted)
+async def create(request: Request, principal: CurrentPrincipal) -> Response:
     context: TaskContext = request.app.state.context
-    org_id = await api_org(request)
-    if isinstance(org_id, Response):
-        return org_id
     key = request.headers.get("idempotency-key")
     if key is None or not IDEMPOTENCY_KEY.match(key):
         return error_response(400, "Idempotency-Key (1-255 printable ASCII characters) required")
@@ -70,23 +77,25 @@ async def create(request: Request) -> Response:
         body = CampaignIn.model_validate_json(await request.body())
     except ValidationError as exc:
         return error_response(422, "invalid request body", fields=field_errors(exc))
-    return await run_in_threadpool(launch, context, limiter_of(request), org_id, key, body.spec())
+    limiter = limiter_of(request)
+    return await run_in_threadpool(launch, context, limiter, principal, key, body.spec())
 
 
 def launch(
-    context: TaskContext, limiter: RateLimiter, org_id: uuid.UUID, key: str, spec: CampaignSpec
+    context: TaskContext, limiter: RateLimiter, principal: Principal, key: str, spec: CampaignSpec
 ) -> Response:
     """Replays answer with the first campaign; only new launches count against the limit."""
+    org_id = principal.org_id
     with context.db.tenant(org_id) as session:
         existing = find_campaign_by_key(session, key)
     if existing is not None:
         return replay_response(existing, spec)
     limiter.hit("campaigns", str(org_id))  # RateLimitExceeded → 429 with Retry-After
     with context.db.tenant(org_id) as session:
-        created = create_campaign(session, org_id, key, spec)
+        created = create_campaign(session, org_id, key, spec, actor=principal.subject)
     if not created.created:  # a concurrent request with the same key won the insert
         if not created.same_request:
-            return error_response(422, KEY_REUSED)
+            return api_error(422, KEY_REUSED, code=KEY_REUSED_CODE)
         return JSONResponse({"id": str(created.id), "replayed": True}, status_code=202)
     enqueue_or_defer(launch_campaign, str(org_id), str(created.id))
     return JSONResponse({"id": str(created.id)}, status_code=202)
@@ -99,29 +108,37 @@ def replay_response(existing: Campaign, spec: CampaignSpec) -> Response:
         spec.filter,
     )
     if not same:
-        return error_response(422, KEY_REUSED)
+        return api_error(422, KEY_REUSED, code=KEY_REUSED_CODE)
     return JSONResponse({"id": str(existing.id), "replayed": True}, status_code=202)
 
 
-@router.get("/v1/campaigns/{campaign_id}")
-async def show(request: Request, campaign_id: str) -> Response:
-    context: TaskContext = request.app.state.context
-    org_id = await api_org(request)
-    if isinstance(org_id, Response):
-        return org_id
-    try:
-        parsed = uuid.UUID(campaign_id)
-    except ValueError:
-        return error_response(404, "not found")
-    view = await run_in_threadpool(campaign_counts, context, org_id, parsed)
+@router.get("/v1/campaigns", response_model=CampaignPage)
+async def campaigns(
+    request: Request,
+    principal: CurrentPrincipal,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> CampaignPage:
+    """Newest first, with their counts (targeted, queued, sent, delivered, blocked, ...)."""
+    position = decode_cursor(cursor)
+
+    def read(call: TenantCall) -> tuple[list[Campaign], list[CampaignOut]]:
+        rows = list_campaigns(call.session, position, limit)
+        return rows, [CampaignOut(**campaign_view(call.session, row)) for row in rows]
+
+    rows, views = await in_tenant(request, principal, read)
+    return CampaignPage(data=views, next_cursor=next_cursor(rows, limit))
+
+
+@router.get("/v1/campaigns/{campaign_id}", response_model=CampaignOut)
+async def show(
+    request: Request, principal: CurrentPrincipal, campaign_id: uuid.UUID
+) -> CampaignOut:
+    def read(call: TenantCall) -> CampaignOut | None:
+        campaign = call.session.get(Campaign, campaign_id)
+        return CampaignOut(**campaign_view(call.session, campaign)) if campaign else None
+
+    view = await in_tenant(request, principal, read)
     if view is None:
-        return error_response(404, "not found")
-    return JSONResponse(view)
-
-
-def campaign_counts(
-    context: TaskContext, org_id: uuid.UUID, campaign_id: uuid.UUID
-) -> dict[str, Any] | None:
-    with context.db.tenant(org_id) as session:
-        campaign = session.get(Campaign, campaign_id)
-        return campaign_view(session, campaign) if campaign is not None else None
+        raise not_found()
+    return view

@@ -25,10 +25,11 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from intake.api_auth import bearer_org
+from intake.api_errors import api_error
 from intake.auth import load_signing_secrets, signing_org
 from intake.hooks import context_of, malformed, media_type, reject, store_or_spool
 from intake.limits import count_auth_failure, hit
+from intake.principals import authenticate, check_role
 from intake.responses import error_response
 from intake.schemas import DEFAULT_REGION, NEEDS_REGION, LeadIn, field_errors
 from intake.spool import database_unreachable, unavailable
@@ -42,12 +43,14 @@ router = APIRouter()
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 SOURCE = "api"
 KEY_REUSED = "idempotency key reused with a different body"
+KEY_REUSED_CODE = "idempotency_key_reused"
 
 
 @dataclass(frozen=True)
 class Caller:
     org_id: uuid.UUID
     limit_key: str
+    actor: str  # the audit log's name for the caller
     message_id: str | None = None
 
 
@@ -57,12 +60,11 @@ def lead_payload(lead: LeadIn, received_at: datetime) -> dict[str, Any]:
     return payload
 
 
-async def bearer_caller(request: Request) -> Caller | Response:
-    caller = await bearer_org(request, spoolable=True)
-    if isinstance(caller, Response):
-        return caller
-    org_id, prefix = caller
-    return Caller(org_id, f"key:{prefix}")
+async def bearer_caller(request: Request) -> Caller:
+    """An API key or OIDC token; every role may post leads (intake/permissions.py)."""
+    principal = await authenticate(request, spoolable=True)
+    check_role(principal, "POST", "/v1/leads")
+    return Caller(principal.org_id, principal.limit_key, principal.subject)
 
 
 async def signed_caller(request: Request, body: bytes) -> Caller | Response:
@@ -81,7 +83,7 @@ async def signed_caller(request: Request, body: bytes) -> Caller | Response:
     message_id = request.headers.get("webhook-id", "")
     if not IDEMPOTENCY_KEY.match(message_id):
         return error_response(400, "webhook-id must be 1-255 printable ASCII characters")
-    return Caller(org_id, f"org:{org_id}", message_id)
+    return Caller(org_id, f"org:{org_id}", "signed", message_id)
 
 
 def is_signed(request: Request) -> bool:
@@ -132,6 +134,7 @@ def canonical_lead(lead: LeadIn) -> str:
 
 @router.post("/v1/leads", status_code=202)
 async def create_lead(request: Request) -> Response:
+    """Authenticated by a Bearer credential (any role) or a Standard Webhooks signature."""
     body = await request.body()
     caller = await (signed_caller(request, body) if is_signed(request) else bearer_caller(request))
     if isinstance(caller, Response):
@@ -155,9 +158,11 @@ async def create_lead(request: Request) -> Response:
         lead_payload(lead, context.clock()),
         request.state.request_id,
         canonical_lead(lead),
+        actor=caller.actor,
     )
     if isinstance(stored, Response):
         return stored
     if not stored.same_request:
-        return error_response(422, KEY_REUSED)
-    return JSONResponse({"id": str(stored.id)}, status_code=202)
+        return api_error(422, KEY_REUSED, code=KEY_REUSED_CODE)
+    location = {"Location": f"/v1/events/{stored.id}"}
+    return JSONResponse({"id": str(stored.id)}, status_code=202, headers=location)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from intake.api_auth import api_org
+from intake.api_schemas import ErasureOut
+from intake.principals import CurrentPrincipal
 from intake.responses import error_response
 from leadline.errors import NotFoundError
 from models.retention import ErasureRequest
@@ -20,20 +22,22 @@ from tasks.export import ExportFormat, export_org
 router = APIRouter()
 
 
-def file_erasure(context: TaskContext, org_id: uuid.UUID, lead_id: uuid.UUID) -> ErasureRequest:
+def file_erasure(
+    context: TaskContext, org_id: uuid.UUID, lead_id: uuid.UUID, actor: str
+) -> ErasureRequest:
     deadline = timedelta(hours=context.settings.leadline_erasure_deadline_hours)
     with context.db.tenant(org_id) as session:
-        return request_erasure(session, lead_id, context.clock(), deadline, actor="api")
+        return request_erasure(session, lead_id, context.clock(), deadline, actor=actor)
 
 
-@router.delete("/v1/leads/{lead_id}", status_code=202)
-async def erase_lead(request: Request, lead_id: str) -> Response:
-    org_id = await api_org(request)
-    if isinstance(org_id, Response):
-        return org_id
+@router.delete("/v1/leads/{lead_id}", status_code=202, response_model=ErasureOut)
+async def erase_lead(request: Request, lead_id: str, principal: CurrentPrincipal) -> Response:
+    context = request.app.state.context
     try:
         lead = uuid.UUID(lead_id)
-        erasure = await run_in_threadpool(file_erasure, request.app.state.context, org_id, lead)
+        erasure = await run_in_threadpool(
+            file_erasure, context, principal.org_id, lead, principal.subject
+        )
     except (ValueError, NotFoundError):
         return error_response(404, "not found")
     body = {
@@ -44,17 +48,21 @@ async def erase_lead(request: Request, lead_id: str) -> Response:
     return JSONResponse(body, status_code=202)
 
 
-@router.get("/v1/export")
-async def export(request: Request) -> Response:
-    org_id = await api_org(request)
-    if isinstance(org_id, Response):
-        return org_id
-    requested = request.query_params.get("format", "json")
-    if requested not in ("json", "csv"):
-        return error_response(422, "format must be json or csv")
+EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Leads and conversations: JSON, or a zip of CSV files (format=csv)",
+        "content": {"application/json": {}, "application/zip": {}},
+    }
+}
+
+
+@router.get("/v1/export", response_class=Response, responses=EXPORT_CONTENT)
+async def export(
+    request: Request, principal: CurrentPrincipal, format: ExportFormat = "json"
+) -> Response:
     context: TaskContext = request.app.state.context
-    fmt: ExportFormat = "csv" if requested == "csv" else "json"
-    result = await run_in_threadpool(export_org, context, org_id, fmt, "api")
+    fmt: ExportFormat = format
+    result = await run_in_threadpool(export_org, context, principal.org_id, fmt, principal.subject)
     headers = {
         "Content-Disposition": f'attachment; filename="{result.filename}"',
         "Cache-Control": "no-store",

@@ -20,7 +20,7 @@ from tasks.context import open_runtime
 
 MAX_ORG_NAME = 200
 org_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
-apikey_app = typer.Typer(help="API keys for POST /v1/leads.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys for the tenant API (/v1).", no_args_is_help=True)
 
 
 def _when(value: Any) -> str | None:
@@ -124,25 +124,35 @@ def _show_text(data: dict[str, Any]) -> str:
 
 
 @apikey_app.command("create")
-def apikey_create(org: str, as_json: bool = JsonOption) -> None:
+def apikey_create(
+    org: str,
+    role: str = typer.Option(
+        "owner", "--role", help="ingest (POST /v1/leads only), member, admin or owner."
+    ),
+    label: str | None = typer.Option(None, "--label", help="A note: what the key is for."),
+    as_json: bool = JsonOption,
+) -> None:
     """Create an API key for ORG. The key is shown once; only its hash is stored."""
-    from models.orgs import create_api_key
+    from models.orgs import create_api_key, parse_role
 
     org_id = parse_uuid(org, "ORG")
 
     def run() -> None:
+        chosen = parse_role(role)
         context = open_runtime()
         with org_session(context, org_id) as session:
-            new_key = create_api_key(session, org_id)
+            new_key = create_api_key(session, org_id, role=chosen, label=label)
         emit(
             {
                 "id": str(new_key.id),
                 "org_id": str(org_id),
                 "prefix": new_key.prefix,
+                "role": new_key.role,
+                "label": new_key.label,
                 "key": new_key.key,
             },
             as_json,
-            f"API key {new_key.prefix} (shown once, store it now):\n{new_key.key}",
+            f"API key {new_key.prefix} ({new_key.role}; shown once, store it now):\n{new_key.key}",
         )
 
     run_guarded(run, as_json)
@@ -150,7 +160,7 @@ def apikey_create(org: str, as_json: bool = JsonOption) -> None:
 
 @apikey_app.command("list")
 def apikey_list(org: str, as_json: bool = JsonOption) -> None:
-    """ORG's API keys: prefix, created, revoked (never the key or its hash)."""
+    """ORG's API keys: prefix, role, created, revoked (never the key or its hash)."""
     from models.orgs import list_api_keys
 
     org_id = parse_uuid(org, "ORG")
@@ -162,13 +172,20 @@ def apikey_list(org: str, as_json: bool = JsonOption) -> None:
                 {
                     "id": str(key.id),
                     "prefix": key.prefix,
+                    "role": key.role,
+                    "label": key.label,
                     "created_at": _when(key.created_at),
                     "revoked_at": _when(key.revoked_at),
+                    "expires_at": _when(key.expires_at),
                 }
                 for key in list_api_keys(session)
             ]
-        table = [(r["prefix"], r["created_at"], r["revoked_at"] or "-") for r in rows]
-        text = format_table(("prefix", "created", "revoked"), table) if rows else "no API keys"
+        table = [
+            (r["prefix"], r["role"], r["created_at"], r["revoked_at"] or r["expires_at"] or "-")
+            for r in rows
+        ]
+        headers = ("prefix", "role", "created", "revoked/expires")
+        text = format_table(headers, table) if rows else "no API keys"
         emit(rows, as_json, text)
 
     run_guarded(run, as_json)

@@ -13,6 +13,7 @@ from leadline.errors import LeadlineError, NotFoundError
 from leadline.logging import get_logger
 from leadline.progress import ProgressCallback
 from models.audit import record_audit
+from models.pagination import Position, after
 from models.webhook_endpoints import get_endpoint
 from models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tasks.after_commit import AfterCommit, enqueue_or_defer
@@ -213,6 +214,28 @@ def recover_deliveries(
         },
     )
     return len(deliveries)
+
+
+def list_deliveries(
+    session: Session, endpoint_id: uuid.UUID, position: Position | None, limit: int
+) -> list[WebhookDelivery]:
+    """The endpoint's deliveries, newest first, after `position` (NotFoundError: no endpoint)."""
+    get_endpoint(session, endpoint_id)
+    query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+    if position is not None:
+        query = query.where(
+            after(WebhookDelivery.created_at, WebhookDelivery.id, position, newest_first=True)
+        )
+    order = (WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+    return list(session.scalars(query.order_by(*order).limit(limit)))
+
+
+def delivery_attempts(session: Session, delivery_id: uuid.UUID) -> list[WebhookAttempt]:
+    """Every attempt of one delivery, oldest first (NotFoundError: no such delivery)."""
+    if session.get(WebhookDelivery, delivery_id) is None:
+        raise NotFoundError("webhook delivery not found")
+    query = select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id)
+    return list(session.scalars(query.order_by(WebhookAttempt.started_at, WebhookAttempt.id)))
 
 
 def list_attempts(session: Session, endpoint_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:

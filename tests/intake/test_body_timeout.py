@@ -70,7 +70,7 @@ def test_a_body_dribbled_past_the_timeout_is_408_and_the_connection_closed(
         response = read_response(conn)
     status_line = response.split(b"\r\n", 1)[0]
     assert status_line == b"HTTP/1.1 408 Request Timeout"
-    assert b'{"error":"request body timed out"}' in response
+    assert b'{"error":"request_timeout","message":"request body timed out"' in response
 
 
 def test_a_body_that_stops_arriving_is_408(intake_port: int) -> None:

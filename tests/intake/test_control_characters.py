@@ -67,7 +67,9 @@ def test_the_table_covers_every_string_field_of_every_request_model() -> None:
         direct = set(cls.__subclasses__())
         return direct.union(*(subclasses(sub) for sub in direct))
 
-    assert subclasses(StrictModel) == set(request_models())
+    # The tenant API's own bodies: tests/api/test_control_characters.py.
+    ours = {model for model in subclasses(StrictModel) if model.__module__ != "intake.api_schemas"}
+    assert ours == set(request_models())
     string_fields = {
         (model, name)
         for model in request_models()

@@ -30,7 +30,11 @@ pytestmark = pytest.mark.integration
 
 FIRST = {"name": "Ada Quartermain", "email": "ada.idem@example.org", "message": "Quote my roof"}
 SECOND = {"name": "Mallory Other", "email": "mallory.idem@example.org", "message": "Different"}
-REUSED = {"error": "idempotency key reused with a different body"}
+REUSED = {
+    "error": "idempotency_key_reused",
+    "message": "idempotency key reused with a different body",
+    "fields": None,
+}
 
 
 def post(client: Any, org: Org, body: bytes, key: str) -> Any:

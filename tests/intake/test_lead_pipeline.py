@@ -145,7 +145,11 @@ def test_broker_down_still_accepts_and_keeps_the_event_pending(
 def test_missing_or_invalid_key_is_401(client: Any, headers: dict[str, str], status: int) -> None:
     response = client.post("/v1/leads", json={"phone": "+14155550100"}, headers=headers)
     assert response.status_code == status
-    assert response.json() == {"error": "invalid or missing API key"}
+    assert response.json() == {
+        "error": "unauthorized",
+        "message": "invalid or missing credentials",
+        "fields": None,
+    }
 
 
 def test_revoked_key_is_401(client: Any, make_org: Any, context: Any) -> None:

@@ -106,19 +106,24 @@ def test_unix_socket_url_is_translated_for_limits() -> None:
     assert limits_storage_uri("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
 
 
-def test_every_v1_route_shares_the_key_limit_and_the_lockout(app_with: Any, make_org: Any) -> None:
+def test_v1_writes_share_the_key_limit_reads_have_their_own_and_the_lockout_is_shared(
+    app_with: Any, make_org: Any
+) -> None:
     client = app_with(
         leadline_redis_namespace=namespace(),
         leadline_limit_api=TIGHT,
+        leadline_limit_api_reads=TIGHT,
         leadline_limit_auth_failures=TIGHT,
     )
     org = make_org()
-    assert [client.get("/v1/export", headers=org.auth).status_code for _ in range(3)] == [
-        200,
-        200,
-        200,
-    ]
-    assert client.delete(f"/v1/leads/{uuid.uuid4()}", headers=org.auth).status_code == 429
+    erase = [client.delete(f"/v1/leads/{uuid.uuid4()}", headers=org.auth) for _ in range(3)]
+    assert [response.status_code for response in erase] == [404, 404, 404]
+    assert (
+        client.post("/v1/leads", json={"email": "a@example.com"}, headers=org.auth).status_code
+        == 429
+    )
+    reads = [client.get("/v1/export", headers=org.auth).status_code for _ in range(4)]
+    assert reads == [200, 200, 200, 429]
     wrong = {"Authorization": "Bearer ll_00000000_wrong"}
     assert [client.get("/v1/campaigns/x", headers=wrong).status_code for _ in range(3)] == [
         401,

@@ -93,7 +93,10 @@ def test_org_without_secret_is_403_and_unknown_org_is_404(client: Any, make_org:
     assert client.post("/v1/leads", content=body, headers=headers).status_code == 403
     unknown = standard_headers("whsec_" + "A" * 43, body, uuid.uuid4(), "msg_none")
     response = client.post("/v1/leads", content=body, headers=unknown)
-    assert (response.status_code, response.json()) == (404, {"error": "unknown organisation"})
+    assert (response.status_code, response.json()) == (
+        404,
+        {"error": "not_found", "message": "unknown organisation", "fields": None},
+    )
 
 
 def test_malformed_json_is_400_without_echo(client: Any, make_org: Any) -> None:
@@ -103,4 +106,7 @@ def test_malformed_json_is_400_without_echo(client: Any, make_org: Any) -> None:
         content=b'{"name": "Secret Person", ',
         headers={**org.auth, "Content-Type": "application/json"},
     )
-    assert (response.status_code, response.json()) == (400, {"error": "malformed body"})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "bad_request", "message": "malformed body", "fields": None},
+    )

@@ -184,7 +184,7 @@ def test_same_key_with_a_different_campaign_is_422(
     assert first.status_code == again.status_code == 202
     assert again.json() == {"id": first.json()["id"], "replayed": True}
     assert other.status_code == 422
-    assert other.json() == {"error": "idempotency key reused with a different body"}
+    assert other.json()["error"] == "idempotency_key_reused"
     with context.db.tenant(org.id) as session:
         assert session.scalar(select(func.count()).select_from(Campaign)) == 1
 

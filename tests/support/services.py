@@ -25,6 +25,7 @@ TEST_PROVIDER_SECRETS: dict[str, Any] = {
 GENEROUS_LIMITS: dict[str, Any] = {
     "leadline_limit_auth_failures": "100000/minute",
     "leadline_limit_api": "100000/minute",
+    "leadline_limit_api_reads": "100000/minute",
     "leadline_limit_webhooks": "100000/minute",
 }
 
