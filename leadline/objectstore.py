@@ -162,13 +162,19 @@ class FileStore:
     def _create_private(self, path: Path) -> int:
         # Twice: a delete that pruned the (then empty) directory may race with this write.
         for attempt in range(2):
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._make_directories(path.parent)
             try:
                 return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileNotFoundError:
                 if attempt:
                     raise
         raise AssertionError("unreachable")
+
+    def _make_directories(self, directory: Path) -> None:
+        """Every level 0700 (mkdir's `parents` would give the upper ones the umask's mode)."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for level in [*reversed(directory.relative_to(self.root).parents), directory]:
+            (self.root / level).mkdir(mode=0o700, exist_ok=True)
 
     def get(self, key: str) -> bytes:
         with self.reader(key) as source:

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     leadline_spool_max_events: int = Field(default=10_000, ge=1)
     leadline_spool_cache_seconds: float = Field(default=30.0, gt=0, le=300)
 
+    @field_validator("leadline_backup_url", "leadline_s3_endpoint_url", mode="before")
+    @classmethod
+    def blank_is_unset(cls, value: object) -> object:
+        # `NAME=` in an env file (.env.example lists every setting) means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("leadline_backup_url")
     @classmethod
     def backup_url_must_name_a_store(cls, value: str | None) -> str | None:
@@ -121,10 +127,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def backup_dir_and_url_must_agree(self) -> Settings:
-        given = {"leadline_backup_dir", "leadline_backup_url"} <= self.model_fields_set
-        if given and store_url(str(self.leadline_backup_url)) != store_url(
-            self.leadline_backup_dir
-        ):
+        url, directory = self.leadline_backup_url, self.leadline_backup_dir
+        given = url is not None and "leadline_backup_dir" in self.model_fields_set
+        if given and store_url(str(url)) != store_url(directory):
             raise ValueError(
                 "LEADLINE_BACKUP_URL and LEADLINE_BACKUP_DIR name different places (set only "
                 "LEADLINE_BACKUP_URL; LEADLINE_BACKUP_DIR is its file:// shorthand)"

@@ -36,6 +36,7 @@ def child_env(settings: Settings, *, providers: bool = True, **extra: str) -> di
         LEADLINE_MASTER_KEYS=secret(settings.leadline_master_keys),
         LEADLINE_STATE_DIR=settings.leadline_state_dir,
         LEADLINE_BACKUP_URL=settings.backup_url,
+        LEADLINE_S3_ENDPOINT_URL=settings.leadline_s3_endpoint_url or "",
         LEADLINE_LOG_LEVEL="WARNING",
     )
     if providers:
