@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 PORT ?= 8000
 SANDBOX_PORT ?= 8025
 
-.PHONY: install browser run test demo bench lint format lock clean
+.PHONY: install browser run test demo bench lint format lock clean compose-config
 
 install: $(STAMP)
 
@@ -58,6 +58,10 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# `docker compose config` on compose.yaml (.ci/compose-config says how it finds compose).
+compose-config:
+	.ci/compose-config
 
 lock:
 	uv pip compile pyproject.toml --extra dev --extra embedded -o requirements.lock
