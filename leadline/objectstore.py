@@ -16,6 +16,7 @@ messages or logs.
 
 from __future__ import annotations
 
+import builtins  # S3Store.list shadows `list` in annotations inside the class
 import contextlib
 import os
 import tempfile
@@ -72,6 +73,10 @@ class ObjectStore(Protocol):
 
     def exists(self, key: str) -> bool:
         """Whether any copy of the object is still stored."""
+        ...
+
+    def drop_history(self, key: str) -> None:
+        """Keep only the current object: earlier versions (a versioned bucket) are deleted."""
         ...
 
     def location(self, key: str) -> str:
@@ -218,6 +223,9 @@ class FileStore:
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
 
+    def drop_history(self, key: str) -> None:
+        """A rename leaves no earlier version."""
+
 
 def fsync_directory(directory: Path) -> None:
     # A rename is durable only once the directory entry is on disk.
@@ -290,21 +298,7 @@ class S3Store:
             if versions is None:  # a store without versions
                 self.client.delete_object(Bucket=self.bucket, Key=name)
                 return
-            for start in range(0, len(versions), 1000):
-                chunk = versions[start : start + 1000]
-                batch: list[ObjectIdentifierTypeDef] = [
-                    {"Key": name, "VersionId": version} for version in chunk
-                ]
-                answer = self.client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
-                )
-                refused = answer.get("Errors") or []
-                if refused:
-                    codes = sorted({error.get("Code", "error") for error in refused})
-                    raise StorageError(
-                        f"the backup store refused to delete {self.location(key)} "
-                        f"({', '.join(codes)}: an object lock or a policy keeps it)"
-                    )
+            self._delete_versions(key, [{"Key": name, "VersionId": v} for v in versions])
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
@@ -318,6 +312,34 @@ class S3Store:
                 if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
                     raise
             return bool(stored_versions(self.client, self.bucket, name, markers=False))
+
+    def drop_history(self, key: str) -> None:
+        name = self.object_key(key)
+        with self._errors("delete earlier versions of", key):
+            versions = self.client.get_paginator("list_object_versions")
+            earlier: builtins.list[ObjectIdentifierTypeDef] = []
+            for page in versions.paginate(Bucket=self.bucket, Prefix=name):
+                entries = [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+                earlier += [
+                    {"Key": name, "VersionId": entry["VersionId"]}
+                    for entry in entries
+                    if entry["Key"] == name and not entry.get("IsLatest") and "VersionId" in entry
+                ]
+            self._delete_versions(key, earlier)
+
+    def _delete_versions(self, key: str, versions: builtins.list[ObjectIdentifierTypeDef]) -> None:
+        for start in range(0, len(versions), 1000):
+            answer = self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": versions[start : start + 1000], "Quiet": True},
+            )
+            refused = answer.get("Errors") or []
+            if refused:
+                codes = sorted({error.get("Code", "error") for error in refused})
+                raise StorageError(
+                    f"the backup store refused to delete {self.location(key)} "
+                    f"({', '.join(codes)}: an object lock or a policy keeps it)"
+                )
 
     @contextlib.contextmanager
     def _errors(self, operation: str, key: str) -> Iterator[None]:

@@ -418,7 +418,20 @@ def update_key_escrow(context: TaskContext, now: datetime, forget: uuid.UUID | N
             }
         )
         write_escrow(store, escrow, now)
+        drop_escrow_history(store, strict=forget is not None)
     return len(escrow)
+
+
+def drop_escrow_history(store: ObjectStore, strict: bool) -> None:
+    """On a versioned bucket every rewrite leaves the previous escrow behind as a version, and
+    one written before a deletion still holds the deleted org's keys: only the current one is
+    kept. `strict` (a deletion): a refusal raises, so the deletion stays unfinished."""
+    try:
+        store.drop_history(ESCROW_KEY)
+    except StorageError as exc:
+        if strict:
+            raise
+        log.error("earlier key escrow versions kept", store=store.url, reason=str(exc))
 
 
 def forget_in_key_escrow(context: TaskContext, org_id: uuid.UUID, now: datetime) -> bool:

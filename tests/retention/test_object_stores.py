@@ -120,6 +120,18 @@ def test_a_versioned_bucket_keeps_nothing_after_delete(
     assert not store.exists("org/one.llbk")
 
 
+def test_drop_history_keeps_only_the_current_object(
+    bucket: Bucket, s3_endpoint: str, aws_credentials: AwsCredentials, tmp_path: Path
+) -> None:
+    versioned = make_bucket(bucket.client, versioned=True)
+    for store in (open_store(versioned.url, s3_endpoint), FileStore(tmp_path)):
+        for content in (b"escrow 1", b"escrow 2", b"escrow 3"):
+            store.put("key-escrow.json", content)
+        store.drop_history("key-escrow.json")
+        assert store.get("key-escrow.json") == b"escrow 3"
+    assert versioned.versions() == ["key-escrow.json"]
+
+
 def test_an_object_lock_refusal_is_reported_and_exists_says_it_stayed(
     bucket: Bucket, s3_endpoint: str, aws_credentials: AwsCredentials
 ) -> None:

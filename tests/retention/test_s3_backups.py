@@ -242,6 +242,25 @@ def test_org_deletion_removes_its_escrow_entry_and_every_object_of_it(
             )
 
 
+def test_org_deletion_on_a_versioned_bucket_leaves_no_earlier_escrow_with_its_keys(
+    context: Any, settings: Any, s3_endpoint: str, bucket: Bucket, make_org: Any
+) -> None:
+    """Every escrow rewrite leaves a version behind; one from before the deletion would
+    still open the deleted org's bundles with the master key."""
+    versioned = make_bucket(bucket.client, versioned=True)
+    store_context = context_with(context, backups_in(settings, versioned, s3_endpoint))
+    doomed, other = make_org(), make_org()
+    for org in (doomed, other, doomed):
+        create_backup(store_context, org.id, store_context.clock())
+
+    delete_organization(store_context, doomed.id)
+
+    assert versioned.versions(f"{doomed.id}/") == []
+    assert versioned.versions(ESCROW_KEY) == [ESCROW_KEY]  # the current escrow alone
+    escrow = read_escrow(store_context.backups)
+    assert doomed.id not in escrow and other.id in escrow
+
+
 def test_disaster_recovery_from_the_bucket_alone(
     scratch_database: ScratchDatabase,
     s3_endpoint: str,

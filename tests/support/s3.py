@@ -39,10 +39,10 @@ class Bucket:
         return sorted(item["Key"][len(PREFIX) + 1 :] for item in answer.get("Contents", []))
 
     def versions(self, under: str = "") -> list[str]:
-        """Every stored version and delete marker under the prefix (a versioned bucket)."""
+        """The key of every stored version and delete marker under the store's prefix."""
         answer = self.client.list_object_versions(Bucket=self.name, Prefix=f"{PREFIX}/{under}")
         entries = [*answer.get("Versions", []), *answer.get("DeleteMarkers", [])]
-        return sorted(entry["Key"] for entry in entries)
+        return sorted(entry["Key"][len(PREFIX) + 1 :] for entry in entries)
 
     def read(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.name, Key=f"{PREFIX}/{key}")["Body"].read()
