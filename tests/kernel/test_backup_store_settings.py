@@ -74,3 +74,16 @@ def test_processes_started_by_up_get_the_resolved_store(
     env = child_environment(settings)
     assert env["LEADLINE_BACKUP_URL"] == tmp_path.as_uri()
     assert "LEADLINE_BACKUP_DIR" not in env  # a child never sees two that could disagree
+
+
+def test_the_demo_keeps_its_backups_in_its_own_directory_even_when_the_stack_uses_a_bucket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from leadline.commands.demo import isolated_settings
+
+    for name in ("LEADLINE_DATABASE_URL", "LEADLINE_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)  # no database or namespace of its own to make
+    settings = settings_from(monkeypatch, LEADLINE_BACKUP_URL="s3://production-backups/leadline")
+    with isolated_settings(settings) as demo:
+        state_dir = Path(demo.leadline_state_dir)
+        assert demo.backup_url == (state_dir / "backups").resolve().as_uri()
