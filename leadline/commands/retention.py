@@ -46,8 +46,15 @@ def backup_create(
         ensure_org(context, org_id)
         with progress("rows written") as on_progress:
             backup = create_backup(context, org_id, now, on_progress=on_progress)
-        data = {"id": str(backup.id), "org_id": org, "path": backup.path, "rows": backup.row_count}
-        emit(data, as_json, f"backup {backup.id} ({backup.row_count} rows) at {backup.path}")
+        location = context.backups.location(backup.path)
+        data = {
+            "id": str(backup.id),
+            "org_id": org,
+            "path": backup.path,
+            "location": location,
+            "rows": backup.row_count,
+        }
+        emit(data, as_json, f"backup {backup.id} ({backup.row_count} rows) at {location}")
 
     run_guarded(run, as_json)
 

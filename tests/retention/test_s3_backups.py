@@ -78,6 +78,7 @@ def test_backup_create_puts_bundle_manifest_and_escrow_in_the_bucket(
     assert created.exit_code == 0, created.stderr
     backup_id = uuid.UUID(created.json()["id"])
     keys = backup_keys(org.id, backup_id)
+    assert created.json()["location"] == f"{bucket.url}/{keys.bundle}"
     assert set(bucket.objects()) == {ESCROW_KEY, keys.bundle, keys.manifest}
     manifest = json.loads(bucket.read(keys.manifest))
     assert manifest["org_id"] == str(org.id) and manifest["bundle"] == f"{backup_id}.llbk"
