@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 PORT ?= 8000
 SANDBOX_PORT ?= 8025
 
-.PHONY: install browser run test demo bench chaos lint format lock openapi clean
+.PHONY: install browser run test demo bench chaos lint format lock openapi clean compose-config
 
 install: $(STAMP)
 
@@ -70,6 +70,10 @@ format: install
 # The tenant API's OpenAPI document, committed; tests/api/test_openapi.py fails when it is stale.
 openapi: install
 	$(BIN)/python -m intake.openapi docs/openapi.json
+
+# `docker compose config` on compose.yaml (.ci/compose-config says how it finds compose).
+compose-config:
+	.ci/compose-config
 
 lock:
 	uv pip compile pyproject.toml --extra dev --extra embedded -o requirements.lock

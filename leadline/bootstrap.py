@@ -69,7 +69,9 @@ def child_environment(settings: Settings, extra: dict[str, str] | None = None) -
     env["LEADLINE_REDIS_URL"] = settings.leadline_redis_url or ""
     env["LEADLINE_REDIS_NAMESPACE"] = settings.leadline_redis_namespace
     env["LEADLINE_STATE_DIR"] = settings.leadline_state_dir
-    env["LEADLINE_BACKUP_DIR"] = settings.leadline_backup_dir
+    # The resolved store, as a URL: the children agree with this process whatever it was given.
+    env.pop("LEADLINE_BACKUP_DIR", None)
+    env["LEADLINE_BACKUP_URL"] = settings.backup_url
     env["LEADLINE_WORKER_METRICS_PORT"] = str(settings.leadline_worker_metrics_port)
     env["LEADLINE_SCHEDULER_METRICS_PORT"] = str(settings.leadline_scheduler_metrics_port)
     if settings.leadline_broker_url is not None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from leadline.commands.alerts import alerts_app
@@ -94,6 +95,8 @@ def describe(exc: Exception) -> str:
         return "aborted (nothing was changed)"
     if isinstance(exc, typer.TyperException):
         return exc.format_message()
+    if isinstance(exc, ValidationError) and exc.title == "Settings":
+        return f"invalid settings: {settings_problems(exc)} (fix them in the environment)"
     if isinstance(exc, OSError) and exc.filename is not None:
         reason = exc.strerror or type(exc).__name__
         return f"{reason}: {exc.filename} (check the path and its permissions)"
@@ -109,6 +112,16 @@ def describe(exc: Exception) -> str:
     if _is_redis_error(exc):
         return "cannot reach Redis (check LEADLINE_REDIS_URL; `leadline status`)"
     return f"unexpected {type(exc).__name__} (run `leadline --debug ...` for the traceback)"
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """Which settings are wrong and why, never the values given (they may be secrets)."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        message = error["msg"].removeprefix("Value error, ")
+        names = ".".join(str(part) for part in error["loc"]).upper()
+        problems.append(f"{names}: {message}" if names else message)
+    return "; ".join(problems)
 
 
 def _is_redis_error(exc: Exception) -> bool:

@@ -67,6 +67,7 @@ SAFE_FIELDS = frozenset(
     }
 )
 MASK = "[redacted]"
+QUIET_LIBRARIES = ("boto3", "botocore", "s3transfer", "urllib3")
 MIN_SENSITIVE_LENGTH = 2
 _sensitive: ContextVar[set[str] | None] = ContextVar("leadline_sensitive_values", default=None)
 BEARER_RE = re.compile(r"(?i)(bearer\s+|ll_(?:live|test)_)[\w.-]+")
@@ -197,6 +198,9 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
         logging.getLogger(name).propagate = True
     # pika narrates every connection it opens and closes at INFO; its warnings still show.
     logging.getLogger("pika").setLevel(max(logging.WARNING, root.level))
+    # Their debug lines carry signed request headers (an AWS session token among them).
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

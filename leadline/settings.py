@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leadline.errors import ConfigError
+from leadline.objectstore import store_url
 
 Environment = Literal["development", "test", "production"]
 MASTER_KEY_BYTES = 32
@@ -63,7 +64,12 @@ class Settings(BaseSettings):
     leadline_broker_url: str | None = None
     leadline_master_keys: SecretStr | None = None
     leadline_public_url: str = "http://127.0.0.1:8000"
+    # Where backups live (docs/retention.md "Where backups live"): LEADLINE_BACKUP_URL, a
+    # file:///path or s3://bucket/prefix URL; LEADLINE_BACKUP_DIR is the shorthand for
+    # file://DIR, used when no URL is set. S3 credentials: boto3's standard chain (AWS_*).
     leadline_backup_dir: str = ".leadline/backups"
+    leadline_backup_url: str | None = None
+    leadline_s3_endpoint_url: str | None = None
     leadline_state_dir: str = ".leadline"
     leadline_log_level: str = "INFO"
     leadline_ops_token: SecretStr | None = None
@@ -181,6 +187,38 @@ class Settings(BaseSettings):
     def broker_url(self) -> str | None:
         """The URL of the Dramatiq broker: LEADLINE_BROKER_URL, else LEADLINE_REDIS_URL."""
         return self.leadline_broker_url or self.leadline_redis_url
+
+    @field_validator("leadline_backup_url", "leadline_s3_endpoint_url", mode="before")
+    @classmethod
+    def blank_is_unset(cls, value: object) -> object:
+        # `NAME=` in an env file (.env.example lists every setting) means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("leadline_backup_url")
+    @classmethod
+    def backup_url_must_name_a_store(cls, value: str | None) -> str | None:
+        try:
+            if value is not None:
+                store_url(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def backup_dir_and_url_must_agree(self) -> Settings:
+        url, directory = self.leadline_backup_url, self.leadline_backup_dir
+        given = url is not None and "leadline_backup_dir" in self.model_fields_set
+        if given and store_url(str(url)) != store_url(directory):
+            raise ValueError(
+                "LEADLINE_BACKUP_URL and LEADLINE_BACKUP_DIR name different places (set only "
+                "LEADLINE_BACKUP_URL; LEADLINE_BACKUP_DIR is its file:// shorthand)"
+            )
+        return self
+
+    @property
+    def backup_url(self) -> str:
+        """The backup store's URL: LEADLINE_BACKUP_URL, else file://LEADLINE_BACKUP_DIR."""
+        return store_url(self.leadline_backup_url or self.leadline_backup_dir)
 
     @field_validator("leadline_trusted_proxies")
     @classmethod

@@ -19,7 +19,7 @@ import struct
 import uuid
 import zlib
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from sqlalchemy import Date, DateTime, LargeBinary, Numeric, Table, Uuid
 
@@ -39,7 +39,7 @@ def chunk_aad(backup_id: uuid.UUID, index: int, final: bool) -> bytes:
 class BundleWriter:
     """Compresses and encrypts JSON records into `sink`, one chunk at a time."""
 
-    def __init__(self, sink: BinaryIO, key: bytes, backup_id: uuid.UUID) -> None:
+    def __init__(self, sink: IO[bytes], key: bytes, backup_id: uuid.UUID) -> None:
         self.sink = sink
         self.key = key
         self.backup_id = backup_id
@@ -75,7 +75,7 @@ class BundleWriter:
         self.size += len(data)
 
 
-def read_records(source: BinaryIO, key: bytes, backup_id: uuid.UUID) -> Iterator[dict[str, Any]]:
+def read_records(source: IO[bytes], key: bytes, backup_id: uuid.UUID) -> Iterator[dict[str, Any]]:
     """Decrypt, decompress and parse a bundle. Raises CryptoError on any tampering."""
     decompressor = zlib.decompressobj(31)
     pending = b""
@@ -89,7 +89,7 @@ def read_records(source: BinaryIO, key: bytes, backup_id: uuid.UUID) -> Iterator
         yield json.loads(pending)
 
 
-def _open_chunks(source: BinaryIO, key: bytes, backup_id: uuid.UUID) -> Iterator[bytes]:
+def _open_chunks(source: IO[bytes], key: bytes, backup_id: uuid.UUID) -> Iterator[bytes]:
     if source.read(len(MAGIC)) != MAGIC:
         raise CryptoError("not a Leadline backup bundle")
     index = 0

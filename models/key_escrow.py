@@ -1,31 +1,31 @@
 """Key escrow: every organisation's data keys, wrapped by the master key, beside the backups.
 
 Bundles are readable only with their organisation's data keys (models.bundles, tasks.backups).
-Those live in the database, so without this file a lost database would take every backup with
-it. `key-escrow.json` in the backup directory holds, per organisation, every DEK version
+Those live in the database, so without this object a lost database would take every backup
+with it. `key-escrow.json` in the backup store holds, per organisation, every DEK version
 wrapped (AES-256-GCM) by a master key, the AAD binding each wrapped key to its organisation
 and version; nothing in it is readable without the master key. It is rewritten at every
 backup run and an organisation's entry leaves it when the organisation is deleted, so a
-deleted organisation's bundles stay unreadable even to someone holding this file and the
-master key. The file is written atomically (temporary file, fsync, rename), mode 0600.
+deleted organisation's bundles stay unreadable even to someone holding this object and the
+master key. It is written atomically through the store (a directory: temporary file, fsync,
+rename, mode 0600; S3: one object put).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from leadline.errors import CryptoError, KeyNotFoundError, NotFoundError
+from leadline.objectstore import ObjectNotFound, ObjectStore
 from models.crypto import Keyring, OrgCipher, open_sealed, seal
 
-ESCROW_FILE = "key-escrow.json"
+ESCROW_KEY = "key-escrow.json"
 KIND = "leadline-key-escrow"
 VERSION = 1
 
@@ -44,10 +44,6 @@ class EscrowedKey:
 
 
 Escrow = dict[uuid.UUID, tuple[EscrowedKey, ...]]
-
-
-def escrow_path(backup_dir: str | Path) -> Path:
-    return Path(backup_dir) / ESCROW_FILE
 
 
 def escrow_aad(org_id: uuid.UUID, version: int) -> bytes:
@@ -150,42 +146,21 @@ def _decode_entry(keys: list[dict[str, Any]]) -> tuple[EscrowedKey, ...]:
     )
 
 
-def read_escrow(path: Path) -> Escrow:
+def read_escrow(store: ObjectStore) -> Escrow:
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+        data = store.get(ESCROW_KEY)
+    except ObjectNotFound:
         raise NotFoundError(
-            f"no key escrow at {path} (every backup run writes it; restore --from needs the "
-            "whole backup directory, key-escrow.json included)"
+            f"no key escrow at {store.location(ESCROW_KEY)} (every backup run writes it; "
+            "restore --from needs the whole backup store, key-escrow.json included)"
         ) from None
     except OSError:
         raise EscrowError(
-            f"the key escrow at {path} cannot be read (check its permissions)"
+            f"the key escrow at {store.location(ESCROW_KEY)} cannot be read (check its permissions)"
         ) from None
     return decode_escrow(data)
 
 
-def write_escrow(path: Path, escrow: Escrow, now: datetime) -> None:
-    """Replace the escrow atomically: a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as sink:
-            sink.write(encode_escrow(escrow, now))
-            sink.flush()
-            os.fsync(sink.fileno())
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+def write_escrow(store: ObjectStore, escrow: Escrow, now: datetime) -> None:
+    """Replace the escrow atomically: a reader sees the old one or the new one, never half."""
+    store.put(ESCROW_KEY, encode_escrow(escrow, now))

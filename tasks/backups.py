@@ -1,10 +1,14 @@
 """Encrypted per-organisation backups: create, list, expire, and the key escrow beside them.
 
-Layout: LEADLINE_BACKUP_DIR/<org id>/<backup id>.llbk (the bundle, see models.bundles) and
-<backup id>.manifest.json (org, created, expires, sha256, key version, the wrapped bundle
-key). The bundle key is wrapped by the org's current data key, so it dies with the org's keys.
-LEADLINE_BACKUP_DIR/key-escrow.json holds every live org's data keys wrapped by the master key
-(models.key_escrow), so the bundles outlive the database but not the org's deletion.
+Everything lives in the backup store (LEADLINE_BACKUP_URL, leadline.objectstore): a directory
+or an S3 bucket, shared by every host. Keys: `<org id>/<backup id>.llbk` (the bundle, see
+models.bundles) and `<org id>/<backup id>.manifest.json` (org, created, expires, sha256, key
+version, the wrapped bundle key). The bundle key is wrapped by the org's current data key, so
+it dies with the org's keys. `key-escrow.json` holds every live org's data keys wrapped by the
+master key (models.key_escrow), so the bundles outlive the database but not the org's
+deletion. `<org id>/erasures/<entry id>.json` is the erasure journal, one object per erasure.
+Deletions (expiry, an org's deletion) are checked afterwards: what is still stored is reported
+and its row is not marked deleted.
 """
 
 from __future__ import annotations
@@ -12,29 +16,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from pathlib import PurePosixPath
+from typing import IO, Any
 
 from sqlalchemy import Table, exists, func, select, text
 from sqlalchemy.orm import Session
 
 from leadline.errors import CryptoError, NotFoundError
 from leadline.logging import get_logger
+from leadline.objectstore import ObjectNotFound, ObjectStore, StorageError
 from leadline.progress import ProgressCallback
 from models.audit import record_audit
 from models.bundles import FORMAT, BundleWriter, encode_row, read_records
 from models.crypto import OrgCipher, new_key
 from models.key_escrow import (
+    ESCROW_KEY,
     Escrow,
     EscrowedKey,
     EscrowError,
-    escrow_path,
     read_escrow,
     rewrap,
     wrap_keys,
@@ -51,23 +54,28 @@ KEY_COLUMN = "bundle_key"
 RECENT_BACKUP = timedelta(hours=12)
 # Serialises escrow rewrites (backups, deletions) across processes.
 ESCROW_LOCK = 0x4C4C_4B45
-ERASURE_JOURNAL = "erasures.jsonl"
+ERASURE_JOURNAL = "erasures"
+# Written by releases before the backup store: one appended line per erasure.
+LEGACY_JOURNAL = "erasures.jsonl"
 JOURNAL_TABLE, JOURNAL_COLUMN = "erasure_tombstones", "journal"
+BUNDLE_SUFFIX, MANIFEST_SUFFIX = ".llbk", ".manifest.json"
 
 
 @dataclass(frozen=True)
-class BackupFiles:
-    bundle: Path
-    manifest: Path
+class BackupKeys:
+    bundle: str
+    manifest: str
 
 
-def org_backup_dir(context: TaskContext, org_id: uuid.UUID) -> Path:
-    return Path(context.settings.leadline_backup_dir) / str(org_id)
+def backup_keys(org_id: uuid.UUID, backup_id: uuid.UUID) -> BackupKeys:
+    return BackupKeys(
+        f"{org_id}/{backup_id}{BUNDLE_SUFFIX}", f"{org_id}/{backup_id}{MANIFEST_SUFFIX}"
+    )
 
 
-def backup_files(context: TaskContext, org_id: uuid.UUID, backup_id: uuid.UUID) -> BackupFiles:
-    directory = org_backup_dir(context, org_id)
-    return BackupFiles(directory / f"{backup_id}.llbk", directory / f"{backup_id}.manifest.json")
+def sibling(key: str, name: str) -> str:
+    """The key of `name` beside `key` (a manifest's bundle)."""
+    return PurePosixPath(key).with_name(PurePosixPath(name).name).as_posix()
 
 
 def create_backups(
@@ -115,17 +123,18 @@ def create_backup(
 
     `on_progress(rows_done, rows_total)` is called as rows are written."""
     backup_id = uuid.uuid4()
-    files = backup_files(context, org_id, backup_id)
-    files.bundle.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keys = backup_keys(org_id, backup_id)
+    store = context.backups
     expires = now + timedelta(days=context.settings.leadline_backup_retention_days)
     with context.db.tenant_snapshot(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         key = new_key()
-        writer = write_bundle(session, org_id, files.bundle, key, backup_id, now, on_progress)
+        with store.writer(keys.bundle) as sink:
+            writer = write_bundle(session, org_id, sink, key, backup_id, now, on_progress)
         backup = Backup(
             id=backup_id,
             org_id=org_id,
-            path=str(files.bundle.relative_to(context.settings.leadline_backup_dir)),
+            path=keys.bundle,
             sha256=writer.sha256.hexdigest(),
             key_version=cipher.current_version,
             size_bytes=writer.size,
@@ -134,7 +143,8 @@ def create_backup(
             created_at=now,
             expires_at=expires,
         )
-        write_manifest(files.manifest, backup, cipher.encrypt(key, TABLE, KEY_COLUMN, backup_id))
+        wrapped = cipher.encrypt(key, TABLE, KEY_COLUMN, backup_id)
+        store.put(keys.manifest, manifest_document(backup, wrapped))
         session.add(backup)
         record_audit(
             session,
@@ -152,35 +162,30 @@ def create_backup(
 def write_bundle(
     session: Session,
     org_id: uuid.UUID,
-    path: Path,
+    sink: IO[bytes],
     key: bytes,
     backup_id: uuid.UUID,
     now: datetime,
     on_progress: ProgressCallback | None = None,
 ) -> BundleWriter:
-    partial = path.with_suffix(".partial")
     # maintenance-only (operational) tables are not tenant content
     tables = [table for table in bundled_tables() if app_can_read(session, table)]
     report = on_progress or (lambda _done, _total: None)
     total = sum(count_rows(session, table, org_id) for table in tables) if on_progress else None
     report(0, total)
-    with open_private(partial) as sink:
-        writer = BundleWriter(sink, key, backup_id)
-        header = {
-            "format": FORMAT,
-            "org_id": str(org_id),
-            "created_at": now.isoformat(),
-            "organization": organization_record(session, org_id),
-        }
-        writer.write_record(header)
-        for table in tables:
-            for row in table_rows(session, table, org_id):
-                writer.write_record({"table": table.name, "row": encode_row(row)})
-                report(writer.records - 1, total)
-        writer.close()
-        sink.flush()
-        os.fsync(sink.fileno())
-    partial.replace(path)
+    writer = BundleWriter(sink, key, backup_id)
+    header = {
+        "format": FORMAT,
+        "org_id": str(org_id),
+        "created_at": now.isoformat(),
+        "organization": organization_record(session, org_id),
+    }
+    writer.write_record(header)
+    for table in tables:
+        for row in table_rows(session, table, org_id):
+            writer.write_record({"table": table.name, "row": encode_row(row)})
+            report(writer.records - 1, total)
+    writer.close()
     return writer
 
 
@@ -216,11 +221,7 @@ def table_rows(session: Session, table: Table, org_id: uuid.UUID) -> Iterator[di
         yield dict(row._mapping)
 
 
-def open_private(path: Path) -> Any:
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
-
-
-def write_manifest(path: Path, backup: Backup, wrapped_key: bytes) -> None:
+def manifest_document(backup: Backup, wrapped_key: bytes) -> bytes:
     manifest = {
         "format": FORMAT,
         "backup_id": str(backup.id),
@@ -228,70 +229,78 @@ def write_manifest(path: Path, backup: Backup, wrapped_key: bytes) -> None:
         "created_at": backup.created_at.isoformat(),
         "expires_at": backup.expires_at.isoformat(),
         "sha256": backup.sha256,
+        "size_bytes": backup.size_bytes,
         "key_version": backup.key_version,
         "rows": backup.row_count,
-        "bundle": Path(backup.path).name,
+        "bundle": PurePosixPath(backup.path).name,
         "wrapped_key": base64.b64encode(wrapped_key).decode(),
     }
-    partial = path.with_suffix(".partial")
-    with open_private(partial) as sink:
-        sink.write(json.dumps(manifest, indent=2).encode())
-    partial.replace(path)
+    return json.dumps(manifest, indent=2).encode()
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
+def read_manifest(store: ObjectStore, key: str) -> dict[str, Any]:
     try:
-        manifest: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
+        manifest: dict[str, Any] = json.loads(store.get(key))
+    except (ObjectNotFound, ValueError):
         raise NotFoundError("backup manifest is missing or unreadable") from None
     return manifest
 
 
-def open_bundle(context: TaskContext, manifest_path: Path) -> Iterator[dict[str, Any]]:
+def open_bundle(
+    context: TaskContext, manifest_key: str, store: ObjectStore | None = None
+) -> Iterator[dict[str, Any]]:
     """The records of a bundle (header first), read with the org's live data key, so after
     crypto-shredding this raises KeyNotFoundError or CryptoError."""
-    org_id = uuid.UUID(read_manifest(manifest_path)["org_id"])
+    store = store or context.backups
+    org_id = uuid.UUID(read_manifest(store, manifest_key)["org_id"])
     with context.db.tenant(org_id) as session:
         # Never a cached key: after shredding, no code path may still hold the DEK.
         cipher = load_cipher(session, context.keyring, org_id)
-    yield from bundle_records(manifest_path, cipher)
+    yield from bundle_records(store, manifest_key, cipher)
 
 
-def bundle_records(manifest_path: Path, cipher: OrgCipher) -> Iterator[dict[str, Any]]:
+def bundle_records(
+    store: ObjectStore, manifest_key: str, cipher: OrgCipher
+) -> Iterator[dict[str, Any]]:
     """The records of a bundle (header first), with the org's data keys from wherever they
     came (the database, or the key escrow after the database was lost)."""
-    manifest = read_manifest(manifest_path)
+    manifest = read_manifest(store, manifest_key)
     org_id, backup_id = uuid.UUID(manifest["org_id"]), uuid.UUID(manifest["backup_id"])
     if org_id != cipher.org_id:
         raise CryptoError("backup manifest names another organisation")
-    bundle = manifest_path.with_name(manifest["bundle"])
-    if file_sha256(bundle) != manifest["sha256"]:
-        raise CryptoError("backup bundle does not match its manifest checksum")
-    wrapped = base64.b64decode(manifest["wrapped_key"])
-    key = cipher.decrypt(wrapped, TABLE, KEY_COLUMN, backup_id)
-    with bundle.open("rb") as source:
-        yield from read_records(source, key, backup_id)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as source:
-            for block in iter(lambda: source.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
+        with store.reader(sibling(manifest_key, manifest["bundle"])) as source:
+            # Checked before anything is decrypted; the reader is a local copy, so the
+            # bytes checked are the bytes read.
+            if stream_sha256(source) != manifest["sha256"]:
+                raise CryptoError("backup bundle does not match its manifest checksum")
+            source.seek(0)
+            wrapped = base64.b64decode(manifest["wrapped_key"])
+            key = cipher.decrypt(wrapped, TABLE, KEY_COLUMN, backup_id)
+            yield from read_records(source, key, backup_id)
+    except ObjectNotFound:
         raise NotFoundError("backup bundle is missing") from None
+
+
+def stream_sha256(source: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: source.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
 def expire_backups(context: TaskContext, now: datetime) -> dict[str, Any]:
-    """Bundles past their expiry leave the disk and are marked deleted, in short batches."""
+    """Expired bundles and manifests leave the store, in short batches. A row is marked
+    `deleted` only once the store holds neither object any more; one whose objects stay is
+    reported and left `available` (tried again next run), one whose objects were never found
+    is marked `missing`, since nothing here can tell that they are gone."""
     batch = context.settings.leadline_retention_batch_size
-    expired = 0
+    counts = {"expired": 0, "not_deleted": 0, "missing": 0}
+    kept: set[uuid.UUID] = set()
     while True:
         query = (
             select(Backup)
-            .where(Backup.status == "available", Backup.expires_at <= now)
+            .where(Backup.status == "available", Backup.expires_at <= now, Backup.id.not_in(kept))
             .order_by(Backup.expires_at)
             .limit(batch)
             .with_for_update(skip_locked=True)
@@ -299,29 +308,71 @@ def expire_backups(context: TaskContext, now: datetime) -> dict[str, Any]:
         with context.db.maintenance() as session:
             backups = session.scalars(query).all()
             for backup in backups:
-                remove_backup_files(context, backup)
-                backup.status, backup.deleted_at = "deleted", now
-                record_audit(
-                    session, "system", "backup.expired", org_id=backup.org_id, target=str(backup.id)
-                )
-        expired += len(backups)
+                outcome = expire_backup(context.backups, session, backup, now)
+                counts[outcome] += 1
+                if outcome == "not_deleted":
+                    kept.add(backup.id)
         if len(backups) < batch:
-            return {"expired": expired}
+            return counts
 
 
-def remove_backup_files(context: TaskContext, backup: Backup) -> None:
-    files = backup_files(context, backup.org_id, backup.id)
-    for path in (files.bundle, files.manifest):
-        path.unlink(missing_ok=True)
+def expire_backup(store: ObjectStore, session: Session, backup: Backup, now: datetime) -> str:
+    """One expired backup: `expired` (gone from the store), `not_deleted` or `missing`."""
+    keys = backup_keys(backup.org_id, backup.id)
+    objects = [keys.bundle, keys.manifest]
+    details: dict[str, Any] = {"store": store.url}
+    if not any(still_stored(store, key) for key in objects):
+        log.warning("expired backup not in the store", backup_id=str(backup.id), store=store.url)
+        outcome = "missing"
+        backup.status = outcome
+    elif remaining := delete_verified(store, objects):
+        log.error("expired backup still stored", backup_id=str(backup.id), objects=len(remaining))
+        outcome = "not_deleted"
+        details["still_stored"] = remaining
+    else:
+        outcome = "expired"
+        backup.status, backup.deleted_at = "deleted", now
+    action = f"backup.{outcome}"
+    record_audit(
+        session, "system", action, org_id=backup.org_id, target=str(backup.id), details=details
+    )
+    return outcome
+
+
+def delete_verified(store: ObjectStore, keys: Iterable[str]) -> list[str]:
+    """Delete every object, then look again: the keys still stored (none when it took)."""
+    keys = list(keys)
+    for key in keys:
+        try:
+            store.delete(key)
+        except StorageError as exc:
+            log.error("backup object not deleted", store=store.url, reason=str(exc))
+    return [key for key in keys if still_stored(store, key)]
+
+
+def still_stored(store: ObjectStore, key: str) -> bool:
+    """Whether the store still holds the object; one that cannot be checked counts as held."""
+    try:
+        return store.exists(key)
+    except StorageError as exc:
+        log.error("backup object could not be checked", store=store.url, reason=str(exc))
+        return True
 
 
 def remove_org_backups(context: TaskContext, org_id: uuid.UUID) -> int:
-    directory = org_backup_dir(context, org_id)
-    if not directory.exists():
-        return 0
-    count = sum(1 for path in directory.iterdir() if path.suffix == ".llbk")
-    shutil.rmtree(directory)
-    return count
+    """Every object of the org (bundles, manifests, journal) leaves the store, checked.
+    Raises StorageError when some stay: the deletion is resumed by the next run."""
+    store = context.backups
+    prefix = f"{org_id}/"
+    keys = store.list(prefix)
+    remaining = set(delete_verified(store, keys)) | set(store.list(prefix))
+    if remaining:
+        raise StorageError(
+            f"{len(remaining)} backup objects of organisation {org_id} are still in "
+            f"{store.url} after deleting them (an object lock or the credentials' permissions "
+            "keep them; the next deletion run tries again)"
+        )
+    return sum(1 for key in keys if key.endswith(BUNDLE_SUFFIX))
 
 
 def list_backups(context: TaskContext, org_id: uuid.UUID | None = None) -> list[Backup]:
@@ -346,7 +397,7 @@ def update_key_escrow(context: TaskContext, now: datetime, forget: uuid.UUID | N
     database they are the only copy), as are those of orgs whose keys are under a master key
     this process lacks; an org in the database without keys (being deleted) and `forget` leave
     it. Returns the number of orgs escrowed."""
-    path = escrow_path(context.settings.leadline_backup_dir)
+    store = context.backups
     with context.db.maintenance() as session:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ESCROW_LOCK})
         live, unreadable = org_data_keys(session, context.keyring)
@@ -356,7 +407,7 @@ def update_key_escrow(context: TaskContext, now: datetime, forget: uuid.UUID | N
         replaced = (set(session.scalars(select(Organization.id))) - unreadable) | {forget}
         escrow = {
             org_id: carried_entry(context, org_id, keys)
-            for org_id, keys in existing_escrow(path).items()
+            for org_id, keys in existing_escrow(store).items()
             if org_id not in replaced
         }
         escrow.update(
@@ -366,13 +417,26 @@ def update_key_escrow(context: TaskContext, now: datetime, forget: uuid.UUID | N
                 if org_id != forget
             }
         )
-        write_escrow(path, escrow, now)
+        write_escrow(store, escrow, now)
+        drop_escrow_history(store, strict=forget is not None)
     return len(escrow)
+
+
+def drop_escrow_history(store: ObjectStore, strict: bool) -> None:
+    """On a versioned bucket every rewrite leaves the previous escrow behind as a version, and
+    one written before a deletion still holds the deleted org's keys: only the current one is
+    kept. `strict` (a deletion): a refusal raises, so the deletion stays unfinished."""
+    try:
+        store.drop_history(ESCROW_KEY)
+    except StorageError as exc:
+        if strict:
+            raise
+        log.error("earlier key escrow versions kept", store=store.url, reason=str(exc))
 
 
 def forget_in_key_escrow(context: TaskContext, org_id: uuid.UUID, now: datetime) -> bool:
     """Remove a deleted org's keys from the escrow (crypto-shredding of every backup)."""
-    if not escrow_path(context.settings.leadline_backup_dir).exists():
+    if not context.backups.exists(ESCROW_KEY):
         return False
     update_key_escrow(context, now, forget=org_id)
     return True
@@ -389,9 +453,9 @@ def carried_entry(
         return keys
 
 
-def existing_escrow(path: Path) -> Escrow:
+def existing_escrow(store: ObjectStore) -> Escrow:
     try:
-        return read_escrow(path)
+        return read_escrow(store)
     except NotFoundError:
         return {}
     except EscrowError:
@@ -403,9 +467,10 @@ def existing_escrow(path: Path) -> Escrow:
 def journal_erasure(
     context: TaskContext, org_id: uuid.UUID, indexes: dict[str, bytes], at: datetime
 ) -> None:
-    """Append a tombstone (blind indexes, sealed under the org's data key) to the org's backup
-    directory the moment a person is erased: a database lost before the next backup would
-    otherwise forget the erasure, and `restore --from` would bring the person back."""
+    """Store a tombstone (blind indexes, sealed under the org's data key) beside the org's
+    backups the moment a person is erased: a database lost before the next backup would
+    otherwise forget the erasure, and `restore --from` would bring the person back. One object
+    per erasure, since objects in a bucket cannot be appended to."""
     entry_id = uuid.uuid4()
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
@@ -413,38 +478,38 @@ def journal_erasure(
     plain = json.dumps({"columns": columns, "created_at": at.isoformat()}).encode()
     sealed = cipher.encrypt(plain, JOURNAL_TABLE, JOURNAL_COLUMN, entry_id)
     entry = {"id": str(entry_id), "sealed": base64.b64encode(sealed).decode()}
-    directory = org_backup_dir(context, org_id)
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        append_durably(directory / ERASURE_JOURNAL, json.dumps(entry).encode() + b"\n")
-    except OSError as exc:
+        context.backups.put(journal_key(org_id, entry_id), json.dumps(entry).encode())
+    except (StorageError, OSError) as exc:
         # The erasure itself is committed; the next backup carries its tombstone anyway.
         log.error("erasure journal not written", error=type(exc).__name__)
 
 
-def append_durably(path: Path, data: bytes) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+def journal_key(org_id: uuid.UUID, entry_id: uuid.UUID) -> str:
+    return f"{org_id}/{ERASURE_JOURNAL}/{entry_id}.json"
+
+
+def read_erasure_journal(
+    store: ObjectStore, org_id: uuid.UUID, cipher: OrgCipher
+) -> list[dict[str, Any]]:
+    """The journal's tombstones as `erasure_tombstones` column values. Raises CryptoError (or
+    ValueError) if an entry was altered. In a legacy `erasures.jsonl`, a torn last line (a
+    crash while appending) is skipped."""
+    entries = [json.loads(store.get(key)) for key in store.list(f"{org_id}/{ERASURE_JOURNAL}/")]
     try:
-        os.write(descriptor, data)
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def read_erasure_journal(org_dir: Path, cipher: OrgCipher) -> list[dict[str, Any]]:
-    """The journal's tombstones as `erasure_tombstones` column values. Raises CryptoError if
-    an entry was altered; a torn last line (a crash while appending) is skipped."""
-    path = org_dir / ERASURE_JOURNAL
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_bytes().splitlines():
+        legacy = store.get(f"{org_id}/{LEGACY_JOURNAL}")
+    except ObjectNotFound:
+        legacy = b""
+    for line in legacy.splitlines():
         try:
-            entry = json.loads(line)
+            entries.append(json.loads(line))
         except ValueError:
             continue
-        sealed = base64.b64decode(entry["sealed"])
-        tombstone = json.loads(cipher.decrypt(sealed, JOURNAL_TABLE, JOURNAL_COLUMN, entry["id"]))
-        columns = {c: base64.b64decode(v) for c, v in tombstone["columns"].items()}
-        rows.append({**columns, "created_at": datetime.fromisoformat(tombstone["created_at"])})
-    return rows
+    return [open_journal_entry(cipher, entry) for entry in entries]
+
+
+def open_journal_entry(cipher: OrgCipher, entry: dict[str, Any]) -> dict[str, Any]:
+    sealed = base64.b64decode(entry["sealed"])
+    tombstone = json.loads(cipher.decrypt(sealed, JOURNAL_TABLE, JOURNAL_COLUMN, entry["id"]))
+    columns = {c: base64.b64decode(v) for c, v in tombstone["columns"].items()}
+    return {**columns, "created_at": datetime.fromisoformat(tombstone["created_at"])}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from leadline.bootstrap import prepared_settings, setup_logging
 from leadline.clock import Clock, utcnow
 from leadline.errors import ConfigError
+from leadline.objectstore import ObjectStore, open_store
 from leadline.settings import Settings
 from models.crypto import Keyring
 from models.db import Database
@@ -19,10 +20,22 @@ class TaskContext:
     db: Database
     keys: KeyCache
     clock: Clock = field(default=utcnow)
+    _backups: ObjectStore | None = field(default=None, repr=False)
 
     @property
     def keyring(self) -> Keyring:
         return self.keys.keyring
+
+    @property
+    def backups(self) -> ObjectStore:
+        """The backup store (LEADLINE_BACKUP_URL), opened on first use."""
+        if self._backups is None:
+            self._backups = self.open_store(self.settings.backup_url)
+        return self._backups
+
+    def open_store(self, url: str) -> ObjectStore:
+        """Any backup store, S3 ones through the configured endpoint (restore --from)."""
+        return open_store(url, self.settings.leadline_s3_endpoint_url)
 
 
 _current: TaskContext | None = None

@@ -2,10 +2,10 @@
 
 From the commit that removes the org's data keys, every ciphertext of the org (rows, and the
 wrapped bundle keys of its backups, wherever copies of them are) is unreadable; the org's entry
-then leaves the key escrow in the backup directory, so not even the master key and the escrow
-open its backups. The rest is
-housekeeping done in short batches; the organisation row goes last, so a run interrupted
-half-way is resumed by the next one (the org stays in status "deleting").
+then leaves the key escrow in the backup store, so not even the master key and the escrow
+open its backups. The rest is housekeeping done in short batches; the organisation row goes
+last, so a run interrupted half-way, or one whose backup objects the store would not delete,
+is resumed by the next one (the org stays in status "deleting").
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from leadline.errors import NotFoundError
+from leadline.logging import get_logger
+from leadline.objectstore import StorageError
 from models.audit import record_audit
 from models.keys import shred_org_keys
 from models.retention import delete_all, tenant_tables
@@ -26,6 +28,7 @@ from tasks.backups import forget_in_key_escrow, remove_org_backups
 from tasks.context import TaskContext
 
 DELETING = "deleting"
+log = get_logger(__name__)
 
 
 def request_org_deletion(
@@ -41,22 +44,31 @@ def request_org_deletion(
     return org.deletion_due_at
 
 
-def orgs_due_for_deletion(session: Session, now: datetime, limit: int) -> list[uuid.UUID]:
+def orgs_due_for_deletion(
+    session: Session, now: datetime, limit: int, skip: frozenset[uuid.UUID] = frozenset()
+) -> list[uuid.UUID]:
     due = or_(Organization.status == DELETING, Organization.deletion_due_at <= now)
-    query = select(Organization.id).where(due).order_by(Organization.id).limit(limit)
-    return list(session.scalars(query))
+    query = select(Organization.id).where(due, Organization.id.not_in(skip))
+    return list(session.scalars(query.order_by(Organization.id).limit(limit)))
 
 
 def process_deletions(context: TaskContext, now: datetime) -> dict[str, Any]:
+    """Every due organisation; one whose backup objects stay in the store is left in status
+    `deleting` (its keys are already shredded) and counted, and the others go on."""
     batch = context.settings.leadline_retention_batch_size
     deleted = 0
+    unfinished: set[uuid.UUID] = set()
     while True:
         with context.db.maintenance() as session:
-            due = orgs_due_for_deletion(session, now, batch)
+            due = orgs_due_for_deletion(session, now, batch, frozenset(unfinished))
         for org_id in due:
-            deleted += bool(delete_organization(context, org_id))
+            try:
+                deleted += bool(delete_organization(context, org_id))
+            except StorageError as exc:
+                log.error("organisation deletion unfinished", org_id=str(org_id), reason=str(exc))
+                unfinished.add(org_id)
         if len(due) < batch:
-            return {"orgs_deleted": deleted}
+            return {"orgs_deleted": deleted, "unfinished": len(unfinished)}
 
 
 def delete_organization(context: TaskContext, org_id: uuid.UUID) -> dict[str, Any] | None:

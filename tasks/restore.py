@@ -1,5 +1,5 @@
 """Restoring backups: one bundle into the live database, or every organisation found in a backup
-directory into an empty database once the database is lost.
+store (a directory or an s3:// URL) into an empty database once the database is lost.
 
 A bundle is read twice. The first pass decrypts all of it, so a damaged or truncated bundle
 fails before anything is written, and decides who stays erased: a lead that existed when a
@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import Table, func, literal_column, select, text
@@ -29,23 +29,26 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from leadline.errors import ConfigError, CryptoError, LeadlineError, NotFoundError
+from leadline.objectstore import ObjectStore, file_path
 from leadline.progress import ProgressCallback
 from models.audit import record_audit
 from models.base import Base
 from models.bundles import FORMAT, decode_row
 from models.crypto import OrgCipher
-from models.key_escrow import escrow_cipher, escrow_path, read_escrow
+from models.key_escrow import escrow_cipher, read_escrow
 from models.keys import install_data_keys, load_cipher
 from models.migrate import is_current
 from models.retention import Backup, ErasureTombstone
 from models.tables import Organization
 from tasks.backups import (
-    ERASURE_JOURNAL,
-    backup_files,
+    BUNDLE_SUFFIX,
+    MANIFEST_SUFFIX,
+    backup_keys,
     bundle_records,
     find_backup,
     read_erasure_journal,
     read_manifest,
+    sibling,
 )
 from tasks.context import TaskContext
 from tasks.erasure import INDEX_COLUMNS, Tombstone, event_identities, load_tombstones
@@ -60,7 +63,8 @@ RESTORE_LOCK = 0x4C4C_5253
 class BundlePlan:
     """What the first pass learned: the bundle is whole, and whose rows stay out."""
 
-    manifest: Path
+    store: ObjectStore
+    manifest: str  # its key in the store
     backup_id: uuid.UUID
     org_id: uuid.UUID
     header: dict[str, Any]
@@ -70,12 +74,14 @@ class BundlePlan:
     records: int
 
 
-def plan_bundle(manifest: Path, cipher: OrgCipher, known: list[Tombstone]) -> BundlePlan:
+def plan_bundle(
+    store: ObjectStore, manifest: str, cipher: OrgCipher, known: list[Tombstone]
+) -> BundlePlan:
     """Read the whole bundle once. Raises CryptoError if any of it is damaged."""
-    backup_id = uuid.UUID(read_manifest(manifest)["backup_id"])
+    backup_id = uuid.UUID(read_manifest(store, manifest)["backup_id"])
     leads: list[dict[str, Any]] = []
     bundled: list[Tombstone] = []
-    records = checked_records(manifest, cipher)
+    records = checked_records(store, manifest, cipher)
     header = next(records, None)
     if header is None or header.get("format") != FORMAT:
         raise CryptoError(f"backup bundle {backup_id} has no valid header")
@@ -91,23 +97,26 @@ def plan_bundle(manifest: Path, cipher: OrgCipher, known: list[Tombstone]) -> Bu
     tombstones = [*known, *bundled]
     erased = {lead["id"] for lead in leads if any(t.covers(lead) for t in tombstones)}
     return BundlePlan(
-        manifest, backup_id, cipher.org_id, header, tombstones, bundled, erased, count
+        store, manifest, backup_id, cipher.org_id, header, tombstones, bundled, erased, count
     )
 
 
-def checked_records(manifest: Path, cipher: OrgCipher) -> Iterator[dict[str, Any]]:
+def checked_records(
+    store: ObjectStore, manifest: str, cipher: OrgCipher
+) -> Iterator[dict[str, Any]]:
     """Records, with any damage (a failed tag, or bytes that are not records) reported as one
     clear error naming the backup."""
     try:
-        for record in bundle_records(manifest, cipher):
+        for record in bundle_records(store, manifest, cipher):
             if not isinstance(record, dict):
                 raise ValueError("not a record")
             yield record
     except (CryptoError, NotFoundError, ValueError, KeyError, TypeError, zlib.error):
         raise CryptoError(
-            f"backup {manifest.name.split('.')[0]} of organisation {cipher.org_id} is missing, "
+            f"backup {PurePosixPath(manifest).name.split('.')[0]} of organisation "
+            f"{cipher.org_id} is missing, "
             "corrupt or does not open with the organisation's data keys (restore an older "
-            "backup; with --from, move its two files out of the directory)"
+            "backup; with --from, move its two objects out of the store)"
         ) from None
 
 
@@ -196,7 +205,7 @@ class Restorer:
         self._rows = []
 
     def run(self) -> dict[str, Any]:
-        records = checked_records(self.plan.manifest, self.cipher)
+        records = checked_records(self.plan.store, self.plan.manifest, self.cipher)
         next(records)  # the header, checked by the first pass
         for record in records:
             self.add(record["table"], record["row"])
@@ -230,11 +239,11 @@ def restore_backup(
 ) -> dict[str, Any]:
     """Re-insert a backup's rows into its live organisation, atomically and audited."""
     backup = find_backup(context, backup_id)
-    manifest = backup_files(context, backup.org_id, backup.id).manifest
+    manifest = backup_keys(backup.org_id, backup.id).manifest
     with context.db.tenant(backup.org_id) as session:
         cipher = load_cipher(session, context.keyring, backup.org_id)
         known = load_tombstones(session)
-    plan = plan_bundle(manifest, cipher, known)
+    plan = plan_bundle(context.backups, manifest, cipher, known)
     tables = Counter[str]()
 
     def table_done() -> None:
@@ -262,18 +271,19 @@ def rolled_back(exc: DBAPIError, what: str) -> LeadlineError:
     )
 
 
-# --- a lost database: every organisation of a backup directory -------------------------------
+# --- a lost database: every organisation of a backup store -----------------------------------
 
 
 @dataclass(frozen=True)
 class OrgBackups:
     org_id: uuid.UUID
-    manifests: list[Path]  # newest first
+    manifests: list[str]  # keys, newest first
+    bundles: frozenset[str]  # keys of the bundles present
 
 
 @dataclass(frozen=True)
 class Planned:
-    """An organisation of the directory, checked and ready to be written."""
+    """An organisation of the store, checked and ready to be written."""
 
     plan: BundlePlan
     backups: OrgBackups
@@ -281,24 +291,21 @@ class Planned:
     journal: list[dict[str, Any]]  # tombstones of erasures the bundle may not know yet
 
 
-def restore_from_directory(
+def restore_from_store(
     context: TaskContext,
-    directory: Path,
+    source: str,
     now: datetime,
     on_progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """Recreate every organisation of `directory` (a copy of LEADLINE_BACKUP_DIR) in an empty,
-    migrated database: the org row and its data keys from the key escrow, then the rows of its
-    newest bundle. Everything is checked before the one transaction that writes it all."""
-    if not directory.is_dir():
-        raise NotFoundError(
-            f"backup directory {directory} does not exist (pass the directory "
-            "LEADLINE_BACKUP_DIR named, or a copy of it)"
-        )
+    """Recreate every organisation of the backup store `source` (a directory, a file:// or an
+    s3:// URL: a copy of LEADLINE_BACKUP_URL, or that store itself) in an empty, migrated
+    database: the org row and its data keys from the key escrow, then the rows of its newest
+    bundle. Everything is checked before the one transaction that writes it all."""
+    store = source_store(context, source)
     require_empty_database(context)
-    escrow = read_escrow(escrow_path(directory))
+    escrow = read_escrow(store)
     ciphers = {org_id: escrow_cipher(context.keyring, org_id, k) for org_id, k in escrow.items()}
-    found = org_backups(directory)
+    found = org_backups(store)
     plans: list[Planned] = []
     skipped: list[dict[str, Any]] = []
     for org in found:
@@ -306,25 +313,37 @@ def restore_from_directory(
         if cipher is None:
             skipped.append(unreadable(org))
             continue
-        journal = erasure_journal(org, cipher)
-        plan = plan_bundle(org.manifests[0], cipher, [tombstone_of(row) for row in journal])
+        journal = erasure_journal(store, org, cipher)
+        plan = plan_bundle(store, org.manifests[0], cipher, [tombstone_of(row) for row in journal])
         plans.append(Planned(plan, org, cipher, journal))
     for org_id in sorted(set(ciphers) - {org.org_id for org in found}, key=str):
         skipped.append({"org_id": str(org_id), "status": "no_backup", "backups": 0})
-    register = directory.resolve() == Path(context.settings.leadline_backup_dir).resolve()
+    register = store.url == context.settings.backup_url
     try:
-        restored = write_directory(context, plans, skipped, register, now, on_progress)
+        restored = write_organizations(context, plans, skipped, register, now, on_progress)
     except DBAPIError as exc:
-        raise rolled_back(exc, f"the backup directory {directory}") from None
+        raise rolled_back(exc, f"the backup store {store.url}") from None
     return {
-        "directory": str(directory),
+        "directory": source,
+        "store": store.url,
         "orgs": [*restored, *skipped],
         "restored": len(restored),
         "not_restored": len(skipped),
     }
 
 
-def write_directory(
+def source_store(context: TaskContext, source: str) -> ObjectStore:
+    """The store `--from` names. A directory must exist (an empty bucket prefix is reported
+    by the missing escrow)."""
+    if not source.startswith("s3://") and not file_path(source).is_dir():
+        raise NotFoundError(
+            f"backup directory {source} does not exist (pass the directory "
+            "LEADLINE_BACKUP_DIR named, or a copy of it)"
+        )
+    return context.open_store(source)
+
+
+def write_organizations(
     context: TaskContext,
     plans: list[Planned],
     skipped: list[dict[str, Any]],
@@ -344,7 +363,8 @@ def write_directory(
             summary = Restorer(session, plan, cipher, batch).run()
             summary["journal_tombstones"] = add_journal_tombstones(session, planned)
             backups = planned.backups
-            summary["registered_backups"] = register_backups(session, backups) if register else 0
+            registered = register_backups(session, planned.plan.store, backups) if register else 0
+            summary["registered_backups"] = registered
             audit_restore(session, summary, now, source="directory")
             restored.append({**summary, "status": "restored"})
             if on_progress is not None:
@@ -362,13 +382,13 @@ def write_directory(
     return restored
 
 
-def erasure_journal(org: OrgBackups, cipher: OrgCipher) -> list[dict[str, Any]]:
+def erasure_journal(store: ObjectStore, org: OrgBackups, cipher: OrgCipher) -> list[dict[str, Any]]:
     try:
-        return read_erasure_journal(org.manifests[0].parent, cipher)
+        return read_erasure_journal(store, org.org_id, cipher)
     except (CryptoError, ValueError, KeyError, TypeError):
         raise CryptoError(
             f"the erasure journal of organisation {org.org_id} was altered (restore "
-            f"{ERASURE_JOURNAL} from a copy of the backup directory)"
+            f"{org.org_id}/erasures from a copy of the backup store)"
         ) from None
 
 
@@ -403,31 +423,38 @@ def require_no_organizations(session: Session) -> None:
         )
 
 
-def org_backups(directory: Path) -> list[OrgBackups]:
-    """Every organisation directory with at least one manifest, newest manifest first."""
+def org_backups(store: ObjectStore) -> list[OrgBackups]:
+    """Every organisation with at least one manifest in the store, newest manifest first."""
+    keys: dict[uuid.UUID, list[str]] = {}
+    for key in store.list():
+        first, _, rest = key.partition("/")
+        org_id = uuid_or_none(first)
+        if org_id is not None and rest and "/" not in rest:
+            keys.setdefault(org_id, []).append(key)
     found = []
-    for child in sorted(directory.iterdir()):
-        org_id = uuid_or_none(child.name)
-        if org_id is None or not child.is_dir():
-            continue
+    for org_id, org_keys in sorted(keys.items(), key=lambda item: str(item[0])):
         manifests = [
-            (manifest_created(path, org_id), path) for path in child.glob("*.manifest.json")
+            (manifest_created(store, key, org_id), key)
+            for key in org_keys
+            if key.endswith(MANIFEST_SUFFIX)
         ]
         if manifests:
-            found.append(OrgBackups(org_id, [path for _, path in sorted(manifests, reverse=True)]))
+            bundles = frozenset(key for key in org_keys if key.endswith(BUNDLE_SUFFIX))
+            newest_first = [key for _, key in sorted(manifests, reverse=True)]
+            found.append(OrgBackups(org_id, newest_first, bundles))
     return found
 
 
-def manifest_created(path: Path, org_id: uuid.UUID) -> datetime:
+def manifest_created(store: ObjectStore, key: str, org_id: uuid.UUID) -> datetime:
     try:
-        manifest = read_manifest(path)
+        manifest = read_manifest(store, key)
         if manifest["org_id"] != str(org_id):
             raise ValueError("manifest of another organisation")
         return datetime.fromisoformat(manifest["created_at"])
-    except (LeadlineError, ValueError, KeyError, TypeError):
+    except (NotFoundError, ValueError, KeyError, TypeError):
         raise CryptoError(
-            f"backup manifest {path} is corrupt (move it and its bundle out of the directory "
-            "to restore from an older backup)"
+            f"backup manifest {store.location(key)} is corrupt (move it and its bundle out of "
+            "the store to restore from an older backup)"
         ) from None
 
 
@@ -463,22 +490,22 @@ def recreate_organization(
     install_data_keys(session, context.keyring, plan.org_id, cipher.deks)
 
 
-def register_backups(session: Session, org: OrgBackups) -> int:
+def register_backups(session: Session, store: ObjectStore, org: OrgBackups) -> int:
     """The org's bundles go back into the `backups` table, so they expire on time again."""
     registered = 0
-    for path in org.manifests:
-        manifest = read_manifest(path)
-        bundle = path.with_name(manifest["bundle"])
-        if not bundle.exists():
+    for key in org.manifests:
+        manifest = read_manifest(store, key)
+        bundle = sibling(key, manifest["bundle"])
+        if bundle not in org.bundles:
             continue
         session.add(
             Backup(
                 id=uuid.UUID(manifest["backup_id"]),
                 org_id=org.org_id,
-                path=f"{org.org_id}/{bundle.name}",
+                path=bundle,
                 sha256=manifest["sha256"],
                 key_version=manifest["key_version"],
-                size_bytes=bundle.stat().st_size,
+                size_bytes=manifest.get("size_bytes") or stored_size(store, bundle),
                 row_count=manifest["rows"],
                 status="available",
                 created_at=datetime.fromisoformat(manifest["created_at"]),
@@ -488,6 +515,12 @@ def register_backups(session: Session, org: OrgBackups) -> int:
         registered += 1
     session.flush()
     return registered
+
+
+def stored_size(store: ObjectStore, key: str) -> int:
+    """A bundle's size, for manifests written before they recorded it."""
+    with store.reader(key) as source:
+        return source.seek(0, 2)
 
 
 def describe(summary: dict[str, Any]) -> str:
@@ -503,6 +536,6 @@ def describe(summary: dict[str, Any]) -> str:
         elif org["status"] == "unreadable":
             lines.append(f"org {org['org_id']}: not restored, {org['reason']}")
         else:
-            lines.append(f"org {org['org_id']}: not restored, no backup in the directory")
+            lines.append(f"org {org['org_id']}: not restored, no backup in the store")
     lines.append(f"{summary['restored']} organisations restored, {summary['not_restored']} not")
     return "\n".join(lines)

@@ -53,6 +53,7 @@ def isolated_settings(settings: Settings) -> Iterator[Settings]:
     updates: dict[str, Any] = {
         "leadline_state_dir": str(state_dir),
         "leadline_backup_dir": str(state_dir / "backups"),
+        "leadline_backup_url": None,  # its own directory, even when the stack uses a bucket
         "leadline_redis_namespace": f"{settings.leadline_redis_namespace}-demo-{suffix}",
         "leadline_worker_metrics_port": 0,
         "leadline_scheduler_metrics_port": 0,

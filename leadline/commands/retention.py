@@ -46,8 +46,15 @@ def backup_create(
         ensure_org(context, org_id)
         with progress("rows written") as on_progress:
             backup = create_backup(context, org_id, now, on_progress=on_progress)
-        data = {"id": str(backup.id), "org_id": org, "path": backup.path, "rows": backup.row_count}
-        emit(data, as_json, f"backup {backup.id} ({backup.row_count} rows) at {backup.path}")
+        location = context.backups.location(backup.path)
+        data = {
+            "id": str(backup.id),
+            "org_id": org,
+            "path": backup.path,
+            "location": location,
+            "rows": backup.row_count,
+        }
+        emit(data, as_json, f"backup {backup.id} ({backup.row_count} rows) at {location}")
 
     run_guarded(run, as_json)
 
@@ -93,28 +100,32 @@ def backup_list(
 @backup_app.command("restore")
 def backup_restore(
     backup_id: str = typer.Argument("", help="Backup id to restore into its live organisation."),
-    from_dir: Path | None = typer.Option(
+    source: str | None = typer.Option(
         None,
         "--from",
-        help="A backup directory: restore every organisation in it into an empty database.",
+        metavar="DIR|URL",
+        help="A backup store (a directory, file:///path or s3://bucket/prefix): restore every "
+        "organisation in it into an empty database.",
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Re-insert BACKUP_ID's rows (idempotent), or with --from DIR rebuild every organisation
-    of DIR after the database was lost; erased people stay erased."""
-    from tasks.restore import describe, restore_backup, restore_from_directory
+    """Re-insert BACKUP_ID's rows (idempotent), or with --from DIR|URL rebuild every
+    organisation of that backup store after the database was lost; erased people stay erased."""
+    from tasks.restore import describe, restore_backup, restore_from_store
 
-    if bool(backup_id) == (from_dir is not None):
-        fail("give either BACKUP_ID or --from DIR (backup restore ID, or --from DIR)", as_json, 2)
+    if bool(backup_id) == (source is not None):
+        fail(
+            "give either BACKUP_ID or --from DIR|URL (backup restore ID, or --from DIR)", as_json, 2
+        )
 
-    backup = parse_uuid(backup_id, "BACKUP_ID") if from_dir is None else None
+    backup = parse_uuid(backup_id, "BACKUP_ID") if source is None else None
 
     def run() -> None:
         context = open_runtime()
-        if from_dir is not None:
+        if source is not None:
             with progress("organisations restored") as on_progress:
-                summary = restore_from_directory(
-                    context, from_dir, context.clock(), on_progress=on_progress
+                summary = restore_from_store(
+                    context, source, context.clock(), on_progress=on_progress
                 )
             emit(summary, as_json, describe(summary))
             return

@@ -1,9 +1,12 @@
 """Fixtures of the retention tests: a lead-linked table of one test's own, a database a test
-may drop, and the CLI run in this process."""
+may drop, the CLI run in this process, and an S3-compatible server (moto's server mode)
+started on loopback by the tests themselves, with credentials in the standard AWS variables
+and settings and task contexts whose backups live in a fresh bucket on it."""
 
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +23,14 @@ from models.rls import run_all, tenant_table_sql
 from tests.support.processes import child_env
 from tests.support.restore import CliResult, ScratchDatabase
 from tests.support.retention import NOTES
+from tests.support.s3 import (
+    AwsCredentials,
+    Bucket,
+    backups_in,
+    context_with,
+    make_bucket,
+    raw_client,
+)
 
 
 @pytest.fixture
@@ -112,3 +123,64 @@ def cli(leadline_cli: Callable[..., CliResult]) -> Callable[..., Any]:
         return result.json()
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 on 127.0.0.1 and a free port, in a thread of this process."""
+    from moto.server import ThreadedMotoServer
+
+    # Its request lines would land in the output of CLI commands run in this process.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> AwsCredentials:
+    """Credentials only in the standard variables, as production gives them; no profile,
+    config file or instance metadata is looked at (nothing leaves loopback)."""
+    credentials = AwsCredentials(
+        f"AKIA{uuid.uuid4().hex[:16].upper()}", uuid.uuid4().hex * 2, uuid.uuid4().hex * 3
+    )
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", credentials.session_token)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return credentials
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str, aws_credentials: AwsCredentials) -> Bucket:
+    return make_bucket(raw_client(s3_endpoint))
+
+
+@pytest.fixture
+def s3_settings(settings: Settings, bucket: Bucket, s3_endpoint: str) -> Settings:
+    return backups_in(settings, bucket, s3_endpoint)
+
+
+@pytest.fixture
+def s3_context(context: Any, s3_settings: Settings) -> Any:
+    """The test's task context (same database and keys) with its backups in the bucket."""
+    return context_with(context, s3_settings)
+
+
+@pytest.fixture
+def isolated_s3_context(
+    scratch_database: ScratchDatabase, bucket: Bucket, s3_endpoint: str
+) -> Iterator[Any]:
+    """A migrated database of its own with its backups in the bucket: jobs that sweep every
+    row (expiry) see only this test's backups."""
+    scratch_database.settings = backups_in(scratch_database.settings, bucket, s3_endpoint)
+    scratch_database.migrate()
+    context = scratch_database.context()
+    yield context
+    context.db.dispose()

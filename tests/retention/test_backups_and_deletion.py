@@ -14,16 +14,22 @@ from sqlalchemy import Table, select
 
 from intake.inbox import store_inbound_event
 from leadline.errors import CryptoError
+from leadline.objectstore import FileStore
 from models.orgs import create_organization
 from models.retention import Backup
 from models.tables import AuditEntry, Organization
-from tasks.backups import backup_files, create_backup, expire_backups, open_bundle
+from tasks.backups import backup_keys, create_backup, expire_backups, open_bundle
 from tasks.deletion import delete_organization, process_deletions
 from tests.support.retention import add_lead, add_note, org_row_counts
 
 pytestmark = pytest.mark.integration
 
 NAME = "Grace Deletable"
+
+
+def stored(context: Any, key: str) -> Path:
+    """Where the (directory) backup store keeps an object."""
+    return Path(context.settings.leadline_backup_dir) / key
 
 
 def populate(context: Any, org_id: uuid.UUID, notes: Table) -> None:
@@ -37,12 +43,12 @@ def test_backup_holds_ciphertext_and_never_the_key_table(context: Any, make_org:
     org = make_org()
     add_lead(context, org.id, name=NAME, phone="+14155550145")
     backup = create_backup(context, org.id, context.clock())
-    files = backup_files(context, org.id, backup.id)
-    manifest = json.loads(files.manifest.read_text())
+    keys = backup_keys(org.id, backup.id)
+    manifest = json.loads(stored(context, keys.manifest).read_text())
     assert manifest["org_id"] == str(org.id) and manifest["sha256"] == backup.sha256
     assert {"created_at", "expires_at", "key_version", "wrapped_key"} <= set(manifest)
-    assert NAME.encode() not in files.bundle.read_bytes()
-    records = list(open_bundle(context, files.manifest))
+    assert NAME.encode() not in stored(context, keys.bundle).read_bytes()
+    records = list(open_bundle(context, keys.manifest))
     tables = {record["table"] for record in records[1:]}
     assert "leads" in tables and "org_keys" not in tables
     lead_row = next(r["row"] for r in records[1:] if r["table"] == "leads")
@@ -55,9 +61,9 @@ def test_backups_older_than_retention_are_deleted_younger_stay(context: Any, mak
     old = create_backup(context, org.id, now - timedelta(days=91))
     young = create_backup(context, org.id, now - timedelta(days=89))
     expire_backups(context, now)
-    assert not backup_files(context, org.id, old.id).bundle.exists()
-    assert not backup_files(context, org.id, old.id).manifest.exists()
-    assert backup_files(context, org.id, young.id).bundle.exists()
+    assert not stored(context, backup_keys(org.id, old.id).bundle).exists()
+    assert not stored(context, backup_keys(org.id, old.id).manifest).exists()
+    assert stored(context, backup_keys(org.id, young.id).bundle).exists()
     with context.db.tenant(org.id) as session:
         assert session.get(Backup, old.id).status == "deleted"  # type: ignore[union-attr]
         assert session.get(Backup, young.id).status == "available"  # type: ignore[union-attr]
@@ -72,11 +78,12 @@ def test_cancelled_org_is_deleted_after_grace_and_its_backups_unreadable(
         populate(context, org.id, notes_table)
         backups[org.id] = create_backup(context, org.id, context.clock())
     backup = backups[doomed.id]
-    files = backup_files(context, doomed.id, backup.id)
-    stolen = tmp_path / files.manifest.name
-    shutil.copy(files.manifest, stolen)
-    shutil.copy(files.bundle, tmp_path / files.bundle.name)
-    assert len(list(open_bundle(context, stolen))) > 1  # readable while the org lives
+    keys = backup_keys(doomed.id, backup.id)
+    files = [stored(context, keys.manifest), stored(context, keys.bundle)]
+    for path in files:
+        shutil.copy(path, tmp_path / path.name)
+    copies, stolen = FileStore(tmp_path), files[0].name
+    assert len(list(open_bundle(context, stolen, copies))) > 1  # readable while the org lives
     now = context.clock()
     cancelled_at = now - timedelta(days=31)
     with context.db.maintenance() as session:
@@ -89,12 +96,12 @@ def test_cancelled_org_is_deleted_after_grace_and_its_backups_unreadable(
 
     remaining = {table: n for table, n in org_row_counts(context, doomed.id).items() if n}
     assert remaining == {}
-    assert not files.bundle.parent.exists()
+    assert not files[1].parent.exists()
     with pytest.raises(CryptoError):
-        list(open_bundle(context, stolen))
+        list(open_bundle(context, stolen, copies))
     assert org_row_counts(context, other.id) == others_before
-    other_files = backup_files(context, other.id, backups[other.id].id)
-    assert len(list(open_bundle(context, other_files.manifest))) > 1
+    other_keys = backup_keys(other.id, backups[other.id].id)
+    assert len(list(open_bundle(context, other_keys.manifest))) > 1
     with context.db.maintenance() as session:
         audit = session.scalars(
             select(AuditEntry).where(
@@ -108,5 +115,5 @@ def test_cancelled_org_is_deleted_after_grace_and_its_backups_unreadable(
     with context.db.tenant(doomed.id) as session:
         create_organization(session, context.keyring, doomed.id, "Reborn", actor="test")
     with pytest.raises(CryptoError):
-        list(open_bundle(context, stolen))
+        list(open_bundle(context, stolen, copies))
     delete_organization(context, doomed.id)

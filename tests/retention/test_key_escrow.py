@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from leadline.errors import CryptoError, NotFoundError
+from leadline.objectstore import FileStore
 from models.crypto import Keyring, new_key
 from models.key_escrow import (
     EscrowError,
@@ -38,9 +39,8 @@ def keyring(*ids: str) -> Keyring:
 def written(tmp_path: Path) -> tuple[Path, Keyring, uuid.UUID, dict[int, bytes]]:
     master = keyring("k1")
     org_id, deks = uuid.uuid4(), {1: new_key(), 2: new_key()}
-    path = tmp_path / "key-escrow.json"
-    write_escrow(path, {org_id: wrap_keys(master, org_id, deks)}, NOW)
-    return path, master, org_id, deks
+    write_escrow(FileStore(tmp_path), {org_id: wrap_keys(master, org_id, deks)}, NOW)
+    return tmp_path / "key-escrow.json", master, org_id, deks
 
 
 def entries(path: Path) -> dict[str, list[dict[str, object]]]:
@@ -58,7 +58,7 @@ def test_round_trip_every_version_private_file_no_plaintext_key(
     raw = path.read_bytes()
     for dek in deks.values():
         assert dek not in raw and base64.b64encode(dek) not in raw
-    assert escrow_cipher(master, org_id, read_escrow(path)[org_id]).deks == deks
+    assert escrow_cipher(master, org_id, read_escrow(FileStore(path.parent))[org_id]).deks == deks
     assert [p.name for p in path.parent.iterdir()] == ["key-escrow.json"]  # no temp file left
 
 
@@ -70,14 +70,14 @@ def test_a_tampered_entry_fails(written: tuple[Path, Keyring, uuid.UUID, dict[in
     document["orgs"][str(org_id)][0]["wrapped"] = base64.b64encode(bytes(wrapped)).decode()
     path.write_text(json.dumps(document))
     with pytest.raises(EscrowError, match=str(org_id)):
-        escrow_cipher(master, org_id, read_escrow(path)[org_id])
+        escrow_cipher(master, org_id, read_escrow(FileStore(path.parent))[org_id])
 
 
 def test_an_entry_moved_to_another_org_or_version_fails(
     written: tuple[Path, Keyring, uuid.UUID, dict[int, bytes]],
 ) -> None:
     path, master, org_id, _ = written
-    keys = read_escrow(path)[org_id]
+    keys = read_escrow(FileStore(path.parent))[org_id]
     with pytest.raises(EscrowError):
         unwrap_keys(master, uuid.uuid4(), keys)  # AAD binds the org
     swapped = (keys[0].__class__(2, keys[0].kek_id, keys[0].wrapped),)
@@ -89,7 +89,7 @@ def test_the_wrong_master_key_fails_with_a_clear_error(
     written: tuple[Path, Keyring, uuid.UUID, dict[int, bytes]],
 ) -> None:
     path, _, org_id, _ = written
-    keys = read_escrow(path)[org_id]
+    keys = read_escrow(FileStore(path.parent))[org_id]
     with pytest.raises(EscrowError) as same_id:
         unwrap_keys(keyring("k1"), org_id, keys)
     assert "does not open with master key 'k1'" in str(same_id.value)
@@ -104,7 +104,7 @@ def test_rewrap_moves_entries_under_the_new_primary(
 ) -> None:
     path, old, org_id, deks = written
     rotated = Keyring(keys=(("k2", os.urandom(32)), old.keys[0]))
-    moved = rewrap(rotated, org_id, read_escrow(path)[org_id])
+    moved = rewrap(rotated, org_id, read_escrow(FileStore(path.parent))[org_id])
     assert {entry.kek_id for entry in moved} == {"k2"}
     only_new = Keyring(keys=(rotated.keys[0],))
     assert unwrap_keys(only_new, org_id, moved) == deks
@@ -112,7 +112,7 @@ def test_rewrap_moves_entries_under_the_new_primary(
 
 def test_missing_malformed_and_future_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="no key escrow at"):
-        read_escrow(tmp_path / "key-escrow.json")
+        read_escrow(FileStore(tmp_path))
     with pytest.raises(CryptoError, match="malformed"):
         decode_escrow(b"{not json")
     with pytest.raises(CryptoError, match="format version 2"):

@@ -16,17 +16,19 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from leadline.errors import CryptoError, LeadlineError
+from leadline.objectstore import FileStore
 from leadline.settings import parse_master_keys
 from models.bundles import BundleWriter
 from models.crypto import Keyring, OrgCipher, new_key
-from models.key_escrow import escrow_cipher, escrow_path, read_escrow, wrap_keys, write_escrow
+from models.key_escrow import escrow_cipher, read_escrow, wrap_keys, write_escrow
 from models.messaging import ConversationMessage
 from models.orgs import create_organization
 from models.tables import AuditEntry, Lead, Organization
 from models.webhooks import WebhookAttempt, WebhookDelivery
 from tasks import restore as restore_module
 from tasks.backups import (
-    backup_files,
+    BackupKeys,
+    backup_keys,
     bundle_records,
     create_backup,
     create_backups,
@@ -53,6 +55,12 @@ pytestmark = pytest.mark.integration
 ADA = Person("Ada Erased", "+14155550171", "ada.restore@example.org")
 BOB = Person("Bob Stays", "+14155550172", "bob.restore@example.org")
 CY = Person("Cy Stays", "+14155550173", "cy.restore@example.org")
+
+
+def stored(context: Any, keys: BackupKeys) -> tuple[Path, Path]:
+    """A backup's manifest and bundle files in the (directory) backup store."""
+    root = Path(context.settings.leadline_backup_dir)
+    return root / keys.manifest, root / keys.bundle
 
 
 def restore_audits(context: Any, org_id: uuid.UUID) -> list[AuditEntry]:
@@ -152,7 +160,7 @@ def test_a_restore_that_fails_leaves_the_database_as_it_was(
     monkeypatch.undo()
 
     # A damaged tail: nothing is written either, and the error says what is wrong.
-    corrupt_tail(backup_files(context, org.id, backup.id).manifest)
+    corrupt_tail(stored(context, backup_keys(org.id, backup.id))[0])
     with pytest.raises(CryptoError):
         restore_backup(context, backup.id, context.clock())
     assert data_counts(context, org.id) == before
@@ -212,15 +220,17 @@ def test_disaster_recovery_from_the_backup_directory_alone(
     stale_copy = tmp_path / "doomed-copy"
     shutil.copytree(backup_dir / str(doomed), stale_copy)
     delete_organization(context, doomed)
-    escrow = read_escrow(escrow_path(backup_dir))
+    escrow = read_escrow(FileStore(backup_dir))
     assert set(escrow) == {kept, other}
     # An old copy of the deleted org's bundles, put back: the escrow cannot open it.
     shutil.copytree(stale_copy, backup_dir / str(doomed))
     doomed_manifest = next((backup_dir / str(doomed)).glob("*.manifest.json"))
+    manifest_key = doomed_manifest.relative_to(backup_dir).as_posix()
     for org_id, keys in escrow.items():
         cipher = escrow_cipher(context.keyring, org_id, keys)
+        doomed_cipher = OrgCipher(org_id=doomed, deks=cipher.deks)
         with pytest.raises(CryptoError):
-            list(bundle_records(doomed_manifest, OrgCipher(org_id=doomed, deks=cipher.deks)))
+            list(bundle_records(FileStore(backup_dir), manifest_key, doomed_cipher))
     context.db.dispose()
 
     # The database is lost.
@@ -248,7 +258,7 @@ def test_disaster_recovery_from_the_backup_directory_alone(
     assert broken.exit_code == 1 and "corrupt or does not open" in broken.stderr
     altered = tmp_path / "altered"
     shutil.copytree(backup_dir, altered)
-    journal = altered / str(other) / "erasures.jsonl"
+    (journal,) = (altered / str(other) / "erasures").glob("*.json")
     assert stat.S_IMODE(journal.stat().st_mode) == 0o600
     entry = json.loads(journal.read_text())
     assert set(entry) == {"id", "sealed"}  # the erasure's time is sealed too
@@ -303,10 +313,10 @@ def test_rotate_master_then_a_backup_rewrites_the_escrow_under_the_new_primary(
     with context.db.tenant(org_id) as session:
         create_organization(session, context.keyring, org_id, "Rotating", actor="test")
     context.db.dispose()
-    path = escrow_path(scratch.settings.leadline_backup_dir)
+    store = FileStore(Path(scratch.settings.leadline_backup_dir))
     first = leadline_cli(scratch.settings, "backup", "create", str(org_id), "--json")
     assert first.exit_code == 0, first.stderr
-    assert {key.kek_id for key in read_escrow(path)[org_id]} == {"test1"}
+    assert {key.kek_id for key in read_escrow(store)[org_id]} == {"test1"}
 
     old = scratch.settings.leadline_master_keys.get_secret_value()  # type: ignore[union-attr]
     new = random_master_key("test2")
@@ -316,7 +326,7 @@ def test_rotate_master_then_a_backup_rewrites_the_escrow_under_the_new_primary(
     again = leadline_cli(scratch.settings, "backup", "create", LEADLINE_MASTER_KEYS=both)
     assert again.exit_code == 0, again.stderr
 
-    keys = read_escrow(path)[org_id]
+    keys = read_escrow(store)[org_id]
     assert {key.kek_id for key in keys} == {"test2"}
     only_new = Keyring(keys=(parse_master_keys(new)[0],))
     assert escrow_cipher(only_new, org_id, keys).deks  # the old master key is not needed
@@ -326,20 +336,20 @@ def test_a_backup_run_keeps_entries_of_orgs_the_database_lost_and_repairs_a_dama
     context: Any, make_org: Any
 ) -> None:
     """A backup taken on a fresh database before the restore must not wipe the escrow."""
-    path = escrow_path(context.settings.leadline_backup_dir)
+    store = FileStore(Path(context.settings.leadline_backup_dir))
     org = make_org()
     create_backup(context, org.id, context.clock())
     lost_org = uuid.uuid4()
-    escrow = read_escrow(path)
+    escrow = read_escrow(store)
     escrow[lost_org] = wrap_keys(context.keyring, lost_org, {1: new_key()})
-    write_escrow(path, escrow, context.clock())
+    write_escrow(store, escrow, context.clock())
 
     create_backup(context, org.id, context.clock())
-    assert {org.id, lost_org} <= set(read_escrow(path))
+    assert {org.id, lost_org} <= set(read_escrow(store))
 
-    path.write_text("{damaged")
+    store.path("key-escrow.json").write_text("{damaged")
     create_backup(context, org.id, context.clock())
-    assert org.id in read_escrow(path)
+    assert org.id in read_escrow(store)
 
 
 def test_a_row_the_database_refuses_rolls_back_with_a_clear_error_and_no_values(
@@ -348,24 +358,25 @@ def test_a_row_the_database_refuses_rolls_back_with_a_clear_error_and_no_values(
     """A bundle holding an attempt whose delivery is nowhere (the crash of issue 12, forced)."""
     org, _ = seeded_org(context, make_org, (BOB,))
     backup = create_backup(context, org.id, context.clock())
-    files = backup_files(context, org.id, backup.id)
-    records = list(open_bundle(context, files.manifest))
+    keys = backup_keys(org.id, backup.id)
+    manifest_path, bundle_path = stored(context, keys)
+    records = list(open_bundle(context, keys.manifest))
     attempt = next(r for r in records if r.get("table") == "webhook_attempts")
     orphan = {**attempt["row"], "id": str(uuid.uuid4()), "delivery_id": str(uuid.uuid4())}
     orphan["error_text"] = BOB.phone
-    manifest = json.loads(files.manifest.read_text())
+    manifest = json.loads(manifest_path.read_text())
     with context.db.tenant(org.id) as session:
         cipher = context.keys.cipher(session, org.id)
     key = cipher.decrypt(
         base64.b64decode(manifest["wrapped_key"]), "backups", "bundle_key", backup.id
     )
-    with files.bundle.open("wb") as sink:
+    with bundle_path.open("wb") as sink:
         writer = BundleWriter(sink, key, backup.id)
         for record in [*records, {"table": "webhook_attempts", "row": orphan}]:
             writer.write_record(record)
         writer.close()
-    manifest["sha256"] = hashlib.sha256(files.bundle.read_bytes()).hexdigest()
-    files.manifest.write_text(json.dumps(manifest))
+    manifest["sha256"] = hashlib.sha256(bundle_path.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
     drop_tied_rows(context, org.id)
     before = data_counts(context, org.id)
 

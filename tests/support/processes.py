@@ -24,7 +24,7 @@ SECRETS = {
 
 def child_env(settings: Settings, *, providers: bool = True, **extra: str) -> dict[str, str]:
     """The environment of a `leadline` child: the test's database, Redis namespace, master
-    key, state and backup directories and provider sandbox; nothing inherited from this
+    key, state directory, backup store and provider sandbox; nothing inherited from this
     process's own LEADLINE_ or provider settings. Without `providers`, the provider settings
     are left out too (`leadline up` then makes its own sandbox and development secrets)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADLINE_", "TWILIO_"))}
@@ -35,7 +35,8 @@ def child_env(settings: Settings, *, providers: bool = True, **extra: str) -> di
         LEADLINE_REDIS_NAMESPACE=settings.leadline_redis_namespace,
         LEADLINE_MASTER_KEYS=secret(settings.leadline_master_keys),
         LEADLINE_STATE_DIR=settings.leadline_state_dir,
-        LEADLINE_BACKUP_DIR=settings.leadline_backup_dir,
+        LEADLINE_BACKUP_URL=settings.backup_url,
+        LEADLINE_S3_ENDPOINT_URL=settings.leadline_s3_endpoint_url or "",
         LEADLINE_LOG_LEVEL="WARNING",
         # Test runs share the machine (and some start two workers): no fixed metrics ports.
         LEADLINE_WORKER_METRICS_PORT="0",
