@@ -149,6 +149,8 @@ def bench_env(services: Services, options: dict[str, Any], label: str) -> Iterat
         leadline_state_dir=str(workdir / "state"),
         leadline_backup_dir=str(workdir / "backups"),
         leadline_log_level="WARNING",
+        # The webhook benchmark's receiver is on 127.0.0.1 (the test environment allows it).
+        leadline_allow_private_webhook_targets=True,
         leadline_worker_threads=options.get("threads") or Settings().leadline_worker_threads,
     )
     context = None
@@ -209,6 +211,11 @@ def delete_namespace(redis_url: str, namespace: str) -> None:
     for start in range(0, len(keys), 1000):
         client.delete(*keys[start : start + 1000])
     client.close()
+
+
+def default_intake_workers() -> int:
+    """The process count `leadline intake` uses by default (the baselines get the same)."""
+    return 1
 
 
 def free_port() -> int:
