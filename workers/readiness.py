@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from models.db import Database
+from models.db import Database, connect_retrying
 from models.migrate import is_current
 
 OK = "ok"
@@ -39,8 +39,7 @@ class Readiness:
 
 
 def check_postgres(engine: Engine) -> str:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+    connect_retrying(engine).close()
     return OK
 
 
