@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from intake.auth import api_key_prefix, authenticate_api_key, bearer_token
-from intake.hooks import context_of, remembered
+from intake.hooks import cached_org, context_of, remembered
 from intake.limits import count_auth_failure, hit
 from intake.rejections import label_rejection
 from intake.responses import error_response
@@ -27,11 +27,16 @@ async def bearer_org(request: Request, spoolable: bool = False) -> tuple[uuid.UU
     last LEADLINE_SPOOL_CACHE_SECONDS; anything else is 503 with Retry-After."""
     try:
         token = bearer_token(request)
+        digest = hashlib.sha256(token.encode()).hexdigest()
         org_id = await remembered(
             request,
             "api_key",
-            hashlib.sha256(token.encode()).hexdigest(),
-            lambda: run_in_threadpool(authenticate_api_key, context_of(request), token),
+            digest,
+            lambda: cached_org(
+                "api_key",
+                digest,
+                lambda: run_in_threadpool(authenticate_api_key, context_of(request), token),
+            ),
             use_cache=spoolable,
         )
     except VerificationError:

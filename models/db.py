@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from models.cache import WATCHED_TABLES, invalidations
 from models.rls import APP_ROLE, MAINTENANCE_ROLE
 
 _BEGIN_SCOPED = sql.SQL(
@@ -42,12 +43,31 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+def libpq_url(url: str) -> str:
+    """The URL as libpq (and so psycopg.connect) spells it."""
+    return "postgresql://" + sqlalchemy_url(url).removeprefix("postgresql+psycopg://")
+
+
 def pooled_engine(url: str, pool_size: int) -> Engine:
     # Every connection is kept: with overflow connections, a busy intake (more threads than
     # pooled connections) closed and reopened PostgreSQL sessions on most requests.
     engine = create_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=0)
     event.listen(engine, "checkin", _leave_autocommit)
+    event.listen(engine, "before_cursor_execute", _note_cached_writes)
     return engine
+
+
+_WRITES = ("insert", "update", "delete", "truncate")
+WRITTEN_TABLES = "leadline_written_tables"
+
+
+def _note_cached_writes(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+    """Remember which cached tables a transaction writes; `_scoped` invalidates them locally
+    right after COMMIT (other processes hear of it through the database, models/cache.py)."""
+    if statement.lstrip()[:8].lower().startswith(_WRITES):
+        written = {table for table in WATCHED_TABLES if table in statement}
+        if written:
+            conn.info.setdefault(WRITTEN_TABLES, set()).update(written)
 
 
 def _leave_autocommit(dbapi_connection: Any, _record: Any) -> None:
@@ -91,6 +111,15 @@ class Database:
     def __init__(self, url: str, app_url: str | None = None, pool_size: int = 20) -> None:
         self.owner_engine = pooled_engine(url, pool_size)
         self.app_engine = pooled_engine(app_url, pool_size) if app_url else self.owner_engine
+        self._listen_url = libpq_url(app_url or url)
+
+    def start_cache_invalidations(self) -> None:
+        """Serve this process's caches (models/cache.py) from now on, invalidated by the
+        database; a process that never calls this always asks the database."""
+        invalidations.start(self._listen_url)
+
+    def stop_cache_invalidations(self) -> None:
+        invalidations.stop(self._listen_url)
 
     @contextmanager
     def tenant(self, org_id: uuid.UUID) -> Iterator[Session]:
@@ -123,8 +152,15 @@ class Database:
         session = _open_scoped(engine, role, org, isolation)
         transaction = session.get_transaction()
         assert transaction is not None
+        info = session.connection().info
+        info.pop(WRITTEN_TABLES, None)
         with session, transaction:
-            yield session
+            try:
+                yield session
+            finally:
+                written = info.pop(WRITTEN_TABLES, None)
+        if written:
+            invalidations.changed(written)
 
     def dispose(self) -> None:
         self.owner_engine.dispose()

@@ -68,6 +68,7 @@ def worker(
     from workers.exporter import serve_worker_metrics
 
     context = open_runtime()
+    context.db.start_cache_invalidations()
     metrics_port = context.settings.leadline_worker_metrics_port
     if metrics_port:
         try:
