@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from intake.inbox import StoredEvent, store_inbound_event
-from intake.limits import FailureClass, count_auth_failure, hit
+from intake.limits import FailureClass, count_auth_failure, limiter_of
 from intake.rejections import label_rejection
 from intake.responses import error_response
 from intake.spool import RoutingCache, Spool, SpoolFull, database_unreachable, unavailable
@@ -191,9 +191,15 @@ async def accept(
 ) -> Response | None:
     """Count against the org's webhook limit, store once, enqueue after COMMIT; None once the
     event is taken (stored, or spooled while the database is unreachable), else the 503."""
-    await hit(request, "webhooks", f"{org_id}:{request.url.path}")
+    limiter, key = limiter_of(request), f"{org_id}:{request.url.path}"
     stored = await store_or_spool(
-        request, org_id, source, external_id, payload, request.state.request_id
+        request,
+        org_id,
+        source,
+        external_id,
+        payload,
+        request.state.request_id,
+        before=lambda: limiter.hit("webhooks", key),
     )
     return stored if isinstance(stored, Response) else None
 
@@ -206,21 +212,24 @@ async def store_or_spool(
     payload: dict[str, Any],
     request_id: str | None,
     canonical_request: str | None = None,
+    before: Callable[[], None] | None = None,
 ) -> StoredEvent | Response:
     """store_inbound_event; while the database is unreachable, the spool (intake/spool.py)
-    takes the event instead (a StoredEvent with the id it will be stored under), or 503."""
+    takes the event instead (a StoredEvent with the id it will be stored under), or 503.
+
+    `before` runs first in the same threadpool hop (a rate-limit hit), so a request costs one
+    hand-off to a thread."""
     context = context_of(request)
-    try:
-        return await run_in_threadpool(
-            store_inbound_event,
-            context,
-            org_id,
-            source,
-            external_id,
-            payload,
-            request_id,
-            canonical_request,
+
+    def store() -> StoredEvent:
+        if before is not None:
+            before()
+        return store_inbound_event(
+            context, org_id, source, external_id, payload, request_id, canonical_request
         )
+
+    try:
+        return await run_in_threadpool(store)
     except Exception as exc:
         if not database_unreachable(exc):
             raise
