@@ -215,7 +215,9 @@ def delete_namespace(redis_url: str, namespace: str) -> None:
 
 def default_intake_workers() -> int:
     """The process count `leadline intake` uses by default (the baselines get the same)."""
-    return 1
+    from leadline.commands.serve import default_processes
+
+    return default_processes()
 
 
 def free_port() -> int:
