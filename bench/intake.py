@@ -17,7 +17,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,18 +134,31 @@ def run(env: BenchEnv) -> dict[str, float]:
         "intake": [sys.executable, "-m", "leadline", "intake", "--workers", workers],
     }
     ready = {"bare": "/", "minimal": "/", "intake": "/healthz"}
+    rounds = int(env.option("rounds", 2))
     measured: dict[str, Measured] = {}
-    for name in ("bare", "minimal", "intake"):
-        with server(env, commands[name], name, ready[name]) as target:
-            request = LoadRequest(target.base + "/v1/leads", body, headers)
-            measured[name] = measure(env, target, request)
-            if name == "intake":
-                half = paced_load(
-                    request,
-                    rate=measured[name].load.requests_per_s / 2,
-                    duration=float(env.option("duration", 10.0)),
-                    connections=int(env.option("connections", 32)),
-                )
+    with ExitStack() as stack:
+        # All three serve at once (idle ones cost nothing) and are loaded in turn, round after
+        # round, so a burst of other work on the machine does not land on one side only.
+        targets = {
+            name: stack.enter_context(server(env, commands[name], name, ready[name]))
+            for name in ("bare", "minimal", "intake")
+        }
+        for _ in range(rounds):
+            for name, target in targets.items():
+                request = LoadRequest(target.base + "/v1/leads", body, headers)
+                result = measure(env, target, request)
+                if (
+                    name not in measured
+                    or result.load.requests_per_s > measured[name].load.requests_per_s
+                ):
+                    measured[name] = result
+        request = LoadRequest(targets["intake"].base + "/v1/leads", body, headers)
+        half = paced_load(
+            request,
+            rate=measured["intake"].load.requests_per_s / 2,
+            duration=float(env.option("duration", 10.0)),
+            connections=int(env.option("connections", 32)),
+        )
     if half.error_ratio > MAX_ERROR_RATIO:
         raise RuntimeError(f"half load: {half.errors} failed requests of {half.ok}")
     trips = {
@@ -155,7 +168,8 @@ def run(env: BenchEnv) -> dict[str, float]:
     intake, minimal, bare = measured["intake"], measured["minimal"], measured["bare"]
     env.note(
         f"max load: {intake.load.generator}, {env.option('connections', 32)} connections, "
-        f"{env.option('duration', 10.0):g} s, {workers} uvicorn process(es) each; half load: "
+        f"{env.option('duration', 10.0):g} s, best of {rounds} interleaved rounds, {workers} "
+        "uvicorn process(es) each; half load: "
         f"{half.generator} at {intake.load.requests_per_s / 2:.0f} req/s, latency from due time"
     )
     env.note(

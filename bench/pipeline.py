@@ -269,10 +269,12 @@ def proxied_runtime(env: BenchEnv) -> Iterator[tuple[dramatiq.Broker, str, Tally
             }
         )
         context = open_runtime(settings)
+        context.db.start_cache_invalidations()
         try:
             yield dramatiq.get_broker(), proxies.database_url, Tally(proxies)
         finally:
             dramatiq.get_broker().close()
+            context.db.stop_cache_invalidations()
             context.db.dispose()
             install_broker(original_broker)
             assert original_context is not None

@@ -158,6 +158,8 @@ def bench_env(services: Services, options: dict[str, Any], label: str) -> Iterat
     try:
         context = open_runtime(settings)
         upgrade(context.db.owner_engine)
+        # As `leadline intake` and `leadline worker` do: the in-process caches serve.
+        context.db.start_cache_invalidations()
         env = BenchEnv(services, settings, context, options, workdir)
         if analyzer.needed():
             env.note("autovacuum is off on this server: the benchmark runs ANALYZE every 5 s")
@@ -166,6 +168,7 @@ def bench_env(services: Services, options: dict[str, Any], label: str) -> Iterat
     finally:
         analyzer.stop()
         if context is not None:
+            context.db.stop_cache_invalidations()
             context.db.dispose()
             dramatiq.get_broker().close()
         delete_namespace(services.redis_url, settings.leadline_redis_namespace)
@@ -228,7 +231,7 @@ def free_port() -> int:
         return port
 
 
-def wait_until_serving(url: str, timeout: float = 30.0) -> None:
+def wait_until_serving(url: str, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

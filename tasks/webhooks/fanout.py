@@ -13,7 +13,7 @@ from models.cache import Cache
 from models.tables import Lead
 from models.webhooks import WebhookDelivery, WebhookEndpoint
 from tasks.domain_events import DomainEvent, EventData
-from tasks.webhooks.delivery import deliver_webhook
+from tasks.webhooks.delivery import deliver_webhooks
 from tasks.webhooks.payload import build_payload, encode_payload, encrypt_body, webhook_id
 
 
@@ -72,5 +72,5 @@ def queue_webhook_deliveries(event: DomainEvent) -> None:
                 cycle_started_at=event.now,
             )
         )
-        event.after_commit.add(deliver_webhook, str(event.org_id), str(delivery_id))
+        event.after_commit.add_to_batch(deliver_webhooks, str(event.org_id), str(delivery_id))
     event.session.flush()
