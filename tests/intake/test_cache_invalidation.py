@@ -29,9 +29,10 @@ INVALIDATION_DEADLINE_SECONDS = 1.0
 LEAD = {"name": "Ada", "phone": "+14155550123", "consent": {"sms": True, "text": "ok"}}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def intake_process(settings: Any, context: Any) -> Iterator[str]:
-    """`leadline intake` in its own process on the test database and Redis namespace."""
+    """`leadline intake` in its own process on the test database and Redis namespace (one
+    for the module: each test uses an org of its own)."""
     port = free_port()
     env = process_environment(settings, LEADLINE_STATE_DIR=tempfile.mkdtemp())
     process = subprocess.Popen(
