@@ -19,10 +19,11 @@ import psycopg
 import pytest
 
 from leadline.ports import free_port
-from tests.conftest import Org, psycopg_url
 from tests.helpers import wait_for
-from tests.integration.intake.signing import twilio_form
-from tests.messaging_support import LEADLINE, add_business_number, process_environment, run_leadline
+from tests.support.messaging import add_business_number, run_leadline
+from tests.support.processes import LEADLINE, child_env
+from tests.support.services import Org, psycopg_url
+from tests.support.signing import twilio_form
 
 pytestmark = pytest.mark.e2e
 INVALIDATION_DEADLINE_SECONDS = 1.0
@@ -34,7 +35,7 @@ def intake_process(settings: Any, context: Any) -> Iterator[str]:
     """`leadline intake` in its own process on the test database and Redis namespace (one
     for the module: each test uses an org of its own)."""
     port = free_port()
-    env = process_environment(settings, LEADLINE_STATE_DIR=tempfile.mkdtemp())
+    env = child_env(settings, LEADLINE_STATE_DIR=tempfile.mkdtemp())
     process = subprocess.Popen(
         [LEADLINE, "intake", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         env=env,

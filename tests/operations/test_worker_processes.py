@@ -14,7 +14,7 @@ import pytest
 
 from leadline.commands.serve import default_processes
 from tests.helpers import wait_for
-from tests.messaging_support import LEADLINE, process_environment
+from tests.support.processes import LEADLINE, child_env
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +40,7 @@ def alive(pid: int) -> bool:
 
 
 def start_workers(settings: Any) -> subprocess.Popen[bytes]:
-    env = process_environment(settings, LEADLINE_WORKER_METRICS_PORT="0")
+    env = child_env(settings, LEADLINE_WORKER_METRICS_PORT="0")
     return subprocess.Popen(
         [LEADLINE, "worker", "--processes", "2", "--threads", "1"],
         env=env,

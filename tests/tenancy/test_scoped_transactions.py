@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from models.db import Database
-from tests.conftest import psycopg_url
+from tests.support.services import psycopg_url
 
 pytestmark = pytest.mark.integration
 

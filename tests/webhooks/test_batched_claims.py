@@ -18,7 +18,7 @@ from tasks.after_commit import AfterCommit
 from tasks.registry import DomainEvent, publish
 from tasks.webhooks.delivery import claim_deliveries
 from tests.helpers import wait_for
-from tests.webhook_support import (
+from tests.support.webhooks import (
     DEV_WEBHOOKS,
     add_endpoint,
     deliveries,
