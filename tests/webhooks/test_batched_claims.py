@@ -15,7 +15,7 @@ from sqlalchemy import update
 
 from models.webhooks import WebhookDelivery, WebhookEndpoint
 from tasks.after_commit import AfterCommit
-from tasks.registry import DomainEvent, publish
+from tasks.domain_events import DomainEvent, publish
 from tasks.webhooks.delivery import claim_deliveries
 from tests.helpers import wait_for
 from tests.support.webhooks import (
