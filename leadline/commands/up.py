@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -84,6 +86,7 @@ def run_stack(
     )
     env.update(public_url_environment(configured, intake_url))
     stop = install_stop_handlers()
+    adopt_orphans()
     children = start_children(env, port, sandbox_port)
     cleanup.callback(stop_children, children)
     wait_until_healthy(f"{intake_url}/healthz", children, stop)
@@ -228,3 +231,29 @@ def stop_children(children: dict[str, Any], grace: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    reap_orphans(time.monotonic() + ORPHAN_GRACE_SECONDS)
+
+
+PR_SET_CHILD_SUBREAPER = 36
+ORPHAN_GRACE_SECONDS = 10.0  # adopted processes are already stopping (or killed with a parent)
+
+
+def adopt_orphans() -> None:
+    """Linux: processes our children leave behind (the intake's server processes, helpers of
+    multiprocessing) become our children when their parent exits, so we can reap them instead
+    of leaving zombies in the group after a stop."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def reap_orphans(deadline: float) -> None:
+    """Wait (until `deadline`) for every adopted process to exit, reaping each one."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
