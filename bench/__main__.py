@@ -25,21 +25,23 @@ from typing import Any
 import bench
 from bench.setup import RUN_ID, Services, bench_env, start_services
 
-ORDER = ["end_to_end", "intake", "webhook_fanout", "flat_cost", "worker_rss"]
+ORDER = ["intake", "worker", "webhook_fanout", "flat_cost", "worker_rss"]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
-    parser.add_argument("--events", type=int, help="events per end-to-end round (2000)")
+    parser.add_argument("--events", type=int, help="events per worker round (2000)")
     parser.add_argument("--rounds", type=int, help="rounds per figure, best kept (2)")
     parser.add_argument("--threads", type=int, help="worker threads (LEADLINE_WORKER_THREADS)")
     parser.add_argument("--leads", type=int, help="leads stored for flat_cost (1000000)")
     parser.add_argument("--rss-events", type=int, help="events for worker_rss (100000)")
     parser.add_argument("--duration", type=float, help="seconds per intake load run (10)")
     parser.add_argument("--connections", type=int, help="intake load connections (32)")
-    parser.add_argument("--intake-workers", type=int, help="uvicorn processes (1)")
+    parser.add_argument(
+        "--intake-workers", type=int, help="uvicorn processes (`leadline intake`'s default)"
+    )
     parser.add_argument("--no-wrk", action="store_true", help="use the httpx load generator")
     return parser.parse_args(argv)
 

@@ -8,30 +8,45 @@ from __future__ import annotations
 
 import argparse
 import uuid
+from collections.abc import Awaitable, Callable
 
 from starlette.types import Receive, Scope, Send
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
-        await lifespan(receive, send)
+        await lifespan_loop(receive, send)
         return
     more_body = True
     while more_body:
         message = await receive()
         more_body = message.get("more_body", False)
-    body = b'{"id":"' + str(uuid.uuid4()).encode() + b'"}'
+    await answer(send, 202, b'{"id":"' + str(uuid.uuid4()).encode() + b'"}')
+
+
+async def answer(send: Send, status: int, body: bytes) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": 202, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def lifespan(receive: Receive, send: Send) -> None:
+async def _nothing() -> None:
+    return None
+
+
+async def lifespan_loop(
+    receive: Receive,
+    send: Send,
+    startup: Callable[[], Awaitable[None]] = _nothing,
+    shutdown: Callable[[], Awaitable[None]] = _nothing,
+) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            await startup()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

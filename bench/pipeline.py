@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 from sqlalchemy import func, select
 
+from bench.roundtrips import Tally, counting_proxies
 from bench.setup import BenchEnv, BenchOrg
 
 NOOP_QUEUE = "bench_noop"
@@ -140,8 +142,9 @@ class Drainer:
     counter: CompletionCounter
 
     @classmethod
-    def install(cls, env: BenchEnv) -> Drainer:
-        broker = dramatiq.get_broker()
+    def install(cls, env: BenchEnv, broker: dramatiq.Broker | None = None) -> Drainer:
+        """A drainer on `broker` (default: the installed one) with the bench's threads."""
+        broker = broker or dramatiq.get_broker()
         counter = CompletionCounter()
         broker.add_middleware(counter)
         return cls(broker, env.settings.leadline_worker_threads, counter)
@@ -217,19 +220,63 @@ class PipelineBench:
     drainer: Drainer
     org: BenchOrg
     next_serial: int = 0
+    expected: tuple[int, int, int] = (0, 0, 0)
 
-    def round(self, events: int) -> tuple[float, Drained]:
-        """Events stored per second, and the drain of them, for one batch."""
+    def store(self, events: int) -> float:
+        """Store a batch of events (enqueued, not yet drained); events stored per second."""
         before_events, before_leads = count_processed(self.env, self.org)
+        self.expected = (before_events, before_leads, events)
         stored_rate = store_lead_events(self.env, self.org, self.next_serial, events)
         self.next_serial += events
-        drained = self.drainer.drain(events)
+        return stored_rate
+
+    def verify(self) -> None:
+        """Every event of the last batch became a new lead."""
+        before_events, before_leads, events = self.expected
         after_events, after_leads = count_processed(self.env, self.org)
         if (after_events - before_events, after_leads - before_leads) != (events, events):
             raise RuntimeError("the drain did not turn every event into a new lead")
+
+    def round(self, events: int) -> tuple[float, Drained]:
+        """Events stored per second, and the drain of them, for one batch."""
+        stored_rate = self.store(events)
+        drained = self.drainer.drain(events)
+        self.verify()
         return stored_rate, drained
 
 
 def best_of(rounds: int, measure: Callable[[], Drained]) -> Drained:
     """The fastest of several rounds: the least disturbed by other work on the machine."""
     return max((measure() for _ in range(rounds)), key=lambda drained: drained.per_second)
+
+
+@contextmanager
+def proxied_runtime(env: BenchEnv) -> Iterator[tuple[dramatiq.Broker, str, Tally]]:
+    """A runtime (broker, task context) whose PostgreSQL and Redis traffic is counted; the
+    bench's own runtime is put back afterwards."""
+    from tasks.context import current_context, open_runtime, set_context
+    from workers.runtime import install_broker, use_database
+
+    assert env.settings.leadline_database_url and env.settings.leadline_redis_url
+    original_broker, original_context = dramatiq.get_broker(), current_context()
+    with counting_proxies(
+        env.settings.leadline_database_url, env.settings.leadline_redis_url
+    ) as proxies:
+        settings = env.settings.model_copy(
+            update={
+                "leadline_database_url": proxies.database_url,
+                "leadline_redis_url": proxies.redis_url,
+            }
+        )
+        context = open_runtime(settings)
+        context.db.start_cache_invalidations()
+        try:
+            yield dramatiq.get_broker(), proxies.database_url, Tally(proxies)
+        finally:
+            dramatiq.get_broker().close()
+            context.db.stop_cache_invalidations()
+            context.db.dispose()
+            install_broker(original_broker)
+            assert original_context is not None
+            set_context(original_context)
+            use_database(original_context.db)

@@ -153,6 +153,8 @@ def bench_env(services: Services, options: dict[str, Any], label: str) -> Iterat
         leadline_state_dir=str(workdir / "state"),
         leadline_backup_dir=str(workdir / "backups"),
         leadline_log_level="WARNING",
+        # The webhook benchmark's receiver is on 127.0.0.1 (the test environment allows it).
+        leadline_allow_private_webhook_targets=True,
         leadline_worker_threads=options.get("threads") or Settings().leadline_worker_threads,
     )
     context = None
@@ -160,6 +162,8 @@ def bench_env(services: Services, options: dict[str, Any], label: str) -> Iterat
     try:
         context = open_runtime(settings)
         upgrade(context.db.owner_engine)
+        # As `leadline intake` and `leadline worker` do: the in-process caches serve.
+        context.db.start_cache_invalidations()
         env = BenchEnv(services, settings, context, options, workdir)
         if analyzer.needed():
             env.note("autovacuum is off on this server: the benchmark runs ANALYZE every 5 s")
@@ -168,6 +172,7 @@ def bench_env(services: Services, options: dict[str, Any], label: str) -> Iterat
     finally:
         analyzer.stop()
         if context is not None:
+            context.db.stop_cache_invalidations()
             context.db.dispose()
             dramatiq.get_broker().close()
         delete_namespace(services.redis_url, settings.leadline_redis_namespace)
@@ -215,6 +220,13 @@ def delete_namespace(redis_url: str, namespace: str) -> None:
     client.close()
 
 
+def default_intake_workers() -> int:
+    """The process count `leadline intake` uses by default (the baselines get the same)."""
+    from leadline.commands.serve import default_processes
+
+    return default_processes()
+
+
 def free_port() -> int:
     """A port nothing listens on now (the server binds it right after)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -223,7 +235,7 @@ def free_port() -> int:
         return port
 
 
-def wait_until_serving(url: str, timeout: float = 30.0) -> None:
+def wait_until_serving(url: str, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

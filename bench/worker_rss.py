@@ -27,7 +27,8 @@ WARM_EVENTS = 1000
 
 @contextmanager
 def worker_process(env: BenchEnv) -> Iterator[subprocess.Popen[bytes]]:
-    command = [sys.executable, "-m", "leadline", "worker"]
+    # One process, so its RSS is the figure (the default of one per core runs a supervisor).
+    command = [sys.executable, "-m", "leadline", "worker", "--processes", "1"]
     if env.options.get("threads"):
         command += ["--threads", str(env.options["threads"])]
     log = (env.workdir / "worker.log").open("wb")

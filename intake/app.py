@@ -70,7 +70,9 @@ def create_fastapi(context: TaskContext) -> FastAPI:
 @contextlib.asynccontextmanager
 async def replaying_spool(app: FastAPI) -> AsyncIterator[None]:
     """Events spooled during a database outage (by this or an earlier process) are replayed
-    from start-up on, every second while any are left."""
+    from start-up on, every second while any are left. The in-process caches serve from
+    start-up on (models/cache.py)."""
+    app.state.context.db.start_cache_invalidations()
     task = asyncio.create_task(replay_forever(app.state.context, app.state.spool))
     try:
         yield
@@ -79,6 +81,7 @@ async def replaying_spool(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         app.state.spool.close()
+        app.state.context.db.stop_cache_invalidations()
 
 
 PROVIDER_ROUTERS = {

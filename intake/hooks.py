@@ -21,12 +21,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from intake.inbox import StoredEvent, store_inbound_event
-from intake.limits import FailureClass, count_auth_failure, hit
+from intake.limits import FailureClass, count_auth_failure, limiter_of
 from intake.rejections import label_rejection
 from intake.responses import error_response
 from intake.spool import RoutingCache, Spool, SpoolFull, database_unreachable, unavailable
 from leadline.logging import get_logger
 from leadline.metrics import EVENTS_REJECTED, EVENTS_SPOOLED
+from models.cache import Cache
 from models.routing import org_accepts_events
 from tasks.context import TaskContext
 from tasks.inbound_sms import is_optout
@@ -130,12 +131,46 @@ async def in_maintenance(context: TaskContext, lookup: Callable[[Session], T]) -
     return await run_in_threadpool(run)
 
 
-async def org_is_open(context: TaskContext, org_id: uuid.UUID) -> bool:
-    def run() -> bool:
-        with context.db.tenant(org_id) as session:
-            return org_accepts_events(session, org_id)
+# Org routings of verified requests, kept in-process until the tables they come from change
+# anywhere (models/cache.py): a hit costs no database round trip and no threadpool hop.
+ROUTINGS: dict[str, Cache[str, uuid.UUID]] = {
+    "number": Cache(("org_phone_numbers",)),
+    "stripe_customer": Cache(("org_billing",)),
+    "meta_accounts": Cache(("meta_accounts",)),
+    "open_org": Cache(("organizations",)),
+}
 
-    return await run_in_threadpool(run)
+
+async def cached_org(
+    kind: str, key: str, lookup: Callable[[], Awaitable[uuid.UUID | None]]
+) -> uuid.UUID | None:
+    """`lookup()` through the routing cache of `kind`; only found orgs are kept."""
+    cache = ROUTINGS[kind]
+    hit = cache.peek(key)
+    if isinstance(hit, uuid.UUID):
+        return hit
+    token = cache.token()
+    org_id = await lookup()
+    if org_id is not None:
+        cache.store(key, org_id, token)
+    return org_id
+
+
+async def routed_in_maintenance(
+    context: TaskContext, kind: str, key: str, lookup: Callable[[Session], uuid.UUID | None]
+) -> uuid.UUID | None:
+    return await cached_org(kind, key, lambda: in_maintenance(context, lookup))
+
+
+async def org_is_open(context: TaskContext, org_id: uuid.UUID) -> bool:
+    def run() -> uuid.UUID | None:
+        with context.db.tenant(org_id) as session:
+            return org_id if org_accepts_events(session, org_id) else None
+
+    async def lookup() -> uuid.UUID | None:
+        return await run_in_threadpool(run)
+
+    return await cached_org("open_org", str(org_id), lookup) is not None
 
 
 async def open_org(request: Request, org_id: uuid.UUID) -> uuid.UUID | Response | None:
@@ -157,9 +192,15 @@ async def accept(
 ) -> Response | None:
     """Count against the org's webhook limit, store once, enqueue after COMMIT; None once the
     event is taken (stored, or spooled while the database is unreachable), else the 503."""
-    await hit(request, "webhooks", f"{org_id}:{request.url.path}")
+    limiter, key = limiter_of(request), f"{org_id}:{request.url.path}"
     stored = await store_or_spool(
-        request, org_id, source, external_id, payload, request.state.request_id
+        request,
+        org_id,
+        source,
+        external_id,
+        payload,
+        request.state.request_id,
+        before=lambda: limiter.hit("webhooks", key),
     )
     return stored if isinstance(stored, Response) else None
 
@@ -173,15 +214,19 @@ async def store_or_spool(
     request_id: str | None,
     canonical_request: str | None = None,
     actor: str | None = None,
+    before: Callable[[], None] | None = None,
 ) -> StoredEvent | Response:
     """store_inbound_event; while the database is unreachable, the spool (intake/spool.py)
     takes the event instead (a StoredEvent with the id it will be stored under), or 503.
     With `actor`, a new event is audited under that name (not a spooled one: the spool keeps
-    no caller)."""
+    no caller). `before` runs first in the same threadpool hop (a rate-limit hit), so a
+    request costs one hand-off to a thread."""
     context = context_of(request)
-    try:
-        return await run_in_threadpool(
-            store_inbound_event,
+
+    def store() -> StoredEvent:
+        if before is not None:
+            before()
+        return store_inbound_event(
             context,
             org_id,
             source,
@@ -191,6 +236,9 @@ async def store_or_spool(
             canonical_request,
             actor=actor,
         )
+
+    try:
+        return await run_in_threadpool(store)
     except Exception as exc:
         if not database_unreachable(exc):
             raise

@@ -30,7 +30,8 @@ from intake.permissions import allows, required_role
 from intake.rejections import label_rejection
 from intake.spool import RETRY_AFTER_SECONDS
 from leadline.errors import VerificationError
-from models.orgs import API_KEY_PREFIX, Role
+from models.cache import Cache
+from models.orgs import API_KEY_PREFIX, ResolvedKey, Role
 from models.routing import org_accepts_events
 
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -80,11 +81,28 @@ async def authenticate(request: Request, spoolable: bool = False) -> Principal:
         raise unauthorized() from None
 
 
+# Active API keys by SHA-256, kept in-process until api_keys changes anywhere (models/cache.py):
+# a hit costs no database round trip and no threadpool hop; a revocation reaches it at once.
+API_KEYS: Cache[str, ResolvedKey] = Cache(("api_keys",))
+
+
+async def resolved_key(request: Request, token: str, key_hash: str) -> ResolvedKey:
+    """The key's org and role, from the cache while the key is still within its overlap."""
+    cached = API_KEYS.peek(key_hash)
+    now = context_of(request).clock()
+    if isinstance(cached, ResolvedKey) and (cached.expires_at is None or cached.expires_at > now):
+        return cached
+    generation = API_KEYS.token()
+    resolved = await run_in_threadpool(authenticate_api_key, context_of(request), token)
+    API_KEYS.store(key_hash, resolved, generation)
+    return resolved
+
+
 async def key_principal(request: Request, token: str, spoolable: bool) -> Principal:
     roles: list[Role] = []
 
     async def lookup() -> uuid.UUID:
-        resolved = await run_in_threadpool(authenticate_api_key, context_of(request), token)
+        resolved = await resolved_key(request, token, key_hash)
         roles.append(resolved.role)
         return resolved.org_id
 

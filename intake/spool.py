@@ -81,8 +81,9 @@ def unavailable() -> Response:
 class RoutingCache:
     """Org routings learnt from the database, usable only for `ttl` seconds after learning.
 
-    Read only while the database is unreachable: normal requests always ask the database, so
-    a revoked key or removed number is honoured at once then, and within `ttl` in an outage."""
+    Read only while the database is unreachable: normal requests ask the database or the
+    caches invalidated by it (models/cache.py), so a revoked key or removed number is
+    honoured within a second then, and within `ttl` in an outage."""
 
     ttl: float
     clock: Callable[[], float] = time.monotonic

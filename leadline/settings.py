@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     leadline_worker_metrics_host: str = "127.0.0.1"
     leadline_worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
     leadline_scheduler_metrics_host: str = "127.0.0.1"
-    leadline_scheduler_metrics_port: int = Field(default=9192, ge=0, le=65535)
+    leadline_scheduler_metrics_port: int = Field(default=9190, ge=0, le=65535)
     # /healthz of a worker or scheduler: 503 once its loop has not turned for this long.
     leadline_liveness_stale_seconds: float = Field(default=30.0, gt=0, le=3600)
     leadline_allow_private_webhook_targets: bool = False

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from leadline.errors import NotFoundError
 from models.audit import record_audit
+from models.cache import Cache
 from models.channels import OrgPhoneNumber, TelegramChat
 from models.crypto import OrgCipher
 from models.leads import phone_index
@@ -186,3 +187,28 @@ def load_org_messaging(
         sender=sender,
         templates=dict(row.templates) if row else {},
     )
+
+
+# What alert fan-out reads for every new lead, cached per org (models/cache.py); a change to
+# any of these tables, committed anywhere, makes the next event read them again.
+_MESSAGING: Cache[tuple[uuid.UUID, str | None], OrgMessaging] = Cache(
+    ("organizations", "messaging_settings", "org_phone_numbers")
+)
+_ALERT_NUMBERS: Cache[uuid.UUID, tuple[AlertTarget, ...]] = Cache(("alert_numbers",))
+_LINKED_CHATS: Cache[uuid.UUID, tuple[AlertTarget, ...]] = Cache(("telegram_chats",))
+
+
+def cached_org_messaging(
+    session: Session, org_id: uuid.UUID, default_sender: str | None
+) -> OrgMessaging:
+    return _MESSAGING.get(
+        (org_id, default_sender), lambda: load_org_messaging(session, org_id, default_sender)
+    )
+
+
+def cached_alert_numbers(session: Session, cipher: OrgCipher) -> tuple[AlertTarget, ...]:
+    return _ALERT_NUMBERS.get(cipher.org_id, lambda: tuple(alert_numbers(session, cipher)))
+
+
+def cached_linked_chats(session: Session, cipher: OrgCipher) -> tuple[AlertTarget, ...]:
+    return _LINKED_CHATS.get(cipher.org_id, lambda: tuple(linked_chats(session, cipher)))

@@ -1,18 +1,38 @@
 """Engines and sessions. Every session runs as a non-owner role, scoped to one tenant or to
-maintenance, for exactly one transaction; the scope is reset by COMMIT or ROLLBACK."""
+maintenance, for exactly one transaction; the scope is reset by COMMIT or ROLLBACK.
+
+A scoped transaction starts with one round trip: `BEGIN` and the two `set_config` calls go
+to the server as one simple-protocol query (psycopg would otherwise send BEGIN on its own, a
+round trip before the first statement). For that the DBAPI connection is in autocommit mode
+while the session holds it, so psycopg leaves the transaction to us; its commit() and
+rollback() still end it, and the connection goes back to the pool in its normal mode.
+
+No pool pre-ping (a round trip per transaction): a connection the server dropped fails on
+that first query, before any of the caller's work ran, and the transaction is started again
+once on a fresh connection (a dropped connection invalidates the whole pool's). A server that
+is really unreachable fails the second try too, which the intake's spool recognises.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
+import psycopg
+from psycopg import sql
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from models.cache import WATCHED_TABLES, invalidations
 from models.rls import APP_ROLE, MAINTENANCE_ROLE
 
-_SCOPE_SQL = text("SELECT set_config('role', :role, true), set_config('app.org_id', :org, true)")
+_BEGIN_SCOPED = sql.SQL(
+    "BEGIN{isolation}; "
+    "SELECT set_config('role', {role}, true), set_config('app.org_id', {org}, true)"
+)
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -23,12 +43,66 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+def libpq_url(url: str) -> str:
+    """The URL as libpq (and so psycopg.connect) spells it."""
+    return "postgresql://" + sqlalchemy_url(url).removeprefix("postgresql+psycopg://")
+
+
 def pooled_engine(url: str, pool_size: int) -> Engine:
     # Every connection is kept: with overflow connections, a busy intake (more threads than
     # pooled connections) closed and reopened PostgreSQL sessions on most requests.
-    return create_engine(
-        sqlalchemy_url(url), pool_size=pool_size, max_overflow=0, pool_pre_ping=True
-    )
+    engine = create_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=0)
+    event.listen(engine, "checkin", _leave_autocommit)
+    event.listen(engine, "before_cursor_execute", _note_cached_writes)
+    return engine
+
+
+_WRITES = ("insert", "update", "delete", "truncate")
+WRITTEN_TABLES = "leadline_written_tables"
+
+
+def _note_cached_writes(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+    """Remember which cached tables a transaction writes; `_scoped` invalidates them locally
+    right after COMMIT (other processes hear of it through the database, models/cache.py)."""
+    if statement.lstrip()[:8].lower().startswith(_WRITES):
+        written = {table for table in WATCHED_TABLES if table in statement}
+        if written:
+            conn.info.setdefault(WRITTEN_TABLES, set()).update(written)
+
+
+def _leave_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    """A connection returns to the pool in psycopg's normal (transactional) mode."""
+    if dbapi_connection is not None and not dbapi_connection.closed and dbapi_connection.autocommit:
+        dbapi_connection.autocommit = False
+
+
+def begin_scoped(connection: Connection, role: str, org: str, isolation: str = "") -> None:
+    """BEGIN and set role and org in one round trip, on a connection with no transaction."""
+    dbapi = connection.connection.dbapi_connection
+    assert isinstance(dbapi, psycopg.Connection)
+    dbapi.autocommit = True
+    statement = _BEGIN_SCOPED.format(
+        isolation=sql.SQL(f" ISOLATION LEVEL {isolation}" if isolation else ""),
+        role=sql.Literal(role),
+        org=sql.Literal(org),
+    ).as_string(dbapi)
+    connection.exec_driver_sql(statement)
+
+
+def connect_retrying(engine: Engine) -> Connection:
+    """A connection that answered one statement, retried once on a connection the server had
+    dropped (no pre-ping); for callers outside scoped sessions, such as readiness checks."""
+    for attempt in (1, 2):
+        connection = engine.connect()
+        try:
+            connection.exec_driver_sql("SELECT 1")
+        except DBAPIError as exc:
+            connection.close()
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+            continue
+        return connection
+    raise AssertionError("unreachable")
 
 
 class Database:
@@ -37,6 +111,15 @@ class Database:
     def __init__(self, url: str, app_url: str | None = None, pool_size: int = 20) -> None:
         self.owner_engine = pooled_engine(url, pool_size)
         self.app_engine = pooled_engine(app_url, pool_size) if app_url else self.owner_engine
+        self._listen_url = libpq_url(app_url or url)
+
+    def start_cache_invalidations(self) -> None:
+        """Serve this process's caches (models/cache.py) from now on, invalidated by the
+        database; a process that never calls this always asks the database."""
+        invalidations.start(self._listen_url)
+
+    def stop_cache_invalidations(self) -> None:
+        invalidations.stop(self._listen_url)
 
     @contextmanager
     def tenant(self, org_id: uuid.UUID) -> Iterator[Session]:
@@ -47,8 +130,7 @@ class Database:
     @contextmanager
     def tenant_snapshot(self, org_id: uuid.UUID) -> Iterator[Session]:
         """Like `tenant`, but every read sees one REPEATABLE READ snapshot (backups)."""
-        engine = self.app_engine.execution_options(isolation_level="REPEATABLE READ")
-        with self._scoped(engine, APP_ROLE, str(org_id)) as session:
+        with self._scoped(self.app_engine, APP_ROLE, str(org_id), "REPEATABLE READ") as session:
             yield session
 
     @contextmanager
@@ -64,12 +146,40 @@ class Database:
             yield session
 
     @contextmanager
-    def _scoped(self, engine: Engine, role: str, org: str) -> Iterator[Session]:
-        with Session(engine, expire_on_commit=False) as session, session.begin():
-            session.execute(_SCOPE_SQL, {"role": role, "org": org})
-            yield session
+    def _scoped(
+        self, engine: Engine, role: str, org: str, isolation: str = ""
+    ) -> Iterator[Session]:
+        session = _open_scoped(engine, role, org, isolation)
+        transaction = session.get_transaction()
+        assert transaction is not None
+        info = session.connection().info
+        info.pop(WRITTEN_TABLES, None)
+        with session, transaction:
+            try:
+                yield session
+            finally:
+                written = info.pop(WRITTEN_TABLES, None)
+        if written:
+            invalidations.changed(written)
 
     def dispose(self) -> None:
         self.owner_engine.dispose()
         if self.app_engine is not self.owner_engine:
             self.app_engine.dispose()
+
+
+def _open_scoped(engine: Engine, role: str, org: str, isolation: str) -> Session:
+    """A session whose transaction has begun with the scope set (retried once on a dropped
+    connection: nothing of the caller's has run yet)."""
+    for attempt in (1, 2):
+        session = Session(engine, expire_on_commit=False)
+        session.begin()
+        try:
+            begin_scoped(session.connection(), role, org, isolation)
+        except DBAPIError as exc:
+            session.close()
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+            continue
+        return session
+    raise AssertionError("unreachable")

@@ -48,10 +48,11 @@ class NewApiKey:
 
 @dataclass(frozen=True)
 class ResolvedKey:
-    """An active key's organisation and what it may do."""
+    """An active key's organisation, what it may do, and until when (a rotated key)."""
 
     org_id: uuid.UUID
     role: Role
+    expires_at: datetime | None = None
 
 
 def parse_role(value: str) -> Role:
@@ -136,13 +137,13 @@ def resolve_api_key(session: Session, key: str) -> ResolvedKey | None:
     """The organisation and role of an active key. Maintenance scope (the org is not known)."""
     digest = hash_api_key(key)
     row = session.execute(
-        select(ApiKey.org_id, ApiKey.key_hash, ApiKey.role).where(
+        select(ApiKey.org_id, ApiKey.key_hash, ApiKey.role, ApiKey.expires_at).where(
             ApiKey.key_hash == digest, active_key()
         )
     ).first()
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         return None
-    return ResolvedKey(row.org_id, parse_role(row.role))
+    return ResolvedKey(row.org_id, parse_role(row.role), row.expires_at)
 
 
 def revoke_api_key(session: Session, prefix: str, now: datetime, actor: str = "cli") -> uuid.UUID:

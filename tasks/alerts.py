@@ -13,7 +13,13 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from models.alert_settings import OrgMessaging, alert_numbers, linked_chats, load_org_messaging
+from models.alert_settings import (
+    AlertTarget,
+    OrgMessaging,
+    cached_alert_numbers,
+    cached_linked_chats,
+    cached_org_messaging,
+)
 from models.crypto import OrgCipher
 from models.leads import LeadView, decrypt_lead, phone_index
 from models.message_templates import TELEGRAM_MAX_CHARS, render
@@ -68,10 +74,20 @@ def alert_on_lead_change(change: LeadChange) -> None:
 def fan_out_alerts(request: AlertRequest) -> int:
     """Queue the alert rows for `request`; returns how many new rows were queued."""
     settings = get_context().settings
-    org = load_org_messaging(request.session, request.cipher.org_id, settings.twilio_from_number)
+    org = cached_org_messaging(request.session, request.cipher.org_id, settings.twilio_from_number)
+    recipients = Recipients(
+        cached_alert_numbers(request.session, request.cipher),
+        cached_linked_chats(request.session, request.cipher),
+    )
+    if (
+        not recipients.numbers
+        and not recipients.chats
+        and not (request.autoreply and org.autoreply)
+    ):
+        return 0  # nobody to tell: nothing to decrypt, render or insert
     lead = decrypt_lead(request.cipher, request.lead)
     values = template_values(org, lead, request.message)
-    messages = owner_messages(request, org, values)
+    messages = owner_messages(request, org, recipients, values)
     if request.autoreply and org.autoreply and lead.sms_consent and lead.phone:
         messages.append(autoreply_message(request, org, lead, values))
     queued = queue_outbound(request.session, request.cipher, messages, request.now)
@@ -98,8 +114,19 @@ def template_values(
     }
 
 
+@dataclass(frozen=True)
+class Recipients:
+    """The org's alert numbers and linked Telegram chats, decrypted."""
+
+    numbers: tuple[AlertTarget, ...]
+    chats: tuple[AlertTarget, ...]
+
+
 def owner_messages(
-    request: AlertRequest, org: OrgMessaging, values: dict[str, str | None]
+    request: AlertRequest,
+    org: OrgMessaging,
+    recipients: Recipients,
+    values: dict[str, str | None],
 ) -> list[NewOutbound]:
     sms_body = render(org.template(f"{request.kind}_sms"), values)
     telegram_body = render(org.template(f"{request.kind}_telegram"), values, TELEGRAM_MAX_CHARS)
@@ -114,7 +141,7 @@ def owner_messages(
             sender=org.sender,
             lead_id=request.lead.id,
         )
-        for number in alert_numbers(request.session, request.cipher)
+        for number in recipients.numbers
     ]
     messages.extend(
         NewOutbound(
@@ -127,7 +154,7 @@ def owner_messages(
             lead_id=request.lead.id,
             telegram_chat_id=chat.row_id,
         )
-        for chat in linked_chats(request.session, request.cipher)
+        for chat in recipients.chats
     )
     return messages
 

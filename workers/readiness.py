@@ -16,9 +16,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from models.db import Database
+from models.db import Database, connect_retrying
 from models.migrate import is_current
 from workers.brokers import LeadlineBroker, ping_redis
 
@@ -39,8 +39,7 @@ class Readiness:
 
 
 def check_postgres(engine: Engine) -> str:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+    connect_retrying(engine).close()
     return OK
 
 

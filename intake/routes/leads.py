@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from intake.api_errors import api_error
 from intake.auth import load_signing_secrets, signing_org
 from intake.hooks import context_of, malformed, media_type, reject, store_or_spool
-from intake.limits import count_auth_failure, hit
+from intake.limits import count_auth_failure, hit, limiter_of
 from intake.principals import authenticate, check_role
 from intake.responses import error_response
 from intake.schemas import DEFAULT_REGION, NEEDS_REGION, LeadIn, field_errors
@@ -139,17 +139,14 @@ async def create_lead(request: Request) -> Response:
     caller = await (signed_caller(request, body) if is_signed(request) else bearer_caller(request))
     if isinstance(caller, Response):
         return caller
-    await hit(request, "api", caller.limit_key)
     idempotency_key = caller.message_id or request.headers.get("idempotency-key")
-    if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
-        return error_response(400, "Idempotency-Key must be 1-255 printable ASCII characters")
-    if media_type(request) != "application/json":
-        return error_response(415, "content type must be application/json")
-    lead = await read_lead(request, body, caller.org_id)
+    lead = await checked_lead(request, body, caller, idempotency_key)
     if isinstance(lead, Response):
+        await hit(request, "api", caller.limit_key)  # refused requests count too (429 first)
         return lead
     context = context_of(request)
     mark_sensitive(lead.name, lead.phone, lead.email)
+    limiter = limiter_of(request)
     stored = await store_or_spool(
         request,
         caller.org_id,
@@ -159,6 +156,8 @@ async def create_lead(request: Request) -> Response:
         request.state.request_id,
         canonical_lead(lead),
         actor=caller.actor,
+        # The request is counted in the same threadpool hop as the store, before it.
+        before=lambda: limiter.hit("api", caller.limit_key),
     )
     if isinstance(stored, Response):
         return stored
@@ -166,3 +165,14 @@ async def create_lead(request: Request) -> Response:
         return api_error(422, KEY_REUSED, code=KEY_REUSED_CODE)
     location = {"Location": f"/v1/events/{stored.id}"}
     return JSONResponse({"id": str(stored.id)}, status_code=202, headers=location)
+
+
+async def checked_lead(
+    request: Request, body: bytes, caller: Caller, idempotency_key: str | None
+) -> LeadIn | Response:
+    """The validated lead, or the 400, 415 or 422 to answer."""
+    if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+        return error_response(400, "Idempotency-Key must be 1-255 printable ASCII characters")
+    if media_type(request) != "application/json":
+        return error_response(415, "content type must be application/json")
+    return await read_lead(request, body, caller.org_id)

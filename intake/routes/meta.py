@@ -17,11 +17,11 @@ from intake.hooks import (
     accept,
     configured,
     context_of,
-    in_maintenance,
     malformed,
     media_type,
     reject,
     remembered,
+    routed_in_maintenance,
     unsupported_type,
     warn_throttled,
 )
@@ -52,8 +52,10 @@ async def org_for(request: Request, message: MetaMessage) -> uuid.UUID | Respons
         request,
         "meta_accounts",
         ",".join(sorted(message.account_ids)),
-        lambda: in_maintenance(
+        lambda: routed_in_maintenance(
             context_of(request),
+            "meta_accounts",
+            ",".join(sorted(message.account_ids)),
             lambda session: org_for_meta_account(session, list(message.account_ids)),
         ),
     )

@@ -19,11 +19,11 @@ from intake.hooks import (
     configured,
     context_of,
     drop,
-    in_maintenance,
     malformed,
     media_type,
     reject,
     remembered,
+    routed_in_maintenance,
     unsupported_type,
 )
 from intake.verify import parse_json_object, verify_stripe
@@ -59,8 +59,11 @@ async def route(request: Request, customer: str | None) -> uuid.UUID | Response 
         request,
         "stripe_customer",
         customer,
-        lambda: in_maintenance(
-            context_of(request), lambda session: org_for_stripe_customer(session, customer)
+        lambda: routed_in_maintenance(
+            context_of(request),
+            "stripe_customer",
+            customer,
+            lambda session: org_for_stripe_customer(session, customer),
         ),
     )
 

@@ -22,12 +22,12 @@ from intake.hooks import (
     accept,
     configured,
     context_of,
-    in_maintenance,
     malformed,
     media_type,
     open_org,
     reject,
     remembered,
+    routed_in_maintenance,
     unsupported_type,
 )
 from intake.responses import error_response
@@ -91,7 +91,9 @@ async def route(
         request,
         "number",
         number,
-        lambda: in_maintenance(context, lambda session: org_for_number(session, number)),
+        lambda: routed_in_maintenance(
+            context, "number", number, lambda session: org_for_number(session, number)
+        ),
     )
 
 

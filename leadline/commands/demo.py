@@ -43,7 +43,7 @@ def isolated_settings(settings: Settings) -> Iterator[Settings]:
     Nothing is shared with a stack already running: without service URLs the demo starts its
     own embedded servers in a temporary directory; with them, it makes its own database and
     namespace on those servers (on RabbitMQ: queues named after that namespace). Its worker and
-    scheduler serve no metrics port (the stack's hold 9191 and 9192).
+    scheduler serve no metrics port (the stack's hold 9190 and 9191, 9192, ...).
     """
     suffix = uuid.uuid4().hex[:10]
     database = f"leadline_demo_{suffix}"

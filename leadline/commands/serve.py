@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import os
 import signal
+import subprocess
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +21,7 @@ if TYPE_CHECKING:
     from workers.exporter import Probes
 
 WORKER_PORT_SETTING = "LEADLINE_WORKER_METRICS_PORT"
+PR_SET_PDEATHSIG = 1
 
 
 def migrate(as_json: bool = JsonOption) -> None:
@@ -32,10 +37,16 @@ def migrate(as_json: bool = JsonOption) -> None:
     run_guarded(run, as_json)
 
 
+def default_processes() -> int:
+    """One server or worker process per core: a process's threads share one GIL, so more
+    threads in one process fight over it instead of using the other cores."""
+    return max(1, os.cpu_count() or 1)
+
+
 def intake(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    workers: int = typer.Option(1, min=1, help="Server processes."),
+    workers: int = typer.Option(0, min=0, help="Server processes (default: one per core)."),
 ) -> None:
     """Serve the intake HTTP API."""
     import uvicorn
@@ -44,7 +55,8 @@ def intake(
 
     require_free_port(host, port, "leadline intake --port ...")
     prepared_settings()  # fail fast on bad settings before forking servers
-    uvicorn.run("intake.asgi:build", factory=True, **intake_server_options(host, port, workers))
+    count = workers or default_processes()
+    uvicorn.run("intake.asgi:build", factory=True, **intake_server_options(host, port, count))
 
 
 def intake_server_options(host: str, port: int, workers: int) -> dict[str, Any]:
@@ -65,17 +77,69 @@ def intake_server_options(host: str, port: int, workers: int) -> dict[str, Any]:
 
 
 def worker(
-    threads: int = typer.Option(0, help="Worker threads (default: LEADLINE_WORKER_THREADS)."),
+    processes: int = typer.Option(0, min=0, help="Worker processes (default: one per core)."),
+    threads: int = typer.Option(
+        0, min=0, help="Threads per process (default: LEADLINE_WORKER_THREADS)."
+    ),
     queues: str = typer.Option("", help="Comma-separated queues (default: all)."),
 ) -> None:
-    """Run Dramatiq worker threads until SIGINT or SIGTERM; /metrics, /healthz and /readyz on
-    LEADLINE_WORKER_METRICS_HOST:PORT."""
+    """Run Dramatiq worker processes and threads until SIGINT or SIGTERM; each process serves
+    /metrics, /healthz and /readyz on LEADLINE_WORKER_METRICS_HOST:PORT (+ its index)."""
+    count = processes or default_processes()
+    if count > 1:
+        supervise_workers(count, threads, queues)
+    else:
+        run_worker(threads, queues)
+
+
+def supervise_workers(count: int, threads: int, queues: str) -> None:
+    """`count` single-process workers as children; SIGINT/SIGTERM stops them all. Each serves
+    its metrics on its own port (LEADLINE_WORKER_METRICS_PORT + its index) and dies with this
+    process, so killing it (even SIGKILL) stops them all, as it stopped a one-process worker."""
+    from leadline.settings import get_settings
+
+    base_port = get_settings().leadline_worker_metrics_port
+    command = [sys.executable, "-m", "leadline", "worker", "--processes", "1"]
+    command += ["--threads", str(threads)] if threads else []
+    command += ["--queues", queues] if queues else []
+    children = []
+    for index in range(count):
+        env = dict(os.environ)
+        if base_port:
+            env["LEADLINE_WORKER_METRICS_PORT"] = str(base_port + index)
+        children.append(subprocess.Popen(command, env=env, preexec_fn=die_with_parent))  # noqa: S603
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        exited = [child.returncode for child in children if child.poll() is not None]
+        if exited:
+            typer.echo(f"a worker process exited with code {exited[0]}; stopping", err=True)
+            break
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    codes = [child.wait() for child in children]
+    if not stop.is_set():
+        raise typer.Exit(next((code for code in codes if code), 1))
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: the kernel sends it SIGKILL when its parent dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def run_worker(threads: int, queues: str) -> None:
+    """One worker process: Dramatiq threads until SIGINT or SIGTERM."""
     import dramatiq
 
     from workers.brokers import current_broker
     from workers.exporter import worker_probes
 
     context = open_runtime()
+    context.db.start_cache_invalidations()
     settings, broker = context.settings, current_broker()
     probes = worker_probes(context.db, broker, settings.leadline_liveness_stale_seconds)
     host, port = settings.leadline_worker_metrics_host, settings.leadline_worker_metrics_port

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import typer
 
 from leadline.bootstrap import child_environment, stop_embedded
 from leadline.commands.common import fail, run_guarded
+from leadline.commands.serve import default_processes
 from leadline.devsecrets import development_provider_secrets
 from leadline.ports import LOOPBACK, busy_port_message, free_port, port_is_free
 from leadline.settings import Settings, get_settings
@@ -85,6 +88,7 @@ def run_stack(
     )
     env.update(public_url_environment(configured, intake_url))
     stop = install_stop_handlers()
+    adopt_orphans()
     children = start_children(env, port, sandbox_port)
     cleanup.callback(stop_children, children)
     wait_until_healthy(f"{intake_url}/healthz", children, stop)
@@ -126,18 +130,20 @@ def choose_ports(port: int | None, sandbox_port: int | None, demo: bool) -> tupl
 
 
 def require_probe_ports(settings: Settings) -> None:
-    """The worker's and the scheduler's metrics ports, checked before anything starts too."""
-    probe_ports = (
-        (
-            "LEADLINE_WORKER_METRICS_PORT",
-            settings.leadline_worker_metrics_host,
-            settings.leadline_worker_metrics_port,
-        ),
+    """The workers' and the scheduler's metrics ports, checked before anything starts too (the
+    worker runs one process per core, each on the next port: leadline.commands.serve)."""
+    base = settings.leadline_worker_metrics_port
+    worker_ports = [base + index for index in range(default_processes())] if base else []
+    probe_ports = [
+        ("LEADLINE_WORKER_METRICS_PORT", settings.leadline_worker_metrics_host, port)
+        for port in worker_ports
+    ]
+    probe_ports.append(
         (
             "LEADLINE_SCHEDULER_METRICS_PORT",
             settings.leadline_scheduler_metrics_host,
             settings.leadline_scheduler_metrics_port,
-        ),
+        )
     )
     for setting, host, port in probe_ports:
         if port and not port_is_free(port, host):
@@ -248,3 +254,29 @@ def stop_children(children: dict[str, Any], grace: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    reap_orphans(time.monotonic() + ORPHAN_GRACE_SECONDS)
+
+
+PR_SET_CHILD_SUBREAPER = 36
+ORPHAN_GRACE_SECONDS = 10.0  # adopted processes are already stopping (or killed with a parent)
+
+
+def adopt_orphans() -> None:
+    """Linux: processes our children leave behind (the intake's server processes, helpers of
+    multiprocessing) become our children when their parent exits, so we can reap them instead
+    of leaving zombies in the group after a stop."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def reap_orphans(deadline: float) -> None:
+    """Wait (until `deadline`) for every adopted process to exit, reaping each one."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)

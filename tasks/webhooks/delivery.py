@@ -51,6 +51,7 @@ _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 _ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
 _ATTEMPTS = cast(Table, WebhookAttempt.__table__)
 _CLAIMED_COLUMNS = (
+    _DELIVERIES.c.id.label("delivery_id"),
     *(_DELIVERIES.c[name] for name in ("org_id", "payload_ct", "event_id")),
     *(_ENDPOINTS.c[name] for name in ("id", "url", "secret_ct", "previous_secret_ct")),
     _ENDPOINTS.c.previous_secret_expires_at,
@@ -89,15 +90,43 @@ def claim_delivery(
     row = _claim_due(session, delivery_id, now)
     if row is None:
         return _explain_unclaimable(session, delivery_id, now)
+    return _claim_of(cipher, row, now)
+
+
+def _claim_of(cipher: OrgCipher, row: Any, now: datetime) -> WebhookClaim:
     return WebhookClaim(
-        delivery_id=delivery_id,
+        delivery_id=row.delivery_id,
         org_id=row.org_id,
         endpoint_id=row.id,
         url=row.url,
         msg_id=row.event_id,
-        body=decrypt_body(cipher, row.payload_ct, delivery_id),
+        body=decrypt_body(cipher, row.payload_ct, row.delivery_id),
         keys=tuple(signing_keys(cipher, row, now)),
     )
+
+
+def claim_deliveries(
+    session: Session, cipher: OrgCipher, delivery_ids: list[uuid.UUID], now: datetime
+) -> tuple[list[WebhookClaim], dict[uuid.UUID, NotDue]]:
+    """claim_delivery for many rows in one statement: the claims, and the rows not due yet
+    (the rest had nothing to do, or their endpoint is disabled and they are now cancelled)."""
+    d, e = _DELIVERIES.c, _ENDPOINTS.c
+    statement = (
+        update(_DELIVERIES)
+        .where(d.id.in_(delivery_ids), d.state == "pending", d.next_attempt_at <= now)
+        .where(d.endpoint_id == e.id, e.enabled.is_(True))
+        .values(state="delivering", claimed_at=now, updated_at=now)
+        .returning(*_CLAIMED_COLUMNS)
+    )
+    claims = [_claim_of(cipher, row, now) for row in session.execute(statement)]
+    claimed = {claim.delivery_id for claim in claims}
+    not_due: dict[uuid.UUID, NotDue] = {}
+    for delivery_id in delivery_ids:
+        if delivery_id not in claimed:
+            explained = _explain_unclaimable(session, delivery_id, now)
+            if explained is not None:
+                not_due[delivery_id] = explained
+    return claims, not_due
 
 
 def _settle(delivery: WebhookDelivery, state: str, now: datetime, error: str | None) -> None:
@@ -352,3 +381,30 @@ def deliver_webhook(org_id: str, delivery_id: str) -> None:
         enqueue_later(org, delivery, claim.next_attempt_at - context.clock())
     elif claim is not None:
         get_dispatcher(context.settings).submit(run_claim(context, claim))
+
+
+def open_claims(
+    context: TaskContext, org_id: uuid.UUID, delivery_ids: list[uuid.UUID]
+) -> tuple[list[WebhookClaim], dict[uuid.UUID, NotDue]]:
+    try:
+        with context.db.tenant(org_id) as session:
+            cipher = context.keys.cipher(session, org_id)
+            return claim_deliveries(session, cipher, delivery_ids, context.clock())
+    except (KeyNotFoundError, CryptoError):
+        for delivery_id in delivery_ids:
+            mark_undeliverable(context, org_id, delivery_id)
+        raise
+
+
+@actor(queue_name="webhooks", max_retries=5, throws=(KeyNotFoundError, CryptoError))
+def deliver_webhooks(org_id: str, delivery_ids: list[str]) -> None:
+    """deliver_webhook for deliveries queued together (one fan-out): one claim statement,
+    then every request handed to the event loop; returns without waiting."""
+    context = get_context()
+    org = uuid.UUID(org_id)
+    claims, not_due = open_claims(context, org, [uuid.UUID(value) for value in delivery_ids])
+    for delivery_id, later in not_due.items():
+        enqueue_later(org, delivery_id, later.next_attempt_at - context.clock())
+    dispatcher = get_dispatcher(context.settings)
+    for claim in claims:
+        dispatcher.submit(run_claim(context, claim))

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from models.crypto import OrgCipher
 from models.leads import decrypt_lead
 from models.tables import Lead
-from models.webhooks import WebhookEndpoint
 from tasks.domain_events import DomainEvent
 
 TABLE = "webhook_deliveries"
@@ -57,11 +57,11 @@ def lead_object(cipher: OrgCipher, lead: Lead, shared: list[str]) -> dict[str, A
 
 
 def build_payload(
-    event: DomainEvent, lead: Lead | None, endpoint: WebhookEndpoint
+    event: DomainEvent, lead: Lead | None, shared_fields: Sequence[str]
 ) -> dict[str, Any]:
     data: dict[str, object] = dict(event.data)
     if lead is not None:
-        data["lead"] = lead_object(event.cipher, lead, list(endpoint.shared_fields))
+        data["lead"] = lead_object(event.cipher, lead, list(shared_fields))
     return {"type": event.type, "timestamp": timestamp_text(event.now), "data": data}
 
 

@@ -108,7 +108,7 @@ def test_every_long_running_service_has_a_health_check_on_its_probe() -> None:
     probes = {
         "intake": "http://127.0.0.1:8000/healthz",
         "worker": "http://127.0.0.1:${LEADLINE_WORKER_METRICS_PORT:-9191}/healthz",
-        "scheduler": "http://127.0.0.1:${LEADLINE_SCHEDULER_METRICS_PORT:-9192}/healthz",
+        "scheduler": "http://127.0.0.1:${LEADLINE_SCHEDULER_METRICS_PORT:-9190}/healthz",
     }
     for name, url in probes.items():
         command, program, flag, code = checks[name]

@@ -7,7 +7,10 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from models.normalize import InvalidPhoneNumber
+from models.routing import add_phone_number
 from models.tables import InboundEvent
 
 AREA_CODES = ("212", "312", "415", "617", "646", "718", "206", "303")
@@ -31,3 +34,12 @@ def events_settled(context: Any, org_id: uuid.UUID, count: int) -> bool:
     """`count` events stored for the org and none left pending."""
     events = events_of(context, org_id)
     return len(events) == count and all(e.status != "pending" for e in events)
+
+
+def add_random_number(session: Session, org_id: uuid.UUID) -> str:
+    """A business number of the org's own (random: the session's database is shared)."""
+    while True:
+        try:
+            return add_phone_number(session, org_id, random_number(), actor="test")
+        except InvalidPhoneNumber:
+            continue
