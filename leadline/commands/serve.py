@@ -98,7 +98,14 @@ def supervise_workers(count: int, threads: int, queues: str) -> None:
     process, so killing it (even SIGKILL) stops them all, as it stopped a one-process worker."""
     from leadline.settings import get_settings
 
-    base_port = get_settings().leadline_worker_metrics_port
+    settings = get_settings()
+    base_port = settings.leadline_worker_metrics_port
+    for index in range(count if base_port else 0):
+        # Checked here, before any child starts: a child's own check would be followed by
+        # this supervisor's "a worker process exited" line, burying the one that says why.
+        require_free_port(
+            settings.leadline_worker_metrics_host, base_port + index, port_hint(WORKER_PORT_SETTING)
+        )
     command = [sys.executable, "-m", "leadline", "worker", "--processes", "1"]
     command += ["--threads", str(threads)] if threads else []
     command += ["--queues", queues] if queues else []

@@ -55,6 +55,25 @@ def test_a_busy_metrics_port_is_one_line_and_exit_1(
     assert "Traceback" not in result.stderr
 
 
+def test_a_busy_port_of_a_later_worker_process_is_named_before_any_starts(
+    settings: Any, context: Any, busy_port: int
+) -> None:
+    base = busy_port - 1  # the second process's port is the busy one
+    result = subprocess.run(
+        [LEADLINE, "worker", "--processes", "2"],
+        env=child_env(settings, LEADLINE_WORKER_METRICS_PORT=str(base)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: port {busy_port} is in use "
+        "(choose another with LEADLINE_WORKER_METRICS_PORT=..., or 0 to serve nothing)"
+    ]
+
+
 def probe(port: int, path: str) -> int | None:
     try:
         return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code
