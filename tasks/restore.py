@@ -223,13 +223,9 @@ class Restorer:
         return True
 
     def scrub_if_erased(self, event: Row) -> None:
-        event_id = column_value(event, "id", uuid.UUID)
         payload = event.get("payload_ct")
-        identities = event_identities(
-            self.cipher,
-            event_id,
-            column_value(event, "payload_ct", bytes) if payload is not None else None,
-        )
+        ciphertext = payload if isinstance(payload, bytes) else None  # LargeBinary or NULL
+        identities = event_identities(self.cipher, column_value(event, "id", uuid.UUID), ciphertext)
         received_at = column_value(event, "received_at", datetime)
         for tombstone in self.plan.tombstones:
             if received_at <= tombstone.created_at and identities & tombstone.indexes:
