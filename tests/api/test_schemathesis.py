@@ -5,7 +5,7 @@ requests per operation; none may answer 5xx, and every answer must match the doc
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import schemathesis
@@ -20,6 +20,9 @@ from schemathesis.specs.openapi.checks import (
 
 from intake.openapi import build_document
 from models.orgs import create_api_key, create_organization
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 CHECKS = [
@@ -37,14 +40,14 @@ schema = schemathesis.openapi.from_dict(build_document())
 
 
 @pytest.fixture(scope="module")
-def asgi_app(context: Any) -> Any:
+def asgi_app(context: TaskContext) -> Any:
     from intake.app import create_app
 
     return create_app(context)
 
 
 @pytest.fixture(scope="module")
-def owner(context: Any) -> dict[str, str]:
+def owner(context: TaskContext) -> dict[str, str]:
     """One organisation for the whole run, with an owner key (what every operation needs)."""
     org_id = uuid.uuid4()
     with context.db.tenant(org_id) as session:

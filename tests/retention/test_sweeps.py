@@ -13,8 +13,10 @@ from sqlalchemy import select, update
 from intake.inbox import store_inbound_event
 from models.tables import InboundEvent, Lead
 from tasks import sweeps
+from tasks.context import TaskContext
 from tasks.sweeps import purge_inbound, sweep_inbox
 from tests.helpers import wait_for
+from tests.support.services import MakeOrg
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +26,7 @@ def inbox_sweep_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """One more inbox sweep, beside the outbound-message ones."""
     calls: list[Any] = []
 
-    def count_call(context: Any) -> int:
+    def count_call(context: TaskContext) -> int:
         calls.append(context)
         return 2
 
@@ -33,7 +35,7 @@ def inbox_sweep_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def test_sweep_requeues_events_whose_message_was_lost(
-    context: Any, worker: dramatiq.Worker, make_org: Any, inbox_sweep_calls: list[Any]
+    context: TaskContext, worker: dramatiq.Worker, make_org: MakeOrg, inbox_sweep_calls: list[Any]
 ) -> None:
     org = make_org()
     worker.pause()
@@ -59,7 +61,7 @@ def test_sweep_requeues_events_whose_message_was_lost(
 
 
 def test_purge_inbound_drops_payloads_processed_over_seven_days_ago(
-    context: Any, make_org: Any
+    context: TaskContext, make_org: MakeOrg
 ) -> None:
     org = make_org()
     now = context.clock()
