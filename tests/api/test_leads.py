@@ -132,7 +132,10 @@ def test_get_and_patch_one_lead(
 
 
 def test_a_page_of_50_decrypts_with_one_key_load(
-    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant], monkeypatch: Any
+    client: TestClient,
+    context: TaskContext,
+    make_tenant: Callable[[], Tenant],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import models.keys
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import dramatiq
 import pytest
+from click.testing import Result
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -29,7 +30,7 @@ def leadline(
     context: TaskContext,
     broker: dramatiq.Broker,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Callable[..., Any]]:
+) -> Iterator[Callable[..., Result]]:
     """Runs `leadline ARGS` in process against the test database, then restores the runtime
     (the CLI installs its own broker and task context)."""
     from leadline.cli import app
@@ -55,7 +56,7 @@ def leadline(
 
 
 def test_routing_and_secret_commands(
-    leadline: Any, make_org: MakeOrg, context: TaskContext
+    leadline: Callable[..., Result], make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     national = leadline("number", "add", str(org.id), "(212) 555-0147", "--json")

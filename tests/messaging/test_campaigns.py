@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from leadline.sandbox import SandboxState
+from leadline.sandbox import SandboxState, SentMessage
 from models.messaging import Campaign
 from tests.helpers import wait_for
 from tests.support.messaging import (
@@ -50,7 +50,7 @@ def counts(client: TestClient, org: Org, campaign_id: str) -> dict[str, Any]:
     return dict(response.json()["counts"])
 
 
-def send_span(records: list[dict[str, Any]]) -> float:
+def send_span(records: list[SentMessage]) -> float:
     times = sorted(datetime.fromisoformat(r["time"]) for r in records)
     return (times[-1] - times[0]).total_seconds()
 

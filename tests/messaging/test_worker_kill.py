@@ -22,7 +22,7 @@ from typing import Any
 import dramatiq
 import pytest
 
-from leadline.sandbox import SandboxState
+from leadline.sandbox import SandboxState, SentMessage
 from leadline.settings import Settings
 from tasks.context import TaskContext
 from tasks.reconcile import reconcile_message
@@ -69,7 +69,7 @@ def bodies_of(context: TaskContext, org_id: uuid.UUID, rows: list[Any]) -> list[
 
 def records_of(
     sandbox_state: SandboxState, bodies: set[str], recipients: set[str]
-) -> list[dict[str, Any]]:
+) -> list[SentMessage]:
     """What the provider holds of this test's alerts; nothing else reached their recipients."""
     records = sandbox_state.sent()
     strays = [r["body"] for r in records if r["to"] in recipients and r["body"] not in bodies]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from leadline.sandbox import SandboxState
+from leadline.sandbox import SandboxState, SentMessage
 from leadline.settings import Settings
 from models.channels import OrgPhoneNumber, TelegramChat
 from models.messaging import OutboundMessage
@@ -108,7 +108,7 @@ def messages_settled(
     return len(rows) == expected and all(r.state not in ("queued", "sending") for r in rows)
 
 
-def sent_to(state: SandboxState, to: str) -> list[dict[str, Any]]:
+def sent_to(state: SandboxState, to: str) -> list[SentMessage]:
     return [record for record in state.sent() if record["to"] == to]
 
 
