@@ -3,14 +3,15 @@ things that need a person (attention lists registered by other modules)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from leadline.commands.common import JsonOption, emit, fail, run_guarded
 from leadline.commands.tables import format_table
+from leadline.jsondata import JsonObject
 from leadline.timespec import format_age, parse_moment
 from tasks.context import TaskContext, open_runtime
 
@@ -64,16 +65,19 @@ def _moment(value: str | None, now: datetime) -> datetime | None:
     return parse_moment(value, now, "--since") if value else None
 
 
-def _list_text(rows: list[dict[str, Any]], listings: list[Listing]) -> str:
+def _list_text(rows: Sequence[JsonObject], listings: list[Listing]) -> str:
     headers = ("id", "actor", "error", "age", "retries", "state")
-    table = [
-        (r["id"], r["actor"], r["error"], format_age(r["age_seconds"]), r["retries"], r["state"])
-        for r in rows
-    ]
+    table = [(r["id"], r["actor"], r["error"], _age(r), r["retries"], r["state"]) for r in rows]
     parts = [format_table(headers, table) if rows else "no dead letters"]
     for listing in listings:
         parts.append(f"\n{listing.name}: " + _listing_text(listing))
     return "\n".join(parts)
+
+
+def _age(summary: JsonObject) -> str:
+    """`age_seconds` of a dead-letter summary as `5m`; the summary always holds an int."""
+    seconds = summary["age_seconds"]
+    return format_age(seconds) if isinstance(seconds, int) else str(seconds)
 
 
 def _listing_text(listing: Listing) -> str:
