@@ -108,7 +108,7 @@ def list_alerts(org: str, as_json: bool = JsonOption) -> None:
 def template(
     org: str,
     name: str,
-    text: str = typer.Argument(None, help="Template text with {placeholders}."),
+    text: str | None = typer.Argument(None, help="Template text with {placeholders}."),
     reset: bool = typer.Option(False, "--reset", help="Go back to the default template."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -130,10 +130,10 @@ def template(
 @alerts_app.command("settings")
 def settings(
     org: str,
-    program: str = typer.Option(None, help="Program name used in HELP replies."),
-    contact: str = typer.Option(None, help="Support contact used in HELP replies."),
-    frequency: str = typer.Option(None, help="Message frequency used in HELP replies."),
-    autoreply: bool = typer.Option(None, "--autoreply/--no-autoreply", help="Auto-reply."),
+    program: str | None = typer.Option(None, help="Program name used in HELP replies."),
+    contact: str | None = typer.Option(None, help="Support contact used in HELP replies."),
+    frequency: str | None = typer.Option(None, help="Message frequency used in HELP replies."),
+    autoreply: bool | None = typer.Option(None, "--autoreply/--no-autoreply", help="Auto-reply."),
     as_json: bool = JsonOption,
 ) -> None:
     """Program details for HELP replies, and the auto-reply to leads who consented to SMS."""
