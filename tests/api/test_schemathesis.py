@@ -17,6 +17,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from starlette.types import ASGIApp
 
 from intake.openapi import build_document
 from models.orgs import create_api_key, create_organization
@@ -40,7 +41,7 @@ schema = schemathesis.openapi.from_dict(build_document())
 
 
 @pytest.fixture(scope="module")
-def asgi_app(context: TaskContext) -> Any:
+def asgi_app(context: TaskContext) -> ASGIApp:
     from intake.app import create_app
 
     return create_app(context)
@@ -59,6 +60,6 @@ def owner(context: TaskContext) -> dict[str, str]:
 @schema.parametrize()
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_5xx_and_every_answer_matches_the_document(
-    case: Any, asgi_app: Any, owner: dict[str, str]
+    case: Any, asgi_app: ASGIApp, owner: dict[str, str]
 ) -> None:
     case.call_and_validate(app=asgi_app, headers=owner, checks=CHECKS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
@@ -34,7 +34,7 @@ def assert_protected(response: Any) -> None:
 
 
 @pytest.fixture
-def failing_client(context: TaskContext) -> Any:
+def failing_client(context: TaskContext) -> Iterator[TestClient]:
     """The real app and middleware plus one route that fails, for tests only."""
     from intake.app import create_fastapi, protect
 
@@ -48,7 +48,9 @@ def failing_client(context: TaskContext) -> Any:
         yield client
 
 
-def test_security_headers_on_2xx_4xx_and_5xx(client: TestClient, failing_client: Any) -> None:
+def test_security_headers_on_2xx_4xx_and_5xx(
+    client: TestClient, failing_client: TestClient
+) -> None:
     responses = {
         200: client.get("/healthz"),
         403: client.post(

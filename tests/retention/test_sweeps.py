@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 import dramatiq
 import pytest
@@ -22,9 +21,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def inbox_sweep_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+def inbox_sweep_calls(monkeypatch: pytest.MonkeyPatch) -> list[TaskContext]:
     """One more inbox sweep, beside the outbound-message ones."""
-    calls: list[Any] = []
+    calls: list[TaskContext] = []
 
     def count_call(context: TaskContext) -> int:
         calls.append(context)
@@ -35,7 +34,10 @@ def inbox_sweep_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def test_sweep_requeues_events_whose_message_was_lost(
-    context: TaskContext, worker: dramatiq.Worker, make_org: MakeOrg, inbox_sweep_calls: list[Any]
+    context: TaskContext,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    inbox_sweep_calls: list[TaskContext],
 ) -> None:
     org = make_org()
     worker.pause()
