@@ -47,10 +47,10 @@ def test_the_global_messaging_service_replaces_from(
     with tuned_settings(context, twilio_messaging_service_sid=GLOBAL_SERVICE):
         queue_alerts(context, org.id, owner, count=1)
         [record] = wait_for(lambda: sent_to(sandbox_state, owner))
+        wait_for(lambda: outbound_rows(context, org.id)[0].state == "sent")
     assert record["messaging_service_sid"] == GLOBAL_SERVICE
     assert record["from"] is None
-    [row] = outbound_rows(context, org.id)
-    assert row.state == "sent" and row.provider_sid == record["sid"]
+    assert outbound_rows(context, org.id)[0].provider_sid == record["sid"]
 
 
 def test_without_a_service_the_message_goes_from_the_number(
