@@ -262,3 +262,31 @@ def messages_from_lead(context: Any, org_id: uuid.UUID, lead_id: uuid.UUID) -> l
 def reply(client: Any, org: Org, lead_id: uuid.UUID, body: str, key: str) -> Any:
     headers = {**org.auth, "Idempotency-Key": key}
     return client.post(f"/v1/leads/{lead_id}/messages", json={"body": body}, headers=headers)
+
+
+def test_a_number_without_a_known_time_zone_is_never_texted_a_campaign(
+    make_org: Any, context: Any, sandbox_state: SandboxState
+) -> None:
+    from models.leads import phone_index
+    from models.outbound_messages import NewOutbound, queue_outbound
+    from tasks.sending import deliver_outbound
+
+    org = make_org()
+    nowhere = "+80012345678"  # international freephone: valid, in no time zone
+    with clock_at(context) as clocked:
+        with context.db.tenant(org.id) as session:
+            cipher = context.keys.cipher(session, org.id)
+            message = NewOutbound(
+                channel="sms",
+                purpose="campaign",
+                idempotency_key=f"test:{uuid.uuid4().hex}",
+                recipient=nowhere,
+                recipient_bidx=phone_index(cipher, nowhere),
+                body="Hi there. Reply STOP to opt out.",
+                sender="+15005550006",
+            )
+            [row] = queue_outbound(session, cipher, [message], clocked.clock())
+        assert deliver_outbound(clocked, org.id, row.id) == "failed"
+    [stored] = outbound_rows(context, org.id)
+    assert (stored.state, stored.last_error_code) == ("failed", "no_quiet_window")
+    assert sent_to(sandbox_state, nowhere) == []

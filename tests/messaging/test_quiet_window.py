@@ -61,6 +61,7 @@ def test_zones_come_from_the_number() -> None:
     assert recipient_zones("+13105550103") == ("America/Los_Angeles",)
     assert recipient_zones(HONOLULU) == ("Pacific/Honolulu",)
     assert recipient_zones("+19999999999") == ()  # Etc/Unknown
+    assert recipient_zones("+80012345678") == ()  # international freephone
     assert recipient_zones("not a number") == ()
 
 
