@@ -263,8 +263,8 @@ _SERVICES: Cache[tuple[uuid.UUID, str], str | None] = Cache(("org_phone_numbers"
 def _hold_for_quiet_hours(
     session: Session, cipher: OrgCipher, row: OutboundMessage, now: datetime
 ) -> str | None:
-    """ "held" (until the recipient's window opens) or "failed" (it never opens), or None
-    when the message may go now."""
+    """Hold the row until the recipient's window opens ("held"), or fail it when the window
+    never opens ("failed"); None when it may go now."""
     if not quiet_hours_apply(row.channel, row.purpose, row.reply_to_at, now):
         return None
     window = _WINDOWS.get(row.org_id, lambda: org_window(session, row.org_id))

@@ -19,6 +19,7 @@ from typing import Any
 
 import dramatiq
 import redis
+from sqlalchemy.orm import Session
 
 from leadline.logging import get_logger
 from leadline.metrics import MESSAGES_SENT
@@ -221,28 +222,32 @@ def sweep_outbound(
 def release_due_held(context: TaskContext) -> int:
     """Held messages whose quiet hours are over go back to `queued` and are enqueued.
 
-    Campaign messages are paced again from now on their sending number (a whole campaign
-    held overnight must not leave in one burst at 08:00); the claim then checks the opt-out
-    and the window once more, so a STOP while held blocks the message and a slot that falls
-    after the window closes holds it again. Returns how many were released."""
+    The claim then checks the opt-out and the window once more, so a STOP while held blocks
+    the message and a slot that falls after the window closes holds it again. Returns how
+    many were released."""
     now = context.clock()
     interval = 1.0 / context.settings.leadline_campaign_rate_per_sender
-    released: list[tuple[str, uuid.UUID, uuid.UUID, datetime]] = []
     with context.db.maintenance() as session:
-        rows = lock_due_held(session, now)
-        paced: dict[str, list[OutboundMessage]] = {}
-        for row in rows:
-            if row.purpose == "campaign":
-                paced.setdefault(row.sender or "default", []).append(row)
-            else:
-                release_held(row, now, now)
-                released.append((row.channel, row.org_id, row.id, now))
-        for sender, group in paced.items():
-            first = reserve_send_slots(session, sender, len(group), interval, now)
-            for slot, row in enumerate(group):
-                due = first + timedelta(seconds=interval * slot)
-                release_held(row, due, now)
-                released.append((row.channel, row.org_id, row.id, due))
-    for channel, org_id, message_id, due in released:
-        enqueue_send(channel, org_id, message_id, max((due - now).total_seconds(), 0.0))
+        released = release_paced(session, lock_due_held(session, now), interval, now)
+    for row_id, org_id, channel, due in released:
+        enqueue_send(channel, org_id, row_id, max((due - now).total_seconds(), 0.0))
     return len(released)
+
+
+def release_paced(
+    session: Session, rows: list[OutboundMessage], interval: float, now: datetime
+) -> list[tuple[uuid.UUID, uuid.UUID, str, datetime]]:
+    """Campaign messages get new consecutive slots on their sending number (a campaign held
+    overnight must not leave in one burst at 08:00); others are due now. Maintenance."""
+    by_sender: dict[str, list[OutboundMessage]] = {}
+    for row in rows:
+        sender = (row.sender or "default") if row.purpose == "campaign" else ""
+        by_sender.setdefault(sender, []).append(row)
+    released = []
+    for sender, group in by_sender.items():
+        first = reserve_send_slots(session, sender, len(group), interval, now) if sender else now
+        for slot, row in enumerate(group):
+            due = first + timedelta(seconds=interval * slot) if sender else now
+            release_held(row, due, now)
+            released.append((row.id, row.org_id, row.channel, due))
+    return released
