@@ -34,6 +34,7 @@ from models.channels import OrgPhoneNumber, TelegramChat
 from models.crypto import OrgCipher
 from models.messaging import OutboundMessage
 from models.quiet_hours import (
+    OWN_RECIPIENT_PURPOSES,
     QuietWindow,
     next_open,
     org_window,
@@ -45,7 +46,7 @@ TABLE = "outbound_messages"
 INSERT_CHUNK = 500
 # Alerts go to the business's own numbers and chats: for them a duplicate is better than a
 # silent loss, so an unknown alert may be sent again. Messages to leads stay at most once.
-AT_LEAST_ONCE_PURPOSES = frozenset({"owner_alert", "reply_alert"})
+AT_LEAST_ONCE_PURPOSES = OWN_RECIPIENT_PURPOSES
 # `unknown` codes reconciliation has given up on: only an operator decides these.
 FOR_OPERATORS = frozenset({"not_at_provider", "ambiguous"})
 UNDECIDED_FOR_OPERATORS = timedelta(hours=1)
