@@ -19,7 +19,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import PurePosixPath
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -536,6 +536,10 @@ def recreate_organization(
     org = Organization(id=plan.org_id, name=text_of(saved, "name") or f"restored {plan.org_id}")
     org.status = text_of(saved, "status") or OrgStatus.ACTIVE
     org.default_region = text_of(saved, "default_region")
+    quiet_start, quiet_end = text_of(saved, "quiet_hours_start"), text_of(saved, "quiet_hours_end")
+    if quiet_start and quiet_end:
+        org.quiet_hours_start = time.fromisoformat(quiet_start)
+        org.quiet_hours_end = time.fromisoformat(quiet_end)
     if created := text_of(saved, "created_at"):
         org.created_at = datetime.fromisoformat(created)
     if deletion_due := text_of(saved, "deletion_due_at"):
