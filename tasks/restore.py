@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from pathlib import PurePosixPath
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 from sqlalchemy import Integer, Table, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -284,7 +284,7 @@ def restore_backup(
     backup_id: uuid.UUID,
     now: datetime,
     on_progress: ProgressCallback | None = None,
-) -> dict[str, Any]:  # a RestoreSummary, in the CLI's output type
+) -> RestoreSummary:
     """Re-insert a backup's rows into its live organisation, atomically and audited."""
     backup = find_backup(context, backup_id)
     manifest = backup_keys(backup.org_id, backup.id).manifest
@@ -306,7 +306,7 @@ def restore_backup(
             audit_restore(session, summary, now)
     except DBAPIError as exc:
         raise rolled_back(exc, f"backup {backup_id}") from None
-    return dict(summary)
+    return summary
 
 
 def rolled_back(exc: DBAPIError, what: str) -> LeadlineError:
@@ -344,7 +344,7 @@ def restore_from_store(
     source: str,
     now: datetime,
     on_progress: ProgressCallback | None = None,
-) -> dict[str, Any]:  # a StoreRestoreSummary, in the CLI's output type
+) -> StoreRestoreSummary:
     """Recreate every organisation of the backup store `source` (a directory, a file:// or an
     s3:// URL: a copy of LEADLINE_BACKUP_URL, or that store itself) in an empty, migrated
     database: the org row and its data keys from the key escrow, then the rows of its newest
@@ -378,7 +378,7 @@ def restore_from_store(
         "restored": len(restored),
         "not_restored": len(skipped),
     }
-    return dict(summary)
+    return summary
 
 
 def source_store(context: TaskContext, source: str) -> ObjectStore:
@@ -582,7 +582,7 @@ def stored_size(store: ObjectStore, key: str) -> int:
         return source.seek(0, 2)
 
 
-def describe(summary: Mapping[str, Any]) -> str:
+def describe(summary: StoreRestoreSummary) -> str:
     """One line per organisation, for the CLI."""
     lines = []
     for org in summary["orgs"]:
