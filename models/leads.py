@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import cache
+from typing import cast
 
-from sqlalchemy import func, or_, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, Table, bindparam, func, insert, or_, select, text
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from leadline.errors import NotFoundError
 from models.crypto import OrgCipher
@@ -18,6 +22,12 @@ from models.tables import Lead
 TABLE = "leads"
 CONSENT_EVIDENCE_MAX = 20
 PHONE_INDEX = "phone"
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+_LEADS = cast(Table, Lead.__table__)
+# The columns the database (or a column default) fills in; the rest are the INSERT's values.
+_INSERT_LEAD = insert(_LEADS).returning(
+    _LEADS.c.status, _LEADS.c.sms_consent, _LEADS.c.created_at, _LEADS.c.updated_at
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,9 @@ class LeadFields:
     sms_consent: bool = False
     consent_text: str | None = None
     consent_at: datetime | None = None
+    # The phone is what a validator already normalised (the intake's, for API leads): kept
+    # as it is when it has the E.164 shape, instead of being parsed and validated again.
+    phone_normalized: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,7 +93,11 @@ def blind_indexes(cipher: OrgCipher, fields: LeadFields) -> dict[str, bytes | No
 
 
 def _e164(fields: LeadFields) -> str | None:
-    return normalize_phone(fields.phone) if fields.phone else None
+    if not fields.phone:
+        return None
+    if fields.phone_normalized and _E164.fullmatch(fields.phone):
+        return fields.phone
+    return normalize_phone(fields.phone)
 
 
 def _blind_indexes(
@@ -101,7 +118,7 @@ def upsert_lead(session: Session, cipher: OrgCipher, fields: LeadFields) -> Upse
     phone = _e164(fields)  # parsing and validating a number is costly: once per upsert
     indexes = _blind_indexes(cipher, fields, phone)
     _lock_identities(session, cipher.org_id, indexes)
-    existing = find_lead_by_indexes(session, indexes)
+    existing = _locked_lead(session, indexes)
     if existing is None:
         return UpsertResult(_insert_lead(session, cipher, fields, phone, indexes), created=True)
     _complete_lead(session, cipher, existing, fields, phone, indexes)
@@ -134,6 +151,41 @@ def find_lead_by_indexes(session: Session, indexes: dict[str, bytes | None]) -> 
     return session.scalars(query.with_for_update()).first()
 
 
+def _locked_lead(session: Session, indexes: dict[str, bytes | None]) -> Lead | None:
+    """find_lead_by_indexes on the hot path: the same SELECT ... FOR UPDATE in Core, the ORM
+    object built only when a lead is found."""
+    present = {column: value for column, value in indexes.items() if value is not None}
+    if not present:
+        return None
+    row = session.execute(_locked_lead_query(tuple(present)), present).first()
+    if row is None:
+        return None
+    known = session.identity_map.get(session.identity_key(Lead, (row.id,)))
+    return (
+        known
+        if isinstance(known, Lead)
+        else _persistent(session, Lead(), dict(zip(row._fields, row, strict=True)))
+    )
+
+
+@cache
+def _locked_lead_query(columns: tuple[str, ...]) -> Select[tuple[object, ...]]:
+    # Built once per combination of identities (a few), not per event.
+    conditions = [_LEADS.c[column] == bindparam(column) for column in columns]
+    query = select(_LEADS).where(or_(*conditions)).order_by(_LEADS.c.created_at).limit(1)
+    return query.with_for_update()
+
+
+def _persistent(session: Session, lead: Lead, row: Mapping[str, object]) -> Lead:
+    """`lead` holding the row's values (every column), in the session as a loaded, unchanged
+    row: later changes to it are flushed as UPDATEs, session.get finds it without a SELECT."""
+    for column, value in row.items():
+        setattr(lead, column, value)
+    make_transient_to_detached(lead)
+    session.add(lead)
+    return lead
+
+
 def _insert_lead(
     session: Session,
     cipher: OrgCipher,
@@ -141,11 +193,14 @@ def _insert_lead(
     phone: str | None,
     indexes: dict[str, bytes | None],
 ) -> Lead:
+    # A Core INSERT ... RETURNING instead of the unit of work's flush (most of an event's CPU).
     lead = Lead(id=uuid.uuid4(), org_id=cipher.org_id, source=fields.source, **indexes)
     _write_fields(cipher, lead, fields, phone, overwrite=True)
-    session.add(lead)
-    session.flush()
-    return lead
+    values = {column.key: getattr(lead, column.key) for column in _LEADS.c}
+    present = {key: value for key, value in values.items() if value is not None}
+    filled = session.execute(_INSERT_LEAD, present).one()
+    values.update(zip(filled._fields, filled, strict=True))
+    return _persistent(session, lead, values)
 
 
 def _complete_lead(

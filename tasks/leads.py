@@ -28,9 +28,10 @@ def handle_api_lead(ctx: InboundContext) -> None:
         sms_consent=consent.get("sms") is True,
         consent_text=text_of(consent, "text"),
         consent_at=datetime.fromisoformat(received_at) if received_at else ctx.now,
+        phone_normalized=True,  # by the intake's validation (intake/schemas.py)
     )
     result = upsert_lead(ctx.session, ctx.cipher, fields)
-    ctx.event.processed_lead_id = result.lead.id  # GET /v1/events/{id}
+    ctx.processed_lead_id = result.lead.id
     announce_lead(ctx, result.lead, result.created, fields.message)
 
 
