@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from leadline.errors import NotFoundError
 from models.crypto import OrgCipher
 from models.imports import LeadImport, header_of, rejections_of
+from tasks.context import TaskContext
 from tasks.export import escape_cell
 
 
@@ -60,3 +61,13 @@ def errors_csv(session: Session, cipher: OrgCipher, import_id: uuid.UUID) -> byt
         cells = [rejection.line, rejection.reason, *rejection.cells]
         writer.writerow([escape_cell(cell) for cell in cells])
     return buffer.getvalue().encode()
+
+
+def read_report(context: TaskContext, org_id: uuid.UUID, import_id: uuid.UUID) -> ImportReport:
+    with context.db.tenant(org_id) as session:
+        return import_report(get_import(session, import_id))
+
+
+def read_errors_csv(context: TaskContext, org_id: uuid.UUID, import_id: uuid.UUID) -> bytes:
+    with context.db.tenant(org_id) as session:
+        return errors_csv(session, context.keys.cipher(session, org_id), import_id)
