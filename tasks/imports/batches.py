@@ -128,7 +128,7 @@ def write_rows(
     prepared: list[PreparedLead] = []
     for line, cells in rows:
         try:
-            prepared.append(prepare_lead(cipher, check_row(cells, fields, region)))
+            prepared.append(prepare_lead(cipher, check_row(cells, fields, region), validated=True))
         except RowRejected as exc:
             written.rejections.append(Rejection(line, str(exc), cells))
     lock_identities(session, cipher.org_id, (v for p in prepared for v in p.indexes.values()))

@@ -41,7 +41,8 @@ class RowRejected(ValueError):
 
 
 def check_row(cells: Cells, fields: list[str | None], region: str | None) -> LeadFields:
-    """The row's lead; raises RowRejected."""
+    """The row's lead, its phone in E.164 form (models.normalize) and its email normalised;
+    raises RowRejected."""
     if len(cells) != len(fields):
         raise RowRejected(f"expected {len(fields)} fields, found {len(cells)}")
     values = {field: cell.strip() for field, cell in zip(fields, cells, strict=True) if field}

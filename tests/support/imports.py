@@ -64,15 +64,16 @@ def phones(count: int, seed: int | None = None) -> list[str]:
 
 
 def good_row(index: int, phone: str, tag: str) -> list[str]:
+    """Short cells: 100,000 of these stay under the 10 MB cap (the benchmark's file)."""
     consent = index % 2 == 0
     return [
-        f"Lead {tag} {index}",
+        f"Lead {index}",
         phone,
-        f"lead{index}.{tag}@example.org",
-        f"Imported message {index}",
+        f"l{index}.{tag}@example.org",
+        f"Hi {index}",
         "true" if consent else "false",
         GOOD_CONSENT_AT if consent else "",
-        "I agree to texts" if consent else "",
+        "I agree" if consent else "",
     ]
 
 
