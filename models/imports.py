@@ -1,9 +1,10 @@
 """CSV lead imports: the import row (status and counters), the uploaded file as encrypted
 chunks of rows waiting to be processed, and the rejected rows (encrypted) for the error CSV.
 
-A chunk is deleted in the transaction that writes its leads and advances `next_line` and the
-counters, so a worker killed mid-import resumes at the first chunk left, and a chunk is never
-written twice. Everything from the file (header, cells) is ciphertext under the org's key; the
+A chunk is claimed (row lock, SKIP LOCKED: several workers write different chunks of one
+import at once) and deleted in the transaction that writes its leads and advances `next_line`
+and the counters, so a worker killed mid-import resumes at the chunks left, and a chunk is
+never written twice. Everything from the file (header, cells) is ciphertext under the org's key; the
 file's SHA-256 is kept only as a blind index (same file, same org: the same import).
 """
 
@@ -23,6 +24,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     delete,
+    func,
     select,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -61,6 +63,8 @@ class LeadImport(Base):
     rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     # The file line of the first row not yet processed (the header is line 1).
     next_line: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The line after the file's last row: `next_line` once done.
+    end_line: Mapped[int] = mapped_column(Integer, nullable=False)
     actor: Mapped[str] = mapped_column(String(200), nullable=False)
     created_at: Mapped[datetime] = now_column()
     updated_at: Mapped[datetime] = now_column()
@@ -138,6 +142,7 @@ def store_import(session: Session, cipher: OrgCipher, new: NewImport) -> StoredI
     """Insert the import and its chunks, unless this org already has the same file."""
     import_id = uuid.uuid4()
     first_line = new.chunks[0][0][0] if new.chunks else 2
+    end_line = new.chunks[-1][-1][0] + 1 if new.chunks else 2
     inserted = session.execute(
         insert(LeadImport)
         .values(
@@ -154,6 +159,7 @@ def store_import(session: Session, cipher: OrgCipher, new: NewImport) -> StoredI
             updated=0,
             rejected=0,
             next_line=first_line,
+            end_line=end_line,
             actor=new.actor,
         )
         .on_conflict_do_nothing(constraint="uq_lead_imports_file")
@@ -190,9 +196,15 @@ def find_import_by_file(session: Session, cipher: OrgCipher, sha256: str) -> Lea
 
 
 def lock_import(session: Session, import_id: uuid.UUID) -> LeadImport | None:
-    """The import, row-locked; None when another worker holds it (it carries on) or it is gone."""
-    query = select(LeadImport).where(LeadImport.id == import_id)
-    return session.scalars(query.with_for_update(skip_locked=True)).first()
+    """The import, its counters as last committed, locked until COMMIT (FOR NO KEY UPDATE:
+    the chunk and error rows' foreign-key checks do not wait for it)."""
+    query = (
+        select(LeadImport)
+        .where(LeadImport.id == import_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(query).first()
 
 
 def header_of(cipher: OrgCipher, lead_import: LeadImport) -> Cells:
@@ -201,14 +213,25 @@ def header_of(cipher: OrgCipher, lead_import: LeadImport) -> Cells:
     return header
 
 
-def next_chunk(session: Session, import_id: uuid.UUID) -> LeadImportChunk | None:
+def claim_chunk(session: Session, import_id: uuid.UUID) -> LeadImportChunk | None:
+    """The first chunk no other transaction is writing, locked until COMMIT."""
     query = (
         select(LeadImportChunk)
         .where(LeadImportChunk.import_id == import_id)
         .order_by(LeadImportChunk.first_line)
         .limit(1)
+        .with_for_update(skip_locked=True)
     )
     return session.scalars(query).first()
+
+
+def first_unwritten_line(session: Session, import_id: uuid.UUID) -> int | None:
+    """The first line of the chunks left (being written elsewhere included), or None."""
+    query = select(func.min(LeadImportChunk.first_line)).where(
+        LeadImportChunk.import_id == import_id
+    )
+    line: int | None = session.scalar(query)
+    return line
 
 
 def chunk_rows(cipher: OrgCipher, chunk: LeadImportChunk) -> list[NumberedRow]:

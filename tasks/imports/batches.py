@@ -1,11 +1,13 @@
 """Storing an import and writing its rows, one batch (chunk) per transaction.
 
-`start_import` stores the scanned file (encrypted chunks) and enqueues `import_batch` after
-COMMIT. Each `import_batch` message locks the import, writes one chunk's leads in bulk,
-records its rejected rows, deletes the chunk and advances `next_line` and the counters, all
-in one transaction, then enqueues the next batch. A worker killed mid-batch leaves the chunk
-in place: the next message (redelivered, or sent by `sweep_imports`) writes it again from
-the start, so nothing is lost or written twice.
+`start_import` stores the scanned file (encrypted chunks) and, after COMMIT, enqueues up to
+CONCURRENT_BATCHES `import_batch` messages, so the worker processes of every core share the
+work. Each message claims one chunk no one else is writing, writes its leads in bulk, records
+its rejected rows, deletes the chunk and advances `next_line` and the counters (under the
+import's row lock), all in one transaction, then enqueues itself again while chunks are
+left. A worker killed mid-batch leaves its chunk in place: the next message (another chain,
+a redelivery, or one sent by `sweep_imports`) writes it from the start, so nothing is lost
+or written twice.
 
 Rows dedupe against the org's leads by blind index, the same way POST /v1/leads does: a row
 whose phone or email is already a lead (or an earlier row of the file) completes that lead
@@ -32,9 +34,10 @@ from models.imports import (
     Rejection,
     StoredImport,
     chunk_rows,
+    claim_chunk,
     drop_chunk,
+    first_unwritten_line,
     lock_import,
-    next_chunk,
     record_rejections,
     stale_imports,
     store_import,
@@ -54,8 +57,10 @@ from tasks.context import TaskContext, get_context
 from tasks.imports.rows import RowRejected, check_row
 from workers.runtime import actor
 
-# An unfinished import no batch advanced for this long has lost its message.
+# An unfinished import no batch advanced for this long has lost its messages.
 STALE_AFTER_SECONDS = 120.0
+# Chunks of one import written at once (a chain of messages each).
+CONCURRENT_BATCHES = 4
 
 
 @actor(queue_name="imports", max_retries=20)
@@ -79,35 +84,45 @@ def start_import(context: TaskContext, org_id: uuid.UUID, new: NewImport) -> Sto
                 target=str(stored.id),
                 details=details,
             )
-    if stored.created and new.chunks:
-        enqueue_or_defer(import_batch, str(org_id), str(stored.id))
+    if stored.created:
+        for _ in range(min(CONCURRENT_BATCHES, len(new.chunks))):
+            enqueue_or_defer(import_batch, str(org_id), str(stored.id))
     return stored
 
 
 def process_batch(context: TaskContext, org_id: uuid.UUID, import_id: uuid.UUID) -> bool:
-    """Write the next chunk; True when another remains. A no-op for a finished import or one
-    another worker is writing (that worker goes on with the next chunk)."""
+    """Write one chunk not claimed by another worker; True when chunks are left to claim."""
     now = context.clock()
     with context.db.tenant(org_id) as session:
-        lead_import = lock_import(session, import_id)
+        lead_import = session.get(LeadImport, import_id)
         if lead_import is None or lead_import.status == ImportStatus.DONE:
             return False
-        chunk = next_chunk(session, import_id)
-        if chunk is None:
-            finish(lead_import, now)
+        chunk = claim_chunk(session, import_id)
+        if chunk is None:  # every chunk written, or being written by other workers
+            settle(session, import_id, None, now)
             return False
         cipher = context.keys.cipher(session, org_id)
         rows = chunk_rows(cipher, chunk)
-        written = write_rows(
-            session, cipher, lead_import.fields, rows, default_region(session, org_id)
-        )
+        region = default_region(session, org_id)
+        written = write_rows(session, cipher, lead_import.fields, rows, region)
         record_rejections(session, cipher, import_id, written.rejections)
         drop_chunk(session, chunk)
-        following = next_chunk(session, import_id)
-        advance(lead_import, written, following.first_line if following else rows[-1][0] + 1, now)
-        if following is None:
-            finish(lead_import, now)
-        return following is not None
+        return settle(session, import_id, written, now)
+
+
+def settle(session: Session, import_id: uuid.UUID, written: Written | None, now: datetime) -> bool:
+    """Add a batch's counts under the import's row lock (concurrent batches of one import
+    queue here, each seeing the others' committed counts and chunks); `done` once no chunk is
+    left. True when chunks are left."""
+    lead_import = lock_import(session, import_id)
+    if lead_import is None or lead_import.status == ImportStatus.DONE:
+        return False
+    following = first_unwritten_line(session, import_id)
+    if written is not None:
+        advance(lead_import, written, following or lead_import.end_line, now)
+    if following is None:
+        finish(lead_import, now)
+    return following is not None
 
 
 @dataclass
@@ -161,6 +176,7 @@ def advance(lead_import: LeadImport, written: Written, next_line: int, now: date
 
 def finish(lead_import: LeadImport, now: datetime) -> None:
     lead_import.status = ImportStatus.DONE
+    lead_import.next_line = lead_import.end_line
     lead_import.finished_at = lead_import.updated_at = now
 
 

@@ -126,6 +126,24 @@ def test_rows_complete_existing_leads_found_by_blind_index(
     assert leads[fresh].email == "fresh@example.org"
 
 
+def test_one_person_in_chunks_written_at_once_is_one_lead(
+    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, worker: Any
+) -> None:
+    tenant = make_tenant()
+    numbers = phones(1_500)
+    first = [[f"First {i}", phone, "", "", "false", "", ""] for i, phone in enumerate(numbers)]
+    # The same people again, by email in the next chunks (written concurrently with the first).
+    emails = [
+        [f"Again {i}", phone, f"p{i}@example.org", "", "", "", ""]
+        for i, phone in enumerate(numbers)
+    ]
+    report = imported(client, tenant, csv_bytes(first + emails))
+    assert (report["imported"], report["updated"], report["rejected"]) == (1_500, 1_500, 0)
+    leads = leads_of(context, tenant.id)
+    assert len(leads) == 1_500
+    assert sorted(lead.email for lead in leads) == sorted(f"p{i}@example.org" for i in range(1_500))
+
+
 @pytest.mark.parametrize(
     "encode",
     [

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("updated", sa.Integer(), nullable=False),
         sa.Column("rejected", sa.Integer(), nullable=False),
         sa.Column("next_line", sa.Integer(), nullable=False),
+        sa.Column("end_line", sa.Integer(), nullable=False),
         sa.Column("actor", sa.String(length=200), nullable=False),
         sa.Column(
             "created_at",
