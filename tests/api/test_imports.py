@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -66,7 +67,11 @@ def error_rows(client: TestClient, tenant: Tenant, report: dict[str, Any]) -> li
 
 
 def test_good_rows_imported_once_and_bad_rows_of_ten_kinds_listed_exactly(
-    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, worker: Any
+    client: TestClient,
+    make_tenant: Callable[[], Tenant],
+    context: Any,
+    worker: Any,
+    log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     tenant = make_tenant()
     file = lead_file(good=2_500, bad_per_kind=10)
@@ -86,6 +91,12 @@ def test_good_rows_imported_once_and_bad_rows_of_ten_kinds_listed_exactly(
         assert row[1] == reason
         assert row[2:] == [escape_cell(cell) for cell in cells]  # '+1650…' → "'+1650…"
     assert {reason for reason, _ in file.bad.values()} == {r for _, r in BAD_ROWS.values()}
+    logged = json.dumps(log_lines())
+    assert "uploaded" in logged or "request" in logged  # the logs were captured
+    for _, cells in file.bad.values():
+        assert not any(len(cell) > 6 and cell in logged for cell in cells), (
+            "a rejected value was logged"
+        )
 
     leads = leads_of(context, tenant.id)
     assert sorted(lead.phone for lead in leads) == sorted(row[1] for row in file.good)
