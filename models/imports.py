@@ -281,6 +281,22 @@ def rejections_of(session: Session, cipher: OrgCipher, import_id: uuid.UUID) -> 
     ]
 
 
+def purge_errors(session: Session, finished_before: datetime, limit: int) -> int:
+    """Maintenance session: delete up to `limit` rejected rows of imports done before then."""
+    done = select(LeadImport.id).where(
+        LeadImport.status == ImportStatus.DONE, LeadImport.finished_at < finished_before
+    )
+    ids = (
+        select(LeadImportError.id)
+        .where(LeadImportError.import_id.in_(done))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    result = session.execute(delete(LeadImportError).where(LeadImportError.id.in_(ids)))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def stale_imports(session: Session, older_than: datetime) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """Maintenance session: (org, import) of unfinished imports nobody advanced lately."""
     query = select(LeadImport.org_id, LeadImport.id).where(

@@ -11,7 +11,7 @@ import json
 import uuid
 import zipfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ from models.tables import AuditEntry, Lead
 from tasks.after_commit import AfterCommit
 from tasks.export import escape_cell
 from tasks.optouts import OptoutChange, is_opted_out, record_optout
+from tasks.sweeps import purge_inbound
 from tests.api.tenants import Tenant
 from tests.helpers import wait_for
 from tests.support.imports import BAD_ROWS, HEADER, csv_bytes, lead_file, phones, upload
@@ -335,3 +336,16 @@ def test_the_upload_is_audited_without_pii(
     assert entry.actor == f"key:{tenant.prefixes[ADMIN]}"
     assert entry.details == {"rows": 1, "columns": 2}
     assert phone not in str(entry.details) and "Ada" not in str(entry.details)
+
+
+def test_rejected_rows_are_purged_with_old_inbound_payloads(
+    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, worker: Any
+) -> None:
+    tenant = make_tenant()
+    report = imported(client, tenant, csv_bytes([["Old", "not a phone", "", "", "", "", ""]]))
+    assert len(error_rows(client, tenant, report)) == 2
+    purge_inbound(context, context.clock() + timedelta(days=6))
+    assert len(error_rows(client, tenant, report)) == 2  # kept for 7 days
+    assert purge_inbound(context, context.clock() + timedelta(days=8))["import_errors_purged"] >= 1
+    assert error_rows(client, tenant, report) == [["line", "reason", *HEADER]]
+    assert client.get(f"/v1/imports/{report['id']}", headers=tenant.auth(ADMIN)).json() == report
