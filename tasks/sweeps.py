@@ -20,16 +20,22 @@ from tasks.context import TaskContext
 from tasks.imports.batches import sweep_imports
 from tasks.inbound_events import process_event
 from tasks.reconcile import reconcile_unknown
-from tasks.sending import sweep_outbound
+from tasks.sending import release_due_held, sweep_outbound
 from tasks.webhooks.operations import sweep_due_deliveries
 
 log = get_logger(__name__)
 MAX_SWEPT_EVENTS = 5_000
 # Each re-enqueues rows of its own table left pending and returns how many.
 Sweep = Callable[[TaskContext], int]
-# Outbound messages left queued or sending; `unknown` messages settled with the provider;
-# CSV imports whose next batch was never enqueued or never acknowledged.
-INBOX_SWEEPS: tuple[Sweep, ...] = (sweep_outbound, reconcile_unknown, sweep_imports)
+# Outbound messages left queued or sending; held ones whose quiet hours are over; `unknown`
+# messages settled with the provider; CSV imports whose next batch was never enqueued or
+# never acknowledged.
+INBOX_SWEEPS: tuple[Sweep, ...] = (
+    sweep_outbound,
+    release_due_held,
+    reconcile_unknown,
+    sweep_imports,
+)
 WEBHOOK_SWEEPS: tuple[Sweep, ...] = (sweep_due_deliveries,)
 JobSummary = dict[str, int]
 

@@ -1,8 +1,8 @@
 """CSV lead imports: the import (status, counters, next line), its file as encrypted chunks
 of rows, and its rejected rows (encrypted), all under tenant isolation
 
-Revision ID: 0015_lead_imports
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 """
 
 import sqlalchemy as sa
@@ -11,8 +11,8 @@ from sqlalchemy.dialects import postgresql
 
 from models.rls import run_all, tenant_table_sql
 
-revision = "0015_lead_imports"
-down_revision = "0014"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
