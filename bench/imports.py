@@ -16,10 +16,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -27,9 +26,11 @@ from sqlalchemy import func, select
 from bench.intake import server
 from bench.pipeline import lead_body
 from bench.setup import BenchEnv, BenchOrg
+from tasks.imports.report import ImportReport
 from tests.support.imports import lead_file
 
 TARGETS = {"import_seconds": ("<=", 60.0)}
+Worker = subprocess.Popen[bytes]
 ROWS = 100_000
 BAD_PER_KIND = 100
 POSTED = 2_000
@@ -59,7 +60,7 @@ def stored_leads(env: BenchEnv, org_id: uuid.UUID) -> int:
         return int(session.scalar(select(func.count()).select_from(Lead)) or 0)
 
 
-def wait(check: Any, worker: Any, timeout: float = 600.0) -> None:
+def wait(check: Callable[[], bool], worker: Worker, timeout: float = 600.0) -> None:
     deadline = time.perf_counter() + timeout
     while not check():
         if worker.poll() is not None:
@@ -69,7 +70,7 @@ def wait(check: Any, worker: Any, timeout: float = 600.0) -> None:
         time.sleep(0.1)
 
 
-def post_leads(env: BenchEnv, base: str, org: BenchOrg, worker: Any) -> float:
+def post_leads(env: BenchEnv, base: str, org: BenchOrg, worker: Worker) -> float:
     """Milliseconds per lead: POST_ED leads posted, until all are stored."""
     headers = {"Content-Type": "application/json", **org.auth}
     started = time.perf_counter()
@@ -91,15 +92,15 @@ def upload(base: str, org: BenchOrg, content: bytes) -> httpx.Response:
     return httpx.post(base + "/v1/imports", files=files, headers=org.auth, timeout=120)
 
 
-def report(base: str, org: BenchOrg, import_id: str) -> dict[str, Any]:
+def report(base: str, org: BenchOrg, import_id: str) -> ImportReport:
     response = httpx.get(f"{base}/v1/imports/{import_id}", headers=org.auth, timeout=30)
-    body: dict[str, Any] = response.json()
+    body: ImportReport = response.json()
     return body
 
 
 def import_file(
-    env: BenchEnv, base: str, org: BenchOrg, content: bytes, worker: Any
-) -> tuple[float, float, dict[str, Any]]:
+    env: BenchEnv, base: str, org: BenchOrg, content: bytes, worker: Worker
+) -> tuple[float, float, ImportReport]:
     """(seconds until the 202, seconds until done, the final report)."""
     started = time.perf_counter()
     response = upload(base, org, content)
@@ -111,7 +112,7 @@ def import_file(
     return accepted, time.perf_counter() - started, report(base, org, import_id)
 
 
-def check(final: dict[str, Any], good: int, bad: int) -> None:
+def check(final: ImportReport, good: int, bad: int) -> None:
     counts = (final["rows"], final["imported"], final["updated"], final["rejected"])
     if counts != (good + bad, good, 0, bad):
         raise RuntimeError(f"unexpected counts {counts}")

@@ -7,7 +7,6 @@ same org answers 200 with the first import, which it is."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +18,7 @@ from intake.multipart import MalformedMultipart, Part, read_multipart
 from intake.principals import CurrentPrincipal, Principal
 from intake.responses import error_response
 from intake.tenant_calls import TenantCall, in_tenant
+from leadline.jsondata import JsonObject
 from tasks.context import TaskContext
 from tasks.imports.batches import start_import
 from tasks.imports.report import ImportReport, errors_csv, get_import, import_report
@@ -28,7 +28,7 @@ router = APIRouter()
 # The file, plus room for the multipart framing and `map` fields.
 MAX_UPLOAD_BODY_BYTES = MAX_FILE_BYTES + 64 * 1024
 CSV_TYPES = frozenset({"text/csv"})
-UPLOAD_BODY: dict[str, Any] = {
+UPLOAD_BODY: JsonObject = {
     "required": True,
     "content": {
         "multipart/form-data": {
@@ -54,10 +54,10 @@ UPLOAD_BODY: dict[str, Any] = {
         }
     },
 }
-UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+UPLOAD_RESPONSES: dict[int | str, JsonObject] = {
     200: {"model": ImportOut, "description": "The same file was imported before: that import"},
 }
-ERRORS_CONTENT: dict[int | str, dict[str, Any]] = {
+ERRORS_CONTENT: dict[int | str, JsonObject] = {
     200: {"description": "line, reason and the rejected row's cells", "content": {"text/csv": {}}}
 }
 

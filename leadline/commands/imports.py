@@ -7,13 +7,16 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from leadline.commands.common import BadInput, JsonOption, emit, ensure_org, parse_uuid, run_guarded
 from leadline.commands.progress import progress
 from tasks.context import TaskContext, open_runtime
+
+if TYPE_CHECKING:
+    from tasks.imports.report import ImportReport
 
 POLL_SECONDS = 0.5
 
@@ -52,26 +55,29 @@ def import_leads(
         report = follow(context, org_id, stored.id, wait)
         if errors is not None and report["status"] == "done":
             write_private(errors, error_csv(context, org_id, stored.id))
-        data = {**report, "org_id": org, "new": stored.created}
-        emit(data, as_json, summary(data))
+        emit(
+            {**report, "org_id": org, "new": stored.created},
+            as_json,
+            summary(report, stored.created),
+        )
 
     run_guarded(run, as_json)
 
 
 def follow(
     context: TaskContext, org_id: uuid.UUID, import_id: uuid.UUID, wait: bool
-) -> dict[str, Any]:
+) -> ImportReport:
     """The import's report, once done when `wait` (the workers' progress on stderr)."""
     from tasks.imports.report import read_report
 
     report = read_report(context, org_id, import_id)
     if not wait:
-        return dict(report)
+        return report
     with progress("rows processed") as on_progress:
         while True:
             on_progress(report["imported"] + report["updated"] + report["rejected"], report["rows"])
             if report["status"] == "done":
-                return dict(report)
+                return report
             time.sleep(POLL_SECONDS)
             report = read_report(context, org_id, import_id)
 
@@ -88,9 +94,10 @@ def write_private(path: Path, content: bytes) -> None:
         sink.write(content)
 
 
-def summary(data: dict[str, Any]) -> str:
-    again = "" if data["new"] else " (this file was imported before; nothing new written)"
+def summary(report: ImportReport, new: bool) -> str:
+    again = "" if new else " (this file was imported before; nothing new written)"
     return (
-        f"import {data['id']} {data['status']}: {data['rows']} rows, {data['imported']} imported, "
-        f"{data['updated']} updated, {data['rejected']} rejected{again}"
+        f"import {report['id']} {report['status']}: {report['rows']} rows, "
+        f"{report['imported']} imported, {report['updated']} updated, "
+        f"{report['rejected']} rejected{again}"
     )
