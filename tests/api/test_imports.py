@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from leadline.sandbox import SandboxState
 from models.imports import LeadImport, LeadImportChunk
 from models.leads import decrypt_lead, phone_index
 from models.tables import AuditEntry, Lead
@@ -265,7 +266,11 @@ def test_formula_cells_are_stored_as_text_and_escaped_in_every_export(
 
 
 def test_an_imported_consent_never_lifts_a_stop(
-    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, worker: Any
+    client: TestClient,
+    make_tenant: Callable[[], Tenant],
+    context: Any,
+    worker: Any,
+    sandbox_state: SandboxState,
 ) -> None:
     tenant = make_tenant()
     stopped, other = phones(2)
@@ -285,6 +290,21 @@ def test_an_imported_consent_never_lifts_a_stop(
         assert is_opted_out(session, tenant.id, bidx)
     listed = client.get("/v1/suppressions", headers=tenant.auth(ADMIN)).json()["data"]
     assert len(listed) == 1
+
+    # A campaign to consenting leads reaches the other lead, never the stopped one.
+    headers = {**tenant.auth(ADMIN), "Idempotency-Key": uuid.uuid4().hex}
+    body = {"name": "Spring", "template": "Hi {name}", "filter": {"consent": "sms"}}
+    campaign = client.post("/v1/campaigns", json=body, headers=headers)
+    assert campaign.status_code == 202
+    path = f"/v1/campaigns/{campaign.json()['id']}"
+
+    def counts() -> dict[str, int] | None:
+        found: dict[str, int] = client.get(path, headers=tenant.auth(ADMIN)).json()["counts"]
+        return found if found["targeted"] == 2 else None
+
+    launched = wait_for(counts)
+    assert launched["blocked"] == 1
+    assert stopped not in [message["to"] for message in sandbox_state.sent()]
 
 
 @pytest.mark.parametrize("role", ["ingest", "member"])
