@@ -12,13 +12,25 @@ from typing import TYPE_CHECKING
 import typer
 
 from leadline.commands.common import BadInput, JsonOption, emit, ensure_org, parse_uuid, run_guarded
-from leadline.commands.progress import progress
+from leadline.commands.progress import Progress
 from tasks.context import TaskContext, open_runtime
 
 if TYPE_CHECKING:
     from tasks.imports.report import ImportReport
 
 POLL_SECONDS = 0.5
+BAR_WIDTH = 30
+
+
+class ImportProgress(Progress):
+    """The shared progress line with a bar: `rows processed: 300/1000 (30%) [#########-...]`."""
+
+    def text(self, done: int, total: int | None) -> str:
+        line = super().text(done, total)
+        if not total:
+            return line
+        filled = BAR_WIDTH * min(done, total) // total
+        return f"{line} [{'#' * filled}{'-' * (BAR_WIDTH - filled)}]"
 
 
 def import_leads(
@@ -73,13 +85,16 @@ def follow(
     report = read_report(context, org_id, import_id)
     if not wait:
         return report
-    with progress("rows processed") as on_progress:
+    on_progress = ImportProgress("rows processed")
+    try:
         while True:
             on_progress(report["imported"] + report["updated"] + report["rejected"], report["rows"])
             if report["status"] == "done":
                 return report
             time.sleep(POLL_SECONDS)
             report = read_report(context, org_id, import_id)
+    finally:
+        on_progress.close()
 
 
 def error_csv(context: TaskContext, org_id: uuid.UUID, import_id: uuid.UUID) -> bytes:

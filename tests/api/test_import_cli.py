@@ -40,7 +40,7 @@ def test_import_waits_for_the_workers_and_writes_the_error_csv(
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert (report["status"], report["imported"], report["rejected"]) == ("done", 1_500, 30)
-    assert "rows processed: 1530/1530 (100%)" in done.stderr
+    assert f"rows processed: 1530/1530 (100%) [{'#' * 30}]" in done.stderr
     assert stat.S_IMODE(errors.stat().st_mode) == 0o600
     lines = [int(row[0]) for row in list(csv.reader(io.StringIO(errors.read_text())))[1:]]
     assert lines == sorted(file.bad)
