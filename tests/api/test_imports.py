@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 from leadline.sandbox import SandboxState
 from models.imports import LeadImport, LeadImportChunk
 from models.leads import decrypt_lead, phone_index
+from models.orgs import set_default_region
 from models.tables import AuditEntry, Lead
 from tasks.after_commit import AfterCommit
 from tasks.export import escape_cell
@@ -369,3 +370,21 @@ def test_rejected_rows_are_purged_with_old_inbound_payloads(
     assert purge_inbound(context, context.clock() + timedelta(days=8))["import_errors_purged"] >= 1
     assert error_rows(client, tenant, report) == [["line", "reason", *HEADER]]
     assert client.get(f"/v1/imports/{report['id']}", headers=tenant.auth(ADMIN)).json() == report
+
+
+def test_national_numbers_are_read_in_the_orgs_default_region(
+    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, worker: Any
+) -> None:
+    tenant = make_tenant()
+    with context.db.tenant(tenant.id) as session:
+        set_default_region(session, tenant.id, "GB", actor="test")
+    rows = [
+        ["Ada", "020 7946 0958", "", "", "", "", ""],
+        ["Bob", "+1 650 555 0123", "", "", "", "", ""],
+    ]
+    report = imported(client, tenant, csv_bytes(rows))
+    assert (report["imported"], report["rejected"]) == (2, 0)
+    assert sorted(lead.phone for lead in leads_of(context, tenant.id)) == [
+        "+16505550123",
+        "+442079460958",
+    ]
