@@ -6,13 +6,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import and_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from leadline.jsondata import JsonObject, text_of
 from models.audit import record_audit
 from models.messaging import Campaign, Suppression
 from models.outbound_messages import count_by_state
@@ -34,7 +35,16 @@ COUNT_GROUPS = {
 class CampaignSpec:
     name: str
     template: str
-    filter: dict[str, Any]
+    filter: JsonObject
+
+
+class CampaignView(TypedDict):
+    id: str
+    name: str
+    status: str
+    created_at: str
+    launched_at: str | None
+    counts: dict[str, int]  # targeted, then per group of COUNT_GROUPS
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,7 @@ def campaign_targets(session: Session, campaign: Campaign) -> Iterator[CampaignT
         Lead.sms_consent.is_(True),
         Lead.phone_bidx.is_not(None),
     ]
-    created_after = campaign.filter.get("created_after")
+    created_after = text_of(campaign.filter, "created_after")
     if created_after:
         conditions.append(Lead.created_at > datetime.fromisoformat(created_after))
     if campaign.filter.get("status"):
@@ -150,7 +160,7 @@ def reserve_send_slots(
     return start
 
 
-def campaign_view(session: Session, campaign: Campaign) -> dict[str, Any]:
+def campaign_view(session: Session, campaign: Campaign) -> CampaignView:
     states = count_by_state(session, campaign.id)
     counts = {
         name: sum(states.get(state, 0) for state in group) for name, group in COUNT_GROUPS.items()
