@@ -226,6 +226,21 @@ def test_a_body_that_is_not_multipart_is_refused(
     assert response.status_code == 415
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    ["multipart/form-data", "multipart/form-data; boundary=xyz"],
+    ids=["no-boundary", "no-parts"],
+)
+def test_a_broken_multipart_body_is_refused(
+    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, content_type: str
+) -> None:
+    tenant = make_tenant()
+    headers = {**tenant.auth(ADMIN), "Content-Type": content_type}
+    response = client.post("/v1/imports", content=b"name,phone\r\n", headers=headers)
+    assert response.status_code == 422
+    assert count(context, tenant.id, LeadImport) == 0
+
+
 def test_unknown_columns_can_be_mapped_or_left_out(
     client: TestClient, make_tenant: Callable[[], Tenant], context: Any, worker: Any
 ) -> None:
