@@ -8,14 +8,17 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from enum import Enum
 from functools import cache
 from typing import cast
 
-from sqlalchemy import Select, Table, bindparam, func, insert, or_, select, text
+from psycopg import sql
+from sqlalchemy import Table, func, insert, or_, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from leadline.errors import NotFoundError
 from models.crypto import OrgCipher
+from models.db import dbapi_cursor
 from models.normalize import normalize_email, normalize_phone
 from models.tables import Lead, LeadStatus
 
@@ -24,10 +27,8 @@ CONSENT_EVIDENCE_MAX = 20
 PHONE_INDEX = "phone"
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _LEADS = cast(Table, Lead.__table__)
-# The columns the database (or a column default) fills in; the rest are the INSERT's values.
-_INSERT_LEAD = insert(_LEADS).returning(
-    _LEADS.c.status, _LEADS.c.sms_consent, _LEADS.c.created_at, _LEADS.c.updated_at
-)
+_COLUMNS = tuple(column.key for column in _LEADS.c)
+_FILLED = ("created_at", "updated_at")  # by the database, on INSERT
 
 
 @dataclass(frozen=True)
@@ -129,9 +130,9 @@ def upsert_lead(session: Session, cipher: OrgCipher, fields: LeadFields) -> Upse
 
 # One round trip for all of a lead's identities; unnest yields the keys in array order, so
 # the locks are taken in sorted order and two workers never wait on each other in a cycle.
-_LOCK_IDENTITIES_SQL = text(
+_LOCK_IDENTITIES_SQL = (
     "SELECT pg_advisory_xact_lock(hashtextextended(identity_key, 0)) "
-    "FROM unnest(CAST(:keys AS text[])) AS identities(identity_key)"
+    "FROM unnest(CAST(%s AS text[])) AS identities(identity_key)"
 )
 
 
@@ -140,7 +141,7 @@ def lock_identities(session: Session, org_id: uuid.UUID, indexes: Iterable[bytes
     values = sorted({v for v in indexes if v is not None})
     keys = [f"{org_id}:{value.hex()}" for value in values]
     if keys:
-        session.execute(_LOCK_IDENTITIES_SQL, {"keys": keys}).all()
+        dbapi_cursor(session).execute(_LOCK_IDENTITIES_SQL, (keys,)).fetchall()
 
 
 @dataclass(frozen=True)
@@ -220,28 +221,42 @@ def find_lead_by_indexes(session: Session, indexes: dict[str, bytes | None]) -> 
 
 
 def _locked_lead(session: Session, indexes: dict[str, bytes | None]) -> Lead | None:
-    """find_lead_by_indexes on the hot path: the same SELECT ... FOR UPDATE in Core, the ORM
-    object built only when a lead is found."""
+    """find_lead_by_indexes on the hot path: the same SELECT ... FOR UPDATE on psycopg, the
+    ORM object built only when a lead is found."""
     present = {column: value for column, value in indexes.items() if value is not None}
     if not present:
         return None
-    row = session.execute(_locked_lead_query(tuple(present)), present).first()
-    if row is None:
+    cursor = dbapi_cursor(session)
+    found = cursor.execute(_locked_lead_sql(tuple(present)), tuple(present.values())).fetchone()
+    if found is None:
         return None
-    known = session.identity_map.get(session.identity_key(Lead, (row.id,)))
-    return (
-        known
-        if isinstance(known, Lead)
-        else _persistent(session, Lead(), dict(zip(row._fields, row, strict=True)))
-    )
+    values = dict(zip(_COLUMNS, found, strict=True))
+    known = session.identity_map.get(session.identity_key(Lead, (values["id"],)))
+    return known if isinstance(known, Lead) else _persistent(session, Lead(), values)
 
 
 @cache
-def _locked_lead_query(columns: tuple[str, ...]) -> Select[tuple[object, ...]]:
-    # Built once per combination of identities (a few), not per event.
-    conditions = [_LEADS.c[column] == bindparam(column) for column in columns]
-    query = select(_LEADS).where(or_(*conditions)).order_by(_LEADS.c.created_at).limit(1)
-    return query.with_for_update()
+def _locked_lead_sql(columns: tuple[str, ...]) -> str:
+    # Rendered once per combination of identities (a few), not per event.
+    matches = sql.SQL(" OR ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in columns)
+    query = sql.SQL(
+        "SELECT {columns} FROM leads WHERE {matches} ORDER BY created_at LIMIT 1 FOR UPDATE"
+    )
+    return query.format(columns=_column_list(_COLUMNS), matches=matches).as_string(None)
+
+
+@cache
+def _insert_lead_sql(columns: tuple[str, ...]) -> str:
+    query = sql.SQL("INSERT INTO leads ({columns}) VALUES ({values}) RETURNING {filled}")
+    return query.format(
+        columns=_column_list(columns),
+        values=sql.SQL(", ").join(sql.Placeholder() for _ in columns),
+        filled=_column_list(_FILLED),
+    ).as_string(None)
+
+
+def _column_list(columns: Iterable[str]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(column) for column in columns)
 
 
 def _persistent(session: Session, lead: Lead, row: Mapping[str, object]) -> Lead:
@@ -261,13 +276,28 @@ def _insert_lead(
     phone: str | None,
     indexes: dict[str, bytes | None],
 ) -> Lead:
-    # A Core INSERT ... RETURNING instead of the unit of work's flush (most of an event's CPU).
-    lead = Lead(id=uuid.uuid4(), org_id=cipher.org_id, source=fields.source, **indexes)
+    # INSERT ... RETURNING on psycopg instead of the unit of work's flush (which was most of
+    # an event's CPU); the columns' defaults are given here, the timestamps come back.
+    lead = Lead(
+        id=uuid.uuid4(),
+        org_id=cipher.org_id,
+        source=fields.source,
+        status=LeadStatus.NEW.value,
+        sms_consent=False,
+        **indexes,
+    )
     _write_fields(cipher, lead, fields, phone, overwrite=True)
-    values = {column.key: getattr(lead, column.key) for column in _LEADS.c}
-    present = {key: value for key, value in values.items() if value is not None}
-    filled = session.execute(_INSERT_LEAD, present).one()
-    values.update(zip(filled._fields, filled, strict=True))
+    values = {column: getattr(lead, column) for column in _COLUMNS}
+    # psycopg sends an enum member's name: a StrEnum source goes as its value.
+    present = {
+        key: value.value if isinstance(value, Enum) else value
+        for key, value in values.items()
+        if value is not None
+    }
+    cursor = dbapi_cursor(session)
+    filled = cursor.execute(_insert_lead_sql(tuple(present)), tuple(present.values())).fetchone()
+    assert filled is not None
+    values.update(zip(_FILLED, filled, strict=True))
     return _persistent(session, lead, values)
 
 

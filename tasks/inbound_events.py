@@ -7,17 +7,17 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, cast
+from typing import Protocol
 
-from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from leadline.errors import CryptoError, KeyNotFoundError, LeadlineError
 from leadline.jsondata import JsonObject, as_object
 from leadline.logging import get_logger
 from models.crypto import OrgCipher
+from models.db import dbapi_cursor
 from models.tables import InboundEvent, InboundEventStatus
 from tasks.after_commit import AfterCommit
 from tasks.context import get_context
@@ -25,7 +25,6 @@ from workers.runtime import actor
 
 log = get_logger(__name__)
 TABLE = "inbound_events"
-_EVENTS = cast(Table, InboundEvent.__table__)
 
 
 class UnknownEventSource(LeadlineError):
@@ -105,10 +104,12 @@ def process_inbound_event(
 ) -> bool:
     """Handle one pending event exactly once. Returns False when there was nothing to do.
 
-    The row is locked and marked with Core statements: the ORM's unit of work cost more CPU
-    than the rest of an event together."""
-    row = session.execute(_LOCK_PENDING, {"event_id": event_id}).first()
-    if row is None or row.status != InboundEventStatus.PENDING:
+    The row is locked and marked by plain psycopg statements in the session's transaction:
+    the ORM's unit of work, then SQLAlchemy Core's per-statement work, were most of an event's
+    CPU."""
+    cursor = dbapi_cursor(session)
+    row = cursor.execute(_LOCK_PENDING, (event_id,)).fetchone()
+    if row is None or row[0] != InboundEventStatus.PENDING:
         return False
     event = PendingEvent(*row[1:])
     handler = handler_for(event.source)
@@ -116,25 +117,19 @@ def process_inbound_event(
         session, cipher, event, decrypt_payload(cipher, event), after_commit, now
     )
     handler(context)
-    done = {"event_id": event_id, "done_at": now, "lead_id": context.processed_lead_id}
-    session.execute(_MARK_PROCESSED, done)
+    done = (InboundEventStatus.PROCESSED.value, now, context.processed_lead_id, event_id)
+    dbapi_cursor(session).execute(_MARK_PROCESSED, done)
     return True
 
 
+# The columns are PendingEvent's fields, in order, after the status.
 _LOCK_PENDING = (
-    select(_EVENTS.c.status, *(_EVENTS.c[field.name] for field in fields(PendingEvent)))
-    .where(_EVENTS.c.id == bindparam("event_id"))
-    .with_for_update(skip_locked=True)
+    "SELECT status, id, source, payload_ct, received_at, optout_recorded_at "
+    "FROM inbound_events WHERE id = %s FOR UPDATE SKIP LOCKED"
 )
 # processed_lead_id is only ever written here, so a handler that names no lead leaves NULL.
 _MARK_PROCESSED = (
-    update(_EVENTS)
-    .where(_EVENTS.c.id == bindparam("event_id"))
-    .values(
-        status=InboundEventStatus.PROCESSED,
-        processed_at=bindparam("done_at"),
-        processed_lead_id=bindparam("lead_id"),
-    )
+    "UPDATE inbound_events SET status = %s, processed_at = %s, processed_lead_id = %s WHERE id = %s"
 )
 
 

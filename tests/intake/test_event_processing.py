@@ -4,8 +4,10 @@ row of the session whose later changes are written."""
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -15,8 +17,14 @@ from sqlalchemy import func, insert, inspect, select
 from leadline.jsondata import JsonObject
 from models.leads import LeadFields, get_lead, phone_index, upsert_lead
 from models.tables import InboundEvent, InboundEventStatus, Lead, LeadStatus
+from tasks import inbound_events
 from tasks.after_commit import AfterCommit
-from tasks.inbound_events import encrypt_payload, process_event, process_inbound_event
+from tasks.inbound_events import (
+    PendingEvent,
+    encrypt_payload,
+    process_event,
+    process_inbound_event,
+)
 from tests.support.messaging import random_phone
 from tests.support.services import MakeOrg
 
@@ -75,6 +83,13 @@ def test_processed_event_names_its_lead_once(context: TaskContext, make_org: Mak
         cipher = context.keys.cipher(session, org.id)
         assert lead.phone_bidx == phone_index(cipher, phone)
         assert get_lead(session, cipher, lead.id).phone == phone
+
+
+def test_the_lock_query_reads_the_pending_event_fields_in_order() -> None:
+    selected = re.fullmatch(r"SELECT (.*) FROM inbound_events .*", inbound_events._LOCK_PENDING)
+    assert selected is not None
+    columns = selected.group(1).split(", ")
+    assert columns == ["status", *(field.name for field in fields(PendingEvent))]
 
 
 def test_event_held_by_another_worker_is_skipped(context: TaskContext, make_org: MakeOrg) -> None:
