@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from leadline.errors import NotFoundError
 from models.crypto import OrgCipher
-from models.db import dbapi_cursor
+from models.db import psycopg_execute
 from models.normalize import normalize_email, normalize_phone
 from models.tables import Lead, LeadStatus
 
@@ -141,7 +141,7 @@ def lock_identities(session: Session, org_id: uuid.UUID, indexes: Iterable[bytes
     values = sorted({v for v in indexes if v is not None})
     keys = [f"{org_id}:{value.hex()}" for value in values]
     if keys:
-        dbapi_cursor(session).execute(_LOCK_IDENTITIES_SQL, (keys,)).fetchall()
+        psycopg_execute(session, _LOCK_IDENTITIES_SQL, (keys,)).fetchall()
 
 
 @dataclass(frozen=True)
@@ -226,8 +226,8 @@ def _locked_lead(session: Session, indexes: dict[str, bytes | None]) -> Lead | N
     present = {column: value for column, value in indexes.items() if value is not None}
     if not present:
         return None
-    cursor = dbapi_cursor(session)
-    found = cursor.execute(_locked_lead_sql(tuple(present)), tuple(present.values())).fetchone()
+    query = _locked_lead_sql(tuple(present))
+    found = psycopg_execute(session, query, tuple(present.values())).fetchone()
     if found is None:
         return None
     values = dict(zip(_COLUMNS, found, strict=True))
@@ -294,8 +294,8 @@ def _insert_lead(
         for key, value in values.items()
         if value is not None
     }
-    cursor = dbapi_cursor(session)
-    filled = cursor.execute(_insert_lead_sql(tuple(present)), tuple(present.values())).fetchone()
+    query = _insert_lead_sql(tuple(present))
+    filled = psycopg_execute(session, query, tuple(present.values())).fetchone()
     assert filled is not None
     values.update(zip(_FILLED, filled, strict=True))
     return _persistent(session, lead, values)

@@ -17,7 +17,7 @@ from leadline.errors import CryptoError, KeyNotFoundError, LeadlineError
 from leadline.jsondata import JsonObject, as_object
 from leadline.logging import get_logger
 from models.crypto import OrgCipher
-from models.db import dbapi_cursor
+from models.db import psycopg_execute
 from models.tables import InboundEvent, InboundEventStatus
 from tasks.after_commit import AfterCommit
 from tasks.context import get_context
@@ -43,7 +43,7 @@ class StoredPayload(Protocol):
 
 @dataclass(frozen=True)
 class PendingEvent:
-    """The locked event row's columns a handler may read (a Core row, not an ORM object)."""
+    """The locked event row's columns a handler may read: a snapshot, not an ORM object."""
 
     id: uuid.UUID
     source: str
@@ -107,8 +107,7 @@ def process_inbound_event(
     The row is locked and marked by plain psycopg statements in the session's transaction:
     the ORM's unit of work, then SQLAlchemy Core's per-statement work, were most of an event's
     CPU."""
-    cursor = dbapi_cursor(session)
-    row = cursor.execute(_LOCK_PENDING, (event_id,)).fetchone()
+    row = psycopg_execute(session, _LOCK_PENDING, (event_id,)).fetchone()
     if row is None or row[0] != InboundEventStatus.PENDING:
         return False
     event = PendingEvent(*row[1:])
@@ -118,7 +117,7 @@ def process_inbound_event(
     )
     handler(context)
     done = (InboundEventStatus.PROCESSED.value, now, context.processed_lead_id, event_id)
-    dbapi_cursor(session).execute(_MARK_PROCESSED, done)
+    psycopg_execute(session, _MARK_PROCESSED, done)
     return True
 
 
