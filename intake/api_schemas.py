@@ -258,6 +258,7 @@ class TemplateIn(StrictModel):
 class CampaignOut(BaseModel):
     id: uuid.UUID
     name: str
+    channel: str = Field(default="sms", description="sms or email")
     status: str
     created_at: datetime
     launched_at: datetime | None

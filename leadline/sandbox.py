@@ -1,4 +1,5 @@
-"""Provider sandbox: a local stand-in for Twilio's Messages API and Telegram's sendMessage.
+"""Provider sandbox: a local stand-in for Twilio's Messages API, Telegram's sendMessage and
+Postmark's email API.
 
 Development (`leadline sandbox`, `make run`), demos and tests point the SMS and Telegram
 clients at this server instead of the real providers. It speaks both wire formats closely
@@ -17,6 +18,9 @@ Endpoints
            Twilio's JSON shape: {"messages": [...], "page", "page_size", "start", "end",
            "uri", "first_page_uri", "next_page_uri", "previous_page_uri"}; status "sent",
            date_sent = the time it was accepted.
+    POST   /email                      Postmark: From, To, Subject, TextBody or HtmlBody,
+           Headers, MessageStream, Metadata (JSON; leadline/sandbox_postmark.py). Any
+           X-Postmark-Server-Token unless SandboxState(postmark_token=...); none: 401.
     GET    /sent                       every accepted message, oldest first
     DELETE /sent                       forget messages, queued behaviours and counters
     GET    /stats                      {"requests": n, "accepted": n}
@@ -28,6 +32,8 @@ Records in /sent
     telegram: {"channel": "telegram", "to", "body", "time", "message_id",
                "dropped_after", "request"}
     "to" is always a string (Telegram chat ids included), "time" is ISO-8601 UTC and
+    email:    {"channel": "email", "to", "from", "subject", "body", "headers" (name: value),
+               "message_stream", "metadata", "message_id", "time", "dropped_after", "request"}
     "request" is the number of the raw request that delivered the message, so a test can
     tell one delivery of a message from two.
 
@@ -36,7 +42,7 @@ rejected and dropped ones) and the records in /sent ("accepted", "drop after" in
 
 Behaviour scripts
     POST /behaviour
-    {"channel": "sms" | "telegram" | "any",   (default "any")
+    {"channel": "sms" | "telegram" | "email" | "any",   (default "any")
      "match_to": "+15551234567",               (optional: only requests to this recipient)
      "responses": [ ... ]}
 
@@ -53,6 +59,8 @@ Behaviour scripts
                                         "Too Many Requests: retry after 2"; channel
     {"telegram_error": 403}             "Forbidden: bot was blocked by the user"; "telegram"
     {"telegram_error": 400}             "Bad Request: chat not found"; only
+    {"postmark_error": 406}             Postmark ErrorCode, HTTP 422 (406: inactive
+                                        recipient); channel "email" only
     {"delay": 1.5}                      wait that many seconds, then accept normally
     {"drop": "before"}                  close the connection unanswered; nothing recorded
     {"drop": "after"}                   record the message ("dropped_after": true), then close
@@ -94,10 +102,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from leadline.sandbox_postmark import (
+    POSTMARK_PATH,
+    postmark_accepted,
+    postmark_error,
+    postmark_record,
+    postmark_status_error,
+)
+
 __all__ = ["SandboxServer", "SandboxState", "create_sandbox_app", "serve_forever"]
 
 _HOST = "127.0.0.1"
-_CHANNELS = ("sms", "telegram", "any")
+_CHANNELS = ("sms", "telegram", "email", "any")
 _HTTP_STATUSES = frozenset(status.value for status in HTTPStatus)
 _TWILIO_PATH = "/2010-04-01/Accounts/{account_sid}/Messages.json"
 
@@ -170,10 +186,11 @@ _VALIDATORS: dict[str, Callable[[Any], bool]] = {
     "status": _is_error_status,
     "twilio_error": _is_int,
     "telegram_error": _is_error_status,
+    "postmark_error": _is_int,
     "delay": _is_delay,
     "drop": lambda value: value in ("before", "after"),
 }
-_CHANNEL_ONLY = {"twilio_error": "sms", "telegram_error": "telegram"}
+_CHANNEL_ONLY = {"twilio_error": "sms", "telegram_error": "telegram", "postmark_error": "email"}
 
 
 def _parse_response(channel: str, response: Any) -> _Scripted:
@@ -206,9 +223,11 @@ class SandboxState:
         self,
         twilio_auth: tuple[str, str] | None = None,
         telegram_token: str | None = None,
+        postmark_token: str | None = None,
     ) -> None:
         self.twilio_auth = twilio_auth
         self.telegram_token = telegram_token
+        self.postmark_token = postmark_token
         self._lock = threading.Lock()
         self._sent: list[dict[str, Any]] = []
         self._scripts: list[_Script] = []
@@ -479,6 +498,10 @@ def _scripted_error(channel: str, scripted: _Scripted) -> JSONResponse:
         return _twilio_error(scripted.value)
     if scripted.kind == "telegram_error":
         return _telegram_error(scripted.value, scripted.retry_after)
+    if scripted.kind == "postmark_error":
+        return postmark_error(scripted.value)
+    if channel == "email":
+        return postmark_status_error(scripted.value)
     if channel == "sms":
         return _twilio_error(20000 + scripted.value, scripted.value)
     return _telegram_error(scripted.value, scripted.retry_after)
@@ -575,6 +598,20 @@ class _Handlers:
         record = {"channel": "telegram", "to": str(chat_id), "body": str(fields["text"])}
         return await self._answer(record, request_number, partial(_telegram_message, chat_id))
 
+    async def postmark_email(self, request: Request) -> Response:
+        request_number = self.state._count_request()
+        token = request.headers.get("x-postmark-server-token")
+        if not token or self.state.postmark_token not in (None, token):
+            return postmark_error(10, 401)
+        try:
+            payload = await request.json()
+        except ValueError:
+            payload = None
+        record = postmark_record(payload if isinstance(payload, dict) else {})
+        if isinstance(record, Response):
+            return record
+        return await self._answer(record, request_number, postmark_accepted)
+
     async def sent(self, request: Request) -> Response:
         if request.method == "DELETE":
             self.state.clear()
@@ -632,6 +669,7 @@ def create_sandbox_app(state: SandboxState | None = None) -> Starlette:
             Route(_TWILIO_PATH, handlers.twilio_message, methods=["POST"]),
             Route(_TWILIO_PATH, handlers.twilio_list, methods=["GET"]),
             Route("/bot{token}/sendMessage", handlers.telegram_message, methods=["POST"]),
+            Route(POSTMARK_PATH, handlers.postmark_email, methods=["POST"]),
             Route("/sent", handlers.sent, methods=["GET", "DELETE"]),
             Route("/stats", handlers.stats, methods=["GET"]),
             Route("/behaviour", handlers.behaviour, methods=["POST"]),

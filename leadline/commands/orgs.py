@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import typer
@@ -215,33 +216,74 @@ def org_settings(
         "--default-region",
         help="Region national phone numbers are read in (US, GB, ...); `none` requires E.164.",
     ),
+    email_from: str | None = typer.Option(
+        None,
+        "--email-from",
+        help="The address the org's email goes out from (a Postmark sender signature); "
+        "`none` stops its email.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Show ORG's settings, or change them (audited)."""
     from leadline.commands.common import fail, parse_uuid
-    from models.normalize import InvalidRegion
-    from models.orgs import default_region as current_region
-    from models.orgs import get_organization, set_default_region
+    from models.normalize import InvalidEmailAddress, InvalidRegion
 
     org_id = parse_uuid(org, "ORG")
-    clear = default_region is not None and default_region.strip().casefold() == "none"
+    change = SettingsChange(default_region, email_from)
 
     def run() -> None:
         context = open_runtime()
         with context.db.tenant(org_id) as session:
-            if default_region is None:
-                get_organization(session, org_id)
-                region = current_region(session, org_id)
-            else:
-                region = set_default_region(session, org_id, None if clear else default_region)
-        changed = "" if default_region is None else "set: "
-        emit(
-            {"org_id": str(org_id), "default_region": region},
-            as_json,
-            f"{changed}default region {region or 'none (phone numbers must be +E.164)'}",
-        )
+            shown = change.apply(session, org_id)
+        emit({"org_id": str(org_id), **shown}, as_json, settings_text(shown, change.changes))
 
     try:
         run_guarded(run, as_json)
     except InvalidRegion:
         fail(f"unknown region {default_region!r} (use a code such as US or GB, or none)", as_json)
+    except InvalidEmailAddress:
+        fail("--email-from is not a valid email address (name@example.com, or none)", as_json)
+
+
+def _none_clears(value: str | None) -> str | None:
+    """`none` (any case) as an option's value clears the setting."""
+    return None if value is not None and value.strip().casefold() == "none" else value
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """The options `org settings` was given (None: leave that setting as it is)."""
+
+    default_region: str | None
+    email_from: str | None
+
+    @property
+    def changes(self) -> bool:
+        return self.default_region is not None or self.email_from is not None
+
+    def apply(self, session: Any, org_id: uuid.UUID) -> dict[str, str | None]:
+        """Both changes in one transaction: a bad value leaves every setting as it was."""
+        from models.orgs import (
+            default_region,
+            email_from,
+            get_organization,
+            set_default_region,
+            set_email_from,
+        )
+
+        get_organization(session, org_id)
+        if self.default_region is not None:
+            set_default_region(session, org_id, _none_clears(self.default_region))
+        if self.email_from is not None:
+            set_email_from(session, org_id, _none_clears(self.email_from))
+        return {
+            "default_region": default_region(session, org_id),
+            "email_from": email_from(session, org_id),
+        }
+
+
+def settings_text(shown: dict[str, str | None], changed: bool) -> str:
+    region = shown["default_region"] or "none (phone numbers must be +E.164)"
+    sender = shown["email_from"] or "none (the organisation sends no email)"
+    prefix = "set: " if changed else ""
+    return f"{prefix}default region {region}\n{prefix}email from {sender}"
