@@ -67,8 +67,8 @@ def normalize_email(raw: str) -> str:
 
 
 def sender_address(raw: str) -> str:
-    """A From address as written (domain lower-cased), checked for syntax only: whether the
-    domain is set up to send is Postmark's sender signature check. Raises InvalidEmailAddress."""
+    """An address in email-validator's normal form, checked for syntax only (whether its domain
+    may send is Postmark's sender-signature check). Raises InvalidEmailAddress."""
     try:
         checked = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError:

@@ -1,0 +1,76 @@
+"""Lead alerts by email to the business's alert emails, through the outbox like SMS alerts."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import dramatiq
+import pytest
+
+from leadline.sandbox import SandboxServer
+from tests.helpers import wait_for
+from tests.support.email import distinct_emails, sandbox_emails, set_email_from
+from tests.support.messaging import messages_settled, outbound_rows
+
+pytestmark = pytest.mark.integration
+
+
+def add_alert_email(context: Any, org_id: uuid.UUID, address: str) -> uuid.UUID:
+    from models.alert_settings import add_alert_email as add
+
+    with context.db.tenant(org_id) as session:
+        return add(session, context.keys.cipher(session, org_id), address, actor="test")
+
+
+def test_a_new_lead_is_emailed_to_the_alert_emails(
+    client: Any,
+    worker: dramatiq.Worker,
+    make_org: Any,
+    context: Any,
+    provider_sandbox: SandboxServer,
+    sandbox_state: Any,
+) -> None:
+    org = make_org("Acme Roofing")
+    sender = set_email_from(context, org.id, "alerts@acme.example")
+    owner, lead_address = distinct_emails(2)
+    add_alert_email(context, org.id, owner)
+    add_alert_email(context, org.id, owner.upper())  # the same address: one recipient
+
+    body = {"name": "Ada", "email": lead_address, "message": "Leaking roof"}
+    assert client.post("/v1/leads", json=body, headers=org.auth).status_code == 202
+    wait_for(lambda: messages_settled(context, org.id, 1, channel="email"))
+
+    (record,) = sandbox_emails(provider_sandbox)
+    assert record["to"] == owner and record["from"] == sender
+    assert record["subject"] == "New lead for Acme Roofing: Ada"
+    assert "Leaking roof" in record["body"] and lead_address in record["body"]
+    assert record["message_stream"] == "outbound"
+    assert "List-Unsubscribe" not in record["headers"]  # an alert to the business itself
+    assert record["metadata"]["leadline_org"] == str(org.id)
+    (row,) = outbound_rows(context, org.id, channel="email")
+    assert row.state == "sent" and row.provider_sid == record["message_id"]
+    assert owner.encode() not in row.recipient_ct and owner.encode() not in row.body_ct
+
+
+def test_an_org_without_a_sender_address_sends_no_alert_email(
+    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: Any
+) -> None:
+    org = make_org()
+    add_alert_email(context, org.id, distinct_emails(1)[0])
+
+    body = {"name": "Ada", "phone": "+14155550177"}
+    assert client.post("/v1/leads", json=body, headers=org.auth).status_code == 202
+    wait_for(lambda: processed(context, org.id))
+
+    assert outbound_rows(context, org.id, channel="email") == []
+    assert sandbox_state.sent() == []
+
+
+def processed(context: Any, org_id: uuid.UUID) -> bool:
+    from sqlalchemy import select
+
+    from models.tables import InboundEvent
+
+    with context.db.tenant(org_id) as session:
+        return session.scalars(select(InboundEvent.status)).all() == ["processed"]
