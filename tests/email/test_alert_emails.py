@@ -74,3 +74,23 @@ def processed(context: Any, org_id: uuid.UUID) -> bool:
 
     with context.db.tenant(org_id) as session:
         return session.scalars(select(InboundEvent.status)).all() == ["processed"]
+
+
+def test_alert_emails_through_the_tenant_api(client: Any, make_org: Any) -> None:
+    org = make_org()
+    (address,) = distinct_emails(1)
+    url = "/v1/alert-recipients"
+    added = client.post(url, json={"email": address}, headers=org.auth)
+    twice = client.post(url, json={"email": address.upper()}, headers=org.auth)
+    number = client.post(url, json={"phone": "+14155550123"}, headers=org.auth)
+    assert added.status_code == twice.status_code == number.status_code == 201
+    assert added.json() == twice.json()
+
+    listed = client.get(url, headers=org.auth).json()["data"]
+    assert [(r["phone"], r["email"]) for r in listed] == [("+14155550123", None), (None, address)]
+    for both_or_neither in ({"email": address, "phone": "+14155550123"}, {}):
+        assert client.post(url, json=both_or_neither, headers=org.auth).status_code == 422
+    removed = client.request("DELETE", url, json={"email": address}, headers=org.auth)
+    assert removed.json() == {"id": added.json()["id"], "deleted": True}
+    gone = client.request("DELETE", url, json={"email": address}, headers=org.auth)
+    assert gone.status_code == 404
