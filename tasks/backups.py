@@ -207,6 +207,7 @@ def organization_record(session: Session, org_id: uuid.UUID) -> dict[str, Any]:
         "created_at": org.created_at.isoformat(),
         "deletion_due_at": org.deletion_due_at.isoformat() if org.deletion_due_at else None,
         "default_region": org.default_region,
+        "email_from": org.email_from,
     }
 
 

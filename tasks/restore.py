@@ -481,6 +481,7 @@ def recreate_organization(
     org = Organization(id=plan.org_id, name=saved.get("name") or f"restored {plan.org_id}")
     org.status = saved.get("status") or "active"
     org.default_region = saved.get("default_region")
+    org.email_from = saved.get("email_from")
     if saved.get("created_at"):
         org.created_at = datetime.fromisoformat(saved["created_at"])
     if saved.get("deletion_due_at"):
