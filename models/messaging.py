@@ -106,7 +106,8 @@ class OutboundMessage(Base):
 class Suppression(Base):
     """A recipient who opted out of this org's messages: a phone number (lifted only by
     START/UNSTOP/YES) or an email address (a hard bounce, spam complaint or unsubscribe; never
-    lifted). The blind indexes of phones and emails are keyed apart, so they never collide."""
+    lifted). A blind index hashes its kind with the value (models.crypto), so a phone's and an
+    email's never collide."""
 
     __tablename__ = "suppressions"
     __table_args__ = (
