@@ -30,6 +30,7 @@ from models.email_content import EmailContent
 from models.leads import decrypt_lead
 from models.message_templates import render, with_stop_footer
 from models.messaging import Campaign
+from models.orgs import email_from
 from models.outbound_messages import NewOutbound, QueuedOutbound, queue_outbound
 from tasks.alerts import EMAIL_SUBJECT_MAX_CHARS, template_values
 from tasks.context import TaskContext, get_context
@@ -38,12 +39,25 @@ from tasks.unsubscribe import UnsubscribeTarget, make_token, unsubscribe_headers
 from workers.runtime import actor
 
 EMAIL_MAX_CHARS = 20_000
+EMAIL_NOT_SET_UP = (
+    "this organisation sends no email: it needs a From address "
+    "(`leadline org settings ORG --email-from`) and POSTMARK_SERVER_TOKEN"
+)
 UNSUBSCRIBE_FOOTER = "Unsubscribe with one click:"
 
 
 @actor(queue_name="campaigns", max_retries=5)
 def launch_campaign(org_id: str, campaign_id: str) -> None:
     launch(get_context(), uuid.UUID(org_id), uuid.UUID(campaign_id))
+
+
+def org_sends_email(context: TaskContext, org_id: uuid.UUID) -> bool:
+    """Whether an email campaign of this org can go out: Postmark is configured and the org
+    has a From address (`leadline org settings ORG --email-from`)."""
+    if not context.settings.email_enabled:
+        return False
+    with context.db.tenant(org_id) as session:
+        return email_from(session, org_id) is not None
 
 
 def launch(context: TaskContext, org_id: uuid.UUID, campaign_id: uuid.UUID) -> int:

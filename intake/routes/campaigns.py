@@ -32,16 +32,11 @@ from models.campaigns import (
 )
 from models.message_templates import SMS_MAX_CHARS, TemplateError, validate_template
 from models.messaging import Campaign
-from models.orgs import email_from
 from tasks.after_commit import enqueue_or_defer
-from tasks.campaigns import launch_campaign
+from tasks.campaigns import EMAIL_NOT_SET_UP, launch_campaign, org_sends_email
 from tasks.context import TaskContext
 
 router = APIRouter()
-EMAIL_NOT_SET_UP = (
-    "this organisation sends no email: it needs a From address "
-    "(`leadline org settings ORG --email-from`) and POSTMARK_SERVER_TOKEN"
-)
 
 
 class CampaignFilterIn(StrictModel):
@@ -108,7 +103,7 @@ def launch(
         existing = find_campaign_by_key(session, key)
     if existing is not None:
         return replay_response(existing, spec)
-    if spec.channel == "email" and not sends_email(context, org_id):
+    if spec.channel == "email" and not org_sends_email(context, org_id):
         return api_error(422, EMAIL_NOT_SET_UP, code="email_not_configured")
     limiter.hit("campaigns", str(org_id))  # RateLimitExceeded → 429 with Retry-After
     with context.db.tenant(org_id) as session:
@@ -119,13 +114,6 @@ def launch(
         return JSONResponse({"id": str(created.id), "replayed": True}, status_code=202)
     enqueue_or_defer(launch_campaign, str(org_id), str(created.id))
     return JSONResponse({"id": str(created.id)}, status_code=202)
-
-
-def sends_email(context: TaskContext, org_id: uuid.UUID) -> bool:
-    if not context.settings.email_enabled:
-        return False
-    with context.db.tenant(org_id) as session:
-        return email_from(session, org_id) is not None
 
 
 def replay_response(existing: Campaign, spec: CampaignSpec) -> Response:

@@ -66,3 +66,37 @@ def test_alert_emails_are_added_listed_masked_and_removed(
     assert again.returncode == 1 and again.stderr.startswith("error: ")
     bad = leadline(settings, "alerts", "add-email", org_id, "nobody")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+
+
+def test_an_email_campaign_is_launched_shown_and_listed_from_the_cli(
+    make_org: Any, context: Any, settings: Settings, worker: Any, provider_sandbox: Any
+) -> None:
+    from tests.helpers import wait_for
+    from tests.support.email import make_email_leads, sandbox_emails, set_email_from
+    from tests.support.messaging import messages_settled
+
+    org = make_org()
+    org_id = str(org.id)
+    args = ["campaign", "launch", org_id, "--name", "Spring", "--template", "Hi {name}"]
+    refused = leadline(settings, *args, "--channel", "email")
+    assert refused.returncode == 1 and "From address" in refused.stderr
+    assert leadline(settings, *args, "--channel", "fax").returncode == 1
+
+    set_email_from(context, org.id)
+    (address,) = distinct_emails(1)
+    make_email_leads(context, org.id, [address])
+    launched = leadline(settings, *args, "--channel", "email", "--idempotency-key", "k1", "--json")
+    assert launched.returncode == 0, launched.stderr
+    campaign = json.loads(launched.stdout)
+    assert campaign["channel"] == "email" and campaign["replayed"] is False
+    again = leadline(settings, *args, "--channel", "email", "--idempotency-key", "k1", "--json")
+    assert json.loads(again.stdout) == {**campaign, "replayed": True}
+    wait_for(lambda: messages_settled(context, org.id, 1), timeout=30)
+
+    assert [record["to"] for record in sandbox_emails(provider_sandbox)] == [address]
+    shown = json.loads(
+        leadline(settings, "campaign", "show", org_id, campaign["id"], "--json").stdout
+    )
+    assert shown["channel"] == "email" and shown["counts"]["sent"] == 1
+    listed = json.loads(leadline(settings, "campaign", "list", org_id, "--json").stdout)
+    assert [row["id"] for row in listed] == [campaign["id"]]
