@@ -10,11 +10,15 @@ and Metadata; the server token in X-Postmark-Server-Token; 200 {"To", "Submitted
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING
 
 from starlette.responses import JSONResponse
+
+from leadline.jsondata import JsonObject, as_object
+
+if TYPE_CHECKING:
+    from leadline.sandbox import SentMessage
 
 POSTMARK_PATH = "/email"
 POSTMARK_MESSAGES = {
@@ -41,42 +45,48 @@ def postmark_status_error(status: int) -> JSONResponse:
     )
 
 
-def postmark_record(payload: Mapping[str, Any]) -> dict[str, Any] | JSONResponse:
+def postmark_record(payload: JsonObject) -> SentMessage | JSONResponse:
     """The /sent record of an email request, or Postmark's 422 for what it would refuse."""
     to, sender = payload.get("To"), payload.get("From")
     text, html = payload.get("TextBody"), payload.get("HtmlBody")
     if not isinstance(to, str) or not to.strip() or not isinstance(sender, str) or not sender:
         return postmark_error(300)
-    if not isinstance(text, str | None) or not isinstance(html, str | None) or not (text or html):
+    body = text if isinstance(text, str) and text else html
+    if not isinstance(body, str) or not body:
         return postmark_error(300)
-    headers = payload.get("Headers") or []
-    if not isinstance(headers, list) or not all(_is_header(item) for item in headers):
-        return postmark_error(300)
+    headers = _headers(payload.get("Headers"))
     metadata = payload.get("Metadata") or {}
-    if not isinstance(metadata, dict):
+    if headers is None or not isinstance(metadata, dict):
         return postmark_error(300)
-    return {
+    subject, stream = payload.get("Subject"), payload.get("MessageStream")
+    record: SentMessage = {
         "channel": "email",
         "to": to,
         "from": sender,
-        "subject": payload.get("Subject") or "",
-        "body": text or html,
-        "headers": {item["Name"]: item["Value"] for item in headers},
-        "message_stream": payload.get("MessageStream") or "outbound",
-        "metadata": metadata,
+        "subject": subject if isinstance(subject, str) else "",
+        "body": body,
+        "headers": headers,
+        "message_stream": stream if isinstance(stream, str) and stream else "outbound",
+        "metadata": {str(key): str(value) for key, value in metadata.items()},
         "message_id": str(uuid.uuid4()),
     }
+    return record
 
 
-def _is_header(item: Any) -> bool:
-    return (
-        isinstance(item, dict)
-        and isinstance(item.get("Name"), str)
-        and isinstance(item.get("Value"), str)
-    )
+def _headers(value: object) -> dict[str, str] | None:
+    """Postmark's [{"Name", "Value"}] list as a mapping; None if it is not one."""
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        return None
+    pairs = [as_object(item) for item in value]
+    names, values = [pair.get("Name") for pair in pairs], [pair.get("Value") for pair in pairs]
+    if not all(isinstance(item, str) for item in [*names, *values]):
+        return None
+    return {str(name): str(text) for name, text in zip(names, values, strict=True)}
 
 
-def postmark_accepted(record: Mapping[str, Any]) -> JSONResponse:
+def postmark_accepted(record: SentMessage) -> JSONResponse:
     return JSONResponse(
         {
             "To": record["to"],

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import and_, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -21,6 +21,7 @@ from models.tables import Lead
 
 COUNT_GROUPS = {
     "queued": ("queued", "sending"),
+    "held": ("held",),
     "sent": ("sent", "delivered", "undelivered"),
     "delivered": ("delivered",),
     "blocked": ("blocked",),
@@ -152,12 +153,24 @@ def reserve_send_slots(
     return start
 
 
-def campaign_view(session: Session, campaign: Campaign) -> dict[str, Any]:
+class CampaignView(TypedDict):
+    """A campaign as the API and the CLI show it."""
+
+    id: str
+    name: str
+    channel: str
+    status: str
+    created_at: str
+    launched_at: str | None
+    counts: dict[str, int]
+
+
+def campaign_view(session: Session, campaign: Campaign) -> CampaignView:
     states = count_by_state(session, campaign.id)
     counts = {
         name: sum(states.get(state, 0) for state in group) for name, group in COUNT_GROUPS.items()
     }
-    done = campaign.status == "running" and counts["queued"] == 0
+    done = campaign.status == "running" and counts["queued"] == counts["held"] == 0
     return {
         "id": str(campaign.id),
         "name": campaign.name,

@@ -8,7 +8,7 @@ guarded by row-level security (models.rls).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from enum import StrEnum
 
 from sqlalchemy import (
@@ -21,6 +21,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    Time,
     UniqueConstraint,
     text,
 )
@@ -78,6 +79,9 @@ class Organization(Base):
     # The address the org's email goes out from (`leadline org settings ORG --email-from`): the
     # business's own, not a person's, so it is kept in clear. None: the org sends no email.
     email_from: Mapped[str | None] = mapped_column(String(254))
+    # Local hours campaign messages may be sent in (models/quiet_hours.py); None: the default
+    quiet_hours_start: Mapped[time | None] = mapped_column(Time)
+    quiet_hours_end: Mapped[time | None] = mapped_column(Time)
 
 
 class OrgKey(Base):

@@ -23,6 +23,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from leadline.jsondata import JsonObject, as_object
 from leadline.logging import get_logger
 from leadline.metrics import PROVIDER_ERRORS
 from leadline.settings import Settings
@@ -47,13 +48,26 @@ class ProviderResult:
     retry_after: float | None = None
 
 
-def send_twilio_sms(settings: Settings, to: str, body: str, sender: str | None) -> ProviderResult:
-    if not (settings.twilio_account_sid and settings.twilio_auth_token and sender):
+def messaging_service(settings: Settings, number_service: str | None) -> str | None:
+    """The Messaging Service an SMS goes through: its number's own, else the global one."""
+    return number_service or settings.twilio_messaging_service_sid
+
+
+def send_twilio_sms(
+    settings: Settings, to: str, body: str, sender: str | None, number_service: str | None = None
+) -> ProviderResult:
+    """Sent `From` the sender, or through a Messaging Service (10DLC) when one applies:
+    then Twilio picks the sending number from the service's pool."""
+    service = messaging_service(settings, number_service)
+    if not (settings.twilio_account_sid and settings.twilio_auth_token and (sender or service)):
         return ProviderResult("failed", code="not_configured")
     client = _twilio_client(settings)
     callback = settings.leadline_public_url.rstrip("/") + "/hooks/twilio/status"
-    options: dict[str, Any] = {"to": to, "from_": sender, "body": body}
-    options["status_callback"] = callback
+    options: dict[str, Any] = {"to": to, "body": body, "status_callback": callback}
+    if service:
+        options["messaging_service_sid"] = service
+    else:
+        options["from_"] = sender
     try:
         message = client.messages.create(**options)
     except TwilioRestException as exc:
@@ -72,6 +86,7 @@ class ProviderMessage:
     sender: str | None
     body: str
     created_at: datetime | None
+    messaging_service: str | None = None
 
 
 TWILIO_LIST_LIMIT = 200
@@ -96,7 +111,9 @@ def list_twilio_messages(
         _transport_error("twilio", exc, never_sent=True)
         return None
     return [
-        ProviderMessage(m.sid or "", m.to or "", m.from_, m.body or "", m.date_created)
+        ProviderMessage(
+            m.sid or "", m.to or "", m.from_, m.body or "", m.date_created, m.messaging_service_sid
+        )
         for m in listed
     ]
 
@@ -240,20 +257,20 @@ def send_postmark_email(settings: Settings, email: OutgoingEmail) -> ProviderRes
     return postmark_answer(response.status_code, _json_object(response))
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
+def _json_object(response: httpx.Response) -> JsonObject:
     try:
-        data = response.json()
+        return as_object(response.json())
     except ValueError:
         return {}
-    return data if isinstance(data, dict) else {}
 
 
-def postmark_answer(status: int, data: dict[str, Any]) -> ProviderResult:
+def postmark_answer(status: int, data: JsonObject) -> ProviderResult:
     """What Postmark's answer means: accepted, an inactive recipient (suppressed like a STOP),
     a rate limit or outage (retried), or a refusal of this email (failed)."""
     error_code = data.get("ErrorCode")
-    if status == 200 and error_code == 0 and isinstance(data.get("MessageID"), str):
-        return ProviderResult("sent", provider_sid=str(data["MessageID"])[:64])
+    message_id = data.get("MessageID")
+    if status == 200 and error_code == 0 and isinstance(message_id, str):
+        return ProviderResult("sent", provider_sid=message_id[:64])
     label = f"postmark_{error_code}" if isinstance(error_code, int) else str(status)
     PROVIDER_ERRORS.labels(provider="postmark", code=label).inc()
     if error_code == POSTMARK_INACTIVE_RECIPIENT:

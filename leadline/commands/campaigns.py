@@ -6,7 +6,7 @@ held to the API's launch rate limit."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 import typer
 
@@ -21,8 +21,17 @@ from leadline.commands.common import (
 )
 from tasks.context import open_runtime
 
+if TYPE_CHECKING:
+    from models.campaigns import CampaignView
+
 campaign_app = typer.Typer(help="Campaigns to leads, by SMS or email.", no_args_is_help=True)
 CHANNELS = ("sms", "email")
+
+
+class Launched(TypedDict):
+    id: str
+    channel: str
+    replayed: bool
 
 
 def _channel(value: str) -> Literal["sms", "email"]:
@@ -52,7 +61,7 @@ def campaign_launch(
 
     org_id = parse_uuid(org, "ORG")
 
-    def run() -> dict[str, Any]:
+    def run() -> Launched:
         chosen = _channel(channel)
         validate_template("campaign", template)
         spec = CampaignSpec(name, template, {"consent": chosen}, chosen)
@@ -66,7 +75,7 @@ def campaign_launch(
             raise BadInput("that --idempotency-key launched a different campaign (use another)")
         if created.created:
             enqueue_or_defer(launch_campaign, str(org_id), str(created.id))
-        return {"id": str(created.id), "channel": chosen, "replayed": not created.created}
+        return Launched(id=str(created.id), channel=chosen, replayed=not created.created)
 
     data = run_guarded(run, as_json)
     done = "already launched" if data["replayed"] else "launched"
@@ -82,7 +91,7 @@ def campaign_show(org: str, campaign: str, as_json: bool = JsonOption) -> None:
 
     org_id, campaign_id = parse_uuid(org, "ORG"), parse_uuid(campaign, "CAMPAIGN")
 
-    def run() -> dict[str, Any]:
+    def run() -> CampaignView:
         with org_session(open_runtime(), org_id) as session:
             row = session.get(Campaign, campaign_id)
             if row is None:
@@ -101,7 +110,7 @@ def campaign_list(org: str, as_json: bool = JsonOption) -> None:
 
     org_id = parse_uuid(org, "ORG")
 
-    def run() -> list[dict[str, Any]]:
+    def run() -> list[CampaignView]:
         with org_session(open_runtime(), org_id) as session:
             return [campaign_view(session, row) for row in list_campaigns(session, None, 50)]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, TypedDict
 
 import typer
 
@@ -19,12 +19,28 @@ from leadline.commands.common import (
 from leadline.commands.tables import format_table
 from tasks.context import open_runtime
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 MAX_ORG_NAME = 200
 org_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for the tenant API (/v1).", no_args_is_help=True)
 
 
-def _when(value: Any) -> str | None:
+class OrgSummary(TypedDict):
+    """`leadline org show`: no personal data."""
+
+    id: str
+    name: str
+    status: str
+    created_at: str | None
+    deletion_due_at: str | None
+    billing_status: str | None
+    settings: dict[str, object]
+    counts: dict[str, int]
+
+
+def _when(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
@@ -84,7 +100,7 @@ def org_show(org: str, as_json: bool = JsonOption) -> None:
         with context.db.tenant(org_id) as session:
             row = get_organization(session, org_id)
             messaging = load_org_messaging(session, org_id, None)
-            data = {
+            data: OrgSummary = {
                 "id": str(row.id),
                 "name": row.name,
                 "status": row.status,
@@ -105,7 +121,7 @@ def org_show(org: str, as_json: bool = JsonOption) -> None:
     run_guarded(run, as_json)
 
 
-def _billing_status(session: Any) -> str | None:
+def _billing_status(session: Session) -> str | None:
     from sqlalchemy import select
 
     from models.billing import OrgBilling
@@ -114,7 +130,7 @@ def _billing_status(session: Any) -> str | None:
     return status
 
 
-def _show_text(data: dict[str, Any]) -> str:
+def _show_text(data: OrgSummary) -> str:
     lines = [f"{data['name']} ({data['id']})", f"status: {data['status']}"]
     if data["deletion_due_at"]:
         lines.append(f"deletion due: {data['deletion_due_at']}")
@@ -216,6 +232,12 @@ def org_settings(
         "--default-region",
         help="Region national phone numbers are read in (US, GB, ...); `none` requires E.164.",
     ),
+    quiet_hours: str | None = typer.Option(
+        None,
+        "--quiet-hours",
+        help="Recipients' local hours campaign messages may be sent in, e.g. 09:00-20:00 "
+        "(inside 08:00-21:00); `default` for 08:00-21:00.",
+    ),
     email_from: str | None = typer.Option(
         None,
         "--email-from",
@@ -224,18 +246,40 @@ def org_settings(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Show ORG's settings, or change them (audited)."""
+    """Show ORG's settings, or change them (audited; all or nothing)."""
     from leadline.commands.common import fail, parse_uuid
     from models.normalize import InvalidEmailAddress, InvalidRegion
+    from models.orgs import default_region as current_region
+    from models.orgs import email_from as current_sender
+    from models.orgs import get_organization, set_default_region, set_email_from
+    from models.quiet_hours import InvalidQuietHours, org_window, parse_window, set_org_window
 
     org_id = parse_uuid(org, "ORG")
-    change = SettingsChange(default_region, email_from)
+    clear = default_region is not None and default_region.strip().casefold() == "none"
+    reset_window = quiet_hours is not None and quiet_hours.strip().casefold() == "default"
+    try:
+        window = parse_window(quiet_hours) if quiet_hours is not None and not reset_window else None
+    except InvalidQuietHours as exc:
+        fail(str(exc), as_json)
 
     def run() -> None:
         context = open_runtime()
         with context.db.tenant(org_id) as session:
-            shown = change.apply(session, org_id)
-        emit({"org_id": str(org_id), **shown}, as_json, settings_text(shown, change.changes))
+            get_organization(session, org_id)
+            if default_region is not None:
+                set_default_region(session, org_id, None if clear else default_region)
+            if quiet_hours is not None:
+                set_org_window(session, org_id, window)
+            if email_from is not None:
+                set_email_from(session, org_id, _none_clears(email_from))
+            shown = OrgSettings(
+                org_id=str(org_id),
+                default_region=current_region(session, org_id),
+                quiet_hours=str(org_window(session, org_id)),
+                email_from=current_sender(session, org_id),
+            )
+        changed = (default_region, quiet_hours, email_from) != (None, None, None)
+        emit(shown, as_json, settings_text(shown, changed))
 
     try:
         run_guarded(run, as_json)
@@ -245,45 +289,26 @@ def org_settings(
         fail("--email-from is not a valid email address (name@example.com, or none)", as_json)
 
 
-def _none_clears(value: str | None) -> str | None:
-    """`none` (any case) as an option's value clears the setting."""
-    return None if value is not None and value.strip().casefold() == "none" else value
+class OrgSettings(TypedDict):
+    """`leadline org settings`: the business's own settings (its From address is not a
+    person's)."""
 
-
-@dataclass(frozen=True)
-class SettingsChange:
-    """The options `org settings` was given (None: leave that setting as it is)."""
-
+    org_id: str
     default_region: str | None
+    quiet_hours: str
     email_from: str | None
 
-    @property
-    def changes(self) -> bool:
-        return self.default_region is not None or self.email_from is not None
 
-    def apply(self, session: Any, org_id: uuid.UUID) -> dict[str, str | None]:
-        """Both changes in one transaction: a bad value leaves every setting as it was."""
-        from models.orgs import (
-            default_region,
-            email_from,
-            get_organization,
-            set_default_region,
-            set_email_from,
-        )
-
-        get_organization(session, org_id)
-        if self.default_region is not None:
-            set_default_region(session, org_id, _none_clears(self.default_region))
-        if self.email_from is not None:
-            set_email_from(session, org_id, _none_clears(self.email_from))
-        return {
-            "default_region": default_region(session, org_id),
-            "email_from": email_from(session, org_id),
-        }
+def _none_clears(value: str) -> str | None:
+    """`none` (any case) as an option's value clears the setting."""
+    return None if value.strip().casefold() == "none" else value
 
 
-def settings_text(shown: dict[str, str | None], changed: bool) -> str:
+def settings_text(shown: OrgSettings, changed: bool) -> str:
     region = shown["default_region"] or "none (phone numbers must be +E.164)"
     sender = shown["email_from"] or "none (the organisation sends no email)"
     prefix = "set: " if changed else ""
-    return f"{prefix}default region {region}\n{prefix}email from {sender}"
+    return (
+        f"{prefix}default region {region}, quiet hours: messages to leads only "
+        f"{shown['quiet_hours']} their local time, email from {sender}"
+    )

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import dramatiq
 import pytest
+from starlette.testclient import TestClient
 
-from leadline.sandbox import SandboxServer
+from leadline.sandbox import SandboxServer, SandboxState
+from tasks.context import TaskContext
 from tests.helpers import wait_for
 from tests.support.email import distinct_emails, sandbox_emails, set_email_from
 from tests.support.messaging import messages_settled, outbound_rows
+from tests.support.services import MakeOrg
 
 pytestmark = pytest.mark.integration
 
 
-def add_alert_email(context: Any, org_id: uuid.UUID, address: str) -> uuid.UUID:
+def add_alert_email(context: TaskContext, org_id: uuid.UUID, address: str) -> uuid.UUID:
     from models.alert_settings import add_alert_email as add
 
     with context.db.tenant(org_id) as session:
@@ -24,12 +26,12 @@ def add_alert_email(context: Any, org_id: uuid.UUID, address: str) -> uuid.UUID:
 
 
 def test_a_new_lead_is_emailed_to_the_alert_emails(
-    client: Any,
+    client: TestClient,
     worker: dramatiq.Worker,
-    make_org: Any,
-    context: Any,
+    make_org: MakeOrg,
+    context: TaskContext,
     provider_sandbox: SandboxServer,
-    sandbox_state: Any,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org("Acme Roofing")
     sender = set_email_from(context, org.id, "alerts@acme.example")
@@ -54,7 +56,11 @@ def test_a_new_lead_is_emailed_to_the_alert_emails(
 
 
 def test_an_org_without_a_sender_address_sends_no_alert_email(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: Any
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     add_alert_email(context, org.id, distinct_emails(1)[0])
@@ -67,7 +73,7 @@ def test_an_org_without_a_sender_address_sends_no_alert_email(
     assert sandbox_state.sent() == []
 
 
-def processed(context: Any, org_id: uuid.UUID) -> bool:
+def processed(context: TaskContext, org_id: uuid.UUID) -> bool:
     from sqlalchemy import select
 
     from models.tables import InboundEvent
@@ -76,7 +82,7 @@ def processed(context: Any, org_id: uuid.UUID) -> bool:
         return session.scalars(select(InboundEvent.status)).all() == ["processed"]
 
 
-def test_alert_emails_through_the_tenant_api(client: Any, make_org: Any) -> None:
+def test_alert_emails_through_the_tenant_api(client: TestClient, make_org: MakeOrg) -> None:
     org = make_org()
     (address,) = distinct_emails(1)
     url = "/v1/alert-recipients"

@@ -3,13 +3,16 @@ one-click unsubscribe, the unsubscribe headers, and no address in the logs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from leadline.sandbox import SandboxServer, SandboxState
+from tasks.context import TaskContext
 from tests.helpers import wait_for
 from tests.support.email import (
     bounce,
@@ -22,12 +25,12 @@ from tests.support.email import (
     suppression_count,
 )
 from tests.support.messaging import messages_settled
-from tests.support.services import Org
+from tests.support.services import MakeOrg, Org
 
 pytestmark = pytest.mark.integration
 
 
-def launch(client: Any, org: Org, key: str, **body: Any) -> str:
+def launch(client: TestClient, org: Org, key: str, **body: Any) -> str:
     payload = {"name": "Spring check-up", "template": "Hi {name}, time for a roof check?"}
     payload.update(channel="email", **body)
     response = client.post(
@@ -37,7 +40,7 @@ def launch(client: Any, org: Org, key: str, **body: Any) -> str:
     return str(response.json()["id"])
 
 
-def counts(client: Any, org: Org, campaign_id: str) -> dict[str, Any]:
+def counts(client: TestClient, org: Org, campaign_id: str) -> dict[str, Any]:
     response = client.get(f"/v1/campaigns/{campaign_id}", headers=org.auth)
     assert response.status_code == 200
     return dict(response.json()["counts"])
@@ -54,13 +57,13 @@ def local_path(url: str) -> str:
 
 
 def test_a_bounced_and_an_unsubscribed_address_get_no_more_campaign_email(
-    client: Any,
+    client: TestClient,
     worker: dramatiq.Worker,
-    make_org: Any,
-    context: Any,
+    make_org: MakeOrg,
+    context: TaskContext,
     provider_sandbox: SandboxServer,
     sandbox_state: SandboxState,
-    log_lines: Any,
+    log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     org = make_org()
     sender = set_email_from(context, org.id)
@@ -102,6 +105,7 @@ def test_a_bounced_and_an_unsubscribed_address_get_no_more_campaign_email(
         "blocked": 2,
         "failed": 0,
         "unknown": 0,
+        "held": 0,
     }
     assert counts(client, org, first)["sent"] == 4
     for record in records:
@@ -119,7 +123,7 @@ def test_a_bounced_and_an_unsubscribed_address_get_no_more_campaign_email(
     assert all(email.split("@")[0] not in logged for email in emails)
 
 
-def test_an_email_campaign_needs_a_sender_address(client: Any, make_org: Any) -> None:
+def test_an_email_campaign_needs_a_sender_address(client: TestClient, make_org: MakeOrg) -> None:
     org = make_org()
     response = client.post(
         "/v1/campaigns",
@@ -131,7 +135,7 @@ def test_an_email_campaign_needs_a_sender_address(client: Any, make_org: Any) ->
 
 
 def test_an_email_campaign_refuses_sms_consent_as_its_filter(
-    client: Any, make_org: Any, context: Any
+    client: TestClient, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     set_email_from(context, org.id)
@@ -144,7 +148,11 @@ def test_an_email_campaign_refuses_sms_consent_as_its_filter(
 
 
 def test_email_consent_comes_from_the_lead_api_with_its_wording(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, provider_sandbox: Any
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    provider_sandbox: SandboxServer,
 ) -> None:
     org = make_org()
     set_email_from(context, org.id)
@@ -168,7 +176,11 @@ def test_email_consent_comes_from_the_lead_api_with_its_wording(
 
 
 def test_postmark_refusing_an_inactive_address_suppresses_it(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: Any
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     set_email_from(context, org.id)
@@ -184,7 +196,11 @@ def test_postmark_refusing_an_inactive_address_suppresses_it(
 
 
 def test_a_postmark_outage_is_retried_and_sends_once(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: Any
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     set_email_from(context, org.id)

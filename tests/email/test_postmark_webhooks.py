@@ -9,8 +9,10 @@ from typing import Any
 import dramatiq
 import pytest
 from sqlalchemy import func, select
+from starlette.testclient import TestClient
 
 from models.tables import InboundEvent
+from tasks.context import TaskContext
 from tests.helpers import wait_for
 from tests.support.email import (
     WEBHOOK_PASSWORD,
@@ -22,18 +24,19 @@ from tests.support.email import (
     post_hook,
     suppression_count,
 )
+from tests.support.services import MakeOrg
 
 pytestmark = pytest.mark.integration
 
 
-def postmark_events(context: Any) -> int:
+def postmark_events(context: TaskContext) -> int:
     query = select(func.count()).select_from(InboundEvent).where(InboundEvent.source == "postmark")
     with context.db.maintenance() as session:
         return int(session.scalar(query) or 0)
 
 
 def test_wrong_or_missing_credentials_are_401_and_store_nothing(
-    client: Any, make_org: Any, context: Any
+    client: TestClient, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     (address,) = distinct_emails(1)
@@ -60,7 +63,7 @@ def test_wrong_or_missing_credentials_are_401_and_store_nothing(
 
 
 def test_without_configured_credentials_everything_is_refused(
-    client: Any, make_org: Any, context: Any
+    client: TestClient, make_org: MakeOrg, context: TaskContext
 ) -> None:
     import dataclasses
 
@@ -101,10 +104,10 @@ def test_without_configured_credentials_everything_is_refused(
     ],
 )
 def test_what_suppresses_an_address(
-    client: Any,
+    client: TestClient,
     worker: dramatiq.Worker,
-    make_org: Any,
-    context: Any,
+    make_org: MakeOrg,
+    context: TaskContext,
     payload_of: Any,
     suppressed: bool,
 ) -> None:
@@ -120,7 +123,7 @@ def test_what_suppresses_an_address(
     assert suppression_count(context, org.id) == (1 if suppressed else 0)
 
 
-def test_a_webhook_naming_no_known_org_is_dropped(client: Any, context: Any) -> None:
+def test_a_webhook_naming_no_known_org_is_dropped(client: TestClient, context: TaskContext) -> None:
     before = postmark_events(context)
     unknown = bounce(distinct_emails(1)[0], uuid.uuid4())
     no_metadata = {**unknown, "Metadata": {}}

@@ -10,20 +10,23 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
+from starlette.testclient import TestClient
 
 from models.audit import AuditEntry
+from tasks.context import TaskContext
 from tasks.unsubscribe import UnsubscribeTarget, make_token
 from tests.support.email import distinct_emails, make_email_leads, suppression_count
+from tests.support.services import MakeOrg
 
 pytestmark = pytest.mark.integration
 
 
-def token_for(context: Any, org_id: uuid.UUID, lead_id: uuid.UUID, **settings: Any) -> str:
+def token_for(context: TaskContext, org_id: uuid.UUID, lead_id: uuid.UUID, **settings: Any) -> str:
     signing = context.settings.model_copy(update=settings)
     return make_token(signing, UnsubscribeTarget(org_id, lead_id), context.clock())
 
 
-def optout_audits(context: Any, org_id: uuid.UUID) -> int:
+def optout_audits(context: TaskContext, org_id: uuid.UUID) -> int:
     query = select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "optout.added")
     with context.db.tenant(org_id) as session:
         return int(session.scalar(query) or 0)
@@ -34,7 +37,9 @@ def flip(token: str, position: int) -> str:
     return token[:position] + replacement + token[position + 1 :]
 
 
-def test_get_shows_a_form_and_changes_nothing(client: Any, make_org: Any, context: Any) -> None:
+def test_get_shows_a_form_and_changes_nothing(
+    client: TestClient, make_org: MakeOrg, context: TaskContext
+) -> None:
     org = make_org()
     (lead_id,) = make_email_leads(context, org.id, distinct_emails(1))
     token = token_for(context, org.id, lead_id)
@@ -50,7 +55,7 @@ def test_get_shows_a_form_and_changes_nothing(client: Any, make_org: Any, contex
 
 
 def test_post_suppresses_at_once_and_again_changes_nothing(
-    client: Any, make_org: Any, context: Any
+    client: TestClient, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     (lead_id,) = make_email_leads(context, org.id, distinct_emails(1))
@@ -66,7 +71,7 @@ def test_post_suppresses_at_once_and_again_changes_nothing(
 
 
 def test_forged_altered_and_expired_tokens_are_refused(
-    client: Any, make_org: Any, context: Any
+    client: TestClient, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org, other = make_org(), make_org()
     (lead_id,) = make_email_leads(context, org.id, distinct_emails(1))
@@ -101,7 +106,7 @@ def test_forged_altered_and_expired_tokens_are_refused(
 
 
 def test_a_lead_that_is_gone_is_answered_like_any_other(
-    client: Any, make_org: Any, context: Any
+    client: TestClient, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     path = f"/unsubscribe/{token_for(context, org.id, uuid.uuid4())}"

@@ -8,10 +8,12 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select
+from starlette.testclient import TestClient
 
 from leadline.sandbox import SandboxServer
 from models.messaging import Suppression
 from models.tables import InboundEvent
+from tasks.context import TaskContext
 from tests.support.services import TEST_PROVIDER_SECRETS
 
 WEBHOOK_USER = TEST_PROVIDER_SECRETS["postmark_webhook_user"]
@@ -23,7 +25,9 @@ def distinct_emails(count: int, domain: str = "example.org") -> list[str]:
     return [f"person{n}.{run}@{domain}" for n in range(count)]
 
 
-def set_email_from(context: Any, org_id: uuid.UUID, address: str = "news@roofs.example") -> str:
+def set_email_from(
+    context: TaskContext, org_id: uuid.UUID, address: str = "news@roofs.example"
+) -> str:
     from models.orgs import set_email_from as set_from
 
     with context.db.tenant(org_id) as session:
@@ -33,7 +37,7 @@ def set_email_from(context: Any, org_id: uuid.UUID, address: str = "news@roofs.e
 
 
 def make_email_leads(
-    context: Any, org_id: uuid.UUID, emails: list[str], consent: bool = True
+    context: TaskContext, org_id: uuid.UUID, emails: list[str], consent: bool = True
 ) -> list[uuid.UUID]:
     from models.leads import LeadFields, upsert_lead
 
@@ -87,7 +91,9 @@ def bounce(email: str, org_id: uuid.UUID, kind: str = "HardBounce", **extra: Any
     }
 
 
-def post_hook(client: Any, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+def post_hook(
+    client: TestClient, payload: dict[str, Any], headers: dict[str, str] | None = None
+) -> Any:
     return client.post(
         "/webhooks/postmark",
         json=payload,
@@ -101,12 +107,12 @@ def sandbox_emails(sandbox: SandboxServer) -> list[dict[str, Any]]:
     return [record for record in records if record["channel"] == "email"]
 
 
-def suppression_count(context: Any, org_id: uuid.UUID) -> int:
+def suppression_count(context: TaskContext, org_id: uuid.UUID) -> int:
     with context.db.tenant(org_id) as session:
         return int(session.scalar(select(func.count()).select_from(Suppression)) or 0)
 
 
-def inbound_count(context: Any, org_id: uuid.UUID, status: str | None = None) -> int:
+def inbound_count(context: TaskContext, org_id: uuid.UUID, status: str | None = None) -> int:
     query = select(func.count()).select_from(InboundEvent)
     if status is not None:
         query = query.where(InboundEvent.status == status)
