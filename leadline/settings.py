@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     # Email through Postmark (docs/messaging.md "Email"): the server token that sends, the API
     # base (the provider sandbox in development), the message stream campaigns go out on, and
     # the HTTP basic-auth credentials Postmark's bounce, spam-complaint and subscription-change
-    # webhooks carry (POST /webhooks/postmark).
+    # webhooks carry (POST /hooks/postmark).
     postmark_server_token: SecretStr | None = None
     postmark_api_base: str = "https://api.postmarkapp.com"
     postmark_broadcast_stream: str = Field(default="broadcast", min_length=1, max_length=100)

@@ -1,7 +1,7 @@
-"""POST /webhooks/postmark: Postmark's bounce, spam-complaint and subscription-change webhooks.
+"""POST /hooks/postmark: Postmark's bounce, spam-complaint and subscription-change webhooks.
 
 Postmark protects its webhooks with HTTP basic auth in the URL it is given
-(https://USER:PASSWORD@<public url>/webhooks/postmark, over TLS); both halves are checked in
+(https://USER:PASSWORD@<public url>/hooks/postmark, over TLS); both halves are checked in
 constant time (intake/verify.py) against POSTMARK_WEBHOOK_USER and _PASSWORD. Missing or
 wrong credentials → 401 and nothing stored. The org comes from the Metadata every email
 Leadline sends carries (`leadline_org`); Postmark retries what is not answered 2xx, so a
@@ -48,7 +48,7 @@ async def refuse(request: Request, reason: str) -> Response:
     return response
 
 
-@router.post("/webhooks/postmark")
+@router.post("/hooks/postmark")
 async def postmark_webhook(request: Request) -> Response:
     settings = context_of(request).settings
     user = configured(settings.postmark_webhook_user)

@@ -1,4 +1,4 @@
-"""POST /webhooks/postmark: basic auth checked before anything is stored; what suppresses."""
+"""POST /hooks/postmark: basic auth checked before anything is stored; what suppresses."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import dramatiq
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
@@ -27,6 +28,13 @@ from tests.support.email import (
 from tests.support.services import MakeOrg
 
 pytestmark = pytest.mark.integration
+
+
+def rejected(reason: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "leadline_events_rejected_total", {"source": "postmark", "reason": reason}
+    )
+    return value or 0.0
 
 
 def postmark_events(context: TaskContext) -> int:
@@ -53,10 +61,12 @@ def test_wrong_or_missing_credentials_are_401_and_store_nothing(
         "bearer": {"Authorization": f"Bearer {WEBHOOK_PASSWORD}"},
         "missing": {},
     }
+    refused_before = rejected("bad_signature")
     for name, headers in wrong.items():
         answer = post_hook(client, bounce(address, org.id), headers=headers)
         assert answer.status_code == 401, name
         assert answer.headers["www-authenticate"].startswith("Basic ")
+    assert rejected("bad_signature") - refused_before == len(wrong) - 1  # one was "missing"
 
     assert postmark_events(context) == before
     assert suppression_count(context, org.id) == 0

@@ -95,7 +95,7 @@ def post_hook(
     client: TestClient, payload: dict[str, Any], headers: dict[str, str] | None = None
 ) -> Any:
     return client.post(
-        "/webhooks/postmark",
+        "/hooks/postmark",
         json=payload,
         headers=basic_auth() if headers is None else headers,
     )
