@@ -6,13 +6,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from sqlalchemy import and_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from leadline.jsondata import JsonObject, text_of
 from models.audit import record_audit
 from models.messaging import Campaign, Suppression
 from models.outbound_messages import count_by_state
@@ -34,13 +35,25 @@ COUNT_GROUPS = {
 class CampaignSpec:
     name: str
     template: str
-    filter: dict[str, Any]
+    filter: JsonObject
     channel: str = "sms"
 
     def same_as(self, campaign: Campaign) -> bool:
         """Whether `campaign` was created from this very request (an Idempotency-Key replay)."""
         stored = (campaign.name, campaign.template, campaign.filter, campaign.channel)
         return stored == (self.name, self.template, self.filter, self.channel)
+
+
+class CampaignView(TypedDict):
+    """A campaign as the API and the CLI show it."""
+
+    id: str
+    name: str
+    channel: str
+    status: str
+    created_at: str
+    launched_at: str | None
+    counts: dict[str, int]  # targeted, then per group of COUNT_GROUPS
 
 
 @dataclass(frozen=True)
@@ -115,7 +128,7 @@ def campaign_targets(session: Session, campaign: Campaign) -> Iterator[CampaignT
     address = Lead.email_bidx if email else Lead.phone_bidx
     consent = Lead.email_consent if email else Lead.sms_consent
     conditions: list[ColumnElement[bool]] = [consent.is_(True), address.is_not(None)]
-    created_after = campaign.filter.get("created_after")
+    created_after = text_of(campaign.filter, "created_after")
     if created_after:
         conditions.append(Lead.created_at > datetime.fromisoformat(created_after))
     if campaign.filter.get("status"):
@@ -151,18 +164,6 @@ def reserve_send_slots(
         {"sender": sender, "now": now, "span": span},
     ).scalar_one()
     return start
-
-
-class CampaignView(TypedDict):
-    """A campaign as the API and the CLI show it."""
-
-    id: str
-    name: str
-    channel: str
-    status: str
-    created_at: str
-    launched_at: str | None
-    counts: dict[str, int]
 
 
 def campaign_view(session: Session, campaign: Campaign) -> CampaignView:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -27,6 +26,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from leadline.jsondata import JsonObject
 from models.base import Base, now_column, org_fk, uuid_pk
 
 
@@ -197,7 +197,7 @@ class MessagingSettings(Base):
     __tablename__ = "messaging_settings"
 
     org_id: Mapped[uuid.UUID] = mapped_column(PG_UUID(as_uuid=True), primary_key=True)
-    templates: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    templates: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False, default=dict)
     program_name: Mapped[str | None] = mapped_column(String(100))
     help_contact: Mapped[str | None] = mapped_column(String(200))
     frequency: Mapped[str | None] = mapped_column(String(100))
@@ -215,7 +215,7 @@ class Campaign(Base):
     org_id: Mapped[uuid.UUID] = org_fk()
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     template: Mapped[str] = mapped_column(Text, nullable=False)
-    filter: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    filter: Mapped[JsonObject] = mapped_column(JSONB, nullable=False, default=dict)
     idempotency_key: Mapped[str] = mapped_column(String(255), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
     channel: Mapped[str] = mapped_column(

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -126,10 +125,9 @@ class MessageOutcome:
     code: str | None = None
     provider_sid: str | None = None
     next_attempt_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _row_values(cipher: OrgCipher, message: NewOutbound, now: datetime) -> dict[str, Any]:
+def _row_values(cipher: OrgCipher, message: NewOutbound, now: datetime) -> dict[str, object]:
     row_id = uuid.uuid4()
     return {
         "id": row_id,
@@ -562,7 +560,7 @@ def resolve_unknown(
 ) -> OutboundMessage:
     """Tenant session: an operator checked with the provider; `unknown` becomes sent or failed.
 
-    Never re-sends anything. Any other state is refused: the outcome is already known."""
+    Never re-sends anything. Every other state is refused: the outcome is already known."""
     if state not in RESOLVED_STATES:
         raise ValueError(f"state must be one of {RESOLVED_STATES}")
     query = select(OutboundMessage).where(OutboundMessage.id == message_id).with_for_update()

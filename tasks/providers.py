@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Literal, TypedDict, cast
 
 import httpx
 import requests
@@ -63,13 +63,10 @@ def send_twilio_sms(
         return ProviderResult("failed", code="not_configured")
     client = _twilio_client(settings)
     callback = settings.leadline_public_url.rstrip("/") + "/hooks/twilio/status"
-    options: dict[str, Any] = {"to": to, "body": body, "status_callback": callback}
-    if service:
-        options["messaging_service_sid"] = service
-    else:
-        options["from_"] = sender
+    # Through a Messaging Service Twilio picks the number; otherwise it is sent From `sender`.
+    origin = {"messaging_service_sid": service} if service else {"from_": sender}
     try:
-        message = client.messages.create(**options)
+        message = client.messages.create(to=to, body=body, status_callback=callback, **origin)
     except TwilioRestException as exc:
         return twilio_error_result(exc.status, exc.code)
     except requests.RequestException as exc:
@@ -99,7 +96,7 @@ def list_twilio_messages(
     Twilio could not be asked (the caller tries again later)."""
     if not (settings.twilio_account_sid and settings.twilio_auth_token):
         return None
-    options: dict[str, Any] = {"to": to, "date_sent_after": sent_since.isoformat()}
+    options = {"to": to, "date_sent_after": sent_since.isoformat()}
     if sender:
         options["from_"] = sender
     try:
@@ -153,7 +150,7 @@ def _requests_never_sent(exc: requests.RequestException) -> bool:
         return True
     if not isinstance(exc, requests.exceptions.ConnectionError):
         return False
-    reason: Any = exc.args[0] if exc.args else None
+    reason: object = exc.args[0] if exc.args else None
     if isinstance(reason, urllib3.exceptions.MaxRetryError):
         reason = reason.reason
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
@@ -187,9 +184,26 @@ def send_telegram_message(settings: Settings, chat_id: str, text: str) -> Provid
     return _telegram_answer(response)
 
 
+class TelegramSentMessage(TypedDict, total=False):
+    message_id: int
+
+
+class TelegramParameters(TypedDict, total=False):
+    retry_after: float
+
+
+class TelegramAnswer(TypedDict, total=False):
+    """What the Bot API answers (https://core.telegram.org/bots/api#making-requests)."""
+
+    ok: bool
+    result: TelegramSentMessage
+    description: str
+    parameters: TelegramParameters | None
+
+
 def _telegram_answer(response: httpx.Response) -> ProviderResult:
     try:
-        data: dict[str, Any] = response.json()
+        data = cast(TelegramAnswer, response.json())
     except ValueError:
         data = {}
     if response.status_code == 200 and data.get("ok"):

@@ -15,7 +15,6 @@ import random
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
 import dramatiq
 import redis
@@ -71,7 +70,7 @@ def send_email(org_id: str, message_id: str) -> None:
     deliver_outbound(get_context(), uuid.UUID(org_id), uuid.UUID(message_id))
 
 
-SENDERS: dict[str, dramatiq.Actor[Any, Any]] = {
+SENDERS: dict[str, dramatiq.Actor[[str, str], None]] = {
     "sms": send_sms,
     "telegram": send_telegram,
     "email": send_email,
@@ -82,9 +81,9 @@ PROVIDER_NAMES = {"sms": "twilio", "telegram": "telegram", "email": "postmark"}
 
 def enqueue_send(channel: str, org_id: uuid.UUID, message_id: uuid.UUID, delay: float = 0) -> bool:
     """After COMMIT only. A failure is logged: the inbox sweep picks the row up later."""
-    options: dict[str, Any] = {"delay": int(delay * 1000)} if delay > 0 else {}
+    delay_ms = int(delay * 1000) if delay > 0 else None
     try:
-        SENDERS[channel].send_with_options(args=(str(org_id), str(message_id)), **options)
+        SENDERS[channel].send_with_options(args=(str(org_id), str(message_id)), delay=delay_ms)
     except (redis.RedisError, OSError, dramatiq.errors.BrokerError) as exc:
         log.warning("enqueue deferred to the sweeper", channel=channel, error=type(exc).__name__)
         return False

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
-from intake.api_errors import ApiError
+from intake.api_errors import ApiError, FieldError
 from intake.api_schemas import (
     Accepted,
     AlertRecipientIn,
@@ -39,7 +39,11 @@ def e164(phone: str) -> str:
     try:
         return normalize_phone(phone)
     except InvalidPhoneNumber:
-        field = {"loc": ["body", "phone"], "msg": "not an E.164 number", "type": "phone"}
+        field: FieldError = {
+            "loc": ["body", "phone"],
+            "msg": "not an E.164 number",
+            "type": "phone",
+        }
         raise ApiError(422, "invalid request", fields=[field]) from None
 
 

@@ -1,8 +1,8 @@
 """email: the business's sender address, email consent on leads, campaigns by channel, and
 the email addresses that receive an organisation's lead alerts
 
-Revision ID: 0016_email
-Revises: 0015
+Revision ID: 0017_email
+Revises: 0016
 """
 
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from alembic import op
 
 from models.rls import run_all, tenant_table_sql
 
-revision = "0016_email"
-down_revision = "0015"
+revision = "0017_email"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
