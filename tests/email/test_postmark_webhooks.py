@@ -159,3 +159,21 @@ def subscription_change(
         "Tag": "",
         "Metadata": {"leadline_org": str(org_id)},
     }
+
+
+def test_only_the_fields_it_needs_are_stored(
+    client: TestClient, make_org: MakeOrg, context: TaskContext
+) -> None:
+    from tasks.email_events import KEPT_FIELDS
+    from tasks.inbound_events import decrypt_payload
+
+    org = make_org()
+    (address,) = distinct_emails(1)
+    assert post_hook(client, bounce(address, org.id)).status_code == 200
+
+    with context.db.tenant(org.id) as session:
+        event = session.scalars(select(InboundEvent)).one()
+        stored = decrypt_payload(context.keys.cipher(session, org.id), event)
+        assert address.encode() not in (event.payload_ct or b"")
+    assert set(stored) <= set(KEPT_FIELDS)
+    assert stored["Email"] == address and "Details" not in stored and "Subject" not in stored
