@@ -15,6 +15,7 @@ from typing import cast
 from psycopg import sql
 from sqlalchemy import Table, func, insert, or_, select
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from leadline.errors import NotFoundError
 from models.crypto import OrgCipher
@@ -25,10 +26,17 @@ from models.tables import Lead, LeadStatus
 TABLE = "leads"
 CONSENT_EVIDENCE_MAX = 20
 PHONE_INDEX = "phone"
+EMAIL_INDEX = "email"
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _LEADS = cast(Table, Lead.__table__)
 _COLUMNS = tuple(column.key for column in _LEADS.c)
 _FILLED = ("created_at", "updated_at")  # by the database, on INSERT
+# The columns' Python-side defaults (status, consents), which the ORM or Core would apply.
+_DEFAULTS = {
+    column.key: column.default.arg
+    for column in _LEADS.c
+    if isinstance(column.default, ScalarElementColumnDefault)
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class LeadFields:
     platform_user: str | None = None
     source: str = "api"
     sms_consent: bool = False
+    email_consent: bool = False
     consent_text: str | None = None
     consent_at: datetime | None = None
     # Where the consent was given, when not the lead's source (an imported list says so).
@@ -77,6 +86,7 @@ class LeadView:
     status: str
     sms_consent: bool
     created_at: datetime
+    email_consent: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,12 @@ def phone_index(cipher: OrgCipher, phone: str) -> bytes:
     """The blind index of a phone number: the same for leads, alert numbers, outbound SMS and
     opt-outs, so one lookup finds the person everywhere."""
     return cipher.blind_index(PHONE_INDEX, normalize_phone(phone))
+
+
+def email_index(cipher: OrgCipher, email: str) -> bytes:
+    """The blind index of an email address (casefolded): the same for leads, alert emails,
+    outbound email and email suppressions."""
+    return cipher.blind_index(EMAIL_INDEX, normalize_email(email))
 
 
 def blind_indexes(cipher: OrgCipher, fields: LeadFields) -> dict[str, bytes | None]:
@@ -109,7 +125,7 @@ def _blind_indexes(
     email = normalize_email(fields.email) if fields.email else None
     return {
         "phone_bidx": cipher.blind_index(PHONE_INDEX, phone) if phone else None,
-        "email_bidx": cipher.blind_index("email", email) if email else None,
+        "email_bidx": cipher.blind_index(EMAIL_INDEX, email) if email else None,
         "platform_bidx": (
             cipher.blind_index("platform", fields.platform_user) if fields.platform_user else None
         ),
@@ -277,17 +293,13 @@ def _insert_lead(
     indexes: dict[str, bytes | None],
 ) -> Lead:
     # INSERT ... RETURNING on psycopg instead of the unit of work's flush (which was most of
-    # an event's CPU); the columns' defaults are given here, the timestamps come back.
-    lead = Lead(
-        id=uuid.uuid4(),
-        org_id=cipher.org_id,
-        source=fields.source,
-        status=LeadStatus.NEW.value,
-        sms_consent=False,
-        **indexes,
-    )
+    # an event's CPU); the columns' own defaults are filled in here, the timestamps come back.
+    lead = Lead(id=uuid.uuid4(), org_id=cipher.org_id, source=fields.source, **indexes)
     _write_fields(cipher, lead, fields, phone, overwrite=True)
     values = {column: getattr(lead, column) for column in _COLUMNS}
+    for column, default in _DEFAULTS.items():
+        if values[column] is None:
+            values[column] = default
     # psycopg sends an enum member's name: a StrEnum source goes as its value.
     present = {
         key: value.value if isinstance(value, Enum) else value
@@ -335,6 +347,8 @@ def _write_fields(
         lead.first_message_at = fields.message_at
     if fields.sms_consent:
         _merge_consent(cipher, lead, fields)
+    if fields.email_consent and fields.email:
+        _merge_email_consent(cipher, lead, fields)
 
 
 def _sent_before_first(lead: Lead, fields: LeadFields) -> bool:
@@ -351,11 +365,24 @@ def _merge_consent(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
     """Add this submission's consent to the lead's evidence. Runs under the lead's row lock
     (or on a row not yet visible to anyone), so concurrent posts for one phone keep every text.
     """
-    evidence = consent_evidence(cipher, lead)
     if not lead.sms_consent:
         lead.sms_consent = True
         lead.consent_at = fields.consent_at
         lead.consent_source = fields.consent_source or fields.source
+    _add_evidence(cipher, lead, fields)
+
+
+def _merge_email_consent(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
+    """Email consent is kept apart from SMS consent (one never implies the other); its wording
+    joins the same evidence list."""
+    if not lead.email_consent:
+        lead.email_consent = True
+        lead.email_consent_at = fields.consent_at
+    _add_evidence(cipher, lead, fields)
+
+
+def _add_evidence(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
+    evidence = consent_evidence(cipher, lead)
     texts = {entry.text for entry in evidence}
     if fields.consent_text in texts or (fields.consent_text is None and evidence):
         return
@@ -402,6 +429,7 @@ def decrypt_lead(cipher: OrgCipher, lead: Lead) -> LeadView:
         status=lead.status,
         sms_consent=lead.sms_consent,
         created_at=lead.created_at,
+        email_consent=lead.email_consent,
     )
 
 

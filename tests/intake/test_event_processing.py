@@ -128,7 +128,7 @@ def test_new_lead_is_a_loaded_row_whose_changes_are_written(
         lead = result.lead
         assert result.created
         assert inspect(lead).unloaded == set()  # nothing left to load with another SELECT
-        assert (lead.status, lead.sms_consent) == (LeadStatus.NEW, False)
+        assert (lead.status, lead.sms_consent, lead.email_consent) == (LeadStatus.NEW, False, False)
         assert lead.created_at is not None
         assert session.get(Lead, lead.id) is lead
         lead.status = LeadStatus.CONTACTED
