@@ -181,7 +181,10 @@ class Drainer:
         """Start a worker, wait for `count` successes, stop it."""
         self.counter.expect(count)
         cpu_before = time.process_time()
+        from workers.runtime import tune_worker_process
+
         # The same worker settings as `leadline worker`.
+        tune_worker_process()
         worker = dramatiq.Worker(self.broker, worker_threads=self.threads, worker_timeout=1000)
         worker.start()
         try:
