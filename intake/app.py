@@ -29,7 +29,7 @@ from intake.openapi import include_tenant_api
 from intake.ops_auth import OpsSessions
 from intake.rejections import RejectionMetricsMiddleware
 from intake.responses import error_response
-from intake.routes import api_docs, health, meta, metrics, ops, stripe, telegram, twilio
+from intake.routes import api_docs, health, meta, metrics, oauth, ops, stripe, telegram, twilio
 from intake.schemas import safe_errors
 from intake.spool import RoutingCache, Spool, database_unreachable, replay_forever, unavailable
 from leadline.logging import get_logger
@@ -61,6 +61,7 @@ def create_fastapi(context: TaskContext) -> FastAPI:
     app.include_router(api_docs.router)
     for provider in sorted(context.settings.enabled_providers):
         app.include_router(PROVIDER_ROUTERS[provider])
+    app.include_router(oauth.router)
     app.include_router(metrics.router)
     app.include_router(ops.router)
     add_error_handlers(app)

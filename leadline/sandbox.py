@@ -1,4 +1,5 @@
-"""Provider sandbox: a local stand-in for Twilio's Messages API and Telegram's sendMessage.
+"""Provider sandbox: a local stand-in for Twilio's Messages API and Telegram's sendMessage
+(and, in leadline/sandbox_graph.py, Meta's login dialog and Graph API).
 
 Development (`leadline sandbox`, `make run`), demos and tests point the SMS and Telegram
 clients at this server instead of the real providers. It speaks both wire formats closely
@@ -93,6 +94,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from leadline.sandbox_graph import GraphAccounts, graph_routes
 
 __all__ = ["SandboxServer", "SandboxState", "create_sandbox_app", "serve_forever"]
 
@@ -206,9 +209,11 @@ class SandboxState:
         self,
         twilio_auth: tuple[str, str] | None = None,
         telegram_token: str | None = None,
+        meta_app: tuple[str, str] | None = None,
     ) -> None:
         self.twilio_auth = twilio_auth
         self.telegram_token = telegram_token
+        self.graph = GraphAccounts(*(meta_app or (None, None)))
         self._lock = threading.Lock()
         self._sent: list[dict[str, Any]] = []
         self._scripts: list[_Script] = []
@@ -229,6 +234,7 @@ class SandboxState:
             self._sent.clear()
             self._scripts.clear()
             self._requests = 0
+        self.graph.reset()
 
     def push_behaviour(
         self,
@@ -635,6 +641,7 @@ def create_sandbox_app(state: SandboxState | None = None) -> Starlette:
             Route("/sent", handlers.sent, methods=["GET", "DELETE"]),
             Route("/stats", handlers.stats, methods=["GET"]),
             Route("/behaviour", handlers.behaviour, methods=["POST"]),
+            *graph_routes(state),
         ]
     )
     app.state.sandbox = state

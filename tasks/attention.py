@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from leadline.logging import get_logger
+from models.connections import expired_connections
 from models.db import Database
 from models.outbound_messages import unknown_outbound
 from tasks.webhooks.operations import disabled_endpoints
@@ -24,6 +25,8 @@ ATTENTION_LISTS: dict[str, AttentionSource] = {
     # messages that may or may not have been sent; never re-sent to a lead without a person
     "unknown_sms": unknown_outbound,
     "disabled_endpoints": disabled_endpoints,
+    # social-channel connections whose token the provider rejected: the business reconnects
+    "expired_connections": expired_connections,
 }
 
 

@@ -18,8 +18,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from models.leads import LeadFields, upsert_lead
+from models.tables import Lead
 from tasks.inbound_events import InboundContext
 from tasks.leads import announce_lead
+from tasks.optouts import Intent, OptoutChange, classify, lift_optout, optout_reason, record_optout
 
 PLATFORMS = {"page": "messenger", "instagram": "instagram", "whatsapp_business_account": "whatsapp"}
 MAX_ID_LENGTH = 255
@@ -46,6 +48,9 @@ class PlatformMessage:
     text: str | None
     name: str | None
     sent_at: datetime | None
+    # The business account it was sent to: the page or Instagram account, the WhatsApp
+    # phone number id (what a reply is sent from).
+    account_id: str | None = None
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -147,6 +152,7 @@ def read_platform_message(payload: dict[str, Any]) -> PlatformMessage | None:
         text if isinstance(text, str) else None,
         None,
         sent_at(event.get("timestamp"), 1000),
+        as_id(as_dict(event.get("recipient")).get("id")) or as_id(entry.get("id")),
     )
 
 
@@ -166,6 +172,7 @@ def read_whatsapp(entry: dict[str, Any]) -> PlatformMessage | None:
         text if isinstance(text, str) else None,
         name if isinstance(name, str) else None,
         sent_at(message.get("timestamp"), 1),
+        as_id(as_dict(value.get("metadata")).get("phone_number_id")),
     )
 
 
@@ -178,7 +185,36 @@ def handle_meta_message(ctx: InboundContext) -> None:
         message=message.text,
         message_at=message_order(ctx.payload, message),
         platform_user=f"{message.platform}:{message.user_id}",
+        platform_account=message.account_id,
+        platform_inbound_at=message.sent_at or ctx.event.received_at,
         source=message.platform,
     )
     result = upsert_lead(ctx.session, ctx.cipher, fields)
+    if message.text is not None:
+        record_channel_optout(ctx, result.lead, message.platform, message.text)
     announce_lead(ctx, result.lead, result.created, message.text)
+
+
+def record_channel_optout(ctx: InboundContext, lead: Lead, platform: str, text: str) -> None:
+    """STOP (or a revocation in free text) on Instagram, Messenger or WhatsApp suppresses
+    that conversation, keyed by its platform blind index: the other channels are unaffected.
+    START lifts it, as for SMS."""
+    intent = classify(text)
+    if intent not in (Intent.OPT_OUT, Intent.OPT_IN) or lead.platform_bidx is None:
+        return
+    change = OptoutChange(
+        ctx.session,
+        ctx.cipher,
+        lead.platform_bidx,
+        optout_reason(text) if intent is Intent.OPT_OUT else "keyword",
+        f"{platform}:inbound",
+        ctx.after_commit,
+        ctx.now,
+        lead_id=lead.id,
+        requested_at=ctx.event.received_at,
+        channel=platform,
+    )
+    if intent is Intent.OPT_OUT:
+        record_optout(change)
+    else:
+        lift_optout(change, requested_at=ctx.event.received_at)

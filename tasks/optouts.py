@@ -156,6 +156,8 @@ class OptoutChange:
     lead_id: uuid.UUID | None = None
     # When the request reached us (an inbound event's received_at); None means now.
     requested_at: datetime | None = None
+    # Where it was said: sms, or the Instagram / Messenger / WhatsApp conversation.
+    channel: str = "sms"
 
     @property
     def org_id(self) -> uuid.UUID:
@@ -212,7 +214,7 @@ def lead_id_for(session: Session, recipient_bidx: bytes) -> uuid.UUID | None:
 
 
 def _announce(change: OptoutChange, opted_out: bool) -> None:
-    details: dict[str, object] = {"reason": change.reason, "channel": "sms"}
+    details: dict[str, object] = {"reason": change.reason, "channel": change.channel}
     if change.lead_id is not None:
         details["lead_id"] = str(change.lead_id)
     record_audit(
@@ -227,7 +229,7 @@ def _announce(change: OptoutChange, opted_out: bool) -> None:
         "lead_id": str(change.lead_id) if change.lead_id else None,
         "opted_out": opted_out,
         "reason": change.reason,
-        "channel": "sms",
+        "channel": change.channel,
     }
     publish(
         DomainEvent(

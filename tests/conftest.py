@@ -126,6 +126,9 @@ def settings(
         twilio_api_base=provider_sandbox.url,
         telegram_bot_token="123456:test-bot-token",
         telegram_api_base=provider_sandbox.url,
+        meta_app_id="1234567890123456",
+        meta_oauth_base=provider_sandbox.url,
+        meta_graph_base=provider_sandbox.url,
         leadline_sms_retry_base_seconds=0.05,
         leadline_provider_timeout_seconds=5,
     )

@@ -1,0 +1,330 @@
+"""The provider sandbox's stand-in for Meta: the login dialog and the Graph API endpoints
+Leadline uses to connect Instagram, Messenger and WhatsApp by OAuth and to send on them.
+
+One sandbox user consents to everything. It has one Facebook page with a linked Instagram
+account, and one business with one WhatsApp business account and one phone number; their
+ids are random, drawn again by `DELETE /sent` (SandboxState.clear), so every test connects
+accounts nobody else has.
+
+Endpoints (META_OAUTH_BASE and META_GRAPH_BASE both point at the sandbox's root)
+    GET    /dialog/oauth        client_id, redirect_uri, scope, state, response_type=code:
+                                the user consents at once; 302 to redirect_uri?code=…&state=…
+    POST   /oauth/access_token  (form or query) client_id, client_secret, redirect_uri, code →
+                                a user token; or grant_type=fb_exchange_token,
+                                fb_exchange_token → a long-lived one. A code works once.
+    GET    /me                  {"id", "name"} of the token's user
+    GET    /me/accounts         the user's pages with page tokens and their
+                                instagram_business_account {id, username}
+    GET    /me/businesses, /{business-id}/owned_whatsapp_business_accounts,
+           /{waba-id}/phone_numbers       {"data": [...]}
+    POST   /{page-id}/messages, /{instagram-id}/messages (page token; Messenger Send API
+           body), /{phone-number-id}/messages (user token; WhatsApp Cloud API body):
+           recorded in /sent with channel messenger, instagram or whatsapp
+    DELETE /{user-id}/permissions   revoke the grant: every token of that user stops working
+    GET    /graph/revocations   [{"user_id", "time"}] of every revocation received
+
+Tokens go in `Authorization: Bearer …` or an `access_token` parameter. An unknown, revoked or
+wrong token is Graph's 190 OAuthException (HTTP 401), as Meta answers.
+Records in /sent: {"channel", "to", "from" (the page, Instagram or phone number id), "body",
+"message_id", "time", "request", "dropped_after": false}.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from leadline.sandbox import SandboxState
+
+INVALID_TOKEN = 190
+INVALID_PARAMETER = 100
+
+
+def _meta_id() -> str:
+    return str(secrets.randbelow(9 * 10**15) + 10**15)
+
+
+@dataclass
+class _Assets:
+    user_id: str = field(default_factory=_meta_id)
+    page_id: str = field(default_factory=_meta_id)
+    instagram_id: str = field(default_factory=_meta_id)
+    business_id: str = field(default_factory=_meta_id)
+    waba_id: str = field(default_factory=_meta_id)
+    phone_number_id: str = field(default_factory=_meta_id)
+
+
+@dataclass(frozen=True)
+class _Token:
+    user_id: str
+    page_id: str | None = None  # a page token; None: the user's own
+
+
+class GraphAccounts:
+    """The sandbox user's assets, codes and tokens. Every access holds the lock."""
+
+    def __init__(self, app_id: str | None = None, app_secret: str | None = None) -> None:
+        self.app_id, self.app_secret = app_id, app_secret
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.assets = _Assets()
+            self._codes: dict[str, tuple[str, str]] = {}  # code -> (redirect_uri, user id)
+            self._tokens: dict[str, _Token] = {}
+            self._revocations: list[dict[str, str]] = []
+
+    def issue_code(self, redirect_uri: str) -> str:
+        code = "AQ" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._codes[code] = (redirect_uri, self.assets.user_id)
+        return code
+
+    def redeem_code(self, code: str, redirect_uri: str) -> str | None:
+        with self._lock:
+            issued = self._codes.pop(code, None)
+        if issued is None or issued[0] != redirect_uri:
+            return None
+        return self.issue_token(_Token(issued[1]))
+
+    def issue_token(self, token: _Token) -> str:
+        value = "EAA" + secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[value] = token
+        return value
+
+    def token(self, value: str | None) -> _Token | None:
+        with self._lock:
+            return self._tokens.get(value) if value else None
+
+    def page_token(self, user_token: _Token) -> str:
+        return self.issue_token(_Token(user_token.user_id, self.assets.page_id))
+
+    def revoke(self, user_id: str) -> None:
+        with self._lock:
+            self._tokens = {k: t for k, t in self._tokens.items() if t.user_id != user_id}
+            self._revocations.append({"user_id": user_id, "time": datetime.now(UTC).isoformat()})
+
+    def revocations(self) -> list[dict[str, str]]:
+        with self._lock:
+            return [dict(entry) for entry in self._revocations]
+
+    def app_accepted(self, client_id: str | None, client_secret: str | None) -> bool:
+        if not client_id:
+            return False
+        if self.app_id is not None and client_id != self.app_id:
+            return False
+        return self.app_secret is None or client_secret == self.app_secret
+
+
+def graph_error(code: int, message: str, status: int = 400) -> JSONResponse:
+    body = {
+        "error": {
+            "message": message,
+            "type": "OAuthException",
+            "code": code,
+            "fbtrace_id": "A" + secrets.token_hex(8),
+        }
+    }
+    return JSONResponse(body, status_code=status)
+
+
+def invalid_token() -> JSONResponse:
+    return graph_error(INVALID_TOKEN, "Error validating access token: the session is invalid.", 401)
+
+
+async def _params(request: Request) -> dict[str, str]:
+    fields = dict(request.query_params)
+    if request.method == "POST" and not request.headers.get("content-type", "").startswith(
+        "application/json"
+    ):
+        form = await request.form()
+        fields.update({k: v for k, v in form.items() if isinstance(v, str)})
+    return fields
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value
+    return request.query_params.get("access_token")
+
+
+class _GraphHandlers:
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self.graph = state.graph
+
+    def _user(self, request: Request) -> _Token | None:
+        token = self.graph.token(_bearer(request))
+        return token if token is not None and token.page_id is None else None
+
+    async def dialog(self, request: Request) -> Response:
+        params = request.query_params
+        redirect_uri, state = params.get("redirect_uri", ""), params.get("state")
+        if not self.graph.app_accepted(params.get("client_id"), None):
+            return graph_error(INVALID_PARAMETER, "Invalid App ID")
+        if urlsplit(redirect_uri).scheme not in ("http", "https") or not state:
+            return graph_error(INVALID_PARAMETER, "redirect_uri and state are required")
+        if params.get("response_type", "code") != "code":
+            return graph_error(INVALID_PARAMETER, "response_type must be code")
+        query = urlencode({"code": self.graph.issue_code(redirect_uri), "state": state})
+        return RedirectResponse(f"{redirect_uri}?{query}", status_code=302)
+
+    async def access_token(self, request: Request) -> Response:
+        fields = await _params(request)
+        if not self.graph.app_accepted(fields.get("client_id"), fields.get("client_secret")):
+            return graph_error(INVALID_PARAMETER, "Error validating client secret.")
+        if fields.get("grant_type") == "fb_exchange_token":
+            user = self.graph.token(fields.get("fb_exchange_token"))
+            if user is None or user.page_id is not None:
+                return invalid_token()
+            return self._token_answer(self.graph.issue_token(user), 60 * 86_400)
+        token = self.graph.redeem_code(fields.get("code", ""), fields.get("redirect_uri", ""))
+        if token is None:
+            return graph_error(INVALID_PARAMETER, "This authorization code has been used.")
+        return self._token_answer(token, 3600)
+
+    @staticmethod
+    def _token_answer(token: str, expires_in: int) -> Response:
+        return JSONResponse(
+            {"access_token": token, "token_type": "bearer", "expires_in": expires_in}
+        )
+
+    async def me(self, request: Request) -> Response:
+        user = self._user(request)
+        if user is None:
+            return invalid_token()
+        return JSONResponse({"id": user.user_id, "name": "Sandbox User"})
+
+    async def accounts(self, request: Request) -> Response:
+        user = self._user(request)
+        if user is None:
+            return invalid_token()
+        assets = self.graph.assets
+        page = {
+            "id": assets.page_id,
+            "name": "Sandbox Page",
+            "access_token": self.graph.page_token(user),
+            "category": "Local business",
+            "tasks": ["MESSAGING", "MODERATE", "ADVERTISE", "CREATE_CONTENT", "MANAGE"],
+            "instagram_business_account": {"id": assets.instagram_id, "username": "sandbox"},
+        }
+        return JSONResponse({"data": [page], "paging": {"cursors": {"before": "B", "after": "A"}}})
+
+    async def edge(self, request: Request) -> Response:
+        """GET /{node}/{edge}: the business, WhatsApp account and phone number lists."""
+        user = self._user(request)
+        if user is None:
+            return invalid_token()
+        assets, node = self.graph.assets, request.path_params["node"]
+        listed: Mapping[tuple[str, str], list[dict[str, Any]]] = {
+            ("me", "businesses"): [{"id": assets.business_id, "name": "Sandbox Business"}],
+            (assets.business_id, "owned_whatsapp_business_accounts"): [
+                {"id": assets.waba_id, "name": "Sandbox WhatsApp"}
+            ],
+            (assets.waba_id, "phone_numbers"): [
+                {
+                    "id": assets.phone_number_id,
+                    "display_phone_number": "+1 555-010-0199",
+                    "verified_name": "Sandbox Business",
+                    "quality_rating": "GREEN",
+                }
+            ],
+        }
+        found = listed.get((node, request.path_params["edge"]))
+        if found is None:
+            return graph_error(INVALID_PARAMETER, "Unsupported get request.")
+        return JSONResponse({"data": found})
+
+    async def messages(self, request: Request) -> Response:
+        request_number = self.state._count_request()
+        node, token = request.path_params["node"], self.graph.token(_bearer(request))
+        channel = self._channel(node, token)
+        if channel is None:
+            return invalid_token()
+        try:
+            payload = await request.json()
+        except ValueError:
+            payload = None
+        recipient, text = _message_fields(channel, payload)
+        if not recipient or not text:
+            return graph_error(INVALID_PARAMETER, "(#100) recipient and text are required")
+        record = {"channel": channel, "to": recipient, "from": node, "body": text}
+        if channel == "whatsapp":
+            record["message_id"] = "wamid." + secrets.token_urlsafe(24)
+            stored = self.state._record(record, request_number)
+            return JSONResponse(
+                {
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"input": recipient, "wa_id": recipient}],
+                    "messages": [{"id": stored["message_id"]}],
+                }
+            )
+        record["message_id"] = "m_" + secrets.token_urlsafe(24)
+        stored = self.state._record(record, request_number)
+        return JSONResponse({"recipient_id": recipient, "message_id": stored["message_id"]})
+
+    def _channel(self, node: str, token: _Token | None) -> str | None:
+        """Which channel a send to `node` with `token` is; None when the token may not."""
+        assets = self.graph.assets
+        if token is None or token.user_id != assets.user_id:
+            return None
+        if token.page_id == assets.page_id and node == assets.page_id:
+            return "messenger"
+        if token.page_id == assets.page_id and node == assets.instagram_id:
+            return "instagram"
+        if token.page_id is None and node == assets.phone_number_id:
+            return "whatsapp"
+        return None
+
+    async def permissions(self, request: Request) -> Response:
+        user = self._user(request)
+        if user is None or user.user_id != request.path_params["node"]:
+            return invalid_token()
+        self.graph.revoke(user.user_id)
+        return JSONResponse({"success": True})
+
+    async def revocations(self, request: Request) -> Response:
+        return JSONResponse(self.graph.revocations())
+
+
+def _message_fields(channel: str, payload: Any) -> tuple[str | None, str | None]:
+    body: dict[str, Any] = payload if isinstance(payload, dict) else {}
+    if channel == "whatsapp":
+        if body.get("messaging_product") != "whatsapp" or body.get("type", "text") != "text":
+            return None, None
+        text = (body.get("text") or {}).get("body")
+        return _text(body.get("to")), _text(text)
+    recipient = (body.get("recipient") or {}).get("id")
+    return _text(recipient), _text((body.get("message") or {}).get("text"))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def graph_routes(state: SandboxState) -> list[Route]:
+    handlers = _GraphHandlers(state)
+    routes = [
+        ("/dialog/oauth", handlers.dialog, ["GET"]),
+        ("/oauth/access_token", handlers.access_token, ["GET", "POST"]),
+        ("/graph/revocations", handlers.revocations, ["GET"]),
+        ("/me", handlers.me, ["GET"]),
+        ("/me/accounts", handlers.accounts, ["GET"]),
+        ("/{node}/messages", handlers.messages, ["POST"]),
+        ("/{node}/permissions", handlers.permissions, ["DELETE"]),
+        ("/{node}/{edge}", handlers.edge, ["GET"]),
+    ]
+    return [Route(path, endpoint, methods=methods) for path, endpoint, methods in routes]
