@@ -83,6 +83,7 @@ class GraphAccounts:
             self.assets = _Assets()
             self._codes: dict[str, tuple[str, str]] = {}  # code -> (redirect_uri, user id)
             self._tokens: dict[str, _Token] = {}
+            self._issued: list[str] = []
             self._revocations: list[dict[str, str]] = []
 
     def issue_code(self, redirect_uri: str) -> str:
@@ -102,7 +103,13 @@ class GraphAccounts:
         value = "EAA" + secrets.token_urlsafe(32)
         with self._lock:
             self._tokens[value] = token
+            self._issued.append(value)
         return value
+
+    def issued_tokens(self) -> list[str]:
+        """Every token handed out since the last reset, revoked ones included."""
+        with self._lock:
+            return list(self._issued)
 
     def token(self, value: str | None) -> _Token | None:
         with self._lock:

@@ -12,10 +12,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from intake.api_errors import ApiError
+from intake.api_errors import ApiError, not_found
 from intake.hooks import context_of
 from intake.principals import CurrentPrincipal
 from intake.tenant_calls import TenantCall, in_tenant
+from leadline.errors import NotFoundError
 from models.connections import ConnectionView, list_connections
 from tasks.connections import (
     NotConfiguredError,
@@ -96,12 +97,13 @@ async def revoke(
 ) -> RevokedOut:
     """Revoke the access at Meta, then delete the tokens. Meta revokes the whole grant, so
     every connection made by the same authorization becomes `revoked` too."""
-    await in_tenant(request, principal, lambda call: None)  # 404 before calling Meta
     context = context_of(request)
     try:
         revoked = await run_in_threadpool(
             revoke_connection, context, principal.org_id, connection_id, principal.subject
         )
+    except NotFoundError:  # another org's connection is not seen, and Meta is not called
+        raise not_found() from None
     except ProviderUnavailableError:
         message = "Meta could not revoke the access"
         raise ApiError(502, message, code="provider_unavailable") from None
