@@ -4,9 +4,10 @@
    (tasks/oauth_state.py) whose nonce is recorded with org and principal, and the URL of
    Meta's login dialog carrying it.
 2. `complete_authorization` (GET /oauth/meta/callback): the state is verified and its nonce
-   consumed (one transaction, committed) before the code is exchanged; a state that fails
-   either step stores nothing. The tokens of every account the grant serves are stored
-   encrypted, and the accounts route inbound webhooks to the org (as `leadline meta link`).
+   consumed (one transaction, committed) before the code is exchanged, and an API key that
+   started it must still be an admin's; a state that fails any step stores nothing. The
+   tokens of every account the grant serves are stored encrypted, and the accounts route
+   inbound webhooks to the org (as `leadline meta link`).
 3. `revoke_connection` (DELETE /v1/connections/{id}): the provider's revoke endpoint first,
    then the tokens are deleted; revoking a grant ends every connection it made.
 """
@@ -31,11 +32,14 @@ from models.connections import (
     consume_oauth_state,
     get_connection,
     list_connections,
+    purge_expired_states,
     record_oauth_state,
     revoke_grant,
     store_connection,
 )
+from models.orgs import ROLES
 from models.routing import MetaAccount, add_meta_account
+from models.tables import ApiKey
 from tasks.context import TaskContext
 from tasks.meta_graph import GraphError, exchange_code
 from tasks.meta_graph import revoke_grant as revoke_at_provider
@@ -109,6 +113,8 @@ def complete_authorization(context: TaskContext, code: str, state: str) -> Conne
     with context.db.tenant(claims.org_id) as session:
         if not consume_oauth_state(session, claims.nonce, claims.principal, now):
             raise VerificationError("invalid state")
+        if not may_still_connect(session, claims.principal, now):
+            raise VerificationError("invalid state")
     try:
         grant = exchange_code(settings, code, redirect_uri(settings))
     except GraphError:
@@ -126,6 +132,22 @@ def complete_authorization(context: TaskContext, code: str, state: str) -> Conne
     return Connected(views, skipped)
 
 
+def may_still_connect(session: Session, principal: str, now: datetime) -> bool:
+    """An API key that started the authorization must still be an admin's when it completes
+    (not revoked, expired or swapped in the meantime). OIDC principals are not stored here:
+    their identity provider decides, and the state's ten minutes bound the delay."""
+    if not principal.startswith("key:"):
+        return True
+    key = session.scalars(select(ApiKey).where(ApiKey.prefix == principal.removeprefix("key:")))
+    row = key.first()
+    return (
+        row is not None
+        and row.revoked_at is None
+        and (row.expires_at is None or row.expires_at > now)
+        and ROLES.index(row.role) >= ROLES.index("admin")  # type: ignore[arg-type]
+    )
+
+
 def route_to_org(session: Session, org_id: uuid.UUID, account: GrantedAccount, actor: str) -> bool:
     """Inbound webhooks for the account reach this org; False if another org has it."""
     query = select(MetaAccount.id).where(MetaAccount.account_id == account.account_id)
@@ -136,6 +158,12 @@ def route_to_org(session: Session, org_id: uuid.UUID, account: GrantedAccount, a
     except AlreadyLinked:
         return False
     return True
+
+
+def purge_oauth_states(context: TaskContext, now: datetime) -> dict[str, int]:
+    """Authorizations never completed: their nonces, once expired, are only clutter."""
+    with context.db.maintenance() as session:
+        return {"states_purged": purge_expired_states(session, now)}
 
 
 def revoke_connection(

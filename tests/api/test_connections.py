@@ -247,3 +247,31 @@ def test_revoking_another_orgs_connection_is_404_and_calls_nobody(
     assert sandbox_state.graph.revocations() == []
     missing = client.delete(f"/v1/connections/{uuid.uuid4()}", headers=owner.auth("admin"))
     assert missing.status_code == 404
+
+
+def test_a_key_revoked_before_the_callback_cannot_complete_it(
+    client: TestClient, context: Any, make_tenant: Callable[[], Tenant], sandbox_state: Any
+) -> None:
+    from models.orgs import revoke_api_key
+
+    tenant = make_tenant()
+    code, state = consent(authorize(client, tenant)["url"])
+    with context.db.tenant(tenant.id) as session:
+        revoke_api_key(session, tenant.prefixes["admin"], context.clock(), actor="test")
+    assert callback(client, code, state).status_code == 403
+    assert stored(context, tenant) == (0, 0)
+
+
+def test_states_never_used_are_purged_once_expired(
+    client: TestClient, context: Any, make_tenant: Callable[[], Tenant], sandbox_state: Any
+) -> None:
+    from tasks.connections import purge_oauth_states
+
+    tenant = make_tenant()
+    authorize(client, tenant)
+    purge_oauth_states(context, context.clock())
+    with context.db.tenant(tenant.id) as session:
+        assert session.scalar(select(func.count()).select_from(OAuthState)) == 1
+    purge_oauth_states(context, context.clock() + timedelta(minutes=11))
+    with context.db.tenant(tenant.id) as session:
+        assert session.scalar(select(func.count()).select_from(OAuthState)) == 0
