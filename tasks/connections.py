@@ -144,7 +144,7 @@ def may_still_connect(session: Session, principal: str, now: datetime) -> bool:
         row is not None
         and row.revoked_at is None
         and (row.expires_at is None or row.expires_at > now)
-        and ROLES.index(row.role) >= ROLES.index("admin")  # type: ignore[arg-type]
+        and ROLES.index(row.role) >= ROLES.index("admin")
     )
 
 
