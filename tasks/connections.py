@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from leadline.errors import ConfigError, LeadlineError, VerificationError
 from leadline.settings import Settings
+from models.audit import record_audit
 from models.billing import AlreadyLinked
 from models.connections import (
     ConnectionView,
@@ -90,6 +91,7 @@ def start_authorization(
     key = _signing_key(settings)
     claims = new_claims(org_id, principal, now)
     record_oauth_state(session, org_id, claims.nonce, principal, claims.expires_at)
+    record_audit(session, principal, "connection.authorization_started", org_id=org_id)
     state = sign_state(key, claims)
     query = urlencode(
         {
