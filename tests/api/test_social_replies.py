@@ -117,6 +117,10 @@ def test_a_reply_goes_out_on_the_channel_the_lead_wrote_on(
             return row.state if row and row.state == "sent" else None
 
     assert wait_for(state) == "sent"
+    conversation = client.get(f"/v1/leads/{lead_id}/messages", headers=tenant.auth("member"))
+    assert [(m["direction"], m["channel"], m["body"]) for m in conversation.json()["data"]] == [
+        ("outbound", channel, f"Yes, on {channel}!")
+    ]
 
 
 def test_whatsapp_outside_the_24_hour_window_is_409_template_required(
