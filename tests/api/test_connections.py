@@ -275,3 +275,30 @@ def test_states_never_used_are_purged_once_expired(
     purge_oauth_states(context, context.clock() + timedelta(minutes=11))
     with context.db.tenant(tenant.id) as session:
         assert session.scalar(select(func.count()).select_from(OAuthState)) == 0
+
+
+def test_two_callbacks_racing_with_one_state_consume_it_once(
+    context: Any, make_tenant: Callable[[], Tenant]
+) -> None:
+    """The nonce is deleted by one transaction: of two holding it at once, one gets it."""
+    import threading
+
+    from models.connections import consume_oauth_state, record_oauth_state
+
+    tenant = make_tenant()
+    now, principal, nonce = context.clock(), "key:ll_racing", uuid.uuid4().hex
+    with context.db.tenant(tenant.id) as session:
+        record_oauth_state(session, tenant.id, nonce, principal, now + timedelta(minutes=10))
+    barrier, results = threading.Barrier(2), []
+
+    def consume() -> None:
+        with context.db.tenant(tenant.id) as session:
+            barrier.wait()
+            results.append(consume_oauth_state(session, nonce, principal, now))
+
+    threads = [threading.Thread(target=consume) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False, True]
