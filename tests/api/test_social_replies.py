@@ -317,3 +317,29 @@ def test_tokens_are_never_in_clear_in_the_database_redis_or_logs(
         assert token not in dump
         assert token.encode() not in in_redis
         assert token not in logged
+
+
+def test_tokens_are_not_in_exports_nor_in_backups_even_once_opened(
+    client: TestClient,
+    context: Any,
+    make_tenant: Callable[[], Tenant],
+    sandbox_state: SandboxState,
+) -> None:
+    from tasks.backups import backup_keys, create_backup, open_bundle
+    from tasks.export import export_org
+
+    tenant = make_tenant()
+    connect(client, tenant)
+    tokens = sandbox_state.graph.issued_tokens()
+    exported = export_org(context, tenant.id, "json", actor="test").content
+    backup = create_backup(context, tenant.id, context.clock(), actor="test", escrow=False)
+    records = list(open_bundle(context, backup_keys(tenant.id, backup.id).manifest))
+    bundled = [r for r in records if r.get("table") == "connections"]
+    assert len(bundled) == 3  # the connections are backed up, their tokens as ciphertext
+    opened = repr(records).encode()
+    with context.backups.reader(backup.path) as raw:
+        stored = raw.read()
+    for token in tokens:
+        assert token.encode() not in exported
+        assert token.encode() not in opened
+        assert token.encode() not in stored
