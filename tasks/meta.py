@@ -12,12 +12,14 @@ broken by the order of the body.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from models.leads import LeadFields, upsert_lead
+from models.messaging import ConversationMessage
 from models.tables import Lead
 from tasks.inbound_events import InboundContext
 from tasks.leads import announce_lead
@@ -30,6 +32,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A body's position breaks ties between equal send times as microseconds added to the time;
 # kept under a millisecond so it never reorders messages whose send times differ.
 MAX_POSITION = 999
+CONVERSATION_TABLE = "conversation_messages"
 
 
 @dataclass(frozen=True)
@@ -191,8 +194,29 @@ def handle_meta_message(ctx: InboundContext) -> None:
     )
     result = upsert_lead(ctx.session, ctx.cipher, fields)
     if message.text is not None:
+        add_to_conversation(ctx, result.lead, message)
         record_channel_optout(ctx, result.lead, message.platform, message.text)
     announce_lead(ctx, result.lead, result.created, message.text)
+
+
+def add_to_conversation(ctx: InboundContext, lead: Lead, message: PlatformMessage) -> None:
+    """The message in the lead's conversation (GET /v1/leads/{id}/messages), encrypted, at
+    Meta's send time. The inbound event is unique per message id, so this runs once."""
+    assert message.text is not None
+    row_id = uuid.uuid4()
+    ctx.session.add(
+        ConversationMessage(
+            id=row_id,
+            org_id=ctx.org_id,
+            lead_id=lead.id,
+            direction="inbound",
+            channel=message.platform,
+            body_ct=ctx.cipher.encrypt(
+                message.text.encode(), CONVERSATION_TABLE, "body_ct", row_id
+            ),
+            created_at=message_order(ctx.payload, message) or ctx.now,
+        )
+    )
 
 
 def record_channel_optout(ctx: InboundContext, lead: Lead, platform: str, text: str) -> None:

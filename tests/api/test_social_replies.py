@@ -119,7 +119,8 @@ def test_a_reply_goes_out_on_the_channel_the_lead_wrote_on(
     assert wait_for(state) == "sent"
     conversation = client.get(f"/v1/leads/{lead_id}/messages", headers=tenant.auth("member"))
     assert [(m["direction"], m["channel"], m["body"]) for m in conversation.json()["data"]] == [
-        ("outbound", channel, f"Yes, on {channel}!")
+        ("inbound", channel, "Do you do gutters?"),
+        ("outbound", channel, f"Yes, on {channel}!"),
     ]
 
 
