@@ -2,9 +2,11 @@
 Leadline uses to connect Instagram, Messenger and WhatsApp by OAuth and to send on them.
 
 One sandbox user consents to everything. It has one Facebook page with a linked Instagram
-account, and one business with one WhatsApp business account and one phone number; their
-ids are random, drawn again by `DELETE /sent` (SandboxState.clear), so every test connects
-accounts nobody else has.
+account (GraphAccounts.add_page adds more), and one business with one WhatsApp business
+account and one phone number; their ids are random, drawn again by `DELETE /sent`
+(SandboxState.clear), so every test connects accounts nobody else has. Lists are paged by
+cursor, `GraphAccounts.page_size` (25) items at most, with a `paging.next` URL when more
+follow.
 
 Endpoints (META_OAUTH_BASE and META_GRAPH_BASE both point at the sandbox's root)
     GET    /dialog/oauth        client_id, redirect_uri, scope, state, response_type=code:
@@ -54,14 +56,31 @@ def _meta_id() -> str:
     return str(secrets.randbelow(9 * 10**15) + 10**15)
 
 
+@dataclass(frozen=True)
+class SandboxPage:
+    page_id: str = field(default_factory=_meta_id)
+    instagram_id: str = field(default_factory=_meta_id)
+
+
 @dataclass
 class _Assets:
     user_id: str = field(default_factory=_meta_id)
-    page_id: str = field(default_factory=_meta_id)
-    instagram_id: str = field(default_factory=_meta_id)
+    pages: list[SandboxPage] = field(default_factory=lambda: [SandboxPage()])
     business_id: str = field(default_factory=_meta_id)
     waba_id: str = field(default_factory=_meta_id)
     phone_number_id: str = field(default_factory=_meta_id)
+
+    @property
+    def page_id(self) -> str:
+        return self.pages[0].page_id
+
+    @property
+    def instagram_id(self) -> str:
+        return self.pages[0].instagram_id
+
+    def page(self, node: str) -> SandboxPage | None:
+        """The page whose id, or whose Instagram account's id, `node` is."""
+        return next((p for p in self.pages if node in (p.page_id, p.instagram_id)), None)
 
 
 @dataclass(frozen=True)
@@ -81,6 +100,8 @@ class GraphAccounts:
     def reset(self) -> None:
         with self._lock:
             self.assets = _Assets()
+            # Meta pages its lists (25 items by default); tests make this small to see paging.
+            self.page_size = 25
             self._codes: dict[str, tuple[str, str]] = {}  # code -> (redirect_uri, user id)
             self._tokens: dict[str, _Token] = {}
             self._issued: list[str] = []
@@ -115,8 +136,15 @@ class GraphAccounts:
         with self._lock:
             return self._tokens.get(value) if value else None
 
-    def page_token(self, user_token: _Token) -> str:
-        return self.issue_token(_Token(user_token.user_id, self.assets.page_id))
+    def add_page(self) -> SandboxPage:
+        """Another page (with its own Instagram account) the sandbox user manages."""
+        page = SandboxPage()
+        with self._lock:
+            self.assets.pages.append(page)
+        return page
+
+    def page_token(self, user_token: _Token, page_id: str) -> str:
+        return self.issue_token(_Token(user_token.user_id, page_id))
 
     def revoke(self, user_id: str) -> None:
         with self._lock:
@@ -219,16 +247,35 @@ class _GraphHandlers:
         user = self._user(request)
         if user is None:
             return invalid_token()
-        assets = self.graph.assets
-        page = {
-            "id": assets.page_id,
-            "name": "Sandbox Page",
-            "access_token": self.graph.page_token(user),
-            "category": "Local business",
-            "tasks": ["MESSAGING", "MODERATE", "ADVERTISE", "CREATE_CONTENT", "MANAGE"],
-            "instagram_business_account": {"id": assets.instagram_id, "username": "sandbox"},
-        }
-        return JSONResponse({"data": [page], "paging": {"cursors": {"before": "B", "after": "A"}}})
+        pages = [
+            {
+                "id": page.page_id,
+                "name": f"Sandbox Page {number}",
+                "access_token": self.graph.page_token(user, page.page_id),
+                "category": "Local business",
+                "tasks": ["MESSAGING", "MODERATE", "ADVERTISE", "CREATE_CONTENT", "MANAGE"],
+                "instagram_business_account": {
+                    "id": page.instagram_id,
+                    "username": f"sandbox{number}",
+                },
+            }
+            for number, page in enumerate(self.graph.assets.pages, start=1)
+        ]
+        return JSONResponse(self._paged(request, pages))
+
+    def _paged(self, request: Request, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Graph's cursor paging: `after` is an opaque cursor (here, an offset)."""
+        try:
+            limit = min(int(request.query_params.get("limit", "25")), self.graph.page_size)
+            start = int(request.query_params.get("after", "0"))
+        except ValueError:
+            limit, start = self.graph.page_size, 0
+        chunk, end = items[start : start + limit], start + limit
+        paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(end)}}
+        if end < len(items):
+            # Meta's next URL carries the access token: clients must not log it.
+            paging["next"] = f"{request.url.path}?limit={limit}&after={end}&access_token=…"
+        return {"data": chunk, "paging": paging}
 
     async def edge(self, request: Request) -> Response:
         """GET /{node}/{edge}: the business, WhatsApp account and phone number lists."""
@@ -253,7 +300,7 @@ class _GraphHandlers:
         found = listed.get((node, request.path_params["edge"]))
         if found is None:
             return graph_error(INVALID_PARAMETER, "Unsupported get request.")
-        return JSONResponse({"data": found})
+        return JSONResponse(self._paged(request, list(found)))
 
     async def messages(self, request: Request) -> Response:
         request_number = self.state._count_request()
@@ -288,10 +335,9 @@ class _GraphHandlers:
         assets = self.graph.assets
         if token is None or token.user_id != assets.user_id:
             return None
-        if token.page_id == assets.page_id and node == assets.page_id:
-            return "messenger"
-        if token.page_id == assets.page_id and node == assets.instagram_id:
-            return "instagram"
+        page = assets.page(node)
+        if page is not None and token.page_id == page.page_id:
+            return "messenger" if node == page.page_id else "instagram"
         if token.page_id is None and node == assets.phone_number_id:
             return "whatsapp"
         return None

@@ -26,6 +26,7 @@ INVALID_TOKEN = 190
 RATE_LIMITS = frozenset({4, 17, 32, 613, 80007, 130429})
 OUTSIDE_WINDOW = 131047
 PAGE_LIMIT = "100"
+MAX_PAGES = 20
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
@@ -88,6 +89,25 @@ def _data(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [item for item in body.get("data") or [] if isinstance(item, dict)]
 
 
+def _listed(
+    client: httpx.Client, path: str, token: str, params: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Every item of a Graph list, page after page by its `after` cursor. Never by the
+    `paging.next` URL: Meta puts the access token in it, and URLs get logged."""
+    query = {**(params or {}), "limit": PAGE_LIMIT}
+    found: list[dict[str, Any]] = []
+    for _ in range(MAX_PAGES):
+        body = _call(client, "GET", path, params=query, headers=_auth(token))
+        found.extend(_data(body))
+        paging = body.get("paging")
+        cursors = paging.get("cursors") if isinstance(paging, dict) else None
+        after = cursors.get("after") if isinstance(cursors, dict) else None
+        if not (isinstance(paging, dict) and paging.get("next") and isinstance(after, str)):
+            break
+        query = {**query, "after": after}
+    return found
+
+
 def _token_of(body: dict[str, Any]) -> str:
     token = body.get("access_token")
     if not isinstance(token, str) or not token:
@@ -134,18 +154,9 @@ def exchange_code(settings: Settings, code: str, redirect_uri: str) -> Grant:
 
 def page_accounts(client: httpx.Client, user_token: str) -> list[GrantedAccount]:
     """Each page (Messenger) and the Instagram account linked to it, with the page token."""
-    body = _call(
-        client,
-        "GET",
-        "/me/accounts",
-        params={
-            "fields": "id,name,access_token,instagram_business_account{id,username}",
-            "limit": PAGE_LIMIT,
-        },
-        headers=_auth(user_token),
-    )
+    fields = {"fields": "id,name,access_token,instagram_business_account{id,username}"}
     found: list[GrantedAccount] = []
-    for page in _data(body):
+    for page in _listed(client, "/me/accounts", user_token, fields):
         page_id, token = str(page.get("id", "")), page.get("access_token")
         if not page_id or not isinstance(token, str):
             continue
@@ -161,20 +172,11 @@ def page_accounts(client: httpx.Client, user_token: str) -> list[GrantedAccount]
 
 def whatsapp_accounts(client: httpx.Client, user_token: str) -> list[GrantedAccount]:
     """Each phone number of each WhatsApp business account of the user's businesses."""
-    headers, params = _auth(user_token), {"limit": PAGE_LIMIT}
     found: list[GrantedAccount] = []
-    for business in _data(_call(client, "GET", "/me/businesses", params=params, headers=headers)):
-        wabas = _call(
-            client,
-            "GET",
-            f"/{business.get('id')}/owned_whatsapp_business_accounts",
-            params=params,
-            headers=headers,
-        )
-        for waba in _data(wabas):
-            numbers = _call(
-                client, "GET", f"/{waba.get('id')}/phone_numbers", params=params, headers=headers
-            )
+    for business in _listed(client, "/me/businesses", user_token):
+        owned = f"/{business.get('id')}/owned_whatsapp_business_accounts"
+        for waba in _listed(client, owned, user_token):
+            numbers = _listed(client, f"/{waba.get('id')}/phone_numbers", user_token)
             found.extend(
                 GrantedAccount(
                     ConnectionKind.WHATSAPP,
@@ -182,7 +184,7 @@ def whatsapp_accounts(client: httpx.Client, user_token: str) -> list[GrantedAcco
                     number.get("display_phone_number"),
                     user_token,
                 )
-                for number in _data(numbers)
+                for number in numbers
                 if number.get("id")
             )
     return found

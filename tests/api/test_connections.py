@@ -302,3 +302,26 @@ def test_two_callbacks_racing_with_one_state_consume_it_once(
     for thread in threads:
         thread.join()
     assert sorted(results) == [False, True]
+
+
+def test_every_page_of_a_long_list_is_connected(
+    client: TestClient, context: Any, make_tenant: Callable[[], Tenant], sandbox_state: Any
+) -> None:
+    """Meta pages /me/accounts; the client follows the cursors (never the `next` URL, which
+    carries the token) until the last page."""
+    sandbox_state.graph.page_size = 1
+    more = [sandbox_state.graph.add_page(), sandbox_state.graph.add_page()]
+    tenant = make_tenant()
+    code, state = consent(authorize(client, tenant)["url"])
+    answer = callback(client, code, state)
+    assert answer.status_code == 200
+    connected = {(c["kind"], c["account_id"]) for c in answer.json()["connected"]}
+    pages = [sandbox_state.graph.assets.pages[0], *more]
+    assert connected == {
+        *(
+            (kind, account)
+            for p in pages
+            for kind, account in (("messenger", p.page_id), ("instagram", p.instagram_id))
+        ),
+        ("whatsapp", sandbox_state.graph.assets.phone_number_id),
+    }
