@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, Index, LargeBinary, String, UniqueConstraint, delete, select
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Index,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    delete,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -62,6 +71,8 @@ class Connection(Base):
     __table_args__ = (
         UniqueConstraint("org_id", "kind", "account_id", name="uq_connections_account"),
         Index("ix_connections_status", "status", "updated_at"),
+        CheckConstraint("kind IN ('instagram', 'messenger', 'whatsapp')", name="kind"),
+        CheckConstraint("status IN ('active', 'expired', 'revoked')", name="status"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
