@@ -28,7 +28,7 @@ Endpoints (META_OAUTH_BASE and META_GRAPH_BASE both point at the sandbox's root)
 Tokens go in `Authorization: Bearer …` or an `access_token` parameter. An unknown, revoked or
 wrong token is Graph's 190 OAuthException (HTTP 401), as Meta answers.
 Records in /sent: {"channel", "to", "from" (the page, Instagram or phone number id), "body",
-"message_id", "time", "request", "dropped_after": false}.
+"sid" (the Graph message id), "time", "request", "dropped_after": false}.
 """
 
 from __future__ import annotations
@@ -38,15 +38,17 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from leadline.jsondata import JsonObject, as_object
+
 if TYPE_CHECKING:
-    from leadline.sandbox import SandboxState
+    from leadline.sandbox import SandboxState, SentMessage
 
 INVALID_TOKEN = 190
 INVALID_PARAMETER = 100
@@ -247,7 +249,7 @@ class _GraphHandlers:
         user = self._user(request)
         if user is None:
             return invalid_token()
-        pages = [
+        pages: list[JsonObject] = [
             {
                 "id": page.page_id,
                 "name": f"Sandbox Page {number}",
@@ -263,7 +265,7 @@ class _GraphHandlers:
         ]
         return JSONResponse(self._paged(request, pages))
 
-    def _paged(self, request: Request, items: list[dict[str, Any]]) -> dict[str, Any]:
+    def _paged(self, request: Request, items: list[JsonObject]) -> JsonObject:
         """Graph's cursor paging: `after` is an opaque cursor (here, an offset)."""
         try:
             limit = min(int(request.query_params.get("limit", "25")), self.graph.page_size)
@@ -271,7 +273,7 @@ class _GraphHandlers:
         except ValueError:
             limit, start = self.graph.page_size, 0
         chunk, end = items[start : start + limit], start + limit
-        paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(end)}}
+        paging: JsonObject = {"cursors": {"before": str(start), "after": str(end)}}
         if end < len(items):
             # Meta's next URL carries the access token: clients must not log it.
             paging["next"] = f"{request.url.path}?limit={limit}&after={end}&access_token=…"
@@ -283,7 +285,7 @@ class _GraphHandlers:
         if user is None:
             return invalid_token()
         assets, node = self.graph.assets, request.path_params["node"]
-        listed: Mapping[tuple[str, str], list[dict[str, Any]]] = {
+        listed: Mapping[tuple[str, str], list[JsonObject]] = {
             ("me", "businesses"): [{"id": assets.business_id, "name": "Sandbox Business"}],
             (assets.business_id, "owned_whatsapp_business_accounts"): [
                 {"id": assets.waba_id, "name": "Sandbox WhatsApp"}
@@ -312,23 +314,27 @@ class _GraphHandlers:
             payload = await request.json()
         except ValueError:
             payload = None
-        recipient, text = _message_fields(channel, payload)
+        recipient, text = _message_fields(channel, as_object(payload))
         if not recipient or not text:
             return graph_error(INVALID_PARAMETER, "(#100) recipient and text are required")
-        record = {"channel": channel, "to": recipient, "from": node, "body": text}
+        prefix = "wamid." if channel == "whatsapp" else "m_"
+        record: SentMessage = {
+            "channel": channel,
+            "to": recipient,
+            "from": node,
+            "body": text,
+            "sid": prefix + secrets.token_urlsafe(24),
+        }
+        sid = self.state._record(record, request_number)["sid"]
         if channel == "whatsapp":
-            record["message_id"] = "wamid." + secrets.token_urlsafe(24)
-            stored = self.state._record(record, request_number)
             return JSONResponse(
                 {
                     "messaging_product": "whatsapp",
                     "contacts": [{"input": recipient, "wa_id": recipient}],
-                    "messages": [{"id": stored["message_id"]}],
+                    "messages": [{"id": sid}],
                 }
             )
-        record["message_id"] = "m_" + secrets.token_urlsafe(24)
-        stored = self.state._record(record, request_number)
-        return JSONResponse({"recipient_id": recipient, "message_id": stored["message_id"]})
+        return JSONResponse({"recipient_id": recipient, "message_id": sid})
 
     def _channel(self, node: str, token: _Token | None) -> str | None:
         """Which channel a send to `node` with `token` is; None when the token may not."""
@@ -353,18 +359,16 @@ class _GraphHandlers:
         return JSONResponse(self.graph.revocations())
 
 
-def _message_fields(channel: str, payload: Any) -> tuple[str | None, str | None]:
-    body: dict[str, Any] = payload if isinstance(payload, dict) else {}
+def _message_fields(channel: str, body: JsonObject) -> tuple[str | None, str | None]:
     if channel == "whatsapp":
         if body.get("messaging_product") != "whatsapp" or body.get("type", "text") != "text":
             return None, None
-        text = (body.get("text") or {}).get("body")
-        return _text(body.get("to")), _text(text)
-    recipient = (body.get("recipient") or {}).get("id")
-    return _text(recipient), _text((body.get("message") or {}).get("text"))
+        return _text(body.get("to")), _text(as_object(body.get("text")).get("body"))
+    recipient = as_object(body.get("recipient")).get("id")
+    return _text(recipient), _text(as_object(body.get("message")).get("text"))
 
 
-def _text(value: Any) -> str | None:
+def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 

@@ -21,6 +21,7 @@ from models.tables import Lead
 
 COUNT_GROUPS = {
     "queued": ("queued", "sending"),
+    "held": ("held",),
     "sent": ("sent", "delivered", "undelivered"),
     "delivered": ("delivered",),
     "blocked": ("blocked",),
@@ -154,7 +155,7 @@ def campaign_view(session: Session, campaign: Campaign) -> dict[str, Any]:
     counts = {
         name: sum(states.get(state, 0) for state in group) for name, group in COUNT_GROUPS.items()
     }
-    done = campaign.status == "running" and counts["queued"] == 0
+    done = campaign.status == "running" and counts["queued"] == counts["held"] == 0
     return {
         "id": str(campaign.id),
         "name": campaign.name,

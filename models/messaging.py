@@ -32,9 +32,11 @@ from models.base import Base, now_column, org_fk, uuid_pk
 
 class OutboundState(StrEnum):
     """An outbound message's life (docs/messaging.md): queued → sending → sent → delivered or
-    undelivered; or failed, blocked (opted out, chat unlinked), unknown (maybe sent)."""
+    undelivered; or failed, blocked (opted out, chat unlinked), unknown (maybe sent); held
+    (outside the recipient's quiet hours, until `not_before`)."""
 
     QUEUED = "queued"
+    HELD = "held"
     SENDING = "sending"
     SENT = "sent"
     DELIVERED = "delivered"
@@ -80,6 +82,16 @@ class OutboundMessage(Base):
             "updated_at",
             postgresql_where=text("state = 'unknown'"),
         ),
+        Index(
+            "ix_outbound_messages_held",
+            "not_before",
+            postgresql_where=text("state = 'held'"),
+        ),
+        Index(
+            "ix_outbound_messages_carrier_rejected",
+            "updated_at",
+            postgresql_where=text("last_error_code IN ('30007', '30034')"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -105,6 +117,11 @@ class OutboundMessage(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     provider_call_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Held for quiet hours: the first instant the recipient's window is open in all its zones.
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the lead's inbound message this one answers arrived (quiet hours do not apply
+    # within 24 h of it); None for messages nobody asked for (campaigns).
+    reply_to_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = now_column()
     updated_at: Mapped[datetime] = now_column()
 

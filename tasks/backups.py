@@ -19,7 +19,7 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import PurePosixPath
 from typing import IO, Any
 
@@ -207,7 +207,13 @@ def organization_record(session: Session, org_id: uuid.UUID) -> dict[str, Any]:
         "created_at": org.created_at.isoformat(),
         "deletion_due_at": org.deletion_due_at.isoformat() if org.deletion_due_at else None,
         "default_region": org.default_region,
+        "quiet_hours_start": _clock_time(org.quiet_hours_start),
+        "quiet_hours_end": _clock_time(org.quiet_hours_end),
     }
+
+
+def _clock_time(value: time | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def count_rows(session: Session, table: Table, org_id: uuid.UUID) -> int:

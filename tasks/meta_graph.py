@@ -8,11 +8,12 @@ never in a log line or an exception message (httpx's messages name the URL only)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
+from leadline.jsondata import JsonObject, as_list, as_object, text
 from leadline.logging import get_logger
 from leadline.metrics import PROVIDER_ERRORS
 from leadline.settings import Settings
@@ -64,53 +65,59 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _answer(response: httpx.Response) -> dict[str, Any]:
+def _answer(response: httpx.Response) -> JsonObject:
     try:
-        data = response.json()
+        body = as_object(response.json())
     except ValueError:
-        data = None
-    body: dict[str, Any] = data if isinstance(data, dict) else {}
+        body = {}
     if response.is_success:
         return body
-    error = body.get("error")
-    code = error.get("code") if isinstance(error, dict) else None
+    code = as_object(body.get("error")).get("code")
     raise GraphError(code if isinstance(code, int) else 0, response.status_code)
 
 
-def _call(client: httpx.Client, method: str, path: str, **options: Any) -> dict[str, Any]:
+def _call(
+    client: httpx.Client,
+    method: str,
+    path: str,
+    params: Mapping[str, str] | None = None,
+    data: Mapping[str, str] | None = None,
+    token: str | None = None,
+) -> JsonObject:
+    headers = _auth(token) if token is not None else None
     try:
-        return _answer(client.request(method, path, **options))
+        response = client.request(method, path, params=params, data=data, headers=headers)
+        return _answer(response)
     except httpx.HTTPError as exc:
         log.warning("graph call failed", error=type(exc).__name__)
         raise GraphError(0, 0) from None
 
 
-def _data(body: dict[str, Any]) -> list[dict[str, Any]]:
-    return [item for item in body.get("data") or [] if isinstance(item, dict)]
+def _data(body: JsonObject) -> list[JsonObject]:
+    return [item for item in as_list(body.get("data")) if isinstance(item, dict)]
 
 
 def _listed(
     client: httpx.Client, path: str, token: str, params: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """Every item of a Graph list, page after page by its `after` cursor. Never by the
     `paging.next` URL: Meta puts the access token in it, and URLs get logged."""
     query = {**(params or {}), "limit": PAGE_LIMIT}
-    found: list[dict[str, Any]] = []
+    found: list[JsonObject] = []
     for _ in range(MAX_PAGES):
-        body = _call(client, "GET", path, params=query, headers=_auth(token))
+        body = _call(client, "GET", path, params=query, token=token)
         found.extend(_data(body))
-        paging = body.get("paging")
-        cursors = paging.get("cursors") if isinstance(paging, dict) else None
-        after = cursors.get("after") if isinstance(cursors, dict) else None
-        if not (isinstance(paging, dict) and paging.get("next") and isinstance(after, str)):
+        paging = as_object(body.get("paging"))
+        after = text(as_object(paging.get("cursors")).get("after"))
+        if not (paging.get("next") and after):
             break
         query = {**query, "after": after}
     return found
 
 
-def _token_of(body: dict[str, Any]) -> str:
-    token = body.get("access_token")
-    if not isinstance(token, str) or not token:
+def _token_of(body: JsonObject) -> str:
+    token = text(body.get("access_token"))
+    if not token:
         raise GraphError(0, 200)
     return token
 
@@ -144,8 +151,8 @@ def exchange_code(settings: Settings, code: str, redirect_uri: str) -> Grant:
                 data={**app, "grant_type": "fb_exchange_token", "fb_exchange_token": short},
             )
         )
-        me = _call(client, "GET", "/me", params={"fields": "id"}, headers=_auth(long_lived))
-        user_id = str(me.get("id", ""))
+        me = _call(client, "GET", "/me", params={"fields": "id"}, token=long_lived)
+        user_id = text(me.get("id"))
         if not user_id:
             raise GraphError(0, 200)
         accounts = page_accounts(client, long_lived) + whatsapp_accounts(client, long_lived)
@@ -157,16 +164,16 @@ def page_accounts(client: httpx.Client, user_token: str) -> list[GrantedAccount]
     fields = {"fields": "id,name,access_token,instagram_business_account{id,username}"}
     found: list[GrantedAccount] = []
     for page in _listed(client, "/me/accounts", user_token, fields):
-        page_id, token = str(page.get("id", "")), page.get("access_token")
-        if not page_id or not isinstance(token, str):
+        page_id, token = text(page.get("id")), text(page.get("access_token"))
+        if not page_id or not token:
             continue
-        found.append(GrantedAccount(ConnectionKind.MESSENGER, page_id, page.get("name"), token))
-        instagram = page.get("instagram_business_account")
-        if isinstance(instagram, dict) and instagram.get("id"):
-            name = instagram.get("username")
-            found.append(
-                GrantedAccount(ConnectionKind.INSTAGRAM, str(instagram["id"]), name, token)
-            )
+        name = text(page.get("name"))
+        found.append(GrantedAccount(ConnectionKind.MESSENGER, page_id, name, token))
+        instagram = as_object(page.get("instagram_business_account"))
+        instagram_id = text(instagram.get("id"))
+        if instagram_id:
+            username = text(instagram.get("username"))
+            found.append(GrantedAccount(ConnectionKind.INSTAGRAM, instagram_id, username, token))
     return found
 
 
@@ -176,17 +183,12 @@ def whatsapp_accounts(client: httpx.Client, user_token: str) -> list[GrantedAcco
     for business in _listed(client, "/me/businesses", user_token):
         owned = f"/{business.get('id')}/owned_whatsapp_business_accounts"
         for waba in _listed(client, owned, user_token):
-            numbers = _listed(client, f"/{waba.get('id')}/phone_numbers", user_token)
-            found.extend(
-                GrantedAccount(
-                    ConnectionKind.WHATSAPP,
-                    str(number["id"]),
-                    number.get("display_phone_number"),
-                    user_token,
-                )
-                for number in numbers
-                if number.get("id")
-            )
+            for number in _listed(client, f"/{waba.get('id')}/phone_numbers", user_token):
+                number_id, shown = text(number.get("id")), text(number.get("display_phone_number"))
+                if number_id:
+                    found.append(
+                        GrantedAccount(ConnectionKind.WHATSAPP, number_id, shown, user_token)
+                    )
     return found
 
 
@@ -195,22 +197,22 @@ def revoke_grant(settings: Settings, user_id: str, token: str) -> None:
     GraphError when the provider could not be asked."""
     with _client(settings) as client:
         try:
-            _call(client, "DELETE", f"/{user_id}/permissions", headers=_auth(token))
+            _call(client, "DELETE", f"/{user_id}/permissions", token=token)
         except GraphError as exc:
             if exc.code != INVALID_TOKEN:
                 raise
 
 
-def message_body(channel: str, recipient: str, text: str) -> dict[str, Any]:
+def message_body(channel: str, recipient: str, body: str) -> JsonObject:
     if channel == ConnectionKind.WHATSAPP:
         return {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             "to": recipient,
             "type": "text",
-            "text": {"body": text},
+            "text": {"body": body},
         }
-    return {"recipient": {"id": recipient}, "messaging_type": "RESPONSE", "message": {"text": text}}
+    return {"recipient": {"id": recipient}, "messaging_type": "RESPONSE", "message": {"text": body}}
 
 
 def send_graph_message(
@@ -236,10 +238,9 @@ def graph_send_result(response: httpx.Response) -> ProviderResult:
         body = _answer(response)
     except GraphError as exc:
         return graph_error_result(exc)
-    messages = body.get("messages")
-    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
-        return ProviderResult("sent", provider_sid=str(messages[0].get("id"))[:64])
-    return ProviderResult("sent", provider_sid=str(body.get("message_id", ""))[:64] or None)
+    messages = as_list(body.get("messages"))
+    sid = text(as_object(messages[0]).get("id")) if messages else text(body.get("message_id"))
+    return ProviderResult("sent", provider_sid=sid[:64] if sid else None)
 
 
 def graph_error_result(exc: GraphError) -> ProviderResult:

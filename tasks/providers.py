@@ -48,13 +48,26 @@ class ProviderResult:
     retry_after: float | None = None
 
 
-def send_twilio_sms(settings: Settings, to: str, body: str, sender: str | None) -> ProviderResult:
-    if not (settings.twilio_account_sid and settings.twilio_auth_token and sender):
+def messaging_service(settings: Settings, number_service: str | None) -> str | None:
+    """The Messaging Service an SMS goes through: its number's own, else the global one."""
+    return number_service or settings.twilio_messaging_service_sid
+
+
+def send_twilio_sms(
+    settings: Settings, to: str, body: str, sender: str | None, number_service: str | None = None
+) -> ProviderResult:
+    """Sent `From` the sender, or through a Messaging Service (10DLC) when one applies:
+    then Twilio picks the sending number from the service's pool."""
+    service = messaging_service(settings, number_service)
+    if not (settings.twilio_account_sid and settings.twilio_auth_token and (sender or service)):
         return ProviderResult("failed", code="not_configured")
     client = _twilio_client(settings)
     callback = settings.leadline_public_url.rstrip("/") + "/hooks/twilio/status"
-    options: dict[str, Any] = {"to": to, "from_": sender, "body": body}
-    options["status_callback"] = callback
+    options: dict[str, Any] = {"to": to, "body": body, "status_callback": callback}
+    if service:
+        options["messaging_service_sid"] = service
+    else:
+        options["from_"] = sender
     try:
         message = client.messages.create(**options)
     except TwilioRestException as exc:
@@ -73,6 +86,7 @@ class ProviderMessage:
     sender: str | None
     body: str
     created_at: datetime | None
+    messaging_service: str | None = None
 
 
 TWILIO_LIST_LIMIT = 200
@@ -97,7 +111,9 @@ def list_twilio_messages(
         _transport_error("twilio", exc, never_sent=True)
         return None
     return [
-        ProviderMessage(m.sid or "", m.to or "", m.from_, m.body or "", m.date_created)
+        ProviderMessage(
+            m.sid or "", m.to or "", m.from_, m.body or "", m.date_created, m.messaging_service_sid
+        )
         for m in listed
     ]
 

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from leadline.errors import LeadlineError, NotFoundError
@@ -21,7 +21,7 @@ from models.audit import record_audit
 from models.connections import active_connection
 from models.crypto import OrgCipher
 from models.leads import TABLE
-from models.messaging import SOCIAL_CHANNELS, Channel, OutboundMessage
+from models.messaging import SOCIAL_CHANNELS, Channel, ConversationMessage, OutboundMessage
 from models.outbound_messages import NewOutbound, QueuedOutbound, queue_outbound
 from models.tables import Lead
 from tasks.after_commit import AfterCommit
@@ -110,6 +110,7 @@ def sms_reply(
         body=reply.body,
         sender=org_sender(session, default_sender),
         lead_id=lead.id,
+        reply_to_at=last_inbound_at(session, lead.id),
     )
 
 
@@ -138,6 +139,16 @@ def social_reply(
         lead_id=lead.id,
         connection_id=connection.id,
     )
+
+
+def last_inbound_at(session: Session, lead_id: uuid.UUID) -> datetime | None:
+    """When the lead last wrote to the business: a reply within 24 h of it is not held for
+    quiet hours (models/quiet_hours.py)."""
+    query = select(func.max(ConversationMessage.created_at)).where(
+        ConversationMessage.lead_id == lead_id, ConversationMessage.direction == "inbound"
+    )
+    latest: datetime | None = session.scalar(query)
+    return latest
 
 
 def already_queued(session: Session, key: str) -> QueuedOutbound:

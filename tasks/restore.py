@@ -19,7 +19,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -481,6 +481,9 @@ def recreate_organization(
     org = Organization(id=plan.org_id, name=saved.get("name") or f"restored {plan.org_id}")
     org.status = saved.get("status") or "active"
     org.default_region = saved.get("default_region")
+    if saved.get("quiet_hours_start") and saved.get("quiet_hours_end"):
+        org.quiet_hours_start = time.fromisoformat(saved["quiet_hours_start"])
+        org.quiet_hours_end = time.fromisoformat(saved["quiet_hours_end"])
     if saved.get("created_at"):
         org.created_at = datetime.fromisoformat(saved["created_at"])
     if saved.get("deletion_due_at"):

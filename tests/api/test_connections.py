@@ -9,16 +9,18 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from leadline.sandbox import SandboxState
+from leadline.jsondata import JsonObject
+from leadline.sandbox import SandboxServer, SandboxState
 from models.connections import Connection, OAuthState, connection_token
 from models.routing import MetaAccount
+from tasks.context import TaskContext
 from tasks.oauth_state import StateClaims, sign_state, state_key
 from tests.api.tenants import Tenant
 from tests.support.connections import CALLBACK, authorize, connect, consent
@@ -26,7 +28,7 @@ from tests.support.connections import CALLBACK, authorize, connect, consent
 pytestmark = pytest.mark.integration
 
 
-def stored(context: Any, tenant: Tenant) -> tuple[int, int]:
+def stored(context: TaskContext, tenant: Tenant) -> tuple[int, int]:
     """(connections, routed Meta accounts) of the tenant."""
     with context.db.tenant(tenant.id) as session:
         connections = session.scalar(select(func.count()).select_from(Connection))
@@ -34,16 +36,16 @@ def stored(context: Any, tenant: Tenant) -> tuple[int, int]:
     return int(connections or 0), int(accounts or 0)
 
 
-def callback(client: TestClient, code: str, state: str) -> Any:
+def callback(client: TestClient, code: str, state: str) -> httpx.Response:
     return client.get(CALLBACK, params={"code": code, "state": state})
 
 
 def test_the_flow_connects_every_account_the_grant_serves(
     client: TestClient,
-    context: Any,
+    context: TaskContext,
     make_tenant: Callable[[], Tenant],
     sandbox_state: SandboxState,
-    provider_sandbox: Any,
+    provider_sandbox: SandboxServer,
 ) -> None:
     tenant = make_tenant()
     started = authorize(client, tenant)
@@ -98,17 +100,17 @@ def test_connections_need_an_admin(client: TestClient, make_tenant: Callable[[],
         assert (refused.status_code, refused.json()["required_role"]) == (403, "admin")
 
 
-def forge(context: Any, claims: StateClaims) -> str:
+def forge(context: TaskContext, claims: StateClaims) -> str:
     """A state signed with the server's own key: what only the server can make."""
     return sign_state(state_key(context.settings), claims)
 
 
-def claims_of(state: str) -> dict[str, Any]:
+def claims_of(state: str) -> JsonObject:
     encoded = state.split(".")[0]
     return dict(json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))))
 
 
-def altered(state: str, **changes: Any) -> str:
+def altered(state: str, **changes: object) -> str:
     body = {**claims_of(state), **changes}
     encoded = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
     return f"{encoded}.{state.split('.')[1]}"
@@ -131,7 +133,7 @@ def altered(state: str, **changes: Any) -> str:
 def test_each_state_attack_is_403_and_stores_nothing(
     attack: str,
     client: TestClient,
-    context: Any,
+    context: TaskContext,
     make_tenant: Callable[[], Tenant],
     sandbox_state: SandboxState,
 ) -> None:
@@ -183,7 +185,10 @@ def test_each_state_attack_is_403_and_stores_nothing(
 
 
 def test_a_refused_state_leaves_the_real_one_usable_once(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant], sandbox_state: Any
+    client: TestClient,
+    context: TaskContext,
+    make_tenant: Callable[[], Tenant],
+    sandbox_state: SandboxState,
 ) -> None:
     """An attacker's failed attempt (another principal) does not spend the victim's nonce."""
     tenant = make_tenant()
@@ -202,7 +207,10 @@ def test_a_refused_state_leaves_the_real_one_usable_once(
 
 
 def test_state_is_valid_ten_minutes(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant], sandbox_state: Any
+    client: TestClient,
+    context: TaskContext,
+    make_tenant: Callable[[], Tenant],
+    sandbox_state: SandboxState,
 ) -> None:
     tenant = make_tenant()
     started = authorize(client, tenant)
@@ -216,7 +224,7 @@ def test_state_is_valid_ten_minutes(
 
 def test_revocation_calls_the_provider_and_deletes_the_tokens(
     client: TestClient,
-    context: Any,
+    context: TaskContext,
     make_tenant: Callable[[], Tenant],
     sandbox_state: SandboxState,
 ) -> None:
@@ -250,7 +258,10 @@ def test_revoking_another_orgs_connection_is_404_and_calls_nobody(
 
 
 def test_a_key_revoked_before_the_callback_cannot_complete_it(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant], sandbox_state: Any
+    client: TestClient,
+    context: TaskContext,
+    make_tenant: Callable[[], Tenant],
+    sandbox_state: SandboxState,
 ) -> None:
     from models.orgs import revoke_api_key
 
@@ -263,7 +274,10 @@ def test_a_key_revoked_before_the_callback_cannot_complete_it(
 
 
 def test_states_never_used_are_purged_once_expired(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant], sandbox_state: Any
+    client: TestClient,
+    context: TaskContext,
+    make_tenant: Callable[[], Tenant],
+    sandbox_state: SandboxState,
 ) -> None:
     from tasks.connections import purge_oauth_states
 
@@ -278,7 +292,7 @@ def test_states_never_used_are_purged_once_expired(
 
 
 def test_two_callbacks_racing_with_one_state_consume_it_once(
-    context: Any, make_tenant: Callable[[], Tenant]
+    context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     """The nonce is deleted by one transaction: of two holding it at once, one gets it."""
     import threading
@@ -305,7 +319,10 @@ def test_two_callbacks_racing_with_one_state_consume_it_once(
 
 
 def test_every_page_of_a_long_list_is_connected(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant], sandbox_state: Any
+    client: TestClient,
+    context: TaskContext,
+    make_tenant: Callable[[], Tenant],
+    sandbox_state: SandboxState,
 ) -> None:
     """Meta pages /me/accounts; the client follows the cursors (never the `next` URL, which
     carries the token) until the last page."""

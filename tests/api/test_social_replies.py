@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import dramatiq
+import httpx
 import pytest
 import redis
 from sqlalchemy import func, select
@@ -19,10 +21,12 @@ from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
 from leadline.sandbox import SandboxState
+from leadline.settings import Settings
 from models.connections import Connection
 from models.messaging import OutboundMessage, Suppression
 from models.tables import Lead
 from tasks.attention import ATTENTION_LISTS
+from tasks.context import TaskContext
 from tests.api.tenants import Tenant
 from tests.helpers import wait_for
 from tests.support.connections import (
@@ -36,7 +40,7 @@ pytestmark = pytest.mark.integration
 DAY = 86_400
 
 
-def lead_from(context: Any, tenant: Tenant, source: str) -> uuid.UUID:
+def lead_from(context: TaskContext, tenant: Tenant, source: str) -> uuid.UUID:
     def find() -> uuid.UUID | None:
         with context.db.tenant(tenant.id) as session:
             return session.scalar(select(Lead.id).where(Lead.source == source))
@@ -46,7 +50,7 @@ def lead_from(context: Any, tenant: Tenant, source: str) -> uuid.UUID:
 
 def write_in(
     client: TestClient,
-    context: Any,
+    context: TaskContext,
     tenant: Tenant,
     sandbox: SandboxState,
     channel: str,
@@ -71,7 +75,9 @@ def write_in(
     return lead_from(context, tenant, channel)
 
 
-def reply(client: TestClient, tenant: Tenant, lead_id: uuid.UUID, channel: str, body: str) -> Any:
+def reply(
+    client: TestClient, tenant: Tenant, lead_id: uuid.UUID, channel: str, body: str
+) -> httpx.Response:
     return client.post(
         f"/v1/leads/{lead_id}/messages",
         json={"body": body, "channel": channel},
@@ -79,7 +85,7 @@ def reply(client: TestClient, tenant: Tenant, lead_id: uuid.UUID, channel: str, 
     )
 
 
-def outbound_count(context: Any, tenant: Tenant) -> int:
+def outbound_count(context: TaskContext, tenant: Tenant) -> int:
     with context.db.tenant(tenant.id) as session:
         return int(session.scalar(select(func.count()).select_from(OutboundMessage)) or 0)
 
@@ -88,10 +94,10 @@ def outbound_count(context: Any, tenant: Tenant) -> int:
 def test_a_reply_goes_out_on_the_channel_the_lead_wrote_on(
     channel: str,
     client: TestClient,
-    context: Any,
+    context: TaskContext,
     make_tenant: Callable[[], Tenant],
     sandbox_state: SandboxState,
-    worker: Any,
+    worker: dramatiq.Worker,
 ) -> None:
     tenant = make_tenant()
     connect(client, tenant)
@@ -126,10 +132,10 @@ def test_a_reply_goes_out_on_the_channel_the_lead_wrote_on(
 
 def test_whatsapp_outside_the_24_hour_window_is_409_template_required(
     client: TestClient,
-    context: Any,
+    context: TaskContext,
     make_tenant: Callable[[], Tenant],
     sandbox_state: SandboxState,
-    worker: Any,
+    worker: dramatiq.Worker,
 ) -> None:
     tenant = make_tenant()
     connect(client, tenant)
@@ -144,7 +150,7 @@ def test_whatsapp_outside_the_24_hour_window_is_409_template_required(
     # A new message from the customer opens the window again.
     write_in(client, context, tenant, sandbox_state, "whatsapp", text="Yes I am")
 
-    def reopened() -> Any:
+    def reopened() -> httpx.Response | None:
         answer = reply(client, tenant, lead_id, "whatsapp", "Great")
         return answer if answer.status_code == 202 else None
 
@@ -154,10 +160,10 @@ def test_whatsapp_outside_the_24_hour_window_is_409_template_required(
 
 def test_stop_on_a_channel_blocks_replies_there(
     client: TestClient,
-    context: Any,
+    context: TaskContext,
     make_tenant: Callable[[], Tenant],
     sandbox_state: SandboxState,
-    worker: Any,
+    worker: dramatiq.Worker,
 ) -> None:
     tenant = make_tenant()
     connect(client, tenant)
@@ -177,7 +183,7 @@ def test_stop_on_a_channel_blocks_replies_there(
 
 def test_a_stop_that_lands_while_the_reply_waits_blocks_it_at_claim_time(
     client: TestClient,
-    context: Any,
+    context: TaskContext,
     make_tenant: Callable[[], Tenant],
     sandbox_state: SandboxState,
 ) -> None:
@@ -204,7 +210,7 @@ def test_a_stop_that_lands_while_the_reply_waits_blocks_it_at_claim_time(
 
 
 def seed_social_lead(
-    context: Any, tenant: Tenant, sandbox: SandboxState, channel: str
+    context: TaskContext, tenant: Tenant, sandbox: SandboxState, channel: str
 ) -> uuid.UUID:
     """A lead who wrote on `channel` just now, stored as the worker would store it."""
     from models.leads import LeadFields, upsert_lead
@@ -227,10 +233,10 @@ def seed_social_lead(
 
 def test_a_rejected_token_expires_the_connection_for_operators(
     client: TestClient,
-    context: Any,
+    context: TaskContext,
     make_tenant: Callable[[], Tenant],
     sandbox_state: SandboxState,
-    worker: Any,
+    worker: dramatiq.Worker,
 ) -> None:
     tenant = make_tenant()
     ids = connect(client, tenant)
@@ -262,7 +268,7 @@ def test_a_rejected_token_expires_the_connection_for_operators(
 
 def test_a_lead_without_that_conversation_is_409(
     client: TestClient,
-    context: Any,
+    context: TaskContext,
     make_tenant: Callable[[], Tenant],
     sandbox_state: SandboxState,
 ) -> None:
@@ -290,11 +296,11 @@ def pg_dump(database_url: str) -> str:
 
 def test_tokens_are_never_in_clear_in_the_database_redis_or_logs(
     client: TestClient,
-    context: Any,
-    settings: Any,
+    context: TaskContext,
+    settings: Settings,
     make_tenant: Callable[[], Tenant],
     sandbox_state: SandboxState,
-    worker: Any,
+    worker: dramatiq.Worker,
     log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     tenant = make_tenant()
@@ -322,7 +328,7 @@ def test_tokens_are_never_in_clear_in_the_database_redis_or_logs(
 
 def test_tokens_are_not_in_exports_nor_in_backups_even_once_opened(
     client: TestClient,
-    context: Any,
+    context: TaskContext,
     make_tenant: Callable[[], Tenant],
     sandbox_state: SandboxState,
 ) -> None:

@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from starlette.testclient import TestClient
 
+from leadline.jsondata import JsonObject
 from tests.api.tenants import Tenant
 from tests.support.signing import meta_headers
 
 CALLBACK = "/oauth/meta/callback"
 
 
-def authorize(client: TestClient, tenant: Tenant, role: str = "admin") -> dict[str, Any]:
+def authorize(client: TestClient, tenant: Tenant, role: str = "admin") -> JsonObject:
     response = client.get("/v1/connections/meta/authorize", headers=tenant.auth(role))
     assert response.status_code == 200, response.text
-    return dict(response.json())
+    body: JsonObject = response.json()
+    return body
 
 
 def consent(url: str) -> tuple[str, str]:
@@ -39,12 +40,12 @@ def connect(client: TestClient, tenant: Tenant) -> dict[str, str]:
     return {c["kind"]: c["id"] for c in response.json()["connected"]}
 
 
-def post_meta(client: TestClient, body: dict[str, Any]) -> None:
+def post_meta(client: TestClient, body: JsonObject) -> None:
     raw = json.dumps(body).encode()
     assert client.post("/hooks/meta", content=raw, headers=meta_headers(raw)).status_code == 200
 
 
-def messaging_body(kind: str, account_id: str, sender: str, mid: str, text: str) -> dict[str, Any]:
+def messaging_body(kind: str, account_id: str, sender: str, mid: str, text: str) -> JsonObject:
     """Messenger (`page`) or Instagram (`instagram`): a person wrote to the account."""
     event = {
         "sender": {"id": sender},
@@ -57,7 +58,7 @@ def messaging_body(kind: str, account_id: str, sender: str, mid: str, text: str)
 
 def whatsapp_message_body(
     waba_id: str, phone_number_id: str, wa_id: str, mid: str, text: str, sent_at: float
-) -> dict[str, Any]:
+) -> JsonObject:
     value = {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550100199", "phone_number_id": phone_number_id},
