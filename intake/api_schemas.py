@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, EmailStr, Field, model_validator
 
 from intake.pagination import Page
 from intake.schemas import StrictModel
+from leadline.jsondata import JsonObject
 from models.lead_listing import LEAD_STATUSES
 from models.message_templates import SMS_MAX_CHARS
 from models.orgs import MAX_LABEL, Role
@@ -228,8 +229,11 @@ class RecoverOut(BaseModel):
 
 
 class AlertRecipientOut(BaseModel):
+    """An alert number (`phone`) or an alert email (`email`): exactly one is set."""
+
     id: uuid.UUID
-    phone: str
+    phone: str | None = None
+    email: str | None = None
     created_at: datetime | None = None
 
 
@@ -238,7 +242,17 @@ class AlertRecipientList(Page):
 
 
 class AlertRecipientIn(StrictModel):
-    phone: str = Phone
+    """A number (SMS alerts) or an email address (email alerts, once the org has a From
+    address): exactly one of them."""
+
+    phone: str | None = Field(default=None, max_length=32, description="E.164 (`+14155550123`).")
+    email: EmailStr | None = Field(default=None, max_length=254)
+
+    @model_validator(mode="after")
+    def one_address(self) -> AlertRecipientIn:
+        if (self.phone is None) == (self.email is None):
+            raise ValueError("give either phone or email")
+        return self
 
 
 class Removed(BaseModel):
@@ -263,6 +277,7 @@ class TemplateIn(StrictModel):
 class CampaignOut(BaseModel):
     id: uuid.UUID
     name: str
+    channel: str = Field(default="sms", description="sms or email")
     status: str
     created_at: datetime
     launched_at: datetime | None
@@ -315,7 +330,7 @@ class AuditOut(BaseModel):
     actor: str = Field(description="`key:<prefix>`, `oidc:<subject>`, `cli`, a worker's name...")
     action: str
     target: str | None
-    details: dict[str, Any]
+    details: JsonObject
     created_at: datetime
 
 
@@ -327,3 +342,13 @@ class ErasureOut(BaseModel):
     erasure_request: uuid.UUID
     status: str
     due_by: datetime
+
+
+class ImportOut(BaseModel):
+    id: uuid.UUID
+    status: Literal["pending", "running", "done"]
+    rows: int = Field(description="Data rows in the file (the header not counted).")
+    imported: int = Field(description="New leads written so far.")
+    updated: int = Field(description="Rows that completed an existing lead (same phone/email).")
+    rejected: int = Field(description="Rows refused; each is a line of the error CSV.")
+    errors_url: str = Field(description="The error CSV: line, reason and the row's cells.")

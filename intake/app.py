@@ -29,7 +29,20 @@ from intake.openapi import include_tenant_api
 from intake.ops_auth import OpsSessions
 from intake.rejections import RejectionMetricsMiddleware
 from intake.responses import error_response
-from intake.routes import api_docs, health, meta, metrics, oauth, ops, stripe, telegram, twilio
+from intake.routes import (
+    api_docs,
+    health,
+    meta,
+    metrics,
+    oauth,
+    ops,
+    postmark,
+    stripe,
+    telegram,
+    twilio,
+    unsubscribe,
+)
+from intake.routes.imports import MAX_UPLOAD_BODY_BYTES
 from intake.schemas import safe_errors
 from intake.spool import RoutingCache, Spool, database_unreachable, replay_forever, unavailable
 from leadline.logging import get_logger
@@ -65,6 +78,10 @@ def create_fastapi(context: TaskContext) -> FastAPI:
     for provider in sorted(context.settings.enabled_providers):
         app.include_router(PROVIDER_ROUTERS[provider])
     app.include_router(oauth.router)
+    # Email (docs/messaging.md "Email"): its webhook refuses everything until its credentials
+    # are set, and the unsubscribe links of emails already sent must keep working.
+    app.include_router(postmark.router)
+    app.include_router(unsubscribe.router)
     app.include_router(metrics.router)
     app.include_router(ops.router)
     add_error_handlers(app)
@@ -146,7 +163,9 @@ def create_app(context: TaskContext) -> ASGIApp:
 
 def protect(app: ASGIApp, context: TaskContext) -> ASGIApp:
     settings = context.settings
-    app = BodyLimitMiddleware(app, settings.leadline_max_body_bytes)
+    app = BodyLimitMiddleware(
+        app, settings.leadline_max_body_bytes, {"/v1/imports": MAX_UPLOAD_BODY_BYTES}
+    )
     app = BodyTimeoutMiddleware(app, settings.leadline_body_timeout_seconds)
     app = ApiErrorShapeMiddleware(app)  # outside the body cap and timeout: their answers too
     app = RejectionMetricsMiddleware(app)

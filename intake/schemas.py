@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import (
     BaseModel,
@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from intake.api_errors import FieldError
 from models.normalize import (
     InvalidPhoneNumber,
     NationalNumberWithoutRegion,
@@ -53,7 +54,16 @@ class ConsentIn(StrictModel):
     free_text = frozenset({"text"})
 
     sms: bool = False
+    # Marketing email (docs/messaging.md "Email consent"): counts only with the wording the
+    # person agreed to (`text`) and an email address to send to.
+    email: bool = False
     text: str | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def email_consent_needs_its_wording(self) -> ConsentIn:
+        if self.email and not (self.text and self.text.strip()):
+            raise ValueError("email consent needs the consent text the person agreed to")
+        return self
 
 
 class LeadIn(StrictModel):
@@ -85,21 +95,28 @@ class LeadIn(StrictModel):
     def phone_or_email(self) -> LeadIn:
         if not self.phone and not self.email:
             raise ValueError("phone or email is required")
+        if self.consent is not None and self.consent.email and not self.email:
+            raise ValueError("email consent needs an email address")
         return self
 
 
-def field_errors(error: ValidationError) -> list[dict[str, Any]]:
+def field_errors(error: ValidationError) -> list[FieldError]:
     """Pydantic errors without the submitted values, safe to return to the client."""
     return safe_errors(error.errors(include_url=False, include_input=False))
 
 
-def safe_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def safe_errors(errors: Sequence[Mapping[str, object]]) -> list[FieldError]:
     """Keep location, message and type; drop `input` and `ctx`, which may hold PII."""
     return [
         {
-            "loc": [str(part) for part in item.get("loc", ())],
+            "loc": error_location(item.get("loc", ())),
             "msg": str(item.get("msg", "")),
             "type": str(item.get("type", "")),
         }
         for item in errors
     ]
+
+
+def error_location(loc: object) -> list[str]:
+    """Pydantic's `loc`, a tuple of names and indexes, as text."""
+    return [str(part) for part in loc] if isinstance(loc, tuple | list) else []

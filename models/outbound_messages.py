@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -48,6 +47,8 @@ INSERT_CHUNK = 500
 # Alerts go to the business's own numbers and chats: for them a duplicate is better than a
 # silent loss, so an unknown alert may be sent again. Messages to leads stay at most once.
 AT_LEAST_ONCE_PURPOSES = OWN_RECIPIENT_PURPOSES
+# Channels whose recipients are checked against the suppression list (by blind index).
+SUPPRESSIBLE_CHANNELS = frozenset({"sms", "email"})
 # `unknown` codes reconciliation has given up on: only an operator decides these.
 FOR_OPERATORS = frozenset({"not_at_provider", "ambiguous"})
 UNDECIDED_FOR_OPERATORS = timedelta(hours=1)
@@ -60,7 +61,8 @@ RELEASE_BATCH = 1000
 
 @dataclass(frozen=True)
 class NewOutbound:
-    """A message to queue. `recipient` is an E.164 number (sms), a chat id (telegram) or the
+    """A message to queue. `recipient` is an E.164 number (sms), a chat id (telegram), an
+    address (email, whose `body` is an encoded models.email_content.EmailContent) or the
     person's platform id (instagram, messenger, whatsapp: sent through `connection_id`)."""
 
     channel: str
@@ -136,10 +138,9 @@ class MessageOutcome:
     code: str | None = None
     provider_sid: str | None = None
     next_attempt_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _row_values(cipher: OrgCipher, message: NewOutbound, now: datetime) -> dict[str, Any]:
+def _row_values(cipher: OrgCipher, message: NewOutbound, now: datetime) -> dict[str, object]:
     row_id = uuid.uuid4()
     return {
         "id": row_id,
@@ -304,7 +305,7 @@ def messaging_service_for(session: Session, org_id: uuid.UUID, sender: str | Non
 
 
 def _blocked_reason(session: Session, row: OutboundMessage, opted_out: OptoutCheck) -> str | None:
-    if row.channel == "sms" and opted_out(session, row.org_id, row.recipient_bidx):
+    if row.channel in SUPPRESSIBLE_CHANNELS and opted_out(session, row.org_id, row.recipient_bidx):
         return "suppressed"
     if row.channel == "telegram":
         chat = session.get(TelegramChat, row.telegram_chat_id) if row.telegram_chat_id else None
@@ -598,7 +599,7 @@ def resolve_unknown(
 ) -> OutboundMessage:
     """Tenant session: an operator checked with the provider; `unknown` becomes sent or failed.
 
-    Never re-sends anything. Any other state is refused: the outcome is already known."""
+    Never re-sends anything. Every other state is refused: the outcome is already known."""
     if state not in RESOLVED_STATES:
         raise ValueError(f"state must be one of {RESOLVED_STATES}")
     query = select(OutboundMessage).where(OutboundMessage.id == message_id).with_for_update()

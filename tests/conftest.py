@@ -134,6 +134,8 @@ def settings(
         meta_app_id="1234567890123456",
         meta_oauth_base=provider_sandbox.url,
         meta_graph_base=provider_sandbox.url,
+        postmark_server_token="test-postmark-server-token",
+        postmark_api_base=provider_sandbox.url,
         leadline_sms_retry_base_seconds=0.05,
         leadline_provider_timeout_seconds=5,
     )

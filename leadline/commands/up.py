@@ -86,6 +86,12 @@ def run_stack(
             "META_OAUTH_BASE": sandbox_url,
             "META_GRAPH_BASE": sandbox_url,
             "META_APP_ID": settings.meta_app_id or DEV_META_APP_ID,
+            # Email stays off until POSTMARK_SERVER_TOKEN is set; then it reaches the sandbox.
+            "POSTMARK_API_BASE": (
+                settings.postmark_api_base
+                if "postmark_api_base" in settings.model_fields_set
+                else sandbox_url
+            ),
             **development_provider_secrets(settings).environment(),
             "LEADLINE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
         },

@@ -3,8 +3,8 @@ tokens encrypted under the org key, where a Meta lead can be answered (their pla
 encrypted, the business account it wrote to, when it last wrote), and the connection an
 outbound message goes out through
 
-Revision ID: 0016_connections
-Revises: 0015
+Revision ID: 0018_connections
+Revises: 0017_email
 """
 
 from datetime import datetime
@@ -14,8 +14,8 @@ from alembic import op
 
 from models.rls import run_all, tenant_table_sql
 
-revision = "0016_connections"
-down_revision = "0015"
+revision = "0018_connections"
+down_revision = "0017_email"
 branch_labels = None
 depends_on = None
 
