@@ -23,14 +23,15 @@ FAILURE_RATE = 0.5
 class WebhookReceiver:
     """Endpoints at /org0, /org1, ...; `accepted` holds every webhook-id answered 2xx."""
 
-    def __init__(self, seed: int, failure_rate: float = FAILURE_RATE) -> None:
+    def __init__(self, seed: int, failure_rate: float = FAILURE_RATE, host: str = LOOPBACK) -> None:
         self.failure_rate = failure_rate
+        self.host = host
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.secrets: dict[str, str] = {}
         self.accepted: set[str] = set()
         self.counts: Counter[str] = Counter()
-        self.server = ThreadingHTTPServer((LOOPBACK, 0), self._handler())
+        self.server = ThreadingHTTPServer((host, 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -39,7 +40,7 @@ class WebhookReceiver:
         return int(self.server.server_address[1])
 
     def url(self, path: str) -> str:
-        return f"http://{LOOPBACK}:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def register(self, path: str, secret: str) -> None:
         with self.lock:

@@ -1,0 +1,506 @@
+"""The cluster run from start to end: namespaces, servers, two application hosts, tenants,
+the URL check, load, the loss of host a, quiescence, checks, figures.
+
+Whatever happens (a violation, a failure, Ctrl-C), every process it started is stopped and
+the namespaces, veths and bridge are removed (try/finally, and atexit should the interpreter
+leave another way).
+
+Exit codes: 0 no violation, 1 violations, 2 the run itself could not be carried out,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import psycopg
+import redis
+
+from tests.chaos.collect import reader
+from tests.chaos.load import Target
+from tests.chaos.plan import PlanSpec, build_plan, business_numbers
+from tests.chaos.processes import LEADLINE
+from tests.chaos.quiesce import wait_for_quiescence
+from tests.chaos.report import Phases, check_lines, requests_lines
+from tests.chaos.stack import Secrets, leadline_cli
+from tests.chaos.tenants import Tenant, create_tenants
+from tests.cluster import figures, guard, verdicts
+from tests.cluster.errors import ClusterError
+from tests.cluster.load import ClusterLoad, Sent
+from tests.cluster.network import Network
+from tests.cluster.stack import (
+    APP_HOSTS,
+    AWS,
+    BUCKET,
+    HOST_NAMES,
+    S3_PORT,
+    UNINHERITED,
+    AppHost,
+    Shared,
+    actor_and_args,
+    broker_ids,
+    held_messages,
+    host_environment,
+    scheduler_leader,
+    start_shared,
+    url,
+)
+from tests.support.s3 import raw_client
+
+LEADER_WITHIN_SECONDS = 60.0
+STRANDED_AFTER_SECONDS = 8.0  # after the kill: b's own claims of that moment are done by then
+BACKUP_AFTER_SECONDS = 20.0  # after the kill
+BACKUP_PREFIX = "backups"
+
+
+@dataclass(frozen=True)
+class Options:
+    seed: int
+    events: int
+    duration: float
+    kill_at: float
+    orgs: int
+    lanes: int
+    quiet_timeout: float
+    keep: bool
+
+
+def parse(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m tests.cluster", description=__doc__)
+    parser.add_argument("--seed", type=int, default=None, help="plan seed (default: random)")
+    parser.add_argument("--events", type=int, default=700, help="requests to send")
+    parser.add_argument("--duration", type=float, default=110.0, help="seconds of load")
+    parser.add_argument("--kill-at", type=float, default=35.0, help="seconds into the load")
+    parser.add_argument("--orgs", type=int, default=3)
+    parser.add_argument("--lanes", type=int, default=6, help="concurrent client threads")
+    parser.add_argument("--quiet-timeout", type=float, default=150.0, help="seconds to settle")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    if not 0 < args.kill_at < args.duration:
+        parser.error("--kill-at must fall inside the load")
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
+    return Options(
+        seed, args.events, args.duration, args.kill_at, args.orgs, args.lanes,
+        args.quiet_timeout, args.keep,
+    )  # fmt: skip
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def refusal() -> str | None:
+    if os.geteuid() != 0:
+        return "it must run as root (it creates network namespaces: sudo make cluster)"
+    if shutil.which("ip") is None:
+        return "no `ip` command (install iproute2)"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse(argv)
+    refused = refusal()
+    if refused is not None:
+        say(f"cluster: the run could not be carried out: {refused}")
+        return 2
+    signal.signal(signal.SIGTERM, interrupt)
+    for name in [key for key in os.environ if key.upper().startswith(UNINHERITED)]:
+        del os.environ[name]  # no proxy, no other AWS account for the runner's own clients
+    os.environ.update(AWS)
+    root = Path(tempfile.mkdtemp(prefix="leadline-cluster-"))
+    network = Network(HOST_NAMES)
+    atexit.register(tear_down, network)
+    try:
+        with ExitStack() as cleanup:
+            cleanup.callback(tear_down, network)  # last: after every process has stopped
+            return run(options, network, root, cleanup)
+    except KeyboardInterrupt:
+        say("cluster: interrupted; its processes and namespaces have been removed")
+        return 130
+    except ClusterError as exc:
+        say(f"cluster: the run could not be carried out: {exc}")
+        return 2
+    finally:
+        if options.keep:
+            say(f"cluster: state kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def tear_down(network: Network) -> None:
+    """Whatever still runs in the namespaces is killed, then they and the bridge go."""
+    for host in list(network.hosts.values()):
+        with contextlib.suppress(ClusterError):
+            for pid in host.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    for problem in network.destroy():
+        say(f"cluster: cleanup: {problem}")
+
+
+@dataclass
+class Cluster:
+    network: Network
+    shared: Shared
+    hosts: dict[str, AppHost]
+    secrets: Secrets
+    broker: redis.Redis
+    a_brokers: set[str] = field(default_factory=set)  # Dramatiq broker ids of a's processes
+
+    @property
+    def database_url(self) -> str:
+        return self.shared.postgres.url
+
+    def roles(self) -> list[figures.Child]:
+        return [child for host in self.hosts.values() for child in host.children]
+
+    def reading(self) -> figures.Reading:
+        return figures.read(self.roles(), self.database_url, self.broker)
+
+    def leader(self) -> str | None:
+        return scheduler_leader(self.database_url, self.network.addresses())
+
+
+def start(options: Options, network: Network, root: Path, cleanup: ExitStack) -> Cluster:
+    network.create()
+    say(
+        f"  subnet {network.subnet}: bridge {network.bridge} at {network.gateway}, "
+        + ", ".join(f"{name} {host.address}" for name, host in network.hosts.items())
+    )
+    (root / "logs").mkdir(parents=True)
+    shared = start_shared(network, root, options.seed, cleanup)
+    run_secrets = Secrets()
+    envs = {name: host_environment(network, name, root, shared, run_secrets) for name in APP_HOSTS}
+    checked = guard.require_inside(
+        [{f"{name}: {key}": value for key, value in env.items()} for name, env in envs.items()],
+        network.addresses(),
+    )
+    say(f"  {len(checked)} URLs in the roles' settings, each on a host of this run")
+    raw_client(url(network.host("db"), S3_PORT)).create_bucket(Bucket=BUCKET)
+    leadline_cli(envs["a"], "migrate", "migrate")
+    broker = redis.Redis.from_url(shared.redis.url, socket_timeout=10)
+    cleanup.callback(broker.close)
+    hosts = {name: AppHost(network.host(name), envs[name], root / "logs") for name in APP_HOSTS}
+    for host in hosts.values():
+        cleanup.callback(stop_roles, host)
+    cluster = Cluster(network, shared, hosts, run_secrets, broker)
+    hosts["a"].start()
+    wait_until(lambda: cluster.leader() == "a", "a's scheduler to lead")
+    wait_until(lambda: bool(broker_ids(broker)), "a's worker to reach the broker")
+    cluster.a_brokers = broker_ids(broker)
+    hosts["b"].start()
+    return cluster
+
+
+def stop_roles(host: AppHost) -> None:
+    for child in host.children:
+        child.terminate()
+    for child in host.children:
+        child.wait_or_kill()
+
+
+def wait_until(
+    condition: Callable[[], bool], what: str, timeout: float = LEADER_WITHIN_SECONDS
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise ClusterError(f"waited {timeout:.0f} s for {what}")
+
+
+@dataclass
+class Failover:
+    """The loss of host a during the load, in a thread of its own, and what it stranded."""
+
+    cluster: Cluster
+    kill_at: float
+    a_brokers: set[str]
+    say: Callable[[str], None]
+    killed_at: float | None = None
+    killed: list[int] = field(default_factory=list)
+    left_on_a: list[int] = field(default_factory=list)
+    before_kill: figures.Reading | None = None
+    leader_after: float | None = None
+    held: dict[str, tuple[str, str, list[str]]] = field(default_factory=dict)
+    claimed: dict[str, list[str]] = field(default_factory=dict)
+    backup: str | None = None
+    error: str | None = None
+
+    def report(self, line: str) -> None:
+        self.say(line)
+
+    def run(self, start: float, stop: threading.Event) -> None:
+        try:
+            if stopped_before(stop, start + self.kill_at):
+                return
+            killed_at = self.kill(start)
+            self.follow_leadership(start)
+            if stopped_before(stop, killed_at + STRANDED_AFTER_SECONDS):
+                return
+            self.find_stranded()
+            if stopped_before(stop, killed_at + BACKUP_AFTER_SECONDS):
+                return
+            self.run_backup(start)
+        except (ClusterError, psycopg.Error, redis.RedisError) as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.report(f"  failover stopped: {self.error}")
+
+    def kill(self, start: float) -> float:
+        self.before_kill = self.cluster.reading()
+        self.killed_at = time.time()
+        self.killed = self.cluster.hosts["a"].kill_everything()
+        self.left_on_a = self.cluster.network.host("a").pids()
+        self.report(
+            f"  +{self.killed_at - start:6.1f}s  SIGKILL to every process on host a "
+            f"({len(self.killed)} processes; {len(self.left_on_a)} left)"
+        )
+        return self.killed_at
+
+    def follow_leadership(self, start: float) -> None:
+        assert self.killed_at is not None
+        deadline = self.killed_at + LEADER_WITHIN_SECONDS
+        while time.time() < deadline:
+            if self.cluster.leader() == "b":
+                self.leader_after = time.time() - self.killed_at
+                self.report(
+                    f"  +{time.time() - start:6.1f}s  b's scheduler leads, "
+                    f"{self.leader_after:.1f} s after the kill"
+                )
+                return
+            time.sleep(0.1)
+        self.report(f"  leadership did not reach b within {LEADER_WITHIN_SECONDS:.0f} s")
+
+    def find_stranded(self) -> None:
+        """Messages a's brokers took and never acknowledged, and rows a's worker had claimed
+        (still claimed now, claimed before the kill)."""
+        broker = self.cluster.broker
+        self.held = {
+            message: (queue, *actor_and_args(broker, message, queue))
+            for message, queue in held_messages(broker, self.a_brokers).items()
+        }
+        killed = self.killed_at
+        with psycopg.connect(self.cluster.database_url, autocommit=True) as conn:
+            self.claimed = {
+                "webhook deliveries": [
+                    str(row[0])
+                    for row in conn.execute(
+                        "SELECT id FROM webhook_deliveries WHERE state = 'delivering' "
+                        "AND claimed_at < to_timestamp(%s)",
+                        (killed,),
+                    )
+                ],
+                "outbound messages": [
+                    str(row[0])
+                    for row in conn.execute(
+                        "SELECT id FROM outbound_messages WHERE state = 'sending' "
+                        "AND claimed_at < to_timestamp(%s)",
+                        (killed,),
+                    )
+                ],
+            }
+        actors = Counter(actor for _, actor, _ in self.held.values())
+        self.report(
+            f"  stranded by a: {len(self.held)} unacknowledged messages "
+            f"({', '.join(f'{n} {a}' for a, n in sorted(actors.items())) or 'none'}); "
+            + ", ".join(f"{len(ids)} {name} claimed" for name, ids in self.claimed.items())
+        )
+
+    def run_backup(self, start: float) -> None:
+        """`leadline schedule run create_backups` on host b: b's worker takes the job."""
+        host = self.cluster.hosts["b"]
+        command = [*LEADLINE, "schedule", "run", "create_backups", "--force", "--json"]
+        result = subprocess.run(
+            host.host.command(command),
+            env=host.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        self.backup = "sent" if result.returncode == 0 else f"exit {result.returncode}"
+        self.report(
+            f"  +{time.time() - start:6.1f}s  create_backups sent from host b: {self.backup}"
+        )
+
+
+def stopped_before(stop: threading.Event, moment: float) -> bool:
+    """Waits until `moment` (Unix seconds); True if the run was stopped meanwhile."""
+    return stop.wait(max(0.0, moment - time.time()))
+
+
+def target_of(host: AppHost, run_secrets: Secrets, tenants: list[Tenant]) -> Target:
+    return Target(
+        intake_url=host.intake_url,
+        public_url=host.env["LEADLINE_PUBLIC_URL"],
+        twilio_token=run_secrets.twilio_auth_token,
+        twilio_account_sid=run_secrets.twilio_account_sid,
+        stripe_secret=run_secrets.stripe_webhook_secret,
+        orgs=[tenant.target for tenant in tenants],
+    )
+
+
+@dataclass
+class Loaded:
+    sent: list[Sent]
+    load: ClusterLoad
+    failover: Failover
+    first: figures.Reading  # at the start of the load
+    last: figures.Reading  # at its end
+
+    @property
+    def killed_at(self) -> float:
+        assert self.failover.killed_at is not None
+        return self.failover.killed_at
+
+    def windows(self) -> list[tuple[str, figures.Window]]:
+        before = self.failover.before_kill
+        assert before is not None
+        return [
+            (
+                "both hosts, before the kill",
+                figures.Window(self.first, before, self.accepted(until=self.killed_at)),
+            ),
+            (
+                "host b alone, after the kill",
+                figures.Window(before, self.last, self.accepted(since=self.killed_at)),
+            ),
+        ]
+
+    def accepted(self, until: float | None = None, since: float | None = None) -> int:
+        return sum(self.load.accepted(until=until, since=since).values())
+
+
+def load_and_kill(
+    options: Options,
+    cluster: Cluster,
+    tenants: list[Tenant],
+    a_brokers: set[str],
+    rng: random.Random,
+    cleanup: ExitStack,
+) -> Loaded:
+    spec = PlanSpec(
+        options.orgs, options.events, options.lanes,
+        [tenant.target.customer for tenant in tenants], int(time.time()),
+    )  # fmt: skip
+    plan = build_plan(rng, spec)
+    targets = {
+        name: target_of(host, cluster.secrets, tenants) for name, host in cluster.hosts.items()
+    }
+    load = ClusterLoad(plan, targets, len(plan) / options.duration, options.duration + 30)
+    failover = Failover(cluster, options.kill_at, a_brokers, say)
+    stop = threading.Event()
+    first = cluster.reading()
+    began = time.time()
+    thread = threading.Thread(target=failover.run, args=(began, stop), daemon=True)
+    cleanup.callback(thread.join, 150)
+    cleanup.callback(stop.set)
+    thread.start()
+    reported = [0.0]
+
+    def progress(elapsed: float) -> None:
+        if elapsed - reported[0] >= 20:
+            reported[0] = elapsed
+            tally = load.accepted()
+            say(
+                f"  +{elapsed:6.1f}s  {len(load.sent)}/{len(plan)} sent, 2xx from "
+                + ", ".join(f"{host} {tally[host]}" for host in sorted(cluster.hosts))
+            )
+
+    sent = load.run(stop, progress)
+    thread.join()
+    if failover.error is not None:
+        raise ClusterError(f"the failover could not be carried out: {failover.error}")
+    if failover.killed_at is None:
+        raise ClusterError("the load ended before host a was killed")
+    return Loaded(sent, load, failover, first, cluster.reading())
+
+
+def accepted_lines(loaded: Loaded) -> list[str]:
+    before = loaded.load.accepted(until=loaded.killed_at)
+    after = loaded.load.accepted(since=loaded.killed_at)
+    failed_over = sum(1 for s in loaded.sent if s.failed_over and s.host is not None)
+    return [
+        "  accepted (2xx) per host, by when the request was sent:",
+        *(f"    {host}: {before[host]} before the kill, {after[host]} after" for host in APP_HOSTS),
+        f"    sent to b after a refused the connection: {failed_over}",
+    ]
+
+
+def run(options: Options, network: Network, root: Path, cleanup: ExitStack) -> int:
+    phases = Phases()
+    rng = random.Random(options.seed)
+    say(
+        f"leadline cluster: seed {options.seed}, {options.events} requests over "
+        f"{options.duration:.0f} s, host a killed at +{options.kill_at:.0f} s, "
+        f"{options.orgs} orgs, {options.lanes} client lanes"
+    )
+    with phases.phase("namespaces, servers, migrate, hosts"):
+        cluster = start(options, network, root, cleanup)
+    with phases.phase("setup (CLI)"):
+        numbers, alerts = business_numbers(rng, options.orgs)
+        tenants = create_tenants(cluster.hosts["a"].env, cluster.shared.receiver, numbers, alerts)
+    check_traffic(cluster, tenants)
+    say("load, and the loss of host a:")
+    with phases.phase("load, host a killed"):
+        loaded = load_and_kill(options, cluster, tenants, cluster.a_brokers, rng, cleanup)
+    context = reader(cluster.database_url, cluster.secrets.master_keys)
+    cleanup.callback(context.db.dispose)
+    say("quiescence:")
+    env_b = cluster.hosts["b"].env
+    with phases.phase("quiescence"):
+        left = wait_for_quiescence(
+            context, env_b, Path(env_b["LEADLINE_SPOOL_PATH"]), options.quiet_timeout, say
+        )
+    with phases.phase("checks"):
+        results, lines = verdicts.check_all(cluster, tenants, loaded, context)
+    for line in [
+        "requests:", *requests_lines([s.answer for s in loaded.sent], len(loaded.load.plan)),
+        *accepted_lines(loaded),
+        "stack:", *lines, f"  left when quiescence ended: {left.describe()}",
+        "checks:", *check_lines(results),
+        "figures (this machine, shared with other work):",
+        *[line for name, window in loaded.windows() for line in figures.lines(name, window)],
+        "timing:", *phases.lines(),
+    ]:  # fmt: skip
+        say(line)
+    violations = sum(len(result.violations) for result in results)
+    say(f"result: {violations} violations (seed {options.seed})")
+    return 1 if violations else 0
+
+
+def check_traffic(cluster: Cluster, tenants: list[Tenant]) -> None:
+    """The load's targets and the webhook endpoints: on the run's hosts, or no load."""
+    receiver = cluster.shared.receiver
+    checked = guard.require_inside(
+        [
+            {f"load: {name} intake": host.intake_url for name, host in cluster.hosts.items()},
+            {
+                f"webhook endpoint org{index}": receiver.url(f"/org{index}")
+                for index in range(len(tenants))
+            },
+        ],
+        cluster.network.addresses(),
+    )
+    say(f"  {len(checked)} URLs of the load and the webhook endpoints, each on a host of this run")
