@@ -98,21 +98,61 @@ def per(total: float, count: int) -> str:
     return f"{total / count:.2f}" if count else "-"
 
 
-def lines(name: str, window: Window) -> list[str]:
-    accepted, events = window.accepted, window.events
+@dataclass(frozen=True)
+class Idle:
+    """The background rate of everything counted, from a window with no load: the consumers'
+    polls, the cache listeners' liveness checks, the schedulers' lock attempts."""
+
+    window: Window
+
+    def cpu(self, role: str, seconds: float) -> float:
+        return self.window.cpu(role) / self.window.seconds * seconds
+
+    def transactions(self, seconds: float) -> float:
+        return self.window.transactions / self.window.seconds * seconds
+
+    def commands(self, seconds: float) -> float:
+        return sum(self.window.commands.values()) / self.window.seconds * seconds
+
+
+def lines(name: str, window: Window, idle: Idle) -> list[str]:
+    """The window's figures per accepted request, net of the idle rate (raw in brackets)."""
+    accepted, seconds = window.accepted, window.seconds
+
+    def cpu_ms(role: str) -> str:
+        raw = 1000 * window.cpu(role)
+        net = raw - 1000 * idle.cpu(role, seconds)
+        return f"{per(net, accepted)} ({per(raw, accepted)})"
+
+    transactions = window.transactions
+    commands = sum(window.commands.values())
     top = ", ".join(
-        f"{command} {per(calls, accepted)}" for command, calls in window.commands.most_common(5)
+        f"{command} {per(calls, accepted)}" for command, calls in window.commands.most_common(4)
     )
     return [
-        f"  {name}: {window.seconds:.0f} s, {accepted} requests accepted "
-        f"({per(accepted, round(window.seconds))}/s), {events} events processed",
-        f"    CPU ms per accepted request: intake {per(1000 * window.cpu('intake'), accepted)}, "
-        f"worker {per(1000 * window.cpu('worker'), accepted)} (per processed event "
-        f"{per(1000 * window.cpu('worker'), events)}), scheduler "
-        f"{per(1000 * window.cpu('scheduler'), accepted)}",
-        f"    share of one core: intake {per(window.cpu('intake'), round(window.seconds))}, "
-        f"worker {per(window.cpu('worker'), round(window.seconds))}",
-        f"    per accepted request: PostgreSQL transactions "
-        f"{per(window.transactions, accepted)}, Redis commands "
-        f"{per(sum(window.commands.values()), accepted)} ({top})",
+        f"  {name}: {seconds:.0f} s, {accepted} requests accepted "
+        f"({per(accepted, round(seconds))}/s), {window.events} events processed",
+        f"    CPU ms per accepted request, net of idle (raw): intake {cpu_ms('intake')}, "
+        f"worker {cpu_ms('worker')}, scheduler {cpu_ms('scheduler')}",
+        f"    CPU cores busy: intake {per(window.cpu('intake'), round(seconds))}, "
+        f"worker {per(window.cpu('worker'), round(seconds))}",
+        f"    PostgreSQL transactions per accepted request, net of idle (raw): "
+        f"{per(transactions - idle.transactions(seconds), accepted)} "
+        f"({per(transactions, accepted)})",
+        f"    Redis commands per accepted request, net of idle (raw): "
+        f"{per(commands - idle.commands(seconds), accepted)} ({per(commands, accepted)}; "
+        f"{top})",
+    ]
+
+
+def idle_lines(idle: Idle) -> list[str]:
+    window = idle.window
+    seconds = window.seconds
+    return [
+        f"  idle, both hosts up, before the load: {seconds:.0f} s; per second: "
+        f"{per(window.transactions, round(seconds))} PostgreSQL transactions, "
+        f"{per(sum(window.commands.values()), round(seconds))} Redis commands, CPU ms "
+        f"intake {per(1000 * window.cpu('intake'), round(seconds))}, worker "
+        f"{per(1000 * window.cpu('worker'), round(seconds))}, scheduler "
+        f"{per(1000 * window.cpu('scheduler'), round(seconds))}",
     ]

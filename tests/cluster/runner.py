@@ -66,7 +66,7 @@ from tests.support.s3 import raw_client
 LEADER_WITHIN_SECONDS = 60.0
 STRANDED_AFTER_SECONDS = 8.0  # after the kill: b's own claims of that moment are done by then
 BACKUP_AFTER_SECONDS = 20.0  # after the kill
-BACKUP_PREFIX = "backups"
+IDLE_SECONDS = 10.0  # a window without load, for the background rates
 
 
 @dataclass(frozen=True)
@@ -242,6 +242,7 @@ class Failover:
     killed: list[int] = field(default_factory=list)
     left_on_a: list[int] = field(default_factory=list)
     before_kill: figures.Reading | None = None
+    leader_before: str | None = None
     leader_after: float | None = None
     held: dict[str, tuple[str, str, list[str]]] = field(default_factory=dict)
     claimed: dict[str, list[str]] = field(default_factory=dict)
@@ -268,6 +269,7 @@ class Failover:
             self.report(f"  failover stopped: {self.error}")
 
     def kill(self, start: float) -> float:
+        self.leader_before = self.cluster.leader()
         self.before_kill = self.cluster.reading()
         self.killed_at = time.time()
         self.killed = self.cluster.hosts["a"].kill_everything()
@@ -366,6 +368,7 @@ class Loaded:
     sent: list[Sent]
     load: ClusterLoad
     failover: Failover
+    idle: figures.Idle  # the background rate, measured before the load
     first: figures.Reading  # at the start of the load
     last: figures.Reading  # at its end
 
@@ -411,6 +414,8 @@ def load_and_kill(
     load = ClusterLoad(plan, targets, len(plan) / options.duration, options.duration + 30)
     failover = Failover(cluster, options.kill_at, a_brokers, say)
     stop = threading.Event()
+    quiet = cluster.reading()
+    time.sleep(IDLE_SECONDS)
     first = cluster.reading()
     began = time.time()
     thread = threading.Thread(target=failover.run, args=(began, stop), daemon=True)
@@ -434,7 +439,8 @@ def load_and_kill(
         raise ClusterError(f"the failover could not be carried out: {failover.error}")
     if failover.killed_at is None:
         raise ClusterError("the load ended before host a was killed")
-    return Loaded(sent, load, failover, first, cluster.reading())
+    idle = figures.Idle(figures.Window(quiet, first, 0))
+    return Loaded(sent, load, failover, idle, first, cluster.reading())
 
 
 def accepted_lines(loaded: Loaded) -> list[str]:
@@ -481,7 +487,12 @@ def run(options: Options, network: Network, root: Path, cleanup: ExitStack) -> i
         "stack:", *lines, f"  left when quiescence ended: {left.describe()}",
         "checks:", *check_lines(results),
         "figures (this machine, shared with other work):",
-        *[line for name, window in loaded.windows() for line in figures.lines(name, window)],
+        *figures.idle_lines(loaded.idle),
+        *[
+            line
+            for name, window in loaded.windows()
+            for line in figures.lines(name, window, loaded.idle)
+        ],
         "timing:", *phases.lines(),
     ]:  # fmt: skip
         say(line)

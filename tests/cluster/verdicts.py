@@ -105,6 +105,10 @@ def processed_after_kill(cluster: Cluster, killed_at: float) -> checks.CheckResu
 def leadership_moved(cluster: Cluster, loaded: Loaded) -> checks.CheckResult:
     result = checks.CheckResult("scheduler leadership moved to b")
     moved = loaded.failover.leader_after
+    if loaded.failover.leader_before != "a":
+        result.violations.append(
+            f"before the kill the leader was {loaded.failover.leader_before or 'nobody'}, not a"
+        )
     if moved is None:
         result.violations.append("b's scheduler never took the lead")
     now = cluster.leader()
