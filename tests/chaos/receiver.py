@@ -89,6 +89,12 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender died mid-request (a killed worker): nothing to verify, and
+                    # nobody left to answer.
+                    receiver._count("truncated", 0)
+                    self.close_connection = True
+                    return
                 headers = {key.lower(): value for key, value in self.headers.items()}
                 status = receiver.answer(self.path, body, headers)
                 self.send_response(status)

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import redis
@@ -18,15 +19,37 @@ import redis
 from tests.chaos.processes import Child
 
 TICKS = os.sysconf("SC_CLK_TCK")
+SERVERS = ("postgres", "redis-server")
+
+
+def stat(pid: int) -> tuple[str, float, float]:
+    """A process's name, its own CPU (user + system, every thread) and that of its children
+    that ended and were waited for (a server's exited backends), in seconds."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "", 0.0, 0.0
+    name = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text.rsplit(")", 1)[1].split()
+    own = (int(fields[11]) + int(fields[12])) / TICKS
+    children = (int(fields[13]) + int(fields[14])) / TICKS
+    return name, own, children
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of one process (all its threads); 0 once it is gone."""
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return stat(pid)[1]
+
+
+def servers_cpu(pids: Sequence[int]) -> dict[str, float]:
+    """CPU seconds of the db host's servers by process name (`db-postgres`: the postmaster,
+    its live backends and the ones that ended; `db-redis-server`)."""
+    totals: Counter[str] = Counter()
+    for pid in pids:
+        name, own, children = stat(pid)
+        if name in SERVERS:
+            totals[f"db-{name}"] += own + children
+    return dict(totals)
 
 
 @dataclass(frozen=True)
@@ -134,8 +157,12 @@ def lines(name: str, window: Window, idle: Idle) -> list[str]:
         f"({per(accepted, round(seconds))}/s), {window.events} events processed",
         f"    CPU ms per accepted request, net of idle (raw): intake {cpu_ms('intake')}, "
         f"worker {cpu_ms('worker')}, scheduler {cpu_ms('scheduler')}",
+        f"    CPU ms per accepted request on db, net of idle (raw): PostgreSQL "
+        f"{cpu_ms('postgres')}, Redis {cpu_ms('redis-server')}",
         f"    CPU cores busy: intake {per(window.cpu('intake'), round(seconds))}, "
-        f"worker {per(window.cpu('worker'), round(seconds))}",
+        f"worker {per(window.cpu('worker'), round(seconds))}, PostgreSQL "
+        f"{per(window.cpu('postgres'), round(seconds))}, Redis "
+        f"{per(window.cpu('redis-server'), round(seconds))}",
         f"    PostgreSQL transactions per accepted request, net of idle (raw): "
         f"{per(transactions - idle.transactions(seconds), accepted)} "
         f"({per(transactions, accepted)})",
@@ -154,5 +181,7 @@ def idle_lines(idle: Idle) -> list[str]:
         f"{per(sum(window.commands.values()), round(seconds))} Redis commands, CPU ms "
         f"intake {per(1000 * window.cpu('intake'), round(seconds))}, worker "
         f"{per(1000 * window.cpu('worker'), round(seconds))}, scheduler "
-        f"{per(1000 * window.cpu('scheduler'), round(seconds))}",
+        f"{per(1000 * window.cpu('scheduler'), round(seconds))}, PostgreSQL "
+        f"{per(1000 * window.cpu('postgres'), round(seconds))}, Redis "
+        f"{per(1000 * window.cpu('redis-server'), round(seconds))}",
     ]

@@ -53,9 +53,9 @@ from tests.cluster.stack import (
     UNINHERITED,
     AppHost,
     Shared,
-    actor_and_args,
     broker_ids,
     held_messages,
+    held_rows,
     host_environment,
     scheduler_leader,
     start_shared,
@@ -66,6 +66,8 @@ from tests.support.s3 import raw_client
 LEADER_WITHIN_SECONDS = 60.0
 STRANDED_AFTER_SECONDS = 8.0  # after the kill: b's own claims of that moment are done by then
 BACKUP_AFTER_SECONDS = 20.0  # after the kill
+# Rows a worker claims before its provider call or request, by table.
+CLAIMED_STATES = {"webhook_deliveries": "delivering", "outbound_messages": "sending"}
 IDLE_SECONDS = 10.0  # a window without load, for the background rates
 
 
@@ -175,7 +177,8 @@ class Cluster:
         return [child for host in self.hosts.values() for child in host.children]
 
     def reading(self) -> figures.Reading:
-        return figures.read(self.roles(), self.database_url, self.broker)
+        servers = self.network.host("db").pids()
+        return figures.read(self.roles(), servers, self.database_url, self.broker)
 
     def leader(self) -> str | None:
         return scheduler_leader(self.database_url, self.network.addresses())
@@ -244,8 +247,10 @@ class Failover:
     before_kill: figures.Reading | None = None
     leader_before: str | None = None
     leader_after: float | None = None
-    held: dict[str, tuple[str, str, list[str]]] = field(default_factory=dict)
-    claimed: dict[str, list[str]] = field(default_factory=dict)
+    held: dict[str, str] = field(default_factory=dict)  # message id → queue
+    held_actors: Counter[str] = field(default_factory=Counter)
+    held_rows: dict[str, list[str]] = field(default_factory=dict)  # table → row ids
+    claimed: dict[str, list[str]] = field(default_factory=dict)  # table → row ids
     backup: str | None = None
     error: str | None = None
 
@@ -298,35 +303,25 @@ class Failover:
         """Messages a's brokers took and never acknowledged, and rows a's worker had claimed
         (still claimed now, claimed before the kill)."""
         broker = self.cluster.broker
-        self.held = {
-            message: (queue, *actor_and_args(broker, message, queue))
-            for message, queue in held_messages(broker, self.a_brokers).items()
-        }
-        killed = self.killed_at
+        self.held = held_messages(broker, self.a_brokers)
+        self.held_actors, self.held_rows = held_rows(broker, self.held)
         with psycopg.connect(self.cluster.database_url, autocommit=True) as conn:
             self.claimed = {
-                "webhook deliveries": [
+                table: [
                     str(row[0])
                     for row in conn.execute(
-                        "SELECT id FROM webhook_deliveries WHERE state = 'delivering' "
-                        "AND claimed_at < to_timestamp(%s)",
-                        (killed,),
+                        f"SELECT id FROM {table} "
+                        "WHERE state = %s AND claimed_at < to_timestamp(%s)",
+                        (state, self.killed_at),
                     )
-                ],
-                "outbound messages": [
-                    str(row[0])
-                    for row in conn.execute(
-                        "SELECT id FROM outbound_messages WHERE state = 'sending' "
-                        "AND claimed_at < to_timestamp(%s)",
-                        (killed,),
-                    )
-                ],
+                ]
+                for table, state in CLAIMED_STATES.items()
             }
-        actors = Counter(actor for _, actor, _ in self.held.values())
+        actors = ", ".join(f"{n} {a}" for a, n in sorted(self.held_actors.items()))
+        claims = ", ".join(f"{len(ids)} {table}" for table, ids in self.claimed.items())
         self.report(
-            f"  stranded by a: {len(self.held)} unacknowledged messages "
-            f"({', '.join(f'{n} {a}' for a, n in sorted(actors.items())) or 'none'}); "
-            + ", ".join(f"{len(ids)} {name} claimed" for name, ids in self.claimed.items())
+            f"  stranded by a: {len(self.held)} unacknowledged messages ({actors or 'none'}); "
+            f"rows it had claimed: {claims}"
         )
 
     def run_backup(self, start: float) -> None:

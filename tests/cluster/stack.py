@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,10 +257,30 @@ def held_messages(client: redis.Redis, brokers: set[str]) -> dict[str, str]:
     return held
 
 
-def actor_and_args(client: redis.Redis, message_id: str, queue: str) -> tuple[str, list[str]]:
-    """What a held message asks for (its body is still in `<queue>.msgs`)."""
-    body = client.hget(f"{REDIS_NAMESPACE}:{queue}.msgs", message_id)
-    if body is None:
-        return "(body gone)", []
-    message = json.loads(body)
-    return str(message.get("actor_name")), [str(arg) for arg in message.get("args", [])]
+# What each actor's message names (its second argument), and the table that row is in.
+ROW_ACTORS = {
+    "process_event": "inbound_events",
+    "send_sms": "outbound_messages",
+    "send_telegram": "outbound_messages",
+    "deliver_webhook": "webhook_deliveries",
+    "deliver_webhooks": "webhook_deliveries",  # a list of ids
+}
+
+
+def held_rows(
+    client: redis.Redis, held: dict[str, str]
+) -> tuple[Counter[str], dict[str, list[str]]]:
+    """The held messages by actor, and the rows they name by table (bodies are still in
+    `<queue>.msgs`; job messages name no row)."""
+    actors: Counter[str] = Counter()
+    rows: dict[str, list[str]] = {}
+    for message_id, queue in held.items():
+        body = client.hget(f"{REDIS_NAMESPACE}:{queue}.msgs", message_id)
+        message = json.loads(body) if body is not None else {}
+        actor = str(message.get("actor_name", "(body gone)"))
+        actors[actor] += 1
+        args = message.get("args", [])
+        if actor in ROW_ACTORS and len(args) > 1:
+            named = args[1] if isinstance(args[1], list) else [args[1]]
+            rows.setdefault(ROW_ACTORS[actor], []).extend(str(row) for row in named)
+    return actors, rows

@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 
 MIN_KILLED = 3  # intake, worker, scheduler
 ESCROW = "backups/key-escrow.json"
+# A row still waiting for, or in the middle of, the work a message or a claim stands for.
+UNFINISHED = {
+    "inbound_events": "status <> 'processed'",
+    "outbound_messages": "state IN ('queued', 'sending')",
+    "webhook_deliveries": "state IN ('pending', 'delivering')",
+}
 
 
 def check_all(
@@ -130,29 +136,23 @@ def host_a_gone(loaded: Loaded) -> checks.CheckResult:
 
 
 def stranded_finished(cluster: Cluster, loaded: Loaded) -> checks.CheckResult:
-    """What a had taken when it died is finished: events of its unacknowledged messages are
-    processed, its claimed deliveries and messages left their claimed states."""
+    """What a had taken when it died is finished by b: every row its unacknowledged messages
+    name and every row it had claimed is out of its waiting and claimed states."""
     result = checks.CheckResult("work stranded on a finished by b")
     failover = loaded.failover
-    events = [args[1] for _, actor, args in failover.held.values() if actor == "process_event"]
-    deliveries = failover.claimed.get("webhook deliveries", [])
-    outbound = failover.claimed.get("outbound messages", [])
+    stranded: dict[str, set[str]] = {}
+    for source in (failover.held_rows, failover.claimed):
+        for table, ids in source.items():
+            stranded.setdefault(table, set()).update(ids)
     with psycopg.connect(cluster.database_url, autocommit=True) as conn:
-        unprocessed = _count(conn, "inbound_events", "status <> 'processed'", events)
-        delivering = _count(conn, "webhook_deliveries", "state = 'delivering'", deliveries)
-        sending = _count(conn, "outbound_messages", "state = 'sending'", outbound)
-    if unprocessed:
-        result.violations.append(f"{unprocessed} events a had taken are not processed")
-    if delivering:
-        result.violations.append(f"{delivering} deliveries a had claimed are still delivering")
-    if sending:
-        result.violations.append(f"{sending} messages a had claimed are still sending")
+        for table, ids in sorted(stranded.items()):
+            unfinished = _count(conn, table, UNFINISHED[table], sorted(ids))
+            if unfinished:
+                result.violations.append(f"{unfinished} of the {len(ids)} {table} rows a held")
     still_held = held_messages(cluster.broker, cluster.a_brokers)
     result.notes = {
-        "messages held by a": len(failover.held),
-        "their events": len(events),
-        "deliveries claimed": len(deliveries),
-        "sms claimed": len(outbound),
+        "messages a held": len(failover.held),
+        **{f"{table} rows": len(ids) for table, ids in sorted(stranded.items())},
         "still unacknowledged in Redis": len(still_held),
     }
     return result
