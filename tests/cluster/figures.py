@@ -20,6 +20,8 @@ from tests.chaos.processes import Child
 
 TICKS = os.sysconf("SC_CLK_TCK")
 SERVERS = ("postgres", "redis-server")
+# Dramatiq's dispatch script (enqueue, fetch, ack, nack, requeue) and the rate limiter's.
+SCRIPT_CALL = "evalsha"
 
 
 def stat(pid: int) -> tuple[str, float, float]:
@@ -61,12 +63,15 @@ class Reading:
     processed_events: int
 
 
-def read(roles: Sequence[Child], database_url: str, client: redis.Redis) -> Reading:
+def read(
+    roles: Sequence[Child], servers: Sequence[int], database_url: str, client: redis.Redis
+) -> Reading:
     cpu = {
         child.name: cpu_seconds(child.process.pid)
         for child in roles
         if child.process is not None and child.alive()
     }
+    cpu.update(servers_cpu(servers))
     with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
         row = conn.execute(
             "SELECT xact_commit + xact_rollback FROM pg_stat_database "
@@ -134,8 +139,11 @@ class Idle:
     def transactions(self, seconds: float) -> float:
         return self.window.transactions / self.window.seconds * seconds
 
-    def commands(self, seconds: float) -> float:
-        return sum(self.window.commands.values()) / self.window.seconds * seconds
+    def commands(self, seconds: float, name: str | None = None) -> float:
+        """All commands (or those called `name`) the idle rate makes in `seconds`."""
+        counted = self.window.commands
+        calls = counted[name] if name is not None else sum(counted.values())
+        return calls / self.window.seconds * seconds
 
 
 def lines(name: str, window: Window, idle: Idle) -> list[str]:
@@ -149,9 +157,7 @@ def lines(name: str, window: Window, idle: Idle) -> list[str]:
 
     transactions = window.transactions
     commands = sum(window.commands.values())
-    top = ", ".join(
-        f"{command} {per(calls, accepted)}" for command, calls in window.commands.most_common(4)
-    )
+    scripts = window.commands[SCRIPT_CALL]
     return [
         f"  {name}: {seconds:.0f} s, {accepted} requests accepted "
         f"({per(accepted, round(seconds))}/s), {window.events} events processed",
@@ -166,9 +172,10 @@ def lines(name: str, window: Window, idle: Idle) -> list[str]:
         f"    PostgreSQL transactions per accepted request, net of idle (raw): "
         f"{per(transactions - idle.transactions(seconds), accepted)} "
         f"({per(transactions, accepted)})",
-        f"    Redis commands per accepted request, net of idle (raw): "
-        f"{per(commands - idle.commands(seconds), accepted)} ({per(commands, accepted)}; "
-        f"{top})",
+        f"    Redis per accepted request, net of idle (raw): EVALSHA "
+        f"{per(scripts - idle.commands(seconds, SCRIPT_CALL), accepted)} "
+        f"({per(scripts, accepted)}), every command, those the scripts run included, "
+        f"{per(commands - idle.commands(seconds), accepted)} ({per(commands, accepted)})",
     ]
 
 

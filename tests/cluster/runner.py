@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -141,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except ClusterError as exc:
         say(f"cluster: the run could not be carried out: {exc}")
+        return 2
+    except Exception:  # a defect of the runner itself: 2, never 1, which means violations
+        traceback.print_exc()
+        say("cluster: the run failed (traceback above); its processes and namespaces are gone")
         return 2
     finally:
         if options.keep:
