@@ -10,6 +10,7 @@ import pytest
 
 from tests.chaos.load import Target
 from tests.cluster import guard
+from tests.cluster import network as network_module
 from tests.cluster.errors import ClusterError
 from tests.cluster.load import ClusterLoad
 from tests.cluster.network import CANDIDATE_SUBNETS, free_subnet, networks_in_use
@@ -91,3 +92,33 @@ def test_lanes_split_between_the_hosts_and_fall_back_to_the_other() -> None:
     load = ClusterLoad([], {"a": target("http://a"), "b": target("http://b")}, 1.0, 1.0)
     assert [host for host, _ in load.route(0)] == ["a", "b"]
     assert [host for host, _ in load.route(1)] == ["b", "a"]
+
+
+def test_a_namespace_that_cannot_be_made_stops_the_run_and_what_was_made_is_removed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[str, ...]] = []
+
+    def fake_ip(*args: str) -> str:
+        calls.append(args)
+        if args[:2] == ("netns", "add") and args[2].endswith("-b"):
+            raise ClusterError("`ip netns add` failed: Permission denied")
+        return "[]" if args[0] == "-j" else ""
+
+    monkeypatch.setattr(network_module, "ip", fake_ip)
+    net = network_module.Network(("db", "a", "b"), tag="lltest")
+    with pytest.raises(ClusterError, match="Permission denied"):
+        net.create()
+    made = [call for call in calls if call[:2] in (("netns", "add"), ("link", "add"))]
+    assert [call[2] for call in made] == [
+        "lltestbr",
+        "lltest-db",
+        "lltestdb",
+        "lltest-a",
+        "lltesta",
+        "lltest-b",
+    ]
+    calls.clear()
+    assert net.destroy() == []
+    removed = [call[2] for call in calls if call[1] == "del"]
+    assert removed == ["lltest-db", "lltest-a", "lltestbr"]  # b's namespace was never made
