@@ -18,57 +18,36 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
 import traceback
-from collections import Counter
-from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-
-import psycopg
-import redis
 
 from tests.chaos.collect import reader
 from tests.chaos.load import Target
 from tests.chaos.plan import PlanSpec, build_plan, business_numbers
-from tests.chaos.processes import LEADLINE
 from tests.chaos.quiesce import wait_for_quiescence
 from tests.chaos.report import Phases, check_lines, requests_lines
-from tests.chaos.stack import Secrets, leadline_cli
+from tests.chaos.stack import Secrets
 from tests.chaos.tenants import Tenant, create_tenants
 from tests.cluster import figures, guard, verdicts
+from tests.cluster.cluster import Cluster, start
 from tests.cluster.errors import ClusterError
+from tests.cluster.failover import Failover
 from tests.cluster.load import ClusterLoad, Sent
 from tests.cluster.network import Network
 from tests.cluster.stack import (
     APP_HOSTS,
     AWS,
-    BUCKET,
     HOST_NAMES,
-    S3_PORT,
     UNINHERITED,
     AppHost,
-    Shared,
-    broker_ids,
-    held_messages,
-    held_rows,
-    host_environment,
-    scheduler_leader,
-    start_shared,
-    url,
 )
-from tests.support.s3 import raw_client
 
-LEADER_WITHIN_SECONDS = 60.0
-STRANDED_AFTER_SECONDS = 8.0  # after the kill: b's own claims of that moment are done by then
-BACKUP_AFTER_SECONDS = 20.0  # after the kill
-# Rows a worker claims before its provider call or request, by table.
-CLAIMED_STATES = {"webhook_deliveries": "delivering", "outbound_messages": "sending"}
 IDLE_SECONDS = 10.0  # a window without load, for the background rates
 
 
@@ -165,193 +144,6 @@ def tear_down(network: Network) -> None:
         say(f"cluster: cleanup: {problem}")
 
 
-@dataclass
-class Cluster:
-    network: Network
-    shared: Shared
-    hosts: dict[str, AppHost]
-    secrets: Secrets
-    broker: redis.Redis
-    a_brokers: set[str] = field(default_factory=set)  # Dramatiq broker ids of a's processes
-
-    @property
-    def database_url(self) -> str:
-        return self.shared.postgres.url
-
-    def roles(self) -> list[figures.Child]:
-        return [child for host in self.hosts.values() for child in host.children]
-
-    def reading(self) -> figures.Reading:
-        servers = self.network.host("db").pids()
-        return figures.read(self.roles(), servers, self.database_url, self.broker)
-
-    def leader(self) -> str | None:
-        return scheduler_leader(self.database_url, self.network.addresses())
-
-
-def start(options: Options, network: Network, root: Path, cleanup: ExitStack) -> Cluster:
-    network.create()
-    say(
-        f"  subnet {network.subnet}: bridge {network.bridge} at {network.gateway}, "
-        + ", ".join(f"{name} {host.address}" for name, host in network.hosts.items())
-    )
-    (root / "logs").mkdir(parents=True)
-    shared = start_shared(network, root, options.seed, cleanup)
-    run_secrets = Secrets()
-    envs = {name: host_environment(network, name, root, shared, run_secrets) for name in APP_HOSTS}
-    checked = guard.require_inside(
-        [{f"{name}: {key}": value for key, value in env.items()} for name, env in envs.items()],
-        network.addresses(),
-    )
-    say(f"  {len(checked)} URLs in the roles' settings, each on a host of this run")
-    raw_client(url(network.host("db"), S3_PORT)).create_bucket(Bucket=BUCKET)
-    leadline_cli(envs["a"], "migrate", "migrate")
-    broker = redis.Redis.from_url(shared.redis.url, socket_timeout=10)
-    cleanup.callback(broker.close)
-    hosts = {name: AppHost(network.host(name), envs[name], root / "logs") for name in APP_HOSTS}
-    for host in hosts.values():
-        cleanup.callback(stop_roles, host)
-    cluster = Cluster(network, shared, hosts, run_secrets, broker)
-    hosts["a"].start()
-    wait_until(lambda: cluster.leader() == "a", "a's scheduler to lead")
-    wait_until(lambda: bool(broker_ids(broker)), "a's worker to reach the broker")
-    cluster.a_brokers = broker_ids(broker)
-    hosts["b"].start()
-    return cluster
-
-
-def stop_roles(host: AppHost) -> None:
-    for child in host.children:
-        child.terminate()
-    for child in host.children:
-        child.wait_or_kill()
-
-
-def wait_until(
-    condition: Callable[[], bool], what: str, timeout: float = LEADER_WITHIN_SECONDS
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise ClusterError(f"waited {timeout:.0f} s for {what}")
-
-
-@dataclass
-class Failover:
-    """The loss of host a during the load, in a thread of its own, and what it stranded."""
-
-    cluster: Cluster
-    kill_at: float
-    a_brokers: set[str]
-    say: Callable[[str], None]
-    killed_at: float | None = None
-    killed: list[int] = field(default_factory=list)
-    left_on_a: list[int] = field(default_factory=list)
-    before_kill: figures.Reading | None = None
-    leader_before: str | None = None
-    leader_after: float | None = None
-    held: dict[str, str] = field(default_factory=dict)  # message id → queue
-    held_actors: Counter[str] = field(default_factory=Counter)
-    held_rows: dict[str, list[str]] = field(default_factory=dict)  # table → row ids
-    claimed: dict[str, list[str]] = field(default_factory=dict)  # table → row ids
-    backup: str | None = None
-    error: str | None = None
-
-    def report(self, line: str) -> None:
-        self.say(line)
-
-    def run(self, start: float, stop: threading.Event) -> None:
-        try:
-            if stopped_before(stop, start + self.kill_at):
-                return
-            killed_at = self.kill(start)
-            self.follow_leadership(start)
-            if stopped_before(stop, killed_at + STRANDED_AFTER_SECONDS):
-                return
-            self.find_stranded()
-            if stopped_before(stop, killed_at + BACKUP_AFTER_SECONDS):
-                return
-            self.run_backup(start)
-        except (ClusterError, psycopg.Error, redis.RedisError) as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-            self.report(f"  failover stopped: {self.error}")
-
-    def kill(self, start: float) -> float:
-        self.leader_before = self.cluster.leader()
-        self.before_kill = self.cluster.reading()
-        self.killed_at = time.time()
-        self.killed = self.cluster.hosts["a"].kill_everything()
-        self.left_on_a = self.cluster.network.host("a").pids()
-        self.report(
-            f"  +{self.killed_at - start:6.1f}s  SIGKILL to every process on host a "
-            f"({len(self.killed)} processes; {len(self.left_on_a)} left)"
-        )
-        return self.killed_at
-
-    def follow_leadership(self, start: float) -> None:
-        assert self.killed_at is not None
-        deadline = self.killed_at + LEADER_WITHIN_SECONDS
-        while time.time() < deadline:
-            if self.cluster.leader() == "b":
-                self.leader_after = time.time() - self.killed_at
-                self.report(
-                    f"  +{time.time() - start:6.1f}s  b's scheduler leads, "
-                    f"{self.leader_after:.1f} s after the kill"
-                )
-                return
-            time.sleep(0.1)
-        self.report(f"  leadership did not reach b within {LEADER_WITHIN_SECONDS:.0f} s")
-
-    def find_stranded(self) -> None:
-        """Messages a's brokers took and never acknowledged, and rows a's worker had claimed
-        (still claimed now, claimed before the kill)."""
-        broker = self.cluster.broker
-        self.held = held_messages(broker, self.a_brokers)
-        self.held_actors, self.held_rows = held_rows(broker, self.held)
-        with psycopg.connect(self.cluster.database_url, autocommit=True) as conn:
-            self.claimed = {
-                table: [
-                    str(row[0])
-                    for row in conn.execute(
-                        f"SELECT id FROM {table} "
-                        "WHERE state = %s AND claimed_at < to_timestamp(%s)",
-                        (state, self.killed_at),
-                    )
-                ]
-                for table, state in CLAIMED_STATES.items()
-            }
-        actors = ", ".join(f"{n} {a}" for a, n in sorted(self.held_actors.items()))
-        claims = ", ".join(f"{len(ids)} {table}" for table, ids in self.claimed.items())
-        self.report(
-            f"  stranded by a: {len(self.held)} unacknowledged messages ({actors or 'none'}); "
-            f"rows it had claimed: {claims}"
-        )
-
-    def run_backup(self, start: float) -> None:
-        """`leadline schedule run create_backups` on host b: b's worker takes the job."""
-        host = self.cluster.hosts["b"]
-        command = [*LEADLINE, "schedule", "run", "create_backups", "--force", "--json"]
-        result = subprocess.run(
-            host.host.command(command),
-            env=host.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        self.backup = "sent" if result.returncode == 0 else f"exit {result.returncode}"
-        self.report(
-            f"  +{time.time() - start:6.1f}s  create_backups sent from host b: {self.backup}"
-        )
-
-
-def stopped_before(stop: threading.Event, moment: float) -> bool:
-    """Waits until `moment` (Unix seconds); True if the run was stopped meanwhile."""
-    return stop.wait(max(0.0, moment - time.time()))
-
-
 def target_of(host: AppHost, run_secrets: Secrets, tenants: list[Tenant]) -> Target:
     return Target(
         intake_url=host.intake_url,
@@ -399,7 +191,6 @@ def load_and_kill(
     options: Options,
     cluster: Cluster,
     tenants: list[Tenant],
-    a_brokers: set[str],
     rng: random.Random,
     cleanup: ExitStack,
 ) -> Loaded:
@@ -412,7 +203,7 @@ def load_and_kill(
         name: target_of(host, cluster.secrets, tenants) for name, host in cluster.hosts.items()
     }
     load = ClusterLoad(plan, targets, len(plan) / options.duration, options.duration + 30)
-    failover = Failover(cluster, options.kill_at, a_brokers, say)
+    failover = Failover(cluster, options.kill_at, cluster.a_brokers, say)
     stop = threading.Event()
     quiet = cluster.reading()
     time.sleep(IDLE_SECONDS)
@@ -463,14 +254,14 @@ def run(options: Options, network: Network, root: Path, cleanup: ExitStack) -> i
         f"{options.orgs} orgs, {options.lanes} client lanes"
     )
     with phases.phase("namespaces, servers, migrate, hosts"):
-        cluster = start(options, network, root, cleanup)
+        cluster = start(network, root, options.seed, cleanup, say)
     with phases.phase("setup (CLI)"):
         numbers, alerts = business_numbers(rng, options.orgs)
         tenants = create_tenants(cluster.hosts["a"].env, cluster.shared.receiver, numbers, alerts)
     check_traffic(cluster, tenants)
     say("load, and the loss of host a:")
     with phases.phase("load, host a killed"):
-        loaded = load_and_kill(options, cluster, tenants, cluster.a_brokers, rng, cleanup)
+        loaded = load_and_kill(options, cluster, tenants, rng, cleanup)
     context = reader(cluster.database_url, cluster.secrets.master_keys)
     cleanup.callback(context.db.dispose)
     say("quiescence:")

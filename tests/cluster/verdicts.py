@@ -6,7 +6,9 @@ taken after the loss is in the shared object store.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +24,8 @@ from tests.cluster.stack import APP_HOSTS, BUCKET, S3_PORT, SANDBOX_PORT, held_m
 from tests.support.s3 import raw_client
 
 if TYPE_CHECKING:
-    from tests.cluster.runner import Cluster, Loaded
+    from tests.cluster.cluster import Cluster
+    from tests.cluster.runner import Loaded
 
 MIN_KILLED = 3  # intake, worker, scheduler
 ESCROW = "backups/key-escrow.json"
@@ -58,7 +61,7 @@ def check_all(
         leadership_moved(cluster, loaded),
         host_a_gone(loaded),
         stranded_finished(cluster, loaded),
-        backups_stored(cluster, tenants),
+        backups_stored(cluster, tenants, loaded.killed_at),
     ]
     lines = [
         counts_line("inbound events", Counter(event.status for event in stored.events)),
@@ -167,20 +170,37 @@ def _count(conn: psycopg.Connection[tuple[int]], table: str, where: str, ids: li
     return int(row[0]) if row else 0
 
 
-def backups_stored(cluster: Cluster, tenants: list[Tenant]) -> checks.CheckResult:
-    """Each org's bundle and manifest, and the key escrow, are objects in the bucket."""
+def backups_stored(cluster: Cluster, tenants: list[Tenant], killed_at: float) -> checks.CheckResult:
+    """Each org has a backup taken after a died: its manifest names the org, was written after
+    the kill and counts rows, and its bundle is in the bucket with the manifest's size; the
+    key escrow is there too."""
     result = checks.CheckResult("backups in the shared object store")
     client = raw_client(url(cluster.network.host("db"), S3_PORT))
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
-    keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    sizes = {item["Key"]: item["Size"] for page in pages for item in page.get("Contents", [])}
+    fresh = 0
     for tenant in tenants:
         org = tenant.target.org_id
-        mine = [key for key in keys if key.startswith(f"backups/{org}/")]
-        if not any(key.endswith(".llbk") for key in mine):
-            result.violations.append(f"no bundle of org {org}")
-        if not any(key.endswith(".manifest.json") for key in mine):
-            result.violations.append(f"no manifest of org {org}")
-    if ESCROW not in keys:
+        manifests = [
+            json.loads(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+            for key in sizes
+            if key.startswith(f"backups/{org}/") and key.endswith(".manifest.json")
+        ]
+        after = [
+            manifest
+            for manifest in manifests
+            if manifest["org_id"] == org
+            and datetime.fromisoformat(manifest["created_at"]).timestamp() > killed_at
+            and manifest["rows"] > 0
+            and sizes.get(f"backups/{org}/{manifest['bundle']}") == manifest["size_bytes"]
+        ]
+        if not after:
+            result.violations.append(
+                f"org {org}: no backup after the kill with its bundle in the bucket "
+                f"({len(manifests)} manifests)"
+            )
+        fresh += len(after)
+    if ESCROW not in sizes:
         result.violations.append("no key escrow")
-    result.notes = {"objects": len(keys), "orgs": len(tenants)}
+    result.notes = {"objects": len(sizes), "orgs": len(tenants), "backups after the kill": fresh}
     return result
