@@ -151,21 +151,24 @@ class Network:
         could not be removed; never raises."""
         problems = []
         for host in list(self.hosts.values()):
-            for args in (("netns", "del", host.namespace), ("link", "del", host.veth)):
-                if args[0] == "link" and not Path(f"/sys/class/net/{host.veth}").exists():
-                    continue
-                try:
-                    ip(*args)
-                except ClusterError as exc:
-                    problems.append(str(exc))
+            # The veth first (both ends go with it), then the namespace.
+            if Path(f"/sys/class/net/{host.veth}").exists():
+                problems += attempt("link", "del", host.veth, gone="Cannot find device")
+            problems += attempt("netns", "del", host.namespace, gone="No such file")
         self.hosts.clear()
         if self.bridge_made:
-            try:
-                ip("link", "del", self.bridge)
-            except ClusterError as exc:
-                problems.append(str(exc))
+            problems += attempt("link", "del", self.bridge, gone="Cannot find device")
             self.bridge_made = False
         return problems
+
+
+def attempt(*args: str, gone: str) -> list[str]:
+    """`ip ARGS` during cleanup: its failure as a line, none if the thing was already gone."""
+    try:
+        ip(*args)
+    except ClusterError as exc:
+        return [] if gone in str(exc) else [str(exc)]
+    return []
 
 
 def enter(namespace: str) -> None:

@@ -122,3 +122,4 @@ def test_a_namespace_that_cannot_be_made_stops_the_run_and_what_was_made_is_remo
     assert net.destroy() == []
     removed = [call[2] for call in calls if call[1] == "del"]
     assert removed == ["lltest-db", "lltest-a", "lltestbr"]  # b's namespace was never made
+    # (the veths are gone from /sys/class/net here, so only the namespaces and the bridge)
