@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from intake.pagination import Page
 from intake.schemas import StrictModel
+from leadline.jsondata import JsonObject
 from models.lead_listing import LEAD_STATUSES
 from models.message_templates import SMS_MAX_CHARS
 from models.orgs import MAX_LABEL, Role
@@ -310,7 +311,7 @@ class AuditOut(BaseModel):
     actor: str = Field(description="`key:<prefix>`, `oidc:<subject>`, `cli`, a worker's name...")
     action: str
     target: str | None
-    details: dict[str, Any]
+    details: JsonObject
     created_at: datetime
 
 

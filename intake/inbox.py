@@ -10,12 +10,12 @@ import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from leadline.jsondata import JsonObject
 from leadline.metrics import EVENTS_ACCEPTED, EVENTS_DEDUPLICATED
 from models.audit import record_audit
 from models.crypto import OrgCipher
@@ -40,7 +40,7 @@ def store_inbound_event(
     org_id: uuid.UUID,
     source: str,
     external_id: str | None,
-    payload: dict[str, Any],
+    payload: JsonObject,
     request_id: str | None = None,
     canonical_request: str | None = None,
     event_id: uuid.UUID | None = None,
@@ -114,7 +114,7 @@ def record_at_the_door(
     cipher: OrgCipher,
     event_id: uuid.UUID,
     source: str,
-    payload: dict[str, Any],
+    payload: JsonObject,
     after_commit: AfterCommit,
     now: datetime,
     received_at: datetime | None = None,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -32,6 +31,7 @@ from intake.routes import (
     webhook_endpoints,
 )
 from intake.schemas import LeadIn
+from leadline.jsondata import JsonObject
 
 TITLE = "Leadline tenant API"
 VERSION = "1.0.0"
@@ -57,7 +57,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     retention.router,
     audit.router,
 )
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+ERROR_RESPONSES: dict[int | str, JsonObject] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
         400: "Malformed request (e.g. an Idempotency-Key)",
@@ -83,10 +83,10 @@ def include_tenant_api(app: FastAPI) -> None:
         app.include_router(router, responses=ERROR_RESPONSES)
 
 
-def build_document() -> dict[str, Any]:
+def build_document() -> JsonObject:
     app = FastAPI(title=TITLE, version=VERSION, openapi_url=None, docs_url=None, redoc_url=None)
     include_tenant_api(app)
-    document = get_openapi(
+    document: JsonObject = get_openapi(
         title=TITLE,
         version=VERSION,
         openapi_version="3.1.0",
@@ -98,8 +98,20 @@ def build_document() -> dict[str, Any]:
     return document
 
 
-def add_security(document: dict[str, Any]) -> None:
-    document.setdefault("components", {})["securitySchemes"] = {
+def at(document: JsonObject, *path: str) -> JsonObject:
+    """The object at `path` in a document built here (KeyError when there is none)."""
+    node = document
+    for key in path:
+        child = node[key]
+        if not isinstance(child, dict):
+            raise KeyError(key)
+        node = child
+    return node
+
+
+def add_security(document: JsonObject) -> None:
+    document.setdefault("components", {})
+    at(document, "components")["securitySchemes"] = {
         "bearer": {
             "type": "http",
             "scheme": "bearer",
@@ -107,19 +119,22 @@ def add_security(document: dict[str, Any]) -> None:
         }
     }
     document["security"] = [{"bearer": []}]
-    for path, operations in document["paths"].items():
-        for method, operation in operations.items():
-            operation["x-required-role"] = required_role(method, path)
+    paths = at(document, "paths")
+    for path in paths:
+        operations = at(paths, path)
+        for method in operations:
+            at(operations, method)["x-required-role"] = required_role(method, path)
 
 
-def add_lead_body(document: dict[str, Any]) -> None:
+def add_lead_body(document: JsonObject) -> None:
     """POST /v1/leads reads its raw body (signatures cover the bytes): say what it takes."""
     schema = LeadIn.model_json_schema(ref_template="#/components/schemas/{model}")
     definitions = schema.pop("$defs", {})
-    schemas = document["components"].setdefault("schemas", {})
+    at(document, "components").setdefault("schemas", {})
+    schemas = at(document, "components", "schemas")
     schemas.update(definitions)
     schemas["LeadIn"] = schema
-    operation = document["paths"]["/v1/leads"]["post"]
+    operation = at(document, "paths", "/v1/leads", "post")
     operation["requestBody"] = LEADS_BODY
     operation["security"] = [{"bearer": []}, {}]  # {}: Standard Webhooks signed instead
 

@@ -17,15 +17,16 @@ from tasks.after_commit import enqueue_or_defer
 from tasks.context import TaskContext
 from tasks.inbound_events import process_event
 from tasks.reconcile import reconcile_unknown
-from tasks.sending import sweep_outbound
+from tasks.sending import release_due_held, sweep_outbound
 from tasks.webhooks.operations import sweep_due_deliveries
 
 log = get_logger(__name__)
 MAX_SWEPT_EVENTS = 5_000
 # Each re-enqueues rows of its own table left pending and returns how many.
 Sweep = Callable[[TaskContext], int]
-# Outbound messages left queued or sending; `unknown` messages settled with the provider.
-INBOX_SWEEPS: tuple[Sweep, ...] = (sweep_outbound, reconcile_unknown)
+# Outbound messages left queued or sending; held ones whose quiet hours are over; `unknown`
+# messages settled with the provider.
+INBOX_SWEEPS: tuple[Sweep, ...] = (sweep_outbound, release_due_held, reconcile_unknown)
 WEBHOOK_SWEEPS: tuple[Sweep, ...] = (sweep_due_deliveries,)
 JobSummary = dict[str, int]
 

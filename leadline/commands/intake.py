@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
 
 import typer
 from sqlalchemy.orm import Session
@@ -12,13 +13,16 @@ from sqlalchemy.orm import Session
 from leadline.commands.common import (
     JsonOption,
     emit,
+    fail,
     org_session,
     parse_phone,
     parse_uuid,
     run_guarded,
 )
 from leadline.commands.orgs import apikey_app, org_app
-from tasks.context import open_runtime
+from tasks.context import TaskContext, open_runtime
+
+T = TypeVar("T")
 
 number_app = typer.Typer(
     help="Twilio numbers owned by an org (route inbound SMS).", no_args_is_help=True
@@ -31,7 +35,7 @@ telegram_app = typer.Typer(
 )
 
 
-def in_tenant(org: str, work: Any) -> Any:
+def in_tenant(org: str, work: Callable[[TaskContext, Session, uuid.UUID], T]) -> T:
     """Run `work(context, session, org_id)` in one tenant transaction for ORG (which exists)."""
     org_id = parse_uuid(org, "ORG")
     context = open_runtime()
@@ -39,25 +43,78 @@ def in_tenant(org: str, work: Any) -> Any:
         return work(context, session, org_id)
 
 
+MessagingServiceOption = typer.Option(
+    None,
+    "--messaging-service",
+    help="Send this number's SMS through a Twilio Messaging Service (MG…, 10DLC) instead of From.",
+)
+
+
 @number_app.command("add")
-def number_add(org: str, number: str, as_json: bool = JsonOption) -> None:
+def number_add(
+    org: str,
+    number: str,
+    messaging_service: str | None = MessagingServiceOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Route inbound SMS sent to NUMBER (E.164, or national in the org's default region) to ORG."""
     from models.orgs import default_region
-    from models.routing import add_phone_number
+    from models.routing import add_phone_number, set_messaging_service
 
     parse_uuid(org, "ORG")
     if number.strip().startswith("+"):
         parse_phone(number)  # a bad number is refused before any connection
+    check_messaging_service(messaging_service, as_json)
 
-    def add(_context: Any, session: Session, org_id: uuid.UUID) -> str:
+    def add(_context: TaskContext, session: Session, org_id: uuid.UUID) -> str:
         e164 = parse_phone(number, region=default_region(session, org_id))
-        return add_phone_number(session, org_id, e164)
+        added = add_phone_number(session, org_id, e164)
+        if messaging_service is not None:
+            set_messaging_service(session, org_id, added, messaging_service)
+        return added
 
     def run() -> None:
         added = in_tenant(org, add)
-        emit({"org_id": org, "number": added}, as_json, f"{added} now routes to {org}")
+        emit(
+            {"org_id": org, "number": added, "messaging_service_sid": messaging_service},
+            as_json,
+            f"{added} now routes to {org}" + via(messaging_service),
+        )
 
     run_guarded(run, as_json)
+
+
+@number_app.command("set-service")
+def number_set_service(org: str, number: str, service: str, as_json: bool = JsonOption) -> None:
+    """Send NUMBER's SMS through the Messaging Service SERVICE (MG…), or `none` for From."""
+    from models.routing import set_messaging_service
+
+    parse_uuid(org, "ORG")
+    sid = None if service.strip().casefold() == "none" else service.strip()
+    check_messaging_service(sid, as_json)
+
+    def run() -> None:
+        changed = in_tenant(
+            org, lambda _c, session, org_id: set_messaging_service(session, org_id, number, sid)
+        )
+        emit(
+            {"org_id": org, "number": changed, "messaging_service_sid": sid},
+            as_json,
+            f"{changed} sends" + (via(sid) or " from itself (From)"),
+        )
+
+    run_guarded(run, as_json)
+
+
+def check_messaging_service(sid: str | None, as_json: bool) -> None:
+    from models.routing import MESSAGING_SERVICE_SID
+
+    if sid is not None and MESSAGING_SERVICE_SID.fullmatch(sid) is None:
+        fail(f"{sid!r} is not a Messaging Service SID (MG followed by 32 hex digits)", as_json)
+
+
+def via(sid: str | None) -> str:
+    return f" (sends through Messaging Service {sid})" if sid else ""
 
 
 @number_app.command("remove")
@@ -78,11 +135,12 @@ def number_remove(org: str, number: str, as_json: bool = JsonOption) -> None:
 @number_app.command("list")
 def number_list(org: str, as_json: bool = JsonOption) -> None:
     """The numbers ORG owns."""
-    from models.routing import list_phone_numbers
+    from models.routing import list_phone_number_services
 
     def run() -> None:
-        numbers = in_tenant(org, lambda _c, session, _o: list_phone_numbers(session))
-        emit(numbers, as_json, "\n".join(numbers) or "no numbers")
+        numbers = in_tenant(org, lambda _c, session, _o: list_phone_number_services(session))
+        lines = [f"{row['number']}{via(row['messaging_service_sid'])}" for row in numbers]
+        emit(numbers, as_json, "\n".join(lines) or "no numbers")
 
     run_guarded(run, as_json)
 
@@ -112,7 +170,7 @@ def apikey_signing_secret(org: str, as_json: bool = JsonOption) -> None:
     Shown once. After a rotation the previous secret stays valid for 24 hours."""
     from models.routing import rotate_signing_secret
 
-    def work(context: Any, session: Any, org_id: Any) -> str:
+    def work(context: TaskContext, session: Session, org_id: uuid.UUID) -> str:
         secret: str = rotate_signing_secret(
             session, context.keys.cipher(session, org_id), context.clock()
         )
@@ -183,7 +241,7 @@ def telegram_link(org: str, chat_id: int, as_json: bool = JsonOption) -> None:
     from models.audit import record_audit
     from models.telegram_links import set_chat_status
 
-    def work(context: Any, session: Any, org_id: Any) -> str:
+    def work(context: TaskContext, session: Session, org_id: uuid.UUID) -> str:
         cipher = context.keys.cipher(session, org_id)
         chat = set_chat_status(session, cipher, chat_id, "linked", context.clock())
         record_audit(session, "cli", "telegram.chat_linked", org_id=org_id, target=str(chat.id))
@@ -201,7 +259,7 @@ def telegram_list(org: str, as_json: bool = JsonOption) -> None:
     """ORG's chats with their status (chat ids are shown decrypted to the operator)."""
     from models.telegram_links import CHAT_TABLE, list_chats
 
-    def work(context: Any, session: Any, org_id: Any) -> list[dict[str, str]]:
+    def work(context: TaskContext, session: Session, org_id: uuid.UUID) -> list[dict[str, str]]:
         cipher = context.keys.cipher(session, org_id)
         return [
             {

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from leadline.sandbox import SandboxState
+from leadline.sandbox import SandboxState, SentMessage
+from leadline.settings import Settings
 from models.channels import OrgPhoneNumber, TelegramChat
 from models.messaging import OutboundMessage
 from tests.support.processes import child_env
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 
 def random_phone() -> str:
@@ -28,7 +35,7 @@ def distinct_phones(count: int) -> list[str]:
     return [f"+1650{n:07d}" for n in random.sample(range(2_000_000, 10_000_000), count)]
 
 
-def add_business_number(context: Any, org_id: uuid.UUID) -> str:
+def add_business_number(context: TaskContext, org_id: uuid.UUID) -> str:
     """The org's own Twilio number (the sender of its SMS, and where replies arrive)."""
     number = f"+1212{random.randint(2_000_000, 9_999_999)}"
     with context.db.tenant(org_id) as session:
@@ -36,14 +43,14 @@ def add_business_number(context: Any, org_id: uuid.UUID) -> str:
     return number
 
 
-def add_alert_number(context: Any, org_id: uuid.UUID, number: str) -> uuid.UUID:
+def add_alert_number(context: TaskContext, org_id: uuid.UUID, number: str) -> uuid.UUID:
     from models.alert_settings import add_alert_number as add
 
     with context.db.tenant(org_id) as session:
         return add(session, context.keys.cipher(session, org_id), number, actor="test")
 
 
-def link_chat(context: Any, org_id: uuid.UUID, chat_id: int) -> uuid.UUID:
+def link_chat(context: TaskContext, org_id: uuid.UUID, chat_id: int) -> uuid.UUID:
     row_id = uuid.uuid4()
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
@@ -62,7 +69,9 @@ def link_chat(context: Any, org_id: uuid.UUID, chat_id: int) -> uuid.UUID:
     return row_id
 
 
-def inbound_sms(context: Any, org_id: uuid.UUID, sender: str, body: str, to: str = "") -> Any:
+def inbound_sms(
+    context: TaskContext, org_id: uuid.UUID, sender: str, body: str, to: str = ""
+) -> Any:
     """Exactly what POST /hooks/twilio/sms stores after verifying the signature."""
     from intake.inbox import store_inbound_event
 
@@ -71,7 +80,9 @@ def inbound_sms(context: Any, org_id: uuid.UUID, sender: str, body: str, to: str
     return store_inbound_event(context, org_id, "twilio_sms", sid, {"params": params})
 
 
-def status_callback(context: Any, org_id: uuid.UUID, sid: str, status: str, error: str = "") -> Any:
+def status_callback(
+    context: TaskContext, org_id: uuid.UUID, sid: str, status: str, error: str = ""
+) -> Any:
     from intake.inbox import store_inbound_event
 
     params = {"MessageSid": sid, "MessageStatus": status}
@@ -82,23 +93,25 @@ def status_callback(context: Any, org_id: uuid.UUID, sid: str, status: str, erro
     )
 
 
-def outbound_rows(context: Any, org_id: uuid.UUID, **filters: Any) -> list[OutboundMessage]:
+def outbound_rows(context: TaskContext, org_id: uuid.UUID, **filters: Any) -> list[OutboundMessage]:
     with context.db.tenant(org_id) as session:
         query = select(OutboundMessage).filter_by(**filters).order_by(OutboundMessage.created_at)
         return list(session.scalars(query).all())
 
 
-def states(context: Any, org_id: uuid.UUID, **filters: Any) -> Counter[str]:
+def states(context: TaskContext, org_id: uuid.UUID, **filters: Any) -> Counter[str]:
     return Counter(row.state for row in outbound_rows(context, org_id, **filters))
 
 
-def messages_settled(context: Any, org_id: uuid.UUID, expected: int, **filters: Any) -> bool:
+def messages_settled(
+    context: TaskContext, org_id: uuid.UUID, expected: int, **filters: Any
+) -> bool:
     """All `expected` rows exist and none is waiting to be sent."""
     rows = outbound_rows(context, org_id, **filters)
     return len(rows) == expected and all(r.state not in ("queued", "sending") for r in rows)
 
 
-def sent_to(state: SandboxState, to: str) -> list[dict[str, Any]]:
+def sent_to(state: SandboxState, to: str) -> list[SentMessage]:
     return [record for record in state.sent() if record["to"] == to]
 
 
@@ -128,7 +141,7 @@ def captured_events() -> Iterator[list[tuple[str, dict[str, Any]]]]:
 
 
 def queue_alerts(
-    context: Any, org_id: uuid.UUID, to: str, count: int, enqueue: bool = True
+    context: TaskContext, org_id: uuid.UUID, to: str, count: int, enqueue: bool = True
 ) -> list[uuid.UUID]:
     """`count` owner alerts to `to` with distinct bodies, inserted and (optionally) enqueued."""
     from models.leads import phone_index
@@ -158,7 +171,7 @@ def queue_alerts(
 
 
 @contextmanager
-def tuned_settings(context: Any, **overrides: Any) -> Iterator[Any]:
+def tuned_settings(context: TaskContext, **overrides: Any) -> Iterator[Any]:
     """Workers (via get_context) see these settings while the block runs."""
     import dataclasses
 
@@ -173,7 +186,7 @@ def tuned_settings(context: Any, **overrides: Any) -> Iterator[Any]:
 
 
 def make_leads(
-    context: Any, org_id: uuid.UUID, phones: list[str], consent: bool = True
+    context: TaskContext, org_id: uuid.UUID, phones: list[str], consent: bool = True
 ) -> list[uuid.UUID]:
     from models.leads import LeadFields, upsert_lead
 
@@ -196,7 +209,7 @@ def make_leads(
         ]
 
 
-def suppress_numbers(context: Any, org_id: uuid.UUID, phones: list[str]) -> None:
+def suppress_numbers(context: TaskContext, org_id: uuid.UUID, phones: list[str]) -> None:
     from models.leads import phone_index
     from tasks.after_commit import AfterCommit
     from tasks.optouts import OptoutChange, record_optout
@@ -216,7 +229,7 @@ def suppress_numbers(context: Any, org_id: uuid.UUID, phones: list[str]) -> None
 LEADLINE = str(Path(sys.executable).parent / "leadline")
 
 
-def run_leadline(settings: Any, *args: str) -> subprocess.CompletedProcess[str]:
+def run_leadline(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """The installed `leadline` command, as an operator runs it, on the test services."""
     return subprocess.run(
         [LEADLINE, *args],
@@ -226,3 +239,36 @@ def run_leadline(settings: Any, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+class SteppedClock:
+    """Runs at real speed from a chosen instant; `set` jumps to another (TaskContext.clock)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.set(start)
+
+    def set(self, at: datetime) -> None:
+        self._anchor, self._since = at, time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self._anchor + timedelta(seconds=time.monotonic() - self._since)
+
+
+# 15:00 in New York, 12:00 in Los Angeles, 09:00 in Honolulu: inside every US window.
+US_DAYTIME = datetime(2026, 6, 10, 19, 0, tzinfo=UTC)
+
+
+@contextmanager
+def clock_at(context: Any, start: datetime = US_DAYTIME) -> Iterator[Any]:
+    """Workers (via get_context) read the time from a SteppedClock while the block runs.
+
+    Campaigns under it must use their own sending number (add_business_number): pacing slots
+    booked on a shared number at another time would be far from this clock."""
+    from tasks.context import set_context
+
+    clocked = dataclasses.replace(context, clock=SteppedClock(start))
+    set_context(clocked)
+    try:
+        yield clocked
+    finally:
+        set_context(context)
