@@ -24,6 +24,7 @@ from tests.cluster.stack import held_messages, held_rows
 STRANDED_AFTER_SECONDS = 8.0  # after the kill: b's own claims of that moment are done by then
 BACKUP_AFTER_SECONDS = 20.0  # after the kill
 BACKUP_TIMEOUT_SECONDS = 120.0
+HOLDING_WITHIN_SECONDS = 15.0
 # Rows a worker claims before its provider call or request, by table.
 CLAIMED_STATES = {"webhook_deliveries": "delivering", "outbound_messages": "sending"}
 
@@ -56,6 +57,7 @@ class Failover:
         try:
             if stopped_before(stop, start + self.kill_at):
                 return
+            self.wait_until_a_holds_work(stop)
             killed_at = self.kill(start)
             self.follow_leadership(start)
             if stopped_before(stop, killed_at + STRANDED_AFTER_SECONDS):
@@ -67,6 +69,16 @@ class Failover:
         except (ClusterError, psycopg.Error, redis.RedisError) as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             self.report(f"  failover stopped: {self.error}")
+
+    def wait_until_a_holds_work(self, stop: threading.Event) -> None:
+        """The kill comes when a's worker holds messages it has not acknowledged, so there is
+        stranded work to see finished (waiting at most HOLDING_WITHIN_SECONDS: at a few
+        requests a second its queues are often empty)."""
+        deadline = time.time() + HOLDING_WITHIN_SECONDS
+        while time.time() < deadline and not stop.is_set():
+            if held_messages(self.cluster.broker, self.a_brokers):
+                return
+            time.sleep(0.05)
 
     def kill(self, start: float) -> float:
         self.leader_before = self.cluster.leader()
