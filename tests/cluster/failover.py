@@ -57,8 +57,12 @@ class Failover:
         try:
             if stopped_before(stop, start + self.kill_at):
                 return
+            # Read first: between a message seen held and the SIGKILL, nothing else runs.
+            self.leader_before = self.cluster.leader()
+            self.before_kill = self.cluster.reading()
+            on_a = self.cluster.network.host("a").pids()
             self.wait_until_a_holds_work(stop)
-            killed_at = self.kill(start)
+            killed_at = self.kill(start, on_a)
             self.follow_leadership(start)
             if stopped_before(stop, killed_at + STRANDED_AFTER_SECONDS):
                 return
@@ -80,11 +84,9 @@ class Failover:
                 return
             time.sleep(0.05)
 
-    def kill(self, start: float) -> float:
-        self.leader_before = self.cluster.leader()
-        self.before_kill = self.cluster.reading()
+    def kill(self, start: float, on_a: list[int]) -> float:
         self.killed_at = time.time()
-        self.killed = self.cluster.hosts["a"].kill_everything()
+        self.killed = self.cluster.hosts["a"].kill_everything(on_a)
         self.left_on_a = self.cluster.network.host("a").pids()
         self.report(
             f"  +{self.killed_at - start:6.1f}s  SIGKILL to every process on host a "

@@ -175,7 +175,7 @@ class Loaded:
         return [
             (
                 "both hosts, before the kill",
-                figures.Window(self.first, before, self.accepted(until=self.killed_at)),
+                figures.Window(self.first, before, self.accepted(until=before.at)),
             ),
             (
                 "host b alone, after the kill",

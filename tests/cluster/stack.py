@@ -209,16 +209,20 @@ class AppHost:
     def children(self) -> list[Child]:
         return list(self.roles.values())
 
-    def kill_everything(self) -> list[int]:
-        """SIGKILL to every process in the host's namespace, ours or not; what was killed."""
-        killed = self.host.pids()
-        for pid in killed:
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    def kill_everything(self, known: list[int]) -> list[int]:
+        """SIGKILL to `known` (listed beforehand, so nothing runs between the decision and the
+        signal), then to whatever else is in the host's namespace, ours or not; what was
+        killed."""
+        killed: list[int] = []
+        for pids in (known, self.host.pids()):
+            for pid in pids:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
         for child in self.children:
             if child.process is not None:
                 child.process.wait()
-        return killed
+        return sorted(set(killed))
 
 
 def scheduler_leader(database_url: str, hosts: dict[str, str]) -> str | None:
