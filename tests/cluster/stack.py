@@ -209,20 +209,23 @@ class AppHost:
     def children(self) -> list[Child]:
         return list(self.roles.values())
 
-    def kill_everything(self, known: list[int]) -> list[int]:
+    def kill_everything(self, known: list[int]) -> tuple[list[int], float]:
         """SIGKILL to `known` (listed beforehand, so nothing runs between the decision and the
-        signal), then to whatever else is in the host's namespace, ours or not; what was
-        killed."""
+        signal), then to whatever else is in the host's namespace, ours or not. Returns what
+        was killed and when `known` had been signalled: nothing of theirs commits after it."""
         killed: list[int] = []
+        signalled = time.time()
         for pids in (known, self.host.pids()):
             for pid in pids:
                 with suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
+            if pids is known:
+                signalled = time.time()
         for child in self.children:
             if child.process is not None:
                 child.process.wait()
-        return sorted(set(killed))
+        return sorted(set(killed)), signalled
 
 
 def scheduler_leader(database_url: str, hosts: dict[str, str]) -> str | None:
