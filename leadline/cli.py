@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from leadline.commands.alerts import alerts_app
 from leadline.commands.audit import audit_app
+from leadline.commands.campaigns import campaign_app
 from leadline.commands.common import error_line
 from leadline.commands.dlq import dlq_app
 from leadline.commands.imports import import_leads
@@ -170,6 +171,7 @@ app.add_typer(number_app, name="number")
 app.add_typer(meta_app, name="meta")
 app.add_typer(telegram_app, name="telegram")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(campaign_app, name="campaign")
 app.command()(scheduler)
 app.command()(export)
 app.command("import")(import_leads)

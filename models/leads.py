@@ -19,6 +19,7 @@ from models.tables import Lead, LeadStatus
 TABLE = "leads"
 CONSENT_EVIDENCE_MAX = 20
 PHONE_INDEX = "phone"
+EMAIL_INDEX = "email"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class LeadFields:
     platform_user: str | None = None
     source: str = "api"
     sms_consent: bool = False
+    email_consent: bool = False
     consent_text: str | None = None
     consent_at: datetime | None = None
     # Where the consent was given, when not the lead's source (an imported list says so).
@@ -64,6 +66,7 @@ class LeadView:
     status: str
     sms_consent: bool
     created_at: datetime
+    email_consent: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,12 @@ def phone_index(cipher: OrgCipher, phone: str) -> bytes:
     """The blind index of a phone number: the same for leads, alert numbers, outbound SMS and
     opt-outs, so one lookup finds the person everywhere."""
     return cipher.blind_index(PHONE_INDEX, normalize_phone(phone))
+
+
+def email_index(cipher: OrgCipher, email: str) -> bytes:
+    """The blind index of an email address (casefolded): the same for leads, alert emails,
+    outbound email and email suppressions."""
+    return cipher.blind_index(EMAIL_INDEX, normalize_email(email))
 
 
 def blind_indexes(cipher: OrgCipher, fields: LeadFields) -> dict[str, bytes | None]:
@@ -92,7 +101,7 @@ def _blind_indexes(
     email = normalize_email(fields.email) if fields.email else None
     return {
         "phone_bidx": cipher.blind_index(PHONE_INDEX, phone) if phone else None,
-        "email_bidx": cipher.blind_index("email", email) if email else None,
+        "email_bidx": cipher.blind_index(EMAIL_INDEX, email) if email else None,
         "platform_bidx": (
             cipher.blind_index("platform", fields.platform_user) if fields.platform_user else None
         ),
@@ -252,6 +261,8 @@ def _write_fields(
         lead.first_message_at = fields.message_at
     if fields.sms_consent:
         _merge_consent(cipher, lead, fields)
+    if fields.email_consent and fields.email:
+        _merge_email_consent(cipher, lead, fields)
 
 
 def _sent_before_first(lead: Lead, fields: LeadFields) -> bool:
@@ -268,11 +279,24 @@ def _merge_consent(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
     """Add this submission's consent to the lead's evidence. Runs under the lead's row lock
     (or on a row not yet visible to anyone), so concurrent posts for one phone keep every text.
     """
-    evidence = consent_evidence(cipher, lead)
     if not lead.sms_consent:
         lead.sms_consent = True
         lead.consent_at = fields.consent_at
         lead.consent_source = fields.consent_source or fields.source
+    _add_evidence(cipher, lead, fields)
+
+
+def _merge_email_consent(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
+    """Email consent is kept apart from SMS consent (one never implies the other); its wording
+    joins the same evidence list."""
+    if not lead.email_consent:
+        lead.email_consent = True
+        lead.email_consent_at = fields.consent_at
+    _add_evidence(cipher, lead, fields)
+
+
+def _add_evidence(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
+    evidence = consent_evidence(cipher, lead)
     texts = {entry.text for entry in evidence}
     if fields.consent_text in texts or (fields.consent_text is None and evidence):
         return
@@ -319,6 +343,7 @@ def decrypt_lead(cipher: OrgCipher, lead: Lead) -> LeadView:
         status=lead.status,
         sms_consent=lead.sms_consent,
         created_at=lead.created_at,
+        email_consent=lead.email_consent,
     )
 
 
