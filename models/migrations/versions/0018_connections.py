@@ -3,8 +3,8 @@ tokens encrypted under the org key, where a Meta lead can be answered (their pla
 encrypted, the business account it wrote to, when it last wrote), and the connection an
 outbound message goes out through
 
-Revision ID: 0018_connections
-Revises: 0017_email
+Revision ID: 0018
+Revises: 0017
 """
 
 from datetime import datetime
@@ -14,8 +14,8 @@ from alembic import op
 
 from models.rls import run_all, tenant_table_sql
 
-revision = "0018_connections"
-down_revision = "0017_email"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
