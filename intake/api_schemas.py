@@ -111,6 +111,11 @@ class ReplyIn(StrictModel):
     free_text = frozenset({"body"})
 
     body: str = Field(min_length=1, max_length=SMS_MAX_CHARS)
+    channel: Literal["sms", "instagram", "messenger", "whatsapp"] = Field(
+        default="sms",
+        description="Instagram, Messenger and WhatsApp answer the conversation the lead "
+        "started there, through the organisation's connection (GET /v1/connections).",
+    )
 
 
 class ReplyOut(BaseModel):

@@ -34,6 +34,10 @@ class LeadFields:
     # replaces a later first message, since one person's messages may be processed in any order.
     message_at: datetime | None = None
     platform_user: str | None = None
+    # A Meta message: the business account it was sent to, and when (the lead can be
+    # answered there; WhatsApp only within 24 hours of the latest one).
+    platform_account: str | None = None
+    platform_inbound_at: datetime | None = None
     source: str = "api"
     sms_consent: bool = False
     email_consent: bool = False
@@ -263,6 +267,23 @@ def _write_fields(
         _merge_consent(cipher, lead, fields)
     if fields.email_consent and fields.email:
         _merge_email_consent(cipher, lead, fields)
+    if fields.platform_user is not None:
+        _write_platform(cipher, lead, fields)
+
+
+def _write_platform(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
+    """Where to answer: the platform id once, the account and time of the latest message
+    (messages arrive in any order, so an older one never moves the time back)."""
+    if lead.platform_user_ct is None:
+        lead.platform_user_ct = cipher.encrypt_text(
+            fields.platform_user, TABLE, "platform_user_ct", lead.id
+        )
+    latest, incoming = lead.platform_last_inbound_at, fields.platform_inbound_at
+    if incoming is not None and (latest is None or incoming >= latest):
+        lead.platform_last_inbound_at = incoming
+        lead.platform_account = fields.platform_account or lead.platform_account
+    elif lead.platform_account is None:
+        lead.platform_account = fields.platform_account
 
 
 def _sent_before_first(lead: Lead, fields: LeadFields) -> bool:

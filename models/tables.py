@@ -190,6 +190,11 @@ class Lead(Base):
     phone_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
     email_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
     platform_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Where a Meta lead can be answered: `platform:user id` (encrypted), the business account
+    # it wrote to, and when it last wrote (WhatsApp's 24-hour customer-service window).
+    platform_user_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    platform_account: Mapped[str | None] = mapped_column(String(64))
+    platform_last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     source: Mapped[str] = mapped_column(String(64), nullable=False, default="api")
     status: Mapped[str] = mapped_column(String(20), nullable=False, default=LeadStatus.NEW)
     sms_consent: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)

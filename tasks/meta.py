@@ -12,14 +12,18 @@ broken by the order of the body.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from leadline.jsondata import JsonObject, as_list, as_object
 from models.leads import LeadFields, upsert_lead
+from models.messaging import ConversationMessage
+from models.tables import Lead
 from tasks.inbound_events import InboundContext
 from tasks.leads import announce_lead
+from tasks.optouts import Intent, OptoutChange, classify, lift_optout, optout_reason, record_optout
 
 PLATFORMS = {"page": "messenger", "instagram": "instagram", "whatsapp_business_account": "whatsapp"}
 MAX_ID_LENGTH = 255
@@ -28,6 +32,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A body's position breaks ties between equal send times as microseconds added to the time;
 # kept under a millisecond so it never reorders messages whose send times differ.
 MAX_POSITION = 999
+CONVERSATION_TABLE = "conversation_messages"
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,9 @@ class PlatformMessage:
     text: str | None
     name: str | None
     sent_at: datetime | None
+    # The business account it was sent to: the page or Instagram account, the WhatsApp
+    # phone number id (what a reply is sent from).
+    account_id: str | None = None
 
 
 def as_id(value: object) -> str | None:
@@ -142,6 +150,7 @@ def read_platform_message(payload: JsonObject) -> PlatformMessage | None:
         text if isinstance(text, str) else None,
         None,
         sent_at(event.get("timestamp"), 1000),
+        as_id(as_object(event.get("recipient")).get("id")) or as_id(entry.get("id")),
     )
 
 
@@ -161,6 +170,7 @@ def read_whatsapp(entry: JsonObject) -> PlatformMessage | None:
         text if isinstance(text, str) else None,
         name if isinstance(name, str) else None,
         sent_at(message.get("timestamp"), 1),
+        as_id(as_object(value.get("metadata")).get("phone_number_id")),
     )
 
 
@@ -173,7 +183,57 @@ def handle_meta_message(ctx: InboundContext) -> None:
         message=message.text,
         message_at=message_order(ctx.payload, message),
         platform_user=f"{message.platform}:{message.user_id}",
+        platform_account=message.account_id,
+        platform_inbound_at=message.sent_at or ctx.event.received_at,
         source=message.platform,
     )
     result = upsert_lead(ctx.session, ctx.cipher, fields)
+    if message.text is not None:
+        add_to_conversation(ctx, result.lead, message)
+        record_channel_optout(ctx, result.lead, message.platform, message.text)
     announce_lead(ctx, result.lead, result.created, message.text)
+
+
+def add_to_conversation(ctx: InboundContext, lead: Lead, message: PlatformMessage) -> None:
+    """The message in the lead's conversation (GET /v1/leads/{id}/messages), encrypted, at
+    Meta's send time. The inbound event is unique per message id, so this runs once."""
+    assert message.text is not None
+    row_id = uuid.uuid4()
+    ctx.session.add(
+        ConversationMessage(
+            id=row_id,
+            org_id=ctx.org_id,
+            lead_id=lead.id,
+            direction="inbound",
+            channel=message.platform,
+            body_ct=ctx.cipher.encrypt(
+                message.text.encode(), CONVERSATION_TABLE, "body_ct", row_id
+            ),
+            created_at=message_order(ctx.payload, message) or ctx.now,
+        )
+    )
+
+
+def record_channel_optout(ctx: InboundContext, lead: Lead, platform: str, text: str) -> None:
+    """STOP (or a revocation in free text) on Instagram, Messenger or WhatsApp suppresses
+    that conversation, keyed by its platform blind index: the other channels are unaffected.
+    START lifts it, as for SMS."""
+    intent = classify(text)
+    if intent not in (Intent.OPT_OUT, Intent.OPT_IN) or lead.platform_bidx is None:
+        return
+    change = OptoutChange(
+        ctx.session,
+        ctx.cipher,
+        lead.platform_bidx,
+        optout_reason(text) if intent is Intent.OPT_OUT else "keyword",
+        f"{platform}:inbound",
+        ctx.after_commit,
+        ctx.now,
+        lead_id=lead.id,
+        requested_at=ctx.event.received_at,
+        channel=platform,
+    )
+    if intent is Intent.OPT_OUT:
+        record_optout(change)
+    else:
+        lift_optout(change, requested_at=ctx.event.received_at)

@@ -167,6 +167,7 @@ class OptoutChange:
     lead_id: uuid.UUID | None = None
     # When the request reached us (an inbound event's received_at); None means now.
     requested_at: datetime | None = None
+    # Where it was said: sms, email, or the Instagram / Messenger / WhatsApp conversation.
     channel: str = "sms"
 
     @property

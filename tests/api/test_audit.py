@@ -125,6 +125,12 @@ def writes(seeded: Seeded, phone: str) -> dict[tuple[str, str], tuple[str, Any, 
             None,
             None,
         ),
+        # The sandbox refuses the seeded token (190): already revoked as far as Meta goes.
+        ("DELETE", "/v1/connections/{connection_id}"): (
+            f"/v1/connections/{seeded.connection_id}",
+            None,
+            None,
+        ),
         ("POST", "/v1/alert-recipients"): ("/v1/alert-recipients", {"phone": "+14155550166"}, None),
         ("DELETE", "/v1/alert-recipients"): (
             "/v1/alert-recipients",
