@@ -158,6 +158,15 @@ def writes(seeded: Seeded, phone: str) -> dict[tuple[str, str], tuple[str, Any, 
     }
 
 
+# Writing routes that take a file instead of JSON: path and multipart files.
+UPLOADS = {
+    ("POST", "/v1/imports"): (
+        "/v1/imports",
+        {"file": ("leads.csv", b"name,phone\nAda,+14155550199\n", "text/csv")},
+    ),
+}
+
+
 def audit_count(context: TaskContext, tenant: Tenant, actor: str) -> int:
     with context.db.tenant(tenant.id) as session:
         query = select(func.count()).select_from(AuditEntry).where(AuditEntry.actor == actor)
@@ -170,13 +179,19 @@ def test_every_writing_route_audits_under_the_principal(
     tenant = make_tenant()
     seeded = seed_everything(context, tenant.id, tenant.prefixes["member"])
     calls = writes(seeded, "+14155550155")
-    assert set(calls) == {route for route in ROUTE_ROLES if route[0] != "GET"}
+    assert set(calls) | set(UPLOADS) == {route for route in ROUTE_ROLES if route[0] != "GET"}
     actor = f"key:{tenant.prefixes['owner']}"
     unaudited = []
     for route, (path, body, query) in calls.items():
         before = audit_count(context, tenant, actor)
         headers = {**tenant.auth("owner"), "Idempotency-Key": uuid.uuid4().hex}
         response = client.request(route[0], path, json=body, params=query, headers=headers)
+        assert response.status_code < 300, (route, response.text)
+        if audit_count(context, tenant, actor) == before:
+            unaudited.append(route)
+    for route, (path, files) in UPLOADS.items():
+        before = audit_count(context, tenant, actor)
+        response = client.request(route[0], path, files=files, headers=tenant.auth("owner"))
         assert response.status_code < 300, (route, response.text)
         if audit_count(context, tenant, actor) == before:
             unaudited.append(route)
