@@ -21,6 +21,7 @@ from leadline.commands.common import error_line
 from leadline.commands.dlq import dlq_app
 from leadline.commands.intake import meta_app, number_app, telegram_app
 from leadline.commands.keys import keys_app
+from leadline.commands.optouts import optout_app
 from leadline.commands.orgs import apikey_app, org_app
 from leadline.commands.retention import backup_app, export, lead_app, org_delete
 from leadline.commands.schedule import schedule_app, scheduler
@@ -162,6 +163,7 @@ app.add_typer(number_app, name="number")
 app.add_typer(meta_app, name="meta")
 app.add_typer(telegram_app, name="telegram")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(optout_app, name="optout")
 app.command()(scheduler)
 app.command()(export)
 org_app.command("delete")(org_delete)
