@@ -25,6 +25,7 @@ from tasks.after_commit import AfterCommit, enqueue_or_defer
 from tasks.context import TaskContext
 from tasks.inbound_events import encrypt_payload, process_event
 from tasks.inbound_sms import record_optout_at_the_door
+from tasks.meta import record_meta_optout_at_the_door
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,13 @@ def record_at_the_door(
     now: datetime,
     received_at: datetime | None = None,
 ) -> None:
-    """What must hold from the 2xx on, in the event's own transaction: an inbound STOP."""
+    """What must hold from the 2xx on, in the event's own transaction: an inbound STOP, by
+    SMS or by WhatsApp, Messenger or Instagram."""
     if source == InboundSource.TWILIO_SMS:
         record_optout_at_the_door(
+            session, cipher, event_id, payload, after_commit, now, received_at
+        )
+    elif source == InboundSource.META:
+        record_meta_optout_at_the_door(
             session, cipher, event_id, payload, after_commit, now, received_at
         )

@@ -18,6 +18,7 @@ from models.tables import Lead
 TABLE = "leads"
 CONSENT_EVIDENCE_MAX = 20
 PHONE_INDEX = "phone"
+PLATFORM_INDEX = "platform"
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ def phone_index(cipher: OrgCipher, phone: str) -> bytes:
     return cipher.blind_index(PHONE_INDEX, normalize_phone(phone))
 
 
+def platform_index(cipher: OrgCipher, platform_user: str) -> bytes:
+    """The blind index of a Messenger, Instagram or WhatsApp user (`platform:user id`)."""
+    return cipher.blind_index(PLATFORM_INDEX, platform_user)
+
+
 def blind_indexes(cipher: OrgCipher, fields: LeadFields) -> dict[str, bytes | None]:
     return _blind_indexes(cipher, fields, _e164(fields))
 
@@ -91,7 +97,7 @@ def _blind_indexes(
         "phone_bidx": cipher.blind_index(PHONE_INDEX, phone) if phone else None,
         "email_bidx": cipher.blind_index("email", email) if email else None,
         "platform_bidx": (
-            cipher.blind_index("platform", fields.platform_user) if fields.platform_user else None
+            platform_index(cipher, fields.platform_user) if fields.platform_user else None
         ),
     }
 

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -26,13 +26,13 @@ from models.message_templates import render
 from models.messaging import ConversationMessage
 from models.normalize import InvalidPhoneNumber, normalize_phone
 from models.outbound_messages import NewOutbound, apply_delivery_status, queue_outbound
-from models.tables import InboundEvent, Lead
+from models.tables import Lead
 from models.webhooks import EventType
 from tasks.after_commit import AfterCommit
 from tasks.alerts import reply_alert
 from tasks.context import get_context
 from tasks.domain_events import DomainEvent, publish
-from tasks.inbound_events import InboundContext
+from tasks.inbound_events import InboundContext, mark_optout_recorded
 from tasks.leads import announce_lead
 from tasks.optouts import (
     INBOUND_ACTOR,
@@ -112,11 +112,7 @@ def record_optout_at_the_door(
     again."""
     if not record_sms_optout(session, cipher, payload, after_commit, now, requested_at):
         return False
-    session.execute(
-        update(InboundEvent)
-        .where(InboundEvent.id == event_id)
-        .values(optout_recorded_at=func.now())
-    )
+    mark_optout_recorded(session, event_id)
     return True
 
 

@@ -12,14 +12,21 @@ broken by the order of the body.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from models.crypto import OrgCipher
 from models.leads import LeadFields, upsert_lead
-from tasks.inbound_events import InboundContext
+from models.normalize import InvalidPhoneNumber, normalize_phone
+from tasks.after_commit import AfterCommit
+from tasks.inbound_events import InboundContext, mark_optout_recorded
 from tasks.leads import announce_lead
+from tasks.optouts import Intent, PlatformSender, classify, record_platform_optout
 
 PLATFORMS = {"page": "messenger", "instagram": "instagram", "whatsapp_business_account": "whatsapp"}
 MAX_ID_LENGTH = 255
@@ -169,9 +176,70 @@ def read_whatsapp(entry: dict[str, Any]) -> PlatformMessage | None:
     )
 
 
+def platform_sender(message: PlatformMessage) -> PlatformSender:
+    """WhatsApp's sender id is the person's phone number in E.164 without the +."""
+    phone = None
+    if message.platform == "whatsapp" and message.user_id.isdigit():
+        try:
+            phone = normalize_phone(f"+{message.user_id}", default_region=None)
+        except InvalidPhoneNumber:
+            phone = None
+    return PlatformSender(message.platform, message.user_id, phone)
+
+
+def record_meta_optout(
+    session: Session,
+    cipher: OrgCipher,
+    payload: dict[str, Any],
+    after_commit: AfterCommit,
+    now: datetime,
+    requested_at: datetime | None = None,
+) -> bool:
+    """A stored Meta message that opts out, recorded as suppressions; True if it was one."""
+    message = read_platform_message(payload)
+    if message is None or message.text is None:
+        return False
+    sender = platform_sender(message)
+    return record_platform_optout(
+        session, cipher, sender, message.text, after_commit, now, requested_at
+    )
+
+
+def record_meta_optout_at_the_door(
+    session: Session,
+    cipher: OrgCipher,
+    event_id: uuid.UUID,
+    payload: dict[str, Any],
+    after_commit: AfterCommit,
+    now: datetime,
+    requested_at: datetime | None = None,
+) -> bool:
+    """What the intake does before its 200 to a Meta message, in the transaction that stores
+    its event: an opt-out is recorded and the event marked, as for an inbound SMS."""
+    if not record_meta_optout(session, cipher, payload, after_commit, now, requested_at):
+        return False
+    mark_optout_recorded(session, event_id)
+    return True
+
+
 def handle_meta_message(ctx: InboundContext) -> None:
     message = read_platform_message(ctx.payload)
     if message is None:
+        return
+    if message.text is not None and classify(message.text) is Intent.OPT_OUT:
+        # Not a lead's message: an opt-out, recorded at the door or, for an event stored
+        # before that existed, now (as of when it reached us).
+        if ctx.event.optout_recorded_at is None:
+            sender = platform_sender(message)
+            record_platform_optout(
+                ctx.session,
+                ctx.cipher,
+                sender,
+                message.text,
+                ctx.after_commit,
+                ctx.now,
+                ctx.event.received_at,
+            )
         return
     fields = LeadFields(
         name=message.name,

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from models.audit import record_audit
 from models.crypto import OrgCipher
-from models.leads import phone_index
+from models.leads import phone_index, platform_index
 from models.messaging import Suppression
 from models.pagination import Position, after
 from models.tables import Lead
@@ -211,6 +211,8 @@ class OptoutChange:
     lead_id: uuid.UUID | None = None
     # When the request reached us (an inbound event's received_at); None means now.
     requested_at: datetime | None = None
+    # What is suppressed: SMS to a phone's blind index, or a Meta platform user's.
+    channel: str = "sms"
 
     @property
     def org_id(self) -> uuid.UUID:
@@ -267,7 +269,7 @@ def lead_id_for(session: Session, recipient_bidx: bytes) -> uuid.UUID | None:
 
 
 def _announce(change: OptoutChange, opted_out: bool) -> None:
-    details: dict[str, object] = {"reason": change.reason, "channel": "sms"}
+    details: dict[str, object] = {"reason": change.reason, "channel": change.channel}
     if change.lead_id is not None:
         details["lead_id"] = str(change.lead_id)
     record_audit(
@@ -282,7 +284,7 @@ def _announce(change: OptoutChange, opted_out: bool) -> None:
         "lead_id": str(change.lead_id) if change.lead_id else None,
         "opted_out": opted_out,
         "reason": change.reason,
-        "channel": "sms",
+        "channel": change.channel,
     }
     publish(
         DomainEvent(
@@ -324,6 +326,51 @@ def record_inbound_optout(
         session, cipher, bidx, optout_reason(body), INBOUND_ACTOR, after_commit, now
     )
     record_optout(replace(change, lead_id=lead_id_for(session, bidx), requested_at=requested_at))
+    return True
+
+
+# --------------------------------------------------------------------------- Meta platforms
+
+
+@dataclass(frozen=True)
+class PlatformSender:
+    """Who wrote on WhatsApp, Messenger or Instagram: the platform, its user id, and the phone
+    number the platform vouches for (WhatsApp's sender id is one), if any."""
+
+    platform: str
+    user_id: str
+    phone: str | None
+
+
+def record_platform_optout(
+    session: Session,
+    cipher: OrgCipher,
+    sender: PlatformSender,
+    body: str,
+    after_commit: AfterCommit,
+    now: datetime,
+    requested_at: datetime | None = None,
+) -> bool:
+    """If a Meta message opts out, suppress that channel and SMS too; True if it does.
+
+    A person who says STOP on WhatsApp has said it to the business, not to one app: their
+    platform identity is suppressed (channel = the platform), and so are the phone number
+    the platform gave (WhatsApp) and the phone of the lead this identity belongs to (SMS)."""
+    if classify(body) is not Intent.OPT_OUT:
+        return False
+    identity = platform_index(cipher, f"{sender.platform}:{sender.user_id}")
+    lead = session.scalars(select(Lead).where(Lead.platform_bidx == identity).limit(1)).first()
+    targets = {identity: sender.platform}
+    if sender.phone is not None:
+        targets.setdefault(phone_index(cipher, sender.phone), "sms")
+    if lead is not None and lead.phone_bidx is not None:
+        targets.setdefault(lead.phone_bidx, "sms")
+    reason = f"{sender.platform}_{optout_reason(body)}"
+    for bidx, channel in targets.items():
+        actor = f"{sender.platform}:inbound"
+        change = OptoutChange(session, cipher, bidx, reason, actor, after_commit, now)
+        lead_id = lead.id if lead is not None else lead_id_for(session, bidx)
+        record_optout(replace(change, lead_id=lead_id, requested_at=requested_at, channel=channel))
     return True
 
 
