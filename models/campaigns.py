@@ -8,16 +8,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, text
+from sqlalchemy import and_, exists, func, literal, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from models.audit import record_audit
+from models.audit import OPTOUT_ADDED, record_audit
 from models.messaging import Campaign, Suppression
 from models.outbound_messages import count_by_state
 from models.pagination import Position, after
-from models.tables import Lead
+from models.tables import AuditEntry, Lead
 
 COUNT_GROUPS = {
     "queued": ("queued", "sending"),
@@ -105,11 +105,43 @@ def lock_pending_campaign(session: Session, campaign_id: uuid.UUID) -> Campaign 
     return campaign if campaign is not None and campaign.status == "pending" else None
 
 
+def consent_after_every_optout() -> ColumnElement[bool]:
+    """The lead's latest consent is newer than every opt-out from its number: the suppression
+    in force, if any, and every opt-out ever recorded (the audit log keeps those a START
+    lifted). A lead who consents again after a STOP is targeted, and still blocked until START.
+    """
+    consent = Lead.last_consent_at
+    stop = aliased(Suppression)  # the outer query joins Suppression itself
+    stop_in_force = (
+        exists()
+        .where(
+            stop.org_id == Lead.org_id,
+            stop.recipient_bidx == Lead.phone_bidx,
+            or_(consent.is_(None), stop.created_at >= consent),
+        )
+        .correlate(Lead)
+    )
+    target = literal("recipient:") + func.encode(Lead.phone_bidx, "hex")
+    stop_on_record = (
+        exists()
+        .where(
+            AuditEntry.org_id == Lead.org_id,
+            AuditEntry.action == OPTOUT_ADDED,
+            AuditEntry.target == target,
+            or_(consent.is_(None), AuditEntry.created_at >= consent),
+        )
+        .correlate(Lead)
+    )
+    return and_(~stop_in_force, ~stop_on_record)
+
+
 def campaign_targets(session: Session, campaign: Campaign) -> Iterator[CampaignTarget]:
-    """Leads with SMS consent and a phone, matching the filter; flags suppressed ones."""
+    """Leads with SMS consent newer than any STOP from their number and a phone, matching the
+    filter (`consent: sms`, the only kind); flags suppressed ones."""
     conditions: list[ColumnElement[bool]] = [
         Lead.sms_consent.is_(True),
         Lead.phone_bidx.is_not(None),
+        consent_after_every_optout(),
     ]
     created_after = campaign.filter.get("created_after")
     if created_after:

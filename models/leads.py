@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import func, or_, select, text
@@ -37,15 +38,45 @@ class LeadFields:
     sms_consent: bool = False
     consent_text: str | None = None
     consent_at: datetime | None = None
+    consent_details: ConsentDetails | None = None
+
+
+@dataclass(frozen=True)
+class ConsentDetails:
+    """Where and how a consent was given (already validated): the visitor's IP address and
+    browser, the page and the form it was given on."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    page_url: str | None = None
+    form_id: str | None = None
 
 
 @dataclass(frozen=True)
 class ConsentEvidence:
-    """One consent given by a lead: the text shown, when (ISO 8601) and through what source."""
+    """One consent given by a lead: the text shown (and its SHA-256, hex), when (ISO 8601),
+    through what source, and where (ConsentDetails). Stored encrypted with the lead."""
 
     text: str | None
     at: str | None
     source: str
+    text_sha256: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    page_url: str | None = None
+    form_id: str | None = None
+
+    def same_consent(self, other: ConsentEvidence) -> bool:
+        """The same text given the same way (a resubmitted form): kept once."""
+        return _consent_key(self) == _consent_key(other)
+
+
+def _consent_key(entry: ConsentEvidence) -> tuple[str | None, ...]:
+    return (entry.text, entry.ip, entry.user_agent, entry.page_url, entry.form_id)
+
+
+def text_sha256(text: str | None) -> str | None:
+    return hashlib.sha256(text.encode()).hexdigest() if text is not None else None
 
 
 @dataclass(frozen=True)
@@ -203,25 +234,49 @@ def _sent_before_first(lead: Lead, fields: LeadFields) -> bool:
 def _merge_consent(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
     """Add this submission's consent to the lead's evidence. Runs under the lead's row lock
     (or on a row not yet visible to anyone), so concurrent posts for one phone keep every text.
-    """
+    Every consent, even one already on record, renews `last_consent_at`."""
     evidence = consent_evidence(cipher, lead)
     if not lead.sms_consent:
         lead.sms_consent = True
         lead.consent_at = fields.consent_at
         lead.consent_source = fields.source
-    texts = {entry.text for entry in evidence}
-    if fields.consent_text in texts or (fields.consent_text is None and evidence):
+    if fields.consent_at is not None and (
+        lead.last_consent_at is None or fields.consent_at > lead.last_consent_at
+    ):
+        lead.last_consent_at = fields.consent_at
+    entry = _new_evidence(fields)
+    if any(entry.same_consent(known) for known in evidence) or (_bare(entry) and evidence):
         return
-    at = fields.consent_at.isoformat() if fields.consent_at else None
-    evidence.append(ConsentEvidence(fields.consent_text, at, fields.source))
-    document = {"evidence": [asdict(entry) for entry in evidence[-CONSENT_EVIDENCE_MAX:]]}
+    evidence.append(entry)
+    document = {"evidence": [asdict(item) for item in evidence[-CONSENT_EVIDENCE_MAX:]]}
     lead.consent_text_ct = cipher.encrypt_text(
         json.dumps(document), TABLE, "consent_text_ct", lead.id
     )
 
 
+def _new_evidence(fields: LeadFields) -> ConsentEvidence:
+    details = fields.consent_details or ConsentDetails()
+    at = fields.consent_at.isoformat() if fields.consent_at else None
+    return ConsentEvidence(
+        fields.consent_text,
+        at,
+        fields.source,
+        text_sha256(fields.consent_text),
+        details.ip,
+        details.user_agent,
+        details.page_url,
+        details.form_id,
+    )
+
+
+def _bare(entry: ConsentEvidence) -> bool:
+    """A consent that says nothing but `sms: true`: adds nothing to evidence already kept."""
+    return _consent_key(entry) == (None,) * 5
+
+
 def consent_evidence(cipher: OrgCipher, lead: Lead) -> list[ConsentEvidence]:
-    """Every consent text the lead gave (oldest first); a pre-merge row holds one plain text."""
+    """Every consent the lead gave (oldest first); a pre-merge row holds one plain text.
+    Entries stored before the hash was kept get it computed."""
     stored = cipher.decrypt_text(lead.consent_text_ct, TABLE, "consent_text_ct", lead.id)
     if stored is None:
         return []
@@ -230,9 +285,16 @@ def consent_evidence(cipher: OrgCipher, lead: Lead) -> list[ConsentEvidence]:
     except ValueError:
         document = None
     if isinstance(document, dict) and isinstance(document.get("evidence"), list):
-        return [ConsentEvidence(**entry) for entry in document["evidence"]]
-    at = lead.consent_at.isoformat() if lead.consent_at else None
-    return [ConsentEvidence(stored, at, lead.consent_source or lead.source)]
+        entries = [ConsentEvidence(**entry) for entry in document["evidence"]]
+    else:
+        at = lead.consent_at.isoformat() if lead.consent_at else None
+        entries = [ConsentEvidence(stored, at, lead.consent_source or lead.source)]
+    return [
+        entry
+        if entry.text_sha256 or entry.text is None
+        else replace(entry, text_sha256=text_sha256(entry.text))
+        for entry in entries
+    ]
 
 
 def decrypt_lead(cipher: OrgCipher, lead: Lead) -> LeadView:

@@ -30,7 +30,7 @@ from sqlalchemy import and_, delete, exists, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from models.audit import record_audit
+from models.audit import OPTOUT_ADDED, OPTOUT_REMOVED, record_audit
 from models.crypto import OrgCipher
 from models.leads import phone_index, platform_index
 from models.messaging import Suppression
@@ -275,7 +275,7 @@ def _announce(change: OptoutChange, opted_out: bool) -> None:
     record_audit(
         change.session,
         change.actor,
-        "optout.added" if opted_out else "optout.removed",
+        OPTOUT_ADDED if opted_out else OPTOUT_REMOVED,
         org_id=change.org_id,
         target=f"recipient:{change.recipient_bidx.hex()}",
         details=details,
