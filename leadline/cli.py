@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from leadline.commands.alerts import alerts_app
 from leadline.commands.audit import audit_app
+from leadline.commands.campaigns import campaign_app
 from leadline.commands.common import error_line
 from leadline.commands.dlq import dlq_app
 from leadline.commands.intake import meta_app, number_app, telegram_app
@@ -164,6 +165,7 @@ app.add_typer(meta_app, name="meta")
 app.add_typer(telegram_app, name="telegram")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(optout_app, name="optout")
+app.add_typer(campaign_app, name="campaign")
 app.command()(scheduler)
 app.command()(export)
 org_app.command("delete")(org_delete)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Any
 
 import typer
 
@@ -20,6 +19,7 @@ from leadline.commands.common import (
     parse_uuid,
     run_guarded,
 )
+from leadline.jsondata import JsonObject
 from leadline.logging import redact_text
 from models.normalize import has_control_characters
 from tasks.context import open_runtime
@@ -75,7 +75,7 @@ def optout_add(
 
 def record(
     org_id: uuid.UUID, number: str, channel: str, note: str | None
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, JsonObject]:
     """The number in E.164 and what was recorded (without the number)."""
     from models.orgs import default_region
     from tasks.after_commit import AfterCommit

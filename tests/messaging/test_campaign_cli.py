@@ -1,0 +1,74 @@
+"""`leadline campaign create|show`: the same campaign as POST /v1/campaigns, from the command
+line, targeting only leads whose consent is newer than any STOP from their number."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from leadline.settings import Settings
+from tasks.campaigns import launch
+from tests.support.messaging import distinct_phones, inbound_sms, make_leads, outbound_rows
+from tests.support.messaging import run_leadline as leadline
+
+pytestmark = pytest.mark.e2e
+
+TEMPLATE = "Hi {name}, time for a roof check?"
+
+
+def test_a_campaign_from_the_cli_skips_a_lead_who_said_stop(
+    make_org: Any, settings: Settings, context: Any
+) -> None:
+    org = make_org()
+    consenting, stopped = distinct_phones(2)
+    [lead_id, _] = make_leads(context, org.id, [consenting, stopped])
+    inbound_sms(context, org.id, stopped, "STOP")
+
+    created = leadline(
+        settings, "campaign", "create", str(org.id), "--name", "Spring",
+        "--template", TEMPLATE, "--consent", "sms", "--key", "spring-cli", "--json",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    data = json.loads(created.stdout)
+    assert (data["created"], data["key"]) == (True, "spring-cli")
+
+    assert launch(context, org.id, uuid.UUID(data["id"])) == 1  # what the worker would do
+    assert [row.lead_id for row in outbound_rows(context, org.id)] == [lead_id]
+    shown = leadline(settings, "campaign", "show", str(org.id), data["id"], "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["counts"]["targeted"] == 1
+
+    again = leadline(
+        settings, "campaign", "create", str(org.id), "--name", "Spring",
+        "--template", TEMPLATE, "--key", "spring-cli", "--json",
+    )  # fmt: skip
+    assert json.loads(again.stdout) == {**data, "created": False}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--template", "Hi {name.__class__}"], "error: --template: "),
+        (["--consent", "email"], "error: --consent: "),
+        (["--created-after", "last spring"], "error: --created-after: cannot read"),
+        (["--status", "Not A Status!"], "error: --status: "),
+        (["--key", "spring-cli", "--template", "Another text"], "error: --key was already used"),
+    ],
+)
+def test_bad_options_are_one_line_and_launch_nothing(
+    make_org: Any, settings: Settings, context: Any, options: list[str], message: str
+) -> None:
+    org = str(make_org().id)
+    base = ["campaign", "create", org, "--name", "Spring", "--template", TEMPLATE]
+    first = leadline(settings, *base, "--key", "spring-cli")
+    assert first.returncode == 0, first.stderr
+
+    result = leadline(settings, *base, *options)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(message), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
