@@ -48,7 +48,10 @@ def create_fastapi(context: TaskContext) -> FastAPI:
     )
     app.state.context = context
     app.state.spool = Spool.from_context(context)
-    app.state.routing_cache = RoutingCache(context.settings.leadline_spool_cache_seconds)
+    app.state.routing_cache = RoutingCache(
+        key_ttl=context.settings.leadline_spool_cache_seconds,
+        provider_ttl=context.settings.leadline_spool_provider_routing_seconds,
+    )
     app.state.limiter = RateLimiter.from_settings(context.settings)
     assert context.settings.leadline_redis_url is not None
     app.state.ops_sessions = OpsSessions.from_url(

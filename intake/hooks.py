@@ -272,8 +272,9 @@ async def remembered(
     lookup: Callable[[], Awaitable[uuid.UUID | None]],
     use_cache: bool = True,
 ) -> uuid.UUID | Response | None:
-    """An org routing from the database (then cached for the spool); while the database is
-    unreachable, the cached routing if still fresh, else 503 with Retry-After."""
+    """An org routing from the database (then cached for the spool, or dropped from it when
+    the database no longer has it); while the database is unreachable, the cached routing if
+    still fresh, else 503 with Retry-After."""
     cache: RoutingCache = request.app.state.routing_cache
     try:
         org_id = await lookup()
@@ -282,6 +283,8 @@ async def remembered(
             raise
         cached = cache.recall(kind, key) if use_cache else None
         return cached or unavailable()
-    if org_id is not None:
+    if org_id is None:
+        cache.forget(kind, key)
+    else:
         cache.remember(kind, key, org_id)
     return org_id

@@ -1,8 +1,9 @@
 """The spool for database outages: verified events wait on local disk until PostgreSQL is back.
 
 While PostgreSQL is unreachable, a verified event whose org the intake learnt from the
-database in the last `LEADLINE_SPOOL_CACHE_SECONDS` (RoutingCache: API keys, numbers,
-Stripe customers, Meta accounts, Telegram and status-callback orgs) is written to a SQLite
+database (RoutingCache: API keys in the last `LEADLINE_SPOOL_CACHE_SECONDS`; numbers, Stripe
+customers, Meta accounts, Telegram and status-callback orgs in the last
+`LEADLINE_SPOOL_PROVIDER_ROUTING_SECONDS`) is written to a SQLite
 file (WAL, synchronous=FULL: on disk before the 2xx), its payload sealed with AES-256-GCM
 under a key derived (HKDF) from the master key, bound to its org, source, external id and
 event id. The replayer first records every spooled opt-out (so a STOP holds before any event
@@ -41,6 +42,7 @@ from intake.inbox import store_inbound_event
 from intake.responses import error_response
 from leadline.logging import get_logger
 from leadline.settings import Settings
+from models.cache import invalidations
 from models.crypto import Keyring
 from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext
@@ -54,6 +56,14 @@ RETRY_AFTER_SECONDS = 5
 REPLAY_INTERVAL_SECONDS = 1.0
 # SQLSTATE classes that mean "no usable server": connection exceptions, operator intervention.
 UNREACHABLE_SQLSTATES = ("08", "57P")
+# The table each kind of routing is read from (its changes are notified: models/cache.py).
+ROUTING_TABLES = {
+    "api_key": "api_keys",
+    "number": "org_phone_numbers",
+    "stripe_customer": "org_billing",
+    "meta_accounts": "meta_accounts",
+    "open_org": "organizations",
+}
 
 
 def database_unreachable(exc: BaseException) -> bool:
@@ -79,30 +89,45 @@ def unavailable() -> Response:
 
 @dataclass
 class RoutingCache:
-    """Org routings learnt from the database, usable only for `ttl` seconds after learning.
+    """Org routings learnt from the database, for the spool to route events while the
+    database is unreachable (read only then: normal requests ask the database or the caches
+    invalidated by it, models/cache.py).
 
-    Read only while the database is unreachable: normal requests ask the database or the
-    caches invalidated by it (models/cache.py), so a revoked key or removed number is
-    honoured within a second then, and within `ttl` in an outage."""
+    An API key is usable for `key_ttl` seconds after it was last found, a provider routing
+    (number, Stripe customer, Meta account, an org open to Telegram) for `provider_ttl`, and
+    either only while its table has not changed since (a change notified while the database
+    was up, or a lookup that no longer finds it, drops it). A key's TTL is short because a
+    revocation whose notice this process missed must still win soon; a provider's is long
+    because a quiet org's number must still route a STOP that arrives during an outage.
+    Neither can be revoked during the outage itself: that would need the database."""
 
-    ttl: float
+    key_ttl: float
+    provider_ttl: float
+    generation: Callable[[str], int] = invalidations.table_generation
     clock: Callable[[], float] = time.monotonic
-    entries: dict[tuple[str, str], tuple[uuid.UUID, float]] = field(default_factory=dict)
+    entries: dict[tuple[str, str], tuple[uuid.UUID, float, int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def remember(self, kind: str, key: str, org_id: uuid.UUID) -> None:
         now = self.clock()
+        ttl = self.key_ttl if kind == "api_key" else self.provider_ttl
+        entry = (org_id, now + ttl, self.generation(ROUTING_TABLES[kind]))
         with self.lock:
             if len(self.entries) > 100_000:
                 self.entries = {k: v for k, v in self.entries.items() if v[1] > now}
-            self.entries[(kind, key)] = (org_id, now + self.ttl)
+            self.entries[(kind, key)] = entry
+
+    def forget(self, kind: str, key: str) -> None:
+        with self.lock:
+            self.entries.pop((kind, key), None)
 
     def recall(self, kind: str, key: str) -> uuid.UUID | None:
         with self.lock:
             entry = self.entries.get((kind, key))
         if entry is None or entry[1] <= self.clock():
             return None
-        return entry[0]
+        org_id, _, generation = entry
+        return org_id if generation == self.generation(ROUTING_TABLES[kind]) else None
 
 
 @dataclass(frozen=True)

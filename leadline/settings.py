@@ -163,10 +163,13 @@ class Settings(BaseSettings):
     # The spool for database outages (docs/intake.md "Database outages"): where verified events
     # wait while PostgreSQL is unreachable (default <state dir>/spool.sqlite3), how many it
     # holds before answering 503, and how long an org routing learnt from the database may be
-    # used for them (never longer than this after a key or number is removed).
+    # used for them unless its table changed since: an API key for minutes (a revocation whose
+    # notice was missed must still win), a provider's routing (number, Stripe customer, Meta
+    # account) for a day, so a quiet org's STOP is kept in an outage (intake/spool.py).
     leadline_spool_path: str | None = None
     leadline_spool_max_events: int = Field(default=10_000, ge=1)
-    leadline_spool_cache_seconds: float = Field(default=30.0, gt=0, le=300)
+    leadline_spool_cache_seconds: float = Field(default=120.0, gt=0, le=300)
+    leadline_spool_provider_routing_seconds: float = Field(default=86_400.0, gt=0, le=604_800)
 
     @model_validator(mode="after")
     def liveness_must_outlast_a_scheduler_poll(self) -> Settings:

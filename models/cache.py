@@ -73,6 +73,12 @@ class Invalidations:
         with self._lock:
             return self._epoch + sum(self._generations[table] for table in tables)
 
+    def table_generation(self, table: str) -> int:
+        """How often `table` has been seen to change, lost notifications aside: what a
+        routing remembered for an outage compares (a reconnect does not make it stale)."""
+        with self._lock:
+            return self._generations[table]
+
     def changed(self, tables: Iterable[str]) -> None:
         with self._lock:
             for table in tables:

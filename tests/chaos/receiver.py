@@ -8,6 +8,7 @@ it accepted with 204. It keeps ids and counts only; lead fields are not shared w
 from __future__ import annotations
 
 import random
+import sys
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,17 @@ from leadline.ports import LOOPBACK
 FAILURE_RATE = 0.5
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A worker SIGKILLed mid-request resets its connection: expected here, not a traceback
+    in the report."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class WebhookReceiver:
     """Endpoints at /org0, /org1, ...; `accepted` holds every webhook-id answered 2xx."""
 
@@ -30,8 +42,7 @@ class WebhookReceiver:
         self.secrets: dict[str, str] = {}
         self.accepted: set[str] = set()
         self.counts: Counter[str] = Counter()
-        self.server = ThreadingHTTPServer((LOOPBACK, 0), self._handler())
-        self.server.daemon_threads = True
+        self.server = QuietServer((LOOPBACK, 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -70,6 +81,9 @@ class WebhookReceiver:
             self.accepted.add(webhook_id)
         return 204
 
+    def count_cut_off(self) -> None:
+        self._count("cut_off", 0)
+
     def _count(self, name: str, status: int) -> int:
         with self.lock:
             self.counts[name] += 1
@@ -88,6 +102,12 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender died between its headers and its body (a SIGKILLed worker):
+                    # nothing to verify or answer, and no signature was wrong.
+                    receiver.count_cut_off()
+                    self.close_connection = True
+                    return
                 headers = {key.lower(): value for key, value in self.headers.items()}
                 status = receiver.answer(self.path, body, headers)
                 self.send_response(status)

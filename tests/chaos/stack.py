@@ -49,8 +49,6 @@ STACK_SETTINGS = {
     "LEADLINE_WEBHOOK_TIMEOUT_SECONDS": "5",
     "LEADLINE_WEBHOOK_RETRY_SCHEDULE": WEBHOOK_RETRIES,
     "LEADLINE_WEBHOOK_SWEEP_GRACE_SECONDS": "5",
-    # The routings learnt before the 30 s outage must outlive it (default 30 s).
-    "LEADLINE_SPOOL_CACHE_SECONDS": "120",
 }
 
 

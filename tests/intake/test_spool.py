@@ -257,16 +257,35 @@ def test_an_event_that_cannot_be_stored_does_not_hold_back_the_rest(
     shutil.rmtree(workdir)
 
 
-def test_a_routing_is_forgotten_after_its_ttl() -> None:
+def test_an_api_key_is_forgotten_after_its_ttl_a_number_after_the_longer_one() -> None:
     now = [0.0]
-    cache = RoutingCache(ttl=30, clock=lambda: now[0])
+    cache = RoutingCache(
+        key_ttl=30, provider_ttl=86_400, generation=lambda _: 0, clock=lambda: now[0]
+    )
     org_id = uuid.uuid4()
+    cache.remember("api_key", "hash", org_id)
     cache.remember("number", "+14155550100", org_id)
     now[0] = 29.9
-    assert cache.recall("number", "+14155550100") == org_id
+    assert cache.recall("api_key", "hash") == org_id
     now[0] = 30.0
-    assert cache.recall("number", "+14155550100") is None
+    assert cache.recall("api_key", "hash") is None
+    assert cache.recall("number", "+14155550100") == org_id
     assert cache.recall("api_key", "+14155550100") is None
+    now[0] = 86_400.0
+    assert cache.recall("number", "+14155550100") is None
+
+
+def test_a_routing_is_dropped_when_its_table_changes_or_a_lookup_misses_it() -> None:
+    generations = {"org_phone_numbers": 0, "meta_accounts": 0}
+    cache = RoutingCache(key_ttl=30, provider_ttl=86_400, generation=generations.__getitem__)
+    org_id = uuid.uuid4()
+    cache.remember("number", "+14155550100", org_id)
+    cache.remember("meta_accounts", "page-1", org_id)
+    generations["org_phone_numbers"] += 1  # a number was added or removed somewhere
+    assert cache.recall("number", "+14155550100") is None
+    assert cache.recall("meta_accounts", "page-1") == org_id
+    cache.forget("meta_accounts", "page-1")
+    assert cache.recall("meta_accounts", "page-1") is None
 
 
 def test_a_sealed_event_opens_only_for_its_own_org_source_and_id(
