@@ -369,7 +369,9 @@ def record_platform_optout(
     for bidx, channel in targets.items():
         actor = f"{sender.platform}:inbound"
         change = OptoutChange(session, cipher, bidx, reason, actor, after_commit, now)
-        lead_id = lead.id if lead is not None else lead_id_for(session, bidx)
+        lead_id = lead.id if lead is not None else None
+        if lead_id is None and channel == "sms":
+            lead_id = lead_id_for(session, bidx)  # a lead known by this phone, if any
         record_optout(replace(change, lead_id=lead_id, requested_at=requested_at, channel=channel))
     return True
 
