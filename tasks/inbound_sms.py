@@ -1,8 +1,8 @@
 """Inbound SMS (STOP/START/HELP or a conversation message) and Twilio status callbacks.
 
 The intake route has verified the signature, found the org by the `To` number and stored the
-event; an opt-out it has already recorded with the event (record_optout_at_the_door), so the
-suppression holds from its 2xx. These handlers run inside process_event's transaction.
+event; an opt-out it has already recorded with the event (intake/inbox.py, record_at_the_door),
+so the suppression holds from its 2xx. These handlers run inside process_event's transaction.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from tasks.after_commit import AfterCommit
 from tasks.alerts import reply_alert
 from tasks.context import get_context
 from tasks.domain_events import DomainEvent, publish
-from tasks.inbound_events import InboundContext, mark_optout_recorded
+from tasks.inbound_events import InboundContext
 from tasks.leads import announce_lead
 from tasks.optouts import (
     INBOUND_ACTOR,
@@ -96,24 +96,6 @@ def record_sms_optout(
         return False
     sender, body = sms
     return record_inbound_optout(session, cipher, sender, body, after_commit, now, requested_at)
-
-
-def record_optout_at_the_door(
-    session: Session,
-    cipher: OrgCipher,
-    event_id: uuid.UUID,
-    payload: JsonObject,
-    after_commit: AfterCommit,
-    now: datetime,
-    requested_at: datetime | None = None,
-) -> bool:
-    """What the intake does before its 2xx to an inbound SMS, in the transaction that stores
-    its event: an opt-out is recorded, and the event marked so the worker does not apply it
-    again."""
-    if not record_sms_optout(session, cipher, payload, after_commit, now, requested_at):
-        return False
-    mark_optout_recorded(session, event_id)
-    return True
 
 
 def handle_inbound_sms(ctx: InboundContext) -> None:

@@ -12,7 +12,6 @@ broken by the order of the body.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ from models.crypto import OrgCipher
 from models.leads import LeadFields, upsert_lead
 from models.normalize import InvalidPhoneNumber, normalize_phone
 from tasks.after_commit import AfterCommit
-from tasks.inbound_events import InboundContext, mark_optout_recorded
+from tasks.inbound_events import InboundContext
 from tasks.leads import announce_lead
 from tasks.optouts import Intent, PlatformSender, classify, record_platform_optout
 
@@ -187,6 +186,12 @@ def platform_sender(message: PlatformMessage) -> PlatformSender:
     return PlatformSender(message.platform, message.user_id, phone)
 
 
+def is_meta_optout(payload: dict[str, Any]) -> bool:
+    """A stored Meta message whose text opts out."""
+    message = read_platform_message(payload)
+    return message is not None and classify(message.text or "") is Intent.OPT_OUT
+
+
 def record_meta_optout(
     session: Session,
     cipher: OrgCipher,
@@ -203,23 +208,6 @@ def record_meta_optout(
     return record_platform_optout(
         session, cipher, sender, message.text, after_commit, now, requested_at
     )
-
-
-def record_meta_optout_at_the_door(
-    session: Session,
-    cipher: OrgCipher,
-    event_id: uuid.UUID,
-    payload: dict[str, Any],
-    after_commit: AfterCommit,
-    now: datetime,
-    requested_at: datetime | None = None,
-) -> bool:
-    """What the intake does before its 200 to a Meta message, in the transaction that stores
-    its event: an opt-out is recorded and the event marked, as for an inbound SMS."""
-    if not record_meta_optout(session, cipher, payload, after_commit, now, requested_at):
-        return False
-    mark_optout_recorded(session, event_id)
-    return True
 
 
 def handle_meta_message(ctx: InboundContext) -> None:
