@@ -20,10 +20,10 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TypedDict
 
 import bench
-from bench.setup import RUN_ID, Services, bench_env, start_services
+from bench.setup import RUN_ID, Options, Services, bench_env, start_services
 
 ORDER = ["intake", "worker", "webhook_fanout", "flat_cost", "worker_rss"]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -58,7 +58,23 @@ def discover() -> dict[str, ModuleType]:
     return {name: found[name] for name in ordered + sorted(set(found) - set(ordered))}
 
 
-def call_run(module: ModuleType, services: Services, options: dict[str, Any], name: str) -> Any:
+# A benchmark's TARGETS: figure -> (">=" or "<=", value).
+Targets = dict[str, tuple[str, float]]
+
+
+class Result(TypedDict, total=False):
+    """One benchmark in latest.json: its figures, or the error that stopped it."""
+
+    figures: dict[str, float]
+    targets: dict[str, list[str | float]]
+    notes: list[str]
+    seconds: float
+    error: str
+
+
+def call_run(
+    module: ModuleType, services: Services, options: Options, name: str
+) -> tuple[dict[str, float], list[str]]:
     if not inspect.signature(module.run).parameters:
         return module.run(), []
     with bench_env(services, options, name) as env:
@@ -73,9 +89,7 @@ def verdict(value: float, target: tuple[str, float] | None) -> str:
     return f"{'ok  ' if met else 'MISS'} (target {op} {limit:g})"
 
 
-def print_table(
-    name: str, figures: dict[str, float], targets: dict[str, Any], notes: list[str]
-) -> None:
+def print_table(name: str, figures: dict[str, float], targets: Targets, notes: list[str]) -> None:
     print(f"\n{name}")
     for figure, value in figures.items():
         print(f"  {figure:<28} {value:>12,.3f}  {verdict(value, targets.get(figure))}")
@@ -84,10 +98,8 @@ def print_table(
     sys.stdout.flush()
 
 
-def run_one(
-    module: ModuleType, name: str, services: Services, options: dict[str, Any]
-) -> dict[str, Any]:
-    targets: dict[str, Any] = getattr(module, "TARGETS", {})
+def run_one(module: ModuleType, name: str, services: Services, options: Options) -> Result:
+    targets: Targets = getattr(module, "TARGETS", {})
     started = time.perf_counter()
     try:
         figures, notes = call_run(module, services, options, name)
@@ -106,7 +118,7 @@ def run_one(
     }
 
 
-def machine() -> dict[str, Any]:
+def machine() -> dict[str, object]:
     return {
         "cpus": os.cpu_count(),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
@@ -129,7 +141,7 @@ def main(argv: list[str]) -> int:
         f"leadline bench {RUN_ID}: {services.kind} services, {os.cpu_count()} cpus, "
         f"load average {os.getloadavg()[0]:.2f}"
     )
-    results: dict[str, Any] = {}
+    results: dict[str, Result] = {}
     try:
         for name in selected:
             results[name] = run_one(modules[name], name, services, options)
@@ -139,7 +151,7 @@ def main(argv: list[str]) -> int:
     return 1 if any("error" in result for result in results.values()) else 0
 
 
-def write_results(results: dict[str, Any], options: dict[str, Any], kind: str) -> None:
+def write_results(results: dict[str, Result], options: Options, kind: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     document = {
         "run_id": RUN_ID,

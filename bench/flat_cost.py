@@ -10,6 +10,7 @@ Target: throughput with the leads stored ≥ 90 % of the empty-database figure.
 from __future__ import annotations
 
 import time
+import uuid
 
 import psycopg
 from sqlalchemy import text
@@ -41,7 +42,7 @@ BULK_INSERT = text(
 )
 
 
-def store_bulk_leads(env: BenchEnv, org_id: object, count: int) -> float:
+def store_bulk_leads(env: BenchEnv, org_id: uuid.UUID, count: int) -> float:
     """Insert `count` leads for the org in batches; returns seconds taken (with VACUUM)."""
     started = time.perf_counter()
     for start in range(0, count, BATCH):

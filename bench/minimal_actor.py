@@ -15,10 +15,10 @@ import queue
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import dramatiq
 import psycopg
+from psycopg.rows import TupleRow
 
 from models.db import sqlalchemy_url
 
@@ -56,10 +56,10 @@ class ConnectionPool:
 
     def __init__(self, database_url: str) -> None:
         self.dsn = dsn(database_url)
-        self._idle: queue.SimpleQueue[psycopg.Connection[Any]] = queue.SimpleQueue()
+        self._idle: queue.SimpleQueue[psycopg.Connection[TupleRow]] = queue.SimpleQueue()
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self) -> Iterator[psycopg.Connection[TupleRow]]:
         try:
             conn = self._idle.get_nowait()
         except queue.Empty:
@@ -97,7 +97,7 @@ class MinimalActor:
 
     def __init__(self, broker: dramatiq.Broker, database_url: str) -> None:
         self.pool = ConnectionPool(database_url)
-        self.actor: dramatiq.Actor[Any, Any] = dramatiq.Actor(
+        self.actor: dramatiq.Actor[[str, str], None] = dramatiq.Actor(
             lambda org_id, event_id: process_minimal(self.pool, org_id, event_id),
             broker=broker,
             actor_name="bench_minimal",

@@ -17,11 +17,11 @@ import asyncio
 import json
 import os
 import uuid
-from typing import Any
 
 import psycopg
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg.rows import TupleRow
 from starlette.types import Receive, Scope, Send
 
 from bench.bare_asgi import answer, lifespan_loop
@@ -55,7 +55,7 @@ class Resources:
         self.redis = aioredis.Redis.from_url(settings.leadline_redis_url)
         self.list_key = f"{settings.leadline_redis_namespace}:bench-minimal"
         self.aead = AESGCM(os.urandom(32))
-        self.pool: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
+        self.pool: asyncio.Queue[psycopg.AsyncConnection[TupleRow]] = asyncio.Queue()
 
     async def open(self) -> None:
         for _ in range(POOL_SIZE):

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 import dramatiq
 from dramatiq.broker import MessageProxy
@@ -21,11 +21,32 @@ from sqlalchemy import func, select
 
 from bench.roundtrips import Tally, counting_proxies
 from bench.setup import BenchEnv, BenchOrg
+from leadline.jsondata import JsonObject
 
 NOOP_QUEUE = "bench_noop"
 
 
-def lead_body(serial: int) -> dict[str, Any]:
+class LeadConsent(TypedDict):
+    sms: bool
+    text: str
+
+
+class LeadBody(TypedDict):
+    """What a form posts to POST /v1/leads."""
+
+    name: str
+    phone: str
+    email: str
+    message: str
+    source: str
+    consent: LeadConsent
+
+
+# A do-nothing actor with process_event's arguments (org id, event id).
+NoopActor = dramatiq.Actor[[str, str], None]
+
+
+def lead_body(serial: int) -> LeadBody:
     """A form submission from a distinct person (unique phone and email per serial)."""
     return {
         "name": f"Jordan Example {serial}",
@@ -37,7 +58,7 @@ def lead_body(serial: int) -> dict[str, Any]:
     }
 
 
-def inbound_payload(serial: int) -> dict[str, Any]:
+def inbound_payload(serial: int) -> JsonObject:
     """The payload exactly as POST /v1/leads stores it."""
     from intake.routes.leads import lead_payload
     from intake.schemas import LeadIn
@@ -107,7 +128,7 @@ class CompletionCounter(Middleware):
         broker: dramatiq.Broker,
         message: MessageProxy,
         *,
-        result: Any = None,
+        result: object = None,
         exception: BaseException | None = None,
     ) -> None:
         now = time.perf_counter()
@@ -178,7 +199,7 @@ class Drainer:
                 raise RuntimeError(f"drain timed out: {self.counter.finished}/{count} done")
 
 
-def declare_noop_actor(broker: dramatiq.Broker) -> dramatiq.Actor[Any, Any]:
+def declare_noop_actor(broker: dramatiq.Broker) -> NoopActor:
     """A do-nothing actor taking the same arguments as process_event, on the same broker."""
 
     def bench_noop(org_id: str, event_id: str) -> None:
@@ -194,7 +215,7 @@ def declare_noop_actor(broker: dramatiq.Broker) -> dramatiq.Actor[Any, Any]:
     )
 
 
-def send_noop_messages(actor: dramatiq.Actor[Any, Any], count: int) -> None:
+def send_noop_messages(actor: NoopActor, count: int) -> None:
     org = str(uuid.uuid4())
     for _ in range(count):
         actor.send(org, str(uuid.uuid4()))

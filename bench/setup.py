@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import dramatiq
 import httpx
@@ -30,6 +30,11 @@ from sqlalchemy.engine import make_url
 from leadline.embedded import EmbeddedServices, start_embedded
 from leadline.settings import Settings
 
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
+# `python -m bench` options by name: numbers and flags, None when not given.
+Options = dict[str, int | float | bool | None]
 RUN_ID = uuid.uuid4().hex[:10]
 LOOPBACK = "127.0.0.1"
 
@@ -85,12 +90,13 @@ class BenchEnv:
 
     services: Services
     settings: Settings
-    context: Any
-    options: dict[str, Any]
+    context: TaskContext
+    options: Options
     workdir: Path
     notes: list[str] = field(default_factory=list)
 
-    def option(self, name: str, default: Any) -> Any:
+    def option(self, name: str, default: float) -> float:
+        """The command-line number (or flag) `name`, or `default` when it was not given."""
         value = self.options.get(name)
         return default if value is None else value
 
@@ -133,7 +139,7 @@ class BenchEnv:
 
 
 @contextmanager
-def bench_env(services: Services, options: dict[str, Any], label: str) -> Iterator[BenchEnv]:
+def bench_env(services: Services, options: Options, label: str) -> Iterator[BenchEnv]:
     """A migrated database and a Redis namespace of its own, dropped on exit."""
     from models.migrate import upgrade
     from tasks.context import open_runtime

@@ -18,7 +18,6 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import psycopg
@@ -41,7 +40,7 @@ CONNECTIONS = 4
 
 def lead_rows(
     cipher: OrgCipher, org_id: uuid.UUID, first: int, count: int, now: datetime
-) -> list[dict[str, Any]]:
+) -> list[dict[str, object]]:
     from models.leads import TABLE
     from models.normalize import normalize_email
 

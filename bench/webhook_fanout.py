@@ -20,7 +20,9 @@ import multiprocessing
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event
+from typing import TYPE_CHECKING
 
 import dramatiq
 import httpx
@@ -28,6 +30,10 @@ import httpx
 from bench.pipeline import proxied_runtime
 from bench.roundtrips import RoundTrips
 from bench.setup import BenchEnv
+
+if TYPE_CHECKING:
+    from tasks.after_commit import AfterCommit
+    from tasks.context import TaskContext
 
 TARGETS = {
     "delivery_seconds": ("<=", 2.0),
@@ -61,7 +67,7 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, de
         writer.close()
 
 
-def _serve(port_out: Any, ready: Any, delay: float) -> None:
+def _serve(port_out: Synchronized[int], ready: Event, delay: float) -> None:
     async def main() -> None:
         answer = functools.partial(_answer, delay=delay)
         server = await asyncio.start_server(answer, "127.0.0.1", 0, backlog=2048)
@@ -136,7 +142,7 @@ def bare_post_baseline(url: str, in_flight: int) -> tuple[float, float]:
 # --------------------------------------------------------------------------- the run
 
 
-def _prepare(context: Any, url: str) -> uuid.UUID:
+def _prepare(context: TaskContext, url: str) -> uuid.UUID:
     from models.orgs import create_organization
     from models.webhook_endpoints import EndpointSpec, UrlPolicy, create_endpoint
 
@@ -150,7 +156,7 @@ def _prepare(context: Any, url: str) -> uuid.UUID:
     return org_id
 
 
-def _fan_out(context: Any, org_id: uuid.UUID, count: int) -> Any:
+def _fan_out(context: TaskContext, org_id: uuid.UUID, count: int) -> AfterCommit:
     from models.webhooks import EventType
     from tasks.after_commit import AfterCommit
     from tasks.domain_events import DomainEvent, publish
@@ -168,7 +174,7 @@ def _fan_out(context: Any, org_id: uuid.UUID, count: int) -> Any:
     return after_commit
 
 
-def _delivered(context: Any, org_id: uuid.UUID) -> int:
+def _delivered(context: TaskContext, org_id: uuid.UUID) -> int:
     from sqlalchemy import func, select
 
     from models.webhooks import WebhookDelivery
@@ -178,7 +184,7 @@ def _delivered(context: Any, org_id: uuid.UUID) -> int:
         return int(session.scalar(query) or 0)
 
 
-def _wait_delivered(context: Any, org_id: uuid.UUID, total: int) -> None:
+def _wait_delivered(context: TaskContext, org_id: uuid.UUID, total: int) -> None:
     deadline = time.monotonic() + TIMEOUT
     while _delivered(context, org_id) < total:
         if time.monotonic() > deadline:
@@ -197,7 +203,7 @@ def running_worker(broker: dramatiq.Broker, threads: int) -> Iterator[None]:
 
 
 def deliver(
-    context: Any, org_id: uuid.UUID, count: int, already: int
+    context: TaskContext, org_id: uuid.UUID, count: int, already: int
 ) -> tuple[float, float, float]:
     """(seconds to create the rows, seconds to deliver them, CPU ms per delivery)."""
     started = time.perf_counter()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
-from typing import Any
 
 from pydantic import SecretStr
 
@@ -41,7 +40,7 @@ def with_embedded_services(settings: Settings) -> Settings:
         database=settings.leadline_database_url is None,
         redis=settings.leadline_redis_url is None,
     )
-    updates: dict[str, Any] = {}
+    updates: dict[str, object] = {}
     if _embedded.database_url:
         updates["leadline_database_url"] = _embedded.database_url
     if _embedded.redis_url:

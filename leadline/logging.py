@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from functools import lru_cache
-from typing import Any
+from typing import TextIO
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 PII_FIELDS = frozenset(
     {
@@ -174,7 +175,7 @@ def is_pii_field(key: str) -> bool:
     return lowered in PII_FIELDS or lowered.endswith(PII_SUFFIXES)
 
 
-def redact_value(key: str, value: Any) -> Any:
+def redact_value(key: str, value: object) -> object:
     if key in SAFE_FIELDS:
         return value
     if is_pii_field(key) and value is not None:
@@ -188,9 +189,7 @@ def redact_value(key: str, value: Any) -> Any:
     return value
 
 
-def redact_event(
-    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def redact_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """structlog processor: the single redaction step for every log line."""
     for key, value in list(event_dict.items()):
         if key == "event":
@@ -200,7 +199,7 @@ def redact_event(
     return event_dict
 
 
-PRE_CHAIN: list[Any] = [
+PRE_CHAIN: list[Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
@@ -223,7 +222,7 @@ def json_formatter() -> logging.Formatter:
     )
 
 
-def configure_logging(level: str = "INFO", stream: Any = None) -> None:
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Route structlog and stdlib logging into one JSON-lines stream."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(json_formatter())
@@ -250,8 +249,8 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     )
 
 
-def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.stdlib.get_logger(name)
 
 
 def clear_context() -> None:

@@ -509,7 +509,14 @@ class _Policy:
         )
 
 
-def _pool_kwargs(ssl_context: ssl.SSLContext | None, limits: httpx.Limits) -> dict[str, typing.Any]:
+class _PoolOptions(typing.TypedDict):
+    ssl_context: ssl.SSLContext
+    max_connections: int | None
+    max_keepalive_connections: int | None
+    keepalive_expiry: float | None
+
+
+def _pool_kwargs(ssl_context: ssl.SSLContext | None, limits: httpx.Limits) -> _PoolOptions:
     return {
         # trust_env=False: no SSLKEYLOGFILE / SSL_CERT_* surprises from the environment.
         "ssl_context": ssl_context or httpx.create_ssl_context(trust_env=False),

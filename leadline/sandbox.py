@@ -9,7 +9,7 @@ Endpoints
            MessagingServiceSid, Body, optional StatusCallback (form). HTTP Basic auth with
            username == AccountSid; any password unless SandboxState(twilio_auth=(sid, token)).
     POST   /bot{token}/sendMessage     Telegram: chat_id, text (JSON, form or query string).
-           Any token unless SandboxState(telegram_token=...).
+           Every token is accepted unless SandboxState(telegram_token=...).
     GET    /2010-04-01/Accounts/{AccountSid}/Messages.json   Twilio's message list: the SMS
            it accepted ("drop after" included), newest first, filtered by To, From,
            DateSent, DateSent<, DateSent> (YYYY-MM-DD, or an ISO-8601 instant; bounds are
@@ -78,13 +78,13 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import partial
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Self
+from typing import Literal, Required, Self, TypedDict, TypeGuard
 from urllib.parse import urlencode
 
 import uvicorn
@@ -93,6 +93,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from leadline.jsondata import JsonObject
 
 __all__ = ["SandboxServer", "SandboxState", "create_sandbox_app", "serve_forever"]
 
@@ -135,13 +137,52 @@ _DROP_MESSAGE = "leadline.sandbox.drop"
 _DROPPED = "connection dropped on purpose by the provider sandbox"
 
 
-@dataclass(frozen=True)
-class _Scripted:
-    """One queued response: kind is status, twilio_error, telegram_error, delay or drop."""
+# One message the sandbox accepted, as `/sent` lists it. Telegram messages have no SMS keys;
+# from, messaging_service_sid and status_callback are None when the request left them out.
+# The functional form because "from" is a keyword.
+SentMessage = TypedDict(
+    "SentMessage",
+    {
+        "channel": Required[str],
+        "to": Required[str],
+        "body": Required[str],
+        "sid": str,
+        "account_sid": str,
+        "from": str | None,
+        "messaging_service_sid": str | None,
+        "status_callback": str | None,
+        # Added when the message is recorded.
+        "time": str,
+        "dropped_after": bool,
+        "request": int,
+        "message_id": int,
+    },
+    total=False,
+)
 
-    kind: str
-    value: Any
+_ErrorKind = Literal["status", "twilio_error", "telegram_error"]
+
+
+@dataclass(frozen=True)
+class _ScriptedError:
+    """An HTTP status in the channel's error shape, a Twilio error code or a Telegram status."""
+
+    kind: _ErrorKind
+    code: int
     retry_after: int = 1
+
+
+@dataclass(frozen=True)
+class _ScriptedDelay:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _ScriptedDrop:
+    after: bool
+
+
+_Scripted = _ScriptedError | _ScriptedDelay | _ScriptedDrop
 
 
 @dataclass
@@ -154,46 +195,58 @@ class _Script:
         return self.channel in ("any", channel) and self.match_to in (None, to)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_error_status(value: Any) -> bool:
+def _is_error_status(value: object) -> TypeGuard[int]:
     return _is_int(value) and 400 <= value < 600 and value in _HTTP_STATUSES
 
 
-def _is_delay(value: Any) -> bool:
+def _is_delay(value: object) -> TypeGuard[float]:
     return (_is_int(value) or isinstance(value, float)) and value >= 0
 
 
-_VALIDATORS: dict[str, Callable[[Any], bool]] = {
-    "status": _is_error_status,
-    "twilio_error": _is_int,
-    "telegram_error": _is_error_status,
-    "delay": _is_delay,
-    "drop": lambda value: value in ("before", "after"),
+_Parser = Callable[[object], _Scripted | None]
+
+
+def _error(kind: _ErrorKind, valid: Callable[[object], TypeGuard[int]]) -> _Parser:
+    return lambda value: _ScriptedError(kind, value) if valid(value) else None
+
+
+# Each kind's parser: the scripted response for a valid value, None for an invalid one.
+_PARSERS: dict[str, _Parser] = {
+    "status": _error("status", _is_error_status),
+    "twilio_error": _error("twilio_error", _is_int),
+    "telegram_error": _error("telegram_error", _is_error_status),
+    "delay": lambda value: _ScriptedDelay(value) if _is_delay(value) else None,
+    "drop": lambda value: _ScriptedDrop(value == "after") if value in ("before", "after") else None,
 }
 _CHANNEL_ONLY = {"twilio_error": "sms", "telegram_error": "telegram"}
+_NOT_A_LIST = "responses must be a non-empty list"
 
 
-def _parse_response(channel: str, response: Any) -> _Scripted:
+def _parse_response(channel: str, response: object) -> _Scripted:
     if not isinstance(response, Mapping):
         raise ValueError(f"a response must be an object, got {response!r}")
-    kinds = _VALIDATORS.keys() & response.keys()
+    kinds = _PARSERS.keys() & response.keys()
     if len(kinds) != 1:
-        raise ValueError(f"a response needs exactly one of {sorted(_VALIDATORS)}: {response!r}")
+        raise ValueError(f"a response needs exactly one of {sorted(_PARSERS)}: {response!r}")
     kind = kinds.pop()
     allowed = {kind, "retry_after"} if kind == "telegram_error" else {kind}
     if response.keys() - allowed:
         raise ValueError(f"unknown keys in response {response!r}")
-    if not _VALIDATORS[kind](response[kind]):
+    scripted = _PARSERS[kind](response[kind])
+    if scripted is None:
         raise ValueError(f"invalid value in response {response!r}")
     if _CHANNEL_ONLY.get(kind, channel) != channel:
         raise ValueError(f"{kind} needs channel {_CHANNEL_ONLY[kind]!r}, not {channel!r}")
     retry_after = response.get("retry_after", 1)
     if not _is_int(retry_after) or retry_after < 0:
         raise ValueError(f"retry_after must be a non-negative integer: {response!r}")
-    return _Scripted(kind, response[kind], retry_after)
+    if isinstance(scripted, _ScriptedError):
+        return replace(scripted, retry_after=retry_after)
+    return scripted
 
 
 class SandboxState:
@@ -210,15 +263,15 @@ class SandboxState:
         self.twilio_auth = twilio_auth
         self.telegram_token = telegram_token
         self._lock = threading.Lock()
-        self._sent: list[dict[str, Any]] = []
+        self._sent: list[SentMessage] = []
         self._scripts: list[_Script] = []
         self._requests = 0
         # Never reset: real Telegram does not reuse message ids.
         self._next_message_id = 1
 
-    def sent(self) -> list[dict[str, Any]]:
+    def sent(self) -> list[SentMessage]:
         with self._lock:
-            return [dict(record) for record in self._sent]
+            return [record.copy() for record in self._sent]
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -232,7 +285,7 @@ class SandboxState:
 
     def push_behaviour(
         self,
-        responses: Sequence[Mapping[str, Any]],
+        responses: Sequence[Mapping[str, object]],
         *,
         channel: str = "any",
         match_to: str | int | None = None,
@@ -241,7 +294,7 @@ class SandboxState:
         if channel not in _CHANNELS:
             raise ValueError(f"channel must be one of {_CHANNELS}, not {channel!r}")
         if isinstance(responses, str) or not isinstance(responses, Sequence) or not responses:
-            raise ValueError("responses must be a non-empty list")
+            raise ValueError(_NOT_A_LIST)
         queued = deque(_parse_response(channel, response) for response in responses)
         script = _Script(channel, None if match_to is None else str(match_to), queued)
         with self._lock:
@@ -263,16 +316,18 @@ class SandboxState:
         return None
 
     def _record(
-        self, record: dict[str, Any], request_number: int, *, dropped_after: bool = False
-    ) -> dict[str, Any]:
-        stored = {**record, "time": datetime.now(UTC).isoformat()}
-        stored.update(dropped_after=dropped_after, request=request_number)
+        self, record: SentMessage, request_number: int, *, dropped_after: bool = False
+    ) -> SentMessage:
+        stored = record.copy()
+        stored["time"] = datetime.now(UTC).isoformat()
+        stored["dropped_after"] = dropped_after
+        stored["request"] = request_number
         with self._lock:
             if stored["channel"] == "telegram":
                 stored["message_id"] = self._next_message_id
                 self._next_message_id += 1
             self._sent.append(stored)
-        return dict(stored)
+        return stored.copy()
 
 
 def _num_segments(body: str) -> int:
@@ -298,14 +353,14 @@ def _twilio_error(code: int, status: int | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _twilio_message(account_sid: str, record: Mapping[str, Any]) -> JSONResponse:
+def _twilio_message(account_sid: str, record: SentMessage) -> JSONResponse:
     return JSONResponse(_twilio_body(account_sid, record), status_code=201)
 
 
-def _twilio_body(account_sid: str, record: Mapping[str, Any]) -> dict[str, Any]:
+def _twilio_body(account_sid: str, record: SentMessage) -> JsonObject:
     uri = f"/2010-04-01/Accounts/{account_sid}/Messages/{record['sid']}.json"
     created = format_datetime(datetime.fromisoformat(record["time"]))
-    body = {
+    body: JsonObject = {
         "account_sid": account_sid,
         "api_version": "2010-04-01",
         "body": record["body"],
@@ -363,7 +418,7 @@ class _MessageQuery:
             page_size,
         )
 
-    def matches(self, record: Mapping[str, Any]) -> bool:
+    def matches(self, record: SentMessage) -> bool:
         sent = datetime.fromisoformat(record["time"])
         return (
             self.to in (None, record["to"])
@@ -406,9 +461,7 @@ def _on_or_before(moment: datetime, bound: str) -> bool:
     return moment <= _instant(bound)
 
 
-def _twilio_page(
-    account_sid: str, query: _MessageQuery, records: list[dict[str, Any]]
-) -> dict[str, Any]:
+def _twilio_page(account_sid: str, query: _MessageQuery, records: list[SentMessage]) -> JsonObject:
     path = _TWILIO_PATH.format(account_sid=account_sid)
     start = query.page * query.page_size
     chunk = records[start : start + query.page_size]
@@ -426,7 +479,7 @@ def _twilio_page(
     }
 
 
-def _twilio_listed(account_sid: str, record: Mapping[str, Any]) -> dict[str, Any]:
+def _twilio_listed(account_sid: str, record: SentMessage) -> JsonObject:
     body = _twilio_body(account_sid, record)
     body.update(status="sent", date_sent=body["date_created"])
     return body
@@ -449,13 +502,13 @@ def _telegram_error(
         description = f"Too Many Requests: retry after {retry_after}"
     if description is None:
         description = _TELEGRAM_DESCRIPTIONS.get(code, HTTPStatus(code).phrase)
-    body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    body: JsonObject = {"ok": False, "error_code": code, "description": description}
     if code == 429:
         body["parameters"] = {"retry_after": retry_after}
     return JSONResponse(body, status_code=code)
 
 
-def _telegram_message(chat_id: int | str, record: Mapping[str, Any]) -> JSONResponse:
+def _telegram_message(chat_id: int | str, record: SentMessage) -> JSONResponse:
     result = {
         "message_id": record["message_id"],
         "date": int(datetime.fromisoformat(record["time"]).timestamp()),
@@ -465,7 +518,7 @@ def _telegram_message(chat_id: int | str, record: Mapping[str, Any]) -> JSONResp
     return JSONResponse({"ok": True, "result": result})
 
 
-def _chat_id(value: Any) -> int | str | None:
+def _chat_id(value: object) -> int | str | None:
     if value is None or value == "":
         return None
     if _is_int(value):
@@ -474,14 +527,14 @@ def _chat_id(value: Any) -> int | str | None:
     return int(text) if text.removeprefix("-").isdigit() else text
 
 
-def _scripted_error(channel: str, scripted: _Scripted) -> JSONResponse:
+def _scripted_error(channel: str, scripted: _ScriptedError) -> JSONResponse:
     if scripted.kind == "twilio_error":
-        return _twilio_error(scripted.value)
+        return _twilio_error(scripted.code)
     if scripted.kind == "telegram_error":
-        return _telegram_error(scripted.value, scripted.retry_after)
+        return _telegram_error(scripted.code, scripted.retry_after)
     if channel == "sms":
-        return _twilio_error(20000 + scripted.value, scripted.value)
-    return _telegram_error(scripted.value, scripted.retry_after)
+        return _twilio_error(20000 + scripted.code, scripted.code)
+    return _telegram_error(scripted.code, scripted.retry_after)
 
 
 def _basic_auth(request: Request) -> tuple[str, str] | None:
@@ -501,8 +554,8 @@ async def _form_fields(request: Request) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
-async def _telegram_fields(request: Request) -> dict[str, Any]:
-    fields: dict[str, Any] = dict(request.query_params)
+async def _telegram_fields(request: Request) -> JsonObject:
+    fields: JsonObject = dict(request.query_params)
     if not request.headers.get("content-type", "").startswith("application/json"):
         fields.update(await _form_fields(request))
         return fields
@@ -535,7 +588,7 @@ class _Handlers:
         missing = _twilio_missing_field(fields)
         if missing is not None:
             return _twilio_error(missing)
-        record = {
+        record: SentMessage = {
             "channel": "sms",
             "to": fields["To"],
             "from": fields.get("From"),
@@ -572,7 +625,11 @@ class _Handlers:
             return _telegram_error(400, description="Bad Request: chat_id is empty")
         if not fields.get("text"):
             return _telegram_error(400, description="Bad Request: message text is empty")
-        record = {"channel": "telegram", "to": str(chat_id), "body": str(fields["text"])}
+        record: SentMessage = {
+            "channel": "telegram",
+            "to": str(chat_id),
+            "body": str(fields["text"]),
+        }
         return await self._answer(record, request_number, partial(_telegram_message, chat_id))
 
     async def sent(self, request: Request) -> Response:
@@ -589,7 +646,9 @@ class _Handlers:
             payload = await request.json()
             if not isinstance(payload, dict):
                 raise ValueError("expected a JSON object")
-            responses: Any = payload.get("responses")
+            responses = payload.get("responses")
+            if not isinstance(responses, list):
+                raise ValueError(_NOT_A_LIST)
             self.state.push_behaviour(
                 responses,
                 channel=payload.get("channel", "any"),
@@ -607,17 +666,17 @@ class _Handlers:
 
     async def _answer(
         self,
-        record: dict[str, Any],
+        record: SentMessage,
         request_number: int,
-        render: Callable[[dict[str, Any]], Response],
+        render: Callable[[SentMessage], Response],
     ) -> Response:
         scripted = self.state._take(record["channel"], record["to"])
-        if scripted is None or scripted.kind == "delay":
+        if scripted is None or isinstance(scripted, _ScriptedDelay):
             if scripted is not None:
-                await asyncio.sleep(scripted.value)
+                await asyncio.sleep(scripted.seconds)
             return render(self.state._record(record, request_number))
-        if scripted.kind == "drop":
-            if scripted.value == "after":
+        if isinstance(scripted, _ScriptedDrop):
+            if scripted.after:
                 self.state._record(record, request_number, dropped_after=True)
             return _DropConnection()
         return _scripted_error(record["channel"], scripted)

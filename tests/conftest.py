@@ -19,7 +19,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import pika
@@ -38,11 +38,16 @@ from tests.support.services import (
     GENEROUS_LIMITS,
     RUN_ID,
     TEST_PROVIDER_SECRETS,
+    MakeOrg,
     Org,
     psycopg_url,
     random_master_key,
 )
 from tests.support.workers import worker_threads
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+    from workers.brokers import LeadlineBroker
 
 KINDS = ("unit", "integration", "e2e")
 
@@ -132,7 +137,7 @@ def settings(
 
 
 @pytest.fixture(scope="session")
-def context(settings: Settings) -> Iterator[Any]:
+def context(settings: Settings) -> Iterator[TaskContext]:
     """Migrated database, broker with every actor installed, task context set."""
     from models.migrate import upgrade
     from tasks.context import open_runtime
@@ -149,7 +154,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def redis_broker(context: Any, settings: Settings) -> Iterator[dramatiq.Broker]:
+def redis_broker(context: TaskContext, settings: Settings) -> Iterator[dramatiq.Broker]:
     current = dramatiq.get_broker()
     yield current
     current.close()
@@ -181,7 +186,9 @@ def amqp_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def rabbitmq_broker(context: Any, settings: Settings, amqp_url: str) -> Iterator[Any]:
+def rabbitmq_broker(
+    context: TaskContext, settings: Settings, amqp_url: str
+) -> Iterator[LeadlineBroker]:
     """Dramatiq's RabbitMQ broker, its queues named after this run's namespace."""
     from workers.runtime import build_broker
 
@@ -193,7 +200,7 @@ def rabbitmq_broker(context: Any, settings: Settings, amqp_url: str) -> Iterator
 
 @pytest.fixture(scope="module")
 def broker(
-    request: pytest.FixtureRequest, context: Any, redis_broker: dramatiq.Broker
+    request: pytest.FixtureRequest, context: TaskContext, redis_broker: dramatiq.Broker
 ) -> Iterator[dramatiq.Broker]:
     """Redis, or RabbitMQ for the second run of a `both_brokers` module: then every actor and
     the context's settings (LEADLINE_BROKER_URL, for CLI children) move to it meanwhile."""
@@ -225,7 +232,7 @@ def worker(broker: dramatiq.Broker) -> Iterator[dramatiq.Worker]:
 
 
 @pytest.fixture
-def client(context: Any) -> Iterator[TestClient]:
+def client(context: TaskContext) -> Iterator[TestClient]:
     from intake.app import create_app
 
     with TestClient(create_app(context), raise_server_exceptions=False) as test_client:
@@ -233,7 +240,7 @@ def client(context: Any) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def make_org(context: Any) -> Callable[[], Org]:
+def make_org(context: TaskContext) -> MakeOrg:
     from models.orgs import create_api_key, create_organization
 
     def make(name: str = "Test Org") -> Org:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypedDict, TypeVar
 
 import typer
 
@@ -19,16 +21,36 @@ from leadline.commands.common import (
 from leadline.logging import redact_text
 from tasks.context import open_runtime
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from models.crypto import OrgCipher
+
+T = TypeVar("T")
+
+
+class AlertSettings(TypedDict):
+    """`leadline alerts list`: where alerts go (numbers masked) and what they say."""
+
+    numbers: list[str]
+    telegram_chats: int
+    program: str
+    contact: str
+    frequency: str
+    autoreply: bool
+    templates: dict[str, str]
+
+
 alerts_app = typer.Typer(
     help="Lead alerts: SMS numbers, templates, HELP details.", no_args_is_help=True
 )
 
 
-def _in_org(org: str, work: Any, as_json: bool) -> Any:
+def _in_org(org: str, work: Callable[[Session, OrgCipher, uuid.UUID], T], as_json: bool) -> T:
     """Run work(session, cipher, org_id) in one tenant transaction, errors as one-liners."""
     org_id = parse_uuid(org, "ORG")
 
-    def run() -> Any:
+    def run() -> T:
         context = open_runtime()
         with org_session(context, org_id) as session:
             return work(session, context.keys.cipher(session, org_id), org_id)
@@ -62,7 +84,7 @@ def list_alerts(org: str, as_json: bool = JsonOption) -> None:
     from models.alert_settings import alert_numbers, linked_chats, load_org_messaging
     from models.message_templates import DEFAULT_TEMPLATES
 
-    def work(session: Any, cipher: Any, org_id: Any) -> dict[str, Any]:
+    def work(session: Session, cipher: OrgCipher, org_id: uuid.UUID) -> AlertSettings:
         org_messaging = load_org_messaging(session, org_id, None)
         return {
             "numbers": [redact_text(n.address) for n in alert_numbers(session, cipher)],
@@ -86,7 +108,7 @@ def list_alerts(org: str, as_json: bool = JsonOption) -> None:
 def template(
     org: str,
     name: str,
-    text: str = typer.Argument(None, help="Template text with {placeholders}."),
+    text: str | None = typer.Argument(None, help="Template text with {placeholders}."),
     reset: bool = typer.Option(False, "--reset", help="Go back to the default template."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -108,16 +130,16 @@ def template(
 @alerts_app.command("settings")
 def settings(
     org: str,
-    program: str = typer.Option(None, help="Program name used in HELP replies."),
-    contact: str = typer.Option(None, help="Support contact used in HELP replies."),
-    frequency: str = typer.Option(None, help="Message frequency used in HELP replies."),
-    autoreply: bool = typer.Option(None, "--autoreply/--no-autoreply", help="Auto-reply."),
+    program: str | None = typer.Option(None, help="Program name used in HELP replies."),
+    contact: str | None = typer.Option(None, help="Support contact used in HELP replies."),
+    frequency: str | None = typer.Option(None, help="Message frequency used in HELP replies."),
+    autoreply: bool | None = typer.Option(None, "--autoreply/--no-autoreply", help="Auto-reply."),
     as_json: bool = JsonOption,
 ) -> None:
     """Program details for HELP replies, and the auto-reply to leads who consented to SMS."""
     from models.alert_settings import update_program
 
-    def work(session: Any, _: Any, org_id: Any) -> None:
+    def work(session: Session, _: OrgCipher, org_id: uuid.UUID) -> None:
         update_program(
             session,
             org_id,
@@ -141,7 +163,7 @@ def unknown(
 
     org_id = parse_uuid(org, "ORG") if org else None
 
-    def run() -> list[dict[str, Any]]:
+    def run() -> list[dict[str, object]]:
         context = open_runtime()
         if org_id is not None:
             ensure_org(context, org_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import typer
 
@@ -10,6 +10,9 @@ from leadline.commands.common import JsonOption, emit, parse_uuid, run_guarded
 from leadline.commands.tables import format_table
 from leadline.timespec import parse_moment
 from tasks.context import open_runtime
+
+if TYPE_CHECKING:
+    from models.tables import AuditEntry
 
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 
@@ -38,7 +41,17 @@ def audit_list(
     run_guarded(run, as_json)
 
 
-def audit_dict(entry: Any) -> dict[str, Any]:
+class AuditRow(TypedDict):
+    id: str
+    created_at: str
+    actor: str
+    action: str
+    org_id: str | None
+    target: str | None
+    details: dict[str, object]
+
+
+def audit_dict(entry: AuditEntry) -> AuditRow:
     return {
         "id": str(entry.id),
         "created_at": entry.created_at.isoformat(),
@@ -50,7 +63,7 @@ def audit_dict(entry: Any) -> dict[str, Any]:
     }
 
 
-def audit_text(entries: list[dict[str, Any]]) -> str:
+def audit_text(entries: list[AuditRow]) -> str:
     if not entries:
         return "no audit entries"
     headers = ("time", "actor", "action", "org", "target", "details")

@@ -12,23 +12,31 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 
 from leadline.errors import LeadlineError
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from tasks.context import TaskContext
+
 JsonOption = typer.Option(False, "--json", help="Machine-readable output.")
 T = TypeVar("T")
+# What a command prints with --json: an object or a list (values json.dumps can write, or
+# anything str() renders, such as UUIDs and datetimes).
+Output = Mapping[str, object] | Sequence[object]
 
 
 class BadInput(LeadlineError):
     """A value typed on the command line is not acceptable (exit code 1, not a usage error)."""
 
 
-def emit(data: dict[str, Any] | list[Any], as_json: bool, text: str) -> None:
+def emit(data: Output, as_json: bool, text: str) -> None:
     if as_json:
         typer.echo(json.dumps(data, default=str, indent=None))
     else:
@@ -81,7 +89,7 @@ def parse_phone(value: str, what: str = "NUMBER", region: str | None = None) -> 
 
 
 @contextmanager
-def org_session(context: Any, org_id: uuid.UUID) -> Iterator[Any]:
+def org_session(context: TaskContext, org_id: uuid.UUID) -> Iterator[Session]:
     """One tenant transaction for an organisation that exists."""
     from models.orgs import get_organization
 
@@ -90,7 +98,7 @@ def org_session(context: Any, org_id: uuid.UUID) -> Iterator[Any]:
         yield session
 
 
-def ensure_org(context: Any, org_id: uuid.UUID) -> None:
+def ensure_org(context: TaskContext, org_id: uuid.UUID) -> None:
     """Fail with a clear message before work starts when the organisation does not exist."""
     from models.orgs import get_organization
 

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 import psycopg
@@ -19,11 +19,16 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from leadline.errors import ConfigError
+from leadline.jsondata import JsonObject
 from leadline.settings import Settings
+
+if TYPE_CHECKING:
+    from leadline.sandbox import SentMessage
+    from tasks.context import TaskContext
 
 DEMO_OWNER_PHONE = "+14155550100"
 DEMO_CHAT_ID = 424242
-DEMO_LEADS: list[dict[str, Any]] = [
+DEMO_LEADS: list[JsonObject] = [
     {
         "name": "Ada Lovelace",
         "phone": "+14155550123",
@@ -50,11 +55,12 @@ def isolated_settings(settings: Settings) -> Iterator[Settings]:
     if settings.leadline_database_url is not None:
         create_database(settings.leadline_database_url, database)
     state_dir = Path(tempfile.mkdtemp(prefix="leadline-demo-"))
-    updates: dict[str, Any] = {
+    namespace = f"{settings.leadline_redis_namespace}-demo-{suffix}"
+    updates: dict[str, object] = {
         "leadline_state_dir": str(state_dir),
         "leadline_backup_dir": str(state_dir / "backups"),
         "leadline_backup_url": None,  # its own directory, even when the stack uses a bucket
-        "leadline_redis_namespace": f"{settings.leadline_redis_namespace}-demo-{suffix}",
+        "leadline_redis_namespace": namespace,
         "leadline_worker_metrics_port": 0,
         "leadline_scheduler_metrics_port": 0,
     }
@@ -70,7 +76,7 @@ def isolated_settings(settings: Settings) -> Iterator[Settings]:
         if settings.leadline_database_url is not None:
             drop_database(settings.leadline_database_url, database)
         if settings.leadline_redis_url is not None:
-            delete_namespace(settings.leadline_redis_url, updates["leadline_redis_namespace"])
+            delete_namespace(settings.leadline_redis_url, namespace)
         delete_rabbitmq_queues()
         shutil.rmtree(state_dir, ignore_errors=True)
 
@@ -118,7 +124,7 @@ def delete_namespace(url: str, namespace: str) -> None:
     client.close()
 
 
-def run_demo(context: Any, intake_url: str, sandbox_url: str) -> None:
+def run_demo(context: TaskContext, intake_url: str, sandbox_url: str) -> None:
     from models.orgs import create_api_key, create_organization, set_default_region
 
     org_id = uuid.uuid4()
@@ -144,7 +150,7 @@ def run_demo(context: Any, intake_url: str, sandbox_url: str) -> None:
     show_sent(sandbox_url)
 
 
-def add_alert_recipients(context: Any, org_id: uuid.UUID) -> None:
+def add_alert_recipients(context: TaskContext, org_id: uuid.UUID) -> None:
     """The business owner's phone and a linked Telegram chat, as an operator would set up."""
     from models.alert_settings import add_alert_number
     from models.telegram_links import set_chat_status
@@ -155,7 +161,7 @@ def add_alert_recipients(context: Any, org_id: uuid.UUID) -> None:
         set_chat_status(session, cipher, DEMO_CHAT_ID, "linked", context.clock())
 
 
-def wait_for_processing(context: Any, org_id: uuid.UUID, expected_events: int) -> None:
+def wait_for_processing(context: TaskContext, org_id: uuid.UUID, expected_events: int) -> None:
     from models.tables import InboundEvent
 
     deadline = time.monotonic() + 30
@@ -172,7 +178,7 @@ def wait_for_processing(context: Any, org_id: uuid.UUID, expected_events: int) -
     raise typer.Exit(1)
 
 
-def show_stored(context: Any, org_id: uuid.UUID) -> None:
+def show_stored(context: TaskContext, org_id: uuid.UUID) -> None:
     from models.tables import Lead
 
     with context.db.tenant(org_id) as session:
@@ -188,7 +194,7 @@ def show_stored(context: Any, org_id: uuid.UUID) -> None:
 
 def show_sent(sandbox_url: str, expected: int = 4) -> None:
     """What "left" for Twilio and Telegram: one SMS and one Telegram alert per new lead."""
-    sent: list[dict[str, Any]] = []
+    sent: list[SentMessage] = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(sent) < expected:
         sent = httpx.get(f"{sandbox_url}/sent", timeout=5).json()

@@ -3,15 +3,27 @@ things that need a person (attention lists registered by other modules)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from leadline.commands.common import JsonOption, emit, fail, run_guarded
 from leadline.commands.tables import format_table
+from leadline.jsondata import JsonObject
 from leadline.timespec import format_age, parse_moment
-from tasks.context import open_runtime
+from tasks.context import TaskContext, open_runtime
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from tasks.attention import Listing
+    from workers.brokers import LeadlineBroker
+    from workers.dlq import DeadLetterResult
+
+    # replay_dead_letter, purge_dead_letter: (session, broker, key, operator, now) -> result
+    DeadLetterAction = Callable[[Session, LeadlineBroker, str, str, datetime], DeadLetterResult]
 
 dlq_app = typer.Typer(help="Dead letters: list, show, replay, purge.", no_args_is_help=True)
 OPERATOR = "operator:cli"
@@ -42,8 +54,9 @@ def dlq_list(
         )
         with context.db.maintenance() as session:
             rows = [dead_letter_summary(r, now) for r in list_dead_letters(session, where)]
-        attention = [listing.as_dict() for listing in read_attention(context.db)]
-        emit({"dead_letters": rows, "attention": attention}, as_json, _list_text(rows, attention))
+        listings = read_attention(context.db)
+        attention = [listing.as_dict() for listing in listings]
+        emit({"dead_letters": rows, "attention": attention}, as_json, _list_text(rows, listings))
 
     run_guarded(run, as_json)
 
@@ -52,26 +65,29 @@ def _moment(value: str | None, now: datetime) -> datetime | None:
     return parse_moment(value, now, "--since") if value else None
 
 
-def _list_text(rows: list[dict[str, Any]], attention: list[dict[str, Any]]) -> str:
+def _list_text(rows: Sequence[JsonObject], listings: list[Listing]) -> str:
     headers = ("id", "actor", "error", "age", "retries", "state")
-    table = [
-        (r["id"], r["actor"], r["error"], format_age(r["age_seconds"]), r["retries"], r["state"])
-        for r in rows
-    ]
+    table = [(r["id"], r["actor"], r["error"], _age(r), r["retries"], r["state"]) for r in rows]
     parts = [format_table(headers, table) if rows else "no dead letters"]
-    for listing in attention:
-        parts.append(f"\n{listing['name']}: " + _listing_text(listing))
+    for listing in listings:
+        parts.append(f"\n{listing.name}: " + _listing_text(listing))
     return "\n".join(parts)
 
 
-def _listing_text(listing: dict[str, Any]) -> str:
-    if listing["error"]:
-        return str(listing["error"])
-    rows: list[dict[str, Any]] = listing["rows"]
-    if not rows:
+def _age(summary: JsonObject) -> str:
+    """`age_seconds` of a dead-letter summary as `5m`; the summary always holds an int."""
+    seconds = summary["age_seconds"]
+    return format_age(seconds) if isinstance(seconds, int) else str(seconds)
+
+
+def _listing_text(listing: Listing) -> str:
+    if listing.error:
+        return listing.error
+    if not listing.rows:
         return "nothing"
-    headers = list(dict.fromkeys(key for row in rows for key in row))
-    return f"{len(rows)}\n" + format_table(headers, [[r.get(h) for h in headers] for r in rows])
+    headers = listing.columns
+    rows = [[row.get(h) for h in headers] for row in listing.rows]
+    return f"{len(listing.rows)}\n" + format_table(headers, rows)
 
 
 @dlq_app.command("show")
@@ -139,7 +155,7 @@ def dlq_purge(
     run_guarded(run, as_json)
 
 
-def _one_selector(as_json: bool, **selectors: Any) -> None:
+def _one_selector(as_json: bool, **selectors: object) -> None:
     chosen = [name for name, value in selectors.items() if value]
     if len(chosen) != 1:
         names = ", ".join(
@@ -149,7 +165,12 @@ def _one_selector(as_json: bool, **selectors: Any) -> None:
 
 
 def _dead_ids(
-    context: Any, *, actor: str | None, before: datetime | None, limit: int, any_live: bool = False
+    context: TaskContext,
+    *,
+    actor: str | None,
+    before: datetime | None,
+    limit: int,
+    any_live: bool = False,
 ) -> list[str]:
     from workers.dlq import DeadLetterFilter, list_dead_letters
 
@@ -159,7 +180,7 @@ def _dead_ids(
         return [str(row.id) for row in list_dead_letters(session, where)]
 
 
-def _apply(context: Any, action: Any, key: str) -> Any:
+def _apply(context: TaskContext, action: DeadLetterAction, key: str) -> DeadLetterResult:
     """One transaction per entry: a failure stops the run without undoing earlier entries."""
     from workers.brokers import current_broker
 
@@ -167,7 +188,7 @@ def _apply(context: Any, action: Any, key: str) -> Any:
         return action(session, current_broker(), key, OPERATOR, context.clock())
 
 
-def _report(outcomes: list[Any], verb: str, infinitive: str, as_json: bool) -> None:
+def _report(outcomes: list[DeadLetterResult], verb: str, infinitive: str, as_json: bool) -> None:
     done = [o for o in outcomes if o.done]
     skipped = [o for o in outcomes if not o.done]
     data = {

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
 
 import typer
 from sqlalchemy.orm import Session
@@ -18,7 +19,9 @@ from leadline.commands.common import (
     run_guarded,
 )
 from leadline.commands.orgs import apikey_app, org_app
-from tasks.context import open_runtime
+from tasks.context import TaskContext, open_runtime
+
+T = TypeVar("T")
 
 number_app = typer.Typer(
     help="Twilio numbers owned by an org (route inbound SMS).", no_args_is_help=True
@@ -31,7 +34,7 @@ telegram_app = typer.Typer(
 )
 
 
-def in_tenant(org: str, work: Any) -> Any:
+def in_tenant(org: str, work: Callable[[TaskContext, Session, uuid.UUID], T]) -> T:
     """Run `work(context, session, org_id)` in one tenant transaction for ORG (which exists)."""
     org_id = parse_uuid(org, "ORG")
     context = open_runtime()
@@ -49,7 +52,7 @@ def number_add(org: str, number: str, as_json: bool = JsonOption) -> None:
     if number.strip().startswith("+"):
         parse_phone(number)  # a bad number is refused before any connection
 
-    def add(_context: Any, session: Session, org_id: uuid.UUID) -> str:
+    def add(_context: TaskContext, session: Session, org_id: uuid.UUID) -> str:
         e164 = parse_phone(number, region=default_region(session, org_id))
         return add_phone_number(session, org_id, e164)
 
@@ -112,7 +115,7 @@ def apikey_signing_secret(org: str, as_json: bool = JsonOption) -> None:
     Shown once. After a rotation the previous secret stays valid for 24 hours."""
     from models.routing import rotate_signing_secret
 
-    def work(context: Any, session: Any, org_id: Any) -> str:
+    def work(context: TaskContext, session: Session, org_id: uuid.UUID) -> str:
         secret: str = rotate_signing_secret(
             session, context.keys.cipher(session, org_id), context.clock()
         )
@@ -183,7 +186,7 @@ def telegram_link(org: str, chat_id: int, as_json: bool = JsonOption) -> None:
     from models.audit import record_audit
     from models.telegram_links import set_chat_status
 
-    def work(context: Any, session: Any, org_id: Any) -> str:
+    def work(context: TaskContext, session: Session, org_id: uuid.UUID) -> str:
         cipher = context.keys.cipher(session, org_id)
         chat = set_chat_status(session, cipher, chat_id, "linked", context.clock())
         record_audit(session, "cli", "telegram.chat_linked", org_id=org_id, target=str(chat.id))
@@ -201,7 +204,7 @@ def telegram_list(org: str, as_json: bool = JsonOption) -> None:
     """ORG's chats with their status (chat ids are shown decrypted to the operator)."""
     from models.telegram_links import CHAT_TABLE, list_chats
 
-    def work(context: Any, session: Any, org_id: Any) -> list[dict[str, str]]:
+    def work(context: TaskContext, session: Session, org_id: uuid.UUID) -> list[dict[str, str]]:
         cipher = context.keys.cipher(session, org_id)
         return [
             {

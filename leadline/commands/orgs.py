@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, TypedDict
 
 import typer
 
@@ -18,12 +19,28 @@ from leadline.commands.common import (
 from leadline.commands.tables import format_table
 from tasks.context import open_runtime
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 MAX_ORG_NAME = 200
 org_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for the tenant API (/v1).", no_args_is_help=True)
 
 
-def _when(value: Any) -> str | None:
+class OrgSummary(TypedDict):
+    """`leadline org show`: no personal data."""
+
+    id: str
+    name: str
+    status: str
+    created_at: str | None
+    deletion_due_at: str | None
+    billing_status: str | None
+    settings: dict[str, object]
+    counts: dict[str, int]
+
+
+def _when(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
@@ -83,7 +100,7 @@ def org_show(org: str, as_json: bool = JsonOption) -> None:
         with context.db.tenant(org_id) as session:
             row = get_organization(session, org_id)
             messaging = load_org_messaging(session, org_id, None)
-            data = {
+            data: OrgSummary = {
                 "id": str(row.id),
                 "name": row.name,
                 "status": row.status,
@@ -104,7 +121,7 @@ def org_show(org: str, as_json: bool = JsonOption) -> None:
     run_guarded(run, as_json)
 
 
-def _billing_status(session: Any) -> str | None:
+def _billing_status(session: Session) -> str | None:
     from sqlalchemy import select
 
     from models.billing import OrgBilling
@@ -113,7 +130,7 @@ def _billing_status(session: Any) -> str | None:
     return status
 
 
-def _show_text(data: dict[str, Any]) -> str:
+def _show_text(data: OrgSummary) -> str:
     lines = [f"{data['name']} ({data['id']})", f"status: {data['status']}"]
     if data["deletion_due_at"]:
         lines.append(f"deletion due: {data['deletion_due_at']}")

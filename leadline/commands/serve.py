@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 import typer
 
@@ -59,7 +59,20 @@ def intake(
     uvicorn.run("intake.asgi:build", factory=True, **intake_server_options(host, port, count))
 
 
-def intake_server_options(host: str, port: int, workers: int) -> dict[str, Any]:
+class IntakeServerOptions(TypedDict):
+    """Keyword arguments of uvicorn.run / uvicorn.Config."""
+
+    host: str
+    port: int
+    workers: int
+    log_config: None
+    access_log: bool
+    proxy_headers: bool
+    forwarded_allow_ips: str
+    server_header: bool
+
+
+def intake_server_options(host: str, port: int, workers: int) -> IntakeServerOptions:
     """uvicorn settings of the intake (bench/ serves its bare ASGI baseline with these too)."""
     return {
         "host": host,

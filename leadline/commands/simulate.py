@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import httpx
 import typer
@@ -24,6 +24,7 @@ from leadline import provider_signing
 from leadline.commands.common import JsonOption, emit, fail, parse_uuid, run_guarded
 from leadline.devsecrets import DEV_ACCOUNT_SID, provider_secret, refuse_in_production
 from leadline.errors import ConfigError
+from leadline.jsondata import JsonObject
 from leadline.settings import Settings, get_settings
 from leadline.stackfile import read_stack
 
@@ -248,7 +249,24 @@ def simulate_stripe(
     run_guarded(run, as_json)
 
 
-def stripe_event(event_type: str, customer: str, now: int) -> dict[str, Any]:
+class StripeEvent(TypedDict):
+    id: str
+    object: str
+    api_version: str
+    created: int
+    livemode: bool
+    pending_webhooks: int
+    request: dict[str, str | None]
+    type: str
+    data: dict[str, JsonObject]
+
+
+class TelegramUpdate(TypedDict):
+    update_id: int
+    message: JsonObject
+
+
+def stripe_event(event_type: str, customer: str, now: int) -> StripeEvent:
     """A minimal event as Stripe sends it: the fields every event has, and its object."""
     return {
         "id": "evt_" + secrets.token_hex(12),
@@ -263,7 +281,7 @@ def stripe_event(event_type: str, customer: str, now: int) -> dict[str, Any]:
     }
 
 
-def stripe_object(event_type: str, customer: str, now: int) -> dict[str, Any]:
+def stripe_object(event_type: str, customer: str, now: int) -> JsonObject:
     if event_type.startswith("invoice."):
         return {
             "id": "in_" + secrets.token_hex(12),
@@ -321,7 +339,7 @@ def simulate_telegram(
     run_guarded(run, as_json)
 
 
-def telegram_update(chat_id: int, text: str) -> dict[str, Any]:
+def telegram_update(chat_id: int, text: str) -> TelegramUpdate:
     """A private-chat message update, as the Bot API delivers it to a webhook."""
     update_id = secrets.randbelow(2**31 - 10**8) + 10**8
     return {

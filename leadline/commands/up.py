@@ -11,7 +11,6 @@ import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import httpx
 import typer
@@ -158,6 +157,10 @@ def claim_port(port: int, how_to_change: str) -> int:
     return port
 
 
+# The stack's child processes by role: sandbox, intake, worker, scheduler.
+Children = dict[str, subprocess.Popen[bytes]]
+
+
 def public_url_environment(settings: Settings, intake_url: str) -> dict[str, str]:
     """In development the public URL (Twilio signatures, callback URLs) follows the intake
     port, unless LEADLINE_PUBLIC_URL was set: then the children inherit it unchanged."""
@@ -166,7 +169,7 @@ def public_url_environment(settings: Settings, intake_url: str) -> dict[str, str
     return {"LEADLINE_PUBLIC_URL": intake_url}
 
 
-def start_children(env: dict[str, str], port: int, sandbox_port: int) -> dict[str, Any]:
+def start_children(env: dict[str, str], port: int, sandbox_port: int) -> Children:
     launcher = [sys.executable, "-m", "leadline"]
     commands = {
         "sandbox": [*launcher, "sandbox", "--port", str(sandbox_port)],
@@ -186,7 +189,7 @@ def install_stop_handlers() -> threading.Event:
 
 
 def wait_until_healthy(
-    url: str, children: dict[str, Any], stop: threading.Event, timeout: float = 180.0
+    url: str, children: Children, stop: threading.Event, timeout: float = 180.0
 ) -> None:
     """Until our intake answers /healthz. A child that exits first ends `up` with one line.
 
@@ -203,7 +206,7 @@ def wait_until_healthy(
         fail(f"intake did not answer {url} within {timeout:.0f} s (its log lines are above)")
 
 
-def fail_if_a_child_exited(children: dict[str, Any]) -> None:
+def fail_if_a_child_exited(children: Children) -> None:
     for name, proc in children.items():
         code = proc.poll()
         if code is not None:
@@ -234,7 +237,7 @@ Ctrl-C stops everything.
     )
 
 
-def wait_for_stop(children: dict[str, Any], stop: threading.Event) -> None:
+def wait_for_stop(children: Children, stop: threading.Event) -> None:
     while not stop.wait(0.3):
         exited = [name for name, proc in children.items() if proc.poll() is not None]
         if exited:
@@ -243,7 +246,7 @@ def wait_for_stop(children: dict[str, Any], stop: threading.Event) -> None:
     typer.echo("stopping", err=True)
 
 
-def stop_children(children: dict[str, Any], grace: float = 15.0) -> None:
+def stop_children(children: Children, grace: float = 15.0) -> None:
     for proc in children.values():
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
@@ -17,7 +17,13 @@ from leadline.commands.common import (
 )
 from leadline.commands.progress import progress
 from leadline.timespec import parse_moment
-from tasks.context import open_runtime
+from tasks.context import TaskContext, open_runtime
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from models.webhook_endpoints import NewSecret
+    from models.webhooks import WebhookEndpoint
 
 endpoint_app = typer.Typer(help="Webhook endpoints of an organisation.", no_args_is_help=True)
 webhook_app = typer.Typer(help="Webhook deliveries: resend and recover.", no_args_is_help=True)
@@ -28,7 +34,9 @@ def _split(values: str) -> list[str]:
     return [value.strip() for value in values.split(",") if value.strip()]
 
 
-def _in_tenant_of_endpoint(context: Any, endpoint_id: uuid.UUID, work: Callable[..., T]) -> T:
+def _in_tenant_of_endpoint(
+    context: TaskContext, endpoint_id: uuid.UUID, work: Callable[[Session, uuid.UUID], T]
+) -> T:
     """Find the endpoint's organisation, then run `work(session, org_id)` scoped to it."""
     from models.webhook_endpoints import endpoint_org
 
@@ -108,7 +116,7 @@ def endpoint_rotate_secret(endpoint: str, as_json: bool = JsonOption) -> None:
     def run() -> None:
         context = open_runtime()
 
-        def rotate(session: Any, org_id: uuid.UUID) -> Any:
+        def rotate(session: Session, org_id: uuid.UUID) -> NewSecret:
             cipher = context.keys.cipher(session, org_id)
             return rotate_secret(session, cipher, endpoint_id, context.clock())
 
@@ -139,7 +147,7 @@ def endpoint_disable(
         context = open_runtime()
         after_commit = AfterCommit()
 
-        def disable(session: Any, org_id: uuid.UUID) -> Any:
+        def disable(session: Session, org_id: uuid.UUID) -> WebhookEndpoint:
             cipher = context.keys.cipher(session, org_id)
             now = context.clock()
             return disable_endpoint_by_id(session, cipher, endpoint_id, reason, after_commit, now)
@@ -208,7 +216,7 @@ def endpoint_attempts(
     def run() -> None:
         context = open_runtime()
 
-        def read(session: Any, org_id: uuid.UUID) -> list[dict[str, Any]]:
+        def read(session: Session, org_id: uuid.UUID) -> Sequence[Mapping[str, object]]:
             rows = list_attempts(session, endpoint_id, limit)
             record_audit(
                 session, "cli", "endpoint.attempts_viewed", org_id=org_id, target=str(endpoint_id)
@@ -268,7 +276,7 @@ def webhook_recover(
         start = parse_moment(since, now, "--since")
         end = parse_moment(until, now, "--until") if until else now
 
-        def recover(session: Any, _: uuid.UUID) -> int:
+        def recover(session: Session, _: uuid.UUID) -> int:
             with progress("resetting deliveries") as on_progress:
                 return recover_deliveries(
                     session, endpoint_id, start, end, now, after_commit, on_progress=on_progress

@@ -7,7 +7,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from fastapi.routing import APIRoute
@@ -17,9 +17,12 @@ from models.orgs import ROLES, create_api_key, create_organization
 from tests.api.tenants import AUDIENCE, Issuer, Tenant, serve_issuer
 from tests.api.tokens import new_signing_key
 
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
 
 @pytest.fixture
-def make_tenant(context: Any) -> Callable[[], Tenant]:
+def make_tenant(context: TaskContext) -> Callable[[], Tenant]:
     def make(name: str = "API Org") -> Tenant:
         org_id = uuid.uuid4()
         with context.db.tenant(org_id) as session:
@@ -35,7 +38,7 @@ def make_tenant(context: Any) -> Callable[[], Tenant]:
 
 
 @pytest.fixture
-def app_with(context: Any) -> Iterator[Callable[..., TestClient]]:
+def app_with(context: TaskContext) -> Iterator[Callable[..., TestClient]]:
     """A TestClient over an app whose settings differ (OIDC, limits); closed after."""
     from intake.app import create_app
 
@@ -55,7 +58,7 @@ def app_with(context: Any) -> Iterator[Callable[..., TestClient]]:
 
 
 @pytest.fixture
-def api_routes(context: Any) -> Iterator[list[APIRoute]]:
+def api_routes(context: TaskContext) -> Iterator[list[APIRoute]]:
     """The routes of the FastAPI app (inside its middleware), included routers unfolded."""
     from intake.app import create_fastapi
 

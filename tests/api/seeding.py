@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -18,16 +18,21 @@ from models.webhooks import WebhookDelivery
 from tasks.after_commit import AfterCommit
 from tasks.domain_events import DomainEvent, publish
 
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
 PUBLIC_URL = "https://93.184.215.14/hooks"  # a global address literal: no DNS, never called
 
 
-def add_lead(context: Any, org_id: uuid.UUID, **fields: Any) -> uuid.UUID:
+def add_lead(context: TaskContext, org_id: uuid.UUID, **fields: Any) -> uuid.UUID:
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         return upsert_lead(session, cipher, LeadFields(**fields)).lead.id
 
 
-def add_inbound_message(context: Any, org_id: uuid.UUID, lead_id: uuid.UUID, body: str) -> None:
+def add_inbound_message(
+    context: TaskContext, org_id: uuid.UUID, lead_id: uuid.UUID, body: str
+) -> None:
     row_id = uuid.uuid4()
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
@@ -41,7 +46,7 @@ def add_inbound_message(context: Any, org_id: uuid.UUID, lead_id: uuid.UUID, bod
         )
 
 
-def add_endpoint(context: Any, org_id: uuid.UUID) -> uuid.UUID:
+def add_endpoint(context: TaskContext, org_id: uuid.UUID) -> uuid.UUID:
     policy = UrlPolicy(allow_http=False, allow_private=False)
     spec = EndpointSpec(PUBLIC_URL, ("lead.created", "lead.updated"))
     with context.db.tenant(org_id) as session:
@@ -49,7 +54,7 @@ def add_endpoint(context: Any, org_id: uuid.UUID) -> uuid.UUID:
         return create_endpoint(session, cipher, spec, policy).endpoint_id
 
 
-def add_delivery(context: Any, org_id: uuid.UUID, lead_id: uuid.UUID) -> uuid.UUID:
+def add_delivery(context: TaskContext, org_id: uuid.UUID, lead_id: uuid.UUID) -> uuid.UUID:
     """A `lead.created` delivery to the org's endpoints (left pending: no worker)."""
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
@@ -61,13 +66,13 @@ def add_delivery(context: Any, org_id: uuid.UUID, lead_id: uuid.UUID) -> uuid.UU
         return delivery_id
 
 
-def add_campaign(context: Any, org_id: uuid.UUID) -> uuid.UUID:
+def add_campaign(context: TaskContext, org_id: uuid.UUID) -> uuid.UUID:
     spec = CampaignSpec("Spring", "Hi {name}", {"consent": "sms"})
     with context.db.tenant(org_id) as session:
         return create_campaign(session, org_id, uuid.uuid4().hex, spec, actor="test").id
 
 
-def add_event(context: Any, org_id: uuid.UUID) -> uuid.UUID:
+def add_event(context: TaskContext, org_id: uuid.UUID) -> uuid.UUID:
     payload = {
         "email": "someone@example.com",
         "received_at": datetime.now().astimezone().isoformat(),
@@ -87,7 +92,7 @@ class Seeded:
     key_prefix: str
 
 
-def seed_everything(context: Any, org_id: uuid.UUID, key_prefix: str) -> Seeded:
+def seed_everything(context: TaskContext, org_id: uuid.UUID, key_prefix: str) -> Seeded:
     lead_id = add_lead(context, org_id, name="Ada", phone="+14155550123", email="ada@example.com")
     add_inbound_message(context, org_id, lead_id, "Hello there")
     endpoint_id = add_endpoint(context, org_id)

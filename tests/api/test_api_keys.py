@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import update
@@ -13,6 +13,9 @@ from starlette.testclient import TestClient
 
 from models.tables import ApiKey
 from tests.api.tenants import Tenant
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +58,7 @@ def test_create_with_role_list_and_revoke(
 
 
 def test_rotation_keeps_the_old_key_working_until_the_overlap_ends(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     tenant = make_tenant()
     old = client.post(
@@ -92,7 +95,9 @@ def test_bad_requests(client: TestClient, make_tenant: Callable[[], Tenant]) -> 
         assert client.post("/v1/api-keys", json=body, headers=tenant.auth()).status_code == 422
 
 
-def test_cli_creates_keys_with_a_role(context: Any, make_tenant: Callable[[], Tenant]) -> None:
+def test_cli_creates_keys_with_a_role(
+    context: TaskContext, make_tenant: Callable[[], Tenant]
+) -> None:
     import json
 
     from typer.testing import CliRunner

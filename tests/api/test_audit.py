@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import func, select
@@ -16,6 +16,9 @@ from models.tables import AuditEntry
 from tests.api.seeding import PUBLIC_URL, Seeded, add_lead, seed_everything
 from tests.api.tenants import AUDIENCE, Issuer, Tenant
 from tests.api.tokens import claims, sign
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 PHONE = "+14155550177"
@@ -28,7 +31,7 @@ def entries(client: TestClient, tenant: Tenant, **params: Any) -> dict[str, Any]
 
 
 def test_changes_are_audited_under_the_principal_without_pii(
-    oidc_client: TestClient, issuer: Issuer, context: Any, make_tenant: Callable[[], Tenant]
+    oidc_client: TestClient, issuer: Issuer, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     tenant = make_tenant()
     lead_id = add_lead(context, tenant.id, name="Dora Secret", phone=PHONE)
@@ -61,7 +64,7 @@ def test_changes_are_audited_under_the_principal_without_pii(
 
 
 def test_pages_newest_first(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     tenant = make_tenant()
     for n in range(5):
@@ -149,14 +152,14 @@ def writes(seeded: Seeded, phone: str) -> dict[tuple[str, str], tuple[str, Any, 
     }
 
 
-def audit_count(context: Any, tenant: Tenant, actor: str) -> int:
+def audit_count(context: TaskContext, tenant: Tenant, actor: str) -> int:
     with context.db.tenant(tenant.id) as session:
         query = select(func.count()).select_from(AuditEntry).where(AuditEntry.actor == actor)
         return int(session.scalar(query) or 0)
 
 
 def test_every_writing_route_audits_under_the_principal(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     tenant = make_tenant()
     seeded = seed_everything(context, tenant.id, tenant.prefixes["member"])

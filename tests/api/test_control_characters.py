@@ -7,7 +7,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pydantic import BaseModel
@@ -17,6 +17,9 @@ from intake import api_schemas
 from intake.schemas import StrictModel
 from tests.api.seeding import PUBLIC_URL, add_endpoint, add_lead
 from tests.api.tenants import Tenant
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 PHONE = "+14155550123"
@@ -110,7 +113,7 @@ def test_the_table_covers_every_string_field_of_every_api_body() -> None:
 
 
 @pytest.fixture
-def ids(context: Any, make_tenant: Callable[[], Tenant]) -> tuple[Tenant, dict[str, str]]:
+def ids(context: TaskContext, make_tenant: Callable[[], Tenant]) -> tuple[Tenant, dict[str, str]]:
     tenant = make_tenant()
     lead = add_lead(context, tenant.id, phone=PHONE)
     return tenant, {"lead": str(lead), "endpoint": str(add_endpoint(context, tenant.id))}

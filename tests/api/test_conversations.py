@@ -5,32 +5,37 @@ nothing queued when the number is suppressed."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import dramatiq
 import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from leadline.sandbox import SandboxState
 from models.messaging import OutboundMessage
 from tests.api.seeding import add_inbound_message, add_lead
 from tests.api.tenants import Tenant
 from tests.helpers import wait_for
 
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
 pytestmark = pytest.mark.integration
 PHONE = "+14155550123"
 
 
-def outbound_count(context: Any, tenant: Tenant) -> int:
+def outbound_count(context: TaskContext, tenant: Tenant) -> int:
     with context.db.tenant(tenant.id) as session:
         return int(session.scalar(select(func.count()).select_from(OutboundMessage)) or 0)
 
 
 def test_reply_is_sent_once_and_shows_in_the_conversation(
     client: TestClient,
-    context: Any,
+    context: TaskContext,
     make_tenant: Callable[[], Tenant],
-    worker: Any,
-    sandbox_state: Any,
+    worker: dramatiq.Worker,
+    sandbox_state: SandboxState,
 ) -> None:
     tenant = make_tenant()
     lead_id = add_lead(context, tenant.id, name="Ada", phone=PHONE)
@@ -59,7 +64,7 @@ def test_reply_is_sent_once_and_shows_in_the_conversation(
 
 
 def test_a_suppressed_number_is_409_and_nothing_is_queued(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     tenant = make_tenant()
     lead_id = add_lead(context, tenant.id, phone=PHONE)
@@ -81,7 +86,7 @@ def test_a_suppressed_number_is_409_and_nothing_is_queued(
 
 
 def test_a_lead_without_a_phone_cannot_be_texted(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     tenant = make_tenant()
     lead_id = add_lead(context, tenant.id, email="mail-only@example.com")
@@ -92,7 +97,7 @@ def test_a_lead_without_a_phone_cannot_be_texted(
 
 
 def test_conversation_pages_in_order(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     tenant = make_tenant()
     lead_id = add_lead(context, tenant.id, phone=PHONE)

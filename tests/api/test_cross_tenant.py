@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import func, select
@@ -16,6 +16,9 @@ from intake.permissions import ROUTE_ROLES
 from models.tables import ApiKey, AuditEntry, Lead
 from tests.api.seeding import Seeded, seed_everything
 from tests.api.tenants import Tenant
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -45,7 +48,7 @@ def path_of(template: str, seeded: Seeded) -> str:
     return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), template)
 
 
-def counts(context: Any, org_id: Any) -> tuple[int, ...]:
+def counts(context: TaskContext, org_id: Any) -> tuple[int, ...]:
     with context.db.tenant(org_id) as session:
         return tuple(
             int(session.scalar(select(func.count()).select_from(table)) or 0)
@@ -54,7 +57,7 @@ def counts(context: Any, org_id: Any) -> tuple[int, ...]:
 
 
 def test_another_organisations_ids_are_404_on_every_id_route(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     victim, intruder = make_tenant(), make_tenant()
     seeded = seed_everything(context, victim.id, victim.prefixes["member"])
@@ -75,7 +78,7 @@ def test_another_organisations_ids_are_404_on_every_id_route(
 
 
 def test_the_same_calls_by_the_owner_find_them(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     """The walk above means something: with the right organisation, no route is 404."""
     tenant = make_tenant()

@@ -6,15 +6,21 @@ under its principal, without any personal data."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import dramatiq
 import pytest
 from starlette.testclient import TestClient
 
 from leadline.provider_signing import twilio_form
+from leadline.sandbox import SandboxState
+from leadline.settings import Settings
 from models.orgs import create_api_key, create_organization
 from tests.helpers import wait_for
 from tests.support.intake import add_random_number
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 ADA = "+14155550123"
@@ -25,7 +31,7 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def text_in(client: TestClient, settings: Any, business: str, body: str) -> None:
+def text_in(client: TestClient, settings: Settings, business: str, body: str) -> None:
     """Ada texts the business's number: an inbound SMS signed as Twilio signs it."""
     params = [
         ("MessageSid", "SM" + uuid.uuid4().hex),
@@ -41,7 +47,7 @@ def text_in(client: TestClient, settings: Any, business: str, body: str) -> None
 
 
 def test_a_dashboard_walk(
-    client: TestClient, context: Any, worker: Any, sandbox_state: Any
+    client: TestClient, context: TaskContext, worker: dramatiq.Worker, sandbox_state: SandboxState
 ) -> None:
     org_id = uuid.uuid4()
     with context.db.tenant(org_id) as session:

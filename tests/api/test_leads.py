@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import select, update
@@ -15,6 +15,9 @@ from models.tables import Lead
 from models.webhooks import WebhookDelivery
 from tests.api.seeding import add_endpoint, add_lead
 from tests.api.tenants import Tenant
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +34,7 @@ def all_pages(client: TestClient, tenant: Tenant, **params: Any) -> list[list[st
 
 
 def test_pages_are_stable_newest_first_and_cover_every_lead_once(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     tenant = make_tenant()
     ids = [str(add_lead(context, tenant.id, email=f"p{n}@example.com")) for n in range(7)]
@@ -50,7 +53,7 @@ def test_pages_are_stable_newest_first_and_cover_every_lead_once(
 
 
 def test_filters_and_exact_lookups(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     tenant = make_tenant()
     ada = add_lead(context, tenant.id, name="Ada", phone="+14155550123", sms_consent=True)
@@ -97,7 +100,7 @@ def test_bad_queries_are_422_naming_the_parameter_without_its_value(
 
 
 def test_get_and_patch_one_lead(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     tenant = make_tenant()
     lead_id = add_lead(context, tenant.id, name="Ada", phone="+14155550123", message="Hi")
@@ -129,7 +132,10 @@ def test_get_and_patch_one_lead(
 
 
 def test_a_page_of_50_decrypts_with_one_key_load(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant], monkeypatch: Any
+    client: TestClient,
+    context: TaskContext,
+    make_tenant: Callable[[], Tenant],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import models.keys
 
@@ -146,7 +152,7 @@ def test_a_page_of_50_decrypts_with_one_key_load(
 
 
 def test_created_after_accepts_offsets(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     tenant = make_tenant()
     lead = add_lead(context, tenant.id, email="tz@example.com")

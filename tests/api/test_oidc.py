@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from leadline.settings import Settings
 from tests.api.tenants import AUDIENCE, Issuer, Tenant
 from tests.api.tokens import (
     claims,
@@ -143,7 +144,7 @@ def test_without_oidc_settings_a_token_is_401(
     assert client.get("/v1/export", headers=bearer(token)).status_code == 401
 
 
-def test_symmetric_algorithms_cannot_be_configured(settings: Any) -> None:
+def test_symmetric_algorithms_cannot_be_configured(settings: Settings) -> None:
     from pydantic import ValidationError
 
     from leadline.settings import Settings

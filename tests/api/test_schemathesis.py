@@ -5,7 +5,7 @@ requests per operation; none may answer 5xx, and every answer must match the doc
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import schemathesis
@@ -17,9 +17,13 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from starlette.types import ASGIApp
 
 from intake.openapi import build_document
 from models.orgs import create_api_key, create_organization
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 CHECKS = [
@@ -37,14 +41,14 @@ schema = schemathesis.openapi.from_dict(build_document())
 
 
 @pytest.fixture(scope="module")
-def asgi_app(context: Any) -> Any:
+def asgi_app(context: TaskContext) -> ASGIApp:
     from intake.app import create_app
 
     return create_app(context)
 
 
 @pytest.fixture(scope="module")
-def owner(context: Any) -> dict[str, str]:
+def owner(context: TaskContext) -> dict[str, str]:
     """One organisation for the whole run, with an owner key (what every operation needs)."""
     org_id = uuid.uuid4()
     with context.db.tenant(org_id) as session:
@@ -56,6 +60,6 @@ def owner(context: Any) -> dict[str, str]:
 @schema.parametrize()
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_5xx_and_every_answer_matches_the_document(
-    case: Any, asgi_app: Any, owner: dict[str, str]
+    case: Any, asgi_app: ASGIApp, owner: dict[str, str]
 ) -> None:
     case.call_and_validate(app=asgi_app, headers=owner, checks=CHECKS)

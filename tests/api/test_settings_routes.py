@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import dramatiq
 import pytest
 from starlette.testclient import TestClient
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_posted_lead_is_followed_through_its_event(
-    client: TestClient, make_tenant: Callable[[], Tenant], worker: Any
+    client: TestClient, make_tenant: Callable[[], Tenant], worker: dramatiq.Worker
 ) -> None:
     tenant = make_tenant()
     posted = client.post(

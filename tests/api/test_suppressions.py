@@ -5,7 +5,7 @@ the person's START (there is no DELETE)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select
@@ -15,12 +15,15 @@ from models.tables import AuditEntry
 from tests.api.seeding import add_lead
 from tests.api.tenants import Tenant
 
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
 pytestmark = pytest.mark.integration
 PHONE = "+14155550124"
 
 
 def test_record_list_and_audit(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     tenant = make_tenant()
     lead_id = add_lead(context, tenant.id, name="Cy", phone=PHONE)

@@ -5,7 +5,7 @@ recover and delete: the same functions the CLI calls, so their state is the CLI'
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +14,9 @@ from starlette.testclient import TestClient
 from models.webhooks import WebhookDelivery, WebhookEndpoint
 from tests.api.seeding import PUBLIC_URL, add_delivery, add_lead
 from tests.api.tenants import Tenant
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +39,7 @@ def test_private_and_metadata_targets_are_refused(
 
 
 def test_endpoint_lifecycle(
-    client: TestClient, context: Any, make_tenant: Callable[[], Tenant]
+    client: TestClient, context: TaskContext, make_tenant: Callable[[], Tenant]
 ) -> None:
     tenant = make_tenant()
     admin = tenant.auth("admin")

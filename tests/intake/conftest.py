@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -14,9 +14,12 @@ from starlette.testclient import TestClient
 from models.routing import add_meta_account
 from tests.support.intake import add_random_number
 
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
 
 @pytest.fixture
-def add_number(context: Any) -> Callable[[uuid.UUID], str]:
+def add_number(context: TaskContext) -> Callable[[uuid.UUID], str]:
     def add(org_id: uuid.UUID) -> str:
         with context.db.tenant(org_id) as session:
             return add_random_number(session, org_id)
@@ -25,7 +28,7 @@ def add_number(context: Any) -> Callable[[uuid.UUID], str]:
 
 
 @pytest.fixture
-def link_meta(context: Any) -> Callable[[uuid.UUID], str]:
+def link_meta(context: TaskContext) -> Callable[[uuid.UUID], str]:
     def link(org_id: uuid.UUID) -> str:
         account_id = str(random.randint(10**14, 10**15))
         with context.db.tenant(org_id) as session:
@@ -36,7 +39,7 @@ def link_meta(context: Any) -> Callable[[uuid.UUID], str]:
 
 
 @pytest.fixture
-def app_with(context: Any) -> Any:
+def app_with(context: TaskContext) -> Iterator[Callable[..., TestClient]]:
     """A TestClient over an app whose settings differ (limits, providers); closed after."""
     from intake.app import create_app
 

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
@@ -16,13 +16,16 @@ import uvicorn
 from leadline.commands.serve import intake_server_options
 from tests.helpers import wait_for
 
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 0.5
 
 
 @pytest.fixture
-def intake_port(context: Any) -> Iterator[int]:
+def intake_port(context: TaskContext) -> Iterator[int]:
     """The intake app under uvicorn (with the intake's own server options), on loopback."""
     from intake.app import create_app
 

@@ -12,18 +12,22 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
 import pytest
 
 from leadline.ports import free_port
+from leadline.settings import Settings
 from tests.helpers import wait_for
 from tests.support.messaging import add_business_number, run_leadline
 from tests.support.processes import LEADLINE, child_env
-from tests.support.services import Org, psycopg_url
+from tests.support.services import MakeOrg, Org, psycopg_url
 from tests.support.signing import twilio_form
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.e2e
 INVALIDATION_DEADLINE_SECONDS = 1.0
@@ -31,7 +35,7 @@ LEAD = {"name": "Ada", "phone": "+14155550123", "consent": {"sms": True, "text":
 
 
 @pytest.fixture(scope="module")
-def intake_process(settings: Any, context: Any) -> Iterator[str]:
+def intake_process(settings: Settings, context: TaskContext) -> Iterator[str]:
     """`leadline intake` in its own process on the test database and Redis namespace (one
     for the module: each test uses an org of its own)."""
     port = free_port()
@@ -70,7 +74,7 @@ def post_sms(base: str, to: str) -> int:
     ).status_code
 
 
-def silently(settings: Any, statement: str, *params: Any) -> None:
+def silently(settings: Settings, statement: str, *params: Any) -> None:
     """A change with triggers off: nobody is told, so only a cache would miss it."""
     with psycopg.connect(psycopg_url(str(settings.leadline_database_url))) as conn:
         conn.execute("SET session_replication_role = replica")
@@ -82,7 +86,7 @@ def key_prefix(org: Org) -> str:
 
 
 def test_a_key_revoked_by_another_process_is_refused_within_a_second(
-    intake_process: str, make_org: Any, settings: Any
+    intake_process: str, make_org: MakeOrg, settings: Settings
 ) -> None:
     org = make_org()
     assert post_lead(intake_process, org) == 202
@@ -100,7 +104,7 @@ def test_a_key_revoked_by_another_process_is_refused_within_a_second(
 
 
 def test_a_number_removed_by_another_process_stops_routing_within_a_second(
-    intake_process: str, make_org: Any, context: Any, settings: Any
+    intake_process: str, make_org: MakeOrg, context: TaskContext, settings: Settings
 ) -> None:
     org = make_org()
     number = add_business_number(context, org.id)

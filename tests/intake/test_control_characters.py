@@ -7,13 +7,14 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, EmailStr, ValidationError
 from sqlalchemy import func, select
+from starlette.testclient import TestClient
 
 from intake.routes.campaigns import CampaignFilterIn, CampaignIn
 from intake.schemas import ConsentIn, LeadIn, StrictModel
@@ -21,7 +22,10 @@ from models.message_templates import TemplateError, validate_template
 from models.messaging import Campaign
 from models.normalize import has_control_characters
 from models.tables import InboundEvent
-from tests.support.services import Org
+from tests.support.services import MakeOrg, Org
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
@@ -79,12 +83,12 @@ def test_the_table_covers_every_string_field_of_every_request_model() -> None:
     assert string_fields == set(TABLE)
 
 
-def post(client: Any, org: Org, path: str, body: dict[str, Any]) -> Any:
+def post(client: TestClient, org: Org, path: str, body: dict[str, Any]) -> Any:
     headers = {**org.auth, "Idempotency-Key": f"k-{id(body)}"}
     return client.post(path, json=body, headers=headers)
 
 
-def stored(context: Any, org: Org) -> int:
+def stored(context: TaskContext, org: Org) -> int:
     with context.db.tenant(org.id) as session:
         events = session.scalar(select(func.count()).select_from(InboundEvent)) or 0
         campaigns = session.scalar(select(func.count()).select_from(Campaign)) or 0
@@ -96,7 +100,12 @@ def stored(context: Any, org: Org) -> int:
 )
 @pytest.mark.parametrize("control", ["\x00", "\x07", "\x1b", "\x7f", "\x85"])
 def test_a_control_character_in_any_field_is_422_naming_it(
-    client: Any, make_org: Any, context: Any, model: type[BaseModel], field: str, control: str
+    client: TestClient,
+    make_org: MakeOrg,
+    context: TaskContext,
+    model: type[BaseModel],
+    field: str,
+    control: str,
 ) -> None:
     org = make_org()
     path, body = TABLE[(model, field)]
@@ -110,14 +119,16 @@ def test_a_control_character_in_any_field_is_422_naming_it(
 
 @pytest.mark.parametrize(("model", "field"), sorted(FREE_TEXT, key=str))
 def test_free_text_keeps_tabs_and_line_breaks(
-    client: Any, make_org: Any, model: type[BaseModel], field: str
+    client: TestClient, make_org: MakeOrg, model: type[BaseModel], field: str
 ) -> None:
     path, body = TABLE[(model, field)]
     response = post(client, make_org(), path, body("Line one\r\n\tline two {name}"))
     assert response.status_code == 202, response.text
 
 
-def test_a_line_break_in_a_single_line_field_is_refused(client: Any, make_org: Any) -> None:
+def test_a_line_break_in_a_single_line_field_is_refused(
+    client: TestClient, make_org: MakeOrg
+) -> None:
     response = post(client, make_org(), "/v1/leads", {**LEAD, "name": "Ada\nLovelace"})
     assert response.status_code == 422
     assert response.json()["fields"][0]["loc"] == ["name"]

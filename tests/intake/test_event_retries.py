@@ -11,8 +11,10 @@ from sqlalchemy.exc import OperationalError
 from intake.inbox import store_inbound_event
 from models.tables import InboundEvent
 from tasks import wiring
+from tasks.context import TaskContext
 from tasks.inbound_events import InboundContext
 from tests.helpers import wait_for
+from tests.support.services import MakeOrg
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 calls: list[str] = []
@@ -24,14 +26,17 @@ def flaky_handler(ctx: InboundContext) -> None:
         raise OperationalError("SELECT 1", {}, Exception("connection reset"))
 
 
-def status_of(context: Any, org_id: Any, event_id: Any) -> str | None:
+def status_of(context: TaskContext, org_id: Any, event_id: Any) -> str | None:
     with context.db.tenant(org_id) as session:
         event = session.get(InboundEvent, event_id)
         return event.status if event else None
 
 
 def test_transient_failure_is_retried_until_processed(
-    context: Any, worker: dramatiq.Worker, make_org: Any, monkeypatch: pytest.MonkeyPatch
+    context: TaskContext,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     handlers = {**wiring.INBOUND_HANDLERS, "test_flaky": flaky_handler}
     monkeypatch.setattr(wiring, "INBOUND_HANDLERS", handlers)
@@ -43,7 +48,7 @@ def test_transient_failure_is_retried_until_processed(
 
 
 def test_unknown_source_fails_permanently_without_retries(
-    context: Any, worker: dramatiq.Worker, make_org: Any
+    context: TaskContext, worker: dramatiq.Worker, make_org: MakeOrg
 ) -> None:
     org = make_org()
     stored = store_inbound_event(context, org.id, "no_such_source", "x-1", {"n": 1})

@@ -7,11 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import pytest
 from sqlalchemy import func, select
+from starlette.testclient import TestClient
 
 from intake.routes.leads import canonical_lead
 from intake.schemas import LeadIn
@@ -23,8 +24,11 @@ from models.tables import InboundEvent, Lead
 from tests.helpers import wait_for
 from tests.support.intake import events_of, events_settled
 from tests.support.messaging import add_alert_number, random_phone, sent_to
-from tests.support.services import Org
+from tests.support.services import MakeOrg, Org
 from tests.support.signing import standard_headers
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
@@ -37,18 +41,18 @@ REUSED = {
 }
 
 
-def post(client: Any, org: Org, body: bytes, key: str) -> Any:
+def post(client: TestClient, org: Org, body: bytes, key: str) -> Any:
     headers = {**org.auth, "Idempotency-Key": key, "Content-Type": "application/json"}
     return client.post("/v1/leads", content=body, headers=headers)
 
 
-def leads_of(context: Any, org_id: uuid.UUID) -> list[Lead]:
+def leads_of(context: TaskContext, org_id: uuid.UUID) -> list[Lead]:
     with context.db.tenant(org_id) as session:
         return list(session.scalars(select(Lead)))
 
 
 def test_same_key_and_same_body_answer_the_same_id_once(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     compact = json.dumps(FIRST).encode()
@@ -64,7 +68,7 @@ def test_same_key_and_same_body_answer_the_same_id_once(
 
 
 def test_same_key_with_a_different_body_is_422_and_stores_nothing(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     first = post(client, org, json.dumps(FIRST).encode(), "k-reused")
@@ -84,7 +88,9 @@ def test_same_key_with_a_different_body_is_422_and_stores_nothing(
     assert (view.name, view.email) == (FIRST["name"], FIRST["email"])
 
 
-def test_a_key_belongs_to_one_org(client: Any, make_org: Any, context: Any) -> None:
+def test_a_key_belongs_to_one_org(
+    client: TestClient, make_org: MakeOrg, context: TaskContext
+) -> None:
     org_a, org_b = make_org("A"), make_org("B")
     body = json.dumps(FIRST).encode()
     a = post(client, org_a, body, "k-shared")
@@ -95,7 +101,7 @@ def test_a_key_belongs_to_one_org(client: Any, make_org: Any, context: Any) -> N
 
 
 def test_the_fingerprint_is_keyed_per_org_not_a_plain_hash(
-    client: Any, make_org: Any, context: Any
+    client: TestClient, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org_a, org_b = make_org("A"), make_org("B")
     body = json.dumps(FIRST).encode()
@@ -109,16 +115,16 @@ def test_the_fingerprint_is_keyed_per_org_not_a_plain_hash(
         assert hashlib.sha256(raw).digest()[:16] != event_a.request_fingerprint[:16]
 
 
-def rotate(context: Any, org_id: uuid.UUID) -> str:
+def rotate(context: TaskContext, org_id: uuid.UUID) -> str:
     with context.db.tenant(org_id) as session:
         return rotate_signing_secret(session, context.keys.cipher(session, org_id), context.clock())
 
 
 def test_a_signed_lead_replayed_under_new_idempotency_keys_is_one_event_one_lead_one_alert(
-    client: Any,
+    client: TestClient,
     worker: dramatiq.Worker,
-    make_org: Any,
-    context: Any,
+    make_org: MakeOrg,
+    context: TaskContext,
     sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
@@ -148,7 +154,9 @@ def test_a_signed_lead_replayed_under_new_idempotency_keys_is_one_event_one_lead
     assert len(sent_to(sandbox_state, owner)) == 1
 
 
-def test_a_signed_lead_needs_a_usable_webhook_id(client: Any, make_org: Any, context: Any) -> None:
+def test_a_signed_lead_needs_a_usable_webhook_id(
+    client: TestClient, make_org: MakeOrg, context: TaskContext
+) -> None:
     """The signed id is the idempotency key; one that cannot be one is refused, never
     replaced by the unsigned header."""
     org = make_org()
@@ -161,7 +169,7 @@ def test_a_signed_lead_needs_a_usable_webhook_id(client: Any, make_org: Any, con
 
 
 def test_the_fingerprint_goes_with_the_payload_when_it_is_purged(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext
 ) -> None:
     from datetime import timedelta
 
@@ -180,7 +188,7 @@ def test_the_fingerprint_goes_with_the_payload_when_it_is_purged(
 
 
 def test_erasing_the_person_drops_the_fingerprint(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext
 ) -> None:
     from tasks.erasure import process_erasures
 

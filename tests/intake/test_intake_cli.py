@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
+import dramatiq
 import pytest
+from click.testing import Result
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from leadline.settings import Settings
 from models.billing import OrgBilling
 from models.routing import list_phone_numbers, signing_secrets
 from models.telegram_links import list_chats
+from tests.support.services import MakeOrg
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def leadline(
-    settings: Any, context: Any, broker: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., Any]]:
+    settings: Settings,
+    context: TaskContext,
+    broker: dramatiq.Broker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[..., Result]]:
     """Runs `leadline ARGS` in process against the test database, then restores the runtime
     (the CLI installs its own broker and task context)."""
     from leadline.cli import app
@@ -45,7 +55,9 @@ def leadline(
     set_context(context)
 
 
-def test_routing_and_secret_commands(leadline: Any, make_org: Any, context: Any) -> None:
+def test_routing_and_secret_commands(
+    leadline: Callable[..., Result], make_org: MakeOrg, context: TaskContext
+) -> None:
     org = make_org()
     national = leadline("number", "add", str(org.id), "(212) 555-0147", "--json")
     assert national.exit_code == 1  # no default region: +E.164 only

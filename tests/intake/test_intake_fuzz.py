@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.testclient import TestClient
 
 from models.routing import rotate_signing_secret
 from tests.support.intake import all_event_count
+from tests.support.services import MakeOrg
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +83,7 @@ def requests(org: str) -> st.SearchStrategy[tuple[str, dict[str, str]]]:
 
 
 @pytest.fixture
-def signing_org(context: Any, make_org: Any) -> str:
+def signing_org(context: TaskContext, make_org: MakeOrg) -> str:
     """An org with a Standard Webhooks secret, so random signatures reach the verifier."""
     org = make_org()
     with context.db.tenant(org.id) as session:
@@ -97,8 +102,8 @@ def signing_org(context: Any, make_org: Any) -> str:
     body=bodies,
 )
 def test_random_requests_never_fail_and_never_store(
-    client: Any,
-    context: Any,
+    client: TestClient,
+    context: TaskContext,
     signing_org: str,
     data: Any,
     query: str,

@@ -4,28 +4,35 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import pytest
 import redis
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from starlette.testclient import TestClient
 
+from leadline.settings import Settings
 from models.leads import get_lead
 from models.orgs import set_default_region
 from models.tables import InboundEvent, Lead
 from tests.helpers import wait_for
 from tests.support.brokers import UNREACHABLE_URLS
 from tests.support.leads import ADA, post_lead
+from tests.support.services import MakeOrg
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
 PLAINTEXTS = ["Ada Quartermain", "4155550199", "ada.quartermain@example.org", "quote my roof"]
 
 
-def leads_of(context: Any, org_id: uuid.UUID) -> list[Lead]:
+def leads_of(context: TaskContext, org_id: uuid.UUID) -> list[Lead]:
     with context.db.tenant(org_id) as session:
         return list(session.scalars(select(Lead)).all())
 
@@ -44,7 +51,11 @@ def pg_dump(database_url: str) -> str:
 
 
 def test_posted_lead_is_stored_encrypted_and_readable(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, settings: Any
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    settings: Settings,
 ) -> None:
     org = make_org()
     response = post_lead(client, org, ADA)
@@ -72,7 +83,7 @@ def test_posted_lead_is_stored_encrypted_and_readable(
 
 
 def test_same_phone_is_one_lead_per_org(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org_a, org_b = make_org("A"), make_org("B")
     for org in (org_a, org_b):  # so that the national form below is read as a US number
@@ -101,7 +112,7 @@ def test_same_phone_is_one_lead_per_org(
 
 
 def test_duplicate_idempotency_key_gives_one_event_and_one_lead(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     first = post_lead(client, org, {"email": "once@example.com"}, **{"Idempotency-Key": "k-1"})
@@ -115,7 +126,7 @@ def test_duplicate_idempotency_key_gives_one_event_and_one_lead(
 
 
 def test_broker_down_still_accepts_and_keeps_the_event_pending(
-    client: Any, make_org: Any, context: Any, broker: dramatiq.Broker
+    client: TestClient, make_org: MakeOrg, context: TaskContext, broker: dramatiq.Broker
 ) -> None:
     from workers.runtime import build_broker, install_broker
 
@@ -142,7 +153,9 @@ def test_broker_down_still_accepts_and_keeps_the_event_pending(
         ({"Authorization": "Basic abc"}, 401),
     ],
 )
-def test_missing_or_invalid_key_is_401(client: Any, headers: dict[str, str], status: int) -> None:
+def test_missing_or_invalid_key_is_401(
+    client: TestClient, headers: dict[str, str], status: int
+) -> None:
     response = client.post("/v1/leads", json={"phone": "+14155550100"}, headers=headers)
     assert response.status_code == status
     assert response.json() == {
@@ -152,7 +165,7 @@ def test_missing_or_invalid_key_is_401(client: Any, headers: dict[str, str], sta
     }
 
 
-def test_revoked_key_is_401(client: Any, make_org: Any, context: Any) -> None:
+def test_revoked_key_is_401(client: TestClient, make_org: MakeOrg, context: TaskContext) -> None:
     from models.orgs import revoke_api_key
 
     org = make_org()
@@ -172,7 +185,10 @@ def test_revoked_key_is_401(client: Any, make_org: Any, context: Any) -> None:
     ],
 )
 def test_invalid_body_is_422_without_echo(
-    client: Any, make_org: Any, body: dict[str, Any], log_lines: Any
+    client: TestClient,
+    make_org: MakeOrg,
+    body: dict[str, Any],
+    log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     org = make_org()
     response = post_lead(client, org, body)
@@ -182,14 +198,18 @@ def test_invalid_body_is_422_without_echo(
     assert "Secret" not in str(log_lines())
 
 
-def test_body_over_64_kib_is_413(client: Any, make_org: Any) -> None:
+def test_body_over_64_kib_is_413(client: TestClient, make_org: MakeOrg) -> None:
     org = make_org()
     big = {"phone": "+14155550100", "message": "x" * (65 * 1024)}
     assert post_lead(client, org, big).status_code == 413
 
 
 def test_no_submitted_pii_in_logs(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, log_lines: Any
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     org = make_org()
     assert post_lead(client, org, ADA).status_code == 202

@@ -12,20 +12,23 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from models.routing import rotate_signing_secret
 from tests.support.intake import events_of
-from tests.support.services import RUN_ID
+from tests.support.services import RUN_ID, MakeOrg
 from tests.support.signing import (
     standard_headers,
     telegram_headers,
     telegram_update,
     twilio_form,
 )
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +49,7 @@ def namespace() -> str:
 
 
 @pytest.fixture
-def clients_with(context: Any) -> Callable[..., ClientFor]:
+def clients_with(context: TaskContext) -> Callable[..., ClientFor]:
     """An app with the given settings, and a client for it per peer address."""
     from intake.app import create_app
 
@@ -82,7 +85,10 @@ def bad_keys(client: TestClient, count: int, **headers: str) -> list[int]:
 
 
 def test_bad_api_keys_never_block_a_signed_twilio_stop_from_the_same_address(
-    clients_with: Callable[..., ClientFor], make_org: Any, add_number: Any, context: Any
+    clients_with: Callable[..., ClientFor],
+    make_org: MakeOrg,
+    add_number: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     client = clients_with(leadline_limit_auth_failures=FIVE)(ATTACKER)
     org = make_org()
@@ -102,7 +108,7 @@ def test_bad_api_keys_never_block_a_signed_twilio_stop_from_the_same_address(
 
 
 def test_a_valid_signature_passes_even_when_its_own_route_class_is_locked(
-    clients_with: Callable[..., ClientFor], make_org: Any
+    clients_with: Callable[..., ClientFor], make_org: MakeOrg
 ) -> None:
     client = clients_with(leadline_limit_auth_failures=FIVE)(ATTACKER)
     org = make_org()
@@ -119,7 +125,7 @@ def test_a_valid_signature_passes_even_when_its_own_route_class_is_locked(
 
 
 def test_signed_leads_and_api_keys_are_locked_apart_and_valid_ones_pass(
-    clients_with: Callable[..., ClientFor], make_org: Any, context: Any
+    clients_with: Callable[..., ClientFor], make_org: MakeOrg, context: TaskContext
 ) -> None:
     client = clients_with(leadline_limit_auth_failures=FIVE)(ATTACKER)
     org = make_org()
@@ -141,7 +147,7 @@ def test_signed_leads_and_api_keys_are_locked_apart_and_valid_ones_pass(
 
 
 def test_route_classes_are_counted_apart(
-    clients_with: Callable[..., ClientFor], make_org: Any
+    clients_with: Callable[..., ClientFor], make_org: MakeOrg
 ) -> None:
     client = clients_with(leadline_limit_auth_failures=FIVE)(ATTACKER)
     org = make_org()

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
 import pytest
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
 from models.leads import decrypt_lead
 from models.tables import InboundEvent, Lead
 from tasks.after_commit import AfterCommit
+from tasks.context import TaskContext
 from tasks.inbound_events import process_inbound_event
 from tests.helpers import wait_for
 from tests.support.intake import all_event_count, events_of, events_settled
+from tests.support.services import MakeOrg
 from tests.support.signing import (
     META_SECRET,
     META_VERIFY,
@@ -29,13 +33,13 @@ PATH = "/hooks/meta"
 GREETING = "Привет! Нужна новая крыша ✨ — сколько стоит?"
 
 
-def leads_of(context: Any, org_id: uuid.UUID) -> list[Any]:
+def leads_of(context: TaskContext, org_id: uuid.UUID) -> list[Any]:
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         return [decrypt_lead(cipher, lead) for lead in session.scalars(select(Lead))]
 
 
-def test_handshake_answers_the_challenge_only_with_the_token(client: Any) -> None:
+def test_handshake_answers_the_challenge_only_with_the_token(client: TestClient) -> None:
     params = {
         "hub.mode": "subscribe",
         "hub.verify_token": META_VERIFY,
@@ -55,7 +59,11 @@ def test_handshake_answers_the_challenge_only_with_the_token(client: Any) -> Non
 
 
 def test_messenger_message_with_non_ascii_text_becomes_a_lead(
-    client: Any, worker: dramatiq.Worker, make_org: Any, link_meta: Any, context: Any
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    link_meta: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     org = make_org()
     page = link_meta(org.id)
@@ -74,7 +82,7 @@ def test_messenger_message_with_non_ascii_text_becomes_a_lead(
         assert GREETING.encode() not in (row.first_message_ct or b"")
 
 
-def process_in_order(context: Any, org_id: uuid.UUID, external_ids: list[str]) -> None:
+def process_in_order(context: TaskContext, org_id: uuid.UUID, external_ids: list[str]) -> None:
     """What the worker does with each event, one after the other in the order given."""
     for external_id in external_ids:
         with context.db.tenant(org_id) as session:
@@ -85,7 +93,10 @@ def process_in_order(context: Any, org_id: uuid.UUID, external_ids: list[str]) -
 
 
 def test_first_message_is_the_earliest_whatever_order_the_worker_takes(
-    client: Any, make_org: Any, link_meta: Any, context: Any
+    client: TestClient,
+    make_org: MakeOrg,
+    link_meta: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     """One delivery, two messages with the same send time (Meta gives milliseconds): the worker
     takes the second first, and the first still becomes the lead's first message."""
@@ -104,7 +115,10 @@ def test_first_message_is_the_earliest_whatever_order_the_worker_takes(
 
 
 def test_first_message_follows_send_time_across_deliveries(
-    client: Any, make_org: Any, link_meta: Any, context: Any
+    client: TestClient,
+    make_org: MakeOrg,
+    link_meta: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     """Deliveries arrive out of order: the message sent earlier replaces the recorded one, a
     message sent later does not, whichever order they are processed in."""
@@ -126,7 +140,11 @@ def test_first_message_follows_send_time_across_deliveries(
 
 
 def test_whatsapp_message_becomes_a_lead_and_replay_is_one_event(
-    client: Any, worker: dramatiq.Worker, make_org: Any, link_meta: Any, context: Any
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    link_meta: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     org = make_org()
     waba = link_meta(org.id)
@@ -139,7 +157,10 @@ def test_whatsapp_message_becomes_a_lead_and_replay_is_one_event(
 
 
 def test_bad_or_missing_signature_is_403_and_stores_nothing(
-    client: Any, make_org: Any, link_meta: Any, context: Any
+    client: TestClient,
+    make_org: MakeOrg,
+    link_meta: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     org = make_org()
     body = messenger_body(link_meta(org.id), "111", [("m_x", GREETING)])
@@ -154,7 +175,9 @@ def test_bad_or_missing_signature_is_403_and_stores_nothing(
     assert events_of(context, org.id) == []
 
 
-def test_unknown_account_is_acknowledged_and_dropped(client: Any, context: Any) -> None:
+def test_unknown_account_is_acknowledged_and_dropped(
+    client: TestClient, context: TaskContext
+) -> None:
     before = all_event_count(context)
     body = messenger_body("999000999000", "111", [("m_unknown", "hello")])
     assert client.post(PATH, content=body, headers=meta_headers(body)).status_code == 200

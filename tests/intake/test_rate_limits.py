@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from starlette.testclient import TestClient
 
 from intake.limits import RateLimiter, RateLimitExceeded
+from leadline.settings import Settings
 from tests.helpers import wait_for
-from tests.support.services import RUN_ID
+from tests.support.services import RUN_ID, MakeOrg
 from tests.support.signing import telegram_headers, telegram_update
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
@@ -23,14 +29,16 @@ def namespace() -> str:
     return f"leadline-test-{RUN_ID}-rl-{uuid.uuid4().hex[:8]}"
 
 
-def telegram(client: Any, org_id: Any, update_id: int, **headers: str) -> Any:
+def telegram(client: TestClient, org_id: Any, update_id: int, **headers: str) -> Any:
     body = json.dumps(telegram_update(update_id, 4242, "/stop")).encode()
     return client.post(
         f"/hooks/telegram/{org_id}", content=body, headers={**telegram_headers(), **headers}
     )
 
 
-def test_auth_failures_lock_out_the_ip_then_recover(app_with: Any, make_org: Any) -> None:
+def test_auth_failures_lock_out_the_ip_then_recover(
+    app_with: Callable[..., TestClient], make_org: MakeOrg
+) -> None:
     client = app_with(leadline_redis_namespace=namespace(), leadline_limit_auth_failures=TIGHT)
     org = make_org()
     bad = {"X-Telegram-Bot-Api-Secret-Token": "bad"}
@@ -45,7 +53,7 @@ def test_auth_failures_lock_out_the_ip_then_recover(app_with: Any, make_org: Any
     )
 
 
-def test_api_limit_is_per_key(app_with: Any, make_org: Any) -> None:
+def test_api_limit_is_per_key(app_with: Callable[..., TestClient], make_org: MakeOrg) -> None:
     client = app_with(leadline_redis_namespace=namespace(), leadline_limit_api=TIGHT)
     busy, quiet = make_org(), make_org()
 
@@ -60,7 +68,9 @@ def test_api_limit_is_per_key(app_with: Any, make_org: Any) -> None:
     assert wait_for(lambda: post(busy) == 202, timeout=5, interval=0.2)
 
 
-def test_webhook_limit_is_per_org_and_route(app_with: Any, make_org: Any) -> None:
+def test_webhook_limit_is_per_org_and_route(
+    app_with: Callable[..., TestClient], make_org: MakeOrg
+) -> None:
     client = app_with(leadline_redis_namespace=namespace(), leadline_limit_webhooks=TIGHT)
     busy, quiet = make_org(), make_org()
     assert [telegram(client, busy.id, n).status_code for n in range(3)] == [200, 200, 200]
@@ -71,7 +81,7 @@ def test_webhook_limit_is_per_org_and_route(app_with: Any, make_org: Any) -> Non
     )
 
 
-def test_campaign_limit_helper_and_defaults(settings: Any) -> None:
+def test_campaign_limit_helper_and_defaults(settings: Settings) -> None:
     limiter = RateLimiter.from_settings(
         settings.model_copy(
             update={"leadline_redis_namespace": namespace(), "leadline_limit_campaigns": "3/minute"}
@@ -86,7 +96,9 @@ def test_campaign_limit_helper_and_defaults(settings: Any) -> None:
     limiter.hit("campaigns", str(uuid.uuid4()))  # another org is not affected
 
 
-def test_unreachable_redis_lets_requests_through_and_says_so(context: Any, log_lines: Any) -> None:
+def test_unreachable_redis_lets_requests_through_and_says_so(
+    context: TaskContext, log_lines: Callable[[], list[dict[str, Any]]]
+) -> None:
     from limits import parse
 
     limiter = RateLimiter("redis://127.0.0.1:9/0", "unreachable", {"api": parse("1/minute")})
@@ -107,7 +119,7 @@ def test_unix_socket_url_is_translated_for_limits() -> None:
 
 
 def test_v1_writes_share_the_key_limit_reads_have_their_own_and_the_lockout_is_shared(
-    app_with: Any, make_org: Any
+    app_with: Callable[..., TestClient], make_org: MakeOrg
 ) -> None:
     client = app_with(
         leadline_redis_namespace=namespace(),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import pytest
@@ -13,7 +14,11 @@ from starlette.testclient import TestClient
 from intake.middleware import SECURITY_HEADERS
 from tests.helpers import wait_for
 from tests.support.intake import events_settled
+from tests.support.services import MakeOrg
 from tests.support.signing import stripe_headers, telegram_headers, telegram_update
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +34,7 @@ def assert_protected(response: Any) -> None:
 
 
 @pytest.fixture
-def failing_client(context: Any) -> Any:
+def failing_client(context: TaskContext) -> Iterator[TestClient]:
     """The real app and middleware plus one route that fails, for tests only."""
     from intake.app import create_fastapi, protect
 
@@ -43,7 +48,9 @@ def failing_client(context: Any) -> Any:
         yield client
 
 
-def test_security_headers_on_2xx_4xx_and_5xx(client: Any, failing_client: Any) -> None:
+def test_security_headers_on_2xx_4xx_and_5xx(
+    client: TestClient, failing_client: TestClient
+) -> None:
     responses = {
         200: client.get("/healthz"),
         403: client.post(
@@ -74,7 +81,7 @@ def test_security_headers_on_2xx_4xx_and_5xx(client: Any, failing_client: Any) -
     ],
 )
 def test_wrong_content_type_is_415(
-    client: Any, make_org: Any, path: str, content_type: str
+    client: TestClient, make_org: MakeOrg, path: str, content_type: str
 ) -> None:
     headers = {"Content-Type": content_type, **make_org().auth}
     response = client.post(path, content=b"Secret=1", headers=headers)
@@ -82,7 +89,7 @@ def test_wrong_content_type_is_415(
     assert "Secret" not in response.text and len(response.content) < 100
 
 
-def test_error_bodies_never_echo_input(client: Any) -> None:
+def test_error_bodies_never_echo_input(client: TestClient) -> None:
     body = b'{"id": "evt_Secret<script>", "type": "x"}'
     for response in (
         client.post("/hooks/stripe", content=body, headers=stripe_headers(body)),  # 200, ignored
@@ -92,7 +99,11 @@ def test_error_bodies_never_echo_input(client: Any) -> None:
 
 
 def test_request_id_reaches_request_and_worker_log_lines(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, log_lines: Any
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     org = make_org()
     request_id = f"req-{uuid.uuid4().hex[:16]}"
@@ -122,7 +133,7 @@ def test_request_id_reaches_request_and_worker_log_lines(
     assert all("message_id" in line for line in message_lines)
 
 
-def test_disabled_provider_routes_are_not_served(app_with: Any) -> None:
+def test_disabled_provider_routes_are_not_served(app_with: Callable[..., TestClient]) -> None:
     client = app_with(leadline_intake_providers="stripe")
     assert client.post("/hooks/meta", content=b"{}").status_code == 404
     assert client.post("/hooks/twilio/sms", content=b"").status_code == 404

@@ -5,31 +5,36 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import dramatiq
 import pytest
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
 from models.leads import decrypt_lead
 from models.routing import rotate_signing_secret
 from models.tables import Lead
 from tests.helpers import wait_for
 from tests.support.intake import events_of, events_settled
+from tests.support.services import MakeOrg
 from tests.support.signing import standard_headers
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
 LEAD = {"name": "Grace", "email": "grace.signed@example.com", "message": "Quote please"}
 
 
-def rotate(context: Any, org_id: uuid.UUID) -> str:
+def rotate(context: TaskContext, org_id: uuid.UUID) -> str:
     with context.db.tenant(org_id) as session:
         return rotate_signing_secret(session, context.keys.cipher(session, org_id), context.clock())
 
 
 def test_signed_lead_is_accepted_and_processed(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     secret = rotate(context, org.id)
@@ -51,7 +56,7 @@ def test_signed_lead_is_accepted_and_processed(
 
 
 def test_previous_secret_stays_valid_after_rotation(
-    client: Any, make_org: Any, context: Any
+    client: TestClient, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     old = rotate(context, org.id)
@@ -63,7 +68,9 @@ def test_previous_secret_stays_valid_after_rotation(
         assert client.post("/v1/leads", content=body, headers=headers).status_code == 202
 
 
-def test_bad_signatures_are_403_and_store_nothing(client: Any, make_org: Any, context: Any) -> None:
+def test_bad_signatures_are_403_and_store_nothing(
+    client: TestClient, make_org: MakeOrg, context: TaskContext
+) -> None:
     org = make_org()
     secret = rotate(context, org.id)
     other_secret = rotate(context, make_org().id)
@@ -86,7 +93,9 @@ def test_bad_signatures_are_403_and_store_nothing(client: Any, make_org: Any, co
     assert events_of(context, org.id) == []
 
 
-def test_org_without_secret_is_403_and_unknown_org_is_404(client: Any, make_org: Any) -> None:
+def test_org_without_secret_is_403_and_unknown_org_is_404(
+    client: TestClient, make_org: MakeOrg
+) -> None:
     org = make_org()
     body = json.dumps(LEAD).encode()
     headers = standard_headers("whsec_" + "A" * 43, body, org.id, "msg_none")
@@ -99,7 +108,7 @@ def test_org_without_secret_is_403_and_unknown_org_is_404(client: Any, make_org:
     )
 
 
-def test_malformed_json_is_400_without_echo(client: Any, make_org: Any) -> None:
+def test_malformed_json_is_400_without_echo(client: TestClient, make_org: MakeOrg) -> None:
     org = make_org()
     response = client.post(
         "/v1/leads",

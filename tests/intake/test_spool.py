@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import dramatiq
 import pgserver
 import psycopg
 import pytest
@@ -98,7 +99,7 @@ def own_postgres() -> Iterator[OwnPostgres]:
 
 
 @pytest.fixture(scope="module")
-def own_context(context: Any, own_postgres: OwnPostgres) -> Iterator[TaskContext]:
+def own_context(context: TaskContext, own_postgres: OwnPostgres) -> Iterator[TaskContext]:
     """The session's settings (broker, keys, secrets) on the module's own server."""
     settings = context.settings.model_copy(
         update={
@@ -290,7 +291,7 @@ def test_a_routing_is_dropped_when_its_table_changes_or_a_lookup_misses_it() -> 
 
 
 def test_a_sealed_event_opens_only_for_its_own_org_source_and_id(
-    context: Any, tmp_path: Path
+    context: TaskContext, tmp_path: Path
 ) -> None:
     spool = Spool(tmp_path / "spool.sqlite3", context.keyring, 100)
     org_id = uuid.uuid4()
@@ -431,7 +432,7 @@ def test_a_spooled_lead_under_a_key_another_lead_took_is_kept_under_its_own_id(
 def test_a_spooled_stop_holds_the_orgs_sms_until_the_replayer_records_it(
     own_context: TaskContext,
     own_postgres: OwnPostgres,
-    broker: Any,
+    broker: dramatiq.Broker,
     sandbox_state: SandboxState,
 ) -> None:
     """Chaos run: an SMS queued before the outage was claimed as soon as the database came

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import dramatiq
 import pytest
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
 from leadline.sandbox import SandboxState
 from models.alert_settings import update_program
 from models.leads import phone_index
 from models.messaging import Suppression
 from models.tables import InboundEvent
+from tasks.context import TaskContext
 from tasks.sweeps import requeue_pending_events
 from tests.helpers import wait_for
 from tests.support.messaging import (
@@ -31,6 +33,7 @@ from tests.support.messaging import (
     random_phone,
     sent_to,
 )
+from tests.support.services import MakeOrg
 from tests.support.signing import twilio_form
 
 pytestmark = pytest.mark.integration
@@ -50,30 +53,30 @@ def redis_unreachable(broker: dramatiq.Broker) -> Iterator[None]:
         install_broker(broker)
 
 
-def post_sms(client: Any, to: str, sender: str, body: str) -> Any:
+def post_sms(client: TestClient, to: str, sender: str, body: str) -> Any:
     params = [("MessageSid", "SM" + secrets.token_hex(16)), ("From", sender), ("To", to)]
     form, headers = twilio_form([*params, ("Body", body)], SMS)
     return client.post(SMS, content=form, headers=headers)
 
 
-def suppressed(context: Any, org_id: uuid.UUID, phone: str) -> bool:
+def suppressed(context: TaskContext, org_id: uuid.UUID, phone: str) -> bool:
     with context.db.tenant(org_id) as session:
         bidx = phone_index(context.keys.cipher(session, org_id), phone)
         rows = session.scalars(select(Suppression).where(Suppression.recipient_bidx == bidx))
         return rows.first() is not None
 
 
-def events(context: Any, org_id: uuid.UUID) -> list[InboundEvent]:
+def events(context: TaskContext, org_id: uuid.UUID) -> list[InboundEvent]:
     with context.db.tenant(org_id) as session:
         return list(session.scalars(select(InboundEvent).order_by(InboundEvent.received_at)))
 
 
-def all_processed(context: Any, org_id: uuid.UUID, count: int) -> bool:
+def all_processed(context: TaskContext, org_id: uuid.UUID, count: int) -> bool:
     done = [e for e in events(context, org_id) if e.status == "processed"]
     return len(done) == count
 
 
-def sweep_pending(context: Any) -> int:
+def sweep_pending(context: TaskContext) -> int:
     """What the scheduler's inbox sweep does once the events are old enough."""
     from datetime import timedelta
 
@@ -83,19 +86,19 @@ def sweep_pending(context: Any) -> int:
     return requeue_pending_events(context, later + timedelta(seconds=1))
 
 
-def to_person(context: Any, org_id: uuid.UUID, phone: str) -> list[Any]:
+def to_person(context: TaskContext, org_id: uuid.UUID, phone: str) -> list[Any]:
     with context.db.tenant(org_id) as session:
         bidx = phone_index(context.keys.cipher(session, org_id), phone)
     return [row for row in outbound_rows(context, org_id) if row.recipient_bidx == bidx]
 
 
 def test_stop_while_redis_is_down_blocks_the_help_reply_and_autoreply_after_it(
-    client: Any,
+    client: TestClient,
     broker: dramatiq.Broker,
     worker: dramatiq.Worker,
-    make_org: Any,
-    add_number: Any,
-    context: Any,
+    make_org: MakeOrg,
+    add_number: Callable[[uuid.UUID], str],
+    context: TaskContext,
     sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
@@ -128,7 +131,11 @@ def test_stop_while_redis_is_down_blocks_the_help_reply_and_autoreply_after_it(
 
 
 def test_worker_does_not_record_a_door_stop_twice(
-    client: Any, worker: dramatiq.Worker, make_org: Any, add_number: Any, context: Any
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    add_number: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     org = make_org()
     number = add_number(org.id)
@@ -141,12 +148,12 @@ def test_worker_does_not_record_a_door_stop_twice(
 
 
 def test_start_after_a_door_stop_lifts_it_in_order(
-    client: Any,
+    client: TestClient,
     broker: dramatiq.Broker,
     worker: dramatiq.Worker,
-    make_org: Any,
-    add_number: Any,
-    context: Any,
+    make_org: MakeOrg,
+    add_number: Callable[[uuid.UUID], str],
+    context: TaskContext,
     sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
@@ -166,12 +173,12 @@ def test_start_after_a_door_stop_lifts_it_in_order(
 
 
 def test_a_stop_after_an_unprocessed_start_keeps_the_suppression(
-    client: Any,
+    client: TestClient,
     broker: dramatiq.Broker,
     worker: dramatiq.Worker,
-    make_org: Any,
-    add_number: Any,
-    context: Any,
+    make_org: MakeOrg,
+    add_number: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     org = make_org()
     number = add_number(org.id)
@@ -187,7 +194,11 @@ def test_a_stop_after_an_unprocessed_start_keeps_the_suppression(
 
 
 def test_a_stop_the_worker_records_counts_from_when_it_arrived(
-    client: Any, broker: dramatiq.Broker, make_org: Any, add_number: Any, context: Any
+    client: TestClient,
+    broker: dramatiq.Broker,
+    make_org: MakeOrg,
+    add_number: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     """A STOP stored without the door step (before it existed) and then a START: processed in
     that order by the worker, the START still lifts the STOP, which came first."""
@@ -218,12 +229,12 @@ def test_a_stop_the_worker_records_counts_from_when_it_arrived(
 
 
 def test_stop_start_stop_ends_opted_out_whatever_order_the_worker_sees(
-    client: Any,
+    client: TestClient,
     broker: dramatiq.Broker,
     worker: dramatiq.Worker,
-    make_org: Any,
-    add_number: Any,
-    context: Any,
+    make_org: MakeOrg,
+    add_number: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     """The second STOP finds the first one's suppression at the door: it must still count
     from its own arrival, or the START between them, processed late, lifts it."""

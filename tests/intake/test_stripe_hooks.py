@@ -6,17 +6,22 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import pytest
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
 from models.billing import OrgBilling, link_stripe_customer
 from models.tables import AuditEntry, Organization
 from tests.helpers import wait_for
 from tests.support.intake import events_of, events_settled
+from tests.support.services import MakeOrg, Org
 from tests.support.signing import STRIPE_SECRET, stripe_event, stripe_headers
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +29,7 @@ PATH = "/hooks/stripe"
 
 
 @pytest.fixture
-def customer(context: Any, make_org: Any) -> tuple[Any, str]:
+def customer(context: TaskContext, make_org: MakeOrg) -> tuple[Org, str]:
     org = make_org()
     customer_id = f"cus_{uuid.uuid4().hex[:14]}"
     with context.db.tenant(org.id) as session:
@@ -32,12 +37,12 @@ def customer(context: Any, make_org: Any) -> tuple[Any, str]:
     return org, customer_id
 
 
-def send(client: Any, event: dict[str, Any], **sign: Any) -> Any:
+def send(client: TestClient, event: dict[str, Any], **sign: Any) -> Any:
     body = json.dumps(event).encode()
     return client.post(PATH, content=body, headers=stripe_headers(body, **sign))
 
 
-def billing_of(context: Any, org_id: uuid.UUID) -> tuple[OrgBilling, Organization]:
+def billing_of(context: TaskContext, org_id: uuid.UUID) -> tuple[OrgBilling, Organization]:
     with context.db.tenant(org_id) as session:
         billing = session.scalars(select(OrgBilling)).one()
         org = session.get(Organization, org_id)
@@ -46,7 +51,7 @@ def billing_of(context: Any, org_id: uuid.UUID) -> tuple[OrgBilling, Organizatio
 
 
 def test_subscription_deleted_cancels_and_schedules_deletion(
-    client: Any, worker: dramatiq.Worker, customer: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, customer: tuple[Org, str], context: TaskContext
 ) -> None:
     org, customer_id = customer
     created = int(time.time()) - 60
@@ -69,7 +74,7 @@ def test_subscription_deleted_cancels_and_schedules_deletion(
 
 
 def test_replayed_event_is_one_row_and_one_effect(
-    client: Any, worker: dramatiq.Worker, customer: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, customer: tuple[Org, str], context: TaskContext
 ) -> None:
     org, customer_id = customer
     event = stripe_event("invoice.payment_failed", customer_id, int(time.time()))
@@ -85,7 +90,7 @@ def test_replayed_event_is_one_row_and_one_effect(
 
 
 def test_out_of_order_pair_leaves_the_newer_state(
-    client: Any, worker: dramatiq.Worker, customer: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, customer: tuple[Org, str], context: TaskContext
 ) -> None:
     org, customer_id = customer
     now = int(time.time())
@@ -103,7 +108,7 @@ def test_out_of_order_pair_leaves_the_newer_state(
 
 
 def test_a_newer_subscription_lifts_a_cancellation(
-    client: Any, worker: dramatiq.Worker, customer: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, customer: tuple[Org, str], context: TaskContext
 ) -> None:
     org, customer_id = customer
     now = int(time.time())
@@ -130,7 +135,7 @@ def test_a_newer_subscription_lifts_a_cancellation(
 
 
 def test_several_v1_signatures_one_valid_is_accepted(
-    client: Any, customer: Any, context: Any
+    client: TestClient, customer: tuple[Org, str], context: TaskContext
 ) -> None:
     org, customer_id = customer
     body = json.dumps(
@@ -146,7 +151,9 @@ def test_several_v1_signatures_one_valid_is_accepted(
     assert len(events_of(context, org.id)) == 1
 
 
-def test_other_schemes_are_ignored(client: Any, customer: Any, context: Any) -> None:
+def test_other_schemes_are_ignored(
+    client: TestClient, customer: tuple[Org, str], context: TaskContext
+) -> None:
     org, customer_id = customer
     body = json.dumps(
         stripe_event("invoice.payment_failed", customer_id, int(time.time()))
@@ -159,7 +166,7 @@ def test_other_schemes_are_ignored(client: Any, customer: Any, context: Any) -> 
 
 
 def test_bad_stale_or_missing_signatures_are_403_and_store_nothing(
-    client: Any, customer: Any, context: Any
+    client: TestClient, customer: tuple[Org, str], context: TaskContext
 ) -> None:
     org, customer_id = customer
     event = stripe_event("customer.subscription.deleted", customer_id, int(time.time()))
@@ -180,7 +187,7 @@ def test_bad_stale_or_missing_signatures_are_403_and_store_nothing(
 
 
 def test_a_timestamp_slightly_ahead_is_accepted_but_not_ten_minutes_ahead(
-    client: Any, customer: Any, context: Any
+    client: TestClient, customer: tuple[Org, str], context: TaskContext
 ) -> None:
     org, customer_id = customer
     now = int(time.time())
@@ -194,7 +201,9 @@ def test_a_timestamp_slightly_ahead_is_accepted_but_not_ten_minutes_ahead(
     assert len(events_of(context, org.id)) == 1
 
 
-def test_unknown_customer_is_acknowledged_and_dropped(client: Any, context: Any) -> None:
+def test_unknown_customer_is_acknowledged_and_dropped(
+    client: TestClient, context: TaskContext
+) -> None:
     from tests.support.intake import all_event_count
 
     before = all_event_count(context)
@@ -203,7 +212,7 @@ def test_unknown_customer_is_acknowledged_and_dropped(client: Any, context: Any)
     assert all_event_count(context) == before
 
 
-def test_verified_but_malformed_body_is_400(client: Any) -> None:
+def test_verified_but_malformed_body_is_400(client: TestClient) -> None:
     body = b'{"id": "evt_1", "type": '
     response = client.post(PATH, content=body, headers=stripe_headers(body))
     assert response.status_code == 400

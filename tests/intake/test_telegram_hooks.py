@@ -5,29 +5,34 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import pytest
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
 from models.channels import TelegramChat
 from models.telegram_links import CHAT_TABLE, create_link_code
 from tests.helpers import wait_for
 from tests.support.intake import all_event_count, events_of, events_settled
+from tests.support.services import MakeOrg
 from tests.support.signing import TELEGRAM_SECRET, telegram_headers, telegram_update
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
 
-def post(client: Any, org_id: Any, update: dict[str, Any], **headers: str) -> Any:
+def post(client: TestClient, org_id: Any, update: dict[str, Any], **headers: str) -> Any:
     body = json.dumps(update).encode()
     return client.post(
         f"/hooks/telegram/{org_id}", content=body, headers={**telegram_headers(), **headers}
     )
 
 
-def chats_of(context: Any, org_id: uuid.UUID) -> list[tuple[str, str]]:
+def chats_of(context: TaskContext, org_id: uuid.UUID) -> list[tuple[str, str]]:
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         return [
@@ -36,13 +41,13 @@ def chats_of(context: Any, org_id: uuid.UUID) -> list[tuple[str, str]]:
         ]
 
 
-def link_code(context: Any, org_id: uuid.UUID) -> str:
+def link_code(context: TaskContext, org_id: uuid.UUID) -> str:
     with context.db.tenant(org_id) as session:
         return create_link_code(session, org_id, context.clock())
 
 
 def test_start_with_link_code_links_and_stop_unlinks(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     chat_id = random.randint(10**8, 10**9)
@@ -61,7 +66,7 @@ def test_start_with_link_code_links_and_stop_unlinks(
 
 
 def test_start_without_a_valid_code_waits_for_approval(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     code = link_code(context, org.id)
@@ -78,7 +83,7 @@ def test_start_without_a_valid_code_waits_for_approval(
 
 
 def test_same_update_twice_is_one_event(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     update = telegram_update(77, random.randint(10**8, 10**9), "/start")
@@ -90,7 +95,7 @@ def test_same_update_twice_is_one_event(
 
 
 def test_wrong_or_missing_secret_is_403_and_stores_nothing(
-    client: Any, make_org: Any, context: Any
+    client: TestClient, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     update = telegram_update(5, 12345, "/start")
@@ -108,7 +113,7 @@ def test_wrong_or_missing_secret_is_403_and_stores_nothing(
     assert events_of(context, org.id) == []
 
 
-def test_unknown_org_is_acknowledged_and_dropped(client: Any, context: Any) -> None:
+def test_unknown_org_is_acknowledged_and_dropped(client: TestClient, context: TaskContext) -> None:
     before = all_event_count(context)
     for org in (uuid.uuid4(), "not-a-uuid"):
         assert post(client, org, telegram_update(9, 12345, "/start")).status_code == 200

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import dramatiq
 import pytest
+from starlette.testclient import TestClient
 
 from tests.helpers import wait_for
 from tests.support.intake import events_of, events_settled
+from tests.support.services import MakeOrg
 from tests.support.signing import TWILIO_TOKEN, twilio_form, twilio_json
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +36,11 @@ def inbound(
 
 
 def test_inbound_sms_is_verified_stored_and_processed(
-    client: Any, worker: dramatiq.Worker, make_org: Any, add_number: Any, context: Any
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    add_number: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     org = make_org()
     number = add_number(org.id)
@@ -50,7 +60,10 @@ def test_inbound_sms_is_verified_stored_and_processed(
 
 
 def test_repeated_parameter_is_signed_and_verified(
-    client: Any, make_org: Any, add_number: Any, context: Any
+    client: TestClient,
+    make_org: MakeOrg,
+    add_number: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     org = make_org()
     number = add_number(org.id)
@@ -70,7 +83,11 @@ def test_repeated_parameter_is_signed_and_verified(
 
 
 def test_json_status_callback_verifies_with_body_sha256(
-    client: Any, worker: dramatiq.Worker, make_org: Any, add_number: Any, context: Any
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    add_number: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     org = make_org()
     number = add_number(org.id)
@@ -94,7 +111,7 @@ def test_json_status_callback_verifies_with_body_sha256(
 
 
 def test_status_callback_routes_by_signed_org_parameter(
-    client: Any, make_org: Any, context: Any
+    client: TestClient, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     params = [("MessageSid", sid()), ("MessageStatus", "sent"), ("From", "+15005550006")]
@@ -108,7 +125,10 @@ def test_status_callback_routes_by_signed_org_parameter(
 
 
 def test_each_status_is_its_own_event_and_a_replay_is_one(
-    client: Any, make_org: Any, add_number: Any, context: Any
+    client: TestClient,
+    make_org: MakeOrg,
+    add_number: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     org = make_org()
     number = add_number(org.id)
@@ -124,7 +144,10 @@ def test_each_status_is_its_own_event_and_a_replay_is_one(
 
 
 def test_bad_or_missing_signatures_are_403_and_store_nothing(
-    client: Any, make_org: Any, add_number: Any, context: Any
+    client: TestClient,
+    make_org: MakeOrg,
+    add_number: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     org = make_org()
     number = add_number(org.id)
@@ -146,7 +169,10 @@ def test_bad_or_missing_signatures_are_403_and_store_nothing(
 
 
 def test_signature_for_the_internal_url_is_refused(
-    client: Any, make_org: Any, add_number: Any, context: Any
+    client: TestClient,
+    make_org: MakeOrg,
+    add_number: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     """Behind a proxy the signed URL is the public one; a request signed for the URL the app
     sees internally (http://testserver/...) must not verify."""
@@ -162,7 +188,7 @@ def test_signature_for_the_internal_url_is_refused(
     assert client.post(SMS, content=body, headers=headers).status_code == 403
 
 
-def test_unknown_number_is_404_after_verification(client: Any, context: Any) -> None:
+def test_unknown_number_is_404_after_verification(client: TestClient, context: TaskContext) -> None:
     body, headers = twilio_form(inbound("+19175550148", sid()), SMS)
     response = client.post(SMS, content=body, headers=headers)
     assert response.status_code == 404
@@ -170,7 +196,7 @@ def test_unknown_number_is_404_after_verification(client: Any, context: Any) -> 
 
 
 def test_wrong_content_type_is_415_and_missing_sid_is_400(
-    client: Any, make_org: Any, add_number: Any
+    client: TestClient, make_org: MakeOrg, add_number: Callable[[uuid.UUID], str]
 ) -> None:
     org = make_org()
     number = add_number(org.id)
@@ -182,7 +208,10 @@ def test_wrong_content_type_is_415_and_missing_sid_is_400(
 
 
 def test_unrelated_org_sees_nothing(
-    client: Any, make_org: Any, add_number: Any, context: Any
+    client: TestClient,
+    make_org: MakeOrg,
+    add_number: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     org, bystander = make_org(), make_org()
     body, headers = twilio_form(inbound(add_number(org.id), sid()), SMS)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import pytest
+from starlette.testclient import TestClient
 
 from leadline.sandbox import SandboxState
 from models.alert_settings import set_template
@@ -19,14 +20,17 @@ from tests.support.messaging import (
     random_phone,
     sent_to,
 )
-from tests.support.services import Org
+from tests.support.services import MakeOrg, Org
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
 LEAD_PHONE = "+14155550161"
 
 
-def post_lead(client: Any, org: Org, body: dict[str, Any]) -> None:
+def post_lead(client: TestClient, org: Org, body: dict[str, Any]) -> None:
     response = client.post("/v1/leads", json=body, headers=org.auth)
     assert response.status_code == 202
 
@@ -36,10 +40,10 @@ def bodies(state: SandboxState, to: str) -> list[str]:
 
 
 def test_first_post_says_new_lead_and_second_says_lead_updated(
-    client: Any,
+    client: TestClient,
     worker: dramatiq.Worker,
-    make_org: Any,
-    context: Any,
+    make_org: MakeOrg,
+    context: TaskContext,
     sandbox_state: SandboxState,
 ) -> None:
     org = make_org("Acme Roofing")
@@ -63,10 +67,10 @@ def test_first_post_says_new_lead_and_second_says_lead_updated(
 
 
 def test_the_update_text_is_set_per_org_like_every_template(
-    client: Any,
+    client: TestClient,
     worker: dramatiq.Worker,
-    make_org: Any,
-    context: Any,
+    make_org: MakeOrg,
+    context: TaskContext,
     sandbox_state: SandboxState,
 ) -> None:
     assert {"lead_updated_sms", "lead_updated_telegram"} <= set(DEFAULT_TEMPLATES)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import pytest
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
 from leadline.sandbox import SandboxState
 from models.alert_settings import set_template, update_program
@@ -23,30 +25,33 @@ from tests.support.messaging import (
     random_phone,
     sent_to,
 )
-from tests.support.services import Org
+from tests.support.services import MakeOrg, Org
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
 
-def post_lead(client: Any, org: Org, body: dict[str, Any]) -> None:
+def post_lead(client: TestClient, org: Org, body: dict[str, Any]) -> None:
     response = client.post("/v1/leads", json=body, headers=org.auth)
     assert response.status_code == 202
 
 
-def enable_autoreply(context: Any, org: Org) -> None:
+def enable_autoreply(context: TaskContext, org: Org) -> None:
     with context.db.tenant(org.id) as session:
         update_program(session, org.id, autoreply=True, actor="test")
 
 
 def test_posted_lead_reaches_telegram_and_sms_and_consenting_lead(
-    client: Any,
+    client: TestClient,
     worker: dramatiq.Worker,
-    make_org: Any,
-    context: Any,
+    make_org: MakeOrg,
+    context: TaskContext,
     sandbox_state: SandboxState,
-    log_lines: Any,
+    log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     org = make_org("Acme Roofing")
     business = add_business_number(context, org.id)
@@ -84,7 +89,11 @@ def test_posted_lead_reaches_telegram_and_sms_and_consenting_lead(
 
 
 def test_no_autoreply_without_sms_consent(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     owner, lead_phone = random_phone(), "+14155550124"
@@ -99,7 +108,11 @@ def test_no_autoreply_without_sms_consent(
 
 
 def test_org_template_is_used_and_rows_are_encrypted(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     owner = random_phone()
@@ -116,7 +129,11 @@ def test_org_template_is_used_and_rows_are_encrypted(
 
 
 def test_lead_reply_is_stored_encrypted_and_alerted(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     owner, lead_phone = random_phone(), "+14155550125"
@@ -137,7 +154,7 @@ def test_lead_reply_is_stored_encrypted_and_alerted(
 
 
 def test_text_from_unknown_number_becomes_a_lead_with_one_alert(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org = make_org()
     owner, stranger = random_phone(), "+14155550126"

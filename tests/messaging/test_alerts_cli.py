@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from leadline.settings import Settings
 from tests.support.messaging import run_leadline as leadline
+from tests.support.services import MakeOrg
 
 pytestmark = pytest.mark.e2e
 
 
-def test_alert_settings_round_trip_and_clear_errors(make_org: Any, settings: Settings) -> None:
+def test_alert_settings_round_trip_and_clear_errors(make_org: MakeOrg, settings: Settings) -> None:
     org = str(make_org("Acme Roofing").id)
 
     added = leadline(settings, "alerts", "add-number", org, "+14155550188", "--json")

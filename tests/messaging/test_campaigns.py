@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import pytest
 from sqlalchemy import func, select
+from starlette.testclient import TestClient
 
-from leadline.sandbox import SandboxState
+from leadline.sandbox import SandboxState, SentMessage
 from models.messaging import Campaign
 from tests.helpers import wait_for
 from tests.support.messaging import (
@@ -24,14 +25,17 @@ from tests.support.messaging import (
     suppress_numbers,
     tuned_settings,
 )
-from tests.support.services import Org
+from tests.support.services import MakeOrg, Org
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
 FUTURE = "2999-01-01T00:00:00+00:00"
 
 
-def launch(client: Any, org: Org, key: str | None, **body: Any) -> Any:
+def launch(client: TestClient, org: Org, key: str | None, **body: Any) -> Any:
     payload = {"name": "Spring check-up", "template": "Hi {name}, time for a roof check?"}
     payload.update(body)
     headers = dict(org.auth)
@@ -40,19 +44,23 @@ def launch(client: Any, org: Org, key: str | None, **body: Any) -> Any:
     return client.post("/v1/campaigns", json=payload, headers=headers)
 
 
-def counts(client: Any, org: Org, campaign_id: str) -> dict[str, Any]:
+def counts(client: TestClient, org: Org, campaign_id: str) -> dict[str, Any]:
     response = client.get(f"/v1/campaigns/{campaign_id}", headers=org.auth)
     assert response.status_code == 200
     return dict(response.json()["counts"])
 
 
-def send_span(records: list[dict[str, Any]]) -> float:
+def send_span(records: list[SentMessage]) -> float:
     times = sorted(datetime.fromisoformat(r["time"]) for r in records)
     return (times[-1] - times[0]).total_seconds()
 
 
 def test_campaign_to_500_leads_with_50_suppressed_sends_exactly_450_at_the_rate(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     sender = add_business_number(context, org.id)
@@ -95,7 +103,11 @@ def test_campaign_to_500_leads_with_50_suppressed_sends_exactly_450_at_the_rate(
 
 
 def test_sends_are_throttled_per_sender_number(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     add_business_number(context, org.id)
@@ -115,7 +127,11 @@ def test_sends_are_throttled_per_sender_number(
 
 
 def test_a_lead_who_said_stop_after_consenting_is_not_targeted(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     phones = distinct_phones(3)
@@ -131,7 +147,7 @@ def test_a_lead_who_said_stop_after_consenting_is_not_targeted(
     assert counts(client, org, campaign_id)["targeted"] == 2
 
 
-def processed_events(context: Any, org_id: uuid.UUID) -> int:
+def processed_events(context: TaskContext, org_id: uuid.UUID) -> int:
     from sqlalchemy import func, select
 
     from models.tables import InboundEvent
@@ -148,7 +164,7 @@ def processed_events(context: Any, org_id: uuid.UUID) -> int:
 
 
 def test_fourth_launch_in_a_minute_is_429_and_replays_are_free(
-    client: Any, make_org: Any, context: Any
+    client: TestClient, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     nothing = {"filter": {"consent": "sms", "created_after": FUTURE}}
@@ -165,7 +181,9 @@ def test_fourth_launch_in_a_minute_is_429_and_replays_are_free(
     assert launch(client, other_org, "d", **nothing).status_code == 202
 
 
-def test_launch_requires_idempotency_key_and_valid_body(client: Any, make_org: Any) -> None:
+def test_launch_requires_idempotency_key_and_valid_body(
+    client: TestClient, make_org: MakeOrg
+) -> None:
     org = make_org()
     assert launch(client, org, None).status_code == 400
     assert launch(client, org, "x", template="Hi {name.__class__}").status_code == 422
@@ -176,7 +194,7 @@ def test_launch_requires_idempotency_key_and_valid_body(client: Any, make_org: A
 
 
 def test_same_key_with_a_different_campaign_is_422(
-    client: Any, make_org: Any, context: Any
+    client: TestClient, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     nothing = {"filter": {"consent": "sms", "created_after": FUTURE}}
@@ -191,7 +209,7 @@ def test_same_key_with_a_different_campaign_is_422(
         assert session.scalar(select(func.count()).select_from(Campaign)) == 1
 
 
-def test_campaigns_of_another_org_are_not_found(client: Any, make_org: Any) -> None:
+def test_campaigns_of_another_org_are_not_found(client: TestClient, make_org: MakeOrg) -> None:
     owner, stranger = make_org(), make_org()
     nothing = {"filter": {"consent": "sms", "created_after": FUTURE}}
     campaign_id = launch(client, owner, "mine", **nothing).json()["id"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import select
@@ -12,11 +12,15 @@ from sqlalchemy import select
 from models.leads import LeadFields, consent_evidence, phone_index, upsert_lead
 from models.tables import Lead
 from tests.support.messaging import random_phone
+from tests.support.services import MakeOrg
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
 
-def upsert_together(context: Any, org_id: uuid.UUID, phone: str, texts: list[str]) -> None:
+def upsert_together(context: TaskContext, org_id: uuid.UUID, phone: str, texts: list[str]) -> None:
     """One thread per text, released at once, each upserting in its own transaction."""
     start = threading.Barrier(len(texts))
     errors: list[BaseException] = []
@@ -40,7 +44,7 @@ def upsert_together(context: Any, org_id: uuid.UUID, phone: str, texts: list[str
     assert errors == []
 
 
-def evidence_of(context: Any, org_id: uuid.UUID, phone: str) -> list[Any]:
+def evidence_of(context: TaskContext, org_id: uuid.UUID, phone: str) -> list[Any]:
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         [lead] = session.scalars(select(Lead).where(Lead.phone_bidx == phone_index(cipher, phone)))
@@ -48,7 +52,9 @@ def evidence_of(context: Any, org_id: uuid.UUID, phone: str) -> list[Any]:
         return consent_evidence(cipher, lead)
 
 
-def test_concurrent_upserts_keep_both_consent_texts(context: Any, make_org: Any) -> None:
+def test_concurrent_upserts_keep_both_consent_texts(
+    context: TaskContext, make_org: MakeOrg
+) -> None:
     org = make_org()
     for _ in range(5):
         phone = random_phone()
@@ -57,7 +63,7 @@ def test_concurrent_upserts_keep_both_consent_texts(context: Any, make_org: Any)
         assert texts == {"I agree (web form)", "Yes, text me (chat)"}
 
 
-def test_the_same_consent_text_again_is_kept_once(context: Any, make_org: Any) -> None:
+def test_the_same_consent_text_again_is_kept_once(context: TaskContext, make_org: MakeOrg) -> None:
     org = make_org()
     phone = random_phone()
     upsert_together(context, org.id, phone, ["I agree", "I agree", "I agree"])

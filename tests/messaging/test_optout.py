@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import pytest
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
 from leadline.sandbox import SandboxState
 from models.alert_settings import update_program
@@ -25,17 +26,21 @@ from tests.support.messaging import (
     sent_to,
     states,
 )
+from tests.support.services import MakeOrg
 from tests.support.workers import worker_threads
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
 
-def suppressions(context: Any, org_id: Any) -> list[Suppression]:
+def suppressions(context: TaskContext, org_id: Any) -> list[Suppression]:
     with context.db.tenant(org_id) as session:
         return list(session.scalars(select(Suppression)).all())
 
 
-def processed_inbound(context: Any, org_id: Any, count: int) -> bool:
+def processed_inbound(context: TaskContext, org_id: Any, count: int) -> bool:
     from models.tables import InboundEvent
 
     with context.db.tenant(org_id) as session:
@@ -45,7 +50,11 @@ def processed_inbound(context: Any, org_id: Any, count: int) -> bool:
 
 @pytest.mark.parametrize("body", ["stop", "STOP.", " Stop ", "please stop texting me"])
 def test_stop_suppresses_and_the_next_message_is_blocked(
-    body: str, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    body: str,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     person = random_phone()
@@ -66,7 +75,7 @@ def test_stop_suppresses_and_the_next_message_is_blocked(
 
 
 def test_opt_out_history_is_audited_without_the_number(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org = make_org()
     person = random_phone()
@@ -85,7 +94,7 @@ def test_opt_out_history_is_audited_without_the_number(
 
 
 def test_start_resumes_texts(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org = make_org()
     person = random_phone()
@@ -106,7 +115,11 @@ def test_start_resumes_texts(
 
 
 def test_new_consent_on_a_form_does_not_lift_a_stop(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     person = "+14155550131"
@@ -124,7 +137,7 @@ def test_new_consent_on_a_form_does_not_lift_a_stop(
 
 
 def test_help_reply_has_every_required_part(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org = make_org("Acme Roofing")
     business = add_business_number(context, org.id)
@@ -156,7 +169,7 @@ def test_help_reply_has_every_required_part(
 
 
 def test_stop_while_100_alerts_wait_in_the_queue_blocks_all_of_them(
-    broker: dramatiq.Broker, make_org: Any, context: Any, sandbox_state: SandboxState
+    broker: dramatiq.Broker, make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     broker.flush_all()
     org = make_org()
@@ -175,7 +188,7 @@ def test_stop_while_100_alerts_wait_in_the_queue_blocks_all_of_them(
 
 
 def test_twilio_21610_records_the_suppression(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org = make_org()
     person = random_phone()

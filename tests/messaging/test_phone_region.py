@@ -5,41 +5,45 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import pytest
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
 from leadline.settings import Settings
 from models.leads import decrypt_lead
 from models.tables import AuditEntry, InboundEvent, Lead
 from tests.helpers import wait_for
 from tests.support.messaging import run_leadline as leadline
-from tests.support.services import Org
+from tests.support.services import MakeOrg, Org
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.e2e
 
 NATIONAL = "(415) 555-0123"
 
 
-def post(client: Any, org: Org, phone: str) -> Any:
+def post(client: TestClient, org: Org, phone: str) -> Any:
     return client.post("/v1/leads", json={"name": "Ada", "phone": phone}, headers=org.auth)
 
 
-def events_of(context: Any, org_id: uuid.UUID) -> list[InboundEvent]:
+def events_of(context: TaskContext, org_id: uuid.UUID) -> list[InboundEvent]:
     with context.db.tenant(org_id) as session:
         return list(session.scalars(select(InboundEvent)))
 
 
-def lead_phones(context: Any, org_id: uuid.UUID) -> list[str | None]:
+def lead_phones(context: TaskContext, org_id: uuid.UUID) -> list[str | None]:
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         return [decrypt_lead(cipher, lead).phone for lead in session.scalars(select(Lead))]
 
 
 def test_a_national_number_without_a_default_region_is_422_naming_phone(
-    client: Any, make_org: Any, context: Any
+    client: TestClient, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     response = post(client, org, NATIONAL)
@@ -52,7 +56,11 @@ def test_a_national_number_without_a_default_region_is_422_naming_phone(
 
 
 def test_with_a_default_region_national_numbers_are_read_in_it(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, settings: Settings
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    settings: Settings,
 ) -> None:
     us, gb = make_org("US"), make_org("GB")
     set_us = leadline(settings, "org", "settings", str(us.id), "--default-region", "US", "--json")
@@ -75,7 +83,7 @@ def test_with_a_default_region_national_numbers_are_read_in_it(
 
 
 def test_org_settings_round_trip_audited_and_cleared(
-    client: Any, make_org: Any, context: Any, settings: Settings
+    client: TestClient, make_org: MakeOrg, context: TaskContext, settings: Settings
 ) -> None:
     org = make_org()
     org_id = str(org.id)
@@ -95,7 +103,7 @@ def test_org_settings_round_trip_audited_and_cleared(
     assert audit == [{"default_region": "US"}, {"default_region": None}]
 
 
-def test_an_invalid_region_is_refused_in_one_line(make_org: Any, settings: Settings) -> None:
+def test_an_invalid_region_is_refused_in_one_line(make_org: MakeOrg, settings: Settings) -> None:
     org_id = str(make_org().id)
     for bad in ("XX", "USA"):
         result = leadline(settings, "org", "settings", org_id, "--default-region", bad)

@@ -9,10 +9,12 @@ from typing import Any
 
 import dramatiq
 import pytest
+from starlette.testclient import TestClient
 
 from leadline.sandbox import SandboxState
 from models.channels import TelegramChat
 from models.outbound_messages import claim_outbound, stale_outbound, start_provider_call
+from tasks.context import TaskContext
 from tasks.optouts import is_opted_out
 from tasks.sending import deliver_outbound, enqueue_send, sweep_outbound
 from tests.helpers import wait_for
@@ -29,17 +31,18 @@ from tests.support.messaging import (
     states,
     status_callback,
 )
+from tests.support.services import MakeOrg
 
 pytestmark = pytest.mark.integration
 
 
-def only_row(context: Any, org_id: uuid.UUID) -> Any:
+def only_row(context: TaskContext, org_id: uuid.UUID) -> Any:
     (row,) = outbound_rows(context, org_id)
     return row
 
 
 def test_429_then_200_is_sent_once(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org, person = make_org(), random_phone()
     sandbox_state.push_behaviour([{"status": 429}], channel="sms", match_to=person)
@@ -54,7 +57,7 @@ def test_429_then_200_is_sent_once(
 
 
 def test_500_three_times_then_200_is_sent_once(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org, person = make_org(), random_phone()
     sandbox_state.push_behaviour([{"status": 500}] * 3, channel="sms", match_to=person)
@@ -69,7 +72,7 @@ def test_500_three_times_then_200_is_sent_once(
 
 
 def test_dropped_connection_after_the_request_is_unknown_and_never_resent(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org, person = make_org(), random_phone()
     sandbox_state.push_behaviour([{"drop": "after"}], channel="sms", match_to=person)
@@ -98,7 +101,11 @@ def test_dropped_connection_after_the_request_is_unknown_and_never_resent(
 
 @pytest.mark.parametrize("code", [21211, 21614, 21606, 21617])
 def test_invalid_recipient_codes_fail_permanently(
-    code: int, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    code: int,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org, person = make_org(), random_phone()
     sandbox_state.push_behaviour([{"twilio_error": code}], channel="sms", match_to=person)
@@ -112,7 +119,7 @@ def test_invalid_recipient_codes_fail_permanently(
 
 
 def test_a_row_found_sending_after_the_provider_call_started_becomes_unknown(
-    make_org: Any, context: Any, sandbox_state: SandboxState
+    make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org, person = make_org(), random_phone()
     (message_id,) = queue_alerts(context, org.id, person, 1, enqueue=False)
@@ -134,7 +141,7 @@ def test_a_row_found_sending_after_the_provider_call_started_becomes_unknown(
 
 
 def test_connection_refused_before_sending_goes_back_to_the_queue(
-    make_org: Any, context: Any, sandbox_state: SandboxState
+    make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org, person = make_org(), random_phone()
     with socket.socket() as probe:  # a port nothing listens on
@@ -155,7 +162,7 @@ def test_connection_refused_before_sending_goes_back_to_the_queue(
 
 
 def test_sweep_sends_a_row_whose_queue_message_was_lost(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org, person = make_org(), random_phone()
     queue_alerts(context, org.id, person, 3, enqueue=False)  # as if Redis lost the messages
@@ -168,7 +175,11 @@ def test_sweep_sends_a_row_whose_queue_message_was_lost(
 
 
 def test_telegram_429_waits_retry_after_then_sends_once(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     link_chat(context, org.id, 880001)
@@ -188,10 +199,10 @@ def test_telegram_429_waits_retry_after_then_sends_once(
 @pytest.mark.parametrize("error", [403, 400])
 def test_blocked_bot_or_missing_chat_unlinks_the_chat(
     error: int,
-    client: Any,
+    client: TestClient,
     worker: dramatiq.Worker,
-    make_org: Any,
-    context: Any,
+    make_org: MakeOrg,
+    context: TaskContext,
     sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
@@ -210,7 +221,7 @@ def test_blocked_bot_or_missing_chat_unlinks_the_chat(
     assert sandbox_state.sent() == []
 
 
-def processed(context: Any, org_id: uuid.UUID, count: int) -> bool:
+def processed(context: TaskContext, org_id: uuid.UUID, count: int) -> bool:
     from sqlalchemy import func, select
 
     from models.tables import InboundEvent
@@ -223,7 +234,7 @@ def processed(context: Any, org_id: uuid.UUID, count: int) -> bool:
 
 
 def test_status_callbacks_move_sent_rows_forward_only(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org = make_org()
     first, second = random_phone(), random_phone()

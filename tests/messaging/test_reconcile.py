@@ -19,6 +19,7 @@ from models.outbound_messages import (
     start_provider_call,
 )
 from tasks.attention import ATTENTION_LISTS
+from tasks.context import TaskContext
 from tasks.optouts import is_opted_out
 from tasks.providers import send_twilio_sms
 from tasks.reconcile import reconcile_message, reconcile_unknown
@@ -26,13 +27,14 @@ from tasks.sending import deliver_outbound, enqueue_send, sweep_outbound
 from tasks.sweeps import sweep_inbox
 from tests.helpers import wait_for
 from tests.support.messaging import messages_settled, outbound_rows, random_phone, sent_to
+from tests.support.services import MakeOrg
 
 pytestmark = pytest.mark.integration
 
 SENDER = "+15005550006"
 
 
-def queue_message(context: Any, org_id: uuid.UUID, to: str, purpose: str) -> uuid.UUID:
+def queue_message(context: TaskContext, org_id: uuid.UUID, to: str, purpose: str) -> uuid.UUID:
     """One SMS row, not enqueued: the test decides what happens to it."""
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
@@ -49,7 +51,7 @@ def queue_message(context: Any, org_id: uuid.UUID, to: str, purpose: str) -> uui
     return row.id
 
 
-def claim(context: Any, org_id: uuid.UUID, message_id: uuid.UUID) -> Any:
+def claim(context: TaskContext, org_id: uuid.UUID, message_id: uuid.UUID) -> Any:
     with context.db.tenant(org_id) as session:
         claimed = claim_outbound(
             session, context.keys.cipher(session, org_id), message_id, context.clock(), is_opted_out
@@ -58,7 +60,7 @@ def claim(context: Any, org_id: uuid.UUID, message_id: uuid.UUID) -> Any:
     return claimed.message
 
 
-def mark_called(context: Any, message: Any) -> bool:
+def mark_called(context: TaskContext, message: Any) -> bool:
     with context.db.tenant(message.org_id) as session:
         return (
             start_provider_call(session, message.id, message.attempt, context.clock(), is_opted_out)
@@ -66,17 +68,17 @@ def mark_called(context: Any, message: Any) -> bool:
         )
 
 
-def settle(context: Any, org_id: uuid.UUID, message_id: uuid.UUID) -> None:
+def settle(context: TaskContext, org_id: uuid.UUID, message_id: uuid.UUID) -> None:
     """Reconcile this row as if the grace period were over (other tests' rows untouched)."""
     reconcile_message(context, org_id, message_id, grace=timedelta(0))
 
 
-def row_of(context: Any, org_id: uuid.UUID, message_id: uuid.UUID) -> Any:
+def row_of(context: TaskContext, org_id: uuid.UUID, message_id: uuid.UUID) -> Any:
     [row] = [r for r in outbound_rows(context, org_id) if r.id == message_id]
     return row
 
 
-def listed_for_operators(context: Any, message_id: uuid.UUID) -> bool:
+def listed_for_operators(context: TaskContext, message_id: uuid.UUID) -> bool:
     with context.db.maintenance() as session:
         return any(
             item["id"] == str(message_id) for item in ATTENTION_LISTS["unknown_sms"](session)
@@ -84,7 +86,7 @@ def listed_for_operators(context: Any, message_id: uuid.UUID) -> bool:
 
 
 def test_worker_killed_before_the_provider_call_is_retried_and_sent_once(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org, person = make_org(), random_phone()
     message_id = queue_message(context, org.id, person, "lead_autoreply")
@@ -102,7 +104,7 @@ def test_worker_killed_before_the_provider_call_is_retried_and_sent_once(
 
 
 def test_a_call_that_started_is_unknown_then_reconciled_to_sent_from_the_provider_list(
-    make_org: Any, context: Any, sandbox_state: SandboxState
+    make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org, person = make_org(), random_phone()
     message_id = queue_message(context, org.id, person, "lead_autoreply")
@@ -128,7 +130,7 @@ def test_a_call_that_started_is_unknown_then_reconciled_to_sent_from_the_provide
 
 
 def test_answer_dropped_after_the_request_is_reconciled_and_never_resent(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org, person = make_org(), random_phone()
     sandbox_state.push_behaviour([{"drop": "after"}], channel="sms", match_to=person)
@@ -146,7 +148,7 @@ def test_answer_dropped_after_the_request_is_reconciled_and_never_resent(
 
 
 def test_a_lead_message_the_provider_does_not_have_stays_unknown_for_operators(
-    make_org: Any, context: Any, sandbox_state: SandboxState
+    make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org, person = make_org(), random_phone()
     message_id = queue_message(context, org.id, person, "lead_autoreply")
@@ -169,7 +171,7 @@ def test_a_lead_message_the_provider_does_not_have_stays_unknown_for_operators(
 
 
 def test_an_alert_the_provider_does_not_have_is_sent_again(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org, owner = make_org(), random_phone()
     message_id = queue_message(context, org.id, owner, "owner_alert")
@@ -184,7 +186,7 @@ def test_an_alert_the_provider_does_not_have_is_sent_again(
 
 
 def test_two_provider_messages_that_both_match_are_left_to_operators(
-    make_org: Any, context: Any, sandbox_state: SandboxState
+    make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org, person = make_org(), random_phone()
     message_id = queue_message(context, org.id, person, "lead_autoreply")
@@ -202,7 +204,7 @@ def test_two_provider_messages_that_both_match_are_left_to_operators(
 
 
 def test_a_stop_recorded_between_claim_and_call_still_blocks_the_message(
-    make_org: Any, context: Any, sandbox_state: SandboxState
+    make_org: MakeOrg, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     from tests.support.messaging import suppress_numbers
 

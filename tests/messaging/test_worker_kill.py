@@ -19,10 +19,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import dramatiq
 import pytest
 
-from leadline.sandbox import SandboxState
+from leadline.sandbox import SandboxState, SentMessage
 from leadline.settings import Settings
+from tasks.context import TaskContext
 from tasks.reconcile import reconcile_message
 from tasks.sending import sweep_outbound
 from tests.helpers import wait_for
@@ -34,6 +36,7 @@ from tests.support.messaging import (
 
 # A thousand messages through two worker processes: more than the default 120 s on a busy box.
 from tests.support.processes import child_env
+from tests.support.services import MakeOrg
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 ALERTS = 1000
@@ -52,11 +55,11 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def unfinished(context: Any, org_id: uuid.UUID) -> int:
+def unfinished(context: TaskContext, org_id: uuid.UUID) -> int:
     return sum(row.state in ("queued", "sending") for row in outbound_rows(context, org_id))
 
 
-def bodies_of(context: Any, org_id: uuid.UUID, rows: list[Any]) -> list[str]:
+def bodies_of(context: TaskContext, org_id: uuid.UUID, rows: list[Any]) -> list[str]:
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         return [
@@ -66,7 +69,7 @@ def bodies_of(context: Any, org_id: uuid.UUID, rows: list[Any]) -> list[str]:
 
 def records_of(
     sandbox_state: SandboxState, bodies: set[str], recipients: set[str]
-) -> list[dict[str, Any]]:
+) -> list[SentMessage]:
     """What the provider holds of this test's alerts; nothing else reached their recipients."""
     records = sandbox_state.sent()
     strays = [r["body"] for r in records if r["to"] in recipients and r["body"] not in bodies]
@@ -75,9 +78,9 @@ def records_of(
 
 
 def test_sigkill_mid_run_loses_nothing_and_sends_nothing_twice(
-    broker: Any,
-    make_org: Any,
-    context: Any,
+    broker: dramatiq.Broker,
+    make_org: MakeOrg,
+    context: TaskContext,
     settings: Settings,
     sandbox_state: SandboxState,
     tmp_path: Path,
@@ -132,7 +135,7 @@ def test_sigkill_mid_run_loses_nothing_and_sends_nothing_twice(
 
 
 def check_after_restart(
-    context: Any,
+    context: TaskContext,
     org_id: uuid.UUID,
     records: list[dict[str, Any]],
     accepted_at_kill: int,

@@ -12,13 +12,17 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
 from leadline.cli import app
+from tests.support.services import MakeOrg
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.e2e
 
@@ -129,7 +133,7 @@ def test_every_command_with_a_value_is_covered() -> None:
 
 
 @pytest.mark.parametrize("path", sorted(set(command_tree()) - NO_VALUES))
-def test_bad_argument_is_one_error_line_and_exit_1(path: str, context: Any) -> None:
+def test_bad_argument_is_one_error_line_and_exit_1(path: str, context: TaskContext) -> None:
     args = [*path.split(), *bad_arguments(path, command_tree()[path])]
     line = assert_one_error_line(invoke(*args), 1)
     assert line.startswith("error: ") and line.endswith(")"), line  # error: what (how to fix)
@@ -139,7 +143,7 @@ def test_bad_argument_is_one_error_line_and_exit_1(path: str, context: Any) -> N
 
 
 @pytest.mark.parametrize("path", sorted(set(command_tree()) - NO_VALUES - {"org create"}))
-def test_unknown_id_is_one_error_line_and_exit_1(path: str, context: Any) -> None:
+def test_unknown_id_is_one_error_line_and_exit_1(path: str, context: TaskContext) -> None:
     """The same with well-formed ids that name nothing: refused before anything changes."""
     values = [UNKNOWN_ID if v == BAD else v for v in bad_arguments(path, command_tree()[path])]
     line = assert_one_error_line(invoke(*path.split(), *values), 1)
@@ -163,7 +167,7 @@ def test_unknown_command_and_missing_argument_are_usage_errors() -> None:
 
 
 def test_debug_shows_the_traceback_of_an_unexpected_failure(
-    context: Any, monkeypatch: pytest.MonkeyPatch
+    context: TaskContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import models.orgs
 
@@ -177,7 +181,7 @@ def test_debug_shows_the_traceback_of_an_unexpected_failure(
         invoke("--debug", "org", "list")
 
 
-def test_times_accept_durations_and_iso(context: Any, make_org: Any) -> None:
+def test_times_accept_durations_and_iso(context: TaskContext, make_org: MakeOrg) -> None:
     for since in ("30s", "15m", "1h", "7d", "2025-01-31T12:00:00Z", "2025-01-31"):
         result = invoke("audit", "list", "--since", since, "--limit", "1", "--json")
         assert result.exit_code == 0, result.stderr
@@ -185,7 +189,7 @@ def test_times_accept_durations_and_iso(context: Any, make_org: Any) -> None:
 
 
 def test_export_to_a_missing_directory_fails_before_the_work(
-    context: Any, make_org: Any, tmp_path: Path
+    context: TaskContext, make_org: MakeOrg, tmp_path: Path
 ) -> None:
     out = tmp_path / "missing-directory" / "export.json"
     line = assert_one_error_line(invoke("export", str(make_org().id), "--out", str(out)), 1)
@@ -193,7 +197,7 @@ def test_export_to_a_missing_directory_fails_before_the_work(
 
 
 def test_a_file_that_cannot_be_written_is_one_line(
-    context: Any, make_org: Any, tmp_path: Path
+    context: TaskContext, make_org: MakeOrg, tmp_path: Path
 ) -> None:
     out = tmp_path / "a-directory"
     out.mkdir()

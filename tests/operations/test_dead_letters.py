@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import pytest
@@ -22,6 +22,9 @@ from tests.support.operations import (
     declare_flaky_actor,
     run_cli_batch,
 )
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
@@ -46,7 +49,7 @@ def assert_no_pii(text: str) -> None:
 
 
 def test_failing_actor_is_dead_lettered_replayed_once_purged_and_audited(
-    context: Any, broken: FlakyActor, worker: dramatiq.Worker
+    context: TaskContext, broken: FlakyActor, worker: dramatiq.Worker
 ) -> None:
     lead_id = "5b0e4f3c-6a53-4a5e-9a60-0f1f4f0c9d11"
     message_id = broken.actor.send(lead_id).message_id
@@ -114,7 +117,7 @@ def test_failing_actor_is_dead_lettered_replayed_once_purged_and_audited(
 
 
 def test_a_replayed_message_that_fails_again_is_dead_again(
-    context: Any, broken: FlakyActor, worker: dramatiq.Worker
+    context: TaskContext, broken: FlakyActor, worker: dramatiq.Worker
 ) -> None:
     from workers.dlq import replay_dead_letter
 
@@ -130,7 +133,7 @@ def test_a_replayed_message_that_fails_again_is_dead_again(
 
 
 def test_messages_past_their_age_limit_are_dead_lettered(
-    context: Any, broken: FlakyActor, worker: dramatiq.Worker
+    context: TaskContext, broken: FlakyActor, worker: dramatiq.Worker
 ) -> None:
     broken.broken.clear()
     stale = dramatiq.Message(
@@ -148,7 +151,7 @@ def test_messages_past_their_age_limit_are_dead_lettered(
 
 
 def test_messages_for_unknown_actors_are_dead_lettered(
-    context: Any, flaky: FlakyActor, worker: dramatiq.Worker
+    context: TaskContext, flaky: FlakyActor, worker: dramatiq.Worker
 ) -> None:
     orphan = dramatiq.Message(
         queue_name=flaky.queue,
@@ -167,10 +170,10 @@ def test_messages_for_unknown_actors_are_dead_lettered(
 
 
 def test_logs_of_a_failing_message_mask_the_person(
-    context: Any,
+    context: TaskContext,
     broken: FlakyActor,
     worker: dramatiq.Worker,
-    log_lines: Any,
+    log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     message_id = broken.actor.send("lead-5").message_id
     wait_for(lambda: dead_letter_row(context, message_id))
@@ -187,7 +190,7 @@ def test_logs_of_a_failing_message_mask_the_person(
 
 
 def test_an_unreachable_database_never_blocks_the_nack(
-    broker: dramatiq.Broker, log_lines: Any
+    broker: dramatiq.Broker, log_lines: Callable[[], list[dict[str, Any]]]
 ) -> None:
     import socket
 

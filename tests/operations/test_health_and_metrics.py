@@ -6,13 +6,14 @@ import dataclasses
 import json
 import socket
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import dramatiq
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from leadline.settings import Settings
 from models.db import Database
 from tests.helpers import wait_for
 from tests.support.operations import (
@@ -23,6 +24,9 @@ from tests.support.operations import (
     run_cli,
 )
 from tests.support.services import Org
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +45,7 @@ def refused_port() -> Iterator[int]:
 
 
 def test_readyz_turns_503_when_redis_the_broker_or_postgres_is_unreachable_and_back(
-    context: Any, broker: dramatiq.Broker, refused_port: int
+    context: TaskContext, broker: dramatiq.Broker, refused_port: int
 ) -> None:
     from intake.app import create_fastapi
     from workers.runtime import build_broker, install_broker
@@ -84,7 +88,7 @@ def test_readyz_turns_503_when_redis_the_broker_or_postgres_is_unreachable_and_b
     no_postgres_db.dispose()
 
 
-def test_leadline_status_prints_the_same_checks(settings: Any, refused_port: int) -> None:
+def test_leadline_status_prints_the_same_checks(settings: Settings, refused_port: int) -> None:
     down = run_cli(settings, "status", LEADLINE_REDIS_URL=f"redis://127.0.0.1:{refused_port}/0")
     assert down.returncode == 1
     assert down.stdout.splitlines()[0] == "unready"
@@ -92,7 +96,9 @@ def test_leadline_status_prints_the_same_checks(settings: Any, refused_port: int
     assert "broker      unreachable: ConnectionError" in down.stdout  # the same Redis
 
 
-def test_leadline_status_checks_the_configured_broker(settings: Any, refused_port: int) -> None:
+def test_leadline_status_checks_the_configured_broker(
+    settings: Settings, refused_port: int
+) -> None:
     rabbitmq = f"amqp://guest:guest@127.0.0.1:{refused_port}/%2F"
     down = run_cli(settings, "status", "--json", LEADLINE_BROKER_URL=rabbitmq)
     assert down.returncode == 1
@@ -115,7 +121,7 @@ def scrape(client: TestClient) -> str:
 def test_metrics_move_with_accepted_rejected_and_dead_lettered(
     client: TestClient,
     make_org: Callable[[], Org],
-    context: Any,
+    context: TaskContext,
     flaky: FlakyActor,
     worker: dramatiq.Worker,
 ) -> None:
@@ -150,7 +156,7 @@ def test_metrics_move_with_accepted_rejected_and_dead_lettered(
 
 
 def test_the_worker_exports_its_own_metrics(
-    context: Any, flaky: FlakyActor, worker: dramatiq.Worker
+    context: TaskContext, flaky: FlakyActor, worker: dramatiq.Worker
 ) -> None:
     from workers.exporter import serve_metrics_and_probes, worker_probes
 

@@ -10,7 +10,7 @@ import json
 import random
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import update
@@ -23,7 +23,11 @@ from models.routing import org_for_meta_account, org_for_number
 from models.tables import Organization
 from tests.support.messaging import queue_alerts
 from tests.support.retention import add_lead
+from tests.support.services import MakeOrg
 from tests.support.webhooks import DEV_WEBHOOKS, add_endpoint, publish_event, swapped_settings
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +52,7 @@ def refusal(*args: str) -> str:
     return str(lines[0])
 
 
-def audited(context: Any, org_id: uuid.UUID, action: str) -> list[Any]:
+def audited(context: TaskContext, org_id: uuid.UUID, action: str) -> list[Any]:
     with context.db.maintenance() as session:
         return list_audit(session, AuditQuery(org_id=org_id, action=action))
 
@@ -57,7 +61,9 @@ def business_number() -> str:
     return f"+1212{random.randint(2_000_000, 9_999_999)}"
 
 
-def test_org_list_show_and_apikey_list_show_no_secrets(context: Any, make_org: Any) -> None:
+def test_org_list_show_and_apikey_list_show_no_secrets(
+    context: TaskContext, make_org: MakeOrg
+) -> None:
     org = make_org("Acme Roofing")
     add_lead(context, org.id, name="Ada Lovelace", phone="+14155550123")
     spare = data("apikey", "create", str(org.id))
@@ -85,7 +91,9 @@ def test_org_list_show_and_apikey_list_show_no_secrets(context: Any, make_org: A
     assert spare["prefix"] in run("apikey", "list", str(org.id)).stdout
 
 
-def test_number_remove_stops_routing_and_is_audited(context: Any, make_org: Any) -> None:
+def test_number_remove_stops_routing_and_is_audited(
+    context: TaskContext, make_org: MakeOrg
+) -> None:
     org, other = make_org(), make_org()
     number = business_number()
     data("number", "add", str(org.id), number)
@@ -100,7 +108,9 @@ def test_number_remove_stops_routing_and_is_audited(context: Any, make_org: Any)
     assert "no such number" in refusal("number", "remove", str(org.id), number)
 
 
-def test_meta_unlink_only_unlinks_the_orgs_own_account(context: Any, make_org: Any) -> None:
+def test_meta_unlink_only_unlinks_the_orgs_own_account(
+    context: TaskContext, make_org: MakeOrg
+) -> None:
     org, other = make_org(), make_org()
     account = f"page-{uuid.uuid4().hex[:12]}"
     data("meta", "link", str(org.id), account)
@@ -115,7 +125,9 @@ def test_meta_unlink_only_unlinks_the_orgs_own_account(context: Any, make_org: A
     assert len(audited(context, org.id, "meta.account_removed")) == 1
 
 
-def test_endpoint_delete_removes_it_with_its_deliveries(context: Any, make_org: Any) -> None:
+def test_endpoint_delete_removes_it_with_its_deliveries(
+    context: TaskContext, make_org: MakeOrg
+) -> None:
     org = make_org()
     with swapped_settings(context, **DEV_WEBHOOKS) as dev:
         endpoint_id, _ = add_endpoint(dev, org.id, "http://127.0.0.1:9/hook")
@@ -131,7 +143,7 @@ def test_endpoint_delete_removes_it_with_its_deliveries(context: Any, make_org: 
     assert "webhook endpoint not found" in refusal("endpoint", "delete", str(endpoint_id))
 
 
-def set_state(context: Any, org_id: uuid.UUID, message_id: uuid.UUID, state: str) -> None:
+def set_state(context: TaskContext, org_id: uuid.UUID, message_id: uuid.UUID, state: str) -> None:
     """As reconciliation leaves a message it could not decide (listed for operators)."""
     code = "not_at_provider" if state == "unknown" else None
     with context.db.tenant(org_id) as session:
@@ -142,14 +154,16 @@ def set_state(context: Any, org_id: uuid.UUID, message_id: uuid.UUID, state: str
         )
 
 
-def state_of(context: Any, org_id: uuid.UUID, message_id: uuid.UUID) -> str:
+def state_of(context: TaskContext, org_id: uuid.UUID, message_id: uuid.UUID) -> str:
     with context.db.tenant(org_id) as session:
         row = session.get(OutboundMessage, message_id)
         assert row is not None
         return row.state
 
 
-def test_alerts_resolve_moves_only_unknown_messages(context: Any, make_org: Any) -> None:
+def test_alerts_resolve_moves_only_unknown_messages(
+    context: TaskContext, make_org: MakeOrg
+) -> None:
     org, other = make_org(), make_org()
     first, second, queued = queue_alerts(context, org.id, "+14155550177", 3, enqueue=False)
     (elsewhere,) = queue_alerts(context, other.id, "+14155550178", 1, enqueue=False)
@@ -184,7 +198,7 @@ def test_alerts_resolve_moves_only_unknown_messages(context: Any, make_org: Any)
     set_state(context, other.id, elsewhere, "failed")
 
 
-def deletion_due(context: Any, org_id: uuid.UUID) -> Any:
+def deletion_due(context: TaskContext, org_id: uuid.UUID) -> Any:
     with context.db.maintenance() as session:
         org = session.get(Organization, org_id)
         assert org is not None
@@ -192,7 +206,7 @@ def deletion_due(context: Any, org_id: uuid.UUID) -> Any:
 
 
 def test_org_delete_needs_yes_off_a_terminal_and_asks_on_one(
-    context: Any, make_org: Any, monkeypatch: pytest.MonkeyPatch
+    context: TaskContext, make_org: MakeOrg, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import leadline.commands.retention as retention
 
@@ -212,7 +226,7 @@ def test_org_delete_needs_yes_off_a_terminal_and_asks_on_one(
     assert deletion_due(context, org.id) is not None
 
 
-def test_org_delete_with_yes_deletes_now(context: Any, make_org: Any) -> None:
+def test_org_delete_with_yes_deletes_now(context: TaskContext, make_org: MakeOrg) -> None:
     org = make_org()
     assert data("org", "delete", str(org.id), "--now", "--yes")["deleted"] is True
     with context.db.maintenance() as session:
@@ -220,7 +234,7 @@ def test_org_delete_with_yes_deletes_now(context: Any, make_org: Any) -> None:
 
 
 def test_export_shows_progress_on_stderr_and_keeps_stdout_json(
-    context: Any, make_org: Any, tmp_path: Path
+    context: TaskContext, make_org: MakeOrg, tmp_path: Path
 ) -> None:
     org = make_org()
     for index in range(3):
@@ -235,7 +249,7 @@ def test_export_shows_progress_on_stderr_and_keeps_stdout_json(
     assert "\r" not in result.stderr  # not a terminal: plain lines
 
 
-def test_backup_create_shows_progress(context: Any, make_org: Any) -> None:
+def test_backup_create_shows_progress(context: TaskContext, make_org: MakeOrg) -> None:
     org = make_org()
     add_lead(context, org.id, phone="+14155550999")
     result = run("backup", "create", str(org.id), "--json")
@@ -243,7 +257,9 @@ def test_backup_create_shows_progress(context: Any, make_org: Any) -> None:
     assert result.stderr.splitlines()[-1] == f"rows written: {rows}/{rows} (100%)"
 
 
-def test_webhook_recover_accepts_durations_and_shows_progress(context: Any, make_org: Any) -> None:
+def test_webhook_recover_accepts_durations_and_shows_progress(
+    context: TaskContext, make_org: MakeOrg
+) -> None:
     org = make_org()
     with swapped_settings(context, **DEV_WEBHOOKS) as dev:
         endpoint_id, _ = add_endpoint(dev, org.id, "http://127.0.0.1:9/hook")

@@ -6,6 +6,7 @@ import pytest
 
 from leadline.commands.dlq import _list_text
 from leadline.timespec import TimeSpecError, format_age, parse_moment
+from tasks.attention import Listing
 
 pytestmark = pytest.mark.unit
 
@@ -41,8 +42,8 @@ def test_dlq_list_text_has_the_columns_and_attention_lists() -> None:
         "state": "dead",
     }
     attention = [
-        {"name": "unknown_sms", "rows": [{"message_id": "m1", "state": "unknown"}], "error": None},
-        {"name": "disabled_endpoints", "rows": [], "error": None},
+        Listing("unknown_sms", rows=[{"message_id": "m1", "state": "unknown"}]),
+        Listing("disabled_endpoints", rows=[]),
     ]
     text = _list_text([row], attention)
     header, line = text.splitlines()[:2]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pydantic import SecretStr
@@ -15,6 +16,9 @@ from starlette.testclient import TestClient
 from intake.ops_auth import SESSION_COOKIE
 from tests.support.services import RUN_ID
 
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
 pytestmark = pytest.mark.integration
 
 TOKEN = "Zq8v-3LmR0tXw9Yb_c2NfK7pHs1dGj4eUa6iVo5rTy0"
@@ -22,7 +26,7 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @pytest.fixture
-def ops_client(context: Any) -> Any:
+def ops_client(context: TaskContext) -> Callable[..., TestClient]:
     from intake.app import create_app
 
     def build(peer: str = "127.0.0.2", **overrides: Any) -> TestClient:
@@ -52,7 +56,9 @@ def login(client: TestClient, token: str) -> Any:
     )
 
 
-def test_ops_login_is_throttled_after_five_wrong_tokens(ops_client: Any) -> None:
+def test_ops_login_is_throttled_after_five_wrong_tokens(
+    ops_client: Callable[..., TestClient],
+) -> None:
     client = ops_client()
     assert [login(client, "wrong-token").status_code for _ in range(5)] == [401] * 5
     throttled = login(client, "wrong-token")
@@ -65,7 +71,9 @@ def test_ops_login_is_throttled_after_five_wrong_tokens(ops_client: Any) -> None
     assert login(ops_client(peer="127.0.0.3"), "wrong-token").status_code == 401
 
 
-def test_a_session_cookie_copied_before_logout_is_refused_after_it(ops_client: Any) -> None:
+def test_a_session_cookie_copied_before_logout_is_refused_after_it(
+    ops_client: Callable[..., TestClient],
+) -> None:
     client = ops_client()
     assert login(client, TOKEN).status_code == 303
     cookie = client.cookies[SESSION_COOKIE]
@@ -85,7 +93,7 @@ def test_a_session_cookie_copied_before_logout_is_refused_after_it(ops_client: A
     assert forged_post.status_code == 401
 
 
-def test_metrics_need_the_ops_token_in_production(ops_client: Any) -> None:
+def test_metrics_need_the_ops_token_in_production(ops_client: Callable[..., TestClient]) -> None:
     client = ops_client(leadline_env="production")
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401

@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, sync_playwright
 from pydantic import SecretStr
 
 from tasks.attention import ATTENTION_LISTS
+from tasks.context import TaskContext
 from tests.helpers import wait_for
 from tests.support.browser import find_chromium, plan_browser
 from tests.support.operations import (
@@ -57,7 +58,7 @@ def fake_attention(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
 
 
 @pytest.fixture
-def ops_server(context: Any) -> Iterator[str]:
+def ops_server(context: TaskContext) -> Iterator[str]:
     """The real intake app (with an operator token) under uvicorn, on a free loopback port."""
     from intake.app import create_app
 
@@ -87,7 +88,7 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-def record_job_run(context: Any, job: str) -> None:
+def record_job_run(context: TaskContext, job: str) -> None:
     from datetime import UTC, datetime
 
     from models.retention import JobRun
@@ -99,7 +100,7 @@ def record_job_run(context: Any, job: str) -> None:
 def test_operator_replays_a_dead_letter_from_the_ops_page(
     ops_server: str,
     browser: Browser,
-    context: Any,
+    context: TaskContext,
     make_org: Callable[[], Org],
     flaky: FlakyActor,
     fake_attention: list[dict[str, Any]],

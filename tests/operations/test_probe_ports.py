@@ -8,16 +8,20 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from leadline.ports import free_port
+from leadline.settings import Settings
 from models.db import sqlalchemy_url
 from scheduler.leader import AdvisoryLeader
 from tests.helpers import wait_for
 from tests.support.processes import LEADLINE, child_env
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.e2e
 ROLES = {
@@ -36,7 +40,7 @@ def busy_port() -> Iterator[int]:
 
 @pytest.mark.parametrize("role", sorted(ROLES))
 def test_a_busy_metrics_port_is_one_line_and_exit_1(
-    settings: Any, context: Any, busy_port: int, role: str
+    settings: Settings, context: TaskContext, busy_port: int, role: str
 ) -> None:
     setting = ROLES[role]
     result = subprocess.run(
@@ -56,7 +60,7 @@ def test_a_busy_metrics_port_is_one_line_and_exit_1(
 
 
 def test_a_busy_port_of_a_later_worker_process_is_named_before_any_starts(
-    settings: Any, context: Any, busy_port: int
+    settings: Settings, context: TaskContext, busy_port: int
 ) -> None:
     base = busy_port - 1  # the second process's port is the busy one
     result = subprocess.run(
@@ -83,7 +87,7 @@ def probe(port: int, path: str) -> int | None:
 
 @pytest.mark.parametrize("role", sorted(ROLES))
 def test_the_role_serves_healthz_readyz_and_metrics(
-    settings: Any, context: Any, role: str, tmp_path: Path
+    settings: Settings, context: TaskContext, role: str, tmp_path: Path
 ) -> None:
     port = free_port()
     # The scheduler under test only follows: the lock is held here, so it fires no job into

@@ -10,7 +10,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import dramatiq
 import httpx
@@ -24,6 +24,9 @@ from tests.support.brokers import UNREACHABLE_URLS
 from workers.exporter import MetricsServer, Probes, serve_metrics_and_probes, worker_probes
 from workers.heartbeat import LoopHeartbeat
 from workers.runtime import build_broker
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 STALE_AFTER = 30.0
@@ -69,7 +72,7 @@ def status_of(server: MetricsServer, path: str) -> int:
 
 
 def test_worker_healthz_turns_503_when_its_consumers_stop_polling_and_back(
-    context: Any, clock: FakeClock, worker: dramatiq.Worker
+    context: TaskContext, clock: FakeClock, worker: dramatiq.Worker
 ) -> None:
     server = serving(worker_probes(context.db, worker.broker, STALE_AFTER))  # type: ignore[arg-type]
     try:
@@ -94,7 +97,7 @@ def test_worker_healthz_turns_503_when_its_consumers_stop_polling_and_back(
 
 
 def test_worker_healthz_is_503_without_any_consumer(
-    context: Any, broker: dramatiq.Broker, clock: FakeClock
+    context: TaskContext, broker: dramatiq.Broker, clock: FakeClock
 ) -> None:
     server = serving(worker_probes(context.db, broker, STALE_AFTER))  # type: ignore[arg-type]
     try:
@@ -108,7 +111,7 @@ def test_worker_healthz_is_503_without_any_consumer(
 
 
 def test_worker_readyz_follows_postgres_and_the_broker(
-    context: Any, broker: dramatiq.Broker, refused_port: int
+    context: TaskContext, broker: dramatiq.Broker, refused_port: int
 ) -> None:
     kind = broker.kind  # type: ignore[attr-defined]
     no_postgres = Database(f"postgresql://postgres@127.0.0.1:{refused_port}/leadline")
@@ -141,7 +144,7 @@ def test_worker_readyz_follows_postgres_and_the_broker(
 
 
 def test_scheduler_probes_follow_its_loop_postgres_and_the_broker(
-    context: Any, broker: dramatiq.Broker, refused_port: int
+    context: TaskContext, broker: dramatiq.Broker, refused_port: int
 ) -> None:
     clock = FakeClock()
     leader = AdvisoryLeader(

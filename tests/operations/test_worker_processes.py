@@ -8,13 +8,17 @@ import os
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from leadline.commands.serve import default_processes
+from leadline.settings import Settings
 from tests.helpers import wait_for
 from tests.support.processes import LEADLINE, child_env
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +43,7 @@ def alive(pid: int) -> bool:
     return fields[0] != "Z"
 
 
-def start_workers(settings: Any) -> subprocess.Popen[bytes]:
+def start_workers(settings: Settings) -> subprocess.Popen[bytes]:
     env = child_env(settings, LEADLINE_WORKER_METRICS_PORT="0")
     return subprocess.Popen(
         [LEADLINE, "worker", "--processes", "2", "--threads", "1"],
@@ -49,7 +53,7 @@ def start_workers(settings: Any) -> subprocess.Popen[bytes]:
     )
 
 
-def test_sigterm_stops_every_worker_process(settings: Any, context: Any) -> None:
+def test_sigterm_stops_every_worker_process(settings: Settings, context: TaskContext) -> None:
     supervisor = start_workers(settings)
     children = wait_for(
         lambda: len(children_of(supervisor.pid)) == 2 and children_of(supervisor.pid), timeout=60
@@ -59,7 +63,7 @@ def test_sigterm_stops_every_worker_process(settings: Any, context: Any) -> None
     assert not any(alive(child) for child in children)
 
 
-def test_killing_the_supervisor_kills_its_workers(settings: Any, context: Any) -> None:
+def test_killing_the_supervisor_kills_its_workers(settings: Settings, context: TaskContext) -> None:
     supervisor = start_workers(settings)
     children = wait_for(
         lambda: len(children_of(supervisor.pid)) == 2 and children_of(supervisor.pid), timeout=60

@@ -10,8 +10,9 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import dramatiq
 import pytest
 from sqlalchemy import Column, DateTime, ForeignKey, LargeBinary, Table, func, text
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
@@ -32,9 +33,12 @@ from tests.support.s3 import (
     raw_client,
 )
 
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
 
 @pytest.fixture
-def notes_table(context: Any) -> Iterator[Table]:
+def notes_table(context: TaskContext) -> Iterator[Table]:
     """A lead-linked tenant table (like conversation messages), present for one test only."""
     table = Table(
         NOTES,
@@ -75,7 +79,7 @@ def scratch_database(settings: Settings, database_url: str) -> Iterator[ScratchD
 
 @pytest.fixture
 def leadline_cli(
-    context: Any, broker: Any, monkeypatch: pytest.MonkeyPatch
+    context: TaskContext, broker: dramatiq.Broker, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., CliResult]]:
     """`leadline ARGS` in process with the environment of the given settings (None: the
     test's own context); the test's broker, context and logging are put back afterwards."""
@@ -168,7 +172,7 @@ def s3_settings(settings: Settings, bucket: Bucket, s3_endpoint: str) -> Setting
 
 
 @pytest.fixture
-def s3_context(context: Any, s3_settings: Settings) -> Any:
+def s3_context(context: TaskContext, s3_settings: Settings) -> TaskContext:
     """The test's task context (same database and keys) with its backups in the bucket."""
     return context_with(context, s3_settings)
 
@@ -176,7 +180,7 @@ def s3_context(context: Any, s3_settings: Settings) -> Any:
 @pytest.fixture
 def isolated_s3_context(
     scratch_database: ScratchDatabase, bucket: Bucket, s3_endpoint: str
-) -> Iterator[Any]:
+) -> Iterator[TaskContext]:
     """A migrated database of its own with its backups in the bucket: jobs that sweep every
     row (expiry) see only this test's backups."""
     scratch_database.settings = backups_in(scratch_database.settings, bucket, s3_endpoint)

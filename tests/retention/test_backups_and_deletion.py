@@ -7,7 +7,6 @@ import shutil
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Table, select
@@ -19,27 +18,31 @@ from models.orgs import create_organization
 from models.retention import Backup
 from models.tables import AuditEntry, Organization
 from tasks.backups import backup_keys, create_backup, expire_backups, open_bundle
+from tasks.context import TaskContext
 from tasks.deletion import delete_organization, process_deletions
 from tests.support.retention import add_lead, add_note, org_row_counts
+from tests.support.services import MakeOrg
 
 pytestmark = pytest.mark.integration
 
 NAME = "Grace Deletable"
 
 
-def stored(context: Any, key: str) -> Path:
+def stored(context: TaskContext, key: str) -> Path:
     """Where the (directory) backup store keeps an object."""
     return Path(context.settings.leadline_backup_dir) / key
 
 
-def populate(context: Any, org_id: uuid.UUID, notes: Table) -> None:
+def populate(context: TaskContext, org_id: uuid.UUID, notes: Table) -> None:
     lead = add_lead(context, org_id, name=NAME, phone="+14155550144", email="grace@example.org")
     add_note(context, notes, org_id, lead, "wants a callback")
     payload = {"name": NAME, "received_at": context.clock().isoformat()}
     store_inbound_event(context, org_id, "api", f"evt-{uuid.uuid4()}", payload)
 
 
-def test_backup_holds_ciphertext_and_never_the_key_table(context: Any, make_org: Any) -> None:
+def test_backup_holds_ciphertext_and_never_the_key_table(
+    context: TaskContext, make_org: MakeOrg
+) -> None:
     org = make_org()
     add_lead(context, org.id, name=NAME, phone="+14155550145")
     backup = create_backup(context, org.id, context.clock())
@@ -55,7 +58,9 @@ def test_backup_holds_ciphertext_and_never_the_key_table(context: Any, make_org:
     assert NAME not in json.dumps(lead_row)  # ciphertext columns stay ciphertext
 
 
-def test_backups_older_than_retention_are_deleted_younger_stay(context: Any, make_org: Any) -> None:
+def test_backups_older_than_retention_are_deleted_younger_stay(
+    context: TaskContext, make_org: MakeOrg
+) -> None:
     org = make_org()
     now = context.clock()
     old = create_backup(context, org.id, now - timedelta(days=91))
@@ -70,7 +75,7 @@ def test_backups_older_than_retention_are_deleted_younger_stay(context: Any, mak
 
 
 def test_cancelled_org_is_deleted_after_grace_and_its_backups_unreadable(
-    context: Any, make_org: Any, notes_table: Table, tmp_path: Path
+    context: TaskContext, make_org: MakeOrg, notes_table: Table, tmp_path: Path
 ) -> None:
     doomed, other = make_org(), make_org()
     backups = {}

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
 import pytest
 from sqlalchemy import Table, select
+from starlette.testclient import TestClient
 
 from intake.inbox import store_inbound_event
 from models.leads import LeadFields, blind_indexes
 from models.retention import ErasureRequest, ErasureTombstone
 from models.tables import AuditEntry, InboundEvent, Lead
 from tasks.backups import create_backup
+from tasks.context import TaskContext
 from tasks.erasure import process_erasures
 from tasks.restore import restore_backup
 from tests.support.retention import add_lead, add_note
+from tests.support.services import MakeOrg
 
 pytestmark = pytest.mark.integration
 
@@ -25,17 +27,17 @@ ADA = {"name": "Ada Erasable", "phone": "+14155550111", "email": "ada.erase@exam
 BOB = {"name": "Bob Keeps", "phone": "+14155550122", "email": "bob.keep@example.org"}
 
 
-def lead_ids(context: Any, org_id: uuid.UUID) -> set[uuid.UUID]:
+def lead_ids(context: TaskContext, org_id: uuid.UUID) -> set[uuid.UUID]:
     with context.db.tenant(org_id) as session:
         return set(session.scalars(select(Lead.id)))
 
 
-def note_leads(context: Any, table: Table, org_id: uuid.UUID) -> list[uuid.UUID]:
+def note_leads(context: TaskContext, table: Table, org_id: uuid.UUID) -> list[uuid.UUID]:
     with context.db.tenant(org_id) as session:
         return sorted(session.scalars(select(table.c.lead_id)))
 
 
-def find_by_phone(context: Any, org_id: uuid.UUID, phone: str) -> Lead | None:
+def find_by_phone(context: TaskContext, org_id: uuid.UUID, phone: str) -> Lead | None:
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         bidx = blind_indexes(cipher, LeadFields(phone=phone))["phone_bidx"]
@@ -43,7 +45,7 @@ def find_by_phone(context: Any, org_id: uuid.UUID, phone: str) -> Lead | None:
 
 
 def test_erasure_removes_lead_and_linked_rows_in_one_run_and_survives_restore(
-    context: Any, client: Any, make_org: Any, notes_table: Table
+    context: TaskContext, client: TestClient, make_org: MakeOrg, notes_table: Table
 ) -> None:
     org = make_org()
     ada, bob = add_lead(context, org.id, **ADA), add_lead(context, org.id, **BOB)
@@ -82,7 +84,7 @@ def test_erasure_removes_lead_and_linked_rows_in_one_run_and_survives_restore(
 
 
 def test_restore_puts_missing_rows_back_once(
-    context: Any, make_org: Any, notes_table: Table
+    context: TaskContext, make_org: MakeOrg, notes_table: Table
 ) -> None:
     org = make_org()
     lead = add_lead(context, org.id, **BOB)
@@ -99,7 +101,7 @@ def test_restore_puts_missing_rows_back_once(
 
 
 def test_erasure_api_refuses_other_orgs_leads_and_missing_keys(
-    context: Any, client: Any, make_org: Any
+    context: TaskContext, client: TestClient, make_org: MakeOrg
 ) -> None:
     owner, intruder = make_org(), make_org()
     lead = add_lead(context, owner.id, phone="+14155550133")

@@ -6,18 +6,22 @@ import csv
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dramatiq
 import pytest
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
 from models.retention import JobRun
 from models.tables import Organization
+from tasks.context import TaskContext
 from tasks.jobs import JOBS_BY_NAME
 from tests.helpers import wait_for
 from tests.support.retention import add_lead
+from tests.support.services import MakeOrg
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +36,7 @@ def leads_csv(archive: bytes) -> list[dict[str, str]]:
 
 
 def test_api_export_escapes_formulas_and_holds_only_own_org(
-    context: Any, client: Any, make_org: Any
+    context: TaskContext, client: TestClient, make_org: MakeOrg
 ) -> None:
     org, other = make_org(), make_org()
     add_lead(context, org.id, name=FORMULA, phone="+14155550155", email="x@example.org")
@@ -53,7 +57,7 @@ def test_api_export_escapes_formulas_and_holds_only_own_org(
 
 
 def test_cli_export_writes_escaped_csv(
-    context: Any, make_org: Any, cli: Any, tmp_path: Path
+    context: TaskContext, make_org: MakeOrg, cli: Callable[..., Any], tmp_path: Path
 ) -> None:
     org = make_org()
     add_lead(context, org.id, name=FORMULA, email="cli@example.org")
@@ -65,7 +69,7 @@ def test_cli_export_writes_escaped_csv(
 
 
 def test_schedule_run_each_job_without_a_scheduler(
-    context: Any, worker: dramatiq.Worker, cli: Any
+    context: TaskContext, worker: dramatiq.Worker, cli: Callable[..., Any]
 ) -> None:
     sent = cli("schedule", "run", *JOBS_BY_NAME)
     assert [item["job"] for item in sent] == list(JOBS_BY_NAME)
@@ -86,7 +90,9 @@ def test_schedule_run_each_job_without_a_scheduler(
     assert all(item["last_status"] == "done" and item["next_slot"] for item in listed.values())
 
 
-def test_org_delete_now_from_the_cli(context: Any, make_org: Any, cli: Any) -> None:
+def test_org_delete_now_from_the_cli(
+    context: TaskContext, make_org: MakeOrg, cli: Callable[..., Any]
+) -> None:
     org = make_org()
     add_lead(context, org.id, name="Leaving Soon", phone="+14155550177")
     result = cli("org", "delete", str(org.id), "--now", "--yes")

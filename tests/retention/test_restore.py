@@ -9,6 +9,7 @@ import json
 import shutil
 import stat
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy import delete, func, select
 
 from leadline.errors import CryptoError, LeadlineError
 from leadline.objectstore import FileStore
-from leadline.settings import parse_master_keys
+from leadline.settings import Settings, parse_master_keys
 from models.bundles import BundleWriter
 from models.crypto import Keyring, OrgCipher, new_key
 from models.key_escrow import escrow_cipher, read_escrow, wrap_keys, write_escrow
@@ -35,9 +36,11 @@ from tasks.backups import (
     list_backups,
     open_bundle,
 )
+from tasks.context import TaskContext
 from tasks.deletion import delete_organization
 from tasks.restore import describe, restore_backup
 from tests.support.restore import (
+    CliResult,
     Person,
     ScratchDatabase,
     add_webhook_endpoint,
@@ -47,7 +50,7 @@ from tests.support.restore import (
     lead_names,
     seed_person,
 )
-from tests.support.services import random_master_key
+from tests.support.services import MakeOrg, random_master_key
 
 pytestmark = pytest.mark.integration
 
@@ -57,13 +60,13 @@ BOB = Person("Bob Stays", "+14155550172", "bob.restore@example.org")
 CY = Person("Cy Stays", "+14155550173", "cy.restore@example.org")
 
 
-def stored(context: Any, keys: BackupKeys) -> tuple[Path, Path]:
+def stored(context: TaskContext, keys: BackupKeys) -> tuple[Path, Path]:
     """A backup's manifest and bundle files in the (directory) backup store."""
     root = Path(context.settings.leadline_backup_dir)
     return root / keys.manifest, root / keys.bundle
 
 
-def restore_audits(context: Any, org_id: uuid.UUID) -> list[AuditEntry]:
+def restore_audits(context: TaskContext, org_id: uuid.UUID) -> list[AuditEntry]:
     with context.db.maintenance() as session:
         query = select(AuditEntry).where(
             AuditEntry.org_id == org_id, AuditEntry.action == "backup.restored"
@@ -71,13 +74,15 @@ def restore_audits(context: Any, org_id: uuid.UUID) -> list[AuditEntry]:
         return list(session.scalars(query))
 
 
-def seeded_org(context: Any, make_org: Any, people: tuple[Person, ...]) -> tuple[Any, list[Any]]:
+def seeded_org(
+    context: TaskContext, make_org: MakeOrg, people: tuple[Person, ...]
+) -> tuple[Any, list[Any]]:
     org = make_org()
     endpoint = add_webhook_endpoint(context, org.id)
     return org, [seed_person(context, org.id, endpoint, who) for who in people]
 
 
-def drop_tied_rows(context: Any, org_id: uuid.UUID) -> None:
+def drop_tied_rows(context: TaskContext, org_id: uuid.UUID) -> None:
     """Lose conversation messages and webhook deliveries (and so their attempts)."""
     with context.db.tenant(org_id) as session:
         session.execute(delete(ConversationMessage))
@@ -86,7 +91,7 @@ def drop_tied_rows(context: Any, org_id: uuid.UUID) -> None:
 
 
 def test_restore_after_an_erasure_keeps_the_person_erased_and_succeeds(
-    context: Any, make_org: Any
+    context: TaskContext, make_org: MakeOrg
 ) -> None:
     org, (ada, _bob) = seeded_org(context, make_org, (ADA, BOB))
     before_erasure = create_backup(context, org.id, context.clock())
@@ -135,7 +140,7 @@ def corrupt_tail(manifest_path: Path) -> None:
 
 
 def test_a_restore_that_fails_leaves_the_database_as_it_was(
-    context: Any, make_org: Any, monkeypatch: pytest.MonkeyPatch
+    context: TaskContext, make_org: MakeOrg, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     org, _ = seeded_org(context, make_org, (BOB, CY))
     backup = create_backup(context, org.id, context.clock())
@@ -168,7 +173,10 @@ def test_a_restore_that_fails_leaves_the_database_as_it_was(
 
 
 def test_restore_from_refuses_a_database_that_is_not_empty(
-    context: Any, settings: Any, make_org: Any, leadline_cli: Any
+    context: TaskContext,
+    settings: Settings,
+    make_org: MakeOrg,
+    leadline_cli: Callable[..., CliResult],
 ) -> None:
     make_org()
     result = leadline_cli(settings, "backup", "restore", "--from", settings.leadline_backup_dir)
@@ -185,13 +193,13 @@ def test_restore_from_refuses_a_database_that_is_not_empty(
     assert both.exit_code == 2
 
 
-def org_count(context: Any) -> int:
+def org_count(context: TaskContext) -> int:
     with context.db.maintenance() as session:
         return session.scalar(select(func.count()).select_from(Organization)) or 0
 
 
 def test_disaster_recovery_from_the_backup_directory_alone(
-    scratch_database: ScratchDatabase, leadline_cli: Any, tmp_path: Path
+    scratch_database: ScratchDatabase, leadline_cli: Callable[..., CliResult], tmp_path: Path
 ) -> None:
     """Several orgs, backups, one org deleted; the database is dropped and recreated, then
     `backup restore --from DIR` brings back every surviving org, and only those."""
@@ -304,7 +312,7 @@ def test_disaster_recovery_from_the_backup_directory_alone(
 
 
 def test_rotate_master_then_a_backup_rewrites_the_escrow_under_the_new_primary(
-    scratch_database: ScratchDatabase, leadline_cli: Any
+    scratch_database: ScratchDatabase, leadline_cli: Callable[..., CliResult]
 ) -> None:
     scratch = scratch_database
     scratch.migrate()
@@ -333,7 +341,7 @@ def test_rotate_master_then_a_backup_rewrites_the_escrow_under_the_new_primary(
 
 
 def test_a_backup_run_keeps_entries_of_orgs_the_database_lost_and_repairs_a_damaged_escrow(
-    context: Any, make_org: Any
+    context: TaskContext, make_org: MakeOrg
 ) -> None:
     """A backup taken on a fresh database before the restore must not wipe the escrow."""
     store = FileStore(Path(context.settings.leadline_backup_dir))
@@ -353,7 +361,7 @@ def test_a_backup_run_keeps_entries_of_orgs_the_database_lost_and_repairs_a_dama
 
 
 def test_a_row_the_database_refuses_rolls_back_with_a_clear_error_and_no_values(
-    context: Any, make_org: Any
+    context: TaskContext, make_org: MakeOrg
 ) -> None:
     """A bundle holding an attempt whose delivery is nowhere (the crash of issue 12, forced)."""
     org, _ = seeded_org(context, make_org, (BOB,))
@@ -392,7 +400,10 @@ def test_a_row_the_database_refuses_rolls_back_with_a_clear_error_and_no_values(
 
 
 def test_backup_restore_id_through_the_cli_on_a_live_database(
-    context: Any, settings: Any, make_org: Any, leadline_cli: Any
+    context: TaskContext,
+    settings: Settings,
+    make_org: MakeOrg,
+    leadline_cli: Callable[..., CliResult],
 ) -> None:
     org, (ada, _bob) = seeded_org(context, make_org, (ADA, BOB))
     backup = create_backup(context, org.id, context.clock())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 
 from leadline.errors import CryptoError, LeadlineError
 from leadline.objectstore import open_store
+from leadline.settings import Settings
 from models.crypto import OrgCipher
 from models.key_escrow import ESCROW_KEY, escrow_cipher, read_escrow
 from models.orgs import create_organization
@@ -28,9 +30,11 @@ from tasks.backups import (
     list_backups,
     open_bundle,
 )
+from tasks.context import TaskContext
 from tasks.deletion import delete_organization
 from tasks.restore import restore_backup
 from tests.support.restore import (
+    CliResult,
     Person,
     ScratchDatabase,
     add_webhook_endpoint,
@@ -41,6 +45,7 @@ from tests.support.restore import (
     seed_person,
 )
 from tests.support.s3 import Bucket, backups_in, context_with, make_bucket
+from tests.support.services import MakeOrg
 
 pytestmark = pytest.mark.integration
 
@@ -49,27 +54,33 @@ BOB = Person("Bob Stays", "+14155550182", "bob.s3@example.org")
 CY = Person("Cy Erased Later", "+14155550183", "cy.s3@example.org")
 
 
-def seeded_org(context: Any, make_org: Any, people: tuple[Person, ...]) -> tuple[Any, list[Any]]:
+def seeded_org(
+    context: TaskContext, make_org: MakeOrg, people: tuple[Person, ...]
+) -> tuple[Any, list[Any]]:
     org = make_org()
     endpoint = add_webhook_endpoint(context, org.id)
     return org, [seed_person(context, org.id, endpoint, who) for who in people]
 
 
-def backup_status(context: Any, backup_id: uuid.UUID) -> str:
+def backup_status(context: TaskContext, backup_id: uuid.UUID) -> str:
     with context.db.maintenance() as session:
         backup = session.get(Backup, backup_id)
         assert backup is not None
         return backup.status
 
 
-def audit_actions(context: Any, backup_id: uuid.UUID) -> list[str]:
+def audit_actions(context: TaskContext, backup_id: uuid.UUID) -> list[str]:
     with context.db.maintenance() as session:
         query = select(AuditEntry.action).where(AuditEntry.target == str(backup_id))
         return sorted(session.scalars(query))
 
 
 def test_backup_create_puts_bundle_manifest_and_escrow_in_the_bucket(
-    s3_context: Any, s3_settings: Any, bucket: Bucket, make_org: Any, leadline_cli: Any
+    s3_context: TaskContext,
+    s3_settings: Settings,
+    bucket: Bucket,
+    make_org: MakeOrg,
+    leadline_cli: Callable[..., CliResult],
 ) -> None:
     org, _ = seeded_org(s3_context, make_org, (BOB,))
 
@@ -96,7 +107,10 @@ def test_backup_create_puts_bundle_manifest_and_escrow_in_the_bucket(
 
 
 def test_restore_by_id_reads_the_bucket_and_keeps_an_erased_person_erased(
-    s3_context: Any, make_org: Any, leadline_cli: Any, s3_settings: Any
+    s3_context: TaskContext,
+    make_org: MakeOrg,
+    leadline_cli: Callable[..., CliResult],
+    s3_settings: Settings,
 ) -> None:
     org, (ada, _bob) = seeded_org(s3_context, make_org, (ADA, BOB))
     backup = create_backup(s3_context, org.id, s3_context.clock())
@@ -113,7 +127,7 @@ def test_restore_by_id_reads_the_bucket_and_keeps_an_erased_person_erased(
     assert result.stdout.strip() == "restored 0 rows; 1 erased leads kept erased"
 
 
-def new_org(context: Any) -> uuid.UUID:
+def new_org(context: TaskContext) -> uuid.UUID:
     org_id = uuid.uuid4()
     with context.db.tenant(org_id) as session:
         create_organization(session, context.keyring, org_id, "Expiring", actor="test")
@@ -121,7 +135,7 @@ def new_org(context: Any) -> uuid.UUID:
 
 
 def test_expiry_deletes_the_objects_and_checks_that_they_are_gone(
-    isolated_s3_context: Any, bucket: Bucket
+    isolated_s3_context: TaskContext, bucket: Bucket
 ) -> None:
     context = isolated_s3_context
     org_id = new_org(context)
@@ -139,7 +153,7 @@ def test_expiry_deletes_the_objects_and_checks_that_they_are_gone(
 
 
 def test_a_deletion_that_does_not_take_is_reported_and_the_row_stays(
-    isolated_s3_context: Any, s3_endpoint: str, bucket: Bucket
+    isolated_s3_context: TaskContext, s3_endpoint: str, bucket: Bucket
 ) -> None:
     """A bucket whose object lock (compliance mode) outlasts the retention window."""
     locked = make_bucket(bucket.client, locked_days=365)
@@ -173,7 +187,7 @@ def test_a_deletion_that_does_not_take_is_reported_and_the_row_stays(
 
 
 def test_an_expired_backup_that_is_not_in_the_store_is_marked_missing_not_deleted(
-    isolated_s3_context: Any, bucket: Bucket
+    isolated_s3_context: TaskContext, bucket: Bucket
 ) -> None:
     """Nothing here can tell that objects it never saw are gone (another host's disk)."""
     context = isolated_s3_context
@@ -191,7 +205,7 @@ def test_an_expired_backup_that_is_not_in_the_store_is_marked_missing_not_delete
 
 
 def test_expiry_on_a_versioned_bucket_leaves_no_version_behind(
-    isolated_s3_context: Any, s3_endpoint: str, bucket: Bucket
+    isolated_s3_context: TaskContext, s3_endpoint: str, bucket: Bucket
 ) -> None:
     versioned = make_bucket(bucket.client, versioned=True)
     context = context_with(
@@ -208,7 +222,7 @@ def test_expiry_on_a_versioned_bucket_leaves_no_version_behind(
 
 
 def test_org_deletion_removes_its_escrow_entry_and_every_object_of_it(
-    s3_context: Any, bucket: Bucket, make_org: Any
+    s3_context: TaskContext, bucket: Bucket, make_org: MakeOrg
 ) -> None:
     (doomed, (cy,)), (other, _) = (seeded_org(s3_context, make_org, (who,)) for who in (CY, BOB))
     backups = {
@@ -244,7 +258,7 @@ def test_org_deletion_removes_its_escrow_entry_and_every_object_of_it(
 
 
 def test_org_deletion_on_a_versioned_bucket_leaves_no_earlier_escrow_with_its_keys(
-    context: Any, settings: Any, s3_endpoint: str, bucket: Bucket, make_org: Any
+    context: TaskContext, settings: Settings, s3_endpoint: str, bucket: Bucket, make_org: MakeOrg
 ) -> None:
     """Every escrow rewrite leaves a version behind; one from before the deletion would
     still open the deleted org's bundles with the master key."""
@@ -266,7 +280,7 @@ def test_disaster_recovery_from_the_bucket_alone(
     scratch_database: ScratchDatabase,
     s3_endpoint: str,
     bucket: Bucket,
-    leadline_cli: Any,
+    leadline_cli: Callable[..., CliResult],
 ) -> None:
     """Mirror of the directory disaster test: orgs, backups, an erasure after the last backup
     (only the journal in the bucket knows it), one org deleted; the database is dropped and
@@ -331,7 +345,10 @@ def test_disaster_recovery_from_the_bucket_alone(
 
 
 def test_restore_from_an_empty_bucket_prefix_says_what_is_missing(
-    scratch_database: ScratchDatabase, s3_endpoint: str, bucket: Bucket, leadline_cli: Any
+    scratch_database: ScratchDatabase,
+    s3_endpoint: str,
+    bucket: Bucket,
+    leadline_cli: Callable[..., CliResult],
 ) -> None:
     scratch = scratch_database
     scratch.settings = backups_in(scratch.settings, bucket, s3_endpoint)

@@ -17,6 +17,7 @@ from models.retention import JobRun
 from scheduler.jobs import send_job
 from scheduler.leader import AdvisoryLeader
 from scheduler.loop import Scheduler
+from tasks.context import TaskContext
 from tasks.jobs import JOBS_BY_NAME, Job, get_job
 from tests.helpers import wait_for
 
@@ -38,7 +39,7 @@ class Recording:
         self.fired.append((job.name, slot))
 
 
-def make_scheduler(context: Any) -> tuple[Scheduler, Recording]:
+def make_scheduler(context: TaskContext) -> tuple[Scheduler, Recording]:
     leader = AdvisoryLeader(sqlalchemy_url(context.settings.leadline_database_url))
     sent = Recording()
     return Scheduler(context, leader, jobs=JOBS, sender=sent), sent
@@ -58,19 +59,19 @@ def tick_together(schedulers: list[Scheduler], now: datetime) -> None:
         thread.join()
 
 
-def runs(context: Any) -> list[JobRun]:
+def runs(context: TaskContext) -> list[JobRun]:
     with context.db.maintenance() as session:
         query = select(JobRun).where(JobRun.scheduled_for >= START - timedelta(hours=2))
         return list(session.scalars(query))
 
 
-def all_done(context: Any, fired: list[tuple[str, datetime]]) -> bool:
+def all_done(context: TaskContext, fired: list[tuple[str, datetime]]) -> bool:
     done = {(r.job, r.scheduled_for) for r in runs(context) if r.status == "done"}
     return set(fired) <= done
 
 
 def test_two_schedulers_fire_each_job_once_per_slot(
-    context: Any, worker: dramatiq.Worker, log_lines: Callable[[], list[dict[str, Any]]]
+    context: TaskContext, worker: dramatiq.Worker, log_lines: Callable[[], list[dict[str, Any]]]
 ) -> None:
     (first, first_sent), (second, second_sent) = make_scheduler(context), make_scheduler(context)
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 import dramatiq
 import pytest
@@ -13,18 +12,20 @@ from sqlalchemy import select, update
 from intake.inbox import store_inbound_event
 from models.tables import InboundEvent, Lead
 from tasks import sweeps
+from tasks.context import TaskContext
 from tasks.sweeps import purge_inbound, sweep_inbox
 from tests.helpers import wait_for
+from tests.support.services import MakeOrg
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def inbox_sweep_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+def inbox_sweep_calls(monkeypatch: pytest.MonkeyPatch) -> list[TaskContext]:
     """One more inbox sweep, beside the outbound-message ones."""
-    calls: list[Any] = []
+    calls: list[TaskContext] = []
 
-    def count_call(context: Any) -> int:
+    def count_call(context: TaskContext) -> int:
         calls.append(context)
         return 2
 
@@ -33,7 +34,10 @@ def inbox_sweep_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def test_sweep_requeues_events_whose_message_was_lost(
-    context: Any, worker: dramatiq.Worker, make_org: Any, inbox_sweep_calls: list[Any]
+    context: TaskContext,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    inbox_sweep_calls: list[TaskContext],
 ) -> None:
     org = make_org()
     worker.pause()
@@ -59,7 +63,7 @@ def test_sweep_requeues_events_whose_message_was_lost(
 
 
 def test_purge_inbound_drops_payloads_processed_over_seven_days_ago(
-    context: Any, make_org: Any
+    context: TaskContext, make_org: MakeOrg
 ) -> None:
     org = make_org()
     now = context.clock()

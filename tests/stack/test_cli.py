@@ -8,14 +8,19 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from leadline.ports import free_port
 from leadline.settings import Settings
 from tests.support.processes import child_env
+from tests.support.services import MakeOrg
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +38,9 @@ def leadline(settings: Settings, *args: str, **env: str) -> Any:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_org_and_api_key_lifecycle(settings: Settings, client: Any, context: Any) -> None:
+def test_org_and_api_key_lifecycle(
+    settings: Settings, client: TestClient, context: TaskContext
+) -> None:
     org = leadline(settings, "org", "create", "Acme Roofing")
     key = leadline(settings, "apikey", "create", org["id"])
     assert key["key"].startswith(key["prefix"] + "_")
@@ -83,7 +90,9 @@ def test_production_refuses_to_start_without_secrets(settings: Settings) -> None
     assert "Traceback" not in result.stderr
 
 
-def test_rotate_master_with_the_cli(settings: Settings, make_org: Any, context: Any) -> None:
+def test_rotate_master_with_the_cli(
+    settings: Settings, make_org: MakeOrg, context: TaskContext
+) -> None:
     from leadline.settings import parse_master_keys
     from models.crypto import Keyring
     from models.keys import load_cipher
@@ -101,7 +110,7 @@ def test_rotate_master_with_the_cli(settings: Settings, make_org: Any, context: 
         leadline(settings, "keys", "rotate-master", LEADLINE_MASTER_KEYS=f"{old},{new}")
 
 
-def test_up_serves_and_ctrl_c_stops_every_process(settings: Settings, context: Any) -> None:
+def test_up_serves_and_ctrl_c_stops_every_process(settings: Settings, context: TaskContext) -> None:
     port, sandbox_port = free_port(), free_port()
     proc = subprocess.Popen(
         [
@@ -148,7 +157,9 @@ def test_up_serves_and_ctrl_c_stops_every_process(settings: Settings, context: A
     assert group_alive.stdout.strip() == ""
 
 
-def test_demo_posts_leads_and_shows_only_ciphertext_sizes(settings: Settings, context: Any) -> None:
+def test_demo_posts_leads_and_shows_only_ciphertext_sizes(
+    settings: Settings, context: TaskContext
+) -> None:
     port, sandbox_port = free_port(), free_port()
     result = subprocess.run(
         [

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -28,6 +28,9 @@ from leadline.ports import free_port
 from leadline.settings import Settings
 from tests.helpers import leadline_json
 from tests.support.processes import child_env
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +60,7 @@ def stack_env(settings: Settings, state_dir: Path, intake_url: str) -> dict[str,
 
 @pytest.fixture(scope="module")
 def stack(
-    settings: Settings, context: Any, tmp_path_factory: pytest.TempPathFactory
+    settings: Settings, context: TaskContext, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     port, sandbox_port = free_port(), free_port()
     intake_url, sandbox_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sandbox_port}"
@@ -152,14 +155,14 @@ def sent_to(stack: Stack, number: str) -> list[dict[str, Any]]:
     return [message for message in messages if message["to"] == number]
 
 
-def leads_of(context: Any, org_id: uuid.UUID) -> int:
+def leads_of(context: TaskContext, org_id: uuid.UUID) -> int:
     from models.tables import Lead
 
     with context.db.tenant(org_id) as session:
         return int(session.scalar(select(func.count()).select_from(Lead)) or 0)
 
 
-def help_reply_state(context: Any, org_id: uuid.UUID) -> str | None:
+def help_reply_state(context: TaskContext, org_id: uuid.UUID) -> str | None:
     from models.messaging import OutboundMessage
 
     with context.db.tenant(org_id) as session:
@@ -170,7 +173,9 @@ def help_reply_state(context: Any, org_id: uuid.UUID) -> str | None:
 
 
 @pytest.mark.timeout(600)
-def test_the_printed_quick_start_runs_verbatim(stack: Stack, context: Any, tmp_path: Path) -> None:
+def test_the_printed_quick_start_runs_verbatim(
+    stack: Stack, context: TaskContext, tmp_path: Path
+) -> None:
     shell = Shell(stack.env, tmp_path / "stderr")
     org_id: uuid.UUID | None = None
     try:
@@ -219,7 +224,7 @@ def simulate(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProces
     )
 
 
-def linked_chats(context: Any, org_id: uuid.UUID) -> int:
+def linked_chats(context: TaskContext, org_id: uuid.UUID) -> int:
     from models.channels import TelegramChat
 
     with context.db.tenant(org_id) as session:
@@ -227,7 +232,7 @@ def linked_chats(context: Any, org_id: uuid.UUID) -> int:
         return int(session.scalar(query.select_from(TelegramChat)) or 0)
 
 
-def test_simulated_telegram_start_links_the_chat(stack: Stack, context: Any) -> None:
+def test_simulated_telegram_start_links_the_chat(stack: Stack, context: TaskContext) -> None:
     org = leadline_json(stack.env, "org", "create", "Telegram Roofing")["id"]
     code = leadline_json(stack.env, "telegram", "link-code", org)["code"]
     args = ("--chat-id", "777", "--url", stack.intake_url, "--json")
@@ -238,7 +243,7 @@ def test_simulated_telegram_start_links_the_chat(stack: Stack, context: Any) -> 
 
 
 def test_simulated_meta_lead_needs_a_linked_account_then_makes_a_lead(
-    stack: Stack, context: Any
+    stack: Stack, context: TaskContext
 ) -> None:
     org = leadline_json(stack.env, "org", "create", "Meta Roofing")["id"]
     refused = simulate(stack, "meta-lead", org, "--url", stack.intake_url)
@@ -255,7 +260,9 @@ def test_simulated_meta_lead_needs_a_linked_account_then_makes_a_lead(
     wait_for(lambda: leads_of(context, uuid.UUID(org)) == 1, "the Messenger lead")
 
 
-def test_simulated_stripe_cancellation_cancels_the_linked_org(stack: Stack, context: Any) -> None:
+def test_simulated_stripe_cancellation_cancels_the_linked_org(
+    stack: Stack, context: TaskContext
+) -> None:
     from models.tables import Organization
 
     org = leadline_json(stack.env, "org", "create", "Stripe Roofing")["id"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.testclient import TestClient
+
 from tests.support.services import Org
 
 ADA = {
@@ -15,5 +17,5 @@ ADA = {
 }
 
 
-def post_lead(client: Any, org: Org, body: dict[str, Any], **headers: str) -> Any:
+def post_lead(client: TestClient, org: Org, body: dict[str, Any], **headers: str) -> Any:
     return client.post("/v1/leads", json=body, headers={**org.auth, **headers})

@@ -10,14 +10,18 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from leadline.sandbox import SandboxState
+from leadline.sandbox import SandboxState, SentMessage
+from leadline.settings import Settings
 from models.channels import OrgPhoneNumber, TelegramChat
 from models.messaging import OutboundMessage
 from tests.support.processes import child_env
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 
 def random_phone() -> str:
@@ -28,7 +32,7 @@ def distinct_phones(count: int) -> list[str]:
     return [f"+1650{n:07d}" for n in random.sample(range(2_000_000, 10_000_000), count)]
 
 
-def add_business_number(context: Any, org_id: uuid.UUID) -> str:
+def add_business_number(context: TaskContext, org_id: uuid.UUID) -> str:
     """The org's own Twilio number (the sender of its SMS, and where replies arrive)."""
     number = f"+1212{random.randint(2_000_000, 9_999_999)}"
     with context.db.tenant(org_id) as session:
@@ -36,14 +40,14 @@ def add_business_number(context: Any, org_id: uuid.UUID) -> str:
     return number
 
 
-def add_alert_number(context: Any, org_id: uuid.UUID, number: str) -> uuid.UUID:
+def add_alert_number(context: TaskContext, org_id: uuid.UUID, number: str) -> uuid.UUID:
     from models.alert_settings import add_alert_number as add
 
     with context.db.tenant(org_id) as session:
         return add(session, context.keys.cipher(session, org_id), number, actor="test")
 
 
-def link_chat(context: Any, org_id: uuid.UUID, chat_id: int) -> uuid.UUID:
+def link_chat(context: TaskContext, org_id: uuid.UUID, chat_id: int) -> uuid.UUID:
     row_id = uuid.uuid4()
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
@@ -62,7 +66,9 @@ def link_chat(context: Any, org_id: uuid.UUID, chat_id: int) -> uuid.UUID:
     return row_id
 
 
-def inbound_sms(context: Any, org_id: uuid.UUID, sender: str, body: str, to: str = "") -> Any:
+def inbound_sms(
+    context: TaskContext, org_id: uuid.UUID, sender: str, body: str, to: str = ""
+) -> Any:
     """Exactly what POST /hooks/twilio/sms stores after verifying the signature."""
     from intake.inbox import store_inbound_event
 
@@ -71,7 +77,9 @@ def inbound_sms(context: Any, org_id: uuid.UUID, sender: str, body: str, to: str
     return store_inbound_event(context, org_id, "twilio_sms", sid, {"params": params})
 
 
-def status_callback(context: Any, org_id: uuid.UUID, sid: str, status: str, error: str = "") -> Any:
+def status_callback(
+    context: TaskContext, org_id: uuid.UUID, sid: str, status: str, error: str = ""
+) -> Any:
     from intake.inbox import store_inbound_event
 
     params = {"MessageSid": sid, "MessageStatus": status}
@@ -82,23 +90,25 @@ def status_callback(context: Any, org_id: uuid.UUID, sid: str, status: str, erro
     )
 
 
-def outbound_rows(context: Any, org_id: uuid.UUID, **filters: Any) -> list[OutboundMessage]:
+def outbound_rows(context: TaskContext, org_id: uuid.UUID, **filters: Any) -> list[OutboundMessage]:
     with context.db.tenant(org_id) as session:
         query = select(OutboundMessage).filter_by(**filters).order_by(OutboundMessage.created_at)
         return list(session.scalars(query).all())
 
 
-def states(context: Any, org_id: uuid.UUID, **filters: Any) -> Counter[str]:
+def states(context: TaskContext, org_id: uuid.UUID, **filters: Any) -> Counter[str]:
     return Counter(row.state for row in outbound_rows(context, org_id, **filters))
 
 
-def messages_settled(context: Any, org_id: uuid.UUID, expected: int, **filters: Any) -> bool:
+def messages_settled(
+    context: TaskContext, org_id: uuid.UUID, expected: int, **filters: Any
+) -> bool:
     """All `expected` rows exist and none is waiting to be sent."""
     rows = outbound_rows(context, org_id, **filters)
     return len(rows) == expected and all(r.state not in ("queued", "sending") for r in rows)
 
 
-def sent_to(state: SandboxState, to: str) -> list[dict[str, Any]]:
+def sent_to(state: SandboxState, to: str) -> list[SentMessage]:
     return [record for record in state.sent() if record["to"] == to]
 
 
@@ -128,7 +138,7 @@ def captured_events() -> Iterator[list[tuple[str, dict[str, Any]]]]:
 
 
 def queue_alerts(
-    context: Any, org_id: uuid.UUID, to: str, count: int, enqueue: bool = True
+    context: TaskContext, org_id: uuid.UUID, to: str, count: int, enqueue: bool = True
 ) -> list[uuid.UUID]:
     """`count` owner alerts to `to` with distinct bodies, inserted and (optionally) enqueued."""
     from models.leads import phone_index
@@ -158,7 +168,7 @@ def queue_alerts(
 
 
 @contextmanager
-def tuned_settings(context: Any, **overrides: Any) -> Iterator[Any]:
+def tuned_settings(context: TaskContext, **overrides: Any) -> Iterator[Any]:
     """Workers (via get_context) see these settings while the block runs."""
     import dataclasses
 
@@ -173,7 +183,7 @@ def tuned_settings(context: Any, **overrides: Any) -> Iterator[Any]:
 
 
 def make_leads(
-    context: Any, org_id: uuid.UUID, phones: list[str], consent: bool = True
+    context: TaskContext, org_id: uuid.UUID, phones: list[str], consent: bool = True
 ) -> list[uuid.UUID]:
     from models.leads import LeadFields, upsert_lead
 
@@ -196,7 +206,7 @@ def make_leads(
         ]
 
 
-def suppress_numbers(context: Any, org_id: uuid.UUID, phones: list[str]) -> None:
+def suppress_numbers(context: TaskContext, org_id: uuid.UUID, phones: list[str]) -> None:
     from models.leads import phone_index
     from tasks.after_commit import AfterCommit
     from tasks.optouts import OptoutChange, record_optout
@@ -216,7 +226,7 @@ def suppress_numbers(context: Any, org_id: uuid.UUID, phones: list[str]) -> None
 LEADLINE = str(Path(sys.executable).parent / "leadline")
 
 
-def run_leadline(settings: Any, *args: str) -> subprocess.CompletedProcess[str]:
+def run_leadline(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """The installed `leadline` command, as an operator runs it, on the test services."""
     return subprocess.run(
         [LEADLINE, *args],

@@ -9,7 +9,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
@@ -19,6 +19,9 @@ from sqlalchemy import select
 from leadline.logging import mark_sensitive
 from leadline.settings import Settings
 from tests.support.processes import child_env
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 ROOT = Path(__file__).resolve().parents[2]
 PERSON_NAME = "Ada Lovelace"
@@ -66,7 +69,7 @@ def declare_flaky_actor(broker: dramatiq.Broker, name: str, **options: Any) -> F
     return flaky
 
 
-def dead_letter_row(context: Any, message_id: str) -> Any:
+def dead_letter_row(context: TaskContext, message_id: str) -> Any:
     from models.ops import DeadLetter
 
     with context.db.maintenance() as session:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, func, select
 
@@ -11,17 +11,22 @@ from models.leads import LeadFields, upsert_lead
 from models.retention import tenant_tables
 from models.tables import Organization
 
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
 NOTES = "test_lead_notes"
 
 
-def add_lead(context: Any, org_id: uuid.UUID, **fields: Any) -> uuid.UUID:
+def add_lead(context: TaskContext, org_id: uuid.UUID, **fields: Any) -> uuid.UUID:
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         lead_id: uuid.UUID = upsert_lead(session, cipher, LeadFields(**fields)).lead.id
     return lead_id
 
 
-def add_note(context: Any, table: Table, org_id: uuid.UUID, lead_id: uuid.UUID, body: str) -> None:
+def add_note(
+    context: TaskContext, table: Table, org_id: uuid.UUID, lead_id: uuid.UUID, body: str
+) -> None:
     note_id = uuid.uuid4()
     with context.db.tenant(org_id) as session:
         body_ct = context.keys.cipher(session, org_id).encrypt(
@@ -32,7 +37,7 @@ def add_note(context: Any, table: Table, org_id: uuid.UUID, lead_id: uuid.UUID, 
         )
 
 
-def org_row_counts(context: Any, org_id: uuid.UUID) -> dict[str, int]:
+def org_row_counts(context: TaskContext, org_id: uuid.UUID) -> dict[str, int]:
     """Rows of the org in every tenant table, and its organisations row."""
     counts: dict[str, int] = {}
     with context.db.maintenance() as session:

@@ -7,7 +7,7 @@ import base64
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
 
@@ -46,3 +46,9 @@ class Org:
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
+
+
+class MakeOrg(Protocol):
+    """The `make_org` fixture: a new organisation with an owner API key."""
+
+    def __call__(self, name: str = "Test Org") -> Org: ...

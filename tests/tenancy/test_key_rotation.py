@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from leadline.settings import parse_master_keys
+from leadline.settings import Settings, parse_master_keys
 from models.crypto import Keyring
 from models.keys import load_cipher, rotate_master, rotate_org_key
 from models.leads import LeadFields, get_lead, upsert_lead
+from tests.support.services import MakeOrg
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
 
-def test_rotate_master_then_drop_old_kek(context: Any, make_org: Any, settings: Any) -> None:
+def test_rotate_master_then_drop_old_kek(
+    context: TaskContext, make_org: MakeOrg, settings: Settings
+) -> None:
     org = make_org()
     with context.db.tenant(org.id) as session:
         cipher = context.keys.cipher(session, org.id)
@@ -36,7 +42,9 @@ def test_rotate_master_then_drop_old_kek(context: Any, make_org: Any, settings: 
             rotate_master(session, Keyring(keys=(*old, new_primary)))
 
 
-def test_new_org_key_version_keeps_old_data_readable(context: Any, make_org: Any) -> None:
+def test_new_org_key_version_keeps_old_data_readable(
+    context: TaskContext, make_org: MakeOrg
+) -> None:
     org = make_org()
     with context.db.tenant(org.id) as session:
         cipher = context.keys.cipher(session, org.id)

@@ -5,15 +5,19 @@ pooled connections handed back in psycopg's normal (transactional) mode."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from leadline.settings import Settings
 from models.db import Database
-from tests.support.services import psycopg_url
+from tests.support.services import MakeOrg, psycopg_url
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +41,7 @@ def current_scope(db: Database, org_id: uuid.UUID) -> tuple[str, str]:
 
 
 def test_a_dropped_connection_is_replaced_once_and_the_scope_still_holds(
-    settings: Any, context: Any
+    settings: Settings, context: TaskContext
 ) -> None:
     db = Database(str(settings.leadline_database_url), pool_size=2)
     org_id = uuid.uuid4()
@@ -51,7 +55,7 @@ def test_a_dropped_connection_is_replaced_once_and_the_scope_still_holds(
         db.dispose()
 
 
-def test_an_unreachable_server_still_fails(settings: Any) -> None:
+def test_an_unreachable_server_still_fails(settings: Settings) -> None:
     db = Database("postgresql://postgres@127.0.0.1:1/nothing", pool_size=1)
     try:
         with pytest.raises(DBAPIError), db.tenant(uuid.uuid4()):
@@ -61,7 +65,7 @@ def test_an_unreachable_server_still_fails(settings: Any) -> None:
 
 
 def test_the_scope_ends_with_the_transaction_and_the_connection_is_normal_again(
-    settings: Any, context: Any
+    settings: Settings, context: TaskContext
 ) -> None:
     db = Database(str(settings.leadline_database_url), pool_size=1)
     try:
@@ -77,7 +81,9 @@ def test_the_scope_ends_with_the_transaction_and_the_connection_is_normal_again(
         db.dispose()
 
 
-def test_a_failed_statement_rolls_the_whole_transaction_back(context: Any, make_org: Any) -> None:
+def test_a_failed_statement_rolls_the_whole_transaction_back(
+    context: TaskContext, make_org: MakeOrg
+) -> None:
     org = make_org()
     from models.tables import Organization
 

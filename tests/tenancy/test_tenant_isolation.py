@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select, text
@@ -11,17 +11,21 @@ from sqlalchemy import select, text
 from leadline.errors import CryptoError
 from models.leads import LeadFields, get_lead, upsert_lead
 from models.tables import ApiKey, Lead, Organization
+from tests.support.services import MakeOrg
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
 
 
-def add_lead(context: Any, org_id: uuid.UUID, phone: str) -> uuid.UUID:
+def add_lead(context: TaskContext, org_id: uuid.UUID, phone: str) -> uuid.UUID:
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         return upsert_lead(session, cipher, LeadFields(phone=phone, name="Iso")).lead.id
 
 
-def test_scope_sees_only_its_own_rows(context: Any, make_org: Any) -> None:
+def test_scope_sees_only_its_own_rows(context: TaskContext, make_org: MakeOrg) -> None:
     org_a, org_b = make_org(), make_org()
     lead_b = add_lead(context, org_b.id, "+14155550111")
     with context.db.tenant(org_a.id) as session:
@@ -31,7 +35,7 @@ def test_scope_sees_only_its_own_rows(context: Any, make_org: Any) -> None:
         assert session.execute(text("SELECT current_user")).scalar() == "leadline_app"
 
 
-def test_no_scope_returns_no_rows_not_an_error(context: Any, make_org: Any) -> None:
+def test_no_scope_returns_no_rows_not_an_error(context: TaskContext, make_org: MakeOrg) -> None:
     org = make_org()
     add_lead(context, org.id, "+14155550112")
     with context.db.unscoped() as session:
@@ -40,7 +44,7 @@ def test_no_scope_returns_no_rows_not_an_error(context: Any, make_org: Any) -> N
         assert session.scalars(select(Organization)).all() == []
 
 
-def test_app_role_cannot_write_into_another_tenant(context: Any, make_org: Any) -> None:
+def test_app_role_cannot_write_into_another_tenant(context: TaskContext, make_org: MakeOrg) -> None:
     org_a, org_b = make_org(), make_org()
     from sqlalchemy.exc import ProgrammingError
 
@@ -52,7 +56,7 @@ def test_app_role_cannot_write_into_another_tenant(context: Any, make_org: Any) 
         session.flush()
 
 
-def test_app_role_has_no_bypass_and_owns_nothing(context: Any) -> None:
+def test_app_role_has_no_bypass_and_owns_nothing(context: TaskContext) -> None:
     with context.db.tenant(uuid.uuid4()) as session:
         role = session.execute(
             text("SELECT rolbypassrls, rolsuper FROM pg_roles WHERE rolname = current_user")
@@ -64,7 +68,7 @@ def test_app_role_has_no_bypass_and_owns_nothing(context: Any) -> None:
     assert owned == 0
 
 
-def test_copied_ciphertext_fails_to_decrypt(context: Any, make_org: Any) -> None:
+def test_copied_ciphertext_fails_to_decrypt(context: TaskContext, make_org: MakeOrg) -> None:
     org_a, org_b = make_org(), make_org()
     first = add_lead(context, org_a.id, "+14155550113")
     second = add_lead(context, org_a.id, "+14155550114")
@@ -88,7 +92,7 @@ def test_copied_ciphertext_fails_to_decrypt(context: Any, make_org: Any) -> None
         get_lead(session, context.keys.cipher(session, org_b.id), other_org)
 
 
-def test_no_new_rows_for_an_org_being_deleted(context: Any, make_org: Any) -> None:
+def test_no_new_rows_for_an_org_being_deleted(context: TaskContext, make_org: MakeOrg) -> None:
     """A worker still holding a cached key cannot write rows that would outlive the org."""
     from sqlalchemy.exc import ProgrammingError
 
@@ -109,7 +113,7 @@ def test_no_new_rows_for_an_org_being_deleted(context: Any, make_org: Any) -> No
 
 
 def test_tenant_sessions_log_in_as_the_app_login_role_not_the_owner(
-    context: Any, database_url: str, make_org: Any
+    context: TaskContext, database_url: str, make_org: MakeOrg
 ) -> None:
     """With LEADLINE_APP_DATABASE_URL, injected SQL that resets the role lands on a login role
     that is only a member of leadline_app, never on the owner."""

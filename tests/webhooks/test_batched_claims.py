@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import dramatiq
 import pytest
@@ -15,9 +14,11 @@ from sqlalchemy import update
 
 from models.webhooks import WebhookDelivery, WebhookEndpoint
 from tasks.after_commit import AfterCommit
+from tasks.context import TaskContext
 from tasks.domain_events import DomainEvent, publish
 from tasks.webhooks.delivery import claim_deliveries
 from tests.helpers import wait_for
+from tests.support.services import MakeOrg
 from tests.support.webhooks import (
     DEV_WEBHOOKS,
     add_endpoint,
@@ -30,12 +31,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
-def dev(context: Any) -> Iterator[Any]:
+def dev(context: TaskContext) -> Iterator[TaskContext]:
     with swapped_settings(context, **DEV_WEBHOOKS) as swapped:
         yield swapped
 
 
-def fan_out(context: Any, org_id: uuid.UUID, count: int) -> AfterCommit:
+def fan_out(context: TaskContext, org_id: uuid.UUID, count: int) -> AfterCommit:
     after_commit = AfterCommit()
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
@@ -48,7 +49,7 @@ def fan_out(context: Any, org_id: uuid.UUID, count: int) -> AfterCommit:
 
 
 def test_one_transaction_one_message_every_delivery_once(
-    dev: Any, worker: dramatiq.Worker, make_org: Any
+    dev: TaskContext, worker: dramatiq.Worker, make_org: MakeOrg
 ) -> None:
     org = make_org()
     with running_receiver() as rx:
@@ -64,7 +65,7 @@ def test_one_transaction_one_message_every_delivery_once(
     assert {d.attempt_count for d in deliveries(dev, org.id)} == {1}
 
 
-def test_not_due_and_disabled_rows_in_a_batch(dev: Any, make_org: Any) -> None:
+def test_not_due_and_disabled_rows_in_a_batch(dev: TaskContext, make_org: MakeOrg) -> None:
     org = make_org()
     kept, _ = add_endpoint(dev, org.id, "http://127.0.0.1:9/kept")
     gone, _ = add_endpoint(dev, org.id, "http://127.0.0.1:9/gone")

@@ -7,16 +7,17 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import pytest
 from sqlalchemy import select
 
+from leadline.settings import Settings
 from models.tables import AuditEntry
 from tests.helpers import wait_for
 from tests.support.processes import child_env
-from tests.support.services import Org
+from tests.support.services import MakeOrg, Org
 from tests.support.webhooks import (
     DEV_WEBHOOKS,
     Captured,
@@ -29,11 +30,14 @@ from tests.support.webhooks import (
     verify,
 )
 
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 LEADLINE = str(Path(sys.executable).with_name("leadline"))
 
 
-def leadline(settings: Any, *args: str, ok: bool = True, allow_private: bool = True) -> Any:
+def leadline(settings: Settings, *args: str, ok: bool = True, allow_private: bool = True) -> Any:
     result = subprocess.run(
         [LEADLINE, *args, "--json"],
         env=child_env(settings, LEADLINE_ALLOW_PRIVATE_WEBHOOK_TARGETS=str(allow_private).lower()),
@@ -46,7 +50,7 @@ def leadline(settings: Any, *args: str, ok: bool = True, allow_private: bool = T
 
 
 def test_operator_manages_endpoints_and_replays_deliveries(
-    context: Any, worker: dramatiq.Worker, make_org: Any
+    context: TaskContext, worker: dramatiq.Worker, make_org: MakeOrg
 ) -> None:
     org: Org = make_org()
     settings = {**DEV_WEBHOOKS, "leadline_webhook_retry_schedule": "0.1"}

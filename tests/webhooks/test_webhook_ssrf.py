@@ -22,10 +22,11 @@ from leadline.netguard import UnsafeTargetError
 from leadline.webhook_signature import generate_secret
 from models.webhook_endpoints import EndpointSpec, InvalidEndpointError, UrlPolicy, create_endpoint
 from models.webhooks import WebhookEndpoint
+from tasks.context import TaskContext
 from tasks.webhooks.http import set_transport_overrides
 from tests.helpers import wait_for
 from tests.support.netguard import PUBLIC_IP, FakeResolver, RecordingBackend, assert_no_connection
-from tests.support.services import Org
+from tests.support.services import MakeOrg, Org
 from tests.support.webhooks import (
     add_endpoint,
     attempts,
@@ -81,7 +82,9 @@ def guarded() -> Iterator[tuple[RecordingBackend, FakeResolver]]:
 
 
 @pytest.fixture
-def production(context: Any, guarded: Any) -> Iterator[Any]:
+def production(
+    context: TaskContext, guarded: tuple[RecordingBackend, FakeResolver]
+) -> Iterator[TaskContext]:
     with swapped_settings(context, **PRODUCTION) as swapped:
         yield swapped
 
@@ -91,14 +94,18 @@ def urls(listener: socket.socket, scheme: str) -> list[tuple[str, str]]:
     return [(f"{scheme}://{a.format(port=port)}/hook?t=s3cret", why) for a, why in TABLE]
 
 
-def endpoint_count(context: Any, org_id: uuid.UUID) -> int:
+def endpoint_count(context: TaskContext, org_id: uuid.UUID) -> int:
     with context.db.tenant(org_id) as session:
         return len(session.scalars(select(WebhookEndpoint.id)).all())
 
 
 @pytest.mark.parametrize("scheme", ["https", "http"])
 def test_endpoint_add_refuses_every_target_in_production(
-    production: Any, make_org: Any, listener: socket.socket, guarded: Any, scheme: str
+    production: TaskContext,
+    make_org: MakeOrg,
+    listener: socket.socket,
+    guarded: tuple[RecordingBackend, FakeResolver],
+    scheme: str,
 ) -> None:
     org: Org = make_org()
     policy = UrlPolicy.from_settings(production.settings)
@@ -115,7 +122,10 @@ def test_endpoint_add_refuses_every_target_in_production(
 
 
 def test_development_policy_still_refuses_the_address_table(
-    context: Any, make_org: Any, listener: socket.socket, guarded: Any
+    context: TaskContext,
+    make_org: MakeOrg,
+    listener: socket.socket,
+    guarded: tuple[RecordingBackend, FakeResolver],
 ) -> None:
     """Plain http is fine outside production, but private targets still need the setting."""
     org: Org = make_org()
@@ -132,7 +142,9 @@ def test_development_policy_still_refuses_the_address_table(
     assert_no_connection(listener)
 
 
-def test_endpoint_add_refuses_unknown_events_and_fields(context: Any, make_org: Any) -> None:
+def test_endpoint_add_refuses_unknown_events_and_fields(
+    context: TaskContext, make_org: MakeOrg
+) -> None:
     org: Org = make_org()
     with swapped_settings(context, leadline_allow_private_webhook_targets=True) as dev:
         for events, shared, message in [
@@ -145,7 +157,7 @@ def test_endpoint_add_refuses_unknown_events_and_fields(context: Any, make_org: 
     assert endpoint_count(context, org.id) == 0
 
 
-def insert_unchecked(context: Any, org_id: uuid.UUID, url: str) -> None:
+def insert_unchecked(context: TaskContext, org_id: uuid.UUID, url: str) -> None:
     """An endpoint row as an older, looser policy might have left it (no URL check)."""
     endpoint_id = uuid.uuid4()
     with context.db.tenant(org_id) as session:
@@ -164,15 +176,15 @@ def insert_unchecked(context: Any, org_id: uuid.UUID, url: str) -> None:
         )
 
 
-def all_attempted(context: Any, org_id: uuid.UUID, count: int) -> list[Any]:
+def all_attempted(context: TaskContext, org_id: uuid.UUID, count: int) -> list[Any]:
     rows = [d for d in deliveries(context, org_id) if d.attempt_count >= 1]
     return rows if len(rows) == count else []
 
 
 def test_delivery_refuses_every_target_in_production(
-    production: Any,
+    production: TaskContext,
     worker: dramatiq.Worker,
-    make_org: Any,
+    make_org: MakeOrg,
     listener: socket.socket,
     guarded: tuple[RecordingBackend, FakeResolver],
 ) -> None:
@@ -201,9 +213,9 @@ def test_delivery_refuses_every_target_in_production(
     "rebound", [["127.0.0.1"], ["10.0.0.1"], ["169.254.169.254"], [PUBLIC_IP, "::1"]]
 )
 def test_dns_changed_after_creation_is_refused_at_delivery(
-    production: Any,
+    production: TaskContext,
     worker: dramatiq.Worker,
-    make_org: Any,
+    make_org: MakeOrg,
     listener: socket.socket,
     guarded: tuple[RecordingBackend, FakeResolver],
     rebound: list[str],

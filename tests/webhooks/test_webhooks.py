@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,15 +16,17 @@ import dramatiq
 import pytest
 from sqlalchemy import select, update
 from standardwebhooks import WebhookVerificationError
+from starlette.testclient import TestClient
 
 from models.tables import AuditEntry
 from models.webhook_endpoints import get_endpoint
 from models.webhooks import WebhookDelivery, WebhookEndpoint
+from tasks.context import TaskContext
 from tasks.webhooks.http import set_transport_overrides
 from tests.helpers import wait_for
 from tests.support.leads import ADA, post_lead
 from tests.support.netguard import RecordingBackend
-from tests.support.services import Org
+from tests.support.services import MakeOrg, Org
 from tests.support.webhooks import (
     DEV_WEBHOOKS,
     Reply,
@@ -51,25 +53,25 @@ def backend() -> Iterator[RecordingBackend]:
 
 
 @pytest.fixture
-def dev(context: Any, backend: RecordingBackend) -> Iterator[Any]:
+def dev(context: TaskContext, backend: RecordingBackend) -> Iterator[TaskContext]:
     """Development mode with loopback receivers allowed and a retry schedule of 0.2 s."""
     with swapped_settings(context, **DEV_WEBHOOKS) as swapped:
         yield swapped
 
 
-def audit_actions(context: Any, org_id: uuid.UUID) -> list[str]:
+def audit_actions(context: TaskContext, org_id: uuid.UUID) -> list[str]:
     with context.db.tenant(org_id) as session:
         rows = session.scalars(select(AuditEntry).order_by(AuditEntry.created_at)).all()
         return [row.action for row in rows]
 
 
 def test_lead_delivery_verifies_and_shares_only_chosen_fields(
-    dev: Any,
+    dev: TaskContext,
     worker: dramatiq.Worker,
-    client: Any,
-    make_org: Any,
+    client: TestClient,
+    make_org: MakeOrg,
     backend: RecordingBackend,
-    log_lines: Any,
+    log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     org: Org = make_org()
     with running_receiver() as shared_rx, running_receiver() as plain_rx:
@@ -118,7 +120,7 @@ def test_lead_delivery_verifies_and_shares_only_chosen_fields(
 
 
 def test_rotation_signs_with_old_and_new_secret_for_24_hours(
-    dev: Any, worker: dramatiq.Worker, make_org: Any
+    dev: TaskContext, worker: dramatiq.Worker, make_org: MakeOrg
 ) -> None:
     from models.webhook_endpoints import rotate_secret
 
@@ -150,7 +152,7 @@ def test_rotation_signs_with_old_and_new_secret_for_24_hours(
 
 
 def test_receiver_failing_three_times_gets_the_event_once_with_four_attempts(
-    dev: Any, worker: dramatiq.Worker, make_org: Any
+    dev: TaskContext, worker: dramatiq.Worker, make_org: MakeOrg
 ) -> None:
     org: Org = make_org()
     script = [Reply(500), Reply(503), Reply(500), Reply(200)]
@@ -175,7 +177,7 @@ def test_receiver_failing_three_times_gets_the_event_once_with_four_attempts(
 
 
 def test_exhausted_schedule_fails_the_delivery(
-    context: Any, backend: RecordingBackend, worker: dramatiq.Worker, make_org: Any
+    context: TaskContext, backend: RecordingBackend, worker: dramatiq.Worker, make_org: MakeOrg
 ) -> None:
     org: Org = make_org()
     settings = {**DEV_WEBHOOKS, "leadline_webhook_retry_schedule": "0.1,0.1"}
@@ -189,7 +191,7 @@ def test_exhausted_schedule_fails_the_delivery(
 
 
 def test_410_disables_the_endpoint_and_announces_it(
-    dev: Any, worker: dramatiq.Worker, make_org: Any
+    dev: TaskContext, worker: dramatiq.Worker, make_org: MakeOrg
 ) -> None:
     org: Org = make_org()
     with running_receiver([Reply(410)]) as gone_rx, running_receiver() as watcher_rx:
@@ -213,7 +215,7 @@ def test_410_disables_the_endpoint_and_announces_it(
 
 
 def test_endpoint_failing_for_five_days_is_disabled(
-    dev: Any, worker: dramatiq.Worker, make_org: Any
+    dev: TaskContext, worker: dramatiq.Worker, make_org: MakeOrg
 ) -> None:
     org: Org = make_org()
     with running_receiver([Reply(500)]) as rx, running_receiver() as watcher_rx:
@@ -231,7 +233,7 @@ def test_endpoint_failing_for_five_days_is_disabled(
 
 
 def test_429_retry_after_sets_the_next_attempt(
-    dev: Any, worker: dramatiq.Worker, make_org: Any
+    dev: TaskContext, worker: dramatiq.Worker, make_org: MakeOrg
 ) -> None:
     org: Org = make_org()
     with running_receiver([Reply(429, {"Retry-After": "120"})]) as rx:
@@ -250,7 +252,7 @@ def test_429_retry_after_sets_the_next_attempt(
 
 
 def test_redirect_is_a_failure_and_is_never_followed(
-    context: Any, backend: RecordingBackend, worker: dramatiq.Worker, make_org: Any
+    context: TaskContext, backend: RecordingBackend, worker: dramatiq.Worker, make_org: MakeOrg
 ) -> None:
     org: Org = make_org()
     settings = {**DEV_WEBHOOKS, "leadline_webhook_retry_schedule": "600"}
@@ -271,13 +273,13 @@ def test_redirect_is_a_failure_and_is_never_followed(
     assert backend.calls == [("127.0.0.1", port)] * len(backend.calls)
 
 
-def all_retrying_once(context: Any, org_id: uuid.UUID) -> bool:
+def all_retrying_once(context: TaskContext, org_id: uuid.UUID) -> bool:
     rows = deliveries(context, org_id)
     return all(d.attempt_count == 1 and d.state == "pending" for d in rows)
 
 
 def test_broker_losing_its_messages_mid_schedule_sweeper_restores_every_pending_delivery(
-    context: Any, backend: RecordingBackend, broker: dramatiq.Broker, make_org: Any
+    context: TaskContext, backend: RecordingBackend, broker: dramatiq.Broker, make_org: MakeOrg
 ) -> None:
     from tasks.webhooks.operations import sweep_due_deliveries
 
@@ -309,7 +311,7 @@ def test_broker_losing_its_messages_mid_schedule_sweeper_restores_every_pending_
 
 
 def test_stopping_worker_finishes_requests_in_flight(
-    dev: Any, broker: dramatiq.Broker, make_org: Any
+    dev: TaskContext, broker: dramatiq.Broker, make_org: MakeOrg
 ) -> None:
     org: Org = make_org()
     broker.flush_all()
@@ -323,7 +325,7 @@ def test_stopping_worker_finishes_requests_in_flight(
 
 
 def test_sweeper_releases_claims_left_by_a_dead_worker(
-    dev: Any, worker: dramatiq.Worker, make_org: Any
+    dev: TaskContext, worker: dramatiq.Worker, make_org: MakeOrg
 ) -> None:
     from tasks.webhooks.operations import sweep_due_deliveries
 
@@ -339,7 +341,7 @@ def test_sweeper_releases_claims_left_by_a_dead_worker(
         assert len(rx.seen()) == 1
 
 
-def publish_without_enqueue(context: Any, session: Any, org_id: uuid.UUID) -> None:
+def publish_without_enqueue(context: TaskContext, session: Any, org_id: uuid.UUID) -> None:
     """A delivery row whose message never reached Redis (what was to be enqueued is dropped)."""
     from tasks.after_commit import AfterCommit
     from tasks.domain_events import DomainEvent, publish
