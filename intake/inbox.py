@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from leadline.jsondata import JsonObject
 from leadline.metrics import EVENTS_ACCEPTED, EVENTS_DEDUPLICATED
 from models.audit import record_audit
 from models.crypto import OrgCipher
@@ -110,7 +111,7 @@ def same_fingerprint(stored: bytes | None, offered: bytes | None) -> bool:
     return stored is None or offered is None or hmac.compare_digest(stored, offered)
 
 
-def is_door_optout(source: str, payload: dict[str, Any]) -> bool:
+def is_door_optout(source: str, payload: JsonObject) -> bool:
     """An inbound message that opts out, by SMS or on WhatsApp, Messenger or Instagram."""
     if source == InboundSource.TWILIO_SMS:
         return is_optout(payload)
@@ -121,7 +122,7 @@ def record_door_optout(
     session: Session,
     cipher: OrgCipher,
     source: str,
-    payload: dict[str, Any],
+    payload: JsonObject,
     after_commit: AfterCommit,
     now: datetime,
     received_at: datetime | None = None,

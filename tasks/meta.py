@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from leadline.jsondata import JsonObject
 from models.crypto import OrgCipher
 from models.leads import LeadFields, upsert_lead
 from models.normalize import InvalidPhoneNumber, normalize_phone
@@ -186,7 +187,7 @@ def platform_sender(message: PlatformMessage) -> PlatformSender:
     return PlatformSender(message.platform, message.user_id, phone)
 
 
-def is_meta_optout(payload: dict[str, Any]) -> bool:
+def is_meta_optout(payload: JsonObject) -> bool:
     """A stored Meta message whose text opts out."""
     message = read_platform_message(payload)
     return message is not None and classify(message.text or "") is Intent.OPT_OUT
@@ -195,7 +196,7 @@ def is_meta_optout(payload: dict[str, Any]) -> bool:
 def record_meta_optout(
     session: Session,
     cipher: OrgCipher,
-    payload: dict[str, Any],
+    payload: JsonObject,
     after_commit: AfterCommit,
     now: datetime,
     requested_at: datetime | None = None,

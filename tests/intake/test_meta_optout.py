@@ -4,11 +4,13 @@ person's number is suppressed too, from the webhook's 200 on."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import dramatiq
 import pytest
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
 from leadline.sandbox import SandboxState
 from models.leads import LeadFields, phone_index, platform_index, upsert_lead
@@ -18,36 +20,43 @@ from tasks.sending import deliver_outbound
 from tests.helpers import wait_for
 from tests.support.intake import events_settled
 from tests.support.messaging import captured_events, queue_alerts
+from tests.support.services import MakeOrg
 from tests.support.signing import messenger_body, meta_headers, whatsapp_body
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
 
 pytestmark = pytest.mark.integration
 
 PATH = "/hooks/meta"
 
 
-def suppressed(context: Any, org_id: uuid.UUID) -> dict[bytes, str]:
+def suppressed(context: TaskContext, org_id: uuid.UUID) -> dict[bytes, str]:
     with context.db.tenant(org_id) as session:
         rows = session.scalars(select(Suppression)).all()
         return {row.recipient_bidx: row.reason for row in rows}
 
 
-def indexes(context: Any, org_id: uuid.UUID, phone: str, platform_user: str) -> tuple[bytes, ...]:
+def indexes(
+    context: TaskContext, org_id: uuid.UUID, phone: str, platform_user: str
+) -> tuple[bytes, ...]:
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         return phone_index(cipher, phone), platform_index(cipher, platform_user)
 
 
-def lead_count(context: Any, org_id: uuid.UUID) -> int:
+def lead_count(context: TaskContext, org_id: uuid.UUID) -> int:
     with context.db.tenant(org_id) as session:
         return len(session.scalars(select(Lead)).all())
 
 
 def test_a_whatsapp_stop_suppresses_sms_to_that_number(
-    client: Any,
+    client: TestClient,
     worker: dramatiq.Worker,
-    make_org: Any,
-    link_meta: Any,
-    context: Any,
+    make_org: MakeOrg,
+    link_meta: Callable[[uuid.UUID], str],
+    context: TaskContext,
     sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
@@ -84,7 +93,11 @@ def test_a_whatsapp_stop_suppresses_sms_to_that_number(
 
 
 def test_a_messenger_revocation_suppresses_sms_to_the_leads_phone(
-    client: Any, worker: dramatiq.Worker, make_org: Any, link_meta: Any, context: Any
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    link_meta: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     org = make_org()
     page = link_meta(org.id)
@@ -107,7 +120,11 @@ def test_a_messenger_revocation_suppresses_sms_to_the_leads_phone(
 
 
 def test_a_lookalike_on_whatsapp_is_a_message_not_an_opt_out(
-    client: Any, worker: dramatiq.Worker, make_org: Any, link_meta: Any, context: Any
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    link_meta: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     org = make_org()
     account = link_meta(org.id)
@@ -121,7 +138,10 @@ def test_a_lookalike_on_whatsapp_is_a_message_not_an_opt_out(
 
 
 def test_an_unsigned_stop_suppresses_nothing(
-    client: Any, make_org: Any, link_meta: Any, context: Any
+    client: TestClient,
+    make_org: MakeOrg,
+    link_meta: Callable[[uuid.UUID], str],
+    context: TaskContext,
 ) -> None:
     org = make_org()
     account = link_meta(org.id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,6 +13,11 @@ from leadline.settings import Settings
 from tasks.campaigns import launch
 from tests.support.messaging import distinct_phones, inbound_sms, make_leads, outbound_rows
 from tests.support.messaging import run_leadline as leadline
+from tests.support.services import MakeOrg
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +25,7 @@ TEMPLATE = "Hi {name}, time for a roof check?"
 
 
 def test_a_campaign_from_the_cli_skips_a_lead_who_said_stop(
-    make_org: Any, settings: Settings, context: Any
+    make_org: MakeOrg, settings: Settings, context: TaskContext
 ) -> None:
     org = make_org()
     consenting, stopped = distinct_phones(2)
@@ -59,7 +64,7 @@ def test_a_campaign_from_the_cli_skips_a_lead_who_said_stop(
     ],
 )
 def test_bad_options_are_one_line_and_launch_nothing(
-    make_org: Any, settings: Settings, context: Any, options: list[str], message: str
+    make_org: MakeOrg, settings: Settings, context: TaskContext, options: list[str], message: str
 ) -> None:
     org = str(make_org().id)
     base = ["campaign", "create", org, "--name", "Spring", "--template", TEMPLATE]

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 import dramatiq
 import pytest
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
 from leadline.sandbox import SandboxState
 from models.messaging import Suppression
@@ -24,7 +25,11 @@ from tests.support.messaging import (
     messages_settled,
     tuned_settings,
 )
-from tests.support.services import Org
+from tests.support.services import MakeOrg, Org
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
 
 pytestmark = pytest.mark.integration
 
@@ -39,13 +44,13 @@ EVIDENCE = {
 }
 
 
-def post_lead(client: Any, org: Org, **body: Any) -> str:
+def post_lead(client: TestClient, org: Org, **body: object) -> str:
     response = client.post("/v1/leads", json=body, headers=org.auth)
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
 
 
-def lead_of_event(client: Any, org: Org, event_id: str) -> str:
+def lead_of_event(client: TestClient, org: Org, event_id: str) -> str:
     def processed() -> str | None:
         event = client.get(f"/v1/events/{event_id}", headers=org.auth).json()
         return event["lead_id"] if event["status"] == "processed" else None
@@ -55,7 +60,7 @@ def lead_of_event(client: Any, org: Org, event_id: str) -> str:
 
 
 def test_consent_evidence_is_stored_encrypted_shown_and_exported(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any
+    client: TestClient, worker: dramatiq.Worker, make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
     event = post_lead(client, org, name="Ada", phone="+14155550123", consent=EVIDENCE)
@@ -90,7 +95,7 @@ def test_consent_evidence_is_stored_encrypted_shown_and_exported(
 
 
 def test_each_new_consent_is_added_and_a_resubmission_is_kept_once(
-    client: Any, worker: dramatiq.Worker, make_org: Any
+    client: TestClient, worker: dramatiq.Worker, make_org: MakeOrg
 ) -> None:
     org = make_org()
     phone = "+14155550124"
@@ -134,7 +139,7 @@ def test_each_new_consent_is_added_and_a_resubmission_is_kept_once(
     ],
 )
 def test_bad_evidence_is_422_without_echoing_it_and_stores_nothing(
-    client: Any, make_org: Any, context: Any, field: str, value: str
+    client: TestClient, make_org: MakeOrg, context: TaskContext, field: str, value: str
 ) -> None:
     org = make_org()
     consent = {**EVIDENCE, field: value}
@@ -149,12 +154,12 @@ def test_bad_evidence_is_422_without_echoing_it_and_stores_nothing(
     assert events_settled(context, org.id, 0)
 
 
-def suppressed_count(context: Any, org_id: uuid.UUID) -> int:
+def suppressed_count(context: TaskContext, org_id: uuid.UUID) -> int:
     with context.db.tenant(org_id) as session:
         return len(session.scalars(select(Suppression)).all())
 
 
-def launch(client: Any, org: Org, key: str) -> str:
+def launch(client: TestClient, org: Org, key: str) -> str:
     body = {"name": "Spring", "template": "Hi {name}, roof check?", "filter": {"consent": "sms"}}
     headers = {**org.auth, "Idempotency-Key": key}
     response = client.post("/v1/campaigns", json=body, headers=headers)
@@ -163,7 +168,11 @@ def launch(client: Any, org: Org, key: str) -> str:
 
 
 def test_a_campaign_targets_only_consent_newer_than_any_stop(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    client: TestClient,
+    worker: dramatiq.Worker,
+    make_org: MakeOrg,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     never, lifted, renewed, stopped, stopped_renewed = distinct_phones(5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select
@@ -17,12 +17,17 @@ from models.tables import AuditEntry
 from tasks.sending import deliver_outbound
 from tests.support.messaging import make_leads, queue_alerts, random_phone
 from tests.support.messaging import run_leadline as leadline
+from tests.support.services import MakeOrg
+
+if TYPE_CHECKING:
+    from tasks.context import TaskContext
+
 
 pytestmark = pytest.mark.e2e
 
 
 def test_a_reported_opt_out_blocks_a_message_already_queued(
-    make_org: Any, settings: Settings, context: Any, sandbox_state: SandboxState
+    make_org: MakeOrg, settings: Settings, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org = make_org()
     person = random_phone()
@@ -60,7 +65,7 @@ def test_a_reported_opt_out_blocks_a_message_already_queued(
     assert person[-7:] not in f"{entry.target}{entry.details}"
 
 
-def test_a_second_report_changes_nothing(make_org: Any, settings: Settings) -> None:
+def test_a_second_report_changes_nothing(make_org: MakeOrg, settings: Settings) -> None:
     org = str(make_org().id)
     person = random_phone()
     first = leadline(settings, "optout", "add", org, person, "--channel", "email")
@@ -82,9 +87,9 @@ def test_a_second_report_changes_nothing(make_org: Any, settings: Settings) -> N
     ],
 )
 def test_bad_input_is_one_line_and_records_nothing(
-    make_org: Any,
+    make_org: MakeOrg,
     settings: Settings,
-    context: Any,
+    context: TaskContext,
     org: str,
     number: str,
     channel: str,
