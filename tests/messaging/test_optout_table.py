@@ -111,6 +111,7 @@ TABLE: list[tuple[str, Intent]] = [
     ("leave me alone", OUT),
     ("not interested", OUT),
     ("Not interested, thanks", OUT),
+    ("not interested in metal, shingles please", OUT),  # ambiguous: stops the whole program
     ("lose my number", OUT),
     ("delete my number please", OUT),
     ("no more texts until Monday", OUT),  # ambiguous: stops until they text START
@@ -155,6 +156,7 @@ TABLE: list[tuple[str, Intent]] = [
     ("Quiero cancelar la cita del martes", MSG),
     ("Hay que parar la fuga", MSG),
     ("Nos vamos a Baja California", MSG),
+    ("para", MSG),  # ambiguous: too common a Spanish word to be a keyword
     ("L'arrêt de bus est devant chez moi", MSG),
     ("Is Tuesday at 3 ok?", MSG),
     ("🙂", MSG),
