@@ -9,7 +9,7 @@ into the same shape, with a code named after its status.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TypedDict
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,13 +34,27 @@ STATUS_CODES = {
 }
 
 
+class FieldError(TypedDict):
+    """One invalid part of a request: where, what is wrong, and its kind (never its value)."""
+
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class ApiErrorBody(TypedDict):
+    error: str
+    message: str
+    fields: list[FieldError] | None
+
+
 def status_code_name(status: int) -> str:
     return STATUS_CODES.get(status, "client_error" if status < 500 else "server_error")
 
 
 def api_error_body(
-    status: int, message: str, code: str | None = None, fields: list[Any] | None = None
-) -> dict[str, Any]:
+    status: int, message: str, code: str | None = None, fields: list[FieldError] | None = None
+) -> ApiErrorBody:
     return {"error": code or status_code_name(status), "message": message, "fields": fields}
 
 
@@ -48,9 +62,9 @@ def api_error(
     status: int,
     message: str,
     code: str | None = None,
-    fields: list[Any] | None = None,
+    fields: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
-    **extra: Any,
+    **extra: object,
 ) -> JSONResponse:
     body = {**api_error_body(status, message, code, fields), **extra}
     return JSONResponse(body, status_code=status, headers=headers)
@@ -64,9 +78,9 @@ class ApiError(LeadlineError):
         status: int,
         message: str,
         code: str | None = None,
-        fields: list[Any] | None = None,
+        fields: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
-        **extra: Any,
+        **extra: object,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.code = status, message, code

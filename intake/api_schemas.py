@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from intake.pagination import Page
 from intake.schemas import StrictModel
+from leadline.jsondata import JsonObject
 from models.lead_listing import LEAD_STATUSES
 from models.message_templates import SMS_MAX_CHARS
 from models.orgs import MAX_LABEL, Role
@@ -327,7 +328,7 @@ class AuditOut(BaseModel):
     actor: str = Field(description="`key:<prefix>`, `oidc:<subject>`, `cli`, a worker's name...")
     action: str
     target: str | None
-    details: dict[str, Any]
+    details: JsonObject
     created_at: datetime
 
 
@@ -339,3 +340,13 @@ class ErasureOut(BaseModel):
     erasure_request: uuid.UUID
     status: str
     due_by: datetime
+
+
+class ImportOut(BaseModel):
+    id: uuid.UUID
+    status: Literal["pending", "running", "done"]
+    rows: int = Field(description="Data rows in the file (the header not counted).")
+    imported: int = Field(description="New leads written so far.")
+    updated: int = Field(description="Rows that completed an existing lead (same phone/email).")
+    rejected: int = Field(description="Rows refused; each is a line of the error CSV.")
+    errors_url: str = Field(description="The error CSV: line, reason and the row's cells.")

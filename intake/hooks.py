@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
@@ -25,6 +25,7 @@ from intake.limits import FailureClass, count_auth_failure, limiter_of
 from intake.rejections import label_rejection
 from intake.responses import error_response
 from intake.spool import RoutingCache, Spool, SpoolFull, database_unreachable, unavailable
+from leadline.jsondata import JsonObject
 from leadline.logging import get_logger
 from leadline.metrics import EVENTS_REJECTED, EVENTS_SPOOLED
 from models.cache import Cache
@@ -187,7 +188,7 @@ async def accept(
     org_id: uuid.UUID,
     source: str,
     external_id: str,
-    payload: dict[str, Any],
+    payload: JsonObject,
 ) -> Response | None:
     """Count against the org's webhook limit, store once, enqueue after COMMIT; None once the
     event is taken (stored, or spooled while the database is unreachable), else the 503."""
@@ -209,7 +210,7 @@ async def store_or_spool(
     org_id: uuid.UUID,
     source: str,
     external_id: str | None,
-    payload: dict[str, Any],
+    payload: JsonObject,
     request_id: str | None,
     canonical_request: str | None = None,
     actor: str | None = None,

@@ -10,7 +10,6 @@ import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -42,7 +41,7 @@ def store_inbound_event(
     org_id: uuid.UUID,
     source: str,
     external_id: str | None,
-    payload: dict[str, Any],
+    payload: JsonObject,
     request_id: str | None = None,
     canonical_request: str | None = None,
     event_id: uuid.UUID | None = None,
@@ -140,7 +139,7 @@ def record_at_the_door(
     cipher: OrgCipher,
     event_id: uuid.UUID,
     source: str,
-    payload: dict[str, Any],
+    payload: JsonObject,
     after_commit: AfterCommit,
     now: datetime,
     received_at: datetime | None = None,

@@ -17,12 +17,12 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import jwt
 
 from leadline.errors import VerificationError
+from leadline.jsondata import JsonObject
 from leadline.settings import Settings
 from models.orgs import Role, parse_role
 
@@ -73,7 +73,7 @@ class OidcVerifier:
             raise VerificationError(f"token refused ({type(exc).__name__})") from None
         return self.principal_claims(claims)
 
-    def principal_claims(self, claims: dict[str, Any]) -> TokenClaims:
+    def principal_claims(self, claims: JsonObject) -> TokenClaims:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT:
             raise VerificationError("token subject missing or too long")
@@ -97,7 +97,7 @@ class OidcVerifier:
             return self._client
 
 
-def claim_at(claims: dict[str, Any], path: str) -> object:
+def claim_at(claims: JsonObject, path: str) -> object:
     """A claim by dotted path (`app_metadata.org_id` reaches Supabase's nested claims)."""
     value: object = claims
     for part in path.split("."):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -23,6 +22,7 @@ from intake.routes import (
     campaigns,
     conversations,
     events,
+    imports,
     lead_records,
     leads,
     message_templates,
@@ -32,6 +32,7 @@ from intake.routes import (
     webhook_endpoints,
 )
 from intake.schemas import LeadIn
+from leadline.jsondata import JsonObject
 
 TITLE = "Leadline tenant API"
 VERSION = "1.0.0"
@@ -53,11 +54,12 @@ ROUTERS: tuple[APIRouter, ...] = (
     alert_recipients.router,
     message_templates.router,
     campaigns.router,
+    imports.router,
     api_keys.router,
     retention.router,
     audit.router,
 )
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+ERROR_RESPONSES: dict[int | str, JsonObject] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
         400: "Malformed request (e.g. an Idempotency-Key)",
@@ -65,8 +67,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         403: "The principal's role may not call this route (`required_role` says which may)",
         404: "No such resource in the caller's organisation",
         409: "Conflicts with the resource's state (`opted_out`, `endpoint_disabled`, ...)",
-        413: "Request body over LEADLINE_MAX_BODY_BYTES",
-        415: "A body that is not application/json",
+        413: "Request body over LEADLINE_MAX_BODY_BYTES (an import: over 10 MB or 100,000 rows)",
+        415: "A body that is not application/json (an import: not CSV in UTF-8 or UTF-16)",
         422: "Invalid request (`fields` say where; values are never echoed)",
         429: "Rate limited (see Retry-After)",
         503: "The database is unreachable (see Retry-After)",
@@ -83,10 +85,10 @@ def include_tenant_api(app: FastAPI) -> None:
         app.include_router(router, responses=ERROR_RESPONSES)
 
 
-def build_document() -> dict[str, Any]:
+def build_document() -> JsonObject:
     app = FastAPI(title=TITLE, version=VERSION, openapi_url=None, docs_url=None, redoc_url=None)
     include_tenant_api(app)
-    document = get_openapi(
+    document: JsonObject = get_openapi(
         title=TITLE,
         version=VERSION,
         openapi_version="3.1.0",
@@ -98,8 +100,20 @@ def build_document() -> dict[str, Any]:
     return document
 
 
-def add_security(document: dict[str, Any]) -> None:
-    document.setdefault("components", {})["securitySchemes"] = {
+def at(document: JsonObject, *path: str) -> JsonObject:
+    """The object at `path` in a document built here (KeyError when there is none)."""
+    node = document
+    for key in path:
+        child = node[key]
+        if not isinstance(child, dict):
+            raise KeyError(key)
+        node = child
+    return node
+
+
+def add_security(document: JsonObject) -> None:
+    document.setdefault("components", {})
+    at(document, "components")["securitySchemes"] = {
         "bearer": {
             "type": "http",
             "scheme": "bearer",
@@ -107,19 +121,22 @@ def add_security(document: dict[str, Any]) -> None:
         }
     }
     document["security"] = [{"bearer": []}]
-    for path, operations in document["paths"].items():
-        for method, operation in operations.items():
-            operation["x-required-role"] = required_role(method, path)
+    paths = at(document, "paths")
+    for path in paths:
+        operations = at(paths, path)
+        for method in operations:
+            at(operations, method)["x-required-role"] = required_role(method, path)
 
 
-def add_lead_body(document: dict[str, Any]) -> None:
+def add_lead_body(document: JsonObject) -> None:
     """POST /v1/leads reads its raw body (signatures cover the bytes): say what it takes."""
     schema = LeadIn.model_json_schema(ref_template="#/components/schemas/{model}")
     definitions = schema.pop("$defs", {})
-    schemas = document["components"].setdefault("schemas", {})
+    at(document, "components").setdefault("schemas", {})
+    schemas = at(document, "components", "schemas")
     schemas.update(definitions)
     schemas["LeadIn"] = schema
-    operation = document["paths"]["/v1/leads"]["post"]
+    operation = at(document, "paths", "/v1/leads", "post")
     operation["requestBody"] = LEADS_BODY
     operation["security"] = [{"bearer": []}, {}]  # {}: Standard Webhooks signed instead
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from leadline.jsondata import JsonObject
 from leadline.logging import get_logger, redact_text
 from leadline.timespec import format_age
 from models.db import Database
@@ -31,7 +31,7 @@ DEAD_LETTER_PAGE_SIZE = 100
 class OpsSnapshot:
     queues: list[QueueStats]
     queue_error: str | None
-    dead_letters: list[dict[str, Any]]
+    dead_letters: list[JsonObject]
     dead_letter_counts: dict[str, int]
     attention: list[Listing]
     job_runs: Listing | None
@@ -85,7 +85,7 @@ def read_job_runs(db: Database) -> Listing | None:
     return Listing("scheduled jobs", rows=rows)
 
 
-def display(value: Any) -> str:
+def display(value: object) -> str:
     """Jinja filter: every dynamic value on the page, as redacted text."""
     if value is None:
         return ""
@@ -109,5 +109,5 @@ def template_environment() -> Environment:
 TEMPLATE_ENV = template_environment()
 
 
-def render(name: str, **values: Any) -> str:
+def render(name: str, **values: object) -> str:
     return TEMPLATE_ENV.get_template(name).render(**values)

@@ -7,13 +7,14 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Protocol
 
 from fastapi import Query
 from pydantic import BaseModel
 
-from intake.api_errors import ApiError
+from intake.api_errors import ApiError, FieldError
 from models.pagination import DEFAULT_PAGE, MAX_PAGE, Position
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page (≤ 200).")]
@@ -50,12 +51,26 @@ def decode_cursor(cursor: str | None) -> Position | None:
 
 
 def invalid_cursor() -> ApiError:
-    field = {"loc": ["query", "cursor"], "msg": "not a cursor this API gave", "type": "cursor"}
+    field: FieldError = {
+        "loc": ["query", "cursor"],
+        "msg": "not a cursor this API gave",
+        "type": "cursor",
+    }
     return ApiError(422, "invalid request", fields=[field])
 
 
-def next_cursor(rows: list[Any], limit: int) -> str | None:
-    """A cursor after the last row when the page is full (rows have created_at and id)."""
+class PagedRow(Protocol):
+    """A row of a page: ORM rows and the views built from them."""
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+def next_cursor(rows: Sequence[PagedRow], limit: int) -> str | None:
+    """A cursor after the last row when the page is full."""
     if len(rows) < limit:
         return None
     last = rows[-1]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.responses import JSONResponse
 
 
-def error_response(status: int, error: str, **extra: Any) -> JSONResponse:
+def error_response(status: int, error: str, **extra: object) -> JSONResponse:
     return JSONResponse({"error": error, **extra}, status_code=status)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from intake.api_errors import FieldError
 from models.normalize import (
     InvalidPhoneNumber,
     NationalNumberWithoutRegion,
@@ -131,18 +132,23 @@ class LeadIn(StrictModel):
         return self
 
 
-def field_errors(error: ValidationError) -> list[dict[str, Any]]:
+def field_errors(error: ValidationError) -> list[FieldError]:
     """Pydantic errors without the submitted values, safe to return to the client."""
     return safe_errors(error.errors(include_url=False, include_input=False))
 
 
-def safe_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def safe_errors(errors: Sequence[Mapping[str, object]]) -> list[FieldError]:
     """Keep location, message and type; drop `input` and `ctx`, which may hold PII."""
     return [
         {
-            "loc": [str(part) for part in item.get("loc", ())],
+            "loc": error_location(item.get("loc", ())),
             "msg": str(item.get("msg", "")),
             "type": str(item.get("type", "")),
         }
         for item in errors
     ]
+
+
+def error_location(loc: object) -> list[str]:
+    """Pydantic's `loc`, a tuple of names and indexes, as text."""
+    return [str(part) for part in loc] if isinstance(loc, tuple | list) else []

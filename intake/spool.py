@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from cryptography.hazmat.primitives import hashes
@@ -40,6 +39,7 @@ from starlette.responses import Response
 
 from intake.inbox import is_door_optout, record_door_optout, store_inbound_event
 from intake.responses import error_response
+from leadline.jsondata import JsonObject
 from leadline.logging import get_logger
 from leadline.settings import Settings
 from models.cache import invalidations
@@ -136,7 +136,7 @@ class SpooledEvent:
     org_id: uuid.UUID
     source: str
     external_id: str | None
-    payload: dict[str, Any]
+    payload: JsonObject
     request_id: str | None
     canonical_request: str | None
     received_at: datetime | None = None  # None: spooled by a version that did not keep it
@@ -209,7 +209,7 @@ class Spool:
         org_id: uuid.UUID,
         source: str,
         external_id: str | None,
-        payload: dict[str, Any],
+        payload: JsonObject,
         request_id: str | None = None,
         canonical_request: str | None = None,
         received_at: datetime | None = None,

@@ -10,8 +10,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import stripe
@@ -19,6 +18,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from twilio.request_validator import RequestValidator
 
 from leadline.errors import VerificationError
+from leadline.jsondata import JsonObject
 
 STRIPE_TOLERANCE_SECONDS = 300
 
@@ -29,7 +29,7 @@ class FormParams:
     def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
         self.pairs = list(pairs)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[str]:
         return iter(dict.fromkeys(name for name, _ in self.pairs))
 
     def getall(self, name: str) -> list[str]:
@@ -148,7 +148,7 @@ def verify_standard_webhook(
 STANDARD_WEBHOOK_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
+def parse_json_object(body: bytes) -> JsonObject:
     """A verified body as a JSON object; ValueError if it is not one."""
     try:
         data = json.loads(body)

@@ -19,6 +19,7 @@ from leadline.commands.audit import audit_app
 from leadline.commands.campaigns import campaign_app
 from leadline.commands.common import error_line
 from leadline.commands.dlq import dlq_app
+from leadline.commands.imports import import_leads
 from leadline.commands.intake import meta_app, number_app, telegram_app
 from leadline.commands.keys import keys_app
 from leadline.commands.optouts import optout_app
@@ -175,6 +176,7 @@ app.add_typer(optout_app, name="optout")
 app.add_typer(campaign_app, name="campaign")
 app.command()(scheduler)
 app.command()(export)
+app.command("import")(import_leads)
 org_app.command("delete")(org_delete)
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(backup_app, name="backup")

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_from_number: str | None = None
+    # A Messaging Service (MG…, a 10DLC campaign) sent instead of `From` (docs/messaging.md).
+    twilio_messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-fA-F]{32}$")
     twilio_api_base: str | None = None
     telegram_bot_token: SecretStr | None = None
     telegram_secret_token: SecretStr | None = None

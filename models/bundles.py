@@ -18,18 +18,23 @@ import json
 import struct
 import uuid
 import zlib
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Iterator, Mapping
+from typing import IO, TypeVar, cast
 
 from sqlalchemy import Date, DateTime, LargeBinary, Numeric, Table, Uuid
+from sqlalchemy.types import TypeEngine
 
 from leadline.errors import CryptoError
+from leadline.jsondata import JsonObject
 from models.crypto import open_sealed, seal
 
 MAGIC = b"LLBK\x01"
 CHUNK_BYTES = 1 << 20
 _LENGTH = struct.Struct(">I")
 FORMAT = 1
+# A row as SQLAlchemy reads and writes it: column name to Python value.
+Row = dict[str, object]
+T = TypeVar("T")
 
 
 def chunk_aad(backup_id: uuid.UUID, index: int, final: bool) -> bytes:
@@ -51,7 +56,7 @@ class BundleWriter:
         self._index = 0
         self._emit(MAGIC)
 
-    def write_record(self, record: dict[str, Any]) -> None:
+    def write_record(self, record: Mapping[str, object]) -> None:
         line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
         self._buffer += self._compressor.compress(line)
         self.records += 1
@@ -75,8 +80,9 @@ class BundleWriter:
         self.size += len(data)
 
 
-def read_records(source: IO[bytes], key: bytes, backup_id: uuid.UUID) -> Iterator[dict[str, Any]]:
-    """Decrypt, decompress and parse a bundle. Raises CryptoError on any tampering."""
+def read_records(source: IO[bytes], key: bytes, backup_id: uuid.UUID) -> Iterator[object]:
+    """Decrypt, decompress and parse a bundle, one JSON value per line. Raises CryptoError on
+    any tampering."""
     decompressor = zlib.decompressobj(31)
     pending = b""
     for plaintext in _open_chunks(source, key, backup_id):
@@ -104,11 +110,11 @@ def _open_chunks(source: IO[bytes], key: bytes, backup_id: uuid.UUID) -> Iterato
         raise CryptoError("backup bundle is empty")
 
 
-def encode_row(row: dict[str, Any]) -> dict[str, Any]:
+def encode_row(row: Row) -> JsonObject:
     return {column: encode_value(value) for column, value in row.items()}
 
 
-def encode_value(value: Any) -> Any:
+def encode_value(value: object) -> object:
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode()
     if isinstance(value, dt.datetime | dt.date):
@@ -118,7 +124,7 @@ def encode_value(value: Any) -> Any:
     return value
 
 
-def decode_row(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+def decode_row(table: Table, row: JsonObject) -> Row:
     """Values typed for `table`'s columns; columns the table no longer has are dropped."""
     return {
         name: decode_value(table.c[name].type, value)
@@ -127,17 +133,27 @@ def decode_row(table: Table, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def decode_value(column_type: Any, value: Any) -> Any:
+def decode_value(column_type: TypeEngine[object], value: object) -> object:
     if value is None:
         return None
+    # What encode_value wrote for the column type; anything else fails in the parser.
+    encoded = cast(str, value)
     if isinstance(column_type, LargeBinary):
-        return base64.b64decode(value)
+        return base64.b64decode(encoded)
     if isinstance(column_type, DateTime):
-        return dt.datetime.fromisoformat(value)
+        return dt.datetime.fromisoformat(encoded)
     if isinstance(column_type, Date):
-        return dt.date.fromisoformat(value)
+        return dt.date.fromisoformat(encoded)
     if isinstance(column_type, Uuid):
-        return uuid.UUID(value)
+        return uuid.UUID(encoded)
     if isinstance(column_type, Numeric):
-        return decimal.Decimal(value)
+        return decimal.Decimal(encoded)
+    return value
+
+
+def column_value(row: Mapping[str, object], column: str, kind: type[T]) -> T:
+    """A decoded row's value, of the type its column holds (TypeError if it is not)."""
+    value = row[column]
+    if not isinstance(value, kind):
+        raise TypeError(f"{column} is {type(value).__name__}, not {kind.__name__}")
     return value

@@ -6,13 +6,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import and_, exists, func, literal, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from leadline.jsondata import JsonObject, text_of
 from models.audit import OPTOUT_ADDED, record_audit
 from models.messaging import Campaign, Suppression
 from models.outbound_messages import count_by_state
@@ -21,6 +22,7 @@ from models.tables import AuditEntry, Lead
 
 COUNT_GROUPS = {
     "queued": ("queued", "sending"),
+    "held": ("held",),
     "sent": ("sent", "delivered", "undelivered"),
     "delivered": ("delivered",),
     "blocked": ("blocked",),
@@ -33,7 +35,16 @@ COUNT_GROUPS = {
 class CampaignSpec:
     name: str
     template: str
-    filter: dict[str, Any]
+    filter: JsonObject
+
+
+class CampaignView(TypedDict):
+    id: str
+    name: str
+    status: str
+    created_at: str
+    launched_at: str | None
+    counts: dict[str, int]  # targeted, then per group of COUNT_GROUPS
 
 
 @dataclass(frozen=True)
@@ -143,7 +154,7 @@ def campaign_targets(session: Session, campaign: Campaign) -> Iterator[CampaignT
         Lead.phone_bidx.is_not(None),
         consent_after_every_optout(),
     ]
-    created_after = campaign.filter.get("created_after")
+    created_after = text_of(campaign.filter, "created_after")
     if created_after:
         conditions.append(Lead.created_at > datetime.fromisoformat(created_after))
     if campaign.filter.get("status"):
@@ -181,12 +192,12 @@ def reserve_send_slots(
     return start
 
 
-def campaign_view(session: Session, campaign: Campaign) -> dict[str, Any]:
+def campaign_view(session: Session, campaign: Campaign) -> CampaignView:
     states = count_by_state(session, campaign.id)
     counts = {
         name: sum(states.get(state, 0) for state in group) for name, group in COUNT_GROUPS.items()
     }
-    done = campaign.status == "running" and counts["queued"] == 0
+    done = campaign.status == "running" and counts["queued"] == counts["held"] == 0
     return {
         "id": str(campaign.id),
         "name": campaign.name,

@@ -23,6 +23,8 @@ class OrgPhoneNumber(Base):
     id: Mapped[uuid.UUID] = uuid_pk()
     org_id: Mapped[uuid.UUID] = org_fk()
     number: Mapped[str] = mapped_column(String(20), nullable=False, unique=True)
+    # A Twilio Messaging Service (10DLC campaign) to send through instead of `From` this number.
+    messaging_service_sid: Mapped[str | None] = mapped_column(String(34))
     created_at: Mapped[datetime] = now_column()
 
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -61,7 +61,7 @@ _WRITES = ("insert", "update", "delete", "truncate")
 WRITTEN_TABLES = "leadline_written_tables"
 
 
-def _note_cached_writes(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+def _note_cached_writes(conn: Connection, _cursor: object, statement: str, *_: object) -> None:
     """Remember which cached tables a transaction writes; `_scoped` invalidates them locally
     right after COMMIT (other processes hear of it through the database, models/cache.py)."""
     if statement.lstrip()[:8].lower().startswith(_WRITES):
@@ -70,7 +70,9 @@ def _note_cached_writes(conn: Connection, _cursor: Any, statement: str, *_: Any)
             conn.info.setdefault(WRITTEN_TABLES, set()).update(written)
 
 
-def _leave_autocommit(dbapi_connection: Any, _record: Any) -> None:
+def _leave_autocommit(
+    dbapi_connection: psycopg.Connection[TupleRow] | None, _record: object
+) -> None:
     """A connection returns to the pool in psycopg's normal (transactional) mode."""
     if dbapi_connection is not None and not dbapi_connection.closed and dbapi_connection.autocommit:
         dbapi_connection.autocommit = False

@@ -8,8 +8,8 @@ may be claimed again, so Dramatiq's retries still work.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
@@ -38,7 +38,7 @@ def claim_job_run(session: Session, job: str, slot: datetime) -> uuid.UUID | Non
 
 
 def finish_job_run(
-    session: Session, run_id: uuid.UUID, status: str, details: dict[str, Any]
+    session: Session, run_id: uuid.UUID, status: str, details: Mapping[str, object]
 ) -> None:
     session.execute(
         update(JobRun)

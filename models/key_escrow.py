@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from leadline.errors import CryptoError, KeyNotFoundError, NotFoundError
 from leadline.objectstore import ObjectNotFound, ObjectStore
@@ -44,6 +44,14 @@ class EscrowedKey:
 
 
 Escrow = dict[uuid.UUID, tuple[EscrowedKey, ...]]
+
+
+class EscrowEntry(TypedDict):
+    """One EscrowedKey in the escrow document."""
+
+    version: int
+    kek_id: str
+    wrapped: str  # base64
 
 
 def escrow_aad(org_id: uuid.UUID, version: int) -> bytes:
@@ -107,14 +115,7 @@ def encode_escrow(escrow: Escrow, now: datetime) -> bytes:
         "version": VERSION,
         "written_at": now.isoformat(),
         "orgs": {
-            str(org_id): [
-                {
-                    "version": entry.version,
-                    "kek_id": entry.kek_id,
-                    "wrapped": base64.b64encode(entry.wrapped).decode(),
-                }
-                for entry in keys
-            ]
+            str(org_id): [_encode_entry(entry) for entry in keys]
             for org_id, keys in sorted(escrow.items(), key=lambda item: str(item[0]))
         },
     }
@@ -139,7 +140,12 @@ def decode_escrow(data: bytes) -> Escrow:
         ) from None
 
 
-def _decode_entry(keys: list[dict[str, Any]]) -> tuple[EscrowedKey, ...]:
+def _encode_entry(entry: EscrowedKey) -> EscrowEntry:
+    wrapped = base64.b64encode(entry.wrapped).decode()
+    return {"version": entry.version, "kek_id": entry.kek_id, "wrapped": wrapped}
+
+
+def _decode_entry(keys: list[EscrowEntry]) -> tuple[EscrowedKey, ...]:
     return tuple(
         EscrowedKey(int(key["version"]), str(key["kek_id"]), base64.b64decode(key["wrapped"]))
         for key in keys

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -27,14 +26,17 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from leadline.jsondata import JsonObject
 from models.base import Base, now_column, org_fk, uuid_pk
 
 
 class OutboundState(StrEnum):
     """An outbound message's life (docs/messaging.md): queued → sending → sent → delivered or
-    undelivered; or failed, blocked (opted out, chat unlinked), unknown (maybe sent)."""
+    undelivered; or failed, blocked (opted out, chat unlinked), unknown (maybe sent); held
+    (outside the recipient's quiet hours, until `not_before`)."""
 
     QUEUED = "queued"
+    HELD = "held"
     SENDING = "sending"
     SENT = "sent"
     DELIVERED = "delivered"
@@ -74,6 +76,16 @@ class OutboundMessage(Base):
             "updated_at",
             postgresql_where=text("state = 'unknown'"),
         ),
+        Index(
+            "ix_outbound_messages_held",
+            "not_before",
+            postgresql_where=text("state = 'held'"),
+        ),
+        Index(
+            "ix_outbound_messages_carrier_rejected",
+            "updated_at",
+            postgresql_where=text("last_error_code IN ('30007', '30034')"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -97,6 +109,11 @@ class OutboundMessage(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     provider_call_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Held for quiet hours: the first instant the recipient's window is open in all its zones.
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the lead's inbound message this one answers arrived (quiet hours do not apply
+    # within 24 h of it); None for messages nobody asked for (campaigns).
+    reply_to_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = now_column()
     updated_at: Mapped[datetime] = now_column()
 
@@ -162,7 +179,7 @@ class MessagingSettings(Base):
     __tablename__ = "messaging_settings"
 
     org_id: Mapped[uuid.UUID] = mapped_column(PG_UUID(as_uuid=True), primary_key=True)
-    templates: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    templates: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False, default=dict)
     program_name: Mapped[str | None] = mapped_column(String(100))
     help_contact: Mapped[str | None] = mapped_column(String(200))
     frequency: Mapped[str | None] = mapped_column(String(100))
@@ -180,7 +197,7 @@ class Campaign(Base):
     org_id: Mapped[uuid.UUID] = org_fk()
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     template: Mapped[str] = mapped_column(Text, nullable=False)
-    filter: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    filter: Mapped[JsonObject] = mapped_column(JSONB, nullable=False, default=dict)
     idempotency_key: Mapped[str] = mapped_column(String(255), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
     targeted: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import DateTime, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from leadline.jsondata import JsonObject
 from models.base import Base, now_column, uuid_pk
 
 
@@ -35,8 +35,8 @@ class DeadLetter(Base):
     broker_message_id: Mapped[str | None] = mapped_column(String(64))
     queue: Mapped[str] = mapped_column(String(100), nullable=False)
     actor: Mapped[str] = mapped_column(String(100), nullable=False)
-    args: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, default=list)
-    kwargs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    args: Mapped[list[object]] = mapped_column(JSONB, nullable=False, default=list)
+    kwargs: Mapped[JsonObject] = mapped_column(JSONB, nullable=False, default=dict)
     reason: Mapped[str] = mapped_column(String(32), nullable=False)
     retries: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     failures: Mapped[int] = mapped_column(Integer, nullable=False, default=1)

@@ -8,7 +8,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
@@ -210,7 +210,7 @@ def org_counts(session: Session) -> dict[str, int]:
     from models.routing import MetaAccount
     from models.webhooks import WebhookEndpoint
 
-    counted: dict[str, Any] = {
+    counted = {
         "leads": select(func.count()).select_from(Lead),
         "api_keys_active": select(func.count()).select_from(ApiKey).where(active_key()),
         "numbers": select(func.count()).select_from(OrgPhoneNumber),

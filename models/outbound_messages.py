@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -29,18 +28,32 @@ from sqlalchemy.orm import Session
 
 from leadline.errors import LeadlineError, NotFoundError
 from models.audit import record_audit
-from models.channels import TelegramChat
+from models.cache import Cache
+from models.channels import OrgPhoneNumber, TelegramChat
 from models.crypto import OrgCipher
 from models.messaging import OutboundMessage
+from models.quiet_hours import (
+    OWN_RECIPIENT_PURPOSES,
+    QuietWindow,
+    next_open,
+    org_window,
+    quiet_hours_apply,
+    recipient_zones,
+)
 
 TABLE = "outbound_messages"
 INSERT_CHUNK = 500
 # Alerts go to the business's own numbers and chats: for them a duplicate is better than a
 # silent loss, so an unknown alert may be sent again. Messages to leads stay at most once.
-AT_LEAST_ONCE_PURPOSES = frozenset({"owner_alert", "reply_alert"})
+AT_LEAST_ONCE_PURPOSES = OWN_RECIPIENT_PURPOSES
 # `unknown` codes reconciliation has given up on: only an operator decides these.
 FOR_OPERATORS = frozenset({"not_at_provider", "ambiguous"})
 UNDECIDED_FOR_OPERATORS = timedelta(hours=1)
+# Twilio's answers for 10DLC trouble: carrier filtering, and a number not registered to a
+# campaign. Both are failures operators must act on (tasks/attention.py).
+CARRIER_REJECTIONS = {"30007": "carrier filtering", "30034": "unregistered number"}
+CARRIER_REJECTIONS_SHOWN = timedelta(days=7)
+RELEASE_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,8 @@ class NewOutbound:
     next_attempt_at: datetime | None = None
     state: str = "queued"
     last_error_code: str | None = None
+    # When the lead's inbound message this answers arrived (models/quiet_hours.py).
+    reply_to_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -84,11 +99,14 @@ class ClaimedMessage:
     recipient_bidx: bytes
     lead_id: uuid.UUID | None
     telegram_chat_id: uuid.UUID | None
+    # The sending number's own Messaging Service, if it has one (else the global setting).
+    messaging_service: str | None = None
 
 
 @dataclass(frozen=True)
 class MessageClaim:
-    """What the claim step decided: claimed, blocked, unknown, not_due or skipped."""
+    """What the claim step decided: claimed, blocked, held (quiet hours), failed (no quiet
+    window at all), unknown, not_due or skipped."""
 
     outcome: str
     channel: str = ""
@@ -104,10 +122,9 @@ class MessageOutcome:
     code: str | None = None
     provider_sid: str | None = None
     next_attempt_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _row_values(cipher: OrgCipher, message: NewOutbound, now: datetime) -> dict[str, Any]:
+def _row_values(cipher: OrgCipher, message: NewOutbound, now: datetime) -> dict[str, object]:
     row_id = uuid.uuid4()
     return {
         "id": row_id,
@@ -126,6 +143,7 @@ def _row_values(cipher: OrgCipher, message: NewOutbound, now: datetime) -> dict[
         "attempts": 0,
         "last_error_code": message.last_error_code,
         "next_attempt_at": message.next_attempt_at or now,
+        "reply_to_at": message.reply_to_at,
         "created_at": now,
         "updated_at": now,
     }
@@ -179,19 +197,24 @@ def claim_outbound(
     if row.state == "sending":  # the provider was never called: safe to claim again
         _move(row, "queued", now, code="reclaimed")
         row.next_attempt_at = min(row.next_attempt_at, now)
-    if row.state != "queued":
+    if row.state not in ("queued", "held"):
         return MessageClaim("skipped")
     if row.next_attempt_at > now:
+        if row.state == "held":  # released by the inbox sweep when its window opens
+            return MessageClaim("held", row.channel)
         return MessageClaim("not_due", row.channel, due_at=row.next_attempt_at)
     blocked_reason = _blocked_reason(session, row, opted_out)
     if blocked_reason is not None:
         _move(row, "blocked", now, code=blocked_reason)
         return MessageClaim("blocked", row.channel)
+    held = _hold_for_quiet_hours(session, cipher, row, now)
+    if held is not None:
+        return MessageClaim(held, row.channel)
     row.attempts += 1
     row.claimed_at = now
     row.provider_call_at = None
     _move(row, "sending", now)
-    return MessageClaim("claimed", row.channel, message=_claimed(cipher, row))
+    return MessageClaim("claimed", row.channel, message=_claimed(session, cipher, row))
 
 
 def start_provider_call(
@@ -232,6 +255,38 @@ def return_uncalled(
     return True
 
 
+_WINDOWS: Cache[uuid.UUID, QuietWindow] = Cache(("organizations",))
+_SERVICES: Cache[tuple[uuid.UUID, str], str | None] = Cache(("org_phone_numbers",))
+
+
+def _hold_for_quiet_hours(
+    session: Session, cipher: OrgCipher, row: OutboundMessage, now: datetime
+) -> str | None:
+    """Hold the row until the recipient's window opens ("held"), or fail it when the window
+    never opens ("failed"); None when it may go now."""
+    if not quiet_hours_apply(row.channel, row.purpose, row.reply_to_at, now):
+        return None
+    window = _WINDOWS.get(row.org_id, lambda: org_window(session, row.org_id))
+    recipient = cipher.decrypt(row.recipient_ct, TABLE, "recipient_ct", row.id).decode()
+    opens = next_open(recipient_zones(recipient), window, now)
+    if opens is None:
+        _move(row, "failed", now, code="no_quiet_window")
+        return "failed"
+    if opens <= now:
+        return None
+    row.not_before = row.next_attempt_at = opens
+    _move(row, "held", now, code="quiet_hours")
+    return "held"
+
+
+def messaging_service_for(session: Session, org_id: uuid.UUID, sender: str | None) -> str | None:
+    """Tenant session: the Messaging Service configured on the org's sending number."""
+    if sender is None:
+        return None
+    query = select(OrgPhoneNumber.messaging_service_sid).where(OrgPhoneNumber.number == sender)
+    return _SERVICES.get((org_id, sender), lambda: session.scalar(query))
+
+
 def _blocked_reason(session: Session, row: OutboundMessage, opted_out: OptoutCheck) -> str | None:
     if row.channel == "sms" and opted_out(session, row.org_id, row.recipient_bidx):
         return "suppressed"
@@ -242,7 +297,7 @@ def _blocked_reason(session: Session, row: OutboundMessage, opted_out: OptoutChe
     return None
 
 
-def _claimed(cipher: OrgCipher, row: OutboundMessage) -> ClaimedMessage:
+def _claimed(session: Session, cipher: OrgCipher, row: OutboundMessage) -> ClaimedMessage:
     return ClaimedMessage(
         id=row.id,
         org_id=row.org_id,
@@ -254,6 +309,9 @@ def _claimed(cipher: OrgCipher, row: OutboundMessage) -> ClaimedMessage:
         recipient_bidx=row.recipient_bidx,
         lead_id=row.lead_id,
         telegram_chat_id=row.telegram_chat_id,
+        messaging_service=messaging_service_for(session, row.org_id, row.sender)
+        if row.channel == "sms"
+        else None,
     )
 
 
@@ -348,6 +406,26 @@ def stale_outbound(
     return [(row.org_id, row.id, row.channel) for row in session.execute(query)]
 
 
+def lock_due_held(
+    session: Session, now: datetime, limit: int = RELEASE_BATCH
+) -> list[OutboundMessage]:
+    """Maintenance: held rows whose window has opened, locked, oldest first."""
+    query = (
+        select(OutboundMessage)
+        .where(OutboundMessage.state == "held", OutboundMessage.not_before <= now)
+        .order_by(OutboundMessage.not_before)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(query))
+
+
+def release_held(row: OutboundMessage, due: datetime, now: datetime) -> None:
+    """Back to `queued`, due at `due`; the claim checks the opt-out and the window again."""
+    row.next_attempt_at = due
+    _move(row, "queued", now, code="released")
+
+
 @dataclass(frozen=True)
 class UnknownMessage:
     """An `unknown` row with its plaintext, for asking the provider whether it got it."""
@@ -361,6 +439,7 @@ class UnknownMessage:
     sender: str | None
     attempt: int
     called_at: datetime
+    messaging_service: str | None = None
 
     @property
     def may_resend(self) -> bool:
@@ -401,6 +480,7 @@ def load_unknown(
         attempt=row.attempts,
         # Rows from before provider_call_at existed: the claim is the closest moment known.
         called_at=row.provider_call_at or row.claimed_at or row.created_at,
+        messaging_service=messaging_service_for(session, row.org_id, row.sender),
     )
 
 
@@ -477,7 +557,7 @@ def resolve_unknown(
 ) -> OutboundMessage:
     """Tenant session: an operator checked with the provider; `unknown` becomes sent or failed.
 
-    Never re-sends anything. Any other state is refused: the outcome is already known."""
+    Never re-sends anything. Every other state is refused: the outcome is already known."""
     if state not in RESOLVED_STATES:
         raise ValueError(f"state must be one of {RESOLVED_STATES}")
     query = select(OutboundMessage).where(OutboundMessage.id == message_id).with_for_update()
@@ -498,6 +578,37 @@ def resolve_unknown(
         details={"from": "unknown", "to": state, "channel": row.channel},
     )
     return row
+
+
+def carrier_rejections(session: Session) -> list[dict[str, object]]:
+    """Twilio 30007 (carrier filtering) and 30034 (unregistered number) of the last 7 days,
+    counted per org, sending number and code. The sending number is the business's own."""
+    query = (
+        select(
+            OutboundMessage.org_id,
+            OutboundMessage.sender,
+            OutboundMessage.last_error_code,
+            func.count().label("messages"),
+            func.max(OutboundMessage.updated_at).label("last_at"),
+        )
+        .where(
+            OutboundMessage.last_error_code.in_(CARRIER_REJECTIONS),
+            OutboundMessage.updated_at >= func.now() - CARRIER_REJECTIONS_SHOWN,
+        )
+        .group_by(OutboundMessage.org_id, OutboundMessage.sender, OutboundMessage.last_error_code)
+        .order_by(func.count().desc())
+    )
+    return [
+        {
+            "org_id": str(row.org_id),
+            "number": row.sender or "(default sender)",
+            "error": row.last_error_code,
+            "meaning": CARRIER_REJECTIONS.get(row.last_error_code or "", ""),
+            "messages": int(row.messages),
+            "last_at": row.last_at.isoformat(),
+        }
+        for row in session.execute(query)
+    ]
 
 
 def count_by_state(session: Session, campaign_id: uuid.UUID) -> dict[str, int]:

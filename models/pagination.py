@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import tuple_
 from sqlalchemy.orm import InstrumentedAttribute
@@ -25,8 +24,8 @@ class Position:
 
 
 def after(
-    created_at: InstrumentedAttribute[Any],
-    row_id: InstrumentedAttribute[Any],
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[uuid.UUID],
     position: Position,
     newest_first: bool,
 ) -> ColumnElement[bool]:

@@ -7,10 +7,9 @@ column is tenant data, every table with a `lead_id` column holds rows tied to on
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -29,6 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from leadline.jsondata import JsonObject
 from models.base import Base, now_column, org_fk, uuid_pk
 from models.tables import InboundEvent
 
@@ -48,7 +48,7 @@ class JobRun(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     started_at: Mapped[datetime] = now_column()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    details: Mapped[JsonObject] = mapped_column(JSONB, nullable=False, default=dict)
 
 
 class Backup(Base):
@@ -95,7 +95,7 @@ class ErasureRequest(Base):
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    details: Mapped[JsonObject] = mapped_column(JSONB, nullable=False, default=dict)
 
 
 class ErasureTombstone(Base):
@@ -149,7 +149,7 @@ def app_can_read(session: Session, table: Table) -> bool:
     return bool(session.scalar(query, {"table": table.name}))
 
 
-def delete_batch(session: Session, table: Table, where: dict[str, Any], limit: int) -> int:
+def delete_batch(session: Session, table: Table, where: Mapping[str, object], limit: int) -> int:
     """Delete at most `limit` rows of `table` matching `where`; row locks only."""
     # ctid = ANY(ARRAY(...)) is a TID scan: it never scans the table as IN (...) might.
     conditions = " AND ".join(f'"{column}" = :w{i}' for i, column in enumerate(where))
@@ -162,7 +162,7 @@ def delete_batch(session: Session, table: Table, where: dict[str, Any], limit: i
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def any_rows(session: Session, table: Table, where: dict[str, Any]) -> bool:
+def any_rows(session: Session, table: Table, where: Mapping[str, object]) -> bool:
     query = select(exists().where(*(table.c[c] == v for c, v in where.items())))
     return bool(session.scalar(query))
 
@@ -170,7 +170,7 @@ def any_rows(session: Session, table: Table, where: dict[str, Any]) -> bool:
 def delete_all(
     open_session: Callable[[], AbstractContextManager[Session]],
     table: Table,
-    where: dict[str, Any],
+    where: Mapping[str, object],
     batch: int,
 ) -> int:
     """Delete every matching row in short transactions of at most `batch` rows each."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -11,7 +12,7 @@ from sqlalchemy import DateTime, LargeBinary, String, UniqueConstraint, delete, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from leadline.errors import NotFoundError
+from leadline.errors import LeadlineError, NotFoundError
 from models.audit import record_audit
 from models.base import Base, now_column, org_fk, uuid_pk
 from models.billing import AlreadyLinked
@@ -23,6 +24,11 @@ from models.tables import InboundEvent, Organization
 
 SIGNING_TABLE = "intake_signing_secrets"
 PREVIOUS_SECRET_GRACE = timedelta(hours=24)
+MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
+
+
+class InvalidMessagingService(LeadlineError):
+    """Not a Twilio Messaging Service SID."""
 
 
 class MetaAccount(Base):
@@ -76,6 +82,40 @@ def add_phone_number(
 
 def list_phone_numbers(session: Session) -> list[str]:
     return list(session.scalars(select(OrgPhoneNumber.number).order_by(OrgPhoneNumber.number)))
+
+
+def list_phone_number_services(session: Session) -> list[dict[str, str | None]]:
+    """Tenant session: the org's numbers with the Messaging Service each sends through."""
+    query = select(OrgPhoneNumber.number, OrgPhoneNumber.messaging_service_sid).order_by(
+        OrgPhoneNumber.number
+    )
+    return [
+        {"number": number, "messaging_service_sid": service}
+        for number, service in session.execute(query).tuples()
+    ]
+
+
+def set_messaging_service(
+    session: Session, org_id: uuid.UUID, raw_number: str, service: str | None, actor: str = "cli"
+) -> str:
+    """Tenant session: SMS from this number go through `service` (MG…) instead of `From`, or
+    `From` again with None. Raises NotFoundError, InvalidMessagingService."""
+    if service is not None and MESSAGING_SERVICE_SID.fullmatch(service) is None:
+        raise InvalidMessagingService("a Messaging Service SID is MG followed by 32 hex digits")
+    number = normalize_phone(raw_number, default_region(session, org_id))
+    row = session.scalars(select(OrgPhoneNumber).where(OrgPhoneNumber.number == number)).first()
+    if row is None:
+        raise NotFoundError("the organisation has no such number (`leadline number list ORG`)")
+    row.messaging_service_sid = service
+    record_audit(
+        session,
+        actor,
+        "number.messaging_service_set",
+        org_id=org_id,
+        target=number,
+        details={"messaging_service_sid": service},
+    )
+    return number
 
 
 def remove_phone_number(

@@ -8,7 +8,7 @@ guarded by row-level security (models.rls).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from enum import StrEnum
 
 from sqlalchemy import (
@@ -21,6 +21,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    Time,
     UniqueConstraint,
     text,
 )
@@ -74,6 +75,9 @@ class Organization(Base):
     deletion_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # ISO 3166 region national phone numbers are read in; None: E.164 required
     default_region: Mapped[str | None] = mapped_column(String(2))
+    # Local hours campaign messages may be sent in (models/quiet_hours.py); None: the default
+    quiet_hours_start: Mapped[time | None] = mapped_column(Time)
+    quiet_hours_end: Mapped[time | None] = mapped_column(Time)
 
 
 class OrgKey(Base):

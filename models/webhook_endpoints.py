@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -294,12 +294,26 @@ def update_endpoint(
     return endpoint
 
 
+class EndpointSummary(TypedDict):
+    id: str
+    org_id: str
+    url: str
+    description: str | None
+    event_types: list[str]
+    shared_fields: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    disabled_at: datetime | None
+    failing_since: datetime | None
+    created_at: datetime
+
+
 def list_endpoints(session: Session) -> list[WebhookEndpoint]:
     query = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
     return list(session.scalars(query).all())
 
 
-def endpoint_summary(endpoint: WebhookEndpoint) -> dict[str, Any]:
+def endpoint_summary(endpoint: WebhookEndpoint) -> EndpointSummary:
     """What operators see about an endpoint: never its secret."""
     return {
         "id": str(endpoint.id),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from models.jobruns import last_runs
 from scheduler.jobs import next_slot
@@ -11,10 +11,19 @@ from tasks.context import TaskContext
 from tasks.jobs import JOBS
 
 
-def job_statuses(context: TaskContext, now: datetime) -> list[dict[str, Any]]:
+class JobStatus(TypedDict):
+    job: str
+    cron: str
+    last_slot: str | None
+    last_status: str | None
+    last_finished: str | None
+    next_slot: str
+
+
+def job_statuses(context: TaskContext, now: datetime) -> list[JobStatus]:
     with context.db.maintenance() as session:
         runs = last_runs(session)
-    statuses = []
+    statuses: list[JobStatus] = []
     for job in JOBS:
         run = runs.get(job.name)
         statuses.append(

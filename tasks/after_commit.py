@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import dramatiq
 import redis
 
 from leadline.logging import get_logger
 from leadline.progress import ProgressCallback
+from workers.runtime import SomeActor
 
 log = get_logger(__name__)
 
@@ -29,13 +29,13 @@ class AfterCommit:
     thousand deliveries for one org sends ten messages, each claimed in one statement.
     """
 
-    pending: list[tuple[dramatiq.Actor[Any, Any], tuple[Any, ...]]] = field(default_factory=list)
-    batches: dict[tuple[dramatiq.Actor[Any, Any], str], list[str]] = field(default_factory=dict)
+    pending: list[tuple[SomeActor, tuple[object, ...]]] = field(default_factory=list)
+    batches: dict[tuple[SomeActor, str], list[str]] = field(default_factory=dict)
 
-    def add(self, actor: dramatiq.Actor[Any, Any], *args: Any) -> None:
+    def add(self, actor: SomeActor, *args: object) -> None:
         self.pending.append((actor, args))
 
-    def add_to_batch(self, actor: dramatiq.Actor[Any, Any], key: str, item: str) -> None:
+    def add_to_batch(self, actor: SomeActor, key: str, item: str) -> None:
         self.batches.setdefault((actor, key), []).append(item)
 
     def _batched_messages(self) -> None:
@@ -57,7 +57,7 @@ class AfterCommit:
         return sent
 
 
-def enqueue_or_defer(actor: dramatiq.Actor[Any, Any], *args: Any) -> bool:
+def enqueue_or_defer(actor: SomeActor, *args: object) -> bool:
     try:
         actor.send(*args)
     except (redis.RedisError, OSError, dramatiq.errors.BrokerError) as exc:

@@ -172,6 +172,8 @@ def autoreply_message(
         body=render(org.template("lead_autoreply"), values),
         sender=org.sender,
         lead_id=lead.id,
+        # It answers the submission that created the lead (quiet hours: models/quiet_hours.py).
+        reply_to_at=request.lead.created_at,
     )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from leadline.logging import get_logger
 from models.db import Database
-from models.outbound_messages import unknown_outbound
+from models.outbound_messages import carrier_rejections, unknown_outbound
 from tasks.webhooks.operations import disabled_endpoints
 
 log = get_logger(__name__)
@@ -23,6 +23,8 @@ AttentionSource = Callable[[Session], list[AttentionRow]]
 ATTENTION_LISTS: dict[str, AttentionSource] = {
     # messages that may or may not have been sent; never re-sent to a lead without a person
     "unknown_sms": unknown_outbound,
+    # Twilio 30007 / 30034 per org and sending number: 10DLC registration or content to fix
+    "carrier_rejections": carrier_rejections,
     "disabled_endpoints": disabled_endpoints,
 }
 

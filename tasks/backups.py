@@ -19,19 +19,20 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import PurePosixPath
-from typing import IO, Any
+from typing import IO, NotRequired, TypedDict, cast
 
 from sqlalchemy import Table, exists, func, select, text
 from sqlalchemy.orm import Session
 
 from leadline.errors import CryptoError, NotFoundError
+from leadline.jsondata import JsonObject
 from leadline.logging import get_logger
 from leadline.objectstore import ObjectNotFound, ObjectStore, StorageError
 from leadline.progress import ProgressCallback
 from models.audit import record_audit
-from models.bundles import FORMAT, BundleWriter, encode_row, read_records
+from models.bundles import FORMAT, BundleWriter, Row, encode_row, read_records
 from models.crypto import OrgCipher, new_key
 from models.key_escrow import (
     ESCROW_KEY,
@@ -61,6 +62,51 @@ JOURNAL_TABLE, JOURNAL_COLUMN = "erasure_tombstones", "journal"
 BUNDLE_SUFFIX, MANIFEST_SUFFIX = ".llbk", ".manifest.json"
 
 
+class OrganizationRecord(TypedDict):
+    """The organisation row, in a bundle's header."""
+
+    name: str
+    status: str
+    created_at: str
+    deletion_due_at: str | None
+    default_region: str | None
+    quiet_hours_start: str | None  # bundles of older releases lack these two
+    quiet_hours_end: str | None
+
+
+class BundleHeader(TypedDict):
+    format: int
+    org_id: str
+    created_at: str
+    organization: OrganizationRecord
+
+
+class Manifest(TypedDict):
+    format: int
+    backup_id: str
+    org_id: str
+    created_at: str
+    expires_at: str
+    sha256: str
+    size_bytes: NotRequired[int]  # manifests of older releases lack it
+    key_version: int
+    rows: int
+    bundle: str  # the bundle's name, beside the manifest
+    wrapped_key: str
+
+
+class JournalEntry(TypedDict):
+    """One object of the erasure journal."""
+
+    id: str
+    sealed: str  # a JournalTombstone, sealed under the org's data key
+
+
+class JournalTombstone(TypedDict):
+    columns: dict[str, str]  # blind index column to base64 value
+    created_at: str
+
+
 @dataclass(frozen=True)
 class BackupKeys:
     bundle: str
@@ -80,7 +126,7 @@ def sibling(key: str, name: str) -> str:
 
 def create_backups(
     context: TaskContext, now: datetime, on_progress: ProgressCallback | None = None
-) -> dict[str, Any]:
+) -> dict[str, int]:
     """A bundle for every live org without one in the last 12 hours (safe to re-run).
 
     `on_progress(orgs_done, orgs_total)` after each organisation."""
@@ -174,7 +220,7 @@ def write_bundle(
     total = sum(count_rows(session, table, org_id) for table in tables) if on_progress else None
     report(0, total)
     writer = BundleWriter(sink, key, backup_id)
-    header = {
+    header: BundleHeader = {
         "format": FORMAT,
         "org_id": str(org_id),
         "created_at": now.isoformat(),
@@ -196,7 +242,7 @@ def bundled_tables() -> list[Table]:
     return [*backup_tables(), tombstones]
 
 
-def organization_record(session: Session, org_id: uuid.UUID) -> dict[str, Any]:
+def organization_record(session: Session, org_id: uuid.UUID) -> OrganizationRecord:
     """What a restore into an empty database needs to recreate the organisation row."""
     org = session.get(Organization, org_id)
     if org is None:
@@ -207,7 +253,13 @@ def organization_record(session: Session, org_id: uuid.UUID) -> dict[str, Any]:
         "created_at": org.created_at.isoformat(),
         "deletion_due_at": org.deletion_due_at.isoformat() if org.deletion_due_at else None,
         "default_region": org.default_region,
+        "quiet_hours_start": _clock_time(org.quiet_hours_start),
+        "quiet_hours_end": _clock_time(org.quiet_hours_end),
     }
+
+
+def _clock_time(value: time | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def count_rows(session: Session, table: Table, org_id: uuid.UUID) -> int:
@@ -215,14 +267,14 @@ def count_rows(session: Session, table: Table, org_id: uuid.UUID) -> int:
     return int(session.scalar(query) or 0)
 
 
-def table_rows(session: Session, table: Table, org_id: uuid.UUID) -> Iterator[dict[str, Any]]:
+def table_rows(session: Session, table: Table, org_id: uuid.UUID) -> Iterator[Row]:
     query = select(table).where(table.c.org_id == org_id).execution_options(yield_per=1000)
     for row in session.execute(query):
         yield dict(row._mapping)
 
 
 def manifest_document(backup: Backup, wrapped_key: bytes) -> bytes:
-    manifest = {
+    manifest: Manifest = {
         "format": FORMAT,
         "backup_id": str(backup.id),
         "org_id": str(backup.org_id),
@@ -238,17 +290,18 @@ def manifest_document(backup: Backup, wrapped_key: bytes) -> bytes:
     return json.dumps(manifest, indent=2).encode()
 
 
-def read_manifest(store: ObjectStore, key: str) -> dict[str, Any]:
+def read_manifest(store: ObjectStore, key: str) -> Manifest:
+    """The manifest as written; a field that is missing or of another type fails where it is
+    read (KeyError, TypeError, ValueError)."""
     try:
-        manifest: dict[str, Any] = json.loads(store.get(key))
+        return cast(Manifest, json.loads(store.get(key)))
     except (ObjectNotFound, ValueError):
         raise NotFoundError("backup manifest is missing or unreadable") from None
-    return manifest
 
 
 def open_bundle(
     context: TaskContext, manifest_key: str, store: ObjectStore | None = None
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[object]:
     """The records of a bundle (header first), read with the org's live data key, so after
     crypto-shredding this raises KeyNotFoundError or CryptoError."""
     store = store or context.backups
@@ -259,9 +312,7 @@ def open_bundle(
     yield from bundle_records(store, manifest_key, cipher)
 
 
-def bundle_records(
-    store: ObjectStore, manifest_key: str, cipher: OrgCipher
-) -> Iterator[dict[str, Any]]:
+def bundle_records(store: ObjectStore, manifest_key: str, cipher: OrgCipher) -> Iterator[object]:
     """The records of a bundle (header first), with the org's data keys from wherever they
     came (the database, or the key escrow after the database was lost)."""
     manifest = read_manifest(store, manifest_key)
@@ -289,7 +340,7 @@ def stream_sha256(source: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
-def expire_backups(context: TaskContext, now: datetime) -> dict[str, Any]:
+def expire_backups(context: TaskContext, now: datetime) -> dict[str, int]:
     """Expired bundles and manifests leave the store, in short batches. A row is marked
     `deleted` only once the store holds neither object any more; one whose objects stay is
     reported and left `available` (tried again next run), one whose objects were never found
@@ -320,7 +371,7 @@ def expire_backup(store: ObjectStore, session: Session, backup: Backup, now: dat
     """One expired backup: `expired` (gone from the store), `not_deleted` or `missing`."""
     keys = backup_keys(backup.org_id, backup.id)
     objects = [keys.bundle, keys.manifest]
-    details: dict[str, Any] = {"store": store.url}
+    details: JsonObject = {"store": store.url}
     if not any(still_stored(store, key) for key in objects):
         log.warning("expired backup not in the store", backup_id=str(backup.id), store=store.url)
         outcome = "missing"
@@ -475,9 +526,9 @@ def journal_erasure(
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
     columns = {c: base64.b64encode(v).decode() for c, v in indexes.items()}
-    plain = json.dumps({"columns": columns, "created_at": at.isoformat()}).encode()
-    sealed = cipher.encrypt(plain, JOURNAL_TABLE, JOURNAL_COLUMN, entry_id)
-    entry = {"id": str(entry_id), "sealed": base64.b64encode(sealed).decode()}
+    tombstone: JournalTombstone = {"columns": columns, "created_at": at.isoformat()}
+    sealed = cipher.encrypt(json.dumps(tombstone).encode(), JOURNAL_TABLE, JOURNAL_COLUMN, entry_id)
+    entry: JournalEntry = {"id": str(entry_id), "sealed": base64.b64encode(sealed).decode()}
     try:
         context.backups.put(journal_key(org_id, entry_id), json.dumps(entry).encode())
     except (StorageError, OSError) as exc:
@@ -489,13 +540,13 @@ def journal_key(org_id: uuid.UUID, entry_id: uuid.UUID) -> str:
     return f"{org_id}/{ERASURE_JOURNAL}/{entry_id}.json"
 
 
-def read_erasure_journal(
-    store: ObjectStore, org_id: uuid.UUID, cipher: OrgCipher
-) -> list[dict[str, Any]]:
+def read_erasure_journal(store: ObjectStore, org_id: uuid.UUID, cipher: OrgCipher) -> list[Row]:
     """The journal's tombstones as `erasure_tombstones` column values. Raises CryptoError (or
     ValueError) if an entry was altered. In a legacy `erasures.jsonl`, a torn last line (a
     crash while appending) is skipped."""
-    entries = [json.loads(store.get(key)) for key in store.list(f"{org_id}/{ERASURE_JOURNAL}/")]
+    entries: list[JournalEntry] = [
+        json.loads(store.get(key)) for key in store.list(f"{org_id}/{ERASURE_JOURNAL}/")
+    ]
     try:
         legacy = store.get(f"{org_id}/{LEGACY_JOURNAL}")
     except ObjectNotFound:
@@ -508,8 +559,9 @@ def read_erasure_journal(
     return [open_journal_entry(cipher, entry) for entry in entries]
 
 
-def open_journal_entry(cipher: OrgCipher, entry: dict[str, Any]) -> dict[str, Any]:
+def open_journal_entry(cipher: OrgCipher, entry: JournalEntry) -> Row:
     sealed = base64.b64decode(entry["sealed"])
-    tombstone = json.loads(cipher.decrypt(sealed, JOURNAL_TABLE, JOURNAL_COLUMN, entry["id"]))
+    opened = cipher.decrypt(sealed, JOURNAL_TABLE, JOURNAL_COLUMN, entry["id"])
+    tombstone = cast(JournalTombstone, json.loads(opened))
     columns = {c: base64.b64decode(v) for c, v in tombstone["columns"].items()}
     return {**columns, "created_at": datetime.fromisoformat(tombstone["created_at"])}

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from leadline.jsondata import JsonObject, as_object
 from models.audit import record_audit
 from models.billing import OrgBilling
 from models.tables import Organization
@@ -28,22 +28,20 @@ HANDLED = {*SUBSCRIPTION_CHANGES, CANCELLATION, PAYMENT_FAILED}
 LIVE_STATUSES = {"active", "trialing"}
 
 
-def timestamp(value: Any) -> datetime | None:
+def timestamp(value: object) -> datetime | None:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return datetime.fromtimestamp(value, tz=UTC)
     return None
 
 
-def event_object(event: dict[str, Any]) -> dict[str, Any]:
-    data = event.get("data")
-    obj = data.get("object") if isinstance(data, dict) else None
-    return obj if isinstance(obj, dict) else {}
+def event_object(event: JsonObject) -> JsonObject:
+    return as_object(as_object(event.get("data")).get("object"))
 
 
 def apply_stripe_event(
     session: Session,
     org_id: uuid.UUID,
-    event: dict[str, Any],
+    event: JsonObject,
     now: datetime,
     grace: timedelta = DEFAULT_DELETION_GRACE,
 ) -> bool:
@@ -77,7 +75,7 @@ def change_state(
     billing: OrgBilling,
     org: Organization,
     kind: str,
-    obj: dict[str, Any],
+    obj: JsonObject,
     created: datetime,
     grace: timedelta,
 ) -> None:
@@ -89,8 +87,8 @@ def change_state(
     else:
         status = obj.get("status")
         billing.status = str(status)[:20] if isinstance(status, str) else billing.status
-        if isinstance(obj.get("id"), str):
-            billing.subscription_id = obj["id"]
+        if isinstance(subscription_id := obj.get("id"), str):
+            billing.subscription_id = subscription_id
         if billing.status in LIVE_STATUSES and org.status == "cancelled":
             reactivate(billing, org)
 

@@ -34,7 +34,7 @@ class TaskContext:
         return self._backups
 
     def open_store(self, url: str) -> ObjectStore:
-        """Any backup store, S3 ones through the configured endpoint (restore --from)."""
+        """A backup store (a directory, or S3 through the configured endpoint): restore --from."""
         return open_store(url, self.settings.leadline_s3_endpoint_url)
 
 

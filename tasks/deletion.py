@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -29,6 +29,11 @@ from tasks.context import TaskContext
 
 DELETING = "deleting"
 log = get_logger(__name__)
+
+
+class OrgDeletion(TypedDict):
+    rows: dict[str, int]  # deleted per table
+    backup_files: int
 
 
 def request_org_deletion(
@@ -52,7 +57,7 @@ def orgs_due_for_deletion(
     return list(session.scalars(query.order_by(Organization.id).limit(limit)))
 
 
-def process_deletions(context: TaskContext, now: datetime) -> dict[str, Any]:
+def process_deletions(context: TaskContext, now: datetime) -> dict[str, int]:
     """Every due organisation; one whose backup objects stay in the store is left in status
     `deleting` (its keys are already shredded) and counted, and the others go on."""
     batch = context.settings.leadline_retention_batch_size
@@ -71,7 +76,7 @@ def process_deletions(context: TaskContext, now: datetime) -> dict[str, Any]:
             return {"orgs_deleted": deleted, "unfinished": len(unfinished)}
 
 
-def delete_organization(context: TaskContext, org_id: uuid.UUID) -> dict[str, Any] | None:
+def delete_organization(context: TaskContext, org_id: uuid.UUID) -> OrgDeletion | None:
     """Shred keys (database, then escrow), delete every tenant row, the backup files, then
     the org. Idempotent: an interrupted run is resumed, escrow included, by the next one."""
     if not shred_keys(context, org_id):
@@ -79,7 +84,7 @@ def delete_organization(context: TaskContext, org_id: uuid.UUID) -> dict[str, An
     forget_in_key_escrow(context, org_id, context.clock())
     rows = delete_tenant_rows(context, org_id)
     backup_files = remove_org_backups(context, org_id)
-    summary = {"rows": rows, "backup_files": backup_files}
+    summary: OrgDeletion = {"rows": rows, "backup_files": backup_files}
     with context.db.maintenance() as session:
         org = session.get(Organization, org_id, with_for_update=True)
         if org is not None:

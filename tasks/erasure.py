@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.dialects.postgresql import insert
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 from leadline.errors import CryptoError, NotFoundError
 from leadline.logging import get_logger
 from models.audit import record_audit
+from models.bundles import Row, column_value
 from models.crypto import OrgCipher
 from models.normalize import InvalidPhoneNumber, normalize_email, normalize_phone
 from models.retention import ErasureRequest, ErasureTombstone, delete_all, lead_linked_tables
@@ -34,10 +34,12 @@ class Tombstone:
     indexes: frozenset[bytes]
     created_at: datetime
 
-    def covers(self, lead: dict[str, Any]) -> bool:
+    def covers(self, lead: Row) -> bool:
         """A lead that existed when the person was erased and shares an identity with them."""
         found = {lead.get(column) for column in INDEX_COLUMNS} - {None}
-        return bool(found & self.indexes) and lead["created_at"] <= self.created_at
+        return bool(found & self.indexes) and (
+            column_value(lead, "created_at", datetime) <= self.created_at
+        )
 
 
 def request_erasure(
@@ -80,7 +82,7 @@ def request_erasure(
     return request
 
 
-def process_erasures(context: TaskContext, now: datetime) -> dict[str, Any]:
+def process_erasures(context: TaskContext, now: datetime) -> dict[str, int]:
     """Carry out every pending request, oldest deadline first."""
     erased, overdue = 0, 0
     for org_id, request_id, due_at in pending_requests(context):
@@ -245,7 +247,7 @@ def event_identities(
     return set(payload_indexes(cipher, payload))
 
 
-def payload_indexes(cipher: OrgCipher, payload: Any) -> Iterator[bytes]:
+def payload_indexes(cipher: OrgCipher, payload: object) -> Iterator[bytes]:
     """Blind indexes of every value in a payload that could identify a person."""
     for value in scalar_values(payload):
         yield cipher.blind_index("platform", value)
@@ -264,7 +266,7 @@ def phone_or_none(value: str) -> str | None:
         return None
 
 
-def scalar_values(payload: Any) -> Iterable[str]:
+def scalar_values(payload: object) -> Iterable[str]:
     if isinstance(payload, dict):
         for value in payload.values():
             yield from scalar_values(value)

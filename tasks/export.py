@@ -16,15 +16,17 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from leadline.errors import CryptoError
+from leadline.jsondata import JsonObject
 from leadline.progress import ProgressCallback
 from models.audit import record_audit
 from models.base import Base
+from models.bundles import Row, column_value
 from models.crypto import OrgCipher
 from models.retention import app_can_read, lead_linked_tables
 from models.tables import Lead
@@ -74,14 +76,14 @@ def export_org(
 
 def collect_tables(
     session: Session, cipher: OrgCipher, on_progress: ProgressCallback | None = None
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, list[JsonObject]]:
     lead_table: Table = Lead.__table__  # type: ignore[assignment]
     chosen = [lead_table, *(t for t in lead_linked_tables() if app_can_read(session, t))]
     report = on_progress or (lambda _done, _total: None)
     total = sum(int(session.scalar(select(func.count()).select_from(t)) or 0) for t in chosen)
     done = 0
     report(done, total)
-    tables: dict[str, list[dict[str, Any]]] = {}
+    tables: dict[str, list[JsonObject]] = {}
     for table in chosen:
         rows = tables.setdefault(table.name, [])
         for row in decrypted_rows(session, cipher, table):
@@ -92,16 +94,16 @@ def collect_tables(
     return tables
 
 
-def decrypted_rows(session: Session, cipher: OrgCipher, table: Table) -> Iterator[dict[str, Any]]:
+def decrypted_rows(session: Session, cipher: OrgCipher, table: Table) -> Iterator[JsonObject]:
     order = [table.c[c] for c in ("created_at", "id") if c in table.c]
     query = select(table).order_by(*order).execution_options(yield_per=1000)
     for row in session.execute(query):
         yield plain_row(cipher, table.name, dict(row._mapping))
 
 
-def plain_row(cipher: OrgCipher, table: str, row: dict[str, Any]) -> dict[str, Any]:
+def plain_row(cipher: OrgCipher, table: str, row: Row) -> JsonObject:
     """Ciphertext columns decrypted (bound to this row's id), blind indexes left out."""
-    plain: dict[str, Any] = {}
+    plain: JsonObject = {}
     for column, value in row.items():
         if column.endswith(BLIND_INDEX_SUFFIX) or column == "org_id":
             continue
@@ -114,13 +116,11 @@ def plain_row(cipher: OrgCipher, table: str, row: dict[str, Any]) -> dict[str, A
     return plain
 
 
-def decrypt_cell(
-    cipher: OrgCipher, table: str, column: str, row: dict[str, Any], value: bytes | None
-) -> str | None:
-    if value is None or "id" not in row:
+def decrypt_cell(cipher: OrgCipher, table: str, column: str, row: Row, value: object) -> str | None:
+    if not isinstance(value, bytes) or "id" not in row:
         return None
     try:
-        data = cipher.decrypt(value, table, column, row["id"])
+        data = cipher.decrypt(value, table, column, column_value(row, "id", uuid.UUID))
     except CryptoError:
         return None
     try:
@@ -129,7 +129,7 @@ def decrypt_cell(
         return base64.b64encode(data).decode()
 
 
-def plain_value(value: Any) -> Any:
+def plain_value(value: object) -> object:
     if isinstance(value, bytes | memoryview):
         return base64.b64encode(bytes(value)).decode()
     if isinstance(value, datetime | date):
@@ -139,7 +139,7 @@ def plain_value(value: Any) -> Any:
     return value
 
 
-def escape_cell(value: Any) -> str:
+def escape_cell(value: object) -> str:
     """A cell a spreadsheet shows as text, never evaluates as a formula."""
     if value is None:
         return ""
@@ -155,7 +155,7 @@ def export_columns(table: Table) -> list[str]:
     ]
 
 
-def csv_table(table: Table, rows: list[dict[str, Any]]) -> str:
+def csv_table(table: Table, rows: list[JsonObject]) -> str:
     buffer = io.StringIO()
     columns = export_columns(table)
     writer = csv.writer(buffer, quoting=csv.QUOTE_MINIMAL)
@@ -165,7 +165,7 @@ def csv_table(table: Table, rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def csv_bundle(tables: dict[str, list[dict[str, Any]]]) -> bytes:
+def csv_bundle(tables: dict[str, list[JsonObject]]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, rows in tables.items():

@@ -158,6 +158,7 @@ def reply_help(
         body=render(org.template("help_reply"), values),
         sender=reply_sender(ctx, to_number) or org.sender,
         lead_id=lead.id if lead else None,
+        reply_to_at=ctx.event.received_at,
     )
     for row in queue_outbound(ctx.session, ctx.cipher, [message], ctx.now):
         add_send(ctx.after_commit, row.channel, ctx.org_id, row.id)

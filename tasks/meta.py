@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
-from leadline.jsondata import JsonObject
+from leadline.jsondata import JsonObject, as_list, as_object
 from models.crypto import OrgCipher
 from models.leads import LeadFields, upsert_lead
 from models.normalize import InvalidPhoneNumber, normalize_phone
@@ -43,7 +42,7 @@ class MetaMessage:
 
     account_ids: tuple[str, ...]
     external_id: str
-    payload: dict[str, Any]
+    payload: JsonObject
 
 
 @dataclass(frozen=True)
@@ -55,15 +54,7 @@ class PlatformMessage:
     sent_at: datetime | None
 
 
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def as_id(value: Any) -> str | None:
+def as_id(value: object) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH:
@@ -71,39 +62,39 @@ def as_id(value: Any) -> str | None:
     return None
 
 
-def split_meta_messages(body: dict[str, Any]) -> list[MetaMessage]:
+def split_meta_messages(body: JsonObject) -> list[MetaMessage]:
     """Every incoming user message in a verified body; echoes, reads and statuses are left out."""
     kind = body.get("object")
     if kind not in PLATFORMS:
         return []
     found: list[MetaMessage] = []
-    for entry in map(as_dict, as_list(body.get("entry"))):
+    for entry in map(as_object, as_list(body.get("entry"))):
         split = whatsapp_messages if kind == "whatsapp_business_account" else messaging_messages
         found.extend(split(str(kind), entry))
     return [replace(m, payload={**m.payload, "position": i}) for i, m in enumerate(found)]
 
 
-def messaging_messages(kind: str, entry: dict[str, Any]) -> Iterator[MetaMessage]:
+def messaging_messages(kind: str, entry: JsonObject) -> Iterator[MetaMessage]:
     account = as_id(entry.get("id"))
-    for event in map(as_dict, as_list(entry.get("messaging"))):
-        message = as_dict(event.get("message"))
-        mid, sender = as_id(message.get("mid")), as_id(as_dict(event.get("sender")).get("id"))
+    for event in map(as_object, as_list(entry.get("messaging"))):
+        message = as_object(event.get("message"))
+        mid, sender = as_id(message.get("mid")), as_id(as_object(event.get("sender")).get("id"))
         if account and mid and sender and not message.get("is_echo"):
             single = {**entry, "messaging": [event]}
             yield MetaMessage((account,), mid, {"object": kind, "entry": single})
 
 
-def whatsapp_messages(kind: str, entry: dict[str, Any]) -> Iterator[MetaMessage]:
-    for change in map(as_dict, as_list(entry.get("changes"))):
-        value = as_dict(change.get("value"))
-        phone_number_id = as_id(as_dict(value.get("metadata")).get("phone_number_id"))
+def whatsapp_messages(kind: str, entry: JsonObject) -> Iterator[MetaMessage]:
+    for change in map(as_object, as_list(entry.get("changes"))):
+        value = as_object(change.get("value"))
+        phone_number_id = as_id(as_object(value.get("metadata")).get("phone_number_id"))
         accounts = tuple(a for a in (as_id(entry.get("id")), phone_number_id) if a)
-        for message in map(as_dict, as_list(value.get("messages"))):
+        for message in map(as_object, as_list(value.get("messages"))):
             mid, sender = as_id(message.get("id")), as_id(message.get("from"))
             if not (accounts and mid and sender):
                 continue
             contacts = [
-                c for c in as_list(value.get("contacts")) if as_dict(c).get("wa_id") == sender
+                c for c in as_list(value.get("contacts")) if as_object(c).get("wa_id") == sender
             ]
             single_value = {**value, "messages": [message], "contacts": contacts[:1]}
             single_value.pop("statuses", None)
@@ -111,11 +102,10 @@ def whatsapp_messages(kind: str, entry: dict[str, Any]) -> Iterator[MetaMessage]
             yield MetaMessage(accounts, mid, {"object": kind, "entry": single})
 
 
-def sent_at(value: Any, per_second: int) -> datetime | None:
+def sent_at(value: object, per_second: int) -> datetime | None:
     """A send time given as a count of 1/per_second seconds since the epoch, if it is one."""
-    digits = isinstance(value, str) and value.isascii() and value.isdigit()
-    if digits and len(value) <= MAX_TIMESTAMP_DIGITS:  # WhatsApp sends a string
-        value = int(value)
+    if isinstance(value, str) and is_digits(value) and len(value) <= MAX_TIMESTAMP_DIGITS:
+        value = int(value)  # WhatsApp sends a string
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         return None
     try:
@@ -124,7 +114,11 @@ def sent_at(value: Any, per_second: int) -> datetime | None:
         return None
 
 
-def message_order(payload: dict[str, Any], message: PlatformMessage) -> datetime | None:
+def is_digits(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+def message_order(payload: JsonObject, message: PlatformMessage) -> datetime | None:
     """When the message was sent, nudged by its position in the body so that equal times
     keep the body's order; None when Meta gave no usable time."""
     if message.sent_at is None:
@@ -135,17 +129,17 @@ def message_order(payload: dict[str, Any], message: PlatformMessage) -> datetime
     return message.sent_at + timedelta(microseconds=min(position, MAX_POSITION))
 
 
-def read_platform_message(payload: dict[str, Any]) -> PlatformMessage | None:
+def read_platform_message(payload: JsonObject) -> PlatformMessage | None:
     """The one message in a stored payload, in a platform-neutral shape."""
     platform = PLATFORMS.get(str(payload.get("object")))
-    entry = as_dict(payload.get("entry"))
+    entry = as_object(payload.get("entry"))
     if platform == "whatsapp":
         return read_whatsapp(entry)
     if platform is None:
         return None
-    event = as_dict((as_list(entry.get("messaging")) or [None])[0])
-    sender = as_id(as_dict(event.get("sender")).get("id"))
-    text = as_dict(event.get("message")).get("text")
+    event = as_object((as_list(entry.get("messaging")) or [None])[0])
+    sender = as_id(as_object(event.get("sender")).get("id"))
+    text = as_object(event.get("message")).get("text")
     if sender is None:
         return None
     return PlatformMessage(
@@ -157,16 +151,16 @@ def read_platform_message(payload: dict[str, Any]) -> PlatformMessage | None:
     )
 
 
-def read_whatsapp(entry: dict[str, Any]) -> PlatformMessage | None:
-    change = as_dict((as_list(entry.get("changes")) or [None])[0])
-    value = as_dict(change.get("value"))
-    message = as_dict((as_list(value.get("messages")) or [None])[0])
+def read_whatsapp(entry: JsonObject) -> PlatformMessage | None:
+    change = as_object((as_list(entry.get("changes")) or [None])[0])
+    value = as_object(change.get("value"))
+    message = as_object((as_list(value.get("messages")) or [None])[0])
     sender = as_id(message.get("from"))
     if sender is None:
         return None
-    text = as_dict(message.get("text")).get("body")
-    contact = as_dict((as_list(value.get("contacts")) or [None])[0])
-    name = as_dict(contact.get("profile")).get("name")
+    text = as_object(message.get("text")).get("body")
+    contact = as_object((as_list(value.get("contacts")) or [None])[0])
+    name = as_object(contact.get("profile")).get("name")
     return PlatformMessage(
         "whatsapp",
         sender,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Literal, TypedDict, cast
 
 import httpx
 import requests
@@ -47,15 +47,25 @@ class ProviderResult:
     retry_after: float | None = None
 
 
-def send_twilio_sms(settings: Settings, to: str, body: str, sender: str | None) -> ProviderResult:
-    if not (settings.twilio_account_sid and settings.twilio_auth_token and sender):
+def messaging_service(settings: Settings, number_service: str | None) -> str | None:
+    """The Messaging Service an SMS goes through: its number's own, else the global one."""
+    return number_service or settings.twilio_messaging_service_sid
+
+
+def send_twilio_sms(
+    settings: Settings, to: str, body: str, sender: str | None, number_service: str | None = None
+) -> ProviderResult:
+    """Sent `From` the sender, or through a Messaging Service (10DLC) when one applies:
+    then Twilio picks the sending number from the service's pool."""
+    service = messaging_service(settings, number_service)
+    if not (settings.twilio_account_sid and settings.twilio_auth_token and (sender or service)):
         return ProviderResult("failed", code="not_configured")
     client = _twilio_client(settings)
     callback = settings.leadline_public_url.rstrip("/") + "/hooks/twilio/status"
-    options: dict[str, Any] = {"to": to, "from_": sender, "body": body}
-    options["status_callback"] = callback
+    # Through a Messaging Service Twilio picks the number; otherwise it is sent From `sender`.
+    origin = {"messaging_service_sid": service} if service else {"from_": sender}
     try:
-        message = client.messages.create(**options)
+        message = client.messages.create(to=to, body=body, status_callback=callback, **origin)
     except TwilioRestException as exc:
         return twilio_error_result(exc.status, exc.code)
     except requests.RequestException as exc:
@@ -72,6 +82,7 @@ class ProviderMessage:
     sender: str | None
     body: str
     created_at: datetime | None
+    messaging_service: str | None = None
 
 
 TWILIO_LIST_LIMIT = 200
@@ -84,7 +95,7 @@ def list_twilio_messages(
     Twilio could not be asked (the caller tries again later)."""
     if not (settings.twilio_account_sid and settings.twilio_auth_token):
         return None
-    options: dict[str, Any] = {"to": to, "date_sent_after": sent_since.isoformat()}
+    options = {"to": to, "date_sent_after": sent_since.isoformat()}
     if sender:
         options["from_"] = sender
     try:
@@ -96,7 +107,9 @@ def list_twilio_messages(
         _transport_error("twilio", exc, never_sent=True)
         return None
     return [
-        ProviderMessage(m.sid or "", m.to or "", m.from_, m.body or "", m.date_created)
+        ProviderMessage(
+            m.sid or "", m.to or "", m.from_, m.body or "", m.date_created, m.messaging_service_sid
+        )
         for m in listed
     ]
 
@@ -136,7 +149,7 @@ def _requests_never_sent(exc: requests.RequestException) -> bool:
         return True
     if not isinstance(exc, requests.exceptions.ConnectionError):
         return False
-    reason: Any = exc.args[0] if exc.args else None
+    reason: object = exc.args[0] if exc.args else None
     if isinstance(reason, urllib3.exceptions.MaxRetryError):
         reason = reason.reason
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
@@ -170,9 +183,26 @@ def send_telegram_message(settings: Settings, chat_id: str, text: str) -> Provid
     return _telegram_answer(response)
 
 
+class TelegramSentMessage(TypedDict, total=False):
+    message_id: int
+
+
+class TelegramParameters(TypedDict, total=False):
+    retry_after: float
+
+
+class TelegramAnswer(TypedDict, total=False):
+    """What the Bot API answers (https://core.telegram.org/bots/api#making-requests)."""
+
+    ok: bool
+    result: TelegramSentMessage
+    description: str
+    parameters: TelegramParameters | None
+
+
 def _telegram_answer(response: httpx.Response) -> ProviderResult:
     try:
-        data: dict[str, Any] = response.json()
+        data = cast(TelegramAnswer, response.json())
     except ValueError:
         data = {}
     if response.status_code == 200 and data.get("ok"):

@@ -33,7 +33,7 @@ from models.outbound_messages import (
     unknown_to_reconcile,
 )
 from tasks.context import TaskContext
-from tasks.providers import ProviderMessage, list_twilio_messages
+from tasks.providers import ProviderMessage, list_twilio_messages, messaging_service
 from tasks.sending import enqueue_send
 
 log = get_logger(__name__)
@@ -96,21 +96,30 @@ def provider_matches(context: TaskContext, message: UnknownMessage) -> list[str]
     if message.channel != "sms":
         return []
     since = (message.called_at - CLOCK_SKEW).date()
-    listed = list_twilio_messages(context.settings, message.recipient, message.sender, since)
+    service = messaging_service(context.settings, message.messaging_service)
+    # Through a Messaging Service, Twilio chose the sending number: match the service instead.
+    sender = None if service else message.sender
+    listed = list_twilio_messages(context.settings, message.recipient, sender, since)
     if listed is None:
         return None
     timeout = timedelta(seconds=context.settings.leadline_provider_timeout_seconds)
     window = (message.called_at - CLOCK_SKEW, message.called_at + timeout + CLOCK_SKEW)
-    return [m.sid for m in listed if is_match(message, m, window)]
+    return [m.sid for m in listed if is_match(message, m, window, service)]
 
 
 def is_match(
-    message: UnknownMessage, listed: ProviderMessage, window: tuple[datetime, datetime]
+    message: UnknownMessage,
+    listed: ProviderMessage,
+    window: tuple[datetime, datetime],
+    service: str | None = None,
 ) -> bool:
     created = listed.created_at
+    same_sender = (
+        listed.messaging_service == service if service else listed.sender == message.sender
+    )
     return (
         listed.to == message.recipient
-        and listed.sender == message.sender
+        and same_sender
         and listed.body == message.body
         and created is not None
         and window[0] <= created <= window[1]

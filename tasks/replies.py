@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from leadline.errors import LeadlineError, NotFoundError
@@ -15,7 +15,7 @@ from models.alert_settings import org_sender
 from models.audit import record_audit
 from models.crypto import OrgCipher
 from models.leads import TABLE
-from models.messaging import OutboundMessage
+from models.messaging import ConversationMessage, OutboundMessage
 from models.outbound_messages import NewOutbound, QueuedOutbound, queue_outbound
 from models.tables import Lead
 from tasks.after_commit import AfterCommit
@@ -63,6 +63,7 @@ def queue_reply(
         body=body,
         sender=org_sender(session, default_sender),
         lead_id=lead.id,
+        reply_to_at=last_inbound_at(session, lead.id),
     )
     queued = queue_outbound(session, cipher, [message], now)
     for row in queued:
@@ -76,6 +77,16 @@ def queue_reply(
             details={"message_id": str(row.id)},
         )
     return queued[0] if queued else already_queued(session, message.idempotency_key)
+
+
+def last_inbound_at(session: Session, lead_id: uuid.UUID) -> datetime | None:
+    """When the lead last wrote to the business: a reply within 24 h of it is not held for
+    quiet hours (models/quiet_hours.py)."""
+    query = select(func.max(ConversationMessage.created_at)).where(
+        ConversationMessage.lead_id == lead_id, ConversationMessage.direction == "inbound"
+    )
+    latest: datetime | None = session.scalar(query)
+    return latest
 
 
 def already_queued(session: Session, key: str) -> QueuedOutbound:

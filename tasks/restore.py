@@ -17,29 +17,30 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Literal, NotRequired, TypedDict
 
-from sqlalchemy import Table, func, literal_column, select, text
+from sqlalchemy import Integer, Table, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from leadline.errors import ConfigError, CryptoError, LeadlineError, NotFoundError
+from leadline.jsondata import JsonObject, as_object, text_of
 from leadline.objectstore import ObjectStore, file_path
 from leadline.progress import ProgressCallback
 from models.audit import record_audit
 from models.base import Base
-from models.bundles import FORMAT, decode_row
+from models.bundles import FORMAT, Row, column_value, decode_row
 from models.crypto import OrgCipher
 from models.key_escrow import escrow_cipher, read_escrow
 from models.keys import install_data_keys, load_cipher
 from models.migrate import is_current
 from models.retention import Backup, ErasureTombstone
-from models.tables import Organization
+from models.tables import Organization, OrgStatus
 from tasks.backups import (
     BUNDLE_SUFFIX,
     MANIFEST_SUFFIX,
@@ -59,6 +60,37 @@ TOMBSTONES = "erasure_tombstones"
 RESTORE_LOCK = 0x4C4C_5253
 
 
+class RestoreSummary(TypedDict):
+    backup_id: str
+    org_id: str
+    inserted: dict[str, int]  # rows per table
+    withheld: dict[str, int]
+    erased_again: int
+
+
+class OrgRestored(RestoreSummary):
+    """An organisation of a backup store, restored."""
+
+    journal_tombstones: int
+    registered_backups: int
+    status: Literal["restored"]
+
+
+class OrgNotRestored(TypedDict):
+    org_id: str
+    status: Literal["unreadable", "no_backup"]
+    backups: int
+    reason: NotRequired[str]
+
+
+class StoreRestoreSummary(TypedDict):
+    directory: str
+    store: str
+    orgs: list[OrgRestored | OrgNotRestored]
+    restored: int
+    not_restored: int
+
+
 @dataclass
 class BundlePlan:
     """What the first pass learned: the bundle is whole, and whose rows stay out."""
@@ -67,7 +99,7 @@ class BundlePlan:
     manifest: str  # its key in the store
     backup_id: uuid.UUID
     org_id: uuid.UUID
-    header: dict[str, Any]
+    header: JsonObject
     tombstones: list[Tombstone]  # the known ones and the bundle's
     bundled: list[Tombstone]
     erased_leads: set[uuid.UUID]
@@ -79,7 +111,7 @@ def plan_bundle(
 ) -> BundlePlan:
     """Read the whole bundle once. Raises CryptoError if any of it is damaged."""
     backup_id = uuid.UUID(read_manifest(store, manifest)["backup_id"])
-    leads: list[dict[str, Any]] = []
+    leads: list[Row] = []
     bundled: list[Tombstone] = []
     records = checked_records(store, manifest, cipher)
     header = next(records, None)
@@ -90,20 +122,23 @@ def plan_bundle(
     count = 0
     for record in records:
         count += 1
-        if record["table"] == LEADS:
-            leads.append(identity_row(LEADS, record["row"], ("id", "created_at")))
-        elif record["table"] == TOMBSTONES:
-            bundled.append(tombstone_of(identity_row(TOMBSTONES, record["row"], ("created_at",))))
+        table, encoded = row_record(record)
+        if table == LEADS:
+            leads.append(identity_row(LEADS, encoded, ("id", "created_at")))
+        elif table == TOMBSTONES:
+            bundled.append(tombstone_of(identity_row(TOMBSTONES, encoded, ("created_at",))))
     tombstones = [*known, *bundled]
-    erased = {lead["id"] for lead in leads if any(t.covers(lead) for t in tombstones)}
+    erased = {
+        column_value(lead, "id", uuid.UUID)
+        for lead in leads
+        if any(t.covers(lead) for t in tombstones)
+    }
     return BundlePlan(
         store, manifest, backup_id, cipher.org_id, header, tombstones, bundled, erased, count
     )
 
 
-def checked_records(
-    store: ObjectStore, manifest: str, cipher: OrgCipher
-) -> Iterator[dict[str, Any]]:
+def checked_records(store: ObjectStore, manifest: str, cipher: OrgCipher) -> Iterator[JsonObject]:
     """Records, with any damage (a failed tag, or bytes that are not records) reported as one
     clear error naming the backup."""
     try:
@@ -120,17 +155,23 @@ def checked_records(
         ) from None
 
 
-def identity_row(
-    table_name: str, encoded: dict[str, Any], extra: tuple[str, ...]
-) -> dict[str, Any]:
+def row_record(record: JsonObject) -> tuple[str, JsonObject]:
+    """A row record's table name and encoded row (the bundle's header is not one)."""
+    table, row = record.get("table"), record.get("row")
+    if not isinstance(table, str) or not isinstance(row, dict):
+        raise CryptoError("backup bundle holds a record that is not a row")
+    return table, row
+
+
+def identity_row(table_name: str, encoded: JsonObject, extra: tuple[str, ...]) -> Row:
     table = Base.metadata.tables[table_name]
     wanted = {name: encoded.get(name) for name in (*INDEX_COLUMNS, *extra) if name in table.c}
     return decode_row(table, wanted)
 
 
-def tombstone_of(row: dict[str, Any]) -> Tombstone:
-    indexes = frozenset(row[column] for column in INDEX_COLUMNS if row.get(column))
-    return Tombstone(indexes, row["created_at"])
+def tombstone_of(row: Mapping[str, object]) -> Tombstone:
+    indexes = frozenset(column_value(row, c, bytes) for c in INDEX_COLUMNS if row.get(c))
+    return Tombstone(indexes, column_value(row, "created_at", datetime))
 
 
 @dataclass
@@ -144,11 +185,11 @@ class Restorer:
     on_table: Callable[[], None] = lambda: None
     inserted: Counter[str] = field(default_factory=Counter)
     withheld: Counter[str] = field(default_factory=Counter)
-    withheld_ids: dict[str, set[Any]] = field(default_factory=dict)
+    withheld_ids: dict[str, set[object]] = field(default_factory=dict)
     _table: Table | None = None
-    _rows: list[dict[str, Any]] = field(default_factory=list)
+    _rows: list[Row] = field(default_factory=list)
 
-    def add(self, table_name: str, encoded: dict[str, Any]) -> None:
+    def add(self, table_name: str, encoded: JsonObject) -> None:
         table = Base.metadata.tables.get(table_name)
         if table is None or "org_id" not in table.c:
             self.withheld["unknown_table"] += 1
@@ -168,7 +209,7 @@ class Restorer:
         if len(self._rows) >= self.batch:
             self.flush()
 
-    def keeps(self, table: Table, row: dict[str, Any]) -> bool:
+    def keeps(self, table: Table, row: Row) -> bool:
         erased = self.plan.erased_leads
         if table.name == LEADS and row["id"] in erased:
             return False
@@ -181,10 +222,13 @@ class Restorer:
             self.scrub_if_erased(row)
         return True
 
-    def scrub_if_erased(self, event: dict[str, Any]) -> None:
-        identities = event_identities(self.cipher, event["id"], event.get("payload_ct"))
+    def scrub_if_erased(self, event: Row) -> None:
+        payload = event.get("payload_ct")
+        ciphertext = payload if isinstance(payload, bytes) else None  # LargeBinary or NULL
+        identities = event_identities(self.cipher, column_value(event, "id", uuid.UUID), ciphertext)
+        received_at = column_value(event, "received_at", datetime)
         for tombstone in self.plan.tombstones:
-            if event["received_at"] <= tombstone.created_at and identities & tombstone.indexes:
+            if received_at <= tombstone.created_at and identities & tombstone.indexes:
                 event["payload_ct"] = None
                 if "request_fingerprint" in event:
                     event["request_fingerprint"] = None  # a keyed hash of the same person
@@ -195,20 +239,20 @@ class Restorer:
     def flush(self) -> None:
         if self._table is None or not self._rows:
             return
-        statement: Any = (
+        statement = (
             insert(self._table)
             .values(self._rows)
             .on_conflict_do_nothing()
-            .returning(literal_column("1"))
+            .returning(literal_column("1", Integer))
         )
         self.inserted[self._table.name] += len(self.session.execute(statement).all())
         self._rows = []
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> RestoreSummary:
         records = checked_records(self.plan.store, self.plan.manifest, self.cipher)
         next(records)  # the header, checked by the first pass
         for record in records:
-            self.add(record["table"], record["row"])
+            self.add(*row_record(record))
         self.flush()
         return {
             "backup_id": str(self.plan.backup_id),
@@ -219,8 +263,12 @@ class Restorer:
         }
 
 
-def audit_restore(session: Session, summary: dict[str, Any], now: datetime, **extra: Any) -> None:
-    details = {k: summary[k] for k in ("inserted", "withheld", "erased_again")}
+def audit_restore(session: Session, summary: RestoreSummary, now: datetime, **extra: str) -> None:
+    details: JsonObject = {
+        "inserted": summary["inserted"],
+        "withheld": summary["withheld"],
+        "erased_again": summary["erased_again"],
+    }
     record_audit(
         session,
         "cli",
@@ -236,7 +284,7 @@ def restore_backup(
     backup_id: uuid.UUID,
     now: datetime,
     on_progress: ProgressCallback | None = None,
-) -> dict[str, Any]:
+) -> RestoreSummary:
     """Re-insert a backup's rows into its live organisation, atomically and audited."""
     backup = find_backup(context, backup_id)
     manifest = backup_keys(backup.org_id, backup.id).manifest
@@ -288,7 +336,7 @@ class Planned:
     plan: BundlePlan
     backups: OrgBackups
     cipher: OrgCipher
-    journal: list[dict[str, Any]]  # tombstones of erasures the bundle may not know yet
+    journal: list[Row]  # tombstones of erasures the bundle may not know yet
 
 
 def restore_from_store(
@@ -296,7 +344,7 @@ def restore_from_store(
     source: str,
     now: datetime,
     on_progress: ProgressCallback | None = None,
-) -> dict[str, Any]:
+) -> StoreRestoreSummary:
     """Recreate every organisation of the backup store `source` (a directory, a file:// or an
     s3:// URL: a copy of LEADLINE_BACKUP_URL, or that store itself) in an empty, migrated
     database: the org row and its data keys from the key escrow, then the rows of its newest
@@ -307,7 +355,7 @@ def restore_from_store(
     ciphers = {org_id: escrow_cipher(context.keyring, org_id, k) for org_id, k in escrow.items()}
     found = org_backups(store)
     plans: list[Planned] = []
-    skipped: list[dict[str, Any]] = []
+    skipped: list[OrgNotRestored] = []
     for org in found:
         cipher = ciphers.get(org.org_id)
         if cipher is None:
@@ -323,13 +371,14 @@ def restore_from_store(
         restored = write_organizations(context, plans, skipped, register, now, on_progress)
     except DBAPIError as exc:
         raise rolled_back(exc, f"the backup store {store.url}") from None
-    return {
+    summary: StoreRestoreSummary = {
         "directory": source,
         "store": store.url,
         "orgs": [*restored, *skipped],
         "restored": len(restored),
         "not_restored": len(skipped),
     }
+    return summary
 
 
 def source_store(context: TaskContext, source: str) -> ObjectStore:
@@ -346,13 +395,13 @@ def source_store(context: TaskContext, source: str) -> ObjectStore:
 def write_organizations(
     context: TaskContext,
     plans: list[Planned],
-    skipped: list[dict[str, Any]],
+    skipped: list[OrgNotRestored],
     register: bool,
     now: datetime,
     on_progress: ProgressCallback | None,
-) -> list[dict[str, Any]]:
+) -> list[OrgRestored]:
     """Every planned organisation in one transaction: all of them, or none."""
-    restored: list[dict[str, Any]] = []
+    restored: list[OrgRestored] = []
     with context.db.maintenance() as session:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RESTORE_LOCK})
         require_no_organizations(session)  # again, under the lock: two restores at once
@@ -361,12 +410,18 @@ def write_organizations(
             recreate_organization(session, context, plan, cipher)
             batch = context.settings.leadline_retention_batch_size
             summary = Restorer(session, plan, cipher, batch).run()
-            summary["journal_tombstones"] = add_journal_tombstones(session, planned)
+            journal = add_journal_tombstones(session, planned)
             backups = planned.backups
             registered = register_backups(session, planned.plan.store, backups) if register else 0
-            summary["registered_backups"] = registered
             audit_restore(session, summary, now, source="directory")
-            restored.append({**summary, "status": "restored"})
+            restored.append(
+                {
+                    **summary,
+                    "journal_tombstones": journal,
+                    "registered_backups": registered,
+                    "status": "restored",
+                }
+            )
             if on_progress is not None:
                 on_progress(done, len(plans))
         record_audit(
@@ -382,7 +437,7 @@ def write_organizations(
     return restored
 
 
-def erasure_journal(store: ObjectStore, org: OrgBackups, cipher: OrgCipher) -> list[dict[str, Any]]:
+def erasure_journal(store: ObjectStore, org: OrgBackups, cipher: OrgCipher) -> list[Row]:
     try:
         return read_erasure_journal(store, org.org_id, cipher)
     except (CryptoError, ValueError, KeyError, TypeError):
@@ -465,7 +520,7 @@ def uuid_or_none(value: str) -> uuid.UUID | None:
         return None
 
 
-def unreadable(org: OrgBackups) -> dict[str, Any]:
+def unreadable(org: OrgBackups) -> OrgNotRestored:
     return {
         "org_id": str(org.org_id),
         "status": "unreadable",
@@ -477,14 +532,18 @@ def unreadable(org: OrgBackups) -> dict[str, Any]:
 def recreate_organization(
     session: Session, context: TaskContext, plan: BundlePlan, cipher: OrgCipher
 ) -> None:
-    saved = plan.header.get("organization") or {}
-    org = Organization(id=plan.org_id, name=saved.get("name") or f"restored {plan.org_id}")
-    org.status = saved.get("status") or "active"
-    org.default_region = saved.get("default_region")
-    if saved.get("created_at"):
-        org.created_at = datetime.fromisoformat(saved["created_at"])
-    if saved.get("deletion_due_at"):
-        org.deletion_due_at = datetime.fromisoformat(saved["deletion_due_at"])
+    saved = as_object(plan.header.get("organization"))
+    org = Organization(id=plan.org_id, name=text_of(saved, "name") or f"restored {plan.org_id}")
+    org.status = text_of(saved, "status") or OrgStatus.ACTIVE
+    org.default_region = text_of(saved, "default_region")
+    quiet_start, quiet_end = text_of(saved, "quiet_hours_start"), text_of(saved, "quiet_hours_end")
+    if quiet_start and quiet_end:
+        org.quiet_hours_start = time.fromisoformat(quiet_start)
+        org.quiet_hours_end = time.fromisoformat(quiet_end)
+    if created := text_of(saved, "created_at"):
+        org.created_at = datetime.fromisoformat(created)
+    if deletion_due := text_of(saved, "deletion_due_at"):
+        org.deletion_due_at = datetime.fromisoformat(deletion_due)
     session.add(org)
     session.flush()
     install_data_keys(session, context.keyring, plan.org_id, cipher.deks)
@@ -523,7 +582,7 @@ def stored_size(store: ObjectStore, key: str) -> int:
         return source.seek(0, 2)
 
 
-def describe(summary: dict[str, Any]) -> str:
+def describe(summary: StoreRestoreSummary) -> str:
     """One line per organisation, for the CLI."""
     lines = []
     for org in summary["orgs"]:

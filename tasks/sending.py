@@ -15,19 +15,23 @@ import random
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
 import dramatiq
 import redis
+from sqlalchemy.orm import Session
 
 from leadline.logging import get_logger
 from leadline.metrics import MESSAGES_SENT
 from leadline.settings import Settings
+from models.campaigns import reserve_send_slots
+from models.messaging import OutboundMessage
 from models.outbound_messages import (
     ClaimedMessage,
     MessageOutcome,
     claim_outbound,
+    lock_due_held,
     record_outcome,
+    release_held,
     return_uncalled,
     stale_outbound,
     start_provider_call,
@@ -54,14 +58,17 @@ def send_telegram(org_id: str, message_id: str) -> None:
     deliver_outbound(get_context(), uuid.UUID(org_id), uuid.UUID(message_id))
 
 
-SENDERS: dict[str, dramatiq.Actor[Any, Any]] = {"sms": send_sms, "telegram": send_telegram}
+SENDERS: dict[str, dramatiq.Actor[[str, str], None]] = {
+    "sms": send_sms,
+    "telegram": send_telegram,
+}
 
 
 def enqueue_send(channel: str, org_id: uuid.UUID, message_id: uuid.UUID, delay: float = 0) -> bool:
     """After COMMIT only. A failure is logged: the inbox sweep picks the row up later."""
-    options: dict[str, Any] = {"delay": int(delay * 1000)} if delay > 0 else {}
+    delay_ms = int(delay * 1000) if delay > 0 else None
     try:
-        SENDERS[channel].send_with_options(args=(str(org_id), str(message_id)), **options)
+        SENDERS[channel].send_with_options(args=(str(org_id), str(message_id)), delay=delay_ms)
     except (redis.RedisError, OSError, dramatiq.errors.BrokerError) as exc:
         log.warning("enqueue deferred to the sweeper", channel=channel, error=type(exc).__name__)
         return False
@@ -83,7 +90,7 @@ def deliver_outbound(context: TaskContext, org_id: uuid.UUID, message_id: uuid.U
     if claim.outcome == "not_due" and claim.due_at is not None:
         enqueue_send(claim.channel, org_id, message_id, (claim.due_at - now).total_seconds())
         return "not_due"
-    if claim.outcome in ("blocked", "unknown"):
+    if claim.outcome in ("blocked", "unknown", "held", "failed"):
         MESSAGES_SENT.labels(channel=claim.channel, state=claim.outcome).inc()
     if claim.message is None:
         return claim.outcome
@@ -124,7 +131,13 @@ def mark_provider_call_started(context: TaskContext, message: ClaimedMessage) ->
 def call_provider(settings: Settings, message: ClaimedMessage) -> ProviderResult:
     try:
         if message.channel == "sms":
-            return send_twilio_sms(settings, message.recipient, message.body, message.sender)
+            return send_twilio_sms(
+                settings,
+                message.recipient,
+                message.body,
+                message.sender,
+                message.messaging_service,
+            )
         return send_telegram_message(settings, message.recipient, message.body)
     except Exception as exc:  # the row is `sending`: whatever broke, the outcome is unknown
         log.error("provider call raised", channel=message.channel, error=type(exc).__name__)
@@ -206,3 +219,37 @@ def sweep_outbound(
             session, now - timedelta(seconds=queued_age), now - timedelta(seconds=sending_age)
         )
     return sum(enqueue_send(channel, org_id, row_id) for org_id, row_id, channel in rows)
+
+
+def release_due_held(context: TaskContext) -> int:
+    """Held messages whose quiet hours are over go back to `queued` and are enqueued.
+
+    The claim then checks the opt-out and the window once more, so a STOP while held blocks
+    the message and a slot that falls after the window closes holds it again. Returns how
+    many were released."""
+    now = context.clock()
+    interval = 1.0 / context.settings.leadline_campaign_rate_per_sender
+    with context.db.maintenance() as session:
+        released = release_paced(session, lock_due_held(session, now), interval, now)
+    for row_id, org_id, channel, due in released:
+        enqueue_send(channel, org_id, row_id, max((due - now).total_seconds(), 0.0))
+    return len(released)
+
+
+def release_paced(
+    session: Session, rows: list[OutboundMessage], interval: float, now: datetime
+) -> list[tuple[uuid.UUID, uuid.UUID, str, datetime]]:
+    """Campaign messages get new consecutive slots on their sending number (a campaign held
+    overnight must not leave in one burst at 08:00); others are due now. Maintenance."""
+    by_sender: dict[str, list[OutboundMessage]] = {}
+    for row in rows:
+        sender = (row.sender or "default") if row.purpose == "campaign" else ""
+        by_sender.setdefault(sender, []).append(row)
+    released = []
+    for sender, group in by_sender.items():
+        first = reserve_send_slots(session, sender, len(group), interval, now) if sender else now
+        for slot, row in enumerate(group):
+            due = first + timedelta(seconds=interval * slot) if sender else now
+            release_held(row, due, now)
+            released.append((row.id, row.org_id, row.channel, due))
+    return released

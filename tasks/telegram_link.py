@@ -7,8 +7,8 @@ See models.telegram_links for the link-code rules. Blocking or removing the bot 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from leadline.jsondata import JsonObject, as_object
 from models.audit import record_audit
 from models.telegram_links import consume_link_code, find_chat, set_chat_status
 from tasks.inbound_events import InboundContext
@@ -23,14 +23,10 @@ class ChatCommand:
     argument: str
 
 
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def read_command(update: dict[str, Any]) -> ChatCommand | None:
+def read_command(update: JsonObject) -> ChatCommand | None:
     """The bot command in a message update (`/start@Bot CODE` → /start, CODE)."""
-    message = as_dict(update.get("message"))
-    chat_id = as_dict(message.get("chat")).get("id")
+    message = as_object(update.get("message"))
+    chat_id = as_object(message.get("chat")).get("id")
     text = message.get("text")
     if not isinstance(chat_id, int) or not isinstance(text, str) or not text.startswith("/"):
         return None
@@ -38,10 +34,10 @@ def read_command(update: dict[str, Any]) -> ChatCommand | None:
     return ChatCommand(chat_id, word.split("@")[0].lower(), argument.strip())
 
 
-def read_bot_removal(update: dict[str, Any]) -> int | None:
-    member = as_dict(update.get("my_chat_member"))
-    chat_id = as_dict(member.get("chat")).get("id")
-    status = as_dict(member.get("new_chat_member")).get("status")
+def read_bot_removal(update: JsonObject) -> int | None:
+    member = as_object(update.get("my_chat_member"))
+    chat_id = as_object(member.get("chat")).get("id")
+    status = as_object(member.get("new_chat_member")).get("status")
     if isinstance(chat_id, int) and status in LEFT_STATUSES:
         return chat_id
     return None

@@ -28,7 +28,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import dramatiq
@@ -41,6 +41,8 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import dq_name, xq_name
 from dramatiq.errors import DecodeError
 from dramatiq.middleware import Middleware
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.frame import Method
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -190,7 +192,7 @@ class RabbitmqLeadlineBroker(LeadlineBroker, RabbitmqBroker):
     # Dramatiq's broker talks to RabbitMQ through `self.channel`; every queue name it sends
     # there goes through `amqp_name`, so its enqueue, declare and purge logic stays its own.
     @property
-    def channel(self) -> Any:
+    def channel(self) -> NamespacedChannel:
         self._drop_lost_connection()
         return NamespacedChannel(RabbitmqBroker.channel.fget(self), self.amqp_name)  # type: ignore[attr-defined]
 
@@ -214,8 +216,8 @@ class RabbitmqLeadlineBroker(LeadlineBroker, RabbitmqBroker):
         except pika.exceptions.AMQPError:
             del self.connection
 
-    def _build_queue_arguments(self, queue_name: str) -> dict[str, Any]:
-        arguments: dict[str, Any] = super()._build_queue_arguments(queue_name)  # type: ignore[no-untyped-call]
+    def _build_queue_arguments(self, queue_name: str) -> dict[str, object]:
+        arguments: dict[str, object] = super()._build_queue_arguments(queue_name)  # type: ignore[no-untyped-call]
         arguments["x-dead-letter-routing-key"] = self.amqp_name(xq_name(queue_name))
         return arguments
 
@@ -229,7 +231,7 @@ class RabbitmqLeadlineBroker(LeadlineBroker, RabbitmqBroker):
         return consumer
 
     @contextmanager
-    def probe_channel(self) -> Iterator[Any]:
+    def probe_channel(self) -> Iterator[BlockingChannel]:
         """A channel on a connection of its own, with short timeouts, closed afterwards."""
         connection = pika.BlockingConnection(amqp_parameters(self.url, probe=True))
         try:
@@ -290,22 +292,24 @@ class NamespacedChannel:
     """A pika channel whose queue names (queue_declare, queue_purge, basic_publish's routing
     key) are rewritten to their namespaced AMQP names; everything else passes through."""
 
-    def __init__(self, channel: Any, amqp_name: Callable[[str], str]) -> None:
+    def __init__(self, channel: BlockingChannel, amqp_name: Callable[[str], str]) -> None:
         self._channel = channel
         self._amqp_name = amqp_name
 
-    def queue_declare(self, queue: str, **options: Any) -> Any:
+    def queue_declare(self, queue: str, **options: object) -> Method:
         return self._channel.queue_declare(queue=self._amqp_name(queue), **options)
 
-    def queue_purge(self, queue: str) -> Any:
+    def queue_purge(self, queue: str) -> Method:
         return self._channel.queue_purge(self._amqp_name(queue))
 
-    def basic_publish(self, exchange: str, routing_key: str, body: bytes, **options: Any) -> Any:
-        return self._channel.basic_publish(
+    def basic_publish(
+        self, exchange: str, routing_key: str, body: bytes, **options: object
+    ) -> None:
+        self._channel.basic_publish(
             exchange=exchange, routing_key=self._amqp_name(routing_key), body=body, **options
         )
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         return getattr(self._channel, name)
 
 
@@ -313,7 +317,7 @@ class ChannelCounter:
     """Ready-message counts by passive declare. A queue nobody created yet counts 0: the
     server closes the channel on that 404, so a new channel is opened for the next question."""
 
-    def __init__(self, channel: Any) -> None:
+    def __init__(self, channel: BlockingChannel) -> None:
         self.channel = channel
 
     def ready(self, amqp_queue: str) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import dramatiq
 from dramatiq.common import current_millis
@@ -19,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from leadline.errors import NotFoundError
+from leadline.jsondata import JsonObject
 from models.audit import record_audit
 from models.ops import DeadLetter, DeadLetterState
 from workers.brokers import LeadlineBroker
@@ -39,8 +39,8 @@ class Failure:
     traceback: str | None = None
     retries: int = 0
     broker_message_id: str | None = None
-    args: list[Any] = field(default_factory=list)
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    args: list[object] = field(default_factory=list)
+    kwargs: JsonObject = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def record_dead_letter(session: Session, failure: Failure, now: datetime) -> boo
     return became_dead
 
 
-def _failure_columns(failure: Failure) -> dict[str, Any]:
+def _failure_columns(failure: Failure) -> dict[str, object]:
     return {
         "message_id": failure.message_id,
         "broker_message_id": failure.broker_message_id,
@@ -174,7 +174,7 @@ def replay_dead_letter(
     return _outcome(row, done=True)
 
 
-def rebuilt_message(row: DeadLetter) -> dramatiq.Message[Any]:
+def rebuilt_message(row: DeadLetter) -> dramatiq.Message[object]:
     """The original message (same id, args, actor, queue) with fresh options: a new retry
     budget, and a new timestamp so age limits count from the replay."""
     return dramatiq.Message(
@@ -208,7 +208,7 @@ def discard_broker_copy(broker: LeadlineBroker, row: DeadLetter) -> None:
         broker.discard_dead_letter(row.queue, row.broker_message_id)
 
 
-def _details(row: DeadLetter) -> dict[str, Any]:
+def _details(row: DeadLetter) -> dict[str, str]:
     return {"message_id": row.message_id, "actor": row.actor, "queue": row.queue}
 
 
@@ -216,7 +216,7 @@ def _outcome(row: DeadLetter, *, done: bool) -> DeadLetterResult:
     return DeadLetterResult(row.id, row.message_id, row.actor, done, row.state)
 
 
-def dead_letter_summary(row: DeadLetter, now: datetime) -> dict[str, Any]:
+def dead_letter_summary(row: DeadLetter, now: datetime) -> JsonObject:
     """The PII-free fields operators see in lists (CLI and ops page)."""
     return {
         "id": str(row.id),
@@ -240,7 +240,7 @@ def error_text(row: DeadLetter) -> str:
     return f"{row.error_class}: {row.error_message}" if row.error_message else row.error_class
 
 
-def dead_letter_detail(row: DeadLetter, now: datetime) -> dict[str, Any]:
+def dead_letter_detail(row: DeadLetter, now: datetime) -> JsonObject:
     detail = dead_letter_summary(row, now)
     detail.update(
         args=row.args,

@@ -17,18 +17,18 @@ import json
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from prometheus_client import REGISTRY, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from leadline.jsondata import JsonObject
 from models.db import Database
 from workers.brokers import LeadlineBroker
 from workers.readiness import readiness
 
-ProbeAnswer = tuple[bool, dict[str, Any]]
+ProbeAnswer = tuple[bool, JsonObject]
 Probe = Callable[[], ProbeAnswer]
 JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
 
@@ -55,7 +55,7 @@ class MetricsServer:
 class QuietHandler(WSGIRequestHandler):
     """No access lines on stderr: probes come every few seconds, and logs are JSON lines."""
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: object) -> None:
         return
 
 

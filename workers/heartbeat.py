@@ -19,11 +19,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Self
 
 import dramatiq
 from dramatiq.broker import Consumer, MessageProxy
 from dramatiq.middleware import Middleware
+from dramatiq.worker import ConsumerThread
+
+from leadline.jsondata import JsonObject
 
 MonotonicClock = Callable[[], float]
 
@@ -31,9 +34,9 @@ MonotonicClock = Callable[[], float]
 @dataclass(frozen=True)
 class Liveness:
     alive: bool
-    detail: dict[str, Any]
+    detail: JsonObject
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {"status": "ok" if self.alive else "stale", **self.detail}
 
 
@@ -45,11 +48,13 @@ class ConsumerHeartbeat(Middleware):
         self._lock = threading.Lock()
         self._beats: dict[int, tuple[str, float]] = {}
 
-    def after_consumer_thread_boot(self, broker: dramatiq.Broker, thread: Any) -> None:
+    def after_consumer_thread_boot(self, broker: dramatiq.Broker, thread: ConsumerThread) -> None:
         with self._lock:
             self._beats[threading.get_ident()] = (str(thread.queue_name), self.clock())
 
-    def before_consumer_thread_shutdown(self, broker: dramatiq.Broker, thread: Any) -> None:
+    def before_consumer_thread_shutdown(
+        self, broker: dramatiq.Broker, thread: ConsumerThread
+    ) -> None:
         with self._lock:
             self._beats.pop(threading.get_ident(), None)
 

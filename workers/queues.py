@@ -16,7 +16,8 @@ dead       Dramatiq's own copies in `<queue>.XQ`, kept 7 days (Redis: a sorted s
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+
+from leadline.jsondata import JsonObject
 
 
 @dataclass(frozen=True)
@@ -27,5 +28,5 @@ class QueueStats:
     in_flight: int | None
     dead: int
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return asdict(self)

@@ -8,7 +8,7 @@ which the composition root (CLI, tests) calls once it knows the settings.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
@@ -33,8 +33,10 @@ from workers.middleware.drain import Drain
 from workers.middleware.metrics import ProcessingMetrics
 from workers.middleware.redaction import RedactedTracebacks
 
-F = TypeVar("F", bound=Callable[..., Any])
-ACTORS: list[dramatiq.Actor[Any, Any]] = []
+P = ParamSpec("P")
+# Every actor's signature differs; none returns anything (what it does is in the database).
+SomeActor = dramatiq.Actor[..., None]
+ACTORS: list[SomeActor] = []
 _database: Database | None = None
 
 
@@ -77,11 +79,11 @@ _placeholder = StubBroker(middleware=build_middleware())
 
 
 def actor(
-    *, queue_name: str = "default", actor_name: str | None = None, **options: Any
-) -> Callable[[F], dramatiq.Actor[Any, Any]]:
+    *, queue_name: str = "default", actor_name: str | None = None, **options: object
+) -> Callable[[Callable[P, None]], dramatiq.Actor[P, None]]:
     """Declare an actor; it is bound to the real broker by install_broker."""
 
-    def decorate(fn: F) -> dramatiq.Actor[Any, Any]:
+    def decorate(fn: Callable[P, None]) -> dramatiq.Actor[P, None]:
         declared = dramatiq.Actor(
             fn,
             broker=_placeholder,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
-from intake.api_errors import ApiError
+from intake.api_errors import ApiError, FieldError
 from intake.api_schemas import (
     Accepted,
     AlertRecipientIn,
@@ -28,7 +28,11 @@ def e164(body: AlertRecipientIn) -> str:
     try:
         return normalize_phone(body.phone)
     except InvalidPhoneNumber:
-        field = {"loc": ["body", "phone"], "msg": "not an E.164 number", "type": "phone"}
+        field: FieldError = {
+            "loc": ["body", "phone"],
+            "msg": "not an E.164 number",
+            "type": "phone",
+        }
         raise ApiError(422, "invalid request", fields=[field]) from None
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from intake.openapi import build_document
+from intake.openapi import at, build_document
+from leadline.jsondata import JsonObject, as_object
 
 router = APIRouter(include_in_schema=False)
 PAGE_CSP = "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -37,29 +37,32 @@ nav a { margin-right: .6rem; } .muted { color: #6b7480; }
 
 
 @lru_cache(maxsize=1)
-def document() -> dict[str, Any]:
+def document() -> JsonObject:
     return build_document()
 
 
-def operations(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    found = []
-    for path, item in doc["paths"].items():
+def operations(doc: JsonObject) -> list[JsonObject]:
+    found: list[JsonObject] = []
+    paths = at(doc, "paths")
+    for path in paths:
+        item = at(paths, path)
         for method in METHODS:
             if method in item:
-                found.append({"path": path, "method": method.upper(), **item[method]})
+                found.append({"path": path, "method": method.upper(), **at(item, method)})
     return found
 
 
-def schema_name(content: dict[str, Any] | None) -> str | None:
-    schema = ((content or {}).get("application/json") or {}).get("schema") or {}
-    ref = schema.get("$ref")
+def schema_name(content: object) -> str | None:
+    """The schema a request body or response names (the template calls this)."""
+    schema = as_object(as_object(content).get("application/json")).get("schema")
+    ref = as_object(schema).get("$ref")
     return ref.rsplit("/", 1)[-1] if isinstance(ref, str) else None
 
 
 @lru_cache(maxsize=1)
 def rendered_page() -> str:
     doc = document()
-    schemas = doc["components"]["schemas"]
+    schemas = at(doc, "components", "schemas")
     return TEMPLATES.get_template("api_docs.html").render(
         info=doc["info"],
         operations=operations(doc),

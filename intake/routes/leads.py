@@ -18,7 +18,6 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
@@ -35,6 +34,7 @@ from intake.schemas import DEFAULT_REGION, NEEDS_REGION, LeadIn, field_errors
 from intake.spool import database_unreachable, unavailable
 from intake.verify import verify_standard_webhook
 from leadline.errors import VerificationError
+from leadline.jsondata import JsonObject
 from leadline.logging import mark_sensitive
 from models.orgs import default_region
 from tasks.context import TaskContext
@@ -54,7 +54,7 @@ class Caller:
     message_id: str | None = None
 
 
-def lead_payload(lead: LeadIn, received_at: datetime) -> dict[str, Any]:
+def lead_payload(lead: LeadIn, received_at: datetime) -> JsonObject:
     payload = lead.model_dump(mode="json", exclude_none=True)
     payload["received_at"] = received_at.isoformat()
     return payload

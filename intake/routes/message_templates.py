@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from intake.api_errors import ApiError, not_found
+from intake.api_errors import ApiError, FieldError, not_found
 from intake.api_schemas import TemplateIn, TemplateOut
 from intake.principals import CurrentPrincipal
 from intake.tenant_calls import TenantCall, in_tenant
@@ -46,7 +46,7 @@ async def put_template(
         raise ApiError(422, "invalid request", fields=[template_error(exc)]) from None
 
 
-def template_error(_: TemplateError) -> dict[str, object]:
+def template_error(_: TemplateError) -> FieldError:
     """TemplateError's own text quotes the unknown placeholders: not repeated here."""
     allowed = ", ".join(sorted(PLACEHOLDERS))
     message = f"empty, too long, control characters or unknown placeholders (allowed: {allowed})"

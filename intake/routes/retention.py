@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -14,6 +13,7 @@ from intake.api_schemas import ErasureOut
 from intake.principals import CurrentPrincipal
 from intake.responses import error_response
 from leadline.errors import NotFoundError
+from leadline.jsondata import JsonObject
 from models.retention import ErasureRequest
 from tasks.context import TaskContext
 from tasks.erasure import request_erasure
@@ -48,7 +48,7 @@ async def erase_lead(request: Request, lead_id: str, principal: CurrentPrincipal
     return JSONResponse(body, status_code=202)
 
 
-EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {
+EXPORT_CONTENT: dict[int | str, JsonObject] = {
     200: {
         "description": "Leads and conversations: JSON, or a zip of CSV files (format=csv)",
         "content": {"application/json": {}, "application/zip": {}},

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
@@ -28,6 +27,7 @@ from intake.hooks import (
 )
 from intake.verify import parse_json_object, verify_stripe
 from leadline.errors import VerificationError
+from leadline.jsondata import JsonObject
 from models.billing import org_for_stripe_customer
 
 router = APIRouter()
@@ -41,7 +41,7 @@ HANDLED_TYPES = {
 }
 
 
-def customer_id(event: dict[str, Any]) -> str | None:
+def customer_id(event: JsonObject) -> str | None:
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict):

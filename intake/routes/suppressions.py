@@ -9,7 +9,7 @@ from dataclasses import asdict
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
-from intake.api_errors import ApiError
+from intake.api_errors import ApiError, FieldError
 from intake.api_schemas import SuppressionIn, SuppressionOut, SuppressionPage
 from intake.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, next_cursor
 from intake.principals import CurrentPrincipal
@@ -57,7 +57,11 @@ async def record(
     try:
         phone = normalize_phone(body.phone)
     except InvalidPhoneNumber:
-        field = {"loc": ["body", "phone"], "msg": "not an E.164 number", "type": "phone"}
+        field: FieldError = {
+            "loc": ["body", "phone"],
+            "msg": "not an E.164 number",
+            "type": "phone",
+        }
         raise ApiError(422, "invalid request", fields=[field]) from None
 
     def write(call: TenantCall) -> RecordedOptout:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -33,6 +32,7 @@ from intake.hooks import (
 from intake.responses import error_response
 from intake.verify import parse_json_object, verify_twilio
 from leadline.errors import VerificationError
+from leadline.jsondata import JsonObject
 from models.normalize import InvalidPhoneNumber, normalize_phone
 from models.routing import org_for_number
 
@@ -49,7 +49,7 @@ def public_url(request: Request) -> str:
     return f"{base}{request.url.path}" + (f"?{query}" if query else "")
 
 
-def external_id(source: str, params: dict[str, Any]) -> str | None:
+def external_id(source: str, params: JsonObject) -> str | None:
     sid = params.get("MessageSid") or params.get("SmsSid")
     if not isinstance(sid, str) or not SID.match(sid):
         return None
@@ -61,7 +61,7 @@ def external_id(source: str, params: dict[str, Any]) -> str | None:
     return f"{sid}:{status}"
 
 
-def business_number(source: str, params: dict[str, Any]) -> str | None:
+def business_number(source: str, params: JsonObject) -> str | None:
     raw = params.get("To" if source == "twilio_sms" else "From")
     if not isinstance(raw, str):
         return None
@@ -71,9 +71,7 @@ def business_number(source: str, params: dict[str, Any]) -> str | None:
         return None
 
 
-async def route(
-    request: Request, source: str, params: dict[str, Any]
-) -> uuid.UUID | Response | None:
+async def route(request: Request, source: str, params: JsonObject) -> uuid.UUID | Response | None:
     """The org a verified request is for; None if unknown, 503 when the database is down and
     the routing is not in the spool's cache."""
     context = context_of(request)
@@ -97,7 +95,7 @@ async def route(
     )
 
 
-async def verified_params(request: Request, source: str) -> dict[str, Any] | Response:
+async def verified_params(request: Request, source: str) -> JsonObject | Response:
     token = configured(context_of(request).settings.twilio_auth_token)
     signature = request.headers.get("x-twilio-signature")
     body = await request.body()

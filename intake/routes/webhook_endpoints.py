@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from intake.api_errors import ApiError
+from intake.api_errors import ApiError, FieldError
 from intake.api_schemas import (
     DeliveryOut,
     DeliveryPage,
@@ -59,7 +59,7 @@ def endpoint_out(endpoint: WebhookEndpoint) -> EndpointOut:
 
 def refused(exc: Exception) -> ApiError:
     """The SSRF guard's or the definition's reason, which names no submitted value."""
-    field = {"loc": ["body"], "msg": str(exc)[:200], "type": type(exc).__name__}
+    field: FieldError = {"loc": ["body"], "msg": str(exc)[:200], "type": type(exc).__name__}
     return ApiError(422, "invalid request", fields=[field])
 
 
@@ -179,7 +179,7 @@ def moment(value: str, now: datetime, name: str) -> datetime:
     try:
         return parse_moment(value, now, name)
     except Exception:
-        field = {
+        field: FieldError = {
             "loc": ["query", name],
             "msg": "not a time (ISO 8601, or 30m, 2h, 7d)",
             "type": "time",
@@ -214,7 +214,7 @@ async def recover(
 
 
 def delivery_out(delivery: WebhookDelivery) -> DeliveryOut:
-    fields: dict[str, Any] = {
+    fields: dict[str, object] = {
         name: getattr(delivery, name) for name in DeliveryOut.model_fields if name != "webhook_id"
     }
     return DeliveryOut(webhook_id=delivery.event_id, **fields)

@@ -20,12 +20,12 @@ from leadline.commands.common import (
     parse_uuid,
     run_guarded,
 )
-from leadline.jsondata import JsonObject, as_object
+from leadline.jsondata import JsonObject
 from leadline.timespec import parse_moment
 from tasks.context import open_runtime
 
 if TYPE_CHECKING:
-    from models.campaigns import CampaignSpec
+    from models.campaigns import CampaignSpec, CampaignView
 
 campaign_app = typer.Typer(help="SMS re-engagement campaigns.", no_args_is_help=True)
 CLI_ACTOR = "cli"
@@ -116,13 +116,13 @@ def campaign_show(org: str, campaign: str, as_json: bool = JsonOption) -> None:
 
     def run() -> None:
         view = show(org_id, campaign_id)
-        counts = ", ".join(f"{name} {value}" for name, value in as_object(view["counts"]).items())
+        counts = ", ".join(f"{name} {value}" for name, value in view["counts"].items())
         emit(view, as_json, f"{view['name']} ({view['status']}): {counts}")
 
     run_guarded(run, as_json)
 
 
-def show(org_id: uuid.UUID, campaign_id: uuid.UUID) -> JsonObject:
+def show(org_id: uuid.UUID, campaign_id: uuid.UUID) -> CampaignView:
     from leadline.errors import NotFoundError
     from models.campaigns import campaign_view
     from models.messaging import Campaign

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from leadline.commands.common import (
     JsonOption,
     emit,
+    fail,
     org_session,
     parse_phone,
     parse_uuid,
@@ -42,25 +43,78 @@ def in_tenant(org: str, work: Callable[[TaskContext, Session, uuid.UUID], T]) ->
         return work(context, session, org_id)
 
 
+MessagingServiceOption = typer.Option(
+    None,
+    "--messaging-service",
+    help="Send this number's SMS through a Twilio Messaging Service (MG…, 10DLC) instead of From.",
+)
+
+
 @number_app.command("add")
-def number_add(org: str, number: str, as_json: bool = JsonOption) -> None:
+def number_add(
+    org: str,
+    number: str,
+    messaging_service: str | None = MessagingServiceOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Route inbound SMS sent to NUMBER (E.164, or national in the org's default region) to ORG."""
     from models.orgs import default_region
-    from models.routing import add_phone_number
+    from models.routing import add_phone_number, set_messaging_service
 
     parse_uuid(org, "ORG")
     if number.strip().startswith("+"):
         parse_phone(number)  # a bad number is refused before any connection
+    check_messaging_service(messaging_service, as_json)
 
     def add(_context: TaskContext, session: Session, org_id: uuid.UUID) -> str:
         e164 = parse_phone(number, region=default_region(session, org_id))
-        return add_phone_number(session, org_id, e164)
+        added = add_phone_number(session, org_id, e164)
+        if messaging_service is not None:
+            set_messaging_service(session, org_id, added, messaging_service)
+        return added
 
     def run() -> None:
         added = in_tenant(org, add)
-        emit({"org_id": org, "number": added}, as_json, f"{added} now routes to {org}")
+        emit(
+            {"org_id": org, "number": added, "messaging_service_sid": messaging_service},
+            as_json,
+            f"{added} now routes to {org}" + via(messaging_service),
+        )
 
     run_guarded(run, as_json)
+
+
+@number_app.command("set-service")
+def number_set_service(org: str, number: str, service: str, as_json: bool = JsonOption) -> None:
+    """Send NUMBER's SMS through the Messaging Service SERVICE (MG…), or `none` for From."""
+    from models.routing import set_messaging_service
+
+    parse_uuid(org, "ORG")
+    sid = None if service.strip().casefold() == "none" else service.strip()
+    check_messaging_service(sid, as_json)
+
+    def run() -> None:
+        changed = in_tenant(
+            org, lambda _c, session, org_id: set_messaging_service(session, org_id, number, sid)
+        )
+        emit(
+            {"org_id": org, "number": changed, "messaging_service_sid": sid},
+            as_json,
+            f"{changed} sends" + (via(sid) or " from itself (From)"),
+        )
+
+    run_guarded(run, as_json)
+
+
+def check_messaging_service(sid: str | None, as_json: bool) -> None:
+    from models.routing import MESSAGING_SERVICE_SID
+
+    if sid is not None and MESSAGING_SERVICE_SID.fullmatch(sid) is None:
+        fail(f"{sid!r} is not a Messaging Service SID (MG followed by 32 hex digits)", as_json)
+
+
+def via(sid: str | None) -> str:
+    return f" (sends through Messaging Service {sid})" if sid else ""
 
 
 @number_app.command("remove")
@@ -81,11 +135,12 @@ def number_remove(org: str, number: str, as_json: bool = JsonOption) -> None:
 @number_app.command("list")
 def number_list(org: str, as_json: bool = JsonOption) -> None:
     """The numbers ORG owns."""
-    from models.routing import list_phone_numbers
+    from models.routing import list_phone_number_services
 
     def run() -> None:
-        numbers = in_tenant(org, lambda _c, session, _o: list_phone_numbers(session))
-        emit(numbers, as_json, "\n".join(numbers) or "no numbers")
+        numbers = in_tenant(org, lambda _c, session, _o: list_phone_number_services(session))
+        lines = [f"{row['number']}{via(row['messaging_service_sid'])}" for row in numbers]
+        emit(numbers, as_json, "\n".join(lines) or "no numbers")
 
     run_guarded(run, as_json)
 

@@ -232,6 +232,12 @@ def org_settings(
         "--default-region",
         help="Region national phone numbers are read in (US, GB, ...); `none` requires E.164.",
     ),
+    quiet_hours: str | None = typer.Option(
+        None,
+        "--quiet-hours",
+        help="Recipients' local hours campaign messages may be sent in, e.g. 09:00-20:00 "
+        "(inside 08:00-21:00); `default` for 08:00-21:00.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Show ORG's settings, or change them (audited)."""
@@ -239,23 +245,32 @@ def org_settings(
     from models.normalize import InvalidRegion
     from models.orgs import default_region as current_region
     from models.orgs import get_organization, set_default_region
+    from models.quiet_hours import InvalidQuietHours, org_window, parse_window, set_org_window
 
     org_id = parse_uuid(org, "ORG")
     clear = default_region is not None and default_region.strip().casefold() == "none"
+    reset_window = quiet_hours is not None and quiet_hours.strip().casefold() == "default"
+    try:
+        window = parse_window(quiet_hours) if quiet_hours is not None and not reset_window else None
+    except InvalidQuietHours as exc:
+        fail(str(exc), as_json)
 
     def run() -> None:
         context = open_runtime()
         with context.db.tenant(org_id) as session:
-            if default_region is None:
-                get_organization(session, org_id)
-                region = current_region(session, org_id)
-            else:
-                region = set_default_region(session, org_id, None if clear else default_region)
-        changed = "" if default_region is None else "set: "
+            get_organization(session, org_id)
+            if default_region is not None:
+                set_default_region(session, org_id, None if clear else default_region)
+            if quiet_hours is not None:
+                set_org_window(session, org_id, window)
+            region = current_region(session, org_id)
+            hours = str(org_window(session, org_id))
+        changed = "" if default_region is None and quiet_hours is None else "set: "
         emit(
-            {"org_id": str(org_id), "default_region": region},
+            {"org_id": str(org_id), "default_region": region, "quiet_hours": hours},
             as_json,
-            f"{changed}default region {region or 'none (phone numbers must be +E.164)'}",
+            f"{changed}default region {region or 'none (phone numbers must be +E.164)'}, "
+            f"quiet hours: messages to leads only {hours} their local time",
         )
 
     try:

@@ -124,10 +124,10 @@ def backup_restore(
         context = open_runtime()
         if source is not None:
             with progress("organisations restored") as on_progress:
-                summary = restore_from_store(
+                store_summary = restore_from_store(
                     context, source, context.clock(), on_progress=on_progress
                 )
-            emit(summary, as_json, describe(summary))
+            emit(store_summary, as_json, describe(store_summary))
             return
         assert backup is not None
         with progress("tables restored") as on_progress:

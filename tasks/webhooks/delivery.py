@@ -10,7 +10,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Protocol, cast
 
 import dramatiq
 import redis
@@ -22,7 +22,7 @@ from leadline.logging import get_logger
 from leadline.metrics import WEBHOOK_ATTEMPTS
 from leadline.settings import Settings
 from models.crypto import OrgCipher
-from models.webhook_endpoints import get_endpoint, signing_keys
+from models.webhook_endpoints import SecretColumns, get_endpoint, signing_keys
 from models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext, get_context
@@ -58,7 +58,17 @@ _CLAIMED_COLUMNS = (
 )
 
 
-def _claim_due(session: Session, delivery_id: uuid.UUID, now: datetime) -> Any:
+class ClaimedRow(SecretColumns, Protocol):
+    """A row of `_CLAIMED_COLUMNS` (its `id` is the endpoint's)."""
+
+    delivery_id: uuid.UUID
+    org_id: uuid.UUID
+    payload_ct: bytes
+    event_id: str
+    url: str
+
+
+def _claim_due(session: Session, delivery_id: uuid.UUID, now: datetime) -> ClaimedRow | None:
     """The common case in one statement: a due pending delivery of an enabled endpoint."""
     d, e = _DELIVERIES.c, _ENDPOINTS.c
     statement = (
@@ -68,7 +78,7 @@ def _claim_due(session: Session, delivery_id: uuid.UUID, now: datetime) -> Any:
         .values(state="delivering", claimed_at=now, updated_at=now)
         .returning(*_CLAIMED_COLUMNS)
     )
-    return session.execute(statement).first()
+    return cast(ClaimedRow | None, session.execute(statement).first())
 
 
 def _explain_unclaimable(session: Session, delivery_id: uuid.UUID, now: datetime) -> NotDue | None:
@@ -93,7 +103,7 @@ def claim_delivery(
     return _claim_of(cipher, row, now)
 
 
-def _claim_of(cipher: OrgCipher, row: Any, now: datetime) -> WebhookClaim:
+def _claim_of(cipher: OrgCipher, row: ClaimedRow, now: datetime) -> WebhookClaim:
     return WebhookClaim(
         delivery_id=row.delivery_id,
         org_id=row.org_id,
@@ -118,7 +128,8 @@ def claim_deliveries(
         .values(state="delivering", claimed_at=now, updated_at=now)
         .returning(*_CLAIMED_COLUMNS)
     )
-    claims = [_claim_of(cipher, row, now) for row in session.execute(statement)]
+    rows = cast(list[ClaimedRow], session.execute(statement).all())
+    claims = [_claim_of(cipher, row, now) for row in rows]
     claimed = {claim.delivery_id for claim in claims}
     not_due: dict[uuid.UUID, NotDue] = {}
     for delivery_id in delivery_ids:
@@ -257,7 +268,7 @@ def finish_attempt(context: TaskContext, claim: WebhookClaim, result: AttemptRes
         enqueue_later(claim.org_id, claim.delivery_id, delay)
 
 
-def _attempt_row(claim: WebhookClaim, result: AttemptResult) -> dict[str, Any]:
+def _attempt_row(claim: WebhookClaim, result: AttemptResult) -> dict[str, object]:
     return {
         "id": uuid.uuid4(),
         "org_id": claim.org_id,

@@ -18,7 +18,7 @@ from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpcore
 import httpx
@@ -177,9 +177,10 @@ class Dispatcher:
         self.limit = limit
         self._in_flight: set[Future[None]] = set()
         self._lock = threading.Condition()
-        self._pools: dict[tuple[Any, ...], ClientPool] = {}
+        # (event loop, policy, timeout, transport overrides): see pool()
+        self._pools: dict[tuple[int, UrlPolicy, float, int], ClientPool] = {}
 
-    def submit(self, coroutine: Coroutine[Any, Any, None]) -> Future[None]:
+    def submit(self, coroutine: Coroutine[object, object, None]) -> Future[None]:
         """Blocks the calling worker thread while `limit` requests are already in flight."""
         loop_thread = get_event_loop_thread()
         if loop_thread is None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Row, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from leadline.errors import LeadlineError, NotFoundError
+from leadline.jsondata import JsonObject
 from leadline.logging import get_logger
 from leadline.progress import ProgressCallback
 from models.audit import record_audit
@@ -63,7 +63,7 @@ def release_stale_claims(context: TaskContext, now: datetime) -> int:
 
 def _due_batch(
     session: Session, cutoff: datetime, after: tuple[datetime, uuid.UUID] | None
-) -> list[Any]:
+) -> list[Row[uuid.UUID, uuid.UUID, datetime]]:
     query = select(
         WebhookDelivery.id, WebhookDelivery.org_id, WebhookDelivery.next_attempt_at
     ).where(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= cutoff)
@@ -238,7 +238,7 @@ def delivery_attempts(session: Session, delivery_id: uuid.UUID) -> list[WebhookA
     return list(session.scalars(query.order_by(WebhookAttempt.started_at, WebhookAttempt.id)))
 
 
-def list_attempts(session: Session, endpoint_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
+def list_attempts(session: Session, endpoint_id: uuid.UUID, limit: int) -> list[JsonObject]:
     """Newest attempts first; status or error class, never a response body."""
     get_endpoint(session, endpoint_id)
     query = (

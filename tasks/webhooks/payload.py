@@ -11,8 +11,9 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
+from leadline.jsondata import JsonObject
 from models.crypto import OrgCipher
 from models.leads import decrypt_lead
 from models.tables import Lead
@@ -23,6 +24,14 @@ MAX_PAYLOAD_BYTES = 20_000
 MAX_FIELD_CHARS = 2_000
 
 
+class WebhookPayload(TypedDict):
+    """The body of every webhook request (docs/webhooks.md)."""
+
+    type: str
+    timestamp: str
+    data: JsonObject
+
+
 def webhook_id(event_id: uuid.UUID) -> str:
     return f"msg_{event_id.hex}"
 
@@ -31,7 +40,7 @@ def timestamp_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _shared_value(value: Any) -> Any:
+def _shared_value(value: object) -> object:
     if isinstance(value, datetime):
         return timestamp_text(value)
     if isinstance(value, str):
@@ -39,8 +48,8 @@ def _shared_value(value: Any) -> Any:
     return value
 
 
-def lead_object(cipher: OrgCipher, lead: Lead, shared: list[str]) -> dict[str, Any]:
-    summary: dict[str, Any] = {"id": str(lead.id), "source": lead.source, "status": lead.status}
+def lead_object(cipher: OrgCipher, lead: Lead, shared: list[str]) -> JsonObject:
+    summary: JsonObject = {"id": str(lead.id), "source": lead.source, "status": lead.status}
     if not shared:
         return summary
     view = decrypt_lead(cipher, lead)
@@ -58,14 +67,14 @@ def lead_object(cipher: OrgCipher, lead: Lead, shared: list[str]) -> dict[str, A
 
 def build_payload(
     event: DomainEvent, lead: Lead | None, shared_fields: Sequence[str]
-) -> dict[str, Any]:
-    data: dict[str, object] = dict(event.data)
+) -> WebhookPayload:
+    data: JsonObject = dict(event.data)
     if lead is not None:
         data["lead"] = lead_object(event.cipher, lead, list(shared_fields))
     return {"type": event.type, "timestamp": timestamp_text(event.now), "data": data}
 
 
-def encode_payload(payload: dict[str, Any]) -> bytes:
+def encode_payload(payload: WebhookPayload) -> bytes:
     """Compact JSON under 20 KB; shared lead fields are dropped first if it would not fit."""
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     lead = payload["data"].get("lead")

@@ -17,6 +17,7 @@ from tests.helpers import wait_for
 from tests.support.messaging import (
     add_business_number,
     assert_no_duplicates,
+    clock_at,
     distinct_phones,
     inbound_sms,
     make_leads,
@@ -73,7 +74,10 @@ def test_campaign_to_500_leads_with_50_suppressed_sends_exactly_450_at_the_rate(
     make_leads(context, org.id, suppressed[:25])
     rate = 150.0
 
-    with tuned_settings(context, leadline_campaign_rate_per_sender=rate):
+    with (
+        clock_at(context) as clocked,
+        tuned_settings(clocked, leadline_campaign_rate_per_sender=rate),
+    ):
         response = launch(client, org, "spring-2026")
         assert response.status_code == 202
         campaign_id = response.json()["id"]
@@ -89,6 +93,7 @@ def test_campaign_to_500_leads_with_50_suppressed_sends_exactly_450_at_the_rate(
     assert counts(client, org, campaign_id) == {
         "targeted": 475,
         "queued": 0,
+        "held": 0,
         "sent": 450,
         "delivered": 0,
         "blocked": 25,
@@ -114,7 +119,10 @@ def test_sends_are_throttled_per_sender_number(
     make_leads(context, org.id, distinct_phones(5))
     rate = 4.0
 
-    with tuned_settings(context, leadline_campaign_rate_per_sender=rate):
+    with (
+        clock_at(context) as clocked,
+        tuned_settings(clocked, leadline_campaign_rate_per_sender=rate),
+    ):
         first = launch(client, org, "slow-1")
         second = launch(client, org, "slow-2", name="Same sender, same pace")
         assert first.status_code == second.status_code == 202
@@ -134,12 +142,16 @@ def test_a_lead_who_said_stop_after_consenting_is_not_targeted(
     sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
+    add_business_number(context, org.id)
     phones = distinct_phones(3)
     make_leads(context, org.id, phones)
     inbound_sms(context, org.id, phones[2], "STOP")
     wait_for(lambda: processed_events(context, org.id) == 1)
 
-    with tuned_settings(context, leadline_campaign_rate_per_sender=50.0):
+    with (
+        clock_at(context) as clocked,
+        tuned_settings(clocked, leadline_campaign_rate_per_sender=50.0),
+    ):
         campaign_id = launch(client, org, "k").json()["id"]
         wait_for(lambda: messages_settled(context, org.id, 2))
 

@@ -65,7 +65,11 @@ def test_with_a_default_region_national_numbers_are_read_in_it(
     us, gb = make_org("US"), make_org("GB")
     set_us = leadline(settings, "org", "settings", str(us.id), "--default-region", "US", "--json")
     assert set_us.returncode == 0, set_us.stderr
-    assert json.loads(set_us.stdout) == {"org_id": str(us.id), "default_region": "US"}
+    assert json.loads(set_us.stdout) == {
+        "org_id": str(us.id),
+        "default_region": "US",
+        "quiet_hours": "08:00-21:00",
+    }
     assert (
         leadline(settings, "org", "settings", str(gb.id), "--default-region", "gb").returncode == 0
     )

@@ -35,7 +35,8 @@ SENDER = "+15005550006"
 
 
 def queue_message(context: TaskContext, org_id: uuid.UUID, to: str, purpose: str) -> uuid.UUID:
-    """One SMS row, not enqueued: the test decides what happens to it."""
+    """One SMS row, not enqueued: the test decides what happens to it. It answers a message
+    of the lead's from just now, so quiet hours never hold it (test_quiet_hours.py)."""
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         message = NewOutbound(
@@ -46,6 +47,7 @@ def queue_message(context: TaskContext, org_id: uuid.UUID, to: str, purpose: str
             recipient_bidx=phone_index(cipher, to),
             body=f"{purpose} {uuid.uuid4().hex[:8]}",
             sender=SENDER,
+            reply_to_at=context.clock(),
         )
         [row] = queue_outbound(session, cipher, [message], context.clock())
     return row.id

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -236,3 +239,36 @@ def run_leadline(settings: Settings, *args: str) -> subprocess.CompletedProcess[
         timeout=60,
         check=False,
     )
+
+
+class SteppedClock:
+    """Runs at real speed from a chosen instant; `set` jumps to another (TaskContext.clock)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.set(start)
+
+    def set(self, at: datetime) -> None:
+        self._anchor, self._since = at, time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self._anchor + timedelta(seconds=time.monotonic() - self._since)
+
+
+# 15:00 in New York, 12:00 in Los Angeles, 09:00 in Honolulu: inside every US window.
+US_DAYTIME = datetime(2026, 6, 10, 19, 0, tzinfo=UTC)
+
+
+@contextmanager
+def clock_at(context: Any, start: datetime = US_DAYTIME) -> Iterator[Any]:
+    """Workers (via get_context) read the time from a SteppedClock while the block runs.
+
+    Campaigns under it must use their own sending number (add_business_number): pacing slots
+    booked on a shared number at another time would be far from this clock."""
+    from tasks.context import set_context
+
+    clocked = dataclasses.replace(context, clock=SteppedClock(start))
+    set_context(clocked)
+    try:
+        yield clocked
+    finally:
+        set_context(context)

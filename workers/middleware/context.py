@@ -7,8 +7,6 @@ time (after `after_process_message`) is masked with them too.
 
 from __future__ import annotations
 
-from typing import Any
-
 import dramatiq
 import structlog
 from dramatiq.broker import MessageProxy
@@ -23,7 +21,7 @@ class LogContext(Middleware):
     """Binds message id, actor and request id to every log line of a message's processing."""
 
     def before_enqueue(
-        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int
+        self, broker: dramatiq.Broker, message: dramatiq.Message[object], delay: int
     ) -> None:
         request_id = structlog.contextvars.get_contextvars().get("request_id")
         if request_id and REQUEST_ID_OPTION not in message.options:
@@ -43,7 +41,7 @@ class LogContext(Middleware):
         broker: dramatiq.Broker,
         message: MessageProxy,
         *,
-        result: Any = None,
+        result: object = None,
         exception: BaseException | None = None,
     ) -> None:
         structlog.contextvars.clear_contextvars()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
@@ -125,5 +124,5 @@ def truncate(text: str, limit: int, *, keep_end: bool = False) -> str:
     return "…" + text[-(limit - 1) :] if keep_end else text[: limit - 1] + "…"
 
 
-def _ids(failure: Failure) -> dict[str, Any]:
+def _ids(failure: Failure) -> dict[str, str]:
     return {"message_id": failure.message_id, "actor": failure.actor, "queue": failure.queue}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
@@ -31,7 +30,7 @@ class ProcessingMetrics(Middleware):
         broker: dramatiq.Broker,
         message: MessageProxy,
         *,
-        result: Any = None,
+        result: object = None,
         exception: BaseException | None = None,
     ) -> None:
         self._observe(message, outcome_of(message, exception))

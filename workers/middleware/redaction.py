@@ -4,8 +4,6 @@ passed through the one redaction function before the message is written."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import dramatiq
 from dramatiq.middleware import Middleware
 
@@ -16,7 +14,7 @@ TRACEBACK_OPTION = "traceback"
 
 class RedactedTracebacks(Middleware):
     def before_enqueue(
-        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int
+        self, broker: dramatiq.Broker, message: dramatiq.Message[object], delay: int
     ) -> None:
         traceback = message.options.get(TRACEBACK_OPTION)
         if isinstance(traceback, str):

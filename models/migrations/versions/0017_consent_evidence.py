@@ -1,15 +1,15 @@
 """when a lead last gave SMS consent, and a way to find every opt-out a number ever sent,
 so a campaign targets only leads whose consent is newer than any STOP from their number
 
-Revision ID: 0015_consent_evidence
-Revises: 0014
+Revision ID: 0017
+Revises: 0016
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_consent_evidence"
-down_revision = "0014"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
