@@ -19,6 +19,8 @@ from models.tables import Lead
 from tests.helpers import wait_for
 from tests.support.intake import events_settled
 from tests.support.messaging import (
+    add_business_number,
+    clock_at,
     distinct_phones,
     inbound_sms,
     make_leads,
@@ -175,6 +177,7 @@ def test_a_campaign_targets_only_consent_newer_than_any_stop(
     sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
+    add_business_number(context, org.id)  # its own pacing slots, on the clock below
     never, lifted, renewed, stopped, stopped_renewed = distinct_phones(5)
     make_leads(context, org.id, [never, lifted, renewed, stopped, stopped_renewed])
     for phone in (lifted, renewed, stopped, stopped_renewed):
@@ -186,7 +189,10 @@ def test_a_campaign_targets_only_consent_newer_than_any_stop(
     for phone in (renewed, stopped_renewed):
         lead_of_event(client, org, post_lead(client, org, phone=phone, consent=EVIDENCE))
 
-    with tuned_settings(context, leadline_campaign_rate_per_sender=50.0):
+    with (
+        clock_at(context) as clocked,  # inside every US recipient's quiet-hours window
+        tuned_settings(clocked, leadline_campaign_rate_per_sender=50.0),
+    ):
         campaign_id = launch(client, org, "spring")
         wait_for(lambda: messages_settled(context, org.id, 3))
 
