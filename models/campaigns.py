@@ -121,7 +121,9 @@ def consent_after_every_optout() -> ColumnElement[bool]:
     in force, if any, and every opt-out ever recorded (the audit log keeps those a START
     lifted). A lead who consents again after a STOP is targeted, and still blocked until START.
     """
-    consent = Lead.last_consent_at
+    # A consent cannot have reached us after the row was last written: a time claimed in the
+    # future (an imported list's consent_at) counts as when it was stored.
+    consent = func.least(Lead.last_consent_at, Lead.updated_at)
     stop = aliased(Suppression)  # the outer query joins Suppression itself
     stop_in_force = (
         exists()

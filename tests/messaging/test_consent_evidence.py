@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import dramatiq
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from leadline.sandbox import SandboxState
+from models.leads import LeadFields, upsert_lead
 from models.messaging import Suppression
 from models.tables import Lead
 from tests.helpers import wait_for
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 
 
 pytestmark = pytest.mark.integration
+
+FAR_FUTURE = datetime(2099, 1, 1, tzinfo=UTC)
 
 CONSENT_TEXT = "I agree to receive texts from Acme Roofing. Msg&data rates may apply. STOP to end."
 EVIDENCE = {
@@ -178,13 +182,16 @@ def test_a_campaign_targets_only_consent_newer_than_any_stop(
 ) -> None:
     org = make_org()
     add_business_number(context, org.id)  # its own pacing slots, on the clock below
-    never, lifted, renewed, stopped, stopped_renewed = distinct_phones(5)
+    never, lifted, renewed, stopped, stopped_renewed, claimed = distinct_phones(6)
     make_leads(context, org.id, [never, lifted, renewed, stopped, stopped_renewed])
-    for phone in (lifted, renewed, stopped, stopped_renewed):
+    with context.db.tenant(org.id) as session:  # a consent time claimed in the future
+        fields = LeadFields(phone=claimed, sms_consent=True, consent_at=FAR_FUTURE)
+        upsert_lead(session, context.keys.cipher(session, org.id), fields)
+    for phone in (lifted, renewed, stopped, stopped_renewed, claimed):
         inbound_sms(context, org.id, phone, "STOP")  # recorded at the door
-    for phone in (lifted, renewed):
+    for phone in (lifted, renewed, claimed):
         inbound_sms(context, org.id, phone, "START")
-    wait_for(lambda: events_settled(context, org.id, 6) and suppressed_count(context, org.id) == 2)
+    wait_for(lambda: events_settled(context, org.id, 8) and suppressed_count(context, org.id) == 2)
     # Consent given again after the STOP: through the API like any form.
     for phone in (renewed, stopped_renewed):
         lead_of_event(client, org, post_lead(client, org, phone=phone, consent=EVIDENCE))
