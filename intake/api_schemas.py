@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, EmailStr, Field, model_validator
 
 from intake.pagination import Page
 from intake.schemas import StrictModel
@@ -241,8 +241,11 @@ class RecoverOut(BaseModel):
 
 
 class AlertRecipientOut(BaseModel):
+    """An alert number (`phone`) or an alert email (`email`): exactly one is set."""
+
     id: uuid.UUID
-    phone: str
+    phone: str | None = None
+    email: str | None = None
     created_at: datetime | None = None
 
 
@@ -251,7 +254,17 @@ class AlertRecipientList(Page):
 
 
 class AlertRecipientIn(StrictModel):
-    phone: str = Phone
+    """A number (SMS alerts) or an email address (email alerts, once the org has a From
+    address): exactly one of them."""
+
+    phone: str | None = Field(default=None, max_length=32, description="E.164 (`+14155550123`).")
+    email: EmailStr | None = Field(default=None, max_length=254)
+
+    @model_validator(mode="after")
+    def one_address(self) -> AlertRecipientIn:
+        if (self.phone is None) == (self.email is None):
+            raise ValueError("give either phone or email")
+        return self
 
 
 class Removed(BaseModel):
@@ -276,6 +289,7 @@ class TemplateIn(StrictModel):
 class CampaignOut(BaseModel):
     id: uuid.UUID
     name: str
+    channel: str = Field(default="sms", description="sms or email")
     status: str
     created_at: datetime
     launched_at: datetime | None

@@ -59,6 +59,9 @@ class ConsentIn(StrictModel):
     free_text = frozenset({"text"})
 
     sms: bool = False
+    # Marketing email (docs/messaging.md "Email consent"): counts only with the wording the
+    # person agreed to (`text`) and an email address to send to.
+    email: bool = False
     text: str | None = Field(default=None, max_length=1000)
     ip: str | None = Field(default=None, max_length=45, description="The visitor's IP address.")
     user_agent: str | None = Field(default=None, max_length=512)
@@ -99,6 +102,12 @@ class ConsentIn(StrictModel):
             raise ValueError("must be an absolute http(s) URL without credentials")
         return value
 
+    @model_validator(mode="after")
+    def email_consent_needs_its_wording(self) -> ConsentIn:
+        if self.email and not (self.text and self.text.strip()):
+            raise ValueError("email consent needs the consent text the person agreed to")
+        return self
+
 
 class LeadIn(StrictModel):
     free_text = frozenset({"message"})
@@ -129,6 +138,8 @@ class LeadIn(StrictModel):
     def phone_or_email(self) -> LeadIn:
         if not self.phone and not self.email:
             raise ValueError("phone or email is required")
+        if self.consent is not None and self.consent.email and not self.email:
+            raise ValueError("email consent needs an email address")
         return self
 
 

@@ -109,6 +109,24 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     meta_app_secret: SecretStr | None = None
     meta_verify_token: SecretStr | None = None
+    # Email through Postmark (docs/messaging.md "Email"): the server token that sends, the API
+    # base (the provider sandbox in development), the message stream campaigns go out on, and
+    # the HTTP basic-auth credentials Postmark's bounce, spam-complaint and subscription-change
+    # webhooks carry (POST /hooks/postmark).
+    postmark_server_token: SecretStr | None = None
+    postmark_api_base: str = "https://api.postmarkapp.com"
+    postmark_broadcast_stream: str = Field(default="broadcast", min_length=1, max_length=100)
+    postmark_webhook_user: SecretStr | None = None
+    postmark_webhook_password: SecretStr | None = None
+    # One-click unsubscribe links in campaign emails (RFC 8058): the HMAC secret that signs
+    # their tokens (unset outside production: derived from the primary master key) and how long
+    # a link keeps working.
+    leadline_unsubscribe_secret: SecretStr | None = None
+    leadline_unsubscribe_ttl_days: int = Field(default=90, ge=1, le=3650)
+
+    @property
+    def email_enabled(self) -> bool:
+        return bool(secret_value(self.postmark_server_token))
 
     # Intake: which provider routes are served (each needs its secrets), and rate limits in
     # the `limits` notation ("5/minute", "3 per 2 seconds").
@@ -382,6 +400,7 @@ def production_problems(settings: Settings) -> list[str]:
     problems.extend(missing_provider_secrets(settings))
     problems.extend(weak_provider_secrets(settings))
     problems.extend(messaging_problems(settings))
+    problems.extend(email_problems(settings))
     problems.extend(database_role_problems(settings))
     problems.extend(oidc_problems(settings))
     return problems
@@ -468,6 +487,33 @@ def messaging_problems(settings: Settings) -> list[str]:
         problems.append(
             "LEADLINE_OUTBOUND_SENDING_STALE_SECONDS must exceed LEADLINE_PROVIDER_TIMEOUT_SECONDS"
         )
+    return problems
+
+
+def email_problems(settings: Settings) -> list[str]:
+    """Sending email in production needs its webhooks verifiable, its unsubscribe links signed
+    with a secret of their own, and the real Postmark over TLS."""
+    if not settings.email_enabled:
+        return []
+    problems = [
+        f"{name} is required when POSTMARK_SERVER_TOKEN is set"
+        for name, value in (
+            ("POSTMARK_WEBHOOK_USER", settings.postmark_webhook_user),
+            ("POSTMARK_WEBHOOK_PASSWORD", settings.postmark_webhook_password),
+        )
+        if not secret_value(value)
+    ]
+    password = secret_value(settings.postmark_webhook_password)
+    if password and estimate_entropy_bits(password) < MIN_PROVIDER_SECRET_BITS:
+        problems.append("POSTMARK_WEBHOOK_PASSWORD is too short or too regular")
+    unsubscribe = secret_value(settings.leadline_unsubscribe_secret)
+    if len(unsubscribe) < MIN_OPS_TOKEN_LENGTH:
+        problems.append(
+            f"LEADLINE_UNSUBSCRIBE_SECRET must be at least {MIN_OPS_TOKEN_LENGTH} characters"
+        )
+    base = settings.postmark_api_base
+    if not base.startswith("https://") or is_loopback_url(base):
+        problems.append("POSTMARK_API_BASE must be an https URL of Postmark, not the sandbox")
     return problems
 
 

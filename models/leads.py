@@ -21,6 +21,7 @@ TABLE = "leads"
 CONSENT_EVIDENCE_MAX = 20
 PHONE_INDEX = "phone"
 PLATFORM_INDEX = "platform"
+EMAIL_INDEX = "email"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class LeadFields:
     platform_user: str | None = None
     source: str = "api"
     sms_consent: bool = False
+    email_consent: bool = False
     consent_text: str | None = None
     consent_at: datetime | None = None
     # Where the consent was given, when not the lead's source (an imported list says so).
@@ -96,6 +98,7 @@ class LeadView:
     status: str
     sms_consent: bool
     created_at: datetime
+    email_consent: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,12 @@ def platform_index(cipher: OrgCipher, platform_user: str) -> bytes:
     return cipher.blind_index(PLATFORM_INDEX, platform_user)
 
 
+def email_index(cipher: OrgCipher, email: str) -> bytes:
+    """The blind index of an email address (casefolded): the same for leads, alert emails,
+    outbound email and email suppressions."""
+    return cipher.blind_index(EMAIL_INDEX, normalize_email(email))
+
+
 def blind_indexes(cipher: OrgCipher, fields: LeadFields) -> dict[str, bytes | None]:
     return _blind_indexes(cipher, fields, _e164(fields))
 
@@ -129,7 +138,7 @@ def _blind_indexes(
     email = normalize_email(fields.email) if fields.email else None
     return {
         "phone_bidx": cipher.blind_index(PHONE_INDEX, phone) if phone else None,
-        "email_bidx": cipher.blind_index("email", email) if email else None,
+        "email_bidx": cipher.blind_index(EMAIL_INDEX, email) if email else None,
         "platform_bidx": (
             platform_index(cipher, fields.platform_user) if fields.platform_user else None
         ),
@@ -289,6 +298,8 @@ def _write_fields(
         lead.first_message_at = fields.message_at
     if fields.sms_consent:
         _merge_consent(cipher, lead, fields)
+    if fields.email_consent and fields.email:
+        _merge_email_consent(cipher, lead, fields)
 
 
 def _sent_before_first(lead: Lead, fields: LeadFields) -> bool:
@@ -305,7 +316,6 @@ def _merge_consent(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
     """Add this submission's consent to the lead's evidence. Runs under the lead's row lock
     (or on a row not yet visible to anyone), so concurrent posts for one phone keep every text.
     Every consent, even one already on record, renews `last_consent_at`."""
-    evidence = consent_evidence(cipher, lead)
     if not lead.sms_consent:
         lead.sms_consent = True
         lead.consent_at = fields.consent_at
@@ -314,6 +324,20 @@ def _merge_consent(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
         lead.last_consent_at is None or fields.consent_at > lead.last_consent_at
     ):
         lead.last_consent_at = fields.consent_at
+    _add_evidence(cipher, lead, fields)
+
+
+def _merge_email_consent(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
+    """Email consent is kept apart from SMS consent (one never implies the other); its wording
+    joins the same evidence list."""
+    if not lead.email_consent:
+        lead.email_consent = True
+        lead.email_consent_at = fields.consent_at
+    _add_evidence(cipher, lead, fields)
+
+
+def _add_evidence(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
+    evidence = consent_evidence(cipher, lead)
     entry = _new_evidence(fields)
     if any(entry.same_consent(known) for known in evidence) or (_bare(entry) and evidence):
         return
@@ -385,6 +409,7 @@ def decrypt_lead(cipher: OrgCipher, lead: Lead) -> LeadView:
         status=lead.status,
         sms_consent=lead.sms_consent,
         created_at=lead.created_at,
+        email_consent=lead.email_consent,
     )
 
 

@@ -46,6 +46,8 @@ INSERT_CHUNK = 500
 # Alerts go to the business's own numbers and chats: for them a duplicate is better than a
 # silent loss, so an unknown alert may be sent again. Messages to leads stay at most once.
 AT_LEAST_ONCE_PURPOSES = OWN_RECIPIENT_PURPOSES
+# Channels whose recipients are checked against the suppression list (by blind index).
+SUPPRESSIBLE_CHANNELS = frozenset({"sms", "email"})
 # `unknown` codes reconciliation has given up on: only an operator decides these.
 FOR_OPERATORS = frozenset({"not_at_provider", "ambiguous"})
 UNDECIDED_FOR_OPERATORS = timedelta(hours=1)
@@ -58,7 +60,8 @@ RELEASE_BATCH = 1000
 
 @dataclass(frozen=True)
 class NewOutbound:
-    """A message to queue. `recipient` is an E.164 number (sms) or a chat id (telegram)."""
+    """A message to queue. `recipient` is an E.164 number (sms), a chat id (telegram) or an
+    address (email, whose `body` is an encoded models.email_content.EmailContent)."""
 
     channel: str
     purpose: str
@@ -288,7 +291,7 @@ def messaging_service_for(session: Session, org_id: uuid.UUID, sender: str | Non
 
 
 def _blocked_reason(session: Session, row: OutboundMessage, opted_out: OptoutCheck) -> str | None:
-    if row.channel == "sms" and opted_out(session, row.org_id, row.recipient_bidx):
+    if row.channel in SUPPRESSIBLE_CHANNELS and opted_out(session, row.org_id, row.recipient_bidx):
         return "suppressed"
     if row.channel == "telegram":
         chat = session.get(TelegramChat, row.telegram_chat_id) if row.telegram_chat_id else None

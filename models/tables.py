@@ -48,6 +48,7 @@ class InboundSource(StrEnum):
     STRIPE = "stripe"
     TELEGRAM = "telegram"
     META = "meta"
+    POSTMARK = "postmark"
 
 
 class InboundEventStatus(StrEnum):
@@ -75,6 +76,9 @@ class Organization(Base):
     deletion_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # ISO 3166 region national phone numbers are read in; None: E.164 required
     default_region: Mapped[str | None] = mapped_column(String(2))
+    # The address the org's email goes out from (`leadline org settings ORG --email-from`): the
+    # business's own, not a person's, so it is kept in clear. None: the org sends no email.
+    email_from: Mapped[str | None] = mapped_column(String(254))
     # Local hours campaign messages may be sent in (models/quiet_hours.py); None: the default
     quiet_hours_start: Mapped[time | None] = mapped_column(Time)
     quiet_hours_end: Mapped[time | None] = mapped_column(Time)
@@ -195,6 +199,12 @@ class Lead(Base):
     # The latest SMS consent given (consent_at is the first): a campaign needs it newer than
     # any opt-out from the lead's number.
     last_consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Marketing email consent (docs/messaging.md "Email consent"), given with an email address;
+    # its text joins the same evidence list as the SMS consent's.
+    email_consent: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
+    email_consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Who in the business handles the lead: an opaque string from the tenant's product.
     assignee_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = now_column()

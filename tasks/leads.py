@@ -27,6 +27,7 @@ def handle_api_lead(ctx: InboundContext) -> None:
         message=text_of(data, "message"),
         source=text_of(data, "source") or "api",
         sms_consent=consent.get("sms") is True,
+        email_consent=consent.get("email") is True,
         consent_text=text_of(consent, "text"),
         consent_at=datetime.fromisoformat(received_at) if received_at else ctx.now,
         consent_details=ConsentDetails(

@@ -11,7 +11,9 @@ failure that matters. Every ambiguous choice is listed in docs/messaging.md.
 Recorded by: the intake (an inbound STOP, with its event, before the 2xx: record_inbound_optout),
 the worker (a START, or a STOP stored before the intake did this), a carrier refusal (Twilio
 21610 on a send or in a status callback), and the business itself for an opt-out it received
-another way (by phone, email, on the web, in person: record_reported_optout). A suppression
+another way (by phone, email, on the web, in person: record_reported_optout). Email has its own
+causes (record_email_suppression): a hard bounce or spam complaint Postmark reports, Postmark
+refusing an inactive recipient, or a one-click unsubscribe; nothing lifts those. A suppression
 is keyed by the recipient's blind index only and holds no lead id, so erasing a person never
 lifts their STOP. Its history lives in the audit log (optout.added / optout.removed; target
 the blind index in hex).
@@ -25,6 +27,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
+from typing import Literal
 
 from sqlalchemy import and_, delete, exists, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
@@ -32,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from models.audit import OPTOUT_ADDED, OPTOUT_REMOVED, record_audit
 from models.crypto import OrgCipher
-from models.leads import phone_index, platform_index
+from models.leads import email_index, phone_index, platform_index
 from models.messaging import Suppression
 from models.pagination import Position, after
 from models.tables import Lead
@@ -76,8 +79,15 @@ OPT_OUT_KEYWORDS = frozenset(
 )
 OPT_IN_KEYWORDS = frozenset({"start", "yes", "unstop"})
 HELP_KEYWORDS = frozenset({"help", "info"})
-# Twilio's answer to a send to a number that texted STOP to it: the carrier's own opt-out.
-CARRIER_OPT_OUT_CODES = frozenset({"21610"})
+# A provider's refusal of a recipient who opted out with it, and the suppression reason it
+# becomes: Twilio's answer to a send to a number that texted STOP to it, and Postmark's to an
+# address it marked inactive (after a hard bounce, a spam complaint or an unsubscribe).
+CARRIER_OPT_OUT_REASONS = {"21610": "twilio_21610", "postmark_406": "email_inactive"}
+CARRIER_OPT_OUT_CODES = frozenset(CARRIER_OPT_OUT_REASONS)
+# Why an email address is suppressed (docs/messaging.md "Email suppression").
+EmailSuppressionReason = Literal[
+    "email_hard_bounce", "email_spam_complaint", "email_unsubscribe", "email_inactive"
+]
 # How a business may have received an opt-out it records itself (POST /v1/suppressions).
 REPORTED_CHANNELS = ("email", "phone", "web", "in_person")
 REPORTED_PREFIX = "reported_"
@@ -177,9 +187,10 @@ def optout_reason(body: str) -> str:
 
 
 def carrier_optout_reason(code: str | None) -> str | None:
-    """The suppression reason for a carrier's refusal of a recipient (Twilio 21610, on a send
-    or in a status callback), recorded like their own STOP; None for any other code."""
-    return f"twilio_{code}" if code in CARRIER_OPT_OUT_CODES else None
+    """The suppression reason for a provider's refusal of a recipient (Twilio 21610 on a send
+    or in a status callback, Postmark's inactive recipient), recorded like their own opt-out;
+    None for any other code."""
+    return CARRIER_OPT_OUT_REASONS.get(code or "")
 
 
 # --------------------------------------------------------------------------- the check
@@ -211,7 +222,8 @@ class OptoutChange:
     lead_id: uuid.UUID | None = None
     # When the request reached us (an inbound event's received_at); None means now.
     requested_at: datetime | None = None
-    # What is suppressed: SMS to a phone's blind index, or a Meta platform user's.
+    # What is suppressed: SMS to a phone's blind index, email to an address's, or a Meta
+    # platform user's.
     channel: str = "sms"
 
     @property
@@ -296,6 +308,35 @@ def _announce(change: OptoutChange, opted_out: bool) -> None:
             change.now,
         )
     )
+
+
+# --------------------------------------------------------------------------- email
+
+
+def email_lead_id(session: Session, recipient_bidx: bytes) -> uuid.UUID | None:
+    """The org's lead with this email address (blind index), if any."""
+    return session.scalar(select(Lead.id).where(Lead.email_bidx == recipient_bidx).limit(1))
+
+
+def record_email_suppression(
+    session: Session,
+    cipher: OrgCipher,
+    email: str,
+    reason: EmailSuppressionReason,
+    actor: str,
+    after_commit: AfterCommit,
+    now: datetime,
+) -> bool:
+    """Block every later email to `email` in this org; False if it was already blocked."""
+    return suppress_email_index(
+        OptoutChange(session, cipher, email_index(cipher, email), reason, actor, after_commit, now)
+    )
+
+
+def suppress_email_index(change: OptoutChange) -> bool:
+    """record_optout for an email blind index (an unsubscribe link knows only the lead)."""
+    lead_id = change.lead_id or email_lead_id(change.session, change.recipient_bidx)
+    return record_optout(replace(change, lead_id=lead_id, channel="email"))
 
 
 # --------------------------------------------------------------------------- at the door

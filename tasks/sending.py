@@ -1,4 +1,4 @@
-"""send_sms / send_telegram: claim the row, call the provider, record what happened.
+"""send_sms / send_telegram / send_email: claim the row, call the provider, record what happened.
 
 Retries live on the row, not in Dramatiq: a transient failure puts the row back to `queued`
 with `next_attempt_at` (exponential backoff with jitter, or Telegram's retry_after) and sends
@@ -24,6 +24,7 @@ from leadline.logging import get_logger
 from leadline.metrics import MESSAGES_SENT
 from leadline.settings import Settings
 from models.campaigns import reserve_send_slots
+from models.email_content import TRANSACTIONAL_STREAM, decode_email
 from models.messaging import OutboundMessage
 from models.outbound_messages import (
     ClaimedMessage,
@@ -40,7 +41,13 @@ from models.outbound_messages import (
 from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext, get_context
 from tasks.optouts import OptoutChange, carrier_optout_reason, is_opted_out, record_optout
-from tasks.providers import ProviderResult, send_telegram_message, send_twilio_sms
+from tasks.providers import (
+    OutgoingEmail,
+    ProviderResult,
+    send_postmark_email,
+    send_telegram_message,
+    send_twilio_sms,
+)
 from workers.runtime import actor
 from workers.sms_holds import sms_held
 
@@ -58,10 +65,18 @@ def send_telegram(org_id: str, message_id: str) -> None:
     deliver_outbound(get_context(), uuid.UUID(org_id), uuid.UUID(message_id))
 
 
+@actor(queue_name="messages", max_retries=20)
+def send_email(org_id: str, message_id: str) -> None:
+    deliver_outbound(get_context(), uuid.UUID(org_id), uuid.UUID(message_id))
+
+
 SENDERS: dict[str, dramatiq.Actor[[str, str], None]] = {
     "sms": send_sms,
     "telegram": send_telegram,
+    "email": send_email,
 }
+# Who is named as the actor of a suppression a provider's refusal records.
+PROVIDER_NAMES = {"sms": "twilio", "telegram": "telegram", "email": "postmark"}
 
 
 def enqueue_send(channel: str, org_id: uuid.UUID, message_id: uuid.UUID, delay: float = 0) -> bool:
@@ -138,10 +153,31 @@ def call_provider(settings: Settings, message: ClaimedMessage) -> ProviderResult
                 message.sender,
                 message.messaging_service,
             )
+        if message.channel == "email":
+            return send_postmark_email(settings, outgoing_email(settings, message))
         return send_telegram_message(settings, message.recipient, message.body)
     except Exception as exc:  # the row is `sending`: whatever broke, the outcome is unknown
         log.error("provider call raised", channel=message.channel, error=type(exc).__name__)
         return ProviderResult("unknown", code="exception")
+
+
+def outgoing_email(settings: Settings, message: ClaimedMessage) -> OutgoingEmail:
+    content = decode_email(message.body)
+    stream = (
+        settings.postmark_broadcast_stream
+        if content.stream == "broadcast"
+        else TRANSACTIONAL_STREAM
+    )
+    return OutgoingEmail(
+        to=message.recipient,
+        sender=content.sender,
+        subject=content.subject,
+        text=content.text,
+        stream=stream,
+        headers=content.headers,
+        # Postmark returns these with bounces and complaints: they route them to the org.
+        metadata={"leadline_org": str(message.org_id), "leadline_message": str(message.id)},
+    )
 
 
 def outcome_for(
@@ -180,10 +216,11 @@ def record_result(context: TaskContext, message: ClaimedMessage, result: Provide
         reason = carrier_optout_reason(result.code) if result.kind == "blocked" else None
         if reason is not None:
             cipher = context.keys.cipher(session, message.org_id)
+            provider = PROVIDER_NAMES[message.channel]
             change = OptoutChange(
-                session, cipher, message.recipient_bidx, reason, "twilio", after_commit, now
+                session, cipher, message.recipient_bidx, reason, provider, after_commit, now
             )
-            record_optout(replace(change, lead_id=message.lead_id))
+            record_optout(replace(change, lead_id=message.lead_id, channel=message.channel))
         if result.kind == "unlink" and message.telegram_chat_id is not None:
             unlink_telegram_chat(session, message.telegram_chat_id, now)
     after_commit.flush()

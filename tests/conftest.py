@@ -131,6 +131,8 @@ def settings(
         twilio_api_base=provider_sandbox.url,
         telegram_bot_token="123456:test-bot-token",
         telegram_api_base=provider_sandbox.url,
+        postmark_server_token="test-postmark-server-token",
+        postmark_api_base=provider_sandbox.url,
         leadline_sms_retry_base_seconds=0.05,
         leadline_provider_timeout_seconds=5,
     )

@@ -1,135 +1,119 @@
-"""`leadline campaign create|show`: the campaigns of POST /v1/campaigns from the command line,
-validated by the same model (template placeholders, filter) and launched by the same actor.
-The filter `consent: sms` (the only kind) targets leads whose consent is newer than any STOP
-from their number (models/campaigns.py)."""
+"""`leadline campaign ...`: launch a campaign by SMS or email, show and list them.
+
+The same functions as `POST /v1/campaigns` and `GET /v1/campaigns[/{id}]`; an operator is not
+held to the API's launch rate limit."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 import typer
-from pydantic import ValidationError
 
 from leadline.commands.common import (
     BadInput,
     JsonOption,
     emit,
+    ensure_org,
     org_session,
     parse_uuid,
     run_guarded,
 )
-from leadline.jsondata import JsonObject
-from leadline.timespec import parse_moment
 from tasks.context import open_runtime
 
 if TYPE_CHECKING:
-    from models.campaigns import CampaignSpec, CampaignView
+    from models.campaigns import CampaignView
 
-campaign_app = typer.Typer(help="SMS re-engagement campaigns.", no_args_is_help=True)
-CLI_ACTOR = "cli"
+campaign_app = typer.Typer(help="Campaigns to leads, by SMS or email.", no_args_is_help=True)
+CHANNELS = ("sms", "email")
 
 
-@campaign_app.command("create")
-def campaign_create(
+class Launched(TypedDict):
+    id: str
+    channel: str
+    replayed: bool
+
+
+def _channel(value: str) -> Literal["sms", "email"]:
+    if value == "email":
+        return "email"
+    if value == "sms":
+        return "sms"
+    raise BadInput(f"--channel must be one of {', '.join(CHANNELS)} (sms is the default)")
+
+
+@campaign_app.command("launch")
+def campaign_launch(
     org: str,
-    name: str = typer.Option(..., "--name", help="What the business calls it."),
-    template: str = typer.Option(..., "--template", help="The text, e.g. 'Hi {name}, ...'."),
-    consent: str = typer.Option("sms", "--consent", help="Who may be texted: sms (the only kind)."),
-    created_after: str | None = typer.Option(
-        None, "--created-after", help="Only leads created after (ISO 8601, or 7d ago)."
-    ),
-    status: str | None = typer.Option(None, "--status", help="Only leads in this status."),
+    name: str = typer.Option(..., "--name", help="What it is called (an email's subject)."),
+    template: str = typer.Option(..., "--template", help="Its text, with {name}-style fields."),
+    channel: str = typer.Option("sms", "--channel", help="sms (the default) or email."),
     key: str | None = typer.Option(
-        None, "--key", help="Idempotency key: the same key again launches nothing new."
+        None, "--idempotency-key", help="The same key again launches nothing new."
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Launch a campaign to ORG's leads who consented to texts after any STOP of theirs."""
-    org_id = parse_uuid(org, "ORG")
-    spec = campaign_spec(name, template, consent, created_after, status)
-    idempotency_key = key or f"cli:{uuid.uuid4()}"
-
-    def run() -> None:
-        data = create(org_id, idempotency_key, spec)
-        text = (
-            f"campaign {data['id']} launched"
-            if data["created"]
-            else f"campaign {data['id']} already exists for this key (nothing new launched)"
-        )
-        emit(data, as_json, text)
-
-    run_guarded(run, as_json)
-
-
-def campaign_spec(
-    name: str, template: str, consent: str, created_after: str | None, status: str | None
-) -> CampaignSpec:
-    """The request body POST /v1/campaigns would take, checked the same way."""
-    from intake.routes.campaigns import CampaignIn
-
-    now = datetime.now(UTC)
-    when = parse_moment(created_after, now, "--created-after") if created_after else None
-    body = {
-        "name": name,
-        "template": template,
-        "filter": {"consent": consent, "created_after": when, "status": status},
-    }
-    try:
-        return CampaignIn.model_validate(body).spec()
-    except ValidationError as exc:
-        raise BadInput(f"{describe(exc)} (see `leadline campaign create --help`)") from None
-
-
-def describe(exc: ValidationError) -> str:
-    """Which options are wrong and why, without the values given."""
-    options = {"name": "--name", "template": "--template", "consent": "--consent"}
-    problems = []
-    for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        field = str(error["loc"][-1]) if error["loc"] else ""
-        option = options.get(field, f"--{field.replace('_', '-')}")
-        problems.append(f"{option}: {error['msg'].removeprefix('Value error, ')}")
-    return "; ".join(problems)
-
-
-def create(org_id: uuid.UUID, key: str, spec: CampaignSpec) -> JsonObject:
-    from models.campaigns import create_campaign
+    """Launch a campaign to ORG's consenting leads (once per --idempotency-key)."""
+    from models.campaigns import CampaignSpec, create_campaign
+    from models.message_templates import validate_template
     from tasks.after_commit import enqueue_or_defer
-    from tasks.campaigns import launch_campaign
+    from tasks.campaigns import EMAIL_NOT_SET_UP, launch_campaign, org_sends_email
 
-    context = open_runtime()
-    with org_session(context, org_id) as session:
-        created = create_campaign(session, org_id, key, spec, actor=CLI_ACTOR)
-    if created.created:
-        enqueue_or_defer(launch_campaign, str(org_id), str(created.id))
-    elif not created.same_request:
-        raise BadInput("--key was already used for a different campaign (choose another key)")
-    return {"id": str(created.id), "org_id": str(org_id), "key": key, "created": created.created}
+    org_id = parse_uuid(org, "ORG")
+
+    def run() -> Launched:
+        chosen = _channel(channel)
+        validate_template("campaign", template)
+        spec = CampaignSpec(name, template, {"consent": chosen}, chosen)
+        context = open_runtime()
+        ensure_org(context, org_id)
+        if chosen == "email" and not org_sends_email(context, org_id):
+            raise BadInput(EMAIL_NOT_SET_UP)
+        with org_session(context, org_id) as session:
+            created = create_campaign(session, org_id, key or f"cli:{uuid.uuid4()}", spec, "cli")
+        if not created.same_request:
+            raise BadInput("that --idempotency-key launched a different campaign (use another)")
+        if created.created:
+            enqueue_or_defer(launch_campaign, str(org_id), str(created.id))
+        return Launched(id=str(created.id), channel=chosen, replayed=not created.created)
+
+    data = run_guarded(run, as_json)
+    done = "already launched" if data["replayed"] else "launched"
+    emit(data, as_json, f"{data['channel']} campaign {data['id']} {done}")
 
 
 @campaign_app.command("show")
 def campaign_show(org: str, campaign: str, as_json: bool = JsonOption) -> None:
-    """A campaign's status and counts (targeted, queued, sent, delivered, blocked, ...)."""
-    org_id = parse_uuid(org, "ORG")
-    campaign_id = parse_uuid(campaign, "CAMPAIGN")
-
-    def run() -> None:
-        view = show(org_id, campaign_id)
-        counts = ", ".join(f"{name} {value}" for name, value in view["counts"].items())
-        emit(view, as_json, f"{view['name']} ({view['status']}): {counts}")
-
-    run_guarded(run, as_json)
-
-
-def show(org_id: uuid.UUID, campaign_id: uuid.UUID) -> CampaignView:
+    """One campaign of ORG with its counts (targeted, sent, blocked, ...)."""
     from leadline.errors import NotFoundError
     from models.campaigns import campaign_view
     from models.messaging import Campaign
 
-    context = open_runtime()
-    with org_session(context, org_id) as session:
-        campaign = session.get(Campaign, campaign_id)
-        if campaign is None:
-            raise NotFoundError(f"no campaign {campaign_id} in {org_id} (check the id printed)")
-        return campaign_view(session, campaign)
+    org_id, campaign_id = parse_uuid(org, "ORG"), parse_uuid(campaign, "CAMPAIGN")
+
+    def run() -> CampaignView:
+        with org_session(open_runtime(), org_id) as session:
+            row = session.get(Campaign, campaign_id)
+            if row is None:
+                raise NotFoundError("no such campaign in this org (`leadline campaign list ORG`)")
+            return campaign_view(session, row)
+
+    data = run_guarded(run, as_json)
+    counts = ", ".join(f"{name} {count}" for name, count in data["counts"].items())
+    emit(data, as_json, f"{data['name']} ({data['channel']}, {data['status']}): {counts}")
+
+
+@campaign_app.command("list")
+def campaign_list(org: str, as_json: bool = JsonOption) -> None:
+    """ORG's latest campaigns, newest first, with their counts."""
+    from models.campaigns import campaign_view, list_campaigns
+
+    org_id = parse_uuid(org, "ORG")
+
+    def run() -> list[CampaignView]:
+        with org_session(open_runtime(), org_id) as session:
+            return [campaign_view(session, row) for row in list_campaigns(session, None, 50)]
+
+    rows = run_guarded(run, as_json)
+    lines = [f"{r['id']}  {r['channel']:5}  {r['status']:8}  {r['name']}" for r in rows]
+    emit(rows, as_json, "\n".join(lines) or "no campaigns")

@@ -81,6 +81,12 @@ def run_stack(
         {
             "TWILIO_API_BASE": settings.twilio_api_base or sandbox_url,
             "TELEGRAM_API_BASE": sandbox_url,
+            # Email stays off until POSTMARK_SERVER_TOKEN is set; then it reaches the sandbox.
+            "POSTMARK_API_BASE": (
+                settings.postmark_api_base
+                if "postmark_api_base" in settings.model_fields_set
+                else sandbox_url
+            ),
             **development_provider_secrets(settings).environment(),
             "LEADLINE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
         },

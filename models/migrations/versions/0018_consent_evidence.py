@@ -1,15 +1,15 @@
 """when a lead last gave SMS consent, and a way to find every opt-out a number ever sent,
 so a campaign targets only leads whose consent is newer than any STOP from their number
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017_email
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017_email"
 branch_labels = None
 depends_on = None
 
