@@ -1,7 +1,7 @@
 """email: the business's sender address, email consent on leads, campaigns by channel, and
 the email addresses that receive an organisation's lead alerts
 
-Revision ID: 0017_email
+Revision ID: 0017
 Revises: 0016
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 
 from models.rls import run_all, tenant_table_sql
 
-revision = "0017_email"
+revision = "0017"
 down_revision = "0016"
 branch_labels = None
 depends_on = None
