@@ -2,14 +2,14 @@
 so a campaign targets only leads whose consent is newer than any STOP from their number
 
 Revision ID: 0018
-Revises: 0017_email
+Revises: 0017
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0017_email"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
