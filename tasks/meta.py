@@ -17,13 +17,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 from leadline.jsondata import JsonObject, as_list, as_object
+from models.crypto import OrgCipher
 from models.leads import LeadFields, upsert_lead
 from models.messaging import ConversationMessage
+from models.normalize import InvalidPhoneNumber, normalize_phone
 from models.tables import Lead
+from tasks.after_commit import AfterCommit
 from tasks.inbound_events import InboundContext
 from tasks.leads import announce_lead
-from tasks.optouts import Intent, OptoutChange, classify, lift_optout, optout_reason, record_optout
+from tasks.optouts import (
+    Intent,
+    OptoutChange,
+    PlatformSender,
+    classify,
+    lift_optout,
+    optout_reason,
+    record_optout,
+    record_platform_optout,
+)
 
 PLATFORMS = {"page": "messenger", "instagram": "instagram", "whatsapp_business_account": "whatsapp"}
 MAX_ID_LENGTH = 255
@@ -174,9 +188,59 @@ def read_whatsapp(entry: JsonObject) -> PlatformMessage | None:
     )
 
 
+def platform_sender(message: PlatformMessage) -> PlatformSender:
+    """WhatsApp's sender id is the person's phone number in E.164 without the +."""
+    phone = None
+    if message.platform == "whatsapp" and message.user_id.isdigit():
+        try:
+            phone = normalize_phone(f"+{message.user_id}", default_region=None)
+        except InvalidPhoneNumber:
+            phone = None
+    return PlatformSender(message.platform, message.user_id, phone)
+
+
+def is_meta_optout(payload: JsonObject) -> bool:
+    """A stored Meta message whose text opts out."""
+    message = read_platform_message(payload)
+    return message is not None and classify(message.text or "") is Intent.OPT_OUT
+
+
+def record_meta_optout(
+    session: Session,
+    cipher: OrgCipher,
+    payload: JsonObject,
+    after_commit: AfterCommit,
+    now: datetime,
+    requested_at: datetime | None = None,
+) -> bool:
+    """A stored Meta message that opts out, recorded as suppressions; True if it was one."""
+    message = read_platform_message(payload)
+    if message is None or message.text is None:
+        return False
+    sender = platform_sender(message)
+    return record_platform_optout(
+        session, cipher, sender, message.text, after_commit, now, requested_at
+    )
+
+
 def handle_meta_message(ctx: InboundContext) -> None:
     message = read_platform_message(ctx.payload)
     if message is None:
+        return
+    if message.text is not None and classify(message.text) is Intent.OPT_OUT:
+        # Not a lead's message: an opt-out, recorded at the door or, for an event stored
+        # before that existed, now (as of when it reached us).
+        if ctx.event.optout_recorded_at is None:
+            sender = platform_sender(message)
+            record_platform_optout(
+                ctx.session,
+                ctx.cipher,
+                sender,
+                message.text,
+                ctx.after_commit,
+                ctx.now,
+                ctx.event.received_at,
+            )
         return
     fields = LeadFields(
         name=message.name,
