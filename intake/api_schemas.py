@@ -69,6 +69,19 @@ class EventOut(BaseModel):
     lead_id: uuid.UUID | None
 
 
+class ConsentEvidenceOut(BaseModel):
+    """One SMS consent the lead gave, as it was received."""
+
+    text: str | None
+    text_sha256: str | None = Field(description="SHA-256 of `text` (UTF-8), hex.")
+    at: datetime | None = Field(description="When it reached Leadline.")
+    source: str
+    ip: str | None
+    user_agent: str | None
+    page_url: str | None
+    form_id: str | None
+
+
 class LeadOut(BaseModel):
     id: uuid.UUID
     name: str | None
@@ -82,6 +95,10 @@ class LeadOut(BaseModel):
     consent_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    consent_evidence: list[ConsentEvidenceOut] | None = Field(
+        default=None,
+        description="Every consent given, oldest first (GET /v1/leads/{id} only; null in lists).",
+    )
 
 
 class LeadPage(Page):
@@ -111,6 +128,11 @@ class ReplyIn(StrictModel):
     free_text = frozenset({"body"})
 
     body: str = Field(min_length=1, max_length=SMS_MAX_CHARS)
+    channel: Literal["sms", "instagram", "messenger", "whatsapp"] = Field(
+        default="sms",
+        description="Instagram, Messenger and WhatsApp answer the conversation the lead "
+        "started there, through the organisation's connection (GET /v1/connections).",
+    )
 
 
 class ReplyOut(BaseModel):

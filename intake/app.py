@@ -34,6 +34,7 @@ from intake.routes import (
     health,
     meta,
     metrics,
+    oauth,
     ops,
     postmark,
     stripe,
@@ -76,6 +77,7 @@ def create_fastapi(context: TaskContext) -> FastAPI:
     app.include_router(api_docs.router)
     for provider in sorted(context.settings.enabled_providers):
         app.include_router(PROVIDER_ROUTERS[provider])
+    app.include_router(oauth.router)
     # Email (docs/messaging.md "Email"): its webhook refuses everything until its credentials
     # are set, and the unsubscribe links of emails already sent must keep working.
     app.include_router(postmark.router)

@@ -1,5 +1,5 @@
 """Provider sandbox: a local stand-in for Twilio's Messages API, Telegram's sendMessage and
-Postmark's email API.
+Postmark's email API (and, in leadline/sandbox_graph.py, Meta's login dialog and Graph API).
 
 Development (`leadline sandbox`, `make run`), demos and tests point the SMS and Telegram
 clients at this server instead of the real providers. It speaks both wire formats closely
@@ -103,6 +103,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadline.jsondata import JsonObject
+from leadline.sandbox_graph import GraphAccounts, graph_routes
 from leadline.sandbox_postmark import (
     POSTMARK_PATH,
     postmark_accepted,
@@ -282,10 +283,12 @@ class SandboxState:
         self,
         twilio_auth: tuple[str, str] | None = None,
         telegram_token: str | None = None,
+        meta_app: tuple[str, str] | None = None,
         postmark_token: str | None = None,
     ) -> None:
         self.twilio_auth = twilio_auth
         self.telegram_token = telegram_token
+        self.graph = GraphAccounts(*(meta_app or (None, None)))
         self.postmark_token = postmark_token
         self._lock = threading.Lock()
         self._sent: list[SentMessage] = []
@@ -307,6 +310,7 @@ class SandboxState:
             self._sent.clear()
             self._scripts.clear()
             self._requests = 0
+        self.graph.reset()
 
     def push_behaviour(
         self,
@@ -738,6 +742,7 @@ def create_sandbox_app(state: SandboxState | None = None) -> Starlette:
             Route("/sent", handlers.sent, methods=["GET", "DELETE"]),
             Route("/stats", handlers.stats, methods=["GET"]),
             Route("/behaviour", handlers.behaviour, methods=["POST"]),
+            *graph_routes(state),
         ]
     )
     app.state.sandbox = state

@@ -109,6 +109,18 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     meta_app_secret: SecretStr | None = None
     meta_verify_token: SecretStr | None = None
+    # Social channels connected by OAuth (docs/messaging.md "Social channels"): the Meta app,
+    # where its login dialog and the Graph API are (the provider sandbox in development), and
+    # the key that signs OAuth `state` values (development falls back to one derived from
+    # META_APP_SECRET; production requires its own).
+    meta_app_id: str | None = None
+    meta_oauth_base: str = "https://www.facebook.com/v21.0"
+    meta_graph_base: str = "https://graph.facebook.com/v21.0"
+    meta_oauth_scopes: str = (
+        "pages_show_list,pages_messaging,instagram_basic,instagram_manage_messages,"
+        "business_management,whatsapp_business_management,whatsapp_business_messaging"
+    )
+    leadline_oauth_state_secret: SecretStr | None = None
     # Email through Postmark (docs/messaging.md "Email"): the server token that sends, the API
     # base (the provider sandbox in development), the message stream campaigns go out on, and
     # the HTTP basic-auth credentials Postmark's bounce, spam-complaint and subscription-change
@@ -403,6 +415,29 @@ def production_problems(settings: Settings) -> list[str]:
     problems.extend(email_problems(settings))
     problems.extend(database_role_problems(settings))
     problems.extend(oidc_problems(settings))
+    problems.extend(meta_oauth_problems(settings))
+    return problems
+
+
+def meta_oauth_problems(settings: Settings) -> list[str]:
+    """Social channels are off (no META_APP_ID) or signed with their own strong state key."""
+    if not settings.meta_app_id:
+        return []
+    problems = []
+    secret = secret_value(settings.leadline_oauth_state_secret)
+    if len(secret) < MIN_OPS_TOKEN_LENGTH or estimate_entropy_bits(secret) < MIN_OPS_TOKEN_BITS:
+        problems.append(
+            f"LEADLINE_OAUTH_STATE_SECRET is required with META_APP_ID (at least "
+            f"{MIN_OPS_TOKEN_LENGTH} random characters, e.g. `openssl rand -base64 32`)"
+        )
+    if not secret_value(settings.meta_app_secret):
+        problems.append("META_APP_SECRET is required with META_APP_ID")
+    for name, url in (
+        ("META_OAUTH_BASE", settings.meta_oauth_base),
+        ("META_GRAPH_BASE", settings.meta_graph_base),
+    ):
+        if not url.startswith("https://") or is_loopback_url(url):
+            problems.append(f"{name} must be an https URL of Meta's (not the sandbox)")
     return problems
 
 

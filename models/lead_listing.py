@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.crypto import OrgCipher
-from models.leads import TABLE
+from models.leads import TABLE, ConsentEvidence, consent_evidence
 from models.pagination import Position, after
 from models.tables import Lead
 
@@ -50,6 +50,8 @@ class LeadRecord:
     consent_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    # Decrypted for one lead (find_lead), not for pages of them.
+    consent_evidence: list[ConsentEvidence] | None = None
 
 
 def conditions(where: LeadFilter) -> list[ColumnElement[bool]]:
@@ -116,8 +118,11 @@ def list_leads(
 
 
 def find_lead(session: Session, cipher: OrgCipher, lead_id: uuid.UUID) -> LeadRecord | None:
+    """One lead with its consent evidence."""
     lead = session.get(Lead, lead_id)
-    return lead_record(cipher, lead) if lead is not None else None
+    if lead is None:
+        return None
+    return replace(lead_record(cipher, lead), consent_evidence=consent_evidence(cipher, lead))
 
 
 def decrypt_page(cipher: OrgCipher, leads: Sequence[LeadColumns]) -> list[LeadRecord]:

@@ -50,6 +50,12 @@ class Channel(StrEnum):
     SMS = "sms"
     TELEGRAM = "telegram"
     EMAIL = "email"
+    INSTAGRAM = "instagram"
+    MESSENGER = "messenger"
+    WHATSAPP = "whatsapp"
+
+
+SOCIAL_CHANNELS = frozenset({Channel.INSTAGRAM, Channel.MESSENGER, Channel.WHATSAPP})
 
 
 class OutboundMessage(Base):
@@ -103,6 +109,8 @@ class OutboundMessage(Base):
     lead_id: Mapped[uuid.UUID | None] = mapped_column(PG_UUID(as_uuid=True))
     campaign_id: Mapped[uuid.UUID | None] = mapped_column(PG_UUID(as_uuid=True))
     telegram_chat_id: Mapped[uuid.UUID | None] = mapped_column(PG_UUID(as_uuid=True))
+    # Instagram, Messenger and WhatsApp messages go out through this connection's token.
+    connection_id: Mapped[uuid.UUID | None] = mapped_column(PG_UUID(as_uuid=True))
     state: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
     provider_sid: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
 from leadline.errors import CryptoError, KeyNotFoundError, LeadlineError
@@ -29,6 +30,16 @@ TABLE = "inbound_events"
 
 class UnknownEventSource(LeadlineError):
     """No handler is registered for the event's source."""
+
+
+def mark_optout_recorded(session: Session, event_id: uuid.UUID) -> None:
+    """The intake recorded this event's opt-out with it: the worker must not apply it again
+    (a START may have lifted it since)."""
+    session.execute(
+        update(InboundEvent)
+        .where(InboundEvent.id == event_id)
+        .values(optout_recorded_at=func.now())
+    )
 
 
 class StoredPayload(Protocol):

@@ -36,8 +36,9 @@ _twilio_http_log.setLevel(logging.WARNING)
 
 TWILIO_RATE_LIMITED = 20429
 # blocked: the recipient opted out at the carrier; unlink: the Telegram chat is gone;
-# unknown: the request may have reached the provider (never re-sent to a lead blindly).
-ResultKind = Literal["sent", "retry", "failed", "blocked", "unlink", "unknown"]
+# unknown: the request may have reached the provider (never re-sent to a lead blindly);
+# expired: the provider rejected the connection's token (Graph error 190).
+ResultKind = Literal["sent", "retry", "failed", "blocked", "unlink", "unknown", "expired"]
 
 
 @dataclass(frozen=True)
