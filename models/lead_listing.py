@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.crypto import OrgCipher
-from models.leads import TABLE
+from models.leads import plaintext
 from models.pagination import Position, after
 from models.tables import Lead
 
@@ -125,9 +126,7 @@ def decrypt_page(cipher: OrgCipher, leads: Sequence[LeadColumns]) -> list[LeadRe
 
 
 def lead_record(cipher: OrgCipher, lead: LeadColumns) -> LeadRecord:
-    def plain(column: str) -> str | None:
-        value: bytes | None = getattr(lead, column)
-        return cipher.decrypt_text(value, TABLE, column, lead.id)
+    plain = functools.partial(plaintext, cipher, lead)
 
     return LeadRecord(
         id=lead.id,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
@@ -216,7 +218,7 @@ def _merge_consent(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
 
 def consent_evidence(cipher: OrgCipher, lead: Lead) -> list[ConsentEvidence]:
     """Every consent text the lead gave (oldest first); a pre-merge row holds one plain text."""
-    stored = cipher.decrypt_text(lead.consent_text_ct, TABLE, "consent_text_ct", lead.id)
+    stored = plaintext(cipher, lead, "consent_text_ct")
     if stored is None:
         return []
     try:
@@ -229,10 +231,21 @@ def consent_evidence(cipher: OrgCipher, lead: Lead) -> list[ConsentEvidence]:
     return [ConsentEvidence(stored, at, lead.consent_source or lead.source)]
 
 
+class StoredLead(Protocol):
+    """A leads row, as the ORM object or a Core row: what its encrypted columns are bound to."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+def plaintext(cipher: OrgCipher, lead: StoredLead, column: str) -> str | None:
+    """The lead's encrypted `column` (name_ct, phone_ct, ...) decrypted."""
+    value: bytes | None = getattr(lead, column)
+    return cipher.decrypt_text(value, TABLE, column, lead.id)
+
+
 def decrypt_lead(cipher: OrgCipher, lead: Lead) -> LeadView:
-    def plain(column: str) -> str | None:
-        value: bytes | None = getattr(lead, column)
-        return cipher.decrypt_text(value, TABLE, column, lead.id)
+    plain = functools.partial(plaintext, cipher, lead)
 
     return LeadView(
         id=lead.id,
