@@ -18,6 +18,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -237,6 +238,26 @@ def client(context: TaskContext) -> Iterator[TestClient]:
 
     with TestClient(create_app(context), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def app_with(context: TaskContext) -> Iterator[Callable[..., TestClient]]:
+    """A TestClient over an app whose settings differ (OIDC, limits, providers); closed after."""
+    from intake.app import create_app
+
+    clients: list[TestClient] = []
+
+    def build(**overrides: object) -> TestClient:
+        settings = context.settings.model_copy(update=overrides)
+        client = TestClient(
+            create_app(replace(context, settings=settings)), raise_server_exceptions=False
+        )
+        clients.append(client.__enter__())
+        return client
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -35,26 +34,6 @@ def make_tenant(context: TaskContext) -> Callable[[], Tenant]:
         )
 
     return make
-
-
-@pytest.fixture
-def app_with(context: TaskContext) -> Iterator[Callable[..., TestClient]]:
-    """A TestClient over an app whose settings differ (OIDC, limits); closed after."""
-    from intake.app import create_app
-
-    clients: list[TestClient] = []
-
-    def build(**overrides: Any) -> TestClient:
-        settings = context.settings.model_copy(update=overrides)
-        client = TestClient(
-            create_app(replace(context, settings=settings)), raise_server_exceptions=False
-        )
-        clients.append(client.__enter__())
-        return client
-
-    yield build
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 @pytest.fixture

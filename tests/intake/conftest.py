@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
-from starlette.testclient import TestClient
 
 from models.routing import add_meta_account
 from tests.support.intake import add_random_number
@@ -36,23 +34,3 @@ def link_meta(context: TaskContext) -> Callable[[uuid.UUID], str]:
         return account_id
 
     return link
-
-
-@pytest.fixture
-def app_with(context: TaskContext) -> Iterator[Callable[..., TestClient]]:
-    """A TestClient over an app whose settings differ (limits, providers); closed after."""
-    from intake.app import create_app
-
-    clients: list[TestClient] = []
-
-    def build(**overrides: Any) -> TestClient:
-        settings = context.settings.model_copy(update=overrides)
-        client = TestClient(
-            create_app(replace(context, settings=settings)), raise_server_exceptions=False
-        )
-        clients.append(client.__enter__())
-        return client
-
-    yield build
-    for client in clients:
-        client.__exit__(None, None, None)
