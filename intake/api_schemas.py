@@ -323,3 +323,13 @@ class ErasureOut(BaseModel):
     erasure_request: uuid.UUID
     status: str
     due_by: datetime
+
+
+class ImportOut(BaseModel):
+    id: uuid.UUID
+    status: Literal["pending", "running", "done"]
+    rows: int = Field(description="Data rows in the file (the header not counted).")
+    imported: int = Field(description="New leads written so far.")
+    updated: int = Field(description="Rows that completed an existing lead (same phone/email).")
+    rejected: int = Field(description="Rows refused; each is a line of the error CSV.")
+    errors_url: str = Field(description="The error CSV: line, reason and the row's cells.")

@@ -30,6 +30,7 @@ from intake.ops_auth import OpsSessions
 from intake.rejections import RejectionMetricsMiddleware
 from intake.responses import error_response
 from intake.routes import api_docs, health, meta, metrics, ops, stripe, telegram, twilio
+from intake.routes.imports import MAX_UPLOAD_BODY_BYTES
 from intake.schemas import safe_errors
 from intake.spool import RoutingCache, Spool, database_unreachable, replay_forever, unavailable
 from leadline.logging import get_logger
@@ -145,7 +146,9 @@ def create_app(context: TaskContext) -> ASGIApp:
 
 def protect(app: ASGIApp, context: TaskContext) -> ASGIApp:
     settings = context.settings
-    app = BodyLimitMiddleware(app, settings.leadline_max_body_bytes)
+    app = BodyLimitMiddleware(
+        app, settings.leadline_max_body_bytes, {"/v1/imports": MAX_UPLOAD_BODY_BYTES}
+    )
     app = BodyTimeoutMiddleware(app, settings.leadline_body_timeout_seconds)
     app = ApiErrorShapeMiddleware(app)  # outside the body cap and timeout: their answers too
     app = RejectionMetricsMiddleware(app)

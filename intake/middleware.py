@@ -8,7 +8,7 @@ import ipaddress
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -105,17 +105,22 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    """Answers 413 for bodies over `max_bytes`, by Content-Length or by counting the stream."""
+    """Answers 413 for bodies over `max_bytes`, by Content-Length or by counting the stream;
+    the paths in `larger` (a CSV upload) have their own cap."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if declared_length(scope) > self.max_bytes:
+        max_bytes = self.larger.get(scope["path"], self.max_bytes)
+        if declared_length(scope) > max_bytes:
             await send_json_error(send, 413, "request body too large")
             return
         received = 0
@@ -125,7 +130,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise BodyTooLarge
             return message
 

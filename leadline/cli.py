@@ -18,6 +18,7 @@ from leadline.commands.alerts import alerts_app
 from leadline.commands.audit import audit_app
 from leadline.commands.common import error_line
 from leadline.commands.dlq import dlq_app
+from leadline.commands.imports import import_leads
 from leadline.commands.intake import meta_app, number_app, telegram_app
 from leadline.commands.keys import keys_app
 from leadline.commands.orgs import apikey_app, org_app
@@ -171,6 +172,7 @@ app.add_typer(telegram_app, name="telegram")
 app.add_typer(alerts_app, name="alerts")
 app.command()(scheduler)
 app.command()(export)
+app.command("import")(import_leads)
 org_app.command("delete")(org_delete)
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(backup_app, name="backup")

@@ -3,6 +3,7 @@
 from models import (
     billing,
     channels,
+    imports,
     messaging,
     ops,
     retention,
@@ -15,6 +16,7 @@ from models import (
 __all__ = [
     "billing",
     "channels",
+    "imports",
     "messaging",
     "ops",
     "retention",

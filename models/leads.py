@@ -5,17 +5,18 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import Table, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from leadline.errors import NotFoundError
 from models.crypto import OrgCipher
 from models.normalize import normalize_email, normalize_phone
-from models.tables import Lead
+from models.tables import Lead, LeadStatus
 
 TABLE = "leads"
 CONSENT_EVIDENCE_MAX = 20
@@ -38,6 +39,8 @@ class LeadFields:
     sms_consent: bool = False
     consent_text: str | None = None
     consent_at: datetime | None = None
+    # Where the consent was given, when not the lead's source (an imported list says so).
+    consent_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ def upsert_lead(session: Session, cipher: OrgCipher, fields: LeadFields) -> Upse
     """The org's lead with this phone, email or platform id, created or completed."""
     phone = _e164(fields)  # parsing and validating a number is costly: once per upsert
     indexes = _blind_indexes(cipher, fields, phone)
-    _lock_identities(session, cipher.org_id, indexes)
+    lock_identities(session, cipher.org_id, indexes.values())
     existing = find_lead_by_indexes(session, indexes)
     if existing is None:
         return UpsertResult(_insert_lead(session, cipher, fields, phone, indexes), created=True)
@@ -118,12 +121,79 @@ _LOCK_IDENTITIES_SQL = text(
 )
 
 
-def _lock_identities(session: Session, org_id: uuid.UUID, indexes: dict[str, bytes | None]) -> None:
-    # Serialises concurrent workers that upsert the same person, so both don't insert.
-    values = sorted(v for v in indexes.values() if v is not None)
+def lock_identities(session: Session, org_id: uuid.UUID, indexes: Iterable[bytes | None]) -> None:
+    """Serialises concurrent workers that upsert the same person, so both don't insert."""
+    values = sorted({v for v in indexes if v is not None})
     keys = [f"{org_id}:{value.hex()}" for value in values]
     if keys:
         session.execute(_LOCK_IDENTITIES_SQL, {"keys": keys}).all()
+
+
+@dataclass(frozen=True)
+class PreparedLead:
+    """Lead fields with the phone in E.164 and the blind indexes computed, once."""
+
+    fields: LeadFields
+    phone: str | None
+    indexes: dict[str, bytes | None]
+
+
+def prepare_lead(cipher: OrgCipher, fields: LeadFields, validated: bool = False) -> PreparedLead:
+    """`validated`: the phone is already the E.164 form normalize_phone gave (parsing and
+    validating a number is the costliest step of an imported row: once per row)."""
+    phone = fields.phone if validated else _e164(fields)
+    return PreparedLead(fields, phone, _blind_indexes(cipher, fields, phone))
+
+
+def new_lead_values(cipher: OrgCipher, lead: PreparedLead) -> dict[str, object]:
+    """The columns of a lead not stored yet, encrypted as upsert_lead writes them, for
+    inserting many at once (insert_leads). The caller holds the identities' locks
+    (lock_identities) and has checked that no stored lead has them (known_indexes)."""
+    lead_id, fields = uuid.uuid4(), lead.fields
+
+    def sealed(column: str, value: str | None) -> bytes | None:
+        return cipher.encrypt_text(value, TABLE, column, lead_id)
+
+    consent = fields.sms_consent
+    at = fields.consent_at.isoformat() if fields.consent_at else None
+    source = fields.consent_source or fields.source
+    evidence = [ConsentEvidence(fields.consent_text, at, source)]
+    return {
+        "id": lead_id,
+        "org_id": cipher.org_id,
+        "source": fields.source,
+        "status": LeadStatus.NEW,
+        **lead.indexes,
+        "name_ct": sealed("name_ct", fields.name),
+        "phone_ct": sealed("phone_ct", lead.phone),
+        "email_ct": sealed("email_ct", fields.email.strip() if fields.email else None),
+        "first_message_ct": sealed("first_message_ct", fields.message),
+        "first_message_at": fields.message_at,
+        "sms_consent": consent,
+        "consent_at": fields.consent_at if consent else None,
+        "consent_source": source if consent else None,
+        "consent_text_ct": _evidence_ct(cipher, lead_id, evidence) if consent else None,
+    }
+
+
+def insert_leads(session: Session, rows: list[dict[str, object]]) -> None:
+    """Multi-row INSERTs of a thousand leads (SQLAlchemy Core's insertmanyvalues). Not the
+    ORM's bulk insert: it leaves out None values, and splits the rows into one statement per
+    run of rows with the same columns set."""
+    if rows:
+        table: Table = Lead.__table__  # type: ignore[assignment]
+        session.execute(insert(table), rows)
+
+
+def known_indexes(session: Session, phones: list[bytes], emails: list[bytes]) -> set[bytes]:
+    """Which of these phone and email blind indexes a stored lead of the org already has."""
+    query = select(Lead.phone_bidx, Lead.email_bidx).where(
+        or_(Lead.phone_bidx.in_(phones), Lead.email_bidx.in_(emails))
+    )
+    found: set[bytes] = set()
+    for phone, email in session.execute(query):
+        found.update(value for value in (phone, email) if value is not None)
+    return found
 
 
 def find_lead_by_indexes(session: Session, indexes: dict[str, bytes | None]) -> Lead | None:
@@ -204,16 +274,20 @@ def _merge_consent(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
     if not lead.sms_consent:
         lead.sms_consent = True
         lead.consent_at = fields.consent_at
-        lead.consent_source = fields.source
+        lead.consent_source = fields.consent_source or fields.source
     texts = {entry.text for entry in evidence}
     if fields.consent_text in texts or (fields.consent_text is None and evidence):
         return
     at = fields.consent_at.isoformat() if fields.consent_at else None
-    evidence.append(ConsentEvidence(fields.consent_text, at, fields.source))
-    document = {"evidence": [asdict(entry) for entry in evidence[-CONSENT_EVIDENCE_MAX:]]}
-    lead.consent_text_ct = cipher.encrypt_text(
-        json.dumps(document), TABLE, "consent_text_ct", lead.id
+    evidence.append(
+        ConsentEvidence(fields.consent_text, at, fields.consent_source or fields.source)
     )
+    lead.consent_text_ct = _evidence_ct(cipher, lead.id, evidence)
+
+
+def _evidence_ct(cipher: OrgCipher, lead_id: uuid.UUID, evidence: list[ConsentEvidence]) -> bytes:
+    document = {"evidence": [asdict(entry) for entry in evidence[-CONSENT_EVIDENCE_MAX:]]}
+    return cipher.encrypt(json.dumps(document).encode(), TABLE, "consent_text_ct", lead_id)
 
 
 def consent_evidence(cipher: OrgCipher, lead: Lead) -> list[ConsentEvidence]:

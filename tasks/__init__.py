@@ -5,6 +5,7 @@ who handles which inbound source and who hears which event is tasks/wiring.py.
 """
 
 from tasks import campaigns, jobs, sending, wiring
+from tasks.imports import batches as imports
 from tasks.webhooks import delivery
 
-__all__ = ["campaigns", "delivery", "jobs", "sending", "wiring"]
+__all__ = ["campaigns", "delivery", "imports", "jobs", "sending", "wiring"]

@@ -1,4 +1,5 @@
-"""Sweeps and inbound minimisation: re-enqueue work left pending; purge old payloads.
+"""Sweeps and inbound minimisation: re-enqueue work left pending; purge old payloads and the
+rejected rows of old CSV imports.
 
 A lost Redis message delays work but never loses it: the row stays pending and a sweep
 enqueues it again (the actor is idempotent, keyed by the row id and its state).
@@ -12,9 +13,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, select, update
 
 from leadline.logging import get_logger
+from models.imports import purge_errors
 from models.tables import InboundEvent, InboundEventStatus
 from tasks.after_commit import enqueue_or_defer
 from tasks.context import TaskContext
+from tasks.imports.batches import sweep_imports
 from tasks.inbound_events import process_event
 from tasks.reconcile import reconcile_unknown
 from tasks.sending import release_due_held, sweep_outbound
@@ -25,8 +28,14 @@ MAX_SWEPT_EVENTS = 5_000
 # Each re-enqueues rows of its own table left pending and returns how many.
 Sweep = Callable[[TaskContext], int]
 # Outbound messages left queued or sending; held ones whose quiet hours are over; `unknown`
-# messages settled with the provider.
-INBOX_SWEEPS: tuple[Sweep, ...] = (sweep_outbound, release_due_held, reconcile_unknown)
+# messages settled with the provider; CSV imports whose next batch was never enqueued or
+# never acknowledged.
+INBOX_SWEEPS: tuple[Sweep, ...] = (
+    sweep_outbound,
+    release_due_held,
+    reconcile_unknown,
+    sweep_imports,
+)
 WEBHOOK_SWEEPS: tuple[Sweep, ...] = (sweep_due_deliveries,)
 JobSummary = dict[str, int]
 
@@ -78,7 +87,20 @@ def purge_inbound(context: TaskContext, now: datetime) -> JobSummary:
         InboundEvent.received_at < cutoff,
     )
     purged = _purge_payloads(context, processed) + _purge_payloads(context, stale_failed)
-    return {"payloads_purged": purged}
+    return {"payloads_purged": purged, "import_errors_purged": purge_import_errors(context, cutoff)}
+
+
+def purge_import_errors(context: TaskContext, cutoff: datetime) -> int:
+    """The rejected rows (PII) of CSV imports done before `cutoff`, in short batches; the
+    import's counts stay, its error CSV keeps only its header."""
+    batch = context.settings.leadline_retention_batch_size
+    total = 0
+    while True:
+        with context.db.maintenance() as session:
+            purged = purge_errors(session, cutoff, batch)
+        total += purged
+        if purged < batch:
+            return total
 
 
 def _purge_payloads(context: TaskContext, condition: ColumnElement[bool]) -> int:

@@ -17,6 +17,8 @@ from models.webhook_endpoints import EndpointSpec, UrlPolicy, create_endpoint
 from models.webhooks import WebhookDelivery
 from tasks.after_commit import AfterCommit
 from tasks.domain_events import DomainEvent, publish
+from tasks.imports.batches import start_import
+from tasks.imports.scan import scan_file
 
 if TYPE_CHECKING:
     from tasks.context import TaskContext
@@ -72,6 +74,12 @@ def add_campaign(context: TaskContext, org_id: uuid.UUID) -> uuid.UUID:
         return create_campaign(session, org_id, uuid.uuid4().hex, spec, actor="test").id
 
 
+def add_import(context: TaskContext, org_id: uuid.UUID) -> uuid.UUID:
+    """An import with one rejected row (stored, not written: no worker needed)."""
+    content = f"name,phone\r\nAda {uuid.uuid4().hex},not a phone\r\n".encode()
+    return start_import(context, org_id, scan_file(content, {}, "test")).id
+
+
 def add_event(context: TaskContext, org_id: uuid.UUID) -> uuid.UUID:
     payload = {
         "email": "someone@example.com",
@@ -90,6 +98,7 @@ class Seeded:
     campaign_id: uuid.UUID
     event_id: uuid.UUID
     key_prefix: str
+    import_id: uuid.UUID
 
 
 def seed_everything(context: TaskContext, org_id: uuid.UUID, key_prefix: str) -> Seeded:
@@ -103,4 +112,5 @@ def seed_everything(context: TaskContext, org_id: uuid.UUID, key_prefix: str) ->
         add_campaign(context, org_id),
         add_event(context, org_id),
         key_prefix,
+        add_import(context, org_id),
     )
