@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.crypto import OrgCipher
-from models.leads import plaintext
+from models.leads import decrypted_column
 from models.pagination import Position, after
 from models.tables import Lead
 
@@ -126,7 +126,7 @@ def decrypt_page(cipher: OrgCipher, leads: Sequence[LeadColumns]) -> list[LeadRe
 
 
 def lead_record(cipher: OrgCipher, lead: LeadColumns) -> LeadRecord:
-    plain = functools.partial(plaintext, cipher, lead)
+    plain = functools.partial(decrypted_column, cipher, lead)
 
     return LeadRecord(
         id=lead.id,

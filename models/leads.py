@@ -292,7 +292,7 @@ def _evidence_ct(cipher: OrgCipher, lead_id: uuid.UUID, evidence: list[ConsentEv
 
 def consent_evidence(cipher: OrgCipher, lead: Lead) -> list[ConsentEvidence]:
     """Every consent text the lead gave (oldest first); a pre-merge row holds one plain text."""
-    stored = plaintext(cipher, lead, "consent_text_ct")
+    stored = decrypted_column(cipher, lead, "consent_text_ct")
     if stored is None:
         return []
     try:
@@ -312,14 +312,14 @@ class StoredLead(Protocol):
     def id(self) -> uuid.UUID: ...
 
 
-def plaintext(cipher: OrgCipher, lead: StoredLead, column: str) -> str | None:
+def decrypted_column(cipher: OrgCipher, lead: StoredLead, column: str) -> str | None:
     """The lead's encrypted `column` (name_ct, phone_ct, ...) decrypted."""
     value: bytes | None = getattr(lead, column)
     return cipher.decrypt_text(value, TABLE, column, lead.id)
 
 
 def decrypt_lead(cipher: OrgCipher, lead: Lead) -> LeadView:
-    plain = functools.partial(plaintext, cipher, lead)
+    plain = functools.partial(decrypted_column, cipher, lead)
 
     return LeadView(
         id=lead.id,
