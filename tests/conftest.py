@@ -27,8 +27,10 @@ import pika
 import psycopg
 import pytest
 import redis
+from click.testing import Result
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
+from typer.testing import CliRunner
 
 from leadline.embedded import EmbeddedServices, start_embedded
 from leadline.logging import json_formatter
@@ -258,6 +260,37 @@ def app_with(context: TaskContext) -> Iterator[Callable[..., TestClient]]:
     yield build
     for client in clients:
         client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def run_leadline(
+    settings: Settings,
+    context: TaskContext,
+    broker: dramatiq.Broker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[..., Result]]:
+    """Runs `leadline ARGS` in process against the test database, then restores the runtime
+    (the CLI installs its own broker and task context)."""
+    from leadline.cli import app
+    from leadline.settings import get_settings
+    from tasks.context import set_context
+    from workers.runtime import install_broker
+
+    env = {
+        "LEADLINE_ENV": "test",
+        "LEADLINE_DATABASE_URL": settings.leadline_database_url,
+        "LEADLINE_REDIS_URL": settings.leadline_redis_url,
+        "LEADLINE_REDIS_NAMESPACE": settings.leadline_redis_namespace,
+        "LEADLINE_MASTER_KEYS": settings.leadline_master_keys.get_secret_value(),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    yield lambda *args: runner.invoke(app, list(args))
+    get_settings.cache_clear()
+    install_broker(broker)
+    set_context(context)
 
 
 @pytest.fixture
