@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +43,7 @@ from leadline.netguard import (
     validate_webhook_url,
     vet_address,
 )
+from tests.support.http import QuietHandler
 from tests.support.netguard import (
     PUBLIC_IP,
     FakeResolver,
@@ -73,20 +74,9 @@ class SeenRequest:
     path: str
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
     server: _RecordingServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _endless(self) -> None:
         self.send_response(200)
@@ -106,13 +96,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         self.server.seen.append(SeenRequest(self.headers.get("Host"), self.path))
         if self.path == "/redirect-private":
-            self._reply(302, b"", {"Location": "http://10.0.0.1/"})
+            self.reply(302, b"", {"Location": "http://10.0.0.1/"})
         elif self.path == "/redirect-metadata":
-            self._reply(302, b"", {"Location": "http://169.254.169.254/latest/meta-data/"})
+            self.reply(302, b"", {"Location": "http://169.254.169.254/latest/meta-data/"})
         elif self.path == "/endless":
             self._endless()
         else:
-            self._reply(200, b"ok")
+            self.reply(200, b"ok")
 
     do_GET = _handle
     do_POST = _handle
