@@ -11,6 +11,7 @@ import pytest
 
 from models.routing import add_meta_account
 from tests.support.intake import add_random_number
+from tests.support.services import MakeOrg, Org
 
 if TYPE_CHECKING:
     from tasks.context import TaskContext
@@ -23,6 +24,13 @@ def add_number(context: TaskContext) -> Callable[[uuid.UUID], str]:
             return add_random_number(session, org_id)
 
     return add
+
+
+@pytest.fixture
+def org_number(make_org: MakeOrg, add_number: Callable[[uuid.UUID], str]) -> tuple[Org, str]:
+    """A new organisation and a Twilio number it owns."""
+    org = make_org()
+    return org, add_number(org.id)
 
 
 @pytest.fixture
