@@ -6,7 +6,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
-from intake.api_errors import ApiError, FieldError
 from intake.api_schemas import (
     Accepted,
     AlertRecipientIn,
@@ -15,25 +14,17 @@ from intake.api_schemas import (
     Removed,
 )
 from intake.principals import CurrentPrincipal
+from intake.schemas import e164_or_422
 from intake.tenant_calls import TenantCall, in_tenant
 from leadline.logging import mark_sensitive
 from models.alert_settings import add_alert_number, alert_numbers, remove_alert_number
-from models.normalize import InvalidPhoneNumber, normalize_phone
 
 router = APIRouter(tags=["alerts"])
 
 
 def e164(body: AlertRecipientIn) -> str:
     mark_sensitive(body.phone)
-    try:
-        return normalize_phone(body.phone)
-    except InvalidPhoneNumber:
-        field: FieldError = {
-            "loc": ["body", "phone"],
-            "msg": "not an E.164 number",
-            "type": "phone",
-        }
-        raise ApiError(422, "invalid request", fields=[field]) from None
+    return e164_or_422(body.phone, ["body", "phone"])
 
 
 @router.get("/v1/alert-recipients", response_model=AlertRecipientList)
