@@ -12,7 +12,6 @@ import datetime
 import ipaddress
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from leadline.netguard import (
     validate_webhook_url,
     vet_address,
 )
-from tests.support.http import QuietHandler
+from tests.support.http import QuietHandler, serving
 from tests.support.netguard import (
     PUBLIC_IP,
     FakeResolver,
@@ -122,20 +121,10 @@ class _RecordingServer(ThreadingHTTPServer):
         return int(self.server_address[1])
 
 
-def _serve(server: _RecordingServer) -> Iterator[_RecordingServer]:
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 @pytest.fixture
 def http_server() -> Iterator[_RecordingServer]:
-    yield from _serve(_RecordingServer())
+    with serving(_RecordingServer()) as server:
+        yield server
 
 
 @pytest.fixture
@@ -712,7 +701,8 @@ def tls_server(tmp_path: Path) -> Iterator[_RecordingServer]:
     pki.server_context.sni_callback = record_sni
     server.socket = pki.server_context.wrap_socket(server.socket, server_side=True)
     server.ca_file = pki.ca_file
-    yield from _serve(server)
+    with serving(server) as served:
+        yield served
 
 
 def _tls_client(

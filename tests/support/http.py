@@ -1,8 +1,14 @@
-"""A base for the small HTTP servers tests run on loopback (http.server handlers)."""
+"""The small HTTP servers tests run on loopback: a handler base, and serving one on a thread."""
 
 from __future__ import annotations
 
-from http.server import BaseHTTPRequestHandler
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import TypeVar
+
+S = TypeVar("S", bound=HTTPServer)
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -18,3 +24,16 @@ class QuietHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+@contextmanager
+def serving(server: S) -> Iterator[S]:
+    """`server` answering on a daemon thread for the block; shut down and closed after."""
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

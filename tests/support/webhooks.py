@@ -20,7 +20,7 @@ from models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext, set_context
 from tasks.domain_events import DomainEvent, publish
-from tests.support.http import QuietHandler
+from tests.support.http import QuietHandler, serving
 
 
 @dataclass(frozen=True)
@@ -77,15 +77,8 @@ class Receiver(ThreadingHTTPServer):
 
 @contextmanager
 def running_receiver(script: list[Reply] | None = None) -> Iterator[Receiver]:
-    server = Receiver(script)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(Receiver(script)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @contextmanager
