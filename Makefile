@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 PORT ?= 8000
 SANDBOX_PORT ?= 8025
 
-.PHONY: install browser run test demo bench chaos lint format lock openapi clean compose-config
+.PHONY: install browser run test demo bench chaos cluster lint format lock openapi clean compose-config
 
 install: $(STAMP)
 
@@ -56,6 +56,12 @@ bench: install
 # under load while it kills workers, Redis and PostgreSQL; then it checks. Not part of `test`.
 chaos: install
 	$(BIN)/python -m tests.chaos
+
+# Three hosts as network namespaces (PostgreSQL, Redis and an S3 store on one; an intake, a
+# worker and a scheduler on each of the two others), under load while every process of one
+# application host is killed; then it checks. Root and iproute2 only. Not part of `test`.
+cluster: install
+	$(BIN)/python -m tests.cluster
 
 lint: install
 	$(BIN)/ruff check .

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, EmailStr, Field, model_validator
 
 from intake.pagination import Page
 from intake.schemas import StrictModel
@@ -69,6 +69,19 @@ class EventOut(BaseModel):
     lead_id: uuid.UUID | None
 
 
+class ConsentEvidenceOut(BaseModel):
+    """One SMS consent the lead gave, as it was received."""
+
+    text: str | None
+    text_sha256: str | None = Field(description="SHA-256 of `text` (UTF-8), hex.")
+    at: datetime | None = Field(description="When it reached Leadline.")
+    source: str
+    ip: str | None
+    user_agent: str | None
+    page_url: str | None
+    form_id: str | None
+
+
 class LeadOut(BaseModel):
     id: uuid.UUID
     name: str | None
@@ -82,6 +95,10 @@ class LeadOut(BaseModel):
     consent_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    consent_evidence: list[ConsentEvidenceOut] | None = Field(
+        default=None,
+        description="Every consent given, oldest first (GET /v1/leads/{id} only; null in lists).",
+    )
 
 
 class LeadPage(Page):
@@ -111,6 +128,11 @@ class ReplyIn(StrictModel):
     free_text = frozenset({"body"})
 
     body: str = Field(min_length=1, max_length=SMS_MAX_CHARS)
+    channel: Literal["sms", "instagram", "messenger", "whatsapp"] = Field(
+        default="sms",
+        description="Instagram, Messenger and WhatsApp answer the conversation the lead "
+        "started there, through the organisation's connection (GET /v1/connections).",
+    )
 
 
 class ReplyOut(BaseModel):
@@ -224,8 +246,11 @@ class RecoverOut(BaseModel):
 
 
 class AlertRecipientOut(BaseModel):
+    """An alert number (`phone`) or an alert email (`email`): exactly one is set."""
+
     id: uuid.UUID
-    phone: str
+    phone: str | None = None
+    email: str | None = None
     created_at: datetime | None = None
 
 
@@ -234,7 +259,17 @@ class AlertRecipientList(Page):
 
 
 class AlertRecipientIn(StrictModel):
-    phone: str = Phone
+    """A number (SMS alerts) or an email address (email alerts, once the org has a From
+    address): exactly one of them."""
+
+    phone: str | None = Field(default=None, max_length=32, description="E.164 (`+14155550123`).")
+    email: EmailStr | None = Field(default=None, max_length=254)
+
+    @model_validator(mode="after")
+    def one_address(self) -> AlertRecipientIn:
+        if (self.phone is None) == (self.email is None):
+            raise ValueError("give either phone or email")
+        return self
 
 
 class Removed(BaseModel):
@@ -259,6 +294,7 @@ class TemplateIn(StrictModel):
 class CampaignOut(BaseModel):
     id: uuid.UUID
     name: str
+    channel: str = Field(default="sms", description="sms or email")
     status: str
     created_at: datetime
     launched_at: datetime | None

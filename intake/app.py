@@ -29,7 +29,19 @@ from intake.openapi import include_tenant_api
 from intake.ops_auth import OpsSessions
 from intake.rejections import RejectionMetricsMiddleware
 from intake.responses import error_response
-from intake.routes import api_docs, health, meta, metrics, ops, stripe, telegram, twilio
+from intake.routes import (
+    api_docs,
+    health,
+    meta,
+    metrics,
+    oauth,
+    ops,
+    postmark,
+    stripe,
+    telegram,
+    twilio,
+    unsubscribe,
+)
 from intake.routes.imports import MAX_UPLOAD_BODY_BYTES
 from intake.schemas import safe_errors
 from intake.spool import RoutingCache, Spool, database_unreachable, replay_forever, unavailable
@@ -65,6 +77,11 @@ def create_fastapi(context: TaskContext) -> FastAPI:
     app.include_router(api_docs.router)
     for provider in sorted(context.settings.enabled_providers):
         app.include_router(PROVIDER_ROUTERS[provider])
+    app.include_router(oauth.router)
+    # Email (docs/messaging.md "Email"): its webhook refuses everything until its credentials
+    # are set, and the unsubscribe links of emails already sent must keep working.
+    app.include_router(postmark.router)
+    app.include_router(unsubscribe.router)
     app.include_router(metrics.router)
     app.include_router(ops.router)
     add_error_handlers(app)

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from intake.inbox import StoredEvent, store_inbound_event
+from intake.inbox import StoredEvent, is_door_optout, store_inbound_event
 from intake.limits import FailureClass, count_auth_failure, limiter_of
 from intake.rejections import label_rejection
 from intake.responses import error_response
@@ -33,7 +33,6 @@ from leadline.metrics import EVENTS_REJECTED, EVENTS_SPOOLED
 from models.cache import Cache
 from models.routing import org_accepts_events
 from tasks.context import TaskContext
-from tasks.inbound_sms import is_optout
 from workers.sms_holds import hold_sms
 
 log = get_logger("leadline.intake")
@@ -288,7 +287,7 @@ async def store_or_spool(
         warn_throttled(request, "spool full", source, "spool_full")
         return unavailable()
     EVENTS_SPOOLED.labels(source=source).inc()
-    if source == "twilio_sms" and is_optout(payload):
+    if is_door_optout(source, payload):
         # Before the 2xx: workers that still reach the database must not text this org's
         # numbers until the replayer has recorded the STOP (workers/sms_holds.py).
         await run_in_threadpool(hold_sms, org_id)

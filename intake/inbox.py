@@ -23,8 +23,9 @@ from models.routing import request_fingerprint
 from models.tables import InboundEvent, InboundEventStatus, InboundSource
 from tasks.after_commit import AfterCommit, enqueue_or_defer
 from tasks.context import TaskContext
-from tasks.inbound_events import encrypt_payload, process_event
-from tasks.inbound_sms import record_optout_at_the_door
+from tasks.inbound_events import encrypt_payload, mark_optout_recorded, process_event
+from tasks.inbound_sms import is_optout, record_sms_optout
+from tasks.meta import is_meta_optout, record_meta_optout
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,30 @@ def same_fingerprint(stored: bytes | None, offered: bytes | None) -> bool:
     return stored is None or offered is None or hmac.compare_digest(stored, offered)
 
 
+def is_door_optout(source: str, payload: JsonObject) -> bool:
+    """An inbound message that opts out, by SMS or on WhatsApp, Messenger or Instagram."""
+    if source == InboundSource.TWILIO_SMS:
+        return is_optout(payload)
+    return source == InboundSource.META and is_meta_optout(payload)
+
+
+def record_door_optout(
+    session: Session,
+    cipher: OrgCipher,
+    source: str,
+    payload: JsonObject,
+    after_commit: AfterCommit,
+    now: datetime,
+    received_at: datetime | None = None,
+) -> bool:
+    """Record the opt-out an inbound message makes, if it makes one; True if it did."""
+    if source == InboundSource.TWILIO_SMS:
+        return record_sms_optout(session, cipher, payload, after_commit, now, received_at)
+    if source == InboundSource.META:
+        return record_meta_optout(session, cipher, payload, after_commit, now, received_at)
+    return False
+
+
 def record_at_the_door(
     session: Session,
     cipher: OrgCipher,
@@ -119,8 +144,8 @@ def record_at_the_door(
     now: datetime,
     received_at: datetime | None = None,
 ) -> None:
-    """What must hold from the 2xx on, in the event's own transaction: an inbound STOP."""
-    if source == InboundSource.TWILIO_SMS:
-        record_optout_at_the_door(
-            session, cipher, event_id, payload, after_commit, now, received_at
-        )
+    """What must hold from the 2xx on, in the event's own transaction: an inbound STOP, by
+    SMS or on WhatsApp, Messenger or Instagram. The event is marked so the worker does not
+    apply it again."""
+    if record_door_optout(session, cipher, source, payload, after_commit, now, received_at):
+        mark_optout_recorded(session, event_id)

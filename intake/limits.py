@@ -45,7 +45,7 @@ LIMIT_SETTINGS = {
 # Route classes whose failed authentications are counted apart: a flood of bad API keys
 # never exhausts the budget of the Twilio route, nor wrong ops tokens that of Stripe.
 FailureClass = Literal[
-    "api_key", "ops_login", "twilio", "stripe", "telegram", "meta", "signed_leads"
+    "api_key", "ops_login", "twilio", "stripe", "telegram", "meta", "postmark", "signed_leads"
 ]
 
 

@@ -8,6 +8,7 @@ a route the app does not have).
 - ingest: only POST /v1/leads (and the status of what it posted), the key a public form carries;
 - member: read leads, conversations, opt-outs and deliveries; change a lead; reply;
 - admin: + webhook endpoints, alert recipients, templates, campaigns, recording opt-outs,
+  social-channel connections (Instagram, Messenger, WhatsApp by OAuth),
   CSV imports (and their error CSVs, which hold the rejected rows);
 - owner: + API keys, erasure, export, the audit log.
 """
@@ -44,6 +45,9 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("GET", "/v1/campaigns"): "admin",
     ("POST", "/v1/campaigns"): "admin",
     ("GET", "/v1/campaigns/{campaign_id}"): "admin",
+    ("GET", "/v1/connections/meta/authorize"): "admin",
+    ("GET", "/v1/connections"): "admin",
+    ("DELETE", "/v1/connections/{connection_id}"): "admin",
     ("POST", "/v1/imports"): "admin",
     ("GET", "/v1/imports/{import_id}"): "admin",
     ("GET", "/v1/imports/{import_id}/errors"): "admin",

@@ -20,6 +20,7 @@ SOURCE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("/hooks/stripe", "stripe"),
     ("/hooks/telegram/", "telegram"),
     ("/hooks/meta", "meta"),
+    ("/hooks/postmark", "postmark"),
 )
 REASONS = {
     400: "bad_request",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -51,10 +53,60 @@ class StrictModel(BaseModel):
 
 
 class ConsentIn(StrictModel):
+    """SMS consent and its evidence: the text shown, and where it was given. Stored encrypted
+    with the lead (models/leads.py), with the text's SHA-256."""
+
     free_text = frozenset({"text"})
 
     sms: bool = False
+    # Marketing email (docs/messaging.md "Email consent"): counts only with the wording the
+    # person agreed to (`text`) and an email address to send to.
+    email: bool = False
     text: str | None = Field(default=None, max_length=1000)
+    ip: str | None = Field(default=None, max_length=45, description="The visitor's IP address.")
+    user_agent: str | None = Field(default=None, max_length=512)
+    page_url: str | None = Field(
+        default=None, max_length=2048, description="The http(s) page the form was on."
+    )
+    form_id: str | None = Field(default=None, max_length=128)
+
+    @field_validator("ip")
+    @classmethod
+    def ip_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("not an IPv4 or IPv6 address") from None
+
+    @field_validator("page_url")
+    @classmethod
+    def web_page(cls, value: str | None) -> str | None:
+        """An absolute http(s) URL with a host and no credentials or spaces in it."""
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            raise ValueError("not a valid URL") from None
+        good = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and parts.username is None
+            and port_ok
+            and not any(ch.isspace() for ch in value)
+        )
+        if not good:
+            raise ValueError("must be an absolute http(s) URL without credentials")
+        return value
+
+    @model_validator(mode="after")
+    def email_consent_needs_its_wording(self) -> ConsentIn:
+        if self.email and not (self.text and self.text.strip()):
+            raise ValueError("email consent needs the consent text the person agreed to")
+        return self
 
 
 class LeadIn(StrictModel):
@@ -86,6 +138,8 @@ class LeadIn(StrictModel):
     def phone_or_email(self) -> LeadIn:
         if not self.phone and not self.email:
             raise ValueError("phone or email is required")
+        if self.consent is not None and self.consent.email and not self.email:
+            raise ValueError("email consent needs an email address")
         return self
 
 

@@ -37,7 +37,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from intake.inbox import store_inbound_event
+from intake.inbox import is_door_optout, record_door_optout, store_inbound_event
 from intake.responses import error_response
 from leadline.jsondata import JsonObject
 from leadline.logging import get_logger
@@ -46,7 +46,6 @@ from models.cache import invalidations
 from models.crypto import Keyring
 from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext
-from tasks.inbound_sms import is_optout, record_sms_optout
 from workers.sms_holds import hold_sms, release_sms
 
 log = get_logger("leadline.intake.spool")
@@ -299,12 +298,19 @@ class Spool:
                 self._conn = None
 
 
+# Sources whose messages may opt out (intake/inbox.py, is_door_optout)
+MESSAGE_SOURCES = ("twilio_sms", "meta")
+
+
 def spooled_texts(spool: Spool) -> list[SpooledEvent]:
-    """Every spooled inbound SMS, oldest first."""
+    """Every spooled inbound message (SMS, WhatsApp, Messenger, Instagram), oldest first."""
     texts: list[SpooledEvent] = []
-    while batch := spool.oldest(after=texts[-1].row if texts else 0, source="twilio_sms"):
-        texts += batch
-    return texts
+    for source in MESSAGE_SOURCES:
+        found: list[SpooledEvent] = []
+        while batch := spool.oldest(after=found[-1].row if found else 0, source=source):
+            found += batch
+        texts += found
+    return sorted(texts, key=lambda text: text.row)
 
 
 def record_spooled_optouts(
@@ -316,7 +322,9 @@ def record_spooled_optouts(
         cipher = context.keys.cipher(session, org_id)
         now = context.clock()
         recorded = sum(
-            record_sms_optout(session, cipher, text.payload, after_commit, now, text.received_at)
+            record_door_optout(
+                session, cipher, text.source, text.payload, after_commit, now, text.received_at
+            )
             for text in texts
         )
     after_commit.flush()
@@ -324,14 +332,14 @@ def record_spooled_optouts(
 
 
 def apply_spooled_optouts(context: TaskContext, events: Sequence[SpooledEvent]) -> bool:
-    """The opt-outs among spooled inbound SMS `events`, before any spooled event is stored:
+    """The opt-outs among spooled inbound messages `events`, before any spooled event is stored:
     events spooled ahead of a STOP would otherwise be acted on (an auto-reply, a HELP reply)
     before the STOP is. False: the database is still unreachable. Opt-outs go in at their
     arrival times, so a spooled START after a STOP still lifts it, and one before it does not
     (tasks/optouts.py)."""
     optouts: dict[uuid.UUID, list[SpooledEvent]] = defaultdict(list)
     for event in events:
-        if is_optout(event.payload):
+        if is_door_optout(event.source, event.payload):
             optouts[event.org_id].append(event)
     for org_id in optouts:
         hold_sms(org_id)  # renewed on every pass while the opt-outs wait

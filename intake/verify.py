@@ -6,6 +6,8 @@ run before anything is parsed for use; comparisons are constant time.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -103,6 +105,21 @@ def verify_telegram(secret_token: str, header: str | None) -> None:
     """X-Telegram-Bot-Api-Secret-Token, the secret given to setWebhook."""
     if not header or not hmac.compare_digest(header.encode(), secret_token.encode()):
         raise VerificationError("bad Telegram secret token")
+
+
+def verify_basic_auth(user: str, password: str, header: str | None) -> None:
+    """HTTP basic auth (Postmark's webhooks): both halves compared in constant time, and
+    both always compared, so the answer's timing says nothing about which one was wrong."""
+    scheme, _, encoded = (header or "").partition(" ")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    given_user, colon, given_password = decoded.partition(b":")
+    user_ok = hmac.compare_digest(given_user, user.encode())
+    password_ok = hmac.compare_digest(given_password, password.encode())
+    if not (scheme.lower() == "basic" and colon and user_ok & password_ok):
+        raise VerificationError("bad basic auth credentials")
 
 
 def meta_signature(app_secret: str, body: bytes) -> str:

@@ -16,11 +16,13 @@ from typer.core import TyperGroup
 
 from leadline.commands.alerts import alerts_app
 from leadline.commands.audit import audit_app
+from leadline.commands.campaigns import campaign_app
 from leadline.commands.common import error_line
 from leadline.commands.dlq import dlq_app
 from leadline.commands.imports import import_leads
 from leadline.commands.intake import meta_app, number_app, telegram_app
 from leadline.commands.keys import keys_app
+from leadline.commands.optouts import optout_app
 from leadline.commands.orgs import apikey_app, org_app
 from leadline.commands.retention import backup_app, export, lead_app, org_delete
 from leadline.commands.schedule import schedule_app, scheduler
@@ -170,6 +172,8 @@ app.add_typer(number_app, name="number")
 app.add_typer(meta_app, name="meta")
 app.add_typer(telegram_app, name="telegram")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(optout_app, name="optout")
+app.add_typer(campaign_app, name="campaign")
 app.command()(scheduler)
 app.command()(export)
 app.command("import")(import_leads)

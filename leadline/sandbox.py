@@ -1,4 +1,5 @@
-"""Provider sandbox: a local stand-in for Twilio's Messages API and Telegram's sendMessage.
+"""Provider sandbox: a local stand-in for Twilio's Messages API, Telegram's sendMessage and
+Postmark's email API (and, in leadline/sandbox_graph.py, Meta's login dialog and Graph API).
 
 Development (`leadline sandbox`, `make run`), demos and tests point the SMS and Telegram
 clients at this server instead of the real providers. It speaks both wire formats closely
@@ -17,6 +18,9 @@ Endpoints
            Twilio's JSON shape: {"messages": [...], "page", "page_size", "start", "end",
            "uri", "first_page_uri", "next_page_uri", "previous_page_uri"}; status "sent",
            date_sent = the time it was accepted.
+    POST   /email                      Postmark: From, To, Subject, TextBody or HtmlBody,
+           Headers, MessageStream, Metadata (JSON; leadline/sandbox_postmark.py). Any
+           X-Postmark-Server-Token unless SandboxState(postmark_token=...); none: 401.
     GET    /sent                       every accepted message, oldest first
     DELETE /sent                       forget messages, queued behaviours and counters
     GET    /stats                      {"requests": n, "accepted": n}
@@ -28,6 +32,8 @@ Records in /sent
     telegram: {"channel": "telegram", "to", "body", "time", "message_id",
                "dropped_after", "request"}
     "to" is always a string (Telegram chat ids included), "time" is ISO-8601 UTC and
+    email:    {"channel": "email", "to", "from", "subject", "body", "headers" (name: value),
+               "message_stream", "metadata", "message_id", "time", "dropped_after", "request"}
     "request" is the number of the raw request that delivered the message, so a test can
     tell one delivery of a message from two.
 
@@ -36,7 +42,7 @@ rejected and dropped ones) and the records in /sent ("accepted", "drop after" in
 
 Behaviour scripts
     POST /behaviour
-    {"channel": "sms" | "telegram" | "any",   (default "any")
+    {"channel": "sms" | "telegram" | "email" | "any",   (default "any")
      "match_to": "+15551234567",               (optional: only requests to this recipient)
      "responses": [ ... ]}
 
@@ -53,6 +59,8 @@ Behaviour scripts
                                         "Too Many Requests: retry after 2"; channel
     {"telegram_error": 403}             "Forbidden: bot was blocked by the user"; "telegram"
     {"telegram_error": 400}             "Bad Request: chat not found"; only
+    {"postmark_error": 406}             Postmark ErrorCode, HTTP 422 (406: inactive
+                                        recipient); channel "email" only
     {"delay": 1.5}                      wait that many seconds, then accept normally
     {"drop": "before"}                  close the connection unanswered; nothing recorded
     {"drop": "after"}                   record the message ("dropped_after": true), then close
@@ -95,11 +103,19 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadline.jsondata import JsonObject
+from leadline.sandbox_graph import GraphAccounts, graph_routes
+from leadline.sandbox_postmark import (
+    POSTMARK_PATH,
+    postmark_accepted,
+    postmark_error,
+    postmark_record,
+    postmark_status_error,
+)
 
 __all__ = ["SandboxServer", "SandboxState", "create_sandbox_app", "serve_forever"]
 
 _HOST = "127.0.0.1"
-_CHANNELS = ("sms", "telegram", "any")
+_CHANNELS = ("sms", "telegram", "email", "any")
 _HTTP_STATUSES = frozenset(status.value for status in HTTPStatus)
 _TWILIO_PATH = "/2010-04-01/Accounts/{account_sid}/Messages.json"
 
@@ -137,7 +153,8 @@ _DROP_MESSAGE = "leadline.sandbox.drop"
 _DROPPED = "connection dropped on purpose by the provider sandbox"
 
 
-# One message the sandbox accepted, as `/sent` lists it. Telegram messages have no SMS keys;
+# One message the sandbox accepted, as `/sent` lists it. Telegram messages have no SMS keys,
+# emails have their own;
 # from, messaging_service_sid and status_callback are None when the request left them out.
 # The functional form because "from" is a keyword.
 SentMessage = TypedDict(
@@ -155,12 +172,18 @@ SentMessage = TypedDict(
         "time": str,
         "dropped_after": bool,
         "request": int,
-        "message_id": int,
+        # Telegram's message id (a number); Postmark's MessageID (a UUID string).
+        "message_id": int | str,
+        # Email only (leadline/sandbox_postmark.py).
+        "subject": str,
+        "headers": dict[str, str],
+        "message_stream": str,
+        "metadata": dict[str, str],
     },
     total=False,
 )
 
-_ErrorKind = Literal["status", "twilio_error", "telegram_error"]
+_ErrorKind = Literal["status", "twilio_error", "telegram_error", "postmark_error"]
 
 
 @dataclass(frozen=True)
@@ -219,10 +242,11 @@ _PARSERS: dict[str, _Parser] = {
     "status": _error("status", _is_error_status),
     "twilio_error": _error("twilio_error", _is_int),
     "telegram_error": _error("telegram_error", _is_error_status),
+    "postmark_error": _error("postmark_error", _is_int),
     "delay": lambda value: _ScriptedDelay(value) if _is_delay(value) else None,
     "drop": lambda value: _ScriptedDrop(value == "after") if value in ("before", "after") else None,
 }
-_CHANNEL_ONLY = {"twilio_error": "sms", "telegram_error": "telegram"}
+_CHANNEL_ONLY = {"twilio_error": "sms", "telegram_error": "telegram", "postmark_error": "email"}
 _NOT_A_LIST = "responses must be a non-empty list"
 
 
@@ -259,9 +283,13 @@ class SandboxState:
         self,
         twilio_auth: tuple[str, str] | None = None,
         telegram_token: str | None = None,
+        meta_app: tuple[str, str] | None = None,
+        postmark_token: str | None = None,
     ) -> None:
         self.twilio_auth = twilio_auth
         self.telegram_token = telegram_token
+        self.graph = GraphAccounts(*(meta_app or (None, None)))
+        self.postmark_token = postmark_token
         self._lock = threading.Lock()
         self._sent: list[SentMessage] = []
         self._scripts: list[_Script] = []
@@ -282,6 +310,7 @@ class SandboxState:
             self._sent.clear()
             self._scripts.clear()
             self._requests = 0
+        self.graph.reset()
 
     def push_behaviour(
         self,
@@ -532,6 +561,10 @@ def _scripted_error(channel: str, scripted: _ScriptedError) -> JSONResponse:
         return _twilio_error(scripted.code)
     if scripted.kind == "telegram_error":
         return _telegram_error(scripted.code, scripted.retry_after)
+    if scripted.kind == "postmark_error":
+        return postmark_error(scripted.code)
+    if channel == "email":
+        return postmark_status_error(scripted.code)
     if channel == "sms":
         return _twilio_error(20000 + scripted.code, scripted.code)
     return _telegram_error(scripted.code, scripted.retry_after)
@@ -632,6 +665,20 @@ class _Handlers:
         }
         return await self._answer(record, request_number, partial(_telegram_message, chat_id))
 
+    async def postmark_email(self, request: Request) -> Response:
+        request_number = self.state._count_request()
+        token = request.headers.get("x-postmark-server-token")
+        if not token or self.state.postmark_token not in (None, token):
+            return postmark_error(10, 401)
+        try:
+            payload = await request.json()
+        except ValueError:
+            payload = None
+        record = postmark_record(payload if isinstance(payload, dict) else {})
+        if isinstance(record, Response):
+            return record
+        return await self._answer(record, request_number, postmark_accepted)
+
     async def sent(self, request: Request) -> Response:
         if request.method == "DELETE":
             self.state.clear()
@@ -691,9 +738,11 @@ def create_sandbox_app(state: SandboxState | None = None) -> Starlette:
             Route(_TWILIO_PATH, handlers.twilio_message, methods=["POST"]),
             Route(_TWILIO_PATH, handlers.twilio_list, methods=["GET"]),
             Route("/bot{token}/sendMessage", handlers.telegram_message, methods=["POST"]),
+            Route(POSTMARK_PATH, handlers.postmark_email, methods=["POST"]),
             Route("/sent", handlers.sent, methods=["GET", "DELETE"]),
             Route("/stats", handlers.stats, methods=["GET"]),
             Route("/behaviour", handlers.behaviour, methods=["POST"]),
+            *graph_routes(state),
         ]
     )
     app.state.sandbox = state

@@ -109,6 +109,36 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     meta_app_secret: SecretStr | None = None
     meta_verify_token: SecretStr | None = None
+    # Social channels connected by OAuth (docs/messaging.md "Social channels"): the Meta app,
+    # where its login dialog and the Graph API are (the provider sandbox in development), and
+    # the key that signs OAuth `state` values (development falls back to one derived from
+    # META_APP_SECRET; production requires its own).
+    meta_app_id: str | None = None
+    meta_oauth_base: str = "https://www.facebook.com/v21.0"
+    meta_graph_base: str = "https://graph.facebook.com/v21.0"
+    meta_oauth_scopes: str = (
+        "pages_show_list,pages_messaging,instagram_basic,instagram_manage_messages,"
+        "business_management,whatsapp_business_management,whatsapp_business_messaging"
+    )
+    leadline_oauth_state_secret: SecretStr | None = None
+    # Email through Postmark (docs/messaging.md "Email"): the server token that sends, the API
+    # base (the provider sandbox in development), the message stream campaigns go out on, and
+    # the HTTP basic-auth credentials Postmark's bounce, spam-complaint and subscription-change
+    # webhooks carry (POST /hooks/postmark).
+    postmark_server_token: SecretStr | None = None
+    postmark_api_base: str = "https://api.postmarkapp.com"
+    postmark_broadcast_stream: str = Field(default="broadcast", min_length=1, max_length=100)
+    postmark_webhook_user: SecretStr | None = None
+    postmark_webhook_password: SecretStr | None = None
+    # One-click unsubscribe links in campaign emails (RFC 8058): the HMAC secret that signs
+    # their tokens (unset outside production: derived from the primary master key) and how long
+    # a link keeps working.
+    leadline_unsubscribe_secret: SecretStr | None = None
+    leadline_unsubscribe_ttl_days: int = Field(default=90, ge=1, le=3650)
+
+    @property
+    def email_enabled(self) -> bool:
+        return bool(secret_value(self.postmark_server_token))
 
     # Intake: which provider routes are served (each needs its secrets), and rate limits in
     # the `limits` notation ("5/minute", "3 per 2 seconds").
@@ -382,8 +412,32 @@ def production_problems(settings: Settings) -> list[str]:
     problems.extend(missing_provider_secrets(settings))
     problems.extend(weak_provider_secrets(settings))
     problems.extend(messaging_problems(settings))
+    problems.extend(email_problems(settings))
     problems.extend(database_role_problems(settings))
     problems.extend(oidc_problems(settings))
+    problems.extend(meta_oauth_problems(settings))
+    return problems
+
+
+def meta_oauth_problems(settings: Settings) -> list[str]:
+    """Social channels are off (no META_APP_ID) or signed with their own strong state key."""
+    if not settings.meta_app_id:
+        return []
+    problems = []
+    secret = secret_value(settings.leadline_oauth_state_secret)
+    if len(secret) < MIN_OPS_TOKEN_LENGTH or estimate_entropy_bits(secret) < MIN_OPS_TOKEN_BITS:
+        problems.append(
+            f"LEADLINE_OAUTH_STATE_SECRET is required with META_APP_ID (at least "
+            f"{MIN_OPS_TOKEN_LENGTH} random characters, e.g. `openssl rand -base64 32`)"
+        )
+    if not secret_value(settings.meta_app_secret):
+        problems.append("META_APP_SECRET is required with META_APP_ID")
+    for name, url in (
+        ("META_OAUTH_BASE", settings.meta_oauth_base),
+        ("META_GRAPH_BASE", settings.meta_graph_base),
+    ):
+        if not url.startswith("https://") or is_loopback_url(url):
+            problems.append(f"{name} must be an https URL of Meta's (not the sandbox)")
     return problems
 
 
@@ -468,6 +522,33 @@ def messaging_problems(settings: Settings) -> list[str]:
         problems.append(
             "LEADLINE_OUTBOUND_SENDING_STALE_SECONDS must exceed LEADLINE_PROVIDER_TIMEOUT_SECONDS"
         )
+    return problems
+
+
+def email_problems(settings: Settings) -> list[str]:
+    """Sending email in production needs its webhooks verifiable, its unsubscribe links signed
+    with a secret of their own, and the real Postmark over TLS."""
+    if not settings.email_enabled:
+        return []
+    problems = [
+        f"{name} is required when POSTMARK_SERVER_TOKEN is set"
+        for name, value in (
+            ("POSTMARK_WEBHOOK_USER", settings.postmark_webhook_user),
+            ("POSTMARK_WEBHOOK_PASSWORD", settings.postmark_webhook_password),
+        )
+        if not secret_value(value)
+    ]
+    password = secret_value(settings.postmark_webhook_password)
+    if password and estimate_entropy_bits(password) < MIN_PROVIDER_SECRET_BITS:
+        problems.append("POSTMARK_WEBHOOK_PASSWORD is too short or too regular")
+    unsubscribe = secret_value(settings.leadline_unsubscribe_secret)
+    if len(unsubscribe) < MIN_OPS_TOKEN_LENGTH:
+        problems.append(
+            f"LEADLINE_UNSUBSCRIBE_SECRET must be at least {MIN_OPS_TOKEN_LENGTH} characters"
+        )
+    base = settings.postmark_api_base
+    if not base.startswith("https://") or is_loopback_url(base):
+        problems.append("POSTMARK_API_BASE must be an https URL of Postmark, not the sandbox")
     return problems
 
 

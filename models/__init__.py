@@ -3,6 +3,7 @@
 from models import (
     billing,
     channels,
+    connections,
     imports,
     messaging,
     ops,
@@ -16,6 +17,7 @@ from models import (
 __all__ = [
     "billing",
     "channels",
+    "connections",
     "imports",
     "messaging",
     "ops",

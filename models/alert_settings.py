@@ -1,4 +1,5 @@
-"""Where an org's alerts go and what they say: alert numbers, linked chats, templates."""
+"""Where an org's alerts go and what they say: alert numbers, alert emails, linked chats,
+templates."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from models.audit import record_audit
 from models.cache import Cache
 from models.channels import OrgPhoneNumber, TelegramChat
 from models.crypto import OrgCipher
-from models.leads import phone_index
+from models.leads import email_index, phone_index
 from models.message_templates import DEFAULT_FREQUENCY, DEFAULT_TEMPLATES, validate_template
-from models.messaging import AlertNumber, MessagingSettings
-from models.normalize import normalize_phone
+from models.messaging import AlertEmail, AlertNumber, MessagingSettings
+from models.normalize import normalize_phone, sender_address
 from models.tables import Organization
 
 ALERT_TABLE = "alert_numbers"
+ALERT_EMAIL_TABLE = "alert_emails"
 CHAT_TABLE = "telegram_chats"
 
 
@@ -44,6 +46,8 @@ class OrgMessaging:
     autoreply: bool
     sender: str | None
     templates: dict[str, str]
+    # The org's From address for email (None: it sends no email).
+    email_from: str | None = None
 
     def template(self, name: str) -> str:
         return self.templates.get(name) or DEFAULT_TEMPLATES[name]
@@ -85,6 +89,55 @@ def remove_alert_number(
         raise NotFoundError("that number is not an alert number of this organisation")
     record_audit(session, actor, "alerts.number_removed", org_id=cipher.org_id, target=str(removed))
     return removed
+
+
+def add_alert_email(
+    session: Session, cipher: OrgCipher, address: str, actor: str = "cli"
+) -> uuid.UUID:
+    """Idempotent: an address added twice keeps one row. Raises InvalidEmailAddress."""
+    checked = sender_address(address)
+    bidx = email_index(cipher, checked)
+    row_id = uuid.uuid4()
+    session.execute(
+        insert(AlertEmail)
+        .values(
+            id=row_id,
+            org_id=cipher.org_id,
+            address_ct=cipher.encrypt_text(checked, ALERT_EMAIL_TABLE, "address_ct", row_id),
+            address_bidx=bidx,
+        )
+        .on_conflict_do_nothing(constraint="uq_alert_emails_address")
+    )
+    found = session.scalar(select(AlertEmail.id).where(AlertEmail.address_bidx == bidx))
+    assert found is not None
+    record_audit(session, actor, "alerts.email_added", org_id=cipher.org_id, target=str(found))
+    return found
+
+
+def remove_alert_email(
+    session: Session, cipher: OrgCipher, address: str, actor: str = "cli"
+) -> uuid.UUID:
+    removed = session.execute(
+        delete(AlertEmail)
+        .where(AlertEmail.address_bidx == email_index(cipher, address))
+        .returning(AlertEmail.id)
+    ).scalar_one_or_none()
+    if removed is None:
+        raise NotFoundError("that address is not an alert email of this organisation")
+    record_audit(session, actor, "alerts.email_removed", org_id=cipher.org_id, target=str(removed))
+    return removed
+
+
+def alert_emails(session: Session, cipher: OrgCipher) -> list[AlertTarget]:
+    rows = session.scalars(select(AlertEmail).order_by(AlertEmail.created_at)).all()
+    return [
+        AlertTarget(
+            row.id,
+            cipher.decrypt(row.address_ct, ALERT_EMAIL_TABLE, "address_ct", row.id).decode(),
+            row.address_bidx,
+        )
+        for row in rows
+    ]
 
 
 def alert_numbers(session: Session, cipher: OrgCipher) -> list[AlertTarget]:
@@ -186,6 +239,7 @@ def load_org_messaging(
         autoreply=bool(row and row.autoreply),
         sender=sender,
         templates=dict(row.templates) if row else {},
+        email_from=org.email_from,
     )
 
 

@@ -13,6 +13,11 @@ from sqlalchemy.orm import Session
 from models.pagination import Position, after
 from models.tables import AuditEntry
 
+# An opt-out recorded or lifted (tasks/optouts.py); every one stays on record after a START,
+# which campaigns read (models/campaigns.py).
+OPTOUT_ADDED = "optout.added"
+OPTOUT_REMOVED = "optout.removed"
+
 
 def record_audit(
     session: Session,

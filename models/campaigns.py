@@ -8,17 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypedDict
 
-from sqlalchemy import and_, select, text
+from sqlalchemy import and_, exists, func, literal, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadline.jsondata import JsonObject, text_of
-from models.audit import record_audit
+from models.audit import OPTOUT_ADDED, record_audit
 from models.messaging import Campaign, Suppression
 from models.outbound_messages import count_by_state
 from models.pagination import Position, after
-from models.tables import Lead
+from models.tables import AuditEntry, Lead
 
 COUNT_GROUPS = {
     "queued": ("queued", "sending"),
@@ -36,11 +36,20 @@ class CampaignSpec:
     name: str
     template: str
     filter: JsonObject
+    channel: str = "sms"
+
+    def same_as(self, campaign: Campaign) -> bool:
+        """Whether `campaign` was created from this very request (an Idempotency-Key replay)."""
+        stored = (campaign.name, campaign.template, campaign.filter, campaign.channel)
+        return stored == (self.name, self.template, self.filter, self.channel)
 
 
 class CampaignView(TypedDict):
+    """A campaign as the API and the CLI show it."""
+
     id: str
     name: str
+    channel: str
     status: str
     created_at: str
     launched_at: str | None
@@ -76,6 +85,7 @@ def create_campaign(
             name=spec.name,
             template=spec.template,
             filter=spec.filter,
+            channel=spec.channel,
             idempotency_key=idempotency_key,
             status="pending",
             targeted=0,
@@ -88,12 +98,7 @@ def create_campaign(
         return CreatedCampaign(inserted, created=True, same_request=True)
     existing = find_campaign_by_key(session, idempotency_key)
     assert existing is not None
-    same = (existing.name, existing.template, existing.filter) == (
-        spec.name,
-        spec.template,
-        spec.filter,
-    )
-    return CreatedCampaign(existing.id, created=False, same_request=same)
+    return CreatedCampaign(existing.id, created=False, same_request=spec.same_as(existing))
 
 
 def list_campaigns(session: Session, position: Position | None, limit: int) -> list[Campaign]:
@@ -116,12 +121,48 @@ def lock_pending_campaign(session: Session, campaign_id: uuid.UUID) -> Campaign 
     return campaign if campaign is not None and campaign.status == "pending" else None
 
 
+def consent_after_every_optout() -> ColumnElement[bool]:
+    """The lead's latest consent is newer than every opt-out from its number: the suppression
+    in force, if any, and every opt-out ever recorded (the audit log keeps those a START
+    lifted). A lead who consents again after a STOP is targeted, and still blocked until START.
+    """
+    # A consent cannot have reached us after the row was last written: a time claimed in the
+    # future (an imported list's consent_at) counts as when it was stored.
+    consent = func.least(Lead.last_consent_at, Lead.updated_at)
+    stop = aliased(Suppression)  # the outer query joins Suppression itself
+    stop_in_force = (
+        exists()
+        .where(
+            stop.org_id == Lead.org_id,
+            stop.recipient_bidx == Lead.phone_bidx,
+            or_(consent.is_(None), stop.created_at >= consent),
+        )
+        .correlate(Lead)
+    )
+    target = literal("recipient:") + func.encode(Lead.phone_bidx, "hex")
+    stop_on_record = (
+        exists()
+        .where(
+            AuditEntry.org_id == Lead.org_id,
+            AuditEntry.action == OPTOUT_ADDED,
+            AuditEntry.target == target,
+            or_(consent.is_(None), AuditEntry.created_at >= consent),
+        )
+        .correlate(Lead)
+    )
+    return and_(~stop_in_force, ~stop_on_record)
+
+
 def campaign_targets(session: Session, campaign: Campaign) -> Iterator[CampaignTarget]:
-    """Leads with SMS consent and a phone, matching the filter; flags suppressed ones."""
-    conditions: list[ColumnElement[bool]] = [
-        Lead.sms_consent.is_(True),
-        Lead.phone_bidx.is_not(None),
-    ]
+    """Leads with consent and an address on the campaign's channel (SMS: a phone whose
+    consent is newer than any STOP from it; email: an email address), matching the filter;
+    flags suppressed ones."""
+    email = campaign.channel == "email"
+    address = Lead.email_bidx if email else Lead.phone_bidx
+    consent = Lead.email_consent if email else Lead.sms_consent
+    conditions: list[ColumnElement[bool]] = [consent.is_(True), address.is_not(None)]
+    if not email:
+        conditions.append(consent_after_every_optout())
     created_after = text_of(campaign.filter, "created_after")
     if created_after:
         conditions.append(Lead.created_at > datetime.fromisoformat(created_after))
@@ -131,7 +172,7 @@ def campaign_targets(session: Session, campaign: Campaign) -> Iterator[CampaignT
         select(Lead, Suppression.id.is_not(None).label("suppressed"))
         .outerjoin(
             Suppression,
-            and_(Suppression.org_id == Lead.org_id, Suppression.recipient_bidx == Lead.phone_bidx),
+            and_(Suppression.org_id == Lead.org_id, Suppression.recipient_bidx == address),
         )
         .where(*conditions)
         .order_by(Lead.created_at, Lead.id)
@@ -169,6 +210,7 @@ def campaign_view(session: Session, campaign: Campaign) -> CampaignView:
     return {
         "id": str(campaign.id),
         "name": campaign.name,
+        "channel": campaign.channel,
         "status": "done" if done else campaign.status,
         "created_at": campaign.created_at.isoformat(),
         "launched_at": campaign.launched_at.isoformat() if campaign.launched_at else None,

@@ -12,13 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.crypto import OrgCipher
-from models.messaging import ConversationMessage, OutboundMessage
+from models.messaging import SOCIAL_CHANNELS, Channel, ConversationMessage, OutboundMessage
 from models.pagination import Position, after
 
 CONVERSATION_TABLE = "conversation_messages"
 OUTBOUND_TABLE = "outbound_messages"
 # Outbound purposes addressed to the lead themself.
 TO_THE_LEAD = ("lead_autoreply", "help_reply", "campaign", "reply")
+# Telegram only carries alerts to the business; every other channel reaches the lead.
+LEAD_CHANNELS = sorted({Channel.SMS, *SOCIAL_CHANNELS})
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def outbound(
 ) -> list[ConversationEntry]:
     query = select(OutboundMessage).where(
         OutboundMessage.lead_id == lead_id,
-        OutboundMessage.channel == "sms",
+        OutboundMessage.channel.in_(LEAD_CHANNELS),
         OutboundMessage.purpose.in_(TO_THE_LEAD),
     )
     if position is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.crypto import OrgCipher
-from models.leads import decrypted_column
+from models.leads import ConsentEvidence, consent_evidence, decrypted_column
 from models.pagination import Position, after
 from models.tables import Lead
 
@@ -51,6 +51,8 @@ class LeadRecord:
     consent_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    # Decrypted for one lead (find_lead), not for pages of them.
+    consent_evidence: list[ConsentEvidence] | None = None
 
 
 def conditions(where: LeadFilter) -> list[ColumnElement[bool]]:
@@ -117,8 +119,11 @@ def list_leads(
 
 
 def find_lead(session: Session, cipher: OrgCipher, lead_id: uuid.UUID) -> LeadRecord | None:
+    """One lead with its consent evidence."""
     lead = session.get(Lead, lead_id)
-    return lead_record(cipher, lead) if lead is not None else None
+    if lead is None:
+        return None
+    return replace(lead_record(cipher, lead), consent_evidence=consent_evidence(cipher, lead))
 
 
 def decrypt_page(cipher: OrgCipher, leads: Sequence[LeadColumns]) -> list[LeadRecord]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -21,6 +22,8 @@ from models.tables import Lead, LeadStatus
 TABLE = "leads"
 CONSENT_EVIDENCE_MAX = 20
 PHONE_INDEX = "phone"
+PLATFORM_INDEX = "platform"
+EMAIL_INDEX = "email"
 
 
 @dataclass(frozen=True)
@@ -35,21 +38,56 @@ class LeadFields:
     # replaces a later first message, since one person's messages may be processed in any order.
     message_at: datetime | None = None
     platform_user: str | None = None
+    # A Meta message: the business account it was sent to, and when (the lead can be
+    # answered there; WhatsApp only within 24 hours of the latest one).
+    platform_account: str | None = None
+    platform_inbound_at: datetime | None = None
     source: str = "api"
     sms_consent: bool = False
+    email_consent: bool = False
     consent_text: str | None = None
     consent_at: datetime | None = None
     # Where the consent was given, when not the lead's source (an imported list says so).
     consent_source: str | None = None
+    consent_details: ConsentDetails | None = None
+
+
+@dataclass(frozen=True)
+class ConsentDetails:
+    """Where and how a consent was given (already validated): the visitor's IP address and
+    browser, the page and the form it was given on."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    page_url: str | None = None
+    form_id: str | None = None
 
 
 @dataclass(frozen=True)
 class ConsentEvidence:
-    """One consent given by a lead: the text shown, when (ISO 8601) and through what source."""
+    """One consent given by a lead: the text shown (and its SHA-256, hex), when (ISO 8601),
+    through what source, and where (ConsentDetails). Stored encrypted with the lead."""
 
     text: str | None
     at: str | None
     source: str
+    text_sha256: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    page_url: str | None = None
+    form_id: str | None = None
+
+    def same_consent(self, other: ConsentEvidence) -> bool:
+        """The same text given the same way (a resubmitted form): kept once."""
+        return _consent_key(self) == _consent_key(other)
+
+
+def _consent_key(entry: ConsentEvidence) -> tuple[str | None, ...]:
+    return (entry.text, entry.ip, entry.user_agent, entry.page_url, entry.form_id)
+
+
+def text_sha256(text: str | None) -> str | None:
+    return hashlib.sha256(text.encode()).hexdigest() if text is not None else None
 
 
 @dataclass(frozen=True)
@@ -66,6 +104,7 @@ class LeadView:
     status: str
     sms_consent: bool
     created_at: datetime
+    email_consent: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +117,17 @@ def phone_index(cipher: OrgCipher, phone: str) -> bytes:
     """The blind index of a phone number: the same for leads, alert numbers, outbound SMS and
     opt-outs, so one lookup finds the person everywhere."""
     return cipher.blind_index(PHONE_INDEX, normalize_phone(phone))
+
+
+def platform_index(cipher: OrgCipher, platform_user: str) -> bytes:
+    """The blind index of a Messenger, Instagram or WhatsApp user (`platform:user id`)."""
+    return cipher.blind_index(PLATFORM_INDEX, platform_user)
+
+
+def email_index(cipher: OrgCipher, email: str) -> bytes:
+    """The blind index of an email address (casefolded): the same for leads, alert emails,
+    outbound email and email suppressions."""
+    return cipher.blind_index(EMAIL_INDEX, normalize_email(email))
 
 
 def blind_indexes(cipher: OrgCipher, fields: LeadFields) -> dict[str, bytes | None]:
@@ -94,9 +144,9 @@ def _blind_indexes(
     email = normalize_email(fields.email) if fields.email else None
     return {
         "phone_bidx": cipher.blind_index(PHONE_INDEX, phone) if phone else None,
-        "email_bidx": cipher.blind_index("email", email) if email else None,
+        "email_bidx": cipher.blind_index(EMAIL_INDEX, email) if email else None,
         "platform_bidx": (
-            cipher.blind_index("platform", fields.platform_user) if fields.platform_user else None
+            platform_index(cipher, fields.platform_user) if fields.platform_user else None
         ),
     }
 
@@ -155,9 +205,8 @@ def new_lead_values(cipher: OrgCipher, lead: PreparedLead) -> dict[str, object]:
         return cipher.encrypt_text(value, TABLE, column, lead_id)
 
     consent = fields.sms_consent
-    at = fields.consent_at.isoformat() if fields.consent_at else None
     source = fields.consent_source or fields.source
-    evidence = [ConsentEvidence(fields.consent_text, at, source)]
+    evidence = [_new_evidence(fields)]
     return {
         "id": lead_id,
         "org_id": cipher.org_id,
@@ -171,6 +220,7 @@ def new_lead_values(cipher: OrgCipher, lead: PreparedLead) -> dict[str, object]:
         "first_message_at": fields.message_at,
         "sms_consent": consent,
         "consent_at": fields.consent_at if consent else None,
+        "last_consent_at": fields.consent_at if consent else None,
         "consent_source": source if consent else None,
         "consent_text_ct": _evidence_ct(cipher, lead_id, evidence) if consent else None,
     }
@@ -254,6 +304,25 @@ def _write_fields(
         lead.first_message_at = fields.message_at
     if fields.sms_consent:
         _merge_consent(cipher, lead, fields)
+    if fields.email_consent and fields.email:
+        _merge_email_consent(cipher, lead, fields)
+    if fields.platform_user is not None:
+        _write_platform(cipher, lead, fields)
+
+
+def _write_platform(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
+    """Where to answer: the platform id once, the account and time of the latest message
+    (messages arrive in any order, so an older one never moves the time back)."""
+    if lead.platform_user_ct is None:
+        lead.platform_user_ct = cipher.encrypt_text(
+            fields.platform_user, TABLE, "platform_user_ct", lead.id
+        )
+    latest, incoming = lead.platform_last_inbound_at, fields.platform_inbound_at
+    if incoming is not None and (latest is None or incoming >= latest):
+        lead.platform_last_inbound_at = incoming
+        lead.platform_account = fields.platform_account or lead.platform_account
+    elif lead.platform_account is None:
+        lead.platform_account = fields.platform_account
 
 
 def _sent_before_first(lead: Lead, fields: LeadFields) -> bool:
@@ -269,20 +338,54 @@ def _sent_before_first(lead: Lead, fields: LeadFields) -> bool:
 def _merge_consent(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
     """Add this submission's consent to the lead's evidence. Runs under the lead's row lock
     (or on a row not yet visible to anyone), so concurrent posts for one phone keep every text.
-    """
-    evidence = consent_evidence(cipher, lead)
+    Every consent, even one already on record, renews `last_consent_at`."""
     if not lead.sms_consent:
         lead.sms_consent = True
         lead.consent_at = fields.consent_at
         lead.consent_source = fields.consent_source or fields.source
-    texts = {entry.text for entry in evidence}
-    if fields.consent_text in texts or (fields.consent_text is None and evidence):
+    if fields.consent_at is not None and (
+        lead.last_consent_at is None or fields.consent_at > lead.last_consent_at
+    ):
+        lead.last_consent_at = fields.consent_at
+    _add_evidence(cipher, lead, fields)
+
+
+def _merge_email_consent(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
+    """Email consent is kept apart from SMS consent (one never implies the other); its wording
+    joins the same evidence list."""
+    if not lead.email_consent:
+        lead.email_consent = True
+        lead.email_consent_at = fields.consent_at
+    _add_evidence(cipher, lead, fields)
+
+
+def _add_evidence(cipher: OrgCipher, lead: Lead, fields: LeadFields) -> None:
+    evidence = consent_evidence(cipher, lead)
+    entry = _new_evidence(fields)
+    if any(entry.same_consent(known) for known in evidence) or (_bare(entry) and evidence):
         return
-    at = fields.consent_at.isoformat() if fields.consent_at else None
-    evidence.append(
-        ConsentEvidence(fields.consent_text, at, fields.consent_source or fields.source)
-    )
+    evidence.append(entry)
     lead.consent_text_ct = _evidence_ct(cipher, lead.id, evidence)
+
+
+def _new_evidence(fields: LeadFields) -> ConsentEvidence:
+    details = fields.consent_details or ConsentDetails()
+    at = fields.consent_at.isoformat() if fields.consent_at else None
+    return ConsentEvidence(
+        fields.consent_text,
+        at,
+        fields.consent_source or fields.source,
+        text_sha256(fields.consent_text),
+        details.ip,
+        details.user_agent,
+        details.page_url,
+        details.form_id,
+    )
+
+
+def _bare(entry: ConsentEvidence) -> bool:
+    """A consent that says nothing but `sms: true`: adds nothing to evidence already kept."""
+    return _consent_key(entry) == (None,) * 5
 
 
 def _evidence_ct(cipher: OrgCipher, lead_id: uuid.UUID, evidence: list[ConsentEvidence]) -> bytes:
@@ -291,7 +394,8 @@ def _evidence_ct(cipher: OrgCipher, lead_id: uuid.UUID, evidence: list[ConsentEv
 
 
 def consent_evidence(cipher: OrgCipher, lead: Lead) -> list[ConsentEvidence]:
-    """Every consent text the lead gave (oldest first); a pre-merge row holds one plain text."""
+    """Every consent the lead gave (oldest first); a pre-merge row holds one plain text.
+    Entries stored before the hash was kept get it computed."""
     stored = decrypted_column(cipher, lead, "consent_text_ct")
     if stored is None:
         return []
@@ -300,9 +404,16 @@ def consent_evidence(cipher: OrgCipher, lead: Lead) -> list[ConsentEvidence]:
     except ValueError:
         document = None
     if isinstance(document, dict) and isinstance(document.get("evidence"), list):
-        return [ConsentEvidence(**entry) for entry in document["evidence"]]
-    at = lead.consent_at.isoformat() if lead.consent_at else None
-    return [ConsentEvidence(stored, at, lead.consent_source or lead.source)]
+        entries = [ConsentEvidence(**entry) for entry in document["evidence"]]
+    else:
+        at = lead.consent_at.isoformat() if lead.consent_at else None
+        entries = [ConsentEvidence(stored, at, lead.consent_source or lead.source)]
+    return [
+        entry
+        if entry.text_sha256 or entry.text is None
+        else replace(entry, text_sha256=text_sha256(entry.text))
+        for entry in entries
+    ]
 
 
 class StoredLead(Protocol):
@@ -332,6 +443,7 @@ def decrypt_lead(cipher: OrgCipher, lead: Lead) -> LeadView:
         status=lead.status,
         sms_consent=lead.sms_consent,
         created_at=lead.created_at,
+        email_consent=lead.email_consent,
     )
 
 

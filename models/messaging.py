@@ -49,10 +49,18 @@ class OutboundState(StrEnum):
 class Channel(StrEnum):
     SMS = "sms"
     TELEGRAM = "telegram"
+    EMAIL = "email"
+    INSTAGRAM = "instagram"
+    MESSENGER = "messenger"
+    WHATSAPP = "whatsapp"
+
+
+SOCIAL_CHANNELS = frozenset({Channel.INSTAGRAM, Channel.MESSENGER, Channel.WHATSAPP})
 
 
 class OutboundMessage(Base):
-    """One SMS or Telegram message to send, at most once. See docs/messaging.md for states."""
+    """One SMS, Telegram message or email to send, at most once. See docs/messaging.md for
+    states. An email's body_ct holds its subject, text and headers (models/email_content.py)."""
 
     __tablename__ = "outbound_messages"
     __table_args__ = (
@@ -101,6 +109,8 @@ class OutboundMessage(Base):
     lead_id: Mapped[uuid.UUID | None] = mapped_column(PG_UUID(as_uuid=True))
     campaign_id: Mapped[uuid.UUID | None] = mapped_column(PG_UUID(as_uuid=True))
     telegram_chat_id: Mapped[uuid.UUID | None] = mapped_column(PG_UUID(as_uuid=True))
+    # Instagram, Messenger and WhatsApp messages go out through this connection's token.
+    connection_id: Mapped[uuid.UUID | None] = mapped_column(PG_UUID(as_uuid=True))
     state: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
     provider_sid: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
@@ -119,7 +129,10 @@ class OutboundMessage(Base):
 
 
 class Suppression(Base):
-    """An SMS recipient who opted out of this org's messages. Lifted only by START/UNSTOP/YES."""
+    """A recipient who opted out of this org's messages: a phone number (lifted only by
+    START/UNSTOP/YES) or an email address (a hard bounce, spam complaint or unsubscribe; never
+    lifted). A blind index hashes its kind with the value (models.crypto), so a phone's and an
+    email's never collide."""
 
     __tablename__ = "suppressions"
     __table_args__ = (
@@ -173,6 +186,19 @@ class AlertNumber(Base):
     created_at: Mapped[datetime] = now_column()
 
 
+class AlertEmail(Base):
+    """An email address of the business that receives lead alerts by email."""
+
+    __tablename__ = "alert_emails"
+    __table_args__ = (UniqueConstraint("org_id", "address_bidx", name="uq_alert_emails_address"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    org_id: Mapped[uuid.UUID] = org_fk()
+    address_ct: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    address_bidx: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = now_column()
+
+
 class MessagingSettings(Base):
     """Per-org templates and program details (business text, not PII)."""
 
@@ -188,7 +214,7 @@ class MessagingSettings(Base):
 
 
 class Campaign(Base):
-    """A re-engagement SMS campaign; its counts come from its outbound_messages rows."""
+    """A re-engagement campaign by SMS or email; its counts come from its outbound_messages."""
 
     __tablename__ = "campaigns"
     __table_args__ = (UniqueConstraint("org_id", "idempotency_key", name="uq_campaigns_key"),)
@@ -200,6 +226,9 @@ class Campaign(Base):
     filter: Mapped[JsonObject] = mapped_column(JSONB, nullable=False, default=dict)
     idempotency_key: Mapped[str] = mapped_column(String(255), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    channel: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="sms", server_default="sms"
+    )
     targeted: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = now_column()
     launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import phonenumbers
+from email_validator import EmailNotValidError, validate_email
 
 # C0 and C1 controls, DEL, and lone surrogates (which cannot be stored or encoded as UTF-8)
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -22,6 +23,10 @@ class NationalNumberWithoutRegion(InvalidPhoneNumber):
 
 class InvalidRegion(ValueError):
     """Not a region code phone numbers can be read in."""
+
+
+class InvalidEmailAddress(ValueError):
+    """Not an address email can be sent from or to."""
 
 
 def normalize_phone(raw: str, default_region: str | None = None) -> str:
@@ -59,3 +64,13 @@ def has_control_characters(text: str, line_breaks_allowed: bool = False) -> bool
 
 def normalize_email(raw: str) -> str:
     return raw.strip().casefold()
+
+
+def sender_address(raw: str) -> str:
+    """An address in email-validator's normal form, checked for syntax only (whether its domain
+    may send is Postmark's sender-signature check). Raises InvalidEmailAddress."""
+    try:
+        checked = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        raise InvalidEmailAddress("not a valid email address") from None
+    return str(checked.normalized)

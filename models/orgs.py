@@ -18,7 +18,7 @@ from leadline.errors import LeadlineError, NotFoundError
 from models.audit import record_audit
 from models.crypto import Keyring
 from models.keys import add_data_key
-from models.normalize import normalize_region
+from models.normalize import normalize_region, sender_address
 from models.tables import ApiKey, Lead, Organization
 
 API_KEY_PREFIX = "ll_"
@@ -187,6 +187,33 @@ def set_default_region(
         details={"default_region": code},
     )
     return code
+
+
+def email_from(session: Session, org_id: uuid.UUID) -> str | None:
+    """Tenant session: the address the org's email goes out from, or None (it sends none)."""
+    address: str | None = session.scalar(
+        select(Organization.email_from).where(Organization.id == org_id)
+    )
+    return address
+
+
+def set_email_from(
+    session: Session, org_id: uuid.UUID, address: str | None, actor: str = "cli"
+) -> str | None:
+    """Tenant session. Set (validated, raises InvalidEmailAddress) or clear (None) the sender
+    address. The audit entry says it changed, not to what (it may be a person's mailbox)."""
+    checked = sender_address(address) if address is not None else None
+    org = get_organization(session, org_id)
+    org.email_from = checked
+    record_audit(
+        session,
+        actor,
+        "org.settings_changed",
+        org_id=org_id,
+        target=str(org_id),
+        details={"email_from": "set" if checked else "cleared"},
+    )
+    return checked
 
 
 def get_organization(session: Session, org_id: uuid.UUID) -> Organization:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
@@ -30,8 +30,9 @@ from leadline.errors import LeadlineError, NotFoundError
 from models.audit import record_audit
 from models.cache import Cache
 from models.channels import OrgPhoneNumber, TelegramChat
+from models.connections import Connection, ConnectionStatus, connection_token
 from models.crypto import OrgCipher
-from models.messaging import OutboundMessage
+from models.messaging import SOCIAL_CHANNELS, OutboundMessage
 from models.quiet_hours import (
     OWN_RECIPIENT_PURPOSES,
     QuietWindow,
@@ -46,6 +47,8 @@ INSERT_CHUNK = 500
 # Alerts go to the business's own numbers and chats: for them a duplicate is better than a
 # silent loss, so an unknown alert may be sent again. Messages to leads stay at most once.
 AT_LEAST_ONCE_PURPOSES = OWN_RECIPIENT_PURPOSES
+# Channels whose recipients are checked against the suppression list (by blind index).
+SUPPRESSIBLE_CHANNELS = frozenset({"sms", "email"})
 # `unknown` codes reconciliation has given up on: only an operator decides these.
 FOR_OPERATORS = frozenset({"not_at_provider", "ambiguous"})
 UNDECIDED_FOR_OPERATORS = timedelta(hours=1)
@@ -58,7 +61,9 @@ RELEASE_BATCH = 1000
 
 @dataclass(frozen=True)
 class NewOutbound:
-    """A message to queue. `recipient` is an E.164 number (sms) or a chat id (telegram)."""
+    """A message to queue. `recipient` is an E.164 number (sms), a chat id (telegram), an
+    address (email, whose `body` is an encoded models.email_content.EmailContent) or the
+    person's platform id (instagram, messenger, whatsapp: sent through `connection_id`)."""
 
     channel: str
     purpose: str
@@ -70,6 +75,7 @@ class NewOutbound:
     lead_id: uuid.UUID | None = None
     campaign_id: uuid.UUID | None = None
     telegram_chat_id: uuid.UUID | None = None
+    connection_id: uuid.UUID | None = None
     next_attempt_at: datetime | None = None
     state: str = "queued"
     last_error_code: str | None = None
@@ -101,6 +107,16 @@ class ClaimedMessage:
     telegram_chat_id: uuid.UUID | None
     # The sending number's own Messaging Service, if it has one (else the global setting).
     messaging_service: str | None = None
+    connection: ClaimedConnection | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedConnection:
+    """The account a social message goes out as, and its token (kept out of repr)."""
+
+    id: uuid.UUID
+    account_id: str
+    token: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -139,6 +155,7 @@ def _row_values(cipher: OrgCipher, message: NewOutbound, now: datetime) -> dict[
         "lead_id": message.lead_id,
         "campaign_id": message.campaign_id,
         "telegram_chat_id": message.telegram_chat_id,
+        "connection_id": message.connection_id,
         "state": message.state,
         "attempts": 0,
         "last_error_code": message.last_error_code,
@@ -288,13 +305,37 @@ def messaging_service_for(session: Session, org_id: uuid.UUID, sender: str | Non
 
 
 def _blocked_reason(session: Session, row: OutboundMessage, opted_out: OptoutCheck) -> str | None:
-    if row.channel == "sms" and opted_out(session, row.org_id, row.recipient_bidx):
+    if row.channel in SUPPRESSIBLE_CHANNELS and opted_out(session, row.org_id, row.recipient_bidx):
         return "suppressed"
     if row.channel == "telegram":
         chat = session.get(TelegramChat, row.telegram_chat_id) if row.telegram_chat_id else None
         if chat is None or chat.status != "linked":
             return "chat_unlinked"
+    if row.channel in SOCIAL_CHANNELS:
+        return _social_blocked_reason(session, row, opted_out)
     return None
+
+
+def _social_blocked_reason(
+    session: Session, row: OutboundMessage, opted_out: OptoutCheck
+) -> str | None:
+    """An opt-out received on that channel, or a connection no longer active, blocks it."""
+    if opted_out(session, row.org_id, row.recipient_bidx):
+        return "suppressed"
+    connection = session.get(Connection, row.connection_id) if row.connection_id else None
+    if connection is None or connection.status != ConnectionStatus.ACTIVE:
+        return "not_connected"
+    return None
+
+
+def _claimed_connection(
+    session: Session, cipher: OrgCipher, row: OutboundMessage
+) -> ClaimedConnection | None:
+    connection = session.get(Connection, row.connection_id) if row.connection_id else None
+    token = connection_token(cipher, connection) if connection is not None else None
+    if connection is None or token is None:
+        return None
+    return ClaimedConnection(connection.id, connection.account_id, token)
 
 
 def _claimed(session: Session, cipher: OrgCipher, row: OutboundMessage) -> ClaimedMessage:
@@ -312,6 +353,7 @@ def _claimed(session: Session, cipher: OrgCipher, row: OutboundMessage) -> Claim
         messaging_service=messaging_service_for(session, row.org_id, row.sender)
         if row.channel == "sms"
         else None,
+        connection=_claimed_connection(session, cipher, row),
     )
 
 

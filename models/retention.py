@@ -120,9 +120,10 @@ Index(
 
 # Tables erasure must not treat as "rows tied to the lead" (they record the erasure itself).
 ERASURE_BOOKKEEPING = frozenset({"erasure_requests"})
-# Tables a backup bundle leaves out: the keys (never), and retention's own bookkeeping.
+# Tables a backup bundle leaves out: the keys (never), retention's own bookkeeping, and
+# OAuth authorizations in progress (a restored nonce could be consumed a second time).
 NOT_BACKED_UP = frozenset(
-    {KEY_TABLE, "backups", "erasure_requests", "erasure_tombstones", "audit_log"}
+    {KEY_TABLE, "backups", "erasure_requests", "erasure_tombstones", "audit_log", "oauth_states"}
 )
 
 

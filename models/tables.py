@@ -48,6 +48,7 @@ class InboundSource(StrEnum):
     STRIPE = "stripe"
     TELEGRAM = "telegram"
     META = "meta"
+    POSTMARK = "postmark"
 
 
 class InboundEventStatus(StrEnum):
@@ -75,6 +76,9 @@ class Organization(Base):
     deletion_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # ISO 3166 region national phone numbers are read in; None: E.164 required
     default_region: Mapped[str | None] = mapped_column(String(2))
+    # The address the org's email goes out from (`leadline org settings ORG --email-from`): the
+    # business's own, not a person's, so it is kept in clear. None: the org sends no email.
+    email_from: Mapped[str | None] = mapped_column(String(254))
     # Local hours campaign messages may be sent in (models/quiet_hours.py); None: the default
     quiet_hours_start: Mapped[time | None] = mapped_column(Time)
     quiet_hours_end: Mapped[time | None] = mapped_column(Time)
@@ -186,12 +190,26 @@ class Lead(Base):
     phone_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
     email_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
     platform_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Where a Meta lead can be answered: `platform:user id` (encrypted), the business account
+    # it wrote to, and when it last wrote (WhatsApp's 24-hour customer-service window).
+    platform_user_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    platform_account: Mapped[str | None] = mapped_column(String(64))
+    platform_last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     source: Mapped[str] = mapped_column(String(64), nullable=False, default="api")
     status: Mapped[str] = mapped_column(String(20), nullable=False, default=LeadStatus.NEW)
     sms_consent: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     consent_text_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     consent_source: Mapped[str | None] = mapped_column(String(64))
+    # The latest SMS consent given (consent_at is the first): a campaign needs it newer than
+    # any opt-out from the lead's number.
+    last_consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Marketing email consent (docs/messaging.md "Email consent"), given with an email address;
+    # its text joins the same evidence list as the SMS consent's.
+    email_consent: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
+    email_consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Who in the business handles the lead: an opaque string from the tenant's product.
     assignee_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = now_column()
@@ -202,7 +220,17 @@ class AuditEntry(Base):
     """Who did what, when. Never holds PII: targets are ids, details are counts and codes."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_org_created", "org_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_log_org_created", "org_id", "created_at"),
+        # Every opt-out a number ever sent, lifted or not (models/campaigns.py)
+        Index(
+            "ix_audit_log_optout_target",
+            "org_id",
+            "target",
+            "created_at",
+            postgresql_where=text("action = 'optout.added'"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     org_id: Mapped[uuid.UUID | None] = mapped_column(PG_UUID(as_uuid=True))

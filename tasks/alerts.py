@@ -1,5 +1,6 @@
 """Alert fan-out: when a lead arrives or replies, queue SMS to the org's alert numbers,
-Telegram messages to its linked chats, and (with consent) an auto-reply to the lead.
+Telegram messages to its linked chats, emails to its alert emails (once it has a From
+address and Postmark is configured), and (with consent) an auto-reply to the lead.
 
 Rows are inserted in the transaction that created the lead or message and enqueued after
 COMMIT through the after_commit. Idempotency keys make a replayed event queue nothing new.
@@ -16,11 +17,13 @@ from sqlalchemy.orm import Session
 from models.alert_settings import (
     AlertTarget,
     OrgMessaging,
+    alert_emails,
     cached_alert_numbers,
     cached_linked_chats,
     cached_org_messaging,
 )
 from models.crypto import OrgCipher
+from models.email_content import EmailContent
 from models.leads import LeadView, decrypt_lead, phone_index
 from models.message_templates import TELEGRAM_MAX_CHARS, render
 from models.outbound_messages import NewOutbound, queue_outbound
@@ -29,6 +32,13 @@ from tasks.after_commit import AfterCommit
 from tasks.context import get_context
 from tasks.domain_events import LeadChange
 from tasks.sending import add_send
+
+EMAIL_SUBJECT_MAX_CHARS = 200
+ALERT_SUBJECTS = {
+    "owner_alert": "New lead for {org}: {name}",
+    "lead_updated": "Lead updated for {org}: {name}",
+    "reply_alert": "Reply from {name}",
+}
 
 
 @dataclass(frozen=True)
@@ -78,12 +88,9 @@ def fan_out_alerts(request: AlertRequest) -> int:
     recipients = Recipients(
         cached_alert_numbers(request.session, request.cipher),
         cached_linked_chats(request.session, request.cipher),
+        email_recipients(request, org, settings.email_enabled),
     )
-    if (
-        not recipients.numbers
-        and not recipients.chats
-        and not (request.autoreply and org.autoreply)
-    ):
+    if not recipients.any and not (request.autoreply and org.autoreply):
         return 0  # nobody to tell: nothing to decrypt, render or insert
     lead = decrypt_lead(request.cipher, request.lead)
     values = template_values(org, lead, request.message)
@@ -120,6 +127,20 @@ class Recipients:
 
     numbers: tuple[AlertTarget, ...]
     chats: tuple[AlertTarget, ...]
+    emails: tuple[AlertTarget, ...] = ()
+
+    @property
+    def any(self) -> bool:
+        return bool(self.numbers or self.chats or self.emails)
+
+
+def email_recipients(
+    request: AlertRequest, org: OrgMessaging, email_enabled: bool
+) -> tuple[AlertTarget, ...]:
+    """The org's alert emails; read only for an org that sends email (the others pay nothing)."""
+    if not (email_enabled and org.email_from):
+        return ()
+    return tuple(alert_emails(request.session, request.cipher))
 
 
 def owner_messages(
@@ -156,7 +177,37 @@ def owner_messages(
         )
         for chat in recipients.chats
     )
+    messages.extend(alert_emails_for(request, org, recipients.emails, values, telegram_body))
     return messages
+
+
+def alert_emails_for(
+    request: AlertRequest,
+    org: OrgMessaging,
+    emails: tuple[AlertTarget, ...],
+    values: dict[str, str | None],
+    text: str,
+) -> list[NewOutbound]:
+    """An alert email says what the Telegram alert says (same template), under a subject."""
+    if not emails or org.email_from is None:
+        return []
+    content = EmailContent(
+        sender=org.email_from,
+        subject=render(ALERT_SUBJECTS[request.kind], values, EMAIL_SUBJECT_MAX_CHARS),
+        text=text,
+    )
+    return [
+        NewOutbound(
+            channel="email",
+            purpose=request.purpose,
+            idempotency_key=f"{request.key_prefix}:email:{email.row_id}",
+            recipient=email.address,
+            recipient_bidx=email.bidx,
+            body=content.encode(),
+            lead_id=request.lead.id,
+        )
+        for email in emails
+    ]
 
 
 def autoreply_message(

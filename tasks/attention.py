@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from leadline.logging import get_logger
+from models.connections import expired_connections
 from models.db import Database
 from models.outbound_messages import carrier_rejections, unknown_outbound
 from tasks.webhooks.operations import disabled_endpoints
@@ -26,6 +27,8 @@ ATTENTION_LISTS: dict[str, AttentionSource] = {
     # Twilio 30007 / 30034 per org and sending number: 10DLC registration or content to fix
     "carrier_rejections": carrier_rejections,
     "disabled_endpoints": disabled_endpoints,
+    # social-channel connections whose token the provider rejected: the business reconnects
+    "expired_connections": expired_connections,
 }
 
 

@@ -72,6 +72,7 @@ class OrganizationRecord(TypedDict):
     default_region: str | None
     quiet_hours_start: str | None  # bundles of older releases lack these two
     quiet_hours_end: str | None
+    email_from: str | None  # bundles of older releases lack it too
 
 
 class BundleHeader(TypedDict):
@@ -253,6 +254,7 @@ def organization_record(session: Session, org_id: uuid.UUID) -> OrganizationReco
         "created_at": org.created_at.isoformat(),
         "deletion_due_at": org.deletion_due_at.isoformat() if org.deletion_due_at else None,
         "default_region": org.default_region,
+        "email_from": org.email_from,
         "quiet_hours_start": _clock_time(org.quiet_hours_start),
         "quiet_hours_end": _clock_time(org.quiet_hours_end),
     }

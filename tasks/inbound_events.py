@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from leadline.errors import CryptoError, KeyNotFoundError, LeadlineError
@@ -28,6 +28,16 @@ TABLE = "inbound_events"
 
 class UnknownEventSource(LeadlineError):
     """No handler is registered for the event's source."""
+
+
+def mark_optout_recorded(session: Session, event_id: uuid.UUID) -> None:
+    """The intake recorded this event's opt-out with it: the worker must not apply it again
+    (a START may have lifted it since)."""
+    session.execute(
+        update(InboundEvent)
+        .where(InboundEvent.id == event_id)
+        .values(optout_recorded_at=func.now())
+    )
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Inbound SMS (STOP/START/HELP or a conversation message) and Twilio status callbacks.
 
 The intake route has verified the signature, found the org by the `To` number and stored the
-event; an opt-out it has already recorded with the event (record_optout_at_the_door), so the
-suppression holds from its 2xx. These handlers run inside process_event's transaction.
+event; an opt-out it has already recorded with the event (intake/inbox.py, record_at_the_door),
+so the suppression holds from its 2xx. These handlers run inside process_event's transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from models.message_templates import render
 from models.messaging import ConversationMessage
 from models.normalize import InvalidPhoneNumber, normalize_phone
 from models.outbound_messages import NewOutbound, apply_delivery_status, queue_outbound
-from models.tables import InboundEvent, Lead
+from models.tables import Lead
 from models.webhooks import EventType
 from tasks.after_commit import AfterCommit
 from tasks.alerts import reply_alert
@@ -96,28 +96,6 @@ def record_sms_optout(
         return False
     sender, body = sms
     return record_inbound_optout(session, cipher, sender, body, after_commit, now, requested_at)
-
-
-def record_optout_at_the_door(
-    session: Session,
-    cipher: OrgCipher,
-    event_id: uuid.UUID,
-    payload: JsonObject,
-    after_commit: AfterCommit,
-    now: datetime,
-    requested_at: datetime | None = None,
-) -> bool:
-    """What the intake does before its 2xx to an inbound SMS, in the transaction that stores
-    its event: an opt-out is recorded, and the event marked so the worker does not apply it
-    again."""
-    if not record_sms_optout(session, cipher, payload, after_commit, now, requested_at):
-        return False
-    session.execute(
-        update(InboundEvent)
-        .where(InboundEvent.id == event_id)
-        .values(optout_recorded_at=func.now())
-    )
-    return True
 
 
 def handle_inbound_sms(ctx: InboundContext) -> None:

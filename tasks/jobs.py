@@ -22,6 +22,7 @@ from leadline.logging import get_logger
 from models.audit import record_audit
 from models.jobruns import claim_job_run, finish_job_run
 from tasks.backups import create_backups, expire_backups
+from tasks.connections import purge_oauth_states
 from tasks.context import TaskContext, get_context
 from tasks.deletion import process_deletions
 from tasks.erasure import process_erasures
@@ -54,6 +55,7 @@ JOBS: tuple[Job, ...] = (
     Job("create_backups", "0 3 * * *", create_backups),
     Job("expire_backups", "30 4 * * *", expire_backups),
     Job("purge_inbound", "0 5 * * *", purge_inbound),
+    Job("purge_oauth_states", "40 * * * *", purge_oauth_states),
 )
 JOBS_BY_NAME: Mapping[str, Job] = MappingProxyType({job.name: job for job in JOBS})
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from leadline.jsondata import as_object, text_of
 from leadline.logging import mark_sensitive
-from models.leads import LeadFields, upsert_lead
+from models.leads import ConsentDetails, LeadFields, upsert_lead
 from models.tables import Lead
 from models.webhooks import EventType
 from tasks.domain_events import DomainEvent, LeadChange, notify_lead_change, publish
@@ -18,6 +18,7 @@ def handle_api_lead(ctx: InboundContext) -> None:
     data = ctx.payload
     mark_sensitive(text_of(data, "name"), text_of(data, "phone"), text_of(data, "email"))
     consent = as_object(data.get("consent"))
+    mark_sensitive(text_of(consent, "ip"), text_of(consent, "page_url"))
     received_at = text_of(data, "received_at")
     fields = LeadFields(
         name=text_of(data, "name"),
@@ -26,8 +27,15 @@ def handle_api_lead(ctx: InboundContext) -> None:
         message=text_of(data, "message"),
         source=text_of(data, "source") or "api",
         sms_consent=consent.get("sms") is True,
+        email_consent=consent.get("email") is True,
         consent_text=text_of(consent, "text"),
         consent_at=datetime.fromisoformat(received_at) if received_at else ctx.now,
+        consent_details=ConsentDetails(
+            ip=text_of(consent, "ip"),
+            user_agent=text_of(consent, "user_agent"),
+            page_url=text_of(consent, "page_url"),
+            form_id=text_of(consent, "form_id"),
+        ),
     )
     result = upsert_lead(ctx.session, ctx.cipher, fields)
     ctx.event.processed_lead_id = result.lead.id  # GET /v1/events/{id}

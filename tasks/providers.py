@@ -23,6 +23,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from leadline.jsondata import JsonObject, as_object
 from leadline.logging import get_logger
 from leadline.metrics import PROVIDER_ERRORS
 from leadline.settings import Settings
@@ -35,8 +36,9 @@ _twilio_http_log.setLevel(logging.WARNING)
 
 TWILIO_RATE_LIMITED = 20429
 # blocked: the recipient opted out at the carrier; unlink: the Telegram chat is gone;
-# unknown: the request may have reached the provider (never re-sent to a lead blindly).
-ResultKind = Literal["sent", "retry", "failed", "blocked", "unlink", "unknown"]
+# unknown: the request may have reached the provider (never re-sent to a lead blindly);
+# expired: the provider rejected the connection's token (Graph error 190).
+ResultKind = Literal["sent", "retry", "failed", "blocked", "unlink", "unknown", "expired"]
 
 
 @dataclass(frozen=True)
@@ -218,3 +220,76 @@ def _telegram_answer(response: httpx.Response) -> ProviderResult:
     if status >= 500:
         return ProviderResult("retry", code=str(status))
     return ProviderResult("failed", code=str(status))
+
+
+# Postmark's API error codes (https://postmarkapp.com/developer/api/overview#error-codes):
+# 406 is an address it marked inactive (hard bounce, spam complaint, unsubscribe).
+POSTMARK_INACTIVE_RECIPIENT = 406
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """One email as Postmark's POST /email takes it; `metadata` comes back in its webhooks."""
+
+    to: str
+    sender: str
+    subject: str
+    text: str
+    stream: str
+    headers: tuple[tuple[str, str], ...]
+    metadata: dict[str, str]
+
+    def body(self) -> dict[str, object]:
+        return {
+            "From": self.sender,
+            "To": self.to,
+            "Subject": self.subject,
+            "TextBody": self.text,
+            "MessageStream": self.stream,
+            "Headers": [{"Name": name, "Value": value} for name, value in self.headers],
+            "Metadata": self.metadata,
+        }
+
+
+def send_postmark_email(settings: Settings, email: OutgoingEmail) -> ProviderResult:
+    """Postmark has no official Python SDK: its HTTP API over httpx (README "Dependencies")."""
+    if settings.postmark_server_token is None or not email.sender:
+        return ProviderResult("failed", code="not_configured")
+    headers = {
+        "Accept": "application/json",
+        "X-Postmark-Server-Token": settings.postmark_server_token.get_secret_value(),
+    }
+    url = settings.postmark_api_base.rstrip("/") + "/email"
+    try:
+        with httpx.Client(
+            timeout=settings.leadline_provider_timeout_seconds, trust_env=False
+        ) as client:
+            response = client.post(url, json=email.body(), headers=headers)
+    except _HTTPX_NEVER_SENT as exc:
+        return _transport_error("postmark", exc, never_sent=True)
+    except httpx.HTTPError as exc:
+        return _transport_error("postmark", exc, never_sent=False)
+    return postmark_answer(response.status_code, _json_object(response))
+
+
+def _json_object(response: httpx.Response) -> JsonObject:
+    try:
+        return as_object(response.json())
+    except ValueError:
+        return {}
+
+
+def postmark_answer(status: int, data: JsonObject) -> ProviderResult:
+    """What Postmark's answer means: accepted, an inactive recipient (suppressed like a STOP),
+    a rate limit or outage (retried), or a refusal of this email (failed)."""
+    error_code = data.get("ErrorCode")
+    message_id = data.get("MessageID")
+    if status == 200 and error_code == 0 and isinstance(message_id, str):
+        return ProviderResult("sent", provider_sid=message_id[:64])
+    label = f"postmark_{error_code}" if isinstance(error_code, int) else str(status)
+    PROVIDER_ERRORS.labels(provider="postmark", code=label).inc()
+    if error_code == POSTMARK_INACTIVE_RECIPIENT:
+        return ProviderResult("blocked", code=label)
+    if status == 429 or status >= 500:
+        return ProviderResult("retry", code=label)
+    return ProviderResult("failed", code=label)

@@ -536,6 +536,7 @@ def recreate_organization(
     org = Organization(id=plan.org_id, name=text_of(saved, "name") or f"restored {plan.org_id}")
     org.status = text_of(saved, "status") or OrgStatus.ACTIVE
     org.default_region = text_of(saved, "default_region")
+    org.email_from = text_of(saved, "email_from")
     quiet_start, quiet_end = text_of(saved, "quiet_hours_start"), text_of(saved, "quiet_hours_end")
     if quiet_start and quiet_end:
         org.quiet_hours_start = time.fromisoformat(quiet_start)

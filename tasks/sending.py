@@ -1,4 +1,7 @@
-"""send_sms / send_telegram: claim the row, call the provider, record what happened.
+"""send_sms / send_telegram / send_email / send_social: claim the row, call the provider,
+record what happened. Instagram, Messenger and WhatsApp go out through the Graph API with the
+token of the row's connection (tasks/meta_graph.py); a token the provider rejects (error 190)
+marks the connection `expired`, which puts it on the operators' attention list.
 
 Retries live on the row, not in Dramatiq: a transient failure puts the row back to `queued`
 with `next_attempt_at` (exponential backoff with jitter, or Telegram's retry_after) and sends
@@ -24,7 +27,9 @@ from leadline.logging import get_logger
 from leadline.metrics import MESSAGES_SENT
 from leadline.settings import Settings
 from models.campaigns import reserve_send_slots
-from models.messaging import OutboundMessage
+from models.connections import mark_expired
+from models.email_content import TRANSACTIONAL_STREAM, decode_email
+from models.messaging import SOCIAL_CHANNELS, OutboundMessage
 from models.outbound_messages import (
     ClaimedMessage,
     MessageOutcome,
@@ -39,8 +44,15 @@ from models.outbound_messages import (
 )
 from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext, get_context
+from tasks.meta_graph import send_graph_message
 from tasks.optouts import OptoutChange, carrier_optout_reason, is_opted_out, record_optout
-from tasks.providers import ProviderResult, send_telegram_message, send_twilio_sms
+from tasks.providers import (
+    OutgoingEmail,
+    ProviderResult,
+    send_postmark_email,
+    send_telegram_message,
+    send_twilio_sms,
+)
 from workers.runtime import actor
 from workers.sms_holds import sms_held
 
@@ -58,10 +70,24 @@ def send_telegram(org_id: str, message_id: str) -> None:
     deliver_outbound(get_context(), uuid.UUID(org_id), uuid.UUID(message_id))
 
 
+@actor(queue_name="messages", max_retries=20)
+def send_email(org_id: str, message_id: str) -> None:
+    deliver_outbound(get_context(), uuid.UUID(org_id), uuid.UUID(message_id))
+
+
+@actor(queue_name="messages", max_retries=20)
+def send_social(org_id: str, message_id: str) -> None:
+    deliver_outbound(get_context(), uuid.UUID(org_id), uuid.UUID(message_id))
+
+
 SENDERS: dict[str, dramatiq.Actor[[str, str], None]] = {
     "sms": send_sms,
     "telegram": send_telegram,
+    "email": send_email,
+    **{channel.value: send_social for channel in SOCIAL_CHANNELS},
 }
+# Who is named as the actor of a suppression a provider's refusal records.
+PROVIDER_NAMES = {"sms": "twilio", "telegram": "telegram", "email": "postmark"}
 
 
 def enqueue_send(channel: str, org_id: uuid.UUID, message_id: uuid.UUID, delay: float = 0) -> bool:
@@ -138,10 +164,47 @@ def call_provider(settings: Settings, message: ClaimedMessage) -> ProviderResult
                 message.sender,
                 message.messaging_service,
             )
+        if message.channel == "email":
+            return send_postmark_email(settings, outgoing_email(settings, message))
+        if message.channel in SOCIAL_CHANNELS:
+            return send_social_message(settings, message)
         return send_telegram_message(settings, message.recipient, message.body)
     except Exception as exc:  # the row is `sending`: whatever broke, the outcome is unknown
         log.error("provider call raised", channel=message.channel, error=type(exc).__name__)
         return ProviderResult("unknown", code="exception")
+
+
+def outgoing_email(settings: Settings, message: ClaimedMessage) -> OutgoingEmail:
+    content = decode_email(message.body)
+    stream = (
+        settings.postmark_broadcast_stream
+        if content.stream == "broadcast"
+        else TRANSACTIONAL_STREAM
+    )
+    return OutgoingEmail(
+        to=message.recipient,
+        sender=content.sender,
+        subject=content.subject,
+        text=content.text,
+        stream=stream,
+        headers=content.headers,
+        # Postmark returns these with bounces and complaints: they route them to the org.
+        metadata={"leadline_org": str(message.org_id), "leadline_message": str(message.id)},
+    )
+
+
+def send_social_message(settings: Settings, message: ClaimedMessage) -> ProviderResult:
+    connection = message.connection
+    if connection is None:  # its token was deleted since the claim
+        return ProviderResult("failed", code="not_connected")
+    return send_graph_message(
+        settings,
+        message.channel,
+        connection.account_id,
+        connection.token,
+        message.recipient,
+        message.body,
+    )
 
 
 def outcome_for(
@@ -155,6 +218,7 @@ def outcome_for(
             "queued", code=result.code, next_attempt_at=now + timedelta(seconds=delay)
         )
     state = {"sent": "sent", "blocked": "blocked", "unknown": "unknown"}.get(result.kind, "failed")
+    # expired (the connection's token was rejected): failed, and the connection is marked.
     return MessageOutcome(state, code=result.code, provider_sid=result.provider_sid)
 
 
@@ -180,12 +244,15 @@ def record_result(context: TaskContext, message: ClaimedMessage, result: Provide
         reason = carrier_optout_reason(result.code) if result.kind == "blocked" else None
         if reason is not None:
             cipher = context.keys.cipher(session, message.org_id)
+            provider = PROVIDER_NAMES[message.channel]
             change = OptoutChange(
-                session, cipher, message.recipient_bidx, reason, "twilio", after_commit, now
+                session, cipher, message.recipient_bidx, reason, provider, after_commit, now
             )
-            record_optout(replace(change, lead_id=message.lead_id))
+            record_optout(replace(change, lead_id=message.lead_id, channel=message.channel))
         if result.kind == "unlink" and message.telegram_chat_id is not None:
             unlink_telegram_chat(session, message.telegram_chat_id, now)
+        if result.kind == "expired" and message.connection is not None:
+            mark_expired(session, message.connection.id, result.code or "expired", now)
     after_commit.flush()
     MESSAGES_SENT.labels(channel=message.channel, state=outcome.state).inc()
     if outcome.state == "queued" and outcome.next_attempt_at is not None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from models.tables import InboundSource
-from tasks import alerts, billing, inbound_sms, leads, meta, telegram_link
+from tasks import alerts, billing, email_events, inbound_sms, leads, meta, telegram_link
 from tasks.domain_events import DomainEvent, LeadChange
 from tasks.inbound_events import InboundHandler
 from tasks.webhooks import fanout
@@ -24,6 +24,7 @@ INBOUND_HANDLERS: Mapping[str, InboundHandler] = MappingProxyType(
         InboundSource.STRIPE: billing.handle_stripe_event,
         InboundSource.TELEGRAM: telegram_link.handle_telegram_update,
         InboundSource.META: meta.handle_meta_message,
+        InboundSource.POSTMARK: email_events.handle_postmark_event,
     }
 )
 DOMAIN_EVENT_SUBSCRIBERS: tuple[Callable[[DomainEvent], None], ...] = (

@@ -134,6 +134,11 @@ def settings(
         twilio_api_base=provider_sandbox.url,
         telegram_bot_token="123456:test-bot-token",
         telegram_api_base=provider_sandbox.url,
+        meta_app_id="1234567890123456",
+        meta_oauth_base=provider_sandbox.url,
+        meta_graph_base=provider_sandbox.url,
+        postmark_server_token="test-postmark-server-token",
+        postmark_api_base=provider_sandbox.url,
         leadline_sms_retry_base_seconds=0.05,
         leadline_provider_timeout_seconds=5,
     )
@@ -263,7 +268,7 @@ def app_with(context: TaskContext) -> Iterator[Callable[..., TestClient]]:
 
 
 @pytest.fixture
-def run_leadline(
+def leadline_in_process(
     settings: Settings,
     context: TaskContext,
     broker: dramatiq.Broker,

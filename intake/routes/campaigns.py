@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
@@ -33,14 +33,16 @@ from models.campaigns import (
 from models.message_templates import SMS_MAX_CHARS, TemplateError, validate_template
 from models.messaging import Campaign
 from tasks.after_commit import enqueue_or_defer
-from tasks.campaigns import launch_campaign
+from tasks.campaigns import EMAIL_NOT_SET_UP, launch_campaign, org_sends_email
 from tasks.context import TaskContext
 
 router = APIRouter()
 
 
 class CampaignFilterIn(StrictModel):
-    consent: Literal["sms"] = "sms"
+    # The consent leads must have given: the campaign's channel's (an email campaign takes
+    # `email`, or nothing); kept for requests written before campaigns had channels.
+    consent: Literal["sms", "email"] | None = None
     created_after: datetime | None = None
     status: str | None = Field(default=None, max_length=20, pattern=r"^[a-z_]+$")
 
@@ -51,6 +53,15 @@ class CampaignIn(StrictModel):
     name: str = Field(min_length=1, max_length=200)
     template: str = Field(min_length=1, max_length=SMS_MAX_CHARS)
     filter: CampaignFilterIn = Field(default_factory=CampaignFilterIn)
+    channel: Literal["sms", "email"] = Field(
+        default="sms", description="email: to leads with email consent; the name is the subject"
+    )
+
+    @model_validator(mode="after")
+    def consent_of_the_channel(self) -> CampaignIn:
+        if self.filter.consent not in (None, self.channel):
+            raise ValueError(f"a {self.channel} campaign needs {self.channel} consent")
+        return self
 
     @field_validator("template")
     @classmethod
@@ -62,7 +73,9 @@ class CampaignIn(StrictModel):
         return value
 
     def spec(self) -> CampaignSpec:
-        return CampaignSpec(self.name, self.template, self.filter.model_dump(mode="json"))
+        kept = self.filter.model_dump(mode="json")
+        kept["consent"] = self.channel
+        return CampaignSpec(self.name, self.template, kept, self.channel)
 
 
 @router.post("/v1/campaigns", status_code=202, response_model=CampaignAccepted)
@@ -90,6 +103,8 @@ def launch(
         existing = find_campaign_by_key(session, key)
     if existing is not None:
         return replay_response(existing, spec)
+    if spec.channel == "email" and not org_sends_email(context, org_id):
+        return api_error(422, EMAIL_NOT_SET_UP, code="email_not_configured")
     limiter.hit("campaigns", str(org_id))  # RateLimitExceeded → 429 with Retry-After
     with context.db.tenant(org_id) as session:
         created = create_campaign(session, org_id, key, spec, actor=principal.subject)
@@ -102,12 +117,7 @@ def launch(
 
 
 def replay_response(existing: Campaign, spec: CampaignSpec) -> Response:
-    same = (existing.name, existing.template, existing.filter) == (
-        spec.name,
-        spec.template,
-        spec.filter,
-    )
-    if not same:
+    if not spec.same_as(existing):
         return api_error(422, KEY_REUSED, code=KEY_REUSED_CODE)
     return JSONResponse({"id": str(existing.id), "replayed": True}, status_code=202)
 

@@ -1,6 +1,7 @@
 """GET /v1/leads/{id}/messages (the conversation, oldest first, with delivery states) and
-POST /v1/leads/{id}/messages (a reply by SMS through the outbox; 409 `opted_out`, nothing
-queued, when the number is suppressed)."""
+POST /v1/leads/{id}/messages (a reply through the outbox, by SMS or on the lead's Instagram,
+Messenger or WhatsApp conversation; 409 with nothing queued when it may not be sent:
+`opted_out`, `no_phone`, `no_conversation`, `not_connected`, `template_required`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,15 @@ from intake.routes.leads import IDEMPOTENCY_KEY
 from intake.tenant_calls import TenantCall, in_tenant
 from models.conversations import ConversationEntry, conversation
 from models.tables import Lead
-from tasks.replies import NoPhoneError, OptedOutError, queue_reply
+from tasks.replies import (
+    NoConversationError,
+    NoPhoneError,
+    NotConnectedError,
+    OptedOutError,
+    Reply,
+    TemplateRequiredError,
+    queue_reply,
+)
 
 router = APIRouter(tags=["conversations"])
 IdempotencyKey = Annotated[
@@ -55,7 +64,14 @@ async def messages(
     "/v1/leads/{lead_id}/messages",
     status_code=202,
     response_model=ReplyOut,
-    responses={409: {"description": "`opted_out`: the number is suppressed; nothing queued"}},
+    responses={
+        409: {
+            "description": "Nothing queued: `opted_out` (the recipient opted out on that "
+            "channel), `no_phone`, `no_conversation` (the lead never wrote on that channel), "
+            "`not_connected` (no active connection for the account the lead wrote to), "
+            "`template_required` (WhatsApp, 24 hours after the customer's last message)"
+        }
+    },
 )
 async def reply(
     request: Request,
@@ -73,9 +89,7 @@ async def reply(
         queued = queue_reply(
             call.session,
             call.cipher,
-            lead_id,
-            body.body,
-            key,
+            Reply(lead_id, body.body, key, body.channel),
             sender,
             call.actor,
             call.after_commit,
@@ -86,7 +100,17 @@ async def reply(
     try:
         out = await in_tenant(request, principal, send)
     except OptedOutError:
-        raise ApiError(409, "the lead's number opted out", code="opted_out") from None
+        message = "the lead's number opted out" if body.channel == "sms" else "the lead opted out"
+        raise ApiError(409, message, code="opted_out") from None
     except NoPhoneError:
         raise ApiError(409, "the lead has no phone number", code="no_phone") from None
+    except NoConversationError:
+        message = f"the lead has no {body.channel} conversation"
+        raise ApiError(409, message, code="no_conversation") from None
+    except NotConnectedError:
+        message = f"no active {body.channel} connection serves the lead's conversation"
+        raise ApiError(409, message, code="not_connected") from None
+    except TemplateRequiredError:
+        message = "more than 24 hours since the customer's last WhatsApp message"
+        raise ApiError(409, message, code="template_required") from None
     return JSONResponse(out.model_dump(mode="json"), status_code=202)

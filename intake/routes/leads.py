@@ -146,6 +146,8 @@ async def create_lead(request: Request) -> Response:
         return lead
     context = context_of(request)
     mark_sensitive(lead.name, lead.phone, lead.email)
+    if lead.consent is not None:
+        mark_sensitive(lead.consent.ip, lead.consent.page_url)
     limiter = limiter_of(request)
     stored = await store_or_spool(
         request,

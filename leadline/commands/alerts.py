@@ -14,6 +14,7 @@ from leadline.commands.common import (
     emit,
     ensure_org,
     org_session,
+    parse_email,
     parse_phone,
     parse_uuid,
     run_guarded,
@@ -34,6 +35,7 @@ class AlertSettings(TypedDict):
     """`leadline alerts list`: where alerts go (numbers masked) and what they say."""
 
     numbers: list[str]
+    emails: list[str]
     telegram_chats: int
     program: str
     contact: str
@@ -43,7 +45,7 @@ class AlertSettings(TypedDict):
 
 
 alerts_app = typer.Typer(
-    help="Lead alerts: SMS numbers, templates, HELP details.", no_args_is_help=True
+    help="Lead alerts: SMS numbers, emails, templates, HELP details.", no_args_is_help=True
 )
 
 
@@ -79,16 +81,42 @@ def remove_number(org: str, number: str, as_json: bool = JsonOption) -> None:
     emit({"id": str(row_id), "removed": True}, as_json, f"alert number {row_id} removed")
 
 
+@alerts_app.command("add-email")
+def add_email(org: str, address: str, as_json: bool = JsonOption) -> None:
+    """Send lead alerts by email to ADDRESS (once the org has `org settings --email-from`)."""
+    from models.alert_settings import add_alert_email
+
+    checked = parse_email(address)
+    row_id = _in_org(org, lambda s, c, _: add_alert_email(s, c, checked), as_json)
+    emit({"id": str(row_id), "email": redact_text(checked)}, as_json, f"alert email {row_id} added")
+
+
+@alerts_app.command("remove-email")
+def remove_email(org: str, address: str, as_json: bool = JsonOption) -> None:
+    """Stop sending lead alerts to ADDRESS."""
+    from models.alert_settings import remove_alert_email
+
+    checked = parse_email(address)
+    row_id = _in_org(org, lambda s, c, _: remove_alert_email(s, c, checked), as_json)
+    emit({"id": str(row_id), "removed": True}, as_json, f"alert email {row_id} removed")
+
+
 @alerts_app.command("list")
 def list_alerts(org: str, as_json: bool = JsonOption) -> None:
     """Alert numbers (masked), linked Telegram chats and the effective settings."""
-    from models.alert_settings import alert_numbers, linked_chats, load_org_messaging
+    from models.alert_settings import (
+        alert_emails,
+        alert_numbers,
+        linked_chats,
+        load_org_messaging,
+    )
     from models.message_templates import DEFAULT_TEMPLATES
 
     def work(session: Session, cipher: OrgCipher, org_id: uuid.UUID) -> AlertSettings:
         org_messaging = load_org_messaging(session, org_id, None)
         return {
             "numbers": [redact_text(n.address) for n in alert_numbers(session, cipher)],
+            "emails": [redact_text(e.address) for e in alert_emails(session, cipher)],
             "telegram_chats": len(linked_chats(session, cipher)),
             "program": org_messaging.program,
             "contact": org_messaging.contact,
@@ -99,6 +127,7 @@ def list_alerts(org: str, as_json: bool = JsonOption) -> None:
 
     data = _in_org(org, work, as_json)
     lines = [f"alert numbers: {', '.join(data['numbers']) or 'none'}"]
+    lines.append(f"alert emails: {', '.join(data['emails']) or 'none'}")
     lines.append(f"linked telegram chats: {data['telegram_chats']}")
     lines.append(f"autoreply to consenting leads: {'on' if data['autoreply'] else 'off'}")
     lines += [f"{name}: {text!r}" for name, text in data["templates"].items()]

@@ -70,6 +70,16 @@ def _uuid_hint(what: str) -> str:
     return listings.get(what, "copy the id as printed, e.g. 7c9e6679-7425-40de-944b-e07cc1f877bf")
 
 
+def parse_email(value: str, what: str = "ADDRESS") -> str:
+    """An email address, checked for syntax (models.normalize.sender_address)."""
+    from models.normalize import InvalidEmailAddress, sender_address
+
+    try:
+        return sender_address(value)
+    except InvalidEmailAddress:
+        raise BadInput(f"{what} is not a valid email address (name@example.com)") from None
+
+
 def parse_phone(value: str, what: str = "NUMBER", region: str | None = None) -> str:
     """E.164 form of a number; a national number is read in `region` (an org's default)."""
     from models.normalize import InvalidPhoneNumber, NationalNumberWithoutRegion, normalize_phone

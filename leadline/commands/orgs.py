@@ -238,13 +238,20 @@ def org_settings(
         help="Recipients' local hours campaign messages may be sent in, e.g. 09:00-20:00 "
         "(inside 08:00-21:00); `default` for 08:00-21:00.",
     ),
+    email_from: str | None = typer.Option(
+        None,
+        "--email-from",
+        help="The address the org's email goes out from (a Postmark sender signature); "
+        "`none` stops its email.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Show ORG's settings, or change them (audited)."""
+    """Show ORG's settings, or change them (audited; all or nothing)."""
     from leadline.commands.common import fail, parse_uuid
-    from models.normalize import InvalidRegion
+    from models.normalize import InvalidEmailAddress, InvalidRegion
     from models.orgs import default_region as current_region
-    from models.orgs import get_organization, set_default_region
+    from models.orgs import email_from as current_sender
+    from models.orgs import get_organization, set_default_region, set_email_from
     from models.quiet_hours import InvalidQuietHours, org_window, parse_window, set_org_window
 
     org_id = parse_uuid(org, "ORG")
@@ -263,17 +270,45 @@ def org_settings(
                 set_default_region(session, org_id, None if clear else default_region)
             if quiet_hours is not None:
                 set_org_window(session, org_id, window)
-            region = current_region(session, org_id)
-            hours = str(org_window(session, org_id))
-        changed = "" if default_region is None and quiet_hours is None else "set: "
-        emit(
-            {"org_id": str(org_id), "default_region": region, "quiet_hours": hours},
-            as_json,
-            f"{changed}default region {region or 'none (phone numbers must be +E.164)'}, "
-            f"quiet hours: messages to leads only {hours} their local time",
-        )
+            if email_from is not None:
+                set_email_from(session, org_id, _none_clears(email_from))
+            shown = OrgSettings(
+                org_id=str(org_id),
+                default_region=current_region(session, org_id),
+                quiet_hours=str(org_window(session, org_id)),
+                email_from=current_sender(session, org_id),
+            )
+        changed = (default_region, quiet_hours, email_from) != (None, None, None)
+        emit(shown, as_json, settings_text(shown, changed))
 
     try:
         run_guarded(run, as_json)
     except InvalidRegion:
         fail(f"unknown region {default_region!r} (use a code such as US or GB, or none)", as_json)
+    except InvalidEmailAddress:
+        fail("--email-from is not a valid email address (name@example.com, or none)", as_json)
+
+
+class OrgSettings(TypedDict):
+    """`leadline org settings`: the business's own settings (its From address is not a
+    person's)."""
+
+    org_id: str
+    default_region: str | None
+    quiet_hours: str
+    email_from: str | None
+
+
+def _none_clears(value: str) -> str | None:
+    """`none` (any case) as an option's value clears the setting."""
+    return None if value.strip().casefold() == "none" else value
+
+
+def settings_text(shown: OrgSettings, changed: bool) -> str:
+    region = shown["default_region"] or "none (phone numbers must be +E.164)"
+    sender = shown["email_from"] or "none (the organisation sends no email)"
+    prefix = "set: " if changed else ""
+    return (
+        f"{prefix}default region {region}, quiet hours: messages to leads only "
+        f"{shown['quiet_hours']} their local time, email from {sender}"
+    )

@@ -26,6 +26,8 @@ from tasks.context import open_runtime
 
 DEFAULT_PORT = 8000
 DEFAULT_SANDBOX_PORT = 8025
+# The provider sandbox accepts any Meta app; a fixed id turns social channels on in development.
+DEV_META_APP_ID = "1234567890123456"
 HOW_TO_CHANGE_PORT = "make run PORT=... or leadline up --port ..."
 HOW_TO_CHANGE_SANDBOX_PORT = "make run SANDBOX_PORT=... or leadline up --sandbox-port ..."
 
@@ -81,6 +83,15 @@ def run_stack(
         {
             "TWILIO_API_BASE": settings.twilio_api_base or sandbox_url,
             "TELEGRAM_API_BASE": sandbox_url,
+            "META_OAUTH_BASE": sandbox_url,
+            "META_GRAPH_BASE": sandbox_url,
+            "META_APP_ID": settings.meta_app_id or DEV_META_APP_ID,
+            # Email stays off until POSTMARK_SERVER_TOKEN is set; then it reaches the sandbox.
+            "POSTMARK_API_BASE": (
+                settings.postmark_api_base
+                if "postmark_api_base" in settings.model_fields_set
+                else sandbox_url
+            ),
             **development_provider_secrets(settings).environment(),
             "LEADLINE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
         },

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from intake.inbox import store_inbound_event
 from models.campaigns import CampaignSpec, create_campaign
+from models.connections import ConnectionKind, GrantedAccount, store_connection
 from models.leads import LeadFields, upsert_lead
 from models.messaging import ConversationMessage
 from models.webhook_endpoints import EndpointSpec, UrlPolicy, create_endpoint
@@ -98,6 +99,7 @@ class Seeded:
     campaign_id: uuid.UUID
     event_id: uuid.UUID
     key_prefix: str
+    connection_id: uuid.UUID
     import_id: uuid.UUID
 
 
@@ -112,5 +114,14 @@ def seed_everything(context: TaskContext, org_id: uuid.UUID, key_prefix: str) ->
         add_campaign(context, org_id),
         add_event(context, org_id),
         key_prefix,
+        add_connection(context, org_id),
         add_import(context, org_id),
     )
+
+
+def add_connection(context: Any, org_id: uuid.UUID) -> uuid.UUID:
+    """A Messenger connection with a token no provider issued (nothing here calls Meta)."""
+    account = GrantedAccount(ConnectionKind.MESSENGER, uuid.uuid4().hex[:15], "Page", "EAAtest")
+    with context.db.tenant(org_id) as session:
+        cipher = context.keys.cipher(session, org_id)
+        return store_connection(session, cipher, account, "10001", "test", context.clock())

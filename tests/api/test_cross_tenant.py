@@ -44,6 +44,7 @@ def path_of(template: str, seeded: Seeded) -> str:
         "campaign_id": seeded.campaign_id,
         "event_id": seeded.event_id,
         "prefix": seeded.key_prefix,
+        "connection_id": seeded.connection_id,
         "import_id": seeded.import_id,
     }
     return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), template)

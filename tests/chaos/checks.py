@@ -116,8 +116,13 @@ def digest(text: str) -> str:
 
 
 def lead_fingerprint(lead: Mapping[str, Any]) -> str:
-    """The lead fields of a request body or of a stored payload, comparable."""
-    return json.dumps({key: lead.get(key) for key in LEAD_FIELDS}, sort_keys=True)
+    """The lead fields of a request body or of a stored payload, comparable. A consent flag
+    left out of a body is false (the schema's default), as the stored payload spells out."""
+    fields = {key: lead.get(key) for key in LEAD_FIELDS}
+    consent = fields.get("consent")
+    if isinstance(consent, Mapping):
+        fields["consent"] = {key: value for key, value in consent.items() if value is not False}
+    return json.dumps(fields, sort_keys=True)
 
 
 def some(ids: Iterable[str]) -> str:

@@ -35,14 +35,15 @@ class QuietServer(ThreadingHTTPServer):
 class WebhookReceiver:
     """Endpoints at /org0, /org1, ...; `accepted` holds every webhook-id answered 2xx."""
 
-    def __init__(self, seed: int, failure_rate: float = FAILURE_RATE) -> None:
+    def __init__(self, seed: int, failure_rate: float = FAILURE_RATE, host: str = LOOPBACK) -> None:
         self.failure_rate = failure_rate
+        self.host = host  # the cluster run binds it to a namespace's address
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.secrets: dict[str, str] = {}
         self.accepted: set[str] = set()
         self.counts: Counter[str] = Counter()
-        self.server = QuietServer((LOOPBACK, 0), self._handler())
+        self.server = QuietServer((host, 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -50,7 +51,7 @@ class WebhookReceiver:
         return int(self.server.server_address[1])
 
     def url(self, path: str) -> str:
-        return f"http://{LOOPBACK}:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def register(self, path: str, secret: str) -> None:
         with self.lock:

@@ -30,32 +30,40 @@ warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 @dataclass
 class OwnPostgres:
-    """A PostgreSQL server of the run's own: data in `pgdata`, TCP on 127.0.0.1:`port`."""
+    """A PostgreSQL server of the run's own: data in `pgdata`, TCP on `host`:`port`
+    (127.0.0.1 unless the cluster run gives a namespace's address)."""
 
     pgdata: Path
     port: int
     system_user: str | None
+    host: str = LOOPBACK
 
     @classmethod
-    def create(cls, root: Path) -> OwnPostgres:
+    def create(cls, root: Path, host: str = LOOPBACK) -> OwnPostgres:
         import pgserver
 
         # initdb as the right OS user (pgserver runs the server as `pgserver` under root);
         # it starts the server on a Unix socket only, so it is restarted on our TCP port.
         server = pgserver.get_server(root / "pgdata", cleanup_mode=None)  # type: ignore[attr-defined]
-        own = cls(Path(server.pgdata), free_port(), server.system_user)
+        own = cls(Path(server.pgdata), free_port(), server.system_user, host)
         own.stop("fast")
         own.start()
         return own
 
     @property
     def url(self) -> str:
-        return f"postgresql://{PG_USER}@{LOOPBACK}:{self.port}/postgres"
+        return f"postgresql://{PG_USER}@{self.host}:{self.port}/postgres"
 
     def start(self) -> None:
-        options = f"-h {LOOPBACK} -p {self.port} -k {self.pgdata} -c max_connections=200"
+        options = f"-h {self.host} -p {self.port} -k {self.pgdata} -c max_connections=200"
         log = str(self.pgdata / "server.log")
         self._pg_ctl(["-w", "-t", "60", "-o", options, "-l", log, "start"])
+
+    def trust(self, network: str) -> None:
+        """Let clients from `network` (CIDR) in without a password, as 127.0.0.1 is; reloads."""
+        with (self.pgdata / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {network} trust\n")
+        self._pg_ctl(["reload"])
 
     def stop(self, mode: str) -> None:
         """`fast` (clean shutdown) or `immediate` (no checkpoint: crash recovery at start)."""
@@ -106,19 +114,20 @@ class OwnRedis:
     """A Redis server of the run's own with AOF on; a restart reuses its port and directory."""
 
     directory: Path
+    host: str = LOOPBACK
     port: int = field(default_factory=free_port)
     binary: Path = field(default_factory=redis_binary)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://{LOOPBACK}:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [
             str(self.binary),
-            *("--port", str(self.port), "--bind", LOOPBACK),
+            *("--port", str(self.port), "--bind", self.host),
             *("--appendonly", "yes", "--dir", str(self.directory), "--save", ""),
         ]
         with (self.directory / "redis.log").open("ab") as log:
@@ -143,7 +152,7 @@ class OwnRedis:
             self.kill()
 
     def _wait_ready(self) -> None:
-        client = redis.Redis(host=LOOPBACK, port=self.port, socket_connect_timeout=1)
+        client = redis.Redis(host=self.host, port=self.port, socket_connect_timeout=1)
         deadline = time.monotonic() + REDIS_READY_SECONDS
         try:
             while time.monotonic() < deadline:

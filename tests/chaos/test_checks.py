@@ -174,3 +174,11 @@ def test_webhooks_delivered_or_scheduled() -> None:
 def test_spool_drained() -> None:
     assert checks.spool_drained(12, 0).ok
     assert checks.spool_drained(12, 3).violations == ["3 events are still in the spool"]
+
+
+def test_a_consent_flag_left_out_is_the_same_lead_as_one_stored_false() -> None:
+    sent = {"name": "A", "phone": PHONE, "consent": {"sms": True, "text": "I agree"}}
+    stored = {**sent, "consent": {"sms": True, "email": False, "text": "I agree"}}
+    assert checks.lead_fingerprint(sent) == checks.lead_fingerprint(stored)
+    other = {**sent, "consent": {"sms": True, "email": True, "text": "I agree"}}
+    assert checks.lead_fingerprint(sent) != checks.lead_fingerprint(other)

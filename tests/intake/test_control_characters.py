@@ -43,6 +43,19 @@ TABLE: dict[tuple[type[BaseModel], str], tuple[str, Body]] = {
     (LeadIn, "message"): ("/v1/leads", lambda v: {**LEAD, "message": v}),
     (LeadIn, "source"): ("/v1/leads", lambda v: {**LEAD, "source": f"web{v}form"}),
     (ConsentIn, "text"): ("/v1/leads", lambda v: {**LEAD, "consent": {"sms": True, "text": v}}),
+    (ConsentIn, "ip"): ("/v1/leads", lambda v: {**LEAD, "consent": {"sms": True, "ip": v}}),
+    (ConsentIn, "user_agent"): (
+        "/v1/leads",
+        lambda v: {**LEAD, "consent": {"sms": True, "user_agent": f"Mozilla/5.0 {v}"}},
+    ),
+    (ConsentIn, "page_url"): (
+        "/v1/leads",
+        lambda v: {**LEAD, "consent": {"sms": True, "page_url": f"https://acme.example/{v}"}},
+    ),
+    (ConsentIn, "form_id"): (
+        "/v1/leads",
+        lambda v: {**LEAD, "consent": {"sms": True, "form_id": f"quote-{v}"}},
+    ),
     (CampaignIn, "name"): ("/v1/campaigns", lambda v: {**CAMPAIGN, "name": v}),
     (CampaignIn, "template"): ("/v1/campaigns", lambda v: {**CAMPAIGN, "template": v}),
     (CampaignFilterIn, "status"): (

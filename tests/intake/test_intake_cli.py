@@ -22,21 +22,23 @@ pytestmark = pytest.mark.integration
 
 
 def test_routing_and_secret_commands(
-    run_leadline: Callable[..., Result], make_org: MakeOrg, context: TaskContext
+    leadline_in_process: Callable[..., Result], make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
-    national = run_leadline("number", "add", str(org.id), "(212) 555-0147", "--json")
+    national = leadline_in_process("number", "add", str(org.id), "(212) 555-0147", "--json")
     assert national.exit_code == 1  # no default region: +E.164 only
-    assert run_leadline("org", "settings", str(org.id), "--default-region", "US").exit_code == 0
-    added = run_leadline("number", "add", str(org.id), "(212) 555-0147", "--json")
+    assert (
+        leadline_in_process("org", "settings", str(org.id), "--default-region", "US").exit_code == 0
+    )
+    added = leadline_in_process("number", "add", str(org.id), "(212) 555-0147", "--json")
     assert added.exit_code == 0, added.output
     assert json.loads(added.stdout.strip().splitlines()[-1])["number"] == "+12125550147"
-    again = run_leadline("number", "add", str(make_org().id), "+12125550147", "--json")
+    again = leadline_in_process("number", "add", str(make_org().id), "+12125550147", "--json")
     assert again.exit_code == 1 and "already belongs" in again.output
 
-    linked = run_leadline("org", "link-stripe", str(org.id), "cus_cli123", "--json")
-    secret = run_leadline("apikey", "signing-secret", str(org.id), "--json")
-    chat = run_leadline("telegram", "link", str(org.id), "987654321", "--json")
+    linked = leadline_in_process("org", "link-stripe", str(org.id), "cus_cli123", "--json")
+    secret = leadline_in_process("apikey", "signing-secret", str(org.id), "--json")
+    chat = leadline_in_process("telegram", "link", str(org.id), "987654321", "--json")
     assert linked.exit_code == secret.exit_code == chat.exit_code == 0, secret.output
     shown = json.loads(secret.stdout.strip().splitlines()[-1])["secret"]
 

@@ -59,6 +59,7 @@ from tests.support.signing import (
     telegram_headers,
     telegram_update,
     twilio_form,
+    whatsapp_body,
 )
 
 pytestmark = pytest.mark.integration
@@ -457,5 +458,46 @@ def test_a_spooled_stop_holds_the_orgs_sms_until_the_replayer_records_it(
         lambda: utcnow() + timedelta(seconds=HELD_RETRY_SECONDS + 1),
     )
     assert deliver_outbound(later, org.id, queued) == "blocked"
+    assert sent_to(sandbox_state, person) == []
+    shutil.rmtree(workdir)
+
+
+def test_a_spooled_whatsapp_stop_holds_sms_to_that_number_until_it_is_recorded(
+    own_context: TaskContext,
+    own_postgres: OwnPostgres,
+    broker: Any,
+    sandbox_state: SandboxState,
+) -> None:
+    """The same for a STOP on WhatsApp: it suppresses SMS to the sender's number, so while it
+    waits in the spool the org's SMS are held, and once replayed the queued SMS is blocked."""
+    org, _ = make_org(own_context)
+    account = str(random.randint(10**14, 10**15))
+    with own_context.db.tenant(org.id) as session:
+        add_meta_account(session, org.id, account, actor="test")
+    person = random_number()
+    (queued,) = queue_alerts(own_context, org.id, person, 1, enqueue=False)
+    workdir = Path(tempfile.mkdtemp(prefix="spool-"))
+    path = workdir / "spool.sqlite3"
+
+    def whatsapp(mid: str, text: str) -> Any:
+        body = whatsapp_body(account, person.removeprefix("+"), mid, text, "Ana")
+        return client.post("/hooks/meta", content=body, headers=meta_headers(body))
+
+    with intake(own_context, path) as client:
+        assert whatsapp("wamid.warm", "hello").status_code == 200
+        own_postgres.stop()
+        assert whatsapp("wamid.stop", "STOP").status_code == 200
+    own_postgres.start()
+
+    assert deliver_outbound(own_context, org.id, queued) == "held"
+    assert replay(own_context, Spool(path, own_context.keyring, 100)) == 1
+    later = TaskContext(
+        own_context.settings,
+        own_context.db,
+        own_context.keys,
+        lambda: utcnow() + timedelta(seconds=HELD_RETRY_SECONDS + 1),
+    )
+    assert deliver_outbound(later, org.id, queued) == "blocked"
+    assert suppressed(own_context, org.id, person)
     assert sent_to(sandbox_state, person) == []
     shutil.rmtree(workdir)

@@ -68,6 +68,7 @@ def test_with_a_default_region_national_numbers_are_read_in_it(
     assert json.loads(set_us.stdout) == {
         "org_id": str(us.id),
         "default_region": "US",
+        "email_from": None,
         "quiet_hours": "08:00-21:00",
     }
     assert (

@@ -42,6 +42,7 @@ BAD_ARGUMENTS: dict[str, list[str]] = {
     "number add": [UNKNOWN_ID, "555"],
     "number remove": [UNKNOWN_ID, "call me"],
     "alerts add-number": [UNKNOWN_ID, "12"],
+    "optout add": [UNKNOWN_ID, "call me", "--channel", "email"],
     "dlq list": ["--since", "yesterday-ish"],
     "dlq replay": [],
     "dlq purge": ["--older-than", "1x"],

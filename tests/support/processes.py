@@ -19,6 +19,9 @@ SECRETS = {
     "STRIPE_WEBHOOK_SECRET": "stripe_webhook_secret",
     "META_APP_SECRET": "meta_app_secret",
     "META_VERIFY_TOKEN": "meta_verify_token",
+    "POSTMARK_SERVER_TOKEN": "postmark_server_token",
+    "POSTMARK_WEBHOOK_USER": "postmark_webhook_user",
+    "POSTMARK_WEBHOOK_PASSWORD": "postmark_webhook_password",
 }
 
 
@@ -27,7 +30,11 @@ def child_env(settings: Settings, *, providers: bool = True, **extra: str) -> di
     key, state directory, backup store and provider sandbox; nothing inherited from this
     process's own LEADLINE_ or provider settings. Without `providers`, the provider settings
     are left out too (`leadline up` then makes its own sandbox and development secrets)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADLINE_", "TWILIO_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LEADLINE_", "TWILIO_", "POSTMARK_"))
+    }
     env.update(
         LEADLINE_ENV="test",
         LEADLINE_DATABASE_URL=str(settings.leadline_database_url),
@@ -52,7 +59,10 @@ def child_env(settings: Settings, *, providers: bool = True, **extra: str) -> di
 
 def provider_env(settings: Settings) -> dict[str, str]:
     """The provider sandbox and the test secrets the settings carry."""
-    env = {"TELEGRAM_API_BASE": settings.telegram_api_base}
+    env = {
+        "TELEGRAM_API_BASE": settings.telegram_api_base,
+        "POSTMARK_API_BASE": settings.postmark_api_base,
+    }
     if settings.twilio_account_sid:
         env["TWILIO_ACCOUNT_SID"] = settings.twilio_account_sid
     if settings.twilio_api_base:

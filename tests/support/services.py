@@ -18,6 +18,8 @@ TEST_PROVIDER_SECRETS: dict[str, Any] = {
     "telegram_secret_token": "test-telegram-secret-token",
     "meta_app_secret": "test-meta-app-secret",
     "meta_verify_token": "test-meta-verify-token",
+    "postmark_webhook_user": "test-postmark-hooks",
+    "postmark_webhook_password": "test-postmark-webhook-password",
 }
 
 # Tests share one client IP and one Redis namespace; rate-limit tests set their own limits.

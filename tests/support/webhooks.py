@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from standardwebhooks import Webhook
 
 from models.webhook_endpoints import EndpointSpec, UrlPolicy, create_endpoint
-from models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from models.webhooks import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext, set_context
 from tasks.domain_events import DomainEvent, publish
@@ -169,3 +169,15 @@ def endpoint_row(
 def verify(secret: str, request: Captured) -> dict[str, Any]:
     result: dict[str, Any] = Webhook(secret).verify(request.body, request.headers)
     return result
+
+
+def cancel_other_tests_deliveries(context: TaskContext) -> None:
+    """The run's database is shared: deliveries earlier tests left pending or claimed (their
+    receivers long gone) would be swept with this test's and occupy its worker. Cancelled,
+    they are out of every sweep."""
+    with context.db.maintenance() as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.state.in_([DeliveryState.PENDING, DeliveryState.DELIVERING]))
+            .values(state=DeliveryState.CANCELLED, claimed_at=None)
+        )

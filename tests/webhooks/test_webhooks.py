@@ -32,6 +32,7 @@ from tests.support.webhooks import (
     Reply,
     add_endpoint,
     attempts,
+    cancel_other_tests_deliveries,
     deliveries,
     endpoint_row,
     publish_event,
@@ -284,6 +285,7 @@ def test_broker_losing_its_messages_mid_schedule_sweeper_restores_every_pending_
     from tasks.webhooks.operations import sweep_due_deliveries
 
     org: Org = make_org()
+    cancel_other_tests_deliveries(context)
     settings = {**DEV_WEBHOOKS, "leadline_webhook_retry_schedule": "0.5,0.5"}
     broker.flush_all()
     with swapped_settings(context, **settings) as ctx, running_receiver([Reply(500)] * 5) as rx:
@@ -330,6 +332,7 @@ def test_sweeper_releases_claims_left_by_a_dead_worker(
     from tasks.webhooks.operations import sweep_due_deliveries
 
     org: Org = make_org()
+    cancel_other_tests_deliveries(dev)
     with running_receiver() as rx:
         add_endpoint(dev, org.id, rx.url, events=("optout.changed",))
         with dev.db.tenant(org.id) as session:

@@ -1,0 +1,5 @@
+"""`python -m tests.cluster` (`make cluster`)."""
+
+from tests.cluster.runner import main
+
+raise SystemExit(main())
