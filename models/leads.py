@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import Table, func, insert, or_, select, text
 from sqlalchemy.orm import Session
@@ -394,7 +396,7 @@ def _evidence_ct(cipher: OrgCipher, lead_id: uuid.UUID, evidence: list[ConsentEv
 def consent_evidence(cipher: OrgCipher, lead: Lead) -> list[ConsentEvidence]:
     """Every consent the lead gave (oldest first); a pre-merge row holds one plain text.
     Entries stored before the hash was kept get it computed."""
-    stored = cipher.decrypt_text(lead.consent_text_ct, TABLE, "consent_text_ct", lead.id)
+    stored = decrypted_column(cipher, lead, "consent_text_ct")
     if stored is None:
         return []
     try:
@@ -414,10 +416,21 @@ def consent_evidence(cipher: OrgCipher, lead: Lead) -> list[ConsentEvidence]:
     ]
 
 
+class StoredLead(Protocol):
+    """A leads row, as the ORM object or a Core row: what its encrypted columns are bound to."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+def decrypted_column(cipher: OrgCipher, lead: StoredLead, column: str) -> str | None:
+    """The lead's encrypted `column` (name_ct, phone_ct, ...) decrypted."""
+    value: bytes | None = getattr(lead, column)
+    return cipher.decrypt_text(value, TABLE, column, lead.id)
+
+
 def decrypt_lead(cipher: OrgCipher, lead: Lead) -> LeadView:
-    def plain(column: str) -> str | None:
-        value: bytes | None = getattr(lead, column)
-        return cipher.decrypt_text(value, TABLE, column, lead.id)
+    plain = functools.partial(decrypted_column, cipher, lead)
 
     return LeadView(
         id=lead.id,
