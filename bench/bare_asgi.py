@@ -51,7 +51,8 @@ async def lifespan_loop(
             return
 
 
-def main() -> None:
+def serve(app: str) -> None:
+    """Run the ASGI app at import path `app` the way `leadline serve` runs intake."""
     import uvicorn
 
     from leadline.commands.serve import intake_server_options
@@ -61,7 +62,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    uvicorn.run("bench.bare_asgi:app", **intake_server_options(args.host, args.port, args.workers))
+    uvicorn.run(app, **intake_server_options(args.host, args.port, args.workers))
+
+
+def main() -> None:
+    serve("bench.bare_asgi:app")
 
 
 if __name__ == "__main__":

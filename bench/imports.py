@@ -16,16 +16,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import httpx
 from sqlalchemy import func, select
 
 from bench.intake import server
 from bench.pipeline import lead_body
-from bench.setup import BenchEnv, BenchOrg
+from bench.setup import BenchEnv, BenchOrg, leadline_worker
 from tasks.imports.report import ImportReport
 from tests.support.imports import lead_file
 
@@ -37,22 +36,6 @@ POSTED = 2_000
 CONNECTIONS = 16
 # Polling more often takes CPU from the work measured (the figure's resolution is this).
 POLL_SECONDS = 0.5
-
-
-@contextmanager
-def worker_process(env: BenchEnv) -> Iterator[subprocess.Popen[bytes]]:
-    """`leadline worker` as deployed: one process per core (several write one import)."""
-    command = [sys.executable, "-m", "leadline", "worker"]
-    log = (env.workdir / "worker.log").open("wb")
-    process = subprocess.Popen(
-        command, env=env.child_environment(), stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-        log.close()
 
 
 def stored_leads(env: BenchEnv, org_id: uuid.UUID) -> int:
@@ -124,7 +107,8 @@ def run(env: BenchEnv) -> dict[str, float]:
     file = lead_file(good=ROWS - 10 * BAD_PER_KIND, bad_per_kind=BAD_PER_KIND, seed=14)
     posting, importing = env.make_org("Posted"), env.make_org("Imported")
     command = [sys.executable, "-m", "leadline", "intake", "--workers", "1"]
-    with server(env, command, "imports", "/healthz") as target, worker_process(env) as worker:
+    # `leadline worker` as deployed: one process per core (several write one import).
+    with server(env, command, "imports", "/healthz") as target, leadline_worker(env) as worker:
         post_ms = post_leads(env, target.base, posting, worker)
         accepted, seconds, final = import_file(env, target.base, importing, file.content, worker)
         check(final, len(file.good), len(file.bad))

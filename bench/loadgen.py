@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -172,15 +173,23 @@ async def open_loop(
     request: LoadRequest, rate: float, duration: float, connections: int
 ) -> LoadResult:
     """Requests due every 1/rate s, each sent on the first idle keep-alive connection."""
-    wire = raw_request(request)
+    count = max(1, int(rate * duration))
+    return await paced_wires(request.url, [raw_request(request)] * count, rate, connections)
+
+
+async def paced_wires(
+    url: str, wires: Sequence[bytes], rate: float, connections: int
+) -> LoadResult:
+    """Request i (raw bytes) is due at i/rate s; each goes out on the first idle keep-alive
+    connection to the host of `url`."""
     idle: asyncio.Queue[RawConnection] = asyncio.Queue()
-    parts = urlsplit(request.url)
+    parts = urlsplit(url)
     for _ in range(connections):
         idle.put_nowait(await RawConnection.open(parts.hostname or "", parts.port or 80))
     latencies: list[float] = []
     errors = 0
 
-    async def one(due: float) -> None:
+    async def one(due: float, wire: bytes) -> None:
         nonlocal errors
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
         connection = await idle.get()
@@ -191,9 +200,8 @@ async def open_loop(
         else:
             errors += 1
 
-    count = max(1, int(rate * duration))
     started = time.perf_counter()
-    await asyncio.gather(*(one(started + i / rate) for i in range(count)))
+    await asyncio.gather(*(one(started + i / rate, wire) for i, wire in enumerate(wires)))
     elapsed = time.perf_counter() - started
     while not idle.empty():
         idle.get_nowait().close()

@@ -12,7 +12,6 @@ exactly the intake's server settings, on the same database and Redis as the real
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -24,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg.rows import TupleRow
 from starlette.types import Receive, Scope, Send
 
-from bench.bare_asgi import answer, lifespan_loop
+from bench.bare_asgi import answer, lifespan_loop, serve
 
 TABLE_SQL = """
 CREATE TABLE IF NOT EXISTS bench_minimal_events (
@@ -113,18 +112,7 @@ def create_table(database_url: str) -> None:
 
 
 def main() -> None:
-    import uvicorn
-
-    from leadline.commands.serve import intake_server_options
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args()
-    uvicorn.run(
-        "bench.minimal_intake:app", **intake_server_options(args.host, args.port, args.workers)
-    )
+    serve("bench.minimal_intake:app")
 
 
 if __name__ == "__main__":

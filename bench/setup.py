@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -216,6 +218,25 @@ class Analyzer:
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self._stop.wait(self.interval):
                 conn.execute("ANALYZE")
+
+
+@contextmanager
+def leadline_worker(env: BenchEnv, *options: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`leadline worker OPTIONS` in a subprocess with the bench's environment, its output in
+    worker.log; stopped when the block ends."""
+    log = (env.workdir / "worker.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "leadline", "worker", *options],
+        env=env.child_environment(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        log.close()
 
 
 def delete_namespace(redis_url: str, namespace: str) -> None:

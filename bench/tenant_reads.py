@@ -24,7 +24,7 @@ import psycopg
 from sqlalchemy import insert, select
 
 from bench.intake import server
-from bench.loadgen import LoadResult, RawConnection, summarize
+from bench.loadgen import LoadResult, paced_wires
 from bench.pipeline import lead_body
 from bench.setup import BenchEnv, psycopg_url, wait_until_serving
 from models.crypto import OrgCipher
@@ -125,39 +125,11 @@ def post_wire(base: str, headers: dict[str, str], serial: int) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-async def paced(base: str, wires: list[bytes], rate: float) -> LoadResult:
-    """Request i is due at i/rate s; each goes out on the first idle keep-alive connection."""
-    parts = urlsplit(base)
-    idle: asyncio.Queue[RawConnection] = asyncio.Queue()
-    for _ in range(CONNECTIONS):
-        idle.put_nowait(await RawConnection.open(parts.hostname or "", parts.port or 80))
-    latencies: list[float] = []
-    errors = 0
-
-    async def one(due: float, wire: bytes) -> None:
-        nonlocal errors
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        connection = await idle.get()
-        status = await connection.exchange(wire)
-        idle.put_nowait(connection)
-        if 200 <= status < 300:
-            latencies.append(time.perf_counter() - due)
-        else:
-            errors += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(started + i / rate, wire) for i, wire in enumerate(wires)))
-    elapsed = time.perf_counter() - started
-    while not idle.empty():
-        idle.get_nowait().close()
-    return summarize(latencies, errors, elapsed, "asyncio paced")
-
-
 def measured(pid: int, base: str, wires: list[bytes]) -> tuple[LoadResult, float]:
     from bench.setup import cpu_seconds
 
     before = cpu_seconds(pid)
-    result = asyncio.run(paced(base, wires, RATE))
+    result = asyncio.run(paced_wires(base, wires, RATE, CONNECTIONS))
     cpu_ms = (cpu_seconds(pid) - before) * 1000 / max(1, result.ok)
     if result.errors:
         raise RuntimeError(f"{result.errors} requests failed of {result.ok + result.errors}")
@@ -175,7 +147,9 @@ def run(env: BenchEnv) -> dict[str, float]:
         wait_until_serving(target.base + "/healthz")
         reads = [get_wire(target.base, org.auth, cursors[i % len(cursors)]) for i in range(count)]
         writes = [post_wire(target.base, org.auth, i) for i in range(count)]
-        asyncio.run(paced(target.base, reads[:20] + writes[:20], RATE))  # warm-up
+        asyncio.run(
+            paced_wires(target.base, reads[:20] + writes[:20], RATE, CONNECTIONS)
+        )  # warm-up
         listing, list_cpu = measured(target.pid, target.base, reads)
         posting, post_cpu = measured(target.pid, target.base, writes)
     env.note(

@@ -9,38 +9,26 @@ Target: VmRSS ≤ 200 MB after the events are processed.
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from sqlalchemy import func, select
 
 from bench.pipeline import store_lead_events_batched
-from bench.setup import BenchEnv, BenchOrg, rss_megabytes
+from bench.setup import BenchEnv, BenchOrg, leadline_worker, rss_megabytes
 
 TARGETS = {"rss_mb_after": ("<=", 200.0)}
 BATCH = 200
 WARM_EVENTS = 1000
 
 
-@contextmanager
-def worker_process(env: BenchEnv) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(env: BenchEnv) -> AbstractContextManager[subprocess.Popen[bytes]]:
     # One process, so its RSS is the figure (the default of one per core runs a supervisor).
-    command = [sys.executable, "-m", "leadline", "worker", "--processes", "1"]
+    options = ["--processes", "1"]
     if env.options.get("threads"):
-        command += ["--threads", str(env.options["threads"])]
-    log = (env.workdir / "worker.log").open("wb")
-    process = subprocess.Popen(
-        command, env=env.child_environment(), stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-        log.close()
+        options += ["--threads", str(env.options["threads"])]
+    return leadline_worker(env, *options)
 
 
 def pending_events(env: BenchEnv, org: BenchOrg) -> int:

@@ -25,6 +25,8 @@ from intake.limits import FailureClass, count_auth_failure, limiter_of
 from intake.rejections import label_rejection
 from intake.responses import error_response
 from intake.spool import RoutingCache, Spool, SpoolFull, database_unreachable, unavailable
+from intake.verify import parse_json_object
+from leadline.errors import VerificationError
 from leadline.jsondata import JsonObject
 from leadline.logging import get_logger
 from leadline.metrics import EVENTS_REJECTED, EVENTS_SPOOLED
@@ -121,6 +123,33 @@ def drop(request: Request, source: str, reason: str) -> Response:
     EVENTS_REJECTED.labels(source=source, reason=reason).inc()
     warn_throttled(request, "verified event dropped", source, reason)
     return JSONResponse({"received": True})
+
+
+# verify(secret, raw body, signature header) raises VerificationError unless the header signs it.
+Verifier = Callable[[str, bytes, str], None]
+
+
+async def verified_json(
+    request: Request, source: str, secret: SecretStr | None, header: str, verify: Verifier
+) -> JsonObject | Response:
+    """The JSON object of a request whose `header` verifies under `secret`, checked on the raw
+    body before it is parsed; else the refusal to answer with (415, 403 or 400)."""
+    if media_type(request) != "application/json":
+        return unsupported_type()
+    key = configured(secret)
+    signature = request.headers.get(header)
+    body = await request.body()
+    if key is None or not signature:
+        return await reject(
+            request, source, "not_configured" if key is None else "missing_signature"
+        )
+    try:
+        verify(key, body, signature)
+        return parse_json_object(body)
+    except VerificationError:
+        return await reject(request, source, "bad_signature")
+    except ValueError:
+        return malformed()
 
 
 async def in_maintenance(context: TaskContext, lookup: Callable[[Session], T]) -> T:

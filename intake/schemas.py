@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from intake.api_errors import FieldError
+from intake.api_errors import ApiError, FieldError
 from models.normalize import (
     InvalidPhoneNumber,
     NationalNumberWithoutRegion,
@@ -141,6 +141,16 @@ class LeadIn(StrictModel):
         if self.consent is not None and self.consent.email and not self.email:
             raise ValueError("email consent needs an email address")
         return self
+
+
+def e164_or_422(phone: str, loc: list[str]) -> str:
+    """A phone number given to the tenant API (in the body or the query, `loc`) in E.164, or
+    the 422 that names the field and never echoes the value."""
+    try:
+        return normalize_phone(phone)
+    except InvalidPhoneNumber:
+        field: FieldError = {"loc": loc, "msg": "not an E.164 number", "type": "phone"}
+        raise ApiError(422, "invalid request", fields=[field]) from None
 
 
 def field_errors(error: ValidationError) -> list[FieldError]:

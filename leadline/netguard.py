@@ -650,6 +650,23 @@ def _limits(max_connections: int) -> httpx.Limits:
 _CLIENT_HEADERS = {"Accept-Encoding": "identity"}
 
 
+class _ClientOptions(typing.TypedDict):
+    timeout: httpx.Timeout
+    follow_redirects: bool
+    trust_env: bool
+    headers: dict[str, str]
+
+
+def _client_options(timeout: httpx.Timeout) -> _ClientOptions:
+    """No redirects (each hop would need vetting), no proxies or certificates from the env."""
+    return {
+        "timeout": timeout,
+        "follow_redirects": False,
+        "trust_env": False,
+        "headers": _CLIENT_HEADERS,
+    }
+
+
 def build_async_client(
     *,
     allow_http: bool,
@@ -667,13 +684,7 @@ def build_async_client(
         network_backend=network_backend,
         limits=_limits(max_connections),
     )
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=timeout,
-        follow_redirects=False,
-        trust_env=False,
-        headers=_CLIENT_HEADERS,
-    )
+    return httpx.AsyncClient(transport=transport, **_client_options(timeout))
 
 
 def build_sync_client(
@@ -693,13 +704,7 @@ def build_sync_client(
         network_backend=network_backend,
         limits=_limits(max_connections),
     )
-    return httpx.Client(
-        transport=transport,
-        timeout=timeout,
-        follow_redirects=False,
-        trust_env=False,
-        headers=_CLIENT_HEADERS,
-    )
+    return httpx.Client(transport=transport, **_client_options(timeout))
 
 
 async def read_capped(response: httpx.Response, limit: int = DEFAULT_READ_LIMIT) -> bytes:

@@ -16,8 +16,9 @@ is really unreachable fails the second try too, which the intake's spool recogni
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -129,17 +130,7 @@ def psycopg_execute(
 def connect_retrying(engine: Engine) -> Connection:
     """A connection that answered one statement, retried once on a connection the server had
     dropped (no pre-ping); for callers outside scoped sessions, such as readiness checks."""
-    for attempt in (1, 2):
-        connection = engine.connect()
-        try:
-            connection.exec_driver_sql("SELECT 1")
-        except DBAPIError as exc:
-            connection.close()
-            if attempt == 2 or not exc.connection_invalidated:
-                raise
-            continue
-        return connection
-    raise AssertionError("unreachable")
+    return _opened_live(engine.connect, lambda connection: connection.exec_driver_sql("SELECT 1"))
 
 
 class Database:
@@ -208,15 +199,35 @@ class Database:
 def _open_scoped(engine: Engine, role: str, org: str, isolation: str) -> Session:
     """A session whose transaction has begun with the scope set (retried once on a dropped
     connection: nothing of the caller's has run yet)."""
-    for attempt in (1, 2):
+
+    def begun() -> Session:
         session = Session(engine, expire_on_commit=False)
         session.begin()
+        return session
+
+    return _opened_live(
+        begun, lambda session: begin_scoped(session.connection(), role, org, isolation)
+    )
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+def _opened_live(open_: Callable[[], C], first_use: Callable[[C], object]) -> C:
+    """`open_()` after `first_use` ran on it, opened once more when that found the connection
+    dropped by the server (there is no pre-ping); any other error is raised."""
+    for attempt in (1, 2):
+        opened = open_()
         try:
-            begin_scoped(session.connection(), role, org, isolation)
+            first_use(opened)
         except DBAPIError as exc:
-            session.close()
+            opened.close()
             if attempt == 2 or not exc.connection_invalidated:
                 raise
             continue
-        return session
+        return opened
     raise AssertionError("unreachable")

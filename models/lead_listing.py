@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.crypto import OrgCipher
-from models.leads import TABLE, ConsentEvidence, consent_evidence
+from models.leads import ConsentEvidence, consent_evidence, decrypted_column
 from models.pagination import Position, after
 from models.tables import Lead
 
@@ -130,9 +131,7 @@ def decrypt_page(cipher: OrgCipher, leads: Sequence[LeadColumns]) -> list[LeadRe
 
 
 def lead_record(cipher: OrgCipher, lead: LeadColumns) -> LeadRecord:
-    def plain(column: str) -> str | None:
-        value: bytes | None = getattr(lead, column)
-        return cipher.decrypt_text(value, TABLE, column, lead.id)
+    plain = functools.partial(decrypted_column, cipher, lead)
 
     return LeadRecord(
         id=lead.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -11,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from enum import Enum
 from functools import cache
-from typing import cast
+from typing import Protocol, cast
 
 from psycopg import sql
 from sqlalchemy import Table, func, insert, or_, select
@@ -480,7 +481,7 @@ def _evidence_ct(cipher: OrgCipher, lead_id: uuid.UUID, evidence: list[ConsentEv
 def consent_evidence(cipher: OrgCipher, lead: Lead) -> list[ConsentEvidence]:
     """Every consent the lead gave (oldest first); a pre-merge row holds one plain text.
     Entries stored before the hash was kept get it computed."""
-    stored = cipher.decrypt_text(lead.consent_text_ct, TABLE, "consent_text_ct", lead.id)
+    stored = decrypted_column(cipher, lead, "consent_text_ct")
     if stored is None:
         return []
     try:
@@ -500,10 +501,21 @@ def consent_evidence(cipher: OrgCipher, lead: Lead) -> list[ConsentEvidence]:
     ]
 
 
+class StoredLead(Protocol):
+    """A leads row, as the ORM object or a Core row: what its encrypted columns are bound to."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+def decrypted_column(cipher: OrgCipher, lead: StoredLead, column: str) -> str | None:
+    """The lead's encrypted `column` (name_ct, phone_ct, ...) decrypted."""
+    value: bytes | None = getattr(lead, column)
+    return cipher.decrypt_text(value, TABLE, column, lead.id)
+
+
 def decrypt_lead(cipher: OrgCipher, lead: Lead) -> LeadView:
-    def plain(column: str) -> str | None:
-        value: bytes | None = getattr(lead, column)
-        return cipher.decrypt_text(value, TABLE, column, lead.id)
+    plain = functools.partial(decrypted_column, cipher, lead)
 
     return LeadView(
         id=lead.id,

@@ -18,6 +18,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +27,10 @@ import pika
 import psycopg
 import pytest
 import redis
+from click.testing import Result
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
+from typer.testing import CliRunner
 
 from leadline.embedded import EmbeddedServices, start_embedded
 from leadline.logging import json_formatter
@@ -242,6 +245,57 @@ def client(context: TaskContext) -> Iterator[TestClient]:
 
     with TestClient(create_app(context), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def app_with(context: TaskContext) -> Iterator[Callable[..., TestClient]]:
+    """A TestClient over an app whose settings differ (OIDC, limits, providers); closed after."""
+    from intake.app import create_app
+
+    clients: list[TestClient] = []
+
+    def build(**overrides: object) -> TestClient:
+        settings = context.settings.model_copy(update=overrides)
+        client = TestClient(
+            create_app(replace(context, settings=settings)), raise_server_exceptions=False
+        )
+        clients.append(client.__enter__())
+        return client
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def leadline_in_process(
+    settings: Settings,
+    context: TaskContext,
+    broker: dramatiq.Broker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[..., Result]]:
+    """Runs `leadline ARGS` in process against the test database, then restores the runtime
+    (the CLI installs its own broker and task context)."""
+    from leadline.cli import app
+    from leadline.settings import get_settings
+    from tasks.context import set_context
+    from workers.runtime import install_broker
+
+    env = {
+        "LEADLINE_ENV": "test",
+        "LEADLINE_DATABASE_URL": settings.leadline_database_url,
+        "LEADLINE_REDIS_URL": settings.leadline_redis_url,
+        "LEADLINE_REDIS_NAMESPACE": settings.leadline_redis_namespace,
+        "LEADLINE_MASTER_KEYS": settings.leadline_master_keys.get_secret_value(),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    yield lambda *args: runner.invoke(app, list(args))
+    get_settings.cache_clear()
+    install_broker(broker)
+    set_context(context)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
-from intake.api_errors import ApiError, FieldError
 from intake.api_schemas import (
     Accepted,
     AlertRecipientIn,
@@ -19,6 +18,7 @@ from intake.api_schemas import (
     Removed,
 )
 from intake.principals import CurrentPrincipal
+from intake.schemas import e164_or_422
 from intake.tenant_calls import TenantCall, in_tenant
 from leadline.logging import mark_sensitive
 from models.alert_settings import (
@@ -29,22 +29,13 @@ from models.alert_settings import (
     remove_alert_email,
     remove_alert_number,
 )
-from models.normalize import InvalidPhoneNumber, normalize_phone
 
 router = APIRouter(tags=["alerts"])
 
 
 def e164(phone: str) -> str:
     mark_sensitive(phone)
-    try:
-        return normalize_phone(phone)
-    except InvalidPhoneNumber:
-        field: FieldError = {
-            "loc": ["body", "phone"],
-            "msg": "not an E.164 number",
-            "type": "phone",
-        }
-        raise ApiError(422, "invalid request", fields=[field]) from None
+    return e164_or_422(phone, ["body", "phone"])
 
 
 @router.get("/v1/alert-recipients", response_model=AlertRecipientList)

@@ -14,9 +14,10 @@ from intake.api_errors import ApiError, not_found
 from intake.api_schemas import LeadOut, LeadPage, LeadPatch, LeadStatus
 from intake.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, next_cursor
 from intake.principals import CurrentPrincipal
+from intake.schemas import e164_or_422
 from intake.tenant_calls import TenantCall, in_tenant
 from models.lead_listing import LeadFilter, LeadRecord, find_lead, list_leads
-from models.normalize import InvalidPhoneNumber, normalize_email, normalize_phone
+from models.normalize import normalize_email
 from tasks.lead_updates import LeadChanges, update_lead
 
 router = APIRouter(tags=["leads"])
@@ -29,14 +30,8 @@ def lead_out(record: LeadRecord) -> LeadOut:
 def lookup_filter(
     call: TenantCall, base: LeadFilter, phone: str | None, email: str | None
 ) -> LeadFilter:
-    try:
-        phone_bidx = call.cipher.blind_index("phone", normalize_phone(phone)) if phone else None
-    except InvalidPhoneNumber:
-        raise ApiError(
-            422,
-            "invalid request",
-            fields=[{"loc": ["query", "phone"], "msg": "not an E.164 number", "type": "phone"}],
-        ) from None
+    e164 = e164_or_422(phone, ["query", "phone"]) if phone else None
+    phone_bidx = call.cipher.blind_index("phone", e164) if e164 is not None else None
     email_bidx = call.cipher.blind_index("email", normalize_email(email)) if email else None
     return LeadFilter(
         base.status,

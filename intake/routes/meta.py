@@ -17,15 +17,13 @@ from intake.hooks import (
     accept,
     configured,
     context_of,
-    malformed,
-    media_type,
     reject,
     remembered,
     routed_in_maintenance,
-    unsupported_type,
+    verified_json,
     warn_throttled,
 )
-from intake.verify import parse_json_object, verify_meta, verify_meta_handshake
+from intake.verify import verify_meta, verify_meta_handshake
 from leadline.errors import VerificationError
 from leadline.metrics import EVENTS_REJECTED
 from models.routing import org_for_meta_account
@@ -48,14 +46,15 @@ async def meta_handshake(request: Request) -> Response:
 
 
 async def org_for(request: Request, message: MetaMessage) -> uuid.UUID | Response | None:
+    accounts = ",".join(sorted(message.account_ids))
     return await remembered(
         request,
         "meta_accounts",
-        ",".join(sorted(message.account_ids)),
+        accounts,
         lambda: routed_in_maintenance(
             context_of(request),
             "meta_accounts",
-            ",".join(sorted(message.account_ids)),
+            accounts,
             lambda session: org_for_meta_account(session, list(message.account_ids)),
         ),
     )
@@ -63,23 +62,11 @@ async def org_for(request: Request, message: MetaMessage) -> uuid.UUID | Respons
 
 @router.post("/hooks/meta")
 async def meta_webhook(request: Request) -> Response:
-    if media_type(request) != "application/json":
-        return unsupported_type()
-    secret = configured(context_of(request).settings.meta_app_secret)
-    header = request.headers.get("x-hub-signature-256")
-    body = await request.body()
-    if secret is None or not header:
-        return await reject(
-            request, SOURCE, "not_configured" if secret is None else "missing_signature"
-        )
-    try:
-        verify_meta(secret, body, header)
-        messages = split_meta_messages(parse_json_object(body))
-    except VerificationError:
-        return await reject(request, SOURCE, "bad_signature")
-    except ValueError:
-        return malformed()
-    for message in messages:
+    secret = context_of(request).settings.meta_app_secret
+    body = await verified_json(request, SOURCE, secret, "x-hub-signature-256", verify_meta)
+    if isinstance(body, Response):
+        return body
+    for message in split_meta_messages(body):
         org_id = await org_for(request, message)
         if isinstance(org_id, Response):
             return org_id

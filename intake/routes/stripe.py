@@ -15,18 +15,14 @@ from starlette.responses import JSONResponse, Response
 
 from intake.hooks import (
     accept,
-    configured,
     context_of,
     drop,
     malformed,
-    media_type,
-    reject,
     remembered,
     routed_in_maintenance,
-    unsupported_type,
+    verified_json,
 )
-from intake.verify import parse_json_object, verify_stripe
-from leadline.errors import VerificationError
+from intake.verify import verify_stripe
 from leadline.jsondata import JsonObject
 from models.billing import org_for_stripe_customer
 
@@ -70,22 +66,10 @@ async def route(request: Request, customer: str | None) -> uuid.UUID | Response 
 
 @router.post("/hooks/stripe")
 async def stripe_webhook(request: Request) -> Response:
-    if media_type(request) != "application/json":
-        return unsupported_type()
-    secret = configured(context_of(request).settings.stripe_webhook_secret)
-    header = request.headers.get("stripe-signature")
-    body = await request.body()
-    if secret is None or not header:
-        return await reject(
-            request, SOURCE, "not_configured" if secret is None else "missing_signature"
-        )
-    try:
-        verify_stripe(secret, body, header)
-        event = parse_json_object(body)
-    except VerificationError:
-        return await reject(request, SOURCE, "bad_signature")
-    except ValueError:
-        return malformed()
+    secret = context_of(request).settings.stripe_webhook_secret
+    event = await verified_json(request, SOURCE, secret, "stripe-signature", verify_stripe)
+    if isinstance(event, Response):
+        return event
     event_id = event.get("id")
     if not isinstance(event_id, str) or not EVENT_ID.match(event_id):
         return malformed()

@@ -9,13 +9,12 @@ from dataclasses import asdict
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
-from intake.api_errors import ApiError, FieldError
 from intake.api_schemas import SuppressionIn, SuppressionOut, SuppressionPage
 from intake.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, next_cursor
 from intake.principals import CurrentPrincipal
+from intake.schemas import e164_or_422
 from intake.tenant_calls import TenantCall, in_tenant
 from leadline.logging import mark_sensitive
-from models.normalize import InvalidPhoneNumber, normalize_phone
 from tasks.optouts import (
     RecordedOptout,
     SuppressionRecord,
@@ -54,15 +53,7 @@ async def record(
     request: Request, principal: CurrentPrincipal, body: SuppressionIn
 ) -> JSONResponse:
     mark_sensitive(body.phone, body.note)
-    try:
-        phone = normalize_phone(body.phone)
-    except InvalidPhoneNumber:
-        field: FieldError = {
-            "loc": ["body", "phone"],
-            "msg": "not an E.164 number",
-            "type": "phone",
-        }
-        raise ApiError(422, "invalid request", fields=[field]) from None
+    phone = e164_or_422(body.phone, ["body", "phone"])
 
     def write(call: TenantCall) -> RecordedOptout:
         return record_reported_optout(

@@ -12,19 +12,8 @@ import uuid
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from intake.hooks import (
-    accept,
-    configured,
-    context_of,
-    drop,
-    malformed,
-    media_type,
-    open_org,
-    reject,
-    unsupported_type,
-)
-from intake.verify import parse_json_object, verify_telegram
-from leadline.errors import VerificationError
+from intake.hooks import accept, context_of, drop, malformed, open_org, verified_json
+from intake.verify import verify_telegram
 
 router = APIRouter()
 SOURCE = "telegram"
@@ -39,22 +28,15 @@ def parse_org(raw: str) -> uuid.UUID | None:
 
 @router.post("/hooks/telegram/{org}")
 async def telegram_webhook(request: Request, org: str) -> Response:
-    if media_type(request) != "application/json":
-        return unsupported_type()
-    secret = configured(context_of(request).settings.telegram_secret_token)
-    header = request.headers.get("x-telegram-bot-api-secret-token")
-    body = await request.body()
-    if secret is None or not header:
-        return await reject(
-            request, SOURCE, "not_configured" if secret is None else "missing_signature"
-        )
-    try:
-        verify_telegram(secret, header)
-        update = parse_json_object(body)
-    except VerificationError:
-        return await reject(request, SOURCE, "bad_signature")
-    except ValueError:
-        return malformed()
+    update = await verified_json(
+        request,
+        SOURCE,
+        context_of(request).settings.telegram_secret_token,
+        "x-telegram-bot-api-secret-token",
+        lambda secret, _body, header: verify_telegram(secret, header),
+    )
+    if isinstance(update, Response):
+        return update
     update_id = update.get("update_id")
     if not isinstance(update_id, int) or isinstance(update_id, bool):
         return malformed()

@@ -18,6 +18,7 @@ from leadline.commands.common import (
     parse_phone,
     parse_uuid,
     run_guarded,
+    tenant_of,
 )
 from leadline.logging import redact_text
 from tasks.context import open_runtime
@@ -222,9 +223,7 @@ def resolve(
 
     def run() -> None:
         context = open_runtime()
-        with context.db.maintenance() as session:
-            org_id = outbound_org(session, message)
-        with context.db.tenant(org_id) as session:
+        with tenant_of(context, lambda s: outbound_org(s, message)) as (session, org_id):
             resolve_unknown(session, message, outcome, context.clock())
         emit(
             {"id": str(message), "org_id": str(org_id), "state": outcome},

@@ -108,6 +108,18 @@ def org_session(context: TaskContext, org_id: uuid.UUID) -> Iterator[Session]:
         yield session
 
 
+@contextmanager
+def tenant_of(
+    context: TaskContext, find_org: Callable[[Session], uuid.UUID]
+) -> Iterator[tuple[Session, uuid.UUID]]:
+    """The tenant transaction of the organisation that owns a row: `find_org` looks it up
+    across organisations (its own short maintenance transaction) first."""
+    with context.db.maintenance() as session:
+        org_id = find_org(session)
+    with context.db.tenant(org_id) as session:
+        yield session, org_id
+
+
 def ensure_org(context: TaskContext, org_id: uuid.UUID) -> None:
     """Fail with a clear message before work starts when the organisation does not exist."""
     from models.orgs import get_organization

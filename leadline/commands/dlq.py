@@ -56,7 +56,11 @@ def dlq_list(
             rows = [dead_letter_summary(r, now) for r in list_dead_letters(session, where)]
         listings = read_attention(context.db)
         attention = [listing.as_dict() for listing in listings]
-        emit({"dead_letters": rows, "attention": attention}, as_json, _list_text(rows, listings))
+        emit(
+            {"dead_letters": rows, "attention": attention},
+            as_json,
+            dead_letters_text(rows, listings),
+        )
 
     run_guarded(run, as_json)
 
@@ -65,7 +69,7 @@ def _moment(value: str | None, now: datetime) -> datetime | None:
     return parse_moment(value, now, "--since") if value else None
 
 
-def _list_text(rows: Sequence[JsonObject], listings: list[Listing]) -> str:
+def dead_letters_text(rows: Sequence[JsonObject], listings: list[Listing]) -> str:
     headers = ("id", "actor", "error", "age", "retries", "state")
     table = [(r["id"], r["actor"], r["error"], _age(r), r["retries"], r["state"]) for r in rows]
     parts = [format_table(headers, table) if rows else "no dead letters"]

@@ -14,6 +14,7 @@ from leadline.commands.common import (
     org_session,
     parse_uuid,
     run_guarded,
+    tenant_of,
 )
 from leadline.commands.progress import progress
 from leadline.timespec import parse_moment
@@ -40,9 +41,7 @@ def _in_tenant_of_endpoint(
     """Find the endpoint's organisation, then run `work(session, org_id)` scoped to it."""
     from models.webhook_endpoints import endpoint_org
 
-    with context.db.maintenance() as session:
-        org_id = endpoint_org(session, endpoint_id)
-    with context.db.tenant(org_id) as session:
+    with tenant_of(context, lambda s: endpoint_org(s, endpoint_id)) as (session, org_id):
         return work(session, org_id)
 
 
@@ -246,9 +245,7 @@ def webhook_resend(delivery: str, as_json: bool = JsonOption) -> None:
     def run() -> None:
         context = open_runtime()
         after_commit = AfterCommit()
-        with context.db.maintenance() as session:
-            org_id = delivery_org(session, delivery_id)
-        with context.db.tenant(org_id) as session:
+        with tenant_of(context, lambda s: delivery_org(s, delivery_id)) as (session, _):
             resend_delivery(session, delivery_id, context.clock(), after_commit)
         after_commit.flush()
         emit({"id": str(delivery_id), "state": "pending"}, as_json, f"re-queued {delivery_id}")

@@ -3,10 +3,8 @@ and an OIDC issuer on loopback (a JWKS server with keys generated here)."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -16,6 +14,7 @@ from starlette.testclient import TestClient
 from models.orgs import ROLES, create_api_key, create_organization
 from tests.api.tenants import AUDIENCE, Issuer, Tenant, serve_issuer
 from tests.api.tokens import new_signing_key
+from tests.support.http import serving
 
 if TYPE_CHECKING:
     from tasks.context import TaskContext
@@ -35,26 +34,6 @@ def make_tenant(context: TaskContext) -> Callable[[], Tenant]:
         )
 
     return make
-
-
-@pytest.fixture
-def app_with(context: TaskContext) -> Iterator[Callable[..., TestClient]]:
-    """A TestClient over an app whose settings differ (OIDC, limits); closed after."""
-    from intake.app import create_app
-
-    clients: list[TestClient] = []
-
-    def build(**overrides: Any) -> TestClient:
-        settings = context.settings.model_copy(update=overrides)
-        client = TestClient(
-            create_app(replace(context, settings=settings)), raise_server_exceptions=False
-        )
-        clients.append(client.__enter__())
-        return client
-
-    yield build
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 @pytest.fixture
@@ -82,11 +61,8 @@ def issuer() -> Iterator[Issuer]:
     server = serve_issuer(holder)
     host, port = server.server_address[:2]
     holder.append(Issuer(f"http://{host!s}:{port}", [new_signing_key("RS256")]))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield holder[0]
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield holder[0]
 
 
 @pytest.fixture

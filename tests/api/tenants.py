@@ -6,10 +6,11 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from tests.api.tokens import SigningKey
+from tests.support.http import QuietHandler
 
 AUDIENCE = "leadline-test-audience"
 
@@ -40,10 +41,7 @@ class Issuer:
 
 
 def serve_issuer(issuer_holder: list[Issuer]) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             issuer = issuer_holder[0]
             if self.path == "/.well-known/openid-configuration":
@@ -53,11 +51,6 @@ def serve_issuer(issuer_holder: list[Issuer]) -> ThreadingHTTPServer:
             else:
                 self.send_error(404)
                 return
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
     return ThreadingHTTPServer(("127.0.0.1", 0), Handler)

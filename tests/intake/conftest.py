@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
-from starlette.testclient import TestClient
 
 from models.routing import add_meta_account
 from tests.support.intake import add_random_number
+from tests.support.services import MakeOrg, Org
 
 if TYPE_CHECKING:
     from tasks.context import TaskContext
@@ -28,6 +27,13 @@ def add_number(context: TaskContext) -> Callable[[uuid.UUID], str]:
 
 
 @pytest.fixture
+def org_number(make_org: MakeOrg, add_number: Callable[[uuid.UUID], str]) -> tuple[Org, str]:
+    """A new organisation and a Twilio number it owns."""
+    org = make_org()
+    return org, add_number(org.id)
+
+
+@pytest.fixture
 def link_meta(context: TaskContext) -> Callable[[uuid.UUID], str]:
     def link(org_id: uuid.UUID) -> str:
         account_id = str(random.randint(10**14, 10**15))
@@ -36,23 +42,3 @@ def link_meta(context: TaskContext) -> Callable[[uuid.UUID], str]:
         return account_id
 
     return link
-
-
-@pytest.fixture
-def app_with(context: TaskContext) -> Iterator[Callable[..., TestClient]]:
-    """A TestClient over an app whose settings differ (limits, providers); closed after."""
-    from intake.app import create_app
-
-    clients: list[TestClient] = []
-
-    def build(**overrides: Any) -> TestClient:
-        settings = context.settings.model_copy(update=overrides)
-        client = TestClient(
-            create_app(replace(context, settings=settings)), raise_server_exceptions=False
-        )
-        clients.append(client.__enter__())
-        return client
-
-    yield build
-    for client in clients:
-        client.__exit__(None, None, None)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import dramatiq
 import pytest
 from click.testing import Result
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from leadline.settings import Settings
 from models.billing import OrgBilling
 from models.routing import list_phone_numbers, signing_secrets
 from models.telegram_links import list_chats
@@ -24,53 +21,24 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def leadline(
-    settings: Settings,
-    context: TaskContext,
-    broker: dramatiq.Broker,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Callable[..., Result]]:
-    """Runs `leadline ARGS` in process against the test database, then restores the runtime
-    (the CLI installs its own broker and task context)."""
-    from leadline.cli import app
-    from leadline.settings import get_settings
-    from tasks.context import set_context
-    from workers.runtime import install_broker
-
-    env = {
-        "LEADLINE_ENV": "test",
-        "LEADLINE_DATABASE_URL": settings.leadline_database_url,
-        "LEADLINE_REDIS_URL": settings.leadline_redis_url,
-        "LEADLINE_REDIS_NAMESPACE": settings.leadline_redis_namespace,
-        "LEADLINE_MASTER_KEYS": settings.leadline_master_keys.get_secret_value(),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    runner = CliRunner()
-    yield lambda *args: runner.invoke(app, list(args))
-    get_settings.cache_clear()
-    install_broker(broker)
-    set_context(context)
-
-
 def test_routing_and_secret_commands(
-    leadline: Callable[..., Result], make_org: MakeOrg, context: TaskContext
+    leadline_in_process: Callable[..., Result], make_org: MakeOrg, context: TaskContext
 ) -> None:
     org = make_org()
-    national = leadline("number", "add", str(org.id), "(212) 555-0147", "--json")
+    national = leadline_in_process("number", "add", str(org.id), "(212) 555-0147", "--json")
     assert national.exit_code == 1  # no default region: +E.164 only
-    assert leadline("org", "settings", str(org.id), "--default-region", "US").exit_code == 0
-    added = leadline("number", "add", str(org.id), "(212) 555-0147", "--json")
+    assert (
+        leadline_in_process("org", "settings", str(org.id), "--default-region", "US").exit_code == 0
+    )
+    added = leadline_in_process("number", "add", str(org.id), "(212) 555-0147", "--json")
     assert added.exit_code == 0, added.output
     assert json.loads(added.stdout.strip().splitlines()[-1])["number"] == "+12125550147"
-    again = leadline("number", "add", str(make_org().id), "+12125550147", "--json")
+    again = leadline_in_process("number", "add", str(make_org().id), "+12125550147", "--json")
     assert again.exit_code == 1 and "already belongs" in again.output
 
-    linked = leadline("org", "link-stripe", str(org.id), "cus_cli123", "--json")
-    secret = leadline("apikey", "signing-secret", str(org.id), "--json")
-    chat = leadline("telegram", "link", str(org.id), "987654321", "--json")
+    linked = leadline_in_process("org", "link-stripe", str(org.id), "cus_cli123", "--json")
+    secret = leadline_in_process("apikey", "signing-secret", str(org.id), "--json")
+    chat = leadline_in_process("telegram", "link", str(org.id), "987654321", "--json")
     assert linked.exit_code == secret.exit_code == chat.exit_code == 0, secret.output
     shown = json.loads(secret.stdout.strip().splitlines()[-1])["secret"]
 

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 from models.routing import rotate_signing_secret
 from tests.support.intake import events_of
-from tests.support.services import RUN_ID, MakeOrg
+from tests.support.services import RUN_ID, MakeOrg, Org
 from tests.support.signing import (
     standard_headers,
     telegram_headers,
@@ -86,13 +86,11 @@ def bad_keys(client: TestClient, count: int, **headers: str) -> list[int]:
 
 def test_bad_api_keys_never_block_a_signed_twilio_stop_from_the_same_address(
     clients_with: Callable[..., ClientFor],
-    make_org: MakeOrg,
-    add_number: Callable[[uuid.UUID], str],
+    org_number: tuple[Org, str],
     context: TaskContext,
 ) -> None:
     client = clients_with(leadline_limit_auth_failures=FIVE)(ATTACKER)
-    org = make_org()
-    number = add_number(org.id)
+    org, number = org_number
 
     assert bad_keys(client, 5) == [401] * 5
     locked = client.post("/v1/leads", json=LEAD, headers=BAD_KEY)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,7 +33,7 @@ from tests.support.messaging import (
     random_phone,
     sent_to,
 )
-from tests.support.services import MakeOrg
+from tests.support.services import Org
 from tests.support.signing import twilio_form
 
 pytestmark = pytest.mark.integration
@@ -96,13 +96,11 @@ def test_stop_while_redis_is_down_blocks_the_help_reply_and_autoreply_after_it(
     client: TestClient,
     broker: dramatiq.Broker,
     worker: dramatiq.Worker,
-    make_org: MakeOrg,
-    add_number: Callable[[uuid.UUID], str],
+    org_number: tuple[Org, str],
     context: TaskContext,
     sandbox_state: SandboxState,
 ) -> None:
-    org = make_org()
-    number = add_number(org.id)
+    org, number = org_number
     person = random_phone()
     with context.db.tenant(org.id) as session:
         update_program(session, org.id, autoreply=True, actor="test")
@@ -133,12 +131,10 @@ def test_stop_while_redis_is_down_blocks_the_help_reply_and_autoreply_after_it(
 def test_worker_does_not_record_a_door_stop_twice(
     client: TestClient,
     worker: dramatiq.Worker,
-    make_org: MakeOrg,
-    add_number: Callable[[uuid.UUID], str],
+    org_number: tuple[Org, str],
     context: TaskContext,
 ) -> None:
-    org = make_org()
-    number = add_number(org.id)
+    org, number = org_number
     person = random_phone()
     with captured_events() as published:
         assert post_sms(client, number, person, "please stop texting me").status_code == 200
@@ -151,13 +147,11 @@ def test_start_after_a_door_stop_lifts_it_in_order(
     client: TestClient,
     broker: dramatiq.Broker,
     worker: dramatiq.Worker,
-    make_org: MakeOrg,
-    add_number: Callable[[uuid.UUID], str],
+    org_number: tuple[Org, str],
     context: TaskContext,
     sandbox_state: SandboxState,
 ) -> None:
-    org = make_org()
-    number = add_number(org.id)
+    org, number = org_number
     person = random_phone()
     with redis_unreachable(broker):
         assert post_sms(client, number, person, "STOP").status_code == 200
@@ -176,12 +170,10 @@ def test_a_stop_after_an_unprocessed_start_keeps_the_suppression(
     client: TestClient,
     broker: dramatiq.Broker,
     worker: dramatiq.Worker,
-    make_org: MakeOrg,
-    add_number: Callable[[uuid.UUID], str],
+    org_number: tuple[Org, str],
     context: TaskContext,
 ) -> None:
-    org = make_org()
-    number = add_number(org.id)
+    org, number = org_number
     person = random_phone()
     with redis_unreachable(broker):
         assert post_sms(client, number, person, "START").status_code == 200
@@ -196,8 +188,7 @@ def test_a_stop_after_an_unprocessed_start_keeps_the_suppression(
 def test_a_stop_the_worker_records_counts_from_when_it_arrived(
     client: TestClient,
     broker: dramatiq.Broker,
-    make_org: MakeOrg,
-    add_number: Callable[[uuid.UUID], str],
+    org_number: tuple[Org, str],
     context: TaskContext,
 ) -> None:
     """A STOP stored without the door step (before it existed) and then a START: processed in
@@ -207,8 +198,7 @@ def test_a_stop_the_worker_records_counts_from_when_it_arrived(
     from tasks.after_commit import AfterCommit
     from tasks.inbound_events import process_inbound_event
 
-    org = make_org()
-    number = add_number(org.id)
+    org, number = org_number
     person = random_phone()
     with redis_unreachable(broker):
         assert post_sms(client, number, person, "STOP").status_code == 200
@@ -232,14 +222,12 @@ def test_stop_start_stop_ends_opted_out_whatever_order_the_worker_sees(
     client: TestClient,
     broker: dramatiq.Broker,
     worker: dramatiq.Worker,
-    make_org: MakeOrg,
-    add_number: Callable[[uuid.UUID], str],
+    org_number: tuple[Org, str],
     context: TaskContext,
 ) -> None:
     """The second STOP finds the first one's suppression at the door: it must still count
     from its own arrival, or the START between them, processed late, lifts it."""
-    org = make_org()
-    number = add_number(org.id)
+    org, number = org_number
     person = random_phone()
     with redis_unreachable(broker):
         for body in ("STOP", "START", "STOP"):

@@ -42,6 +42,15 @@ def send(client: TestClient, event: dict[str, Any], **sign: Any) -> Any:
     return client.post(PATH, content=body, headers=stripe_headers(body, **sign))
 
 
+def processed_in_turn(
+    client: TestClient, context: TaskContext, org_id: uuid.UUID, *events: dict[str, Any]
+) -> None:
+    """Each event answered 200 and processed before the next one is sent."""
+    for count, event in enumerate(events, start=1):
+        assert send(client, event).status_code == 200
+        wait_for(lambda settled=count: events_settled(context, org_id, settled))
+
+
 def billing_of(context: TaskContext, org_id: uuid.UUID) -> tuple[OrgBilling, Organization]:
     with context.db.tenant(org_id) as session:
         billing = session.scalars(select(OrgBilling)).one()
@@ -57,8 +66,7 @@ def test_subscription_deleted_cancels_and_schedules_deletion(
     created = int(time.time()) - 60
     event = stripe_event("customer.subscription.deleted", customer_id, created)
 
-    assert send(client, event).status_code == 200
-    wait_for(lambda: events_settled(context, org.id, 1))
+    processed_in_turn(client, context, org.id, event)
 
     billing, organization = billing_of(context, org.id)
     cancelled_at = datetime.fromtimestamp(created, tz=UTC)
@@ -97,10 +105,7 @@ def test_out_of_order_pair_leaves_the_newer_state(
     newer = stripe_event("customer.subscription.deleted", customer_id, now - 10)
     older = stripe_event("customer.subscription.updated", customer_id, now - 100, status="active")
 
-    assert send(client, newer).status_code == 200
-    wait_for(lambda: events_settled(context, org.id, 1))
-    assert send(client, older).status_code == 200
-    wait_for(lambda: events_settled(context, org.id, 2))
+    processed_in_turn(client, context, org.id, newer, older)
 
     billing, organization = billing_of(context, org.id)
     assert (billing.status, organization.status) == ("cancelled", "cancelled")
@@ -112,20 +117,9 @@ def test_a_newer_subscription_lifts_a_cancellation(
 ) -> None:
     org, customer_id = customer
     now = int(time.time())
-    assert (
-        send(
-            client, stripe_event("customer.subscription.deleted", customer_id, now - 100)
-        ).status_code
-        == 200
-    )
-    wait_for(lambda: events_settled(context, org.id, 1))
-    assert (
-        send(
-            client, stripe_event("customer.subscription.created", customer_id, now - 5)
-        ).status_code
-        == 200
-    )
-    wait_for(lambda: events_settled(context, org.id, 2))
+    cancelled = stripe_event("customer.subscription.deleted", customer_id, now - 100)
+    renewed = stripe_event("customer.subscription.created", customer_id, now - 5)
+    processed_in_turn(client, context, org.id, cancelled, renewed)
     billing, organization = billing_of(context, org.id)
     assert (billing.status, organization.status, organization.deletion_due_at) == (
         "active",

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from tests.helpers import wait_for
 from tests.support.intake import events_of, events_settled
-from tests.support.services import MakeOrg
+from tests.support.services import MakeOrg, Org
 from tests.support.signing import TWILIO_TOKEN, twilio_form, twilio_json
 
 if TYPE_CHECKING:
@@ -38,12 +38,10 @@ def inbound(
 def test_inbound_sms_is_verified_stored_and_processed(
     client: TestClient,
     worker: dramatiq.Worker,
-    make_org: MakeOrg,
-    add_number: Callable[[uuid.UUID], str],
+    org_number: tuple[Org, str],
     context: TaskContext,
 ) -> None:
-    org = make_org()
-    number = add_number(org.id)
+    org, number = org_number
     message_sid = sid()
     body, headers = twilio_form(inbound(number, message_sid), SMS)
 
@@ -61,12 +59,10 @@ def test_inbound_sms_is_verified_stored_and_processed(
 
 def test_repeated_parameter_is_signed_and_verified(
     client: TestClient,
-    make_org: MakeOrg,
-    add_number: Callable[[uuid.UUID], str],
+    org_number: tuple[Org, str],
     context: TaskContext,
 ) -> None:
-    org = make_org()
-    number = add_number(org.id)
+    org, number = org_number
     params = [
         *inbound(number, sid()),
         ("MediaUrl", "https://a.example/1"),
@@ -85,12 +81,10 @@ def test_repeated_parameter_is_signed_and_verified(
 def test_json_status_callback_verifies_with_body_sha256(
     client: TestClient,
     worker: dramatiq.Worker,
-    make_org: MakeOrg,
-    add_number: Callable[[uuid.UUID], str],
+    org_number: tuple[Org, str],
     context: TaskContext,
 ) -> None:
-    org = make_org()
-    number = add_number(org.id)
+    org, number = org_number
     message_sid = sid()
     data = {
         "MessageSid": message_sid,
@@ -126,12 +120,10 @@ def test_status_callback_routes_by_signed_org_parameter(
 
 def test_each_status_is_its_own_event_and_a_replay_is_one(
     client: TestClient,
-    make_org: MakeOrg,
-    add_number: Callable[[uuid.UUID], str],
+    org_number: tuple[Org, str],
     context: TaskContext,
 ) -> None:
-    org = make_org()
-    number = add_number(org.id)
+    org, number = org_number
     message_sid = sid()
     for status in ("sent", "delivered", "delivered"):
         params = [("MessageSid", message_sid), ("MessageStatus", status), ("From", number)]
@@ -145,12 +137,10 @@ def test_each_status_is_its_own_event_and_a_replay_is_one(
 
 def test_bad_or_missing_signatures_are_403_and_store_nothing(
     client: TestClient,
-    make_org: MakeOrg,
-    add_number: Callable[[uuid.UUID], str],
+    org_number: tuple[Org, str],
     context: TaskContext,
 ) -> None:
-    org = make_org()
-    number = add_number(org.id)
+    org, number = org_number
     params = inbound(number, sid(), body="Secret body text")
     body, headers = twilio_form(params, SMS)
     _, wrong_secret = twilio_form(params, SMS, token="not-" + TWILIO_TOKEN)

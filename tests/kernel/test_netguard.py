@@ -12,11 +12,10 @@ import datetime
 import ipaddress
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +42,7 @@ from leadline.netguard import (
     validate_webhook_url,
     vet_address,
 )
+from tests.support.http import QuietHandler, serving
 from tests.support.netguard import (
     PUBLIC_IP,
     FakeResolver,
@@ -73,20 +73,9 @@ class SeenRequest:
     path: str
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
     server: _RecordingServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _endless(self) -> None:
         self.send_response(200)
@@ -106,13 +95,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         self.server.seen.append(SeenRequest(self.headers.get("Host"), self.path))
         if self.path == "/redirect-private":
-            self._reply(302, b"", {"Location": "http://10.0.0.1/"})
+            self.reply(302, b"", {"Location": "http://10.0.0.1/"})
         elif self.path == "/redirect-metadata":
-            self._reply(302, b"", {"Location": "http://169.254.169.254/latest/meta-data/"})
+            self.reply(302, b"", {"Location": "http://169.254.169.254/latest/meta-data/"})
         elif self.path == "/endless":
             self._endless()
         else:
-            self._reply(200, b"ok")
+            self.reply(200, b"ok")
 
     do_GET = _handle
     do_POST = _handle
@@ -132,20 +121,10 @@ class _RecordingServer(ThreadingHTTPServer):
         return int(self.server_address[1])
 
 
-def _serve(server: _RecordingServer) -> Iterator[_RecordingServer]:
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 @pytest.fixture
 def http_server() -> Iterator[_RecordingServer]:
-    yield from _serve(_RecordingServer())
+    with serving(_RecordingServer()) as server:
+        yield server
 
 
 @pytest.fixture
@@ -722,7 +701,8 @@ def tls_server(tmp_path: Path) -> Iterator[_RecordingServer]:
     pki.server_context.sni_callback = record_sni
     server.socket = pki.server_context.wrap_socket(server.socket, server_side=True)
     server.ca_file = pki.ca_file
-    yield from _serve(server)
+    with serving(server) as served:
+        yield served
 
 
 def _tls_client(

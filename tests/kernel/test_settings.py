@@ -14,6 +14,14 @@ from leadline.settings import (
 )
 
 pytestmark = pytest.mark.unit
+# Every provider secret production refuses when weak (README, "Security model").
+PROVIDER_SECRET_FIELDS = (
+    "twilio_auth_token",
+    "stripe_webhook_secret",
+    "telegram_secret_token",
+    "meta_app_secret",
+    "meta_verify_token",
+)
 
 GOOD_KEY = "k1:" + base64.b64encode(os.urandom(32)).decode()
 PATTERNED_KEYS = [
@@ -104,16 +112,7 @@ def test_production_refuses_a_patterned_master_key(key: bytes) -> None:
     "value",
     ["x", "short-secret", "a" * 40, "abcdefghijklmnopqrstuvwxyz", "abab" * 5],
 )
-@pytest.mark.parametrize(
-    "secret",
-    [
-        "twilio_auth_token",
-        "stripe_webhook_secret",
-        "telegram_secret_token",
-        "meta_app_secret",
-        "meta_verify_token",
-    ],
-)
+@pytest.mark.parametrize("secret", PROVIDER_SECRET_FIELDS)
 def test_production_refuses_weak_provider_secrets(secret: str, value: str) -> None:
     with pytest.raises(ConfigError, match=f"{secret.upper()} is too short or too regular"):
         production(**{secret: value}).require_production_ready()
@@ -159,16 +158,7 @@ def test_settings_read_from_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.is_production and settings.twilio_api_base == "http://127.0.0.1:8025"
 
 
-@pytest.mark.parametrize(
-    "secret",
-    [
-        "twilio_auth_token",
-        "stripe_webhook_secret",
-        "telegram_secret_token",
-        "meta_app_secret",
-        "meta_verify_token",
-    ],
-)
+@pytest.mark.parametrize("secret", PROVIDER_SECRET_FIELDS)
 def test_production_refuses_a_missing_provider_secret(secret: str) -> None:
     with pytest.raises(ConfigError, match=secret.upper()):
         production(**{secret: None}).require_production_ready()

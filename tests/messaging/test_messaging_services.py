@@ -69,19 +69,19 @@ def test_a_numbers_own_service_wins_and_is_managed_by_the_cli(
     make_org: Any,
     context: Any,
     sandbox_state: SandboxState,
-    leadline_cli: Callable[..., Any],
+    leadline_in_process: Callable[..., Any],
 ) -> None:
     org = make_org()
     number = f"+1212555{uuid.uuid4().int % 10_000:04d}"
     added = last_json(
-        leadline_cli(
+        leadline_in_process(
             "number", "add", str(org.id), number, "--messaging-service", NUMBER_SERVICE, "--json"
         )
     )
     assert added["messaging_service_sid"] == NUMBER_SERVICE
-    listed = last_json(leadline_cli("number", "list", str(org.id), "--json"))
+    listed = last_json(leadline_in_process("number", "list", str(org.id), "--json"))
     assert listed == [{"number": number, "messaging_service_sid": NUMBER_SERVICE}]
-    bad = leadline_cli("number", "set-service", str(org.id), number, "MGnot-a-sid")
+    bad = leadline_in_process("number", "set-service", str(org.id), number, "MGnot-a-sid")
     assert bad.exit_code == 1 and bad.output.count("\n") == 1 and "Messaging Service" in bad.output
 
     lead = random_phone()
@@ -97,11 +97,13 @@ def test_a_numbers_own_service_wins_and_is_managed_by_the_cli(
     assert record["messaging_service_sid"] == NUMBER_SERVICE and record["from"] is None
 
     cleared = last_json(
-        leadline_cli("number", "set-service", str(org.id), number, "none", "--json")
+        leadline_in_process("number", "set-service", str(org.id), number, "none", "--json")
     )
     assert cleared["messaging_service_sid"] is None
     assert (
-        last_json(leadline_cli("number", "list", str(org.id), "--json"))[0]["messaging_service_sid"]
+        last_json(leadline_in_process("number", "list", str(org.id), "--json"))[0][
+            "messaging_service_sid"
+        ]
         is None
     )
 
@@ -155,20 +157,25 @@ def test_carrier_filtering_and_unregistered_numbers_are_counted_for_operators(
 
 
 def test_org_quiet_hours_are_set_shown_and_refused_when_wider(
-    make_org: Any, context: Any, leadline_cli: Callable[..., Any]
+    make_org: Any, context: Any, leadline_in_process: Callable[..., Any]
 ) -> None:
     org = str(make_org().id)
-    shown = last_json(leadline_cli("org", "settings", org, "--json"))
+    shown = last_json(leadline_in_process("org", "settings", org, "--json"))
     assert shown["quiet_hours"] == "08:00-21:00"
     changed = last_json(
-        leadline_cli("org", "settings", org, "--quiet-hours", "09:00-20:00", "--json")
+        leadline_in_process("org", "settings", org, "--quiet-hours", "09:00-20:00", "--json")
     )
     assert changed["quiet_hours"] == "09:00-20:00"
     for wider in ("07:00-20:00", "09:00-22:00", "21:00-08:00", "soon"):
-        refused = leadline_cli("org", "settings", org, "--quiet-hours", wider)
+        refused = leadline_in_process("org", "settings", org, "--quiet-hours", wider)
         assert refused.exit_code == 1, wider
         assert refused.output.startswith("error: ") and refused.output.count("\n") == 1
         assert "Traceback" not in refused.output
-    assert last_json(leadline_cli("org", "settings", org, "--json"))["quiet_hours"] == "09:00-20:00"
-    reset = last_json(leadline_cli("org", "settings", org, "--quiet-hours", "default", "--json"))
+    assert (
+        last_json(leadline_in_process("org", "settings", org, "--json"))["quiet_hours"]
+        == "09:00-20:00"
+    )
+    reset = last_json(
+        leadline_in_process("org", "settings", org, "--quiet-hours", "default", "--json")
+    )
     assert reset["quiet_hours"] == "08:00-21:00"

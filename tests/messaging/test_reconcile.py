@@ -70,6 +70,13 @@ def mark_called(context: TaskContext, message: Any) -> bool:
         )
 
 
+def called(context: TaskContext, org_id: uuid.UUID, message_id: uuid.UUID) -> Any:
+    """Claim the row and start its provider call, as a worker does just before the request."""
+    message = claim(context, org_id, message_id)
+    assert mark_called(context, message)
+    return message
+
+
 def settle(context: TaskContext, org_id: uuid.UUID, message_id: uuid.UUID) -> None:
     """Reconcile this row as if the grace period were over (other tests' rows untouched)."""
     reconcile_message(context, org_id, message_id, grace=timedelta(0))
@@ -110,8 +117,7 @@ def test_a_call_that_started_is_unknown_then_reconciled_to_sent_from_the_provide
 ) -> None:
     org, person = make_org(), random_phone()
     message_id = queue_message(context, org.id, person, "lead_autoreply")
-    message = claim(context, org.id, message_id)
-    assert mark_called(context, message)
+    message = called(context, org.id, message_id)
     # The provider got it, then the worker died before recording the answer.
     result = send_twilio_sms(context.settings, message.recipient, message.body, message.sender)
     assert deliver_outbound(context, org.id, message_id) == "unknown"
@@ -154,7 +160,7 @@ def test_a_lead_message_the_provider_does_not_have_stays_unknown_for_operators(
 ) -> None:
     org, person = make_org(), random_phone()
     message_id = queue_message(context, org.id, person, "lead_autoreply")
-    assert mark_called(context, claim(context, org.id, message_id))
+    called(context, org.id, message_id)
     assert deliver_outbound(context, org.id, message_id) == "unknown"
 
     reconcile_unknown(context, grace_seconds=3600)  # within the grace period: undecided
@@ -177,7 +183,7 @@ def test_an_alert_the_provider_does_not_have_is_sent_again(
 ) -> None:
     org, owner = make_org(), random_phone()
     message_id = queue_message(context, org.id, owner, "owner_alert")
-    assert mark_called(context, claim(context, org.id, message_id))
+    called(context, org.id, message_id)
     assert deliver_outbound(context, org.id, message_id) == "unknown"
 
     settle(context, org.id, message_id)
@@ -192,8 +198,7 @@ def test_two_provider_messages_that_both_match_are_left_to_operators(
 ) -> None:
     org, person = make_org(), random_phone()
     message_id = queue_message(context, org.id, person, "lead_autoreply")
-    message = claim(context, org.id, message_id)
-    assert mark_called(context, message)
+    message = called(context, org.id, message_id)
     for _ in range(2):
         send_twilio_sms(context.settings, message.recipient, message.body, message.sender)
     assert deliver_outbound(context, org.id, message_id) == "unknown"

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from leadline.commands.dlq import _list_text
+from leadline.commands.dlq import dead_letters_text
 from leadline.timespec import TimeSpecError, format_age, parse_moment
 from tasks.attention import Listing
 
@@ -45,7 +45,7 @@ def test_dlq_list_text_has_the_columns_and_attention_lists() -> None:
         Listing("unknown_sms", rows=[{"message_id": "m1", "state": "unknown"}]),
         Listing("disabled_endpoints", rows=[]),
     ]
-    text = _list_text([row], attention)
+    text = dead_letters_text([row], attention)
     header, line = text.splitlines()[:2]
     assert header.split() == ["ID", "ACTOR", "ERROR", "AGE", "RETRIES", "STATE"]
     assert line.split()[:2] == [row["id"], "send_sms"] and "1h" in line

@@ -32,7 +32,6 @@ from tasks.backups import (
     backup_keys,
     bundle_records,
     create_backup,
-    create_backups,
     list_backups,
     open_bundle,
 )
@@ -43,12 +42,12 @@ from tests.support.restore import (
     CliResult,
     Person,
     ScratchDatabase,
-    add_webhook_endpoint,
     data_counts,
     erase_now,
     find_by_phone,
     lead_names,
-    seed_person,
+    seeded_org,
+    stage_disaster,
 )
 from tests.support.services import MakeOrg, random_master_key
 
@@ -72,14 +71,6 @@ def restore_audits(context: TaskContext, org_id: uuid.UUID) -> list[AuditEntry]:
             AuditEntry.org_id == org_id, AuditEntry.action == "backup.restored"
         )
         return list(session.scalars(query))
-
-
-def seeded_org(
-    context: TaskContext, make_org: MakeOrg, people: tuple[Person, ...]
-) -> tuple[Any, list[Any]]:
-    org = make_org()
-    endpoint = add_webhook_endpoint(context, org.id)
-    return org, [seed_person(context, org.id, endpoint, who) for who in people]
 
 
 def drop_tied_rows(context: TaskContext, org_id: uuid.UUID) -> None:
@@ -206,22 +197,9 @@ def test_disaster_recovery_from_the_backup_directory_alone(
     scratch = scratch_database
     scratch.migrate()
     context = scratch.context()
-    org_ids = [uuid.uuid4() for _ in range(3)]
-    for index, org_id in enumerate(org_ids):
-        with context.db.tenant(org_id) as session:
-            create_organization(session, context.keyring, org_id, f"Org {index}", actor="test")
-    kept, other, doomed = org_ids
-    endpoints = {org_id: add_webhook_endpoint(context, org_id) for org_id in org_ids}
-    leads = {
-        org_id: [seed_person(context, org_id, endpoints[org_id], p) for p in (ADA, BOB)]
-        for org_id in org_ids
-    }
-    cy = seed_person(context, other, endpoints[other], CY)
-    erase_now(context, kept, leads[kept][0])
-    assert create_backups(context, context.clock())["created"] == 3
-    erase_now(context, other, cy)  # after the last backup: only the erasure journal knows
-    expected = {org_id: data_counts(context, org_id) for org_id in (kept, other)}
-    names = {org_id: lead_names(context, org_id) for org_id in (kept, other)}
+    disaster = stage_disaster(context, ADA, BOB, CY)
+    kept, other, doomed = disaster.kept, disaster.other, disaster.doomed
+    expected, names = disaster.counts, disaster.names
     assert names[kept] == {BOB.name} and names[other] == {ADA.name, BOB.name}
 
     backup_dir = Path(scratch.settings.leadline_backup_dir)

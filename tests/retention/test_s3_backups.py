@@ -8,7 +8,6 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -25,7 +24,6 @@ from tasks.backups import (
     backup_keys,
     bundle_records,
     create_backup,
-    create_backups,
     expire_backups,
     list_backups,
     open_bundle,
@@ -37,12 +35,12 @@ from tests.support.restore import (
     CliResult,
     Person,
     ScratchDatabase,
-    add_webhook_endpoint,
     data_counts,
     erase_now,
     find_by_phone,
     lead_names,
-    seed_person,
+    seeded_org,
+    stage_disaster,
 )
 from tests.support.s3 import Bucket, backups_in, context_with, make_bucket
 from tests.support.services import MakeOrg
@@ -52,14 +50,6 @@ pytestmark = pytest.mark.integration
 ADA = Person("Ada Erased", "+14155550181", "ada.s3@example.org")
 BOB = Person("Bob Stays", "+14155550182", "bob.s3@example.org")
 CY = Person("Cy Erased Later", "+14155550183", "cy.s3@example.org")
-
-
-def seeded_org(
-    context: TaskContext, make_org: MakeOrg, people: tuple[Person, ...]
-) -> tuple[Any, list[Any]]:
-    org = make_org()
-    endpoint = add_webhook_endpoint(context, org.id)
-    return org, [seed_person(context, org.id, endpoint, who) for who in people]
 
 
 def backup_status(context: TaskContext, backup_id: uuid.UUID) -> str:
@@ -289,23 +279,10 @@ def test_disaster_recovery_from_the_bucket_alone(
     scratch.settings = backups_in(scratch.settings, bucket, s3_endpoint)
     scratch.migrate()
     context = scratch.context()
-    org_ids = [uuid.uuid4() for _ in range(3)]
-    for index, org_id in enumerate(org_ids):
-        with context.db.tenant(org_id) as session:
-            create_organization(session, context.keyring, org_id, f"Org {index}", actor="test")
-    kept, other, doomed = org_ids
-    endpoints = {org_id: add_webhook_endpoint(context, org_id) for org_id in org_ids}
-    leads = {
-        org_id: [seed_person(context, org_id, endpoints[org_id], p) for p in (ADA, BOB)]
-        for org_id in org_ids
-    }
-    cy = seed_person(context, other, endpoints[other], CY)
-    erase_now(context, kept, leads[kept][0])
-    assert create_backups(context, context.clock())["created"] == 3
-    erase_now(context, other, cy)  # after the last backup
+    disaster = stage_disaster(context, ADA, BOB, CY)
+    kept, other, doomed = disaster.kept, disaster.other, disaster.doomed
+    expected, names = disaster.counts, disaster.names
     assert len(bucket.objects(f"{other}/erasures/")) == 1
-    expected = {org_id: data_counts(context, org_id) for org_id in (kept, other)}
-    names = {org_id: lead_names(context, org_id) for org_id in (kept, other)}
     stale_copy = {key: bucket.read(key) for key in bucket.objects(f"{doomed}/")}
     delete_organization(context, doomed)
     assert set(read_escrow(context.backups)) == {kept, other}

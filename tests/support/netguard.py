@@ -21,6 +21,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def admit_loopback(calls: list[tuple[str, int]], host: str, port: int) -> None:
+    """Note the connect in `calls`; fail the test unless it goes to loopback."""
+    calls.append((host, port))
+    if not is_loopback(host):
+        raise AssertionError("test attempted a non-loopback connection")
+
+
 class RecordingBackend(httpcore.AsyncNetworkBackend):
     """Records every connect; dials only loopback, and fails the test for anything else."""
 
@@ -36,9 +43,7 @@ class RecordingBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        self.calls.append((host, port))
-        if not is_loopback(host):
-            raise AssertionError("test attempted a non-loopback connection")
+        admit_loopback(self.calls, host, port)
         return await self._inner.connect_tcp(host, port, timeout=timeout)
 
     async def sleep(self, seconds: float) -> None:
@@ -58,9 +63,7 @@ class RecordingSyncBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        self.calls.append((host, port))
-        if not is_loopback(host):
-            raise AssertionError("test attempted a non-loopback connection")
+        admit_loopback(self.calls, host, port)
         return self._inner.connect_tcp(host, port, timeout=timeout)
 
 

@@ -17,12 +17,14 @@ from leadline.settings import Settings
 from models.leads import LeadFields, blind_indexes
 from models.messaging import ConversationMessage
 from models.migrate import upgrade
+from models.orgs import create_organization
 from models.tables import Lead
 from models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from tasks.backups import bundled_tables
+from tasks.backups import bundled_tables, create_backups
 from tasks.context import TaskContext, build_context
 from tasks.erasure import erase_request, request_erasure
 from tests.support.retention import add_lead
+from tests.support.services import MakeOrg, Org
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,55 @@ def seed_person(
     event = {"name": who.name, "phone": who.phone, "received_at": now.isoformat()}
     store_inbound_event(context, org_id, "api", f"evt-{uuid.uuid4()}", event)
     return lead_id
+
+
+def seeded_org(
+    context: TaskContext, make_org: MakeOrg, people: tuple[Person, ...]
+) -> tuple[Org, list[uuid.UUID]]:
+    """A new org with a webhook endpoint, and a lead seeded (seed_person) for each of `people`."""
+    org = make_org()
+    endpoint = add_webhook_endpoint(context, org.id)
+    return org, [seed_person(context, org.id, endpoint, who) for who in people]
+
+
+@dataclass(frozen=True)
+class Disaster:
+    """Three orgs backed up, as the disaster-recovery tests stage them: what `kept` and
+    `other` hold (their rows and lead names) is what a restore must bring back."""
+
+    kept: uuid.UUID
+    other: uuid.UUID
+    doomed: uuid.UUID
+    counts: dict[uuid.UUID, dict[str, int]]
+    names: dict[uuid.UUID, set[str | None]]
+
+
+def stage_disaster(context: TaskContext, ada: Person, bob: Person, cy: Person) -> Disaster:
+    """Three orgs, each with `ada` and `bob`; `ada` erased in `kept` before the backups, and
+    `cy` (in `other`) erased after the last one, so only the erasure journal knows. Deleting
+    `doomed` is left to the test."""
+    org_ids = [uuid.uuid4() for _ in range(3)]
+    for index, org_id in enumerate(org_ids):
+        with context.db.tenant(org_id) as session:
+            create_organization(session, context.keyring, org_id, f"Org {index}", actor="test")
+    kept, other, doomed = org_ids
+    endpoints = {org_id: add_webhook_endpoint(context, org_id) for org_id in org_ids}
+    leads = {
+        org_id: [seed_person(context, org_id, endpoints[org_id], p) for p in (ada, bob)]
+        for org_id in org_ids
+    }
+    cy_id = seed_person(context, other, endpoints[other], cy)
+    erase_now(context, kept, leads[kept][0])
+    assert create_backups(context, context.clock())["created"] == 3
+    erase_now(context, other, cy_id)
+    survivors = (kept, other)
+    return Disaster(
+        kept,
+        other,
+        doomed,
+        {org_id: data_counts(context, org_id) for org_id in survivors},
+        {org_id: lead_names(context, org_id) for org_id in survivors},
+    )
 
 
 def add_webhook_endpoint(context: TaskContext, org_id: uuid.UUID) -> uuid.UUID:

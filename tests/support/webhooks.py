@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from sqlalchemy import select, update
@@ -20,6 +20,7 @@ from models.webhooks import DeliveryState, WebhookAttempt, WebhookDelivery, Webh
 from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext, set_context
 from tasks.domain_events import DomainEvent, publish
+from tests.support.http import QuietHandler, serving
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,9 @@ class Captured:
     body: bytes
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
     server: Receiver
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -49,12 +47,7 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.server.record(Captured(self.path, headers, body))
         if reply.delay:
             time.sleep(reply.delay)
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
+        self.reply(reply.status, b"ok", reply.headers)
 
 
 class Receiver(ThreadingHTTPServer):
@@ -84,15 +77,8 @@ class Receiver(ThreadingHTTPServer):
 
 @contextmanager
 def running_receiver(script: list[Reply] | None = None) -> Iterator[Receiver]:
-    server = Receiver(script)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(Receiver(script)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @contextmanager

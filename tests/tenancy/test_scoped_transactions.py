@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from leadline.settings import Settings
-from models.db import Database
+from models.db import Database, connect_retrying
 from tests.support.services import MakeOrg, psycopg_url
 
 if TYPE_CHECKING:
@@ -51,6 +51,19 @@ def test_a_dropped_connection_is_replaced_once_and_the_scope_still_holds(
         database = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
         assert terminate_backends(url, str(database)) >= 1
         assert current_scope(db, org_id) == ("leadline_app", str(org_id))
+    finally:
+        db.dispose()
+
+
+def test_a_readiness_connection_the_server_dropped_is_replaced_once(settings: Settings) -> None:
+    db = Database(str(settings.leadline_database_url), pool_size=2)
+    try:
+        connect_retrying(db.owner_engine).close()  # back in the pool, then dropped by the server
+        url = psycopg_url(str(settings.leadline_database_url))
+        database = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+        assert terminate_backends(url, str(database)) >= 1
+        with connect_retrying(db.owner_engine) as connection:
+            assert connection.exec_driver_sql("SELECT 1").scalar() == 1
     finally:
         db.dispose()
 
