@@ -119,7 +119,7 @@ def seed_everything(context: TaskContext, org_id: uuid.UUID, key_prefix: str) ->
     )
 
 
-def add_connection(context: Any, org_id: uuid.UUID) -> uuid.UUID:
+def add_connection(context: TaskContext, org_id: uuid.UUID) -> uuid.UUID:
     """A Messenger connection with a token no provider issued (nothing here calls Meta)."""
     account = GrantedAccount(ConnectionKind.MESSENGER, uuid.uuid4().hex[:15], "Page", "EAAtest")
     with context.db.tenant(org_id) as session:

@@ -17,13 +17,14 @@ from sqlalchemy import func, select
 
 from leadline.settings import Settings
 from models.imports import LeadImport
+from tasks.context import TaskContext
 from tests.support.imports import lead_file, phones
 from tests.support.messaging import run_leadline as leadline
 
 pytestmark = pytest.mark.e2e
 
 
-def imports_of(context: Any, org_id: uuid.UUID) -> int:
+def imports_of(context: TaskContext, org_id: uuid.UUID) -> int:
     with context.db.tenant(org_id) as session:
         return int(session.scalar(select(func.count()).select_from(LeadImport)) or 0)
 
@@ -52,7 +53,7 @@ def test_import_waits_for_the_workers_and_writes_the_error_csv(
 
 
 def test_refused_files_end_with_one_line_and_store_nothing(
-    make_org: Any, context: Any, settings: Settings, tmp_path: Path
+    make_org: Any, context: TaskContext, settings: Settings, tmp_path: Path
 ) -> None:
     made = make_org()
     (phone,) = phones(1)

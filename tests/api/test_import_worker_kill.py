@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from leadline.settings import Settings
 from models.imports import LeadImport, LeadImportError
 from models.tables import Lead
+from tasks.context import TaskContext
 from tasks.imports.batches import sweep_imports
 from tests.helpers import wait_for
 from tests.support.imports import lead_file, upload
@@ -38,7 +39,7 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def state(context: Any, org_id: uuid.UUID, import_id: str) -> LeadImport:
+def state(context: TaskContext, org_id: uuid.UUID, import_id: str) -> LeadImport:
     with context.db.tenant(org_id) as session:
         found = session.get(LeadImport, uuid.UUID(import_id))
         assert found is not None
@@ -46,7 +47,7 @@ def state(context: Any, org_id: uuid.UUID, import_id: str) -> LeadImport:
         return found
 
 
-def count(context: Any, org_id: uuid.UUID, *columns: Any) -> int:
+def count(context: TaskContext, org_id: uuid.UUID, *columns: Any) -> int:
     with context.db.tenant(org_id) as session:
         return int(session.scalar(select(func.count(*columns))) or 0)
 
@@ -55,7 +56,7 @@ def test_a_worker_killed_mid_import_loses_and_duplicates_nothing(
     broker: Any,
     client: TestClient,
     make_tenant: Any,
-    context: Any,
+    context: TaskContext,
     settings: Settings,
     tmp_path: Path,
 ) -> None:

@@ -24,6 +24,7 @@ from models.leads import decrypt_lead, phone_index
 from models.orgs import set_default_region
 from models.tables import AuditEntry, Lead
 from tasks.after_commit import AfterCommit
+from tasks.context import TaskContext
 from tasks.export import escape_cell
 from tasks.optouts import OptoutChange, is_opted_out, record_optout
 from tasks.sweeps import purge_inbound
@@ -51,13 +52,13 @@ def imported(client: TestClient, tenant: Tenant, content: bytes, *maps: str) -> 
     return finished(client, tenant, response.json()["id"])
 
 
-def leads_of(context: Any, org_id: uuid.UUID) -> list[Any]:
+def leads_of(context: TaskContext, org_id: uuid.UUID) -> list[Any]:
     with context.db.tenant(org_id) as session:
         cipher = context.keys.cipher(session, org_id)
         return [decrypt_lead(cipher, lead) for lead in session.scalars(select(Lead))]
 
 
-def count(context: Any, org_id: uuid.UUID, table: Any) -> int:
+def count(context: TaskContext, org_id: uuid.UUID, table: Any) -> int:
     with context.db.tenant(org_id) as session:
         return int(session.scalar(select(func.count()).select_from(table)) or 0)
 
@@ -72,7 +73,7 @@ def error_rows(client: TestClient, tenant: Tenant, report: dict[str, Any]) -> li
 def test_good_rows_imported_once_and_bad_rows_of_ten_kinds_listed_exactly(
     client: TestClient,
     make_tenant: Callable[[], Tenant],
-    context: Any,
+    context: TaskContext,
     worker: Any,
     log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
@@ -118,7 +119,7 @@ def test_good_rows_imported_once_and_bad_rows_of_ten_kinds_listed_exactly(
 
 
 def test_rows_complete_existing_leads_found_by_blind_index(
-    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, worker: Any
+    client: TestClient, make_tenant: Callable[[], Tenant], context: TaskContext, worker: Any
 ) -> None:
     tenant = make_tenant()
     known, fresh = phones(2)
@@ -141,7 +142,7 @@ def test_rows_complete_existing_leads_found_by_blind_index(
 
 
 def test_one_person_in_chunks_written_at_once_is_one_lead(
-    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, worker: Any
+    client: TestClient, make_tenant: Callable[[], Tenant], context: TaskContext, worker: Any
 ) -> None:
     tenant = make_tenant()
     numbers = phones(1_500)
@@ -172,7 +173,7 @@ def test_one_person_in_chunks_written_at_once_is_one_lead(
 def test_utf8_and_utf16_files_are_read(
     client: TestClient,
     make_tenant: Callable[[], Tenant],
-    context: Any,
+    context: TaskContext,
     worker: Any,
     encode: Callable[[str], bytes],
 ) -> None:
@@ -207,7 +208,7 @@ REFUSED = {
 
 @pytest.mark.parametrize("case", REFUSED, ids=list(REFUSED))
 def test_refused_files_write_nothing(
-    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, case: str
+    client: TestClient, make_tenant: Callable[[], Tenant], context: TaskContext, case: str
 ) -> None:
     tenant = make_tenant()
     content, kind, status = REFUSED[case]
@@ -232,7 +233,7 @@ def test_a_body_that_is_not_multipart_is_refused(
     ids=["no-boundary", "no-parts"],
 )
 def test_a_broken_multipart_body_is_refused(
-    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, content_type: str
+    client: TestClient, make_tenant: Callable[[], Tenant], context: TaskContext, content_type: str
 ) -> None:
     tenant = make_tenant()
     headers = {**tenant.auth(ADMIN), "Content-Type": content_type}
@@ -242,7 +243,7 @@ def test_a_broken_multipart_body_is_refused(
 
 
 def test_unknown_columns_can_be_mapped_or_left_out(
-    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, worker: Any
+    client: TestClient, make_tenant: Callable[[], Tenant], context: TaskContext, worker: Any
 ) -> None:
     tenant = make_tenant()
     (phone,) = phones(1)
@@ -255,7 +256,7 @@ def test_unknown_columns_can_be_mapped_or_left_out(
 
 
 def test_formula_cells_are_stored_as_text_and_escaped_in_every_export(
-    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, worker: Any
+    client: TestClient, make_tenant: Callable[[], Tenant], context: TaskContext, worker: Any
 ) -> None:
     tenant = make_tenant()
     numbers = phones(4)
@@ -284,7 +285,7 @@ def test_formula_cells_are_stored_as_text_and_escaped_in_every_export(
 def test_an_imported_consent_never_lifts_a_stop(
     client: TestClient,
     make_tenant: Callable[[], Tenant],
-    context: Any,
+    context: TaskContext,
     worker: Any,
     sandbox_state: SandboxState,
 ) -> None:
@@ -325,7 +326,7 @@ def test_an_imported_consent_never_lifts_a_stop(
 
 @pytest.mark.parametrize("role", ["ingest", "member"])
 def test_roles_below_admin_are_refused(
-    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, role: str
+    client: TestClient, make_tenant: Callable[[], Tenant], context: TaskContext, role: str
 ) -> None:
     tenant = make_tenant()
     (phone,) = phones(1)
@@ -359,7 +360,7 @@ def test_another_org_cannot_read_an_import_nor_its_errors(
 
 
 def test_the_upload_is_audited_without_pii(
-    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, worker: Any
+    client: TestClient, make_tenant: Callable[[], Tenant], context: TaskContext, worker: Any
 ) -> None:
     tenant = make_tenant()
     (phone,) = phones(1)
@@ -375,7 +376,7 @@ def test_the_upload_is_audited_without_pii(
 
 
 def test_rejected_rows_are_purged_with_old_inbound_payloads(
-    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, worker: Any
+    client: TestClient, make_tenant: Callable[[], Tenant], context: TaskContext, worker: Any
 ) -> None:
     tenant = make_tenant()
     report = imported(client, tenant, csv_bytes([["Old", "not a phone", "", "", "", "", ""]]))
@@ -388,7 +389,7 @@ def test_rejected_rows_are_purged_with_old_inbound_payloads(
 
 
 def test_national_numbers_are_read_in_the_orgs_default_region(
-    client: TestClient, make_tenant: Callable[[], Tenant], context: Any, worker: Any
+    client: TestClient, make_tenant: Callable[[], Tenant], context: TaskContext, worker: Any
 ) -> None:
     tenant = make_tenant()
     with context.db.tenant(tenant.id) as session:

@@ -15,6 +15,7 @@ import pytest
 
 from leadline.sandbox import SandboxState
 from tasks.attention import read_attention_source
+from tasks.context import TaskContext
 from tasks.sweeps import sweep_inbox
 from tests.helpers import wait_for
 from tests.support.messaging import (
@@ -40,7 +41,7 @@ def last_json(result: Any) -> Any:
 
 
 def test_the_global_messaging_service_replaces_from(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: Any, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org = make_org()
     owner = random_phone()
@@ -54,7 +55,7 @@ def test_the_global_messaging_service_replaces_from(
 
 
 def test_without_a_service_the_message_goes_from_the_number(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: Any, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org = make_org()
     owner = random_phone()
@@ -67,7 +68,7 @@ def test_a_numbers_own_service_wins_and_is_managed_by_the_cli(
     client: Any,
     worker: dramatiq.Worker,
     make_org: Any,
-    context: Any,
+    context: TaskContext,
     sandbox_state: SandboxState,
     leadline_in_process: Callable[..., Any],
 ) -> None:
@@ -109,7 +110,7 @@ def test_a_numbers_own_service_wins_and_is_managed_by_the_cli(
 
 
 def test_an_unknown_message_sent_through_a_service_is_reconciled_by_the_service(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: Any, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org = make_org()
     owner = random_phone()
@@ -124,14 +125,14 @@ def test_an_unknown_message_sent_through_a_service_is_reconciled_by_the_service(
     assert row.provider_sid == record["sid"]
 
 
-def carrier_rows(context: Any, org_id: uuid.UUID) -> list[dict[str, Any]]:
+def carrier_rows(context: TaskContext, org_id: uuid.UUID) -> list[dict[str, Any]]:
     listing = read_attention_source(context.db, "carrier_rejections")
     assert listing.error is None
     return [row for row in listing.rows if row["org_id"] == str(org_id)]
 
 
 def test_carrier_filtering_and_unregistered_numbers_are_counted_for_operators(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: Any, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org = make_org()
     filtered, unregistered = random_phone(), random_phone()
@@ -157,7 +158,7 @@ def test_carrier_filtering_and_unregistered_numbers_are_counted_for_operators(
 
 
 def test_org_quiet_hours_are_set_shown_and_refused_when_wider(
-    make_org: Any, context: Any, leadline_in_process: Callable[..., Any]
+    make_org: Any, context: TaskContext, leadline_in_process: Callable[..., Any]
 ) -> None:
     org = str(make_org().id)
     shown = last_json(leadline_in_process("org", "settings", org, "--json"))

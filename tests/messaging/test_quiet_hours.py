@@ -16,6 +16,7 @@ import pytest
 
 from leadline.sandbox import SandboxState
 from models.quiet_hours import parse_window, set_org_window
+from tasks.context import TaskContext
 from tasks.jobs import get_job, run_job
 from tests.helpers import wait_for
 from tests.support.messaging import (
@@ -65,7 +66,7 @@ def counts(client: Any, org: Org, campaign_id: str) -> dict[str, Any]:
     return dict(response.json())
 
 
-def by_phone(context: Any, org_id: uuid.UUID) -> dict[str, Any]:
+def by_phone(context: TaskContext, org_id: uuid.UUID) -> dict[str, Any]:
     """Each campaign row by its recipient (decrypted in the test only)."""
     rows = outbound_rows(context, org_id, purpose="campaign")
     with context.db.tenant(org_id) as session:
@@ -76,12 +77,12 @@ def by_phone(context: Any, org_id: uuid.UUID) -> dict[str, Any]:
         }
 
 
-def states_are(context: Any, org_id: uuid.UUID, expected: dict[str, str]) -> bool:
+def states_are(context: TaskContext, org_id: uuid.UUID, expected: dict[str, str]) -> bool:
     rows = by_phone(context, org_id)
     return {phone: rows[phone].state for phone in expected if phone in rows} == expected
 
 
-def release(context: Any, at: datetime) -> None:
+def release(context: TaskContext, at: datetime) -> None:
     """The scheduler's inbox sweep for the minute of `at` (it releases due held messages)."""
     context.clock.set(at)
     run_job(context, get_job("sweep_inbox"), at.replace(second=0, microsecond=0))
@@ -98,7 +99,11 @@ def in_local_window(moment: datetime, zone: str) -> bool:
 
 
 def test_a_campaign_started_at_0730_new_york_waits_for_each_recipients_morning(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    client: Any,
+    worker: dramatiq.Worker,
+    make_org: Any,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     for phone in ZONES:
         assert phonenumbers.is_valid_number(phonenumbers.parse(phone))
@@ -167,7 +172,11 @@ def test_a_campaign_started_at_0730_new_york_waits_for_each_recipients_morning(
 
 
 def test_an_org_window_narrower_than_the_default_holds_until_it_opens(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    client: Any,
+    worker: dramatiq.Worker,
+    make_org: Any,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     add_business_number(context, org.id)
@@ -187,7 +196,7 @@ def test_an_org_window_narrower_than_the_default_holds_until_it_opens(
 
 
 def test_alerts_to_the_business_are_sent_at_night(
-    worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    worker: dramatiq.Worker, make_org: Any, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     org = make_org()
     owner = f"+1212555{uuid.uuid4().int % 10_000:04d}"
@@ -198,7 +207,11 @@ def test_alerts_to_the_business_are_sent_at_night(
 
 
 def test_a_reply_within_24_hours_of_the_leads_text_goes_at_night_and_a_later_one_waits(
-    client: Any, worker: dramatiq.Worker, make_org: Any, context: Any, sandbox_state: SandboxState
+    client: Any,
+    worker: dramatiq.Worker,
+    make_org: Any,
+    context: TaskContext,
+    sandbox_state: SandboxState,
 ) -> None:
     org = make_org()
     add_business_number(context, org.id)
@@ -225,7 +238,7 @@ def test_a_reply_within_24_hours_of_the_leads_text_goes_at_night_and_a_later_one
     drop_held(context, org.id)  # leave nothing for other tests' sweeps to release
 
 
-def drop_held(context: Any, org_id: uuid.UUID) -> None:
+def drop_held(context: TaskContext, org_id: uuid.UUID) -> None:
     from sqlalchemy import delete
 
     from models.messaging import OutboundMessage
@@ -243,7 +256,7 @@ def first_local(after: datetime, zone: str, hour: int) -> datetime:
     return candidate.astimezone(UTC)
 
 
-def opted_out(context: Any, org_id: uuid.UUID, phone: str) -> bool:
+def opted_out(context: TaskContext, org_id: uuid.UUID, phone: str) -> bool:
     from models.leads import phone_index
     from tasks.optouts import is_opted_out
 
@@ -252,7 +265,9 @@ def opted_out(context: Any, org_id: uuid.UUID, phone: str) -> bool:
         return is_opted_out(session, org_id, phone_index(cipher, phone))
 
 
-def messages_from_lead(context: Any, org_id: uuid.UUID, lead_id: uuid.UUID) -> list[datetime]:
+def messages_from_lead(
+    context: TaskContext, org_id: uuid.UUID, lead_id: uuid.UUID
+) -> list[datetime]:
     from sqlalchemy import select
 
     from models.messaging import ConversationMessage
@@ -268,7 +283,7 @@ def reply(client: Any, org: Org, lead_id: uuid.UUID, body: str, key: str) -> Any
 
 
 def test_a_number_without_a_known_time_zone_is_never_texted_a_campaign(
-    make_org: Any, context: Any, sandbox_state: SandboxState
+    make_org: Any, context: TaskContext, sandbox_state: SandboxState
 ) -> None:
     from models.leads import phone_index
     from models.outbound_messages import NewOutbound, queue_outbound

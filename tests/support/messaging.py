@@ -259,7 +259,7 @@ US_DAYTIME = datetime(2026, 6, 10, 19, 0, tzinfo=UTC)
 
 
 @contextmanager
-def clock_at(context: Any, start: datetime = US_DAYTIME) -> Iterator[Any]:
+def clock_at(context: TaskContext, start: datetime = US_DAYTIME) -> Iterator[Any]:
     """Workers (via get_context) read the time from a SteppedClock while the block runs.
 
     Campaigns under it must use their own sending number (add_business_number): pacing slots
