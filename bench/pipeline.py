@@ -85,10 +85,18 @@ def store_lead_events(env: BenchEnv, org: BenchOrg, first: int, count: int) -> f
 def store_lead_events_batched(env: BenchEnv, org: BenchOrg, first: int, count: int) -> None:
     """The same rows and messages as store_lead_events, one transaction per batch: cheaper for
     the benchmark process, so it takes less CPU from the worker it feeds."""
+    from tasks.inbound_events import process_event
+
+    for event_id in insert_lead_events(env, org, first, count):
+        process_event.send(str(org.id), str(event_id))
+
+
+def insert_lead_events(env: BenchEnv, org: BenchOrg, first: int, count: int) -> list[uuid.UUID]:
+    """Pending API lead events as the intake stores them, in one transaction, not enqueued."""
     from sqlalchemy.dialects.postgresql import insert
 
     from models.tables import InboundEvent
-    from tasks.inbound_events import encrypt_payload, process_event
+    from tasks.inbound_events import encrypt_payload
 
     context = env.context
     ids = [uuid.uuid4() for _ in range(count)]
@@ -105,8 +113,7 @@ def store_lead_events_batched(env: BenchEnv, org: BenchOrg, first: int, count: i
             for serial, event_id in enumerate(ids, start=first)
         ]
         session.execute(insert(InboundEvent), rows)
-    for event_id in ids:
-        process_event.send(str(org.id), str(event_id))
+    return ids
 
 
 class CompletionCounter(Middleware):
@@ -174,7 +181,10 @@ class Drainer:
         """Start a worker, wait for `count` successes, stop it."""
         self.counter.expect(count)
         cpu_before = time.process_time()
+        from workers.runtime import tune_worker_process
+
         # The same worker settings as `leadline worker`.
+        tune_worker_process()
         worker = dramatiq.Worker(self.broker, worker_threads=self.threads, worker_timeout=1000)
         worker.start()
         try:

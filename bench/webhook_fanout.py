@@ -194,6 +194,9 @@ def _wait_delivered(context: TaskContext, org_id: uuid.UUID, total: int) -> None
 
 @contextlib.contextmanager
 def running_worker(broker: dramatiq.Broker, threads: int) -> Iterator[None]:
+    from workers.runtime import tune_worker_process
+
+    tune_worker_process()  # as `leadline worker` does
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
     worker.start()
     try:

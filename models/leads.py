@@ -5,17 +5,23 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import Protocol
+from enum import Enum
+from functools import cache
+from typing import Protocol, cast
 
-from sqlalchemy import Table, func, insert, or_, select, text
-from sqlalchemy.orm import Session
+from psycopg import sql
+from sqlalchemy import Table, func, insert, or_, select
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from leadline.errors import NotFoundError
 from models.crypto import OrgCipher
+from models.db import psycopg_execute
 from models.normalize import normalize_email, normalize_phone
 from models.tables import Lead, LeadStatus
 
@@ -24,6 +30,16 @@ CONSENT_EVIDENCE_MAX = 20
 PHONE_INDEX = "phone"
 PLATFORM_INDEX = "platform"
 EMAIL_INDEX = "email"
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+_LEADS = cast(Table, Lead.__table__)
+_COLUMNS = tuple(column.key for column in _LEADS.c)
+_FILLED = ("created_at", "updated_at")  # by the database, on INSERT
+# The columns' Python-side defaults (status, consents), which the ORM or Core would apply.
+_DEFAULTS = {
+    column.key: column.default.arg
+    for column in _LEADS.c
+    if isinstance(column.default, ScalarElementColumnDefault)
+}
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,9 @@ class LeadFields:
     # Where the consent was given, when not the lead's source (an imported list says so).
     consent_source: str | None = None
     consent_details: ConsentDetails | None = None
+    # The phone is what a validator already normalised (the intake's, for API leads): kept
+    # as it is when it has the E.164 shape, instead of being parsed and validated again.
+    phone_normalized: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,7 +154,11 @@ def blind_indexes(cipher: OrgCipher, fields: LeadFields) -> dict[str, bytes | No
 
 
 def _e164(fields: LeadFields) -> str | None:
-    return normalize_phone(fields.phone) if fields.phone else None
+    if not fields.phone:
+        return None
+    if fields.phone_normalized and _E164.fullmatch(fields.phone):
+        return fields.phone
+    return normalize_phone(fields.phone)
 
 
 def _blind_indexes(
@@ -156,7 +179,7 @@ def upsert_lead(session: Session, cipher: OrgCipher, fields: LeadFields) -> Upse
     phone = _e164(fields)  # parsing and validating a number is costly: once per upsert
     indexes = _blind_indexes(cipher, fields, phone)
     lock_identities(session, cipher.org_id, indexes.values())
-    existing = find_lead_by_indexes(session, indexes)
+    existing = _locked_lead(session, indexes)
     if existing is None:
         return UpsertResult(_insert_lead(session, cipher, fields, phone, indexes), created=True)
     _complete_lead(session, cipher, existing, fields, phone, indexes)
@@ -165,9 +188,9 @@ def upsert_lead(session: Session, cipher: OrgCipher, fields: LeadFields) -> Upse
 
 # One round trip for all of a lead's identities; unnest yields the keys in array order, so
 # the locks are taken in sorted order and two workers never wait on each other in a cycle.
-_LOCK_IDENTITIES_SQL = text(
+_LOCK_IDENTITIES_SQL = (
     "SELECT pg_advisory_xact_lock(hashtextextended(identity_key, 0)) "
-    "FROM unnest(CAST(:keys AS text[])) AS identities(identity_key)"
+    "FROM unnest(CAST(%s AS text[])) AS identities(identity_key)"
 )
 
 
@@ -176,7 +199,7 @@ def lock_identities(session: Session, org_id: uuid.UUID, indexes: Iterable[bytes
     values = sorted({v for v in indexes if v is not None})
     keys = [f"{org_id}:{value.hex()}" for value in values]
     if keys:
-        session.execute(_LOCK_IDENTITIES_SQL, {"keys": keys}).all()
+        psycopg_execute(session, _LOCK_IDENTITIES_SQL, (keys,)).fetchall()
 
 
 @dataclass(frozen=True)
@@ -231,8 +254,7 @@ def insert_leads(session: Session, rows: list[dict[str, object]]) -> None:
     ORM's bulk insert: it leaves out None values, and splits the rows into one statement per
     run of rows with the same columns set."""
     if rows:
-        table: Table = Lead.__table__  # type: ignore[assignment]
-        session.execute(insert(table), rows)
+        session.execute(insert(_LEADS), rows)
 
 
 def known_indexes(session: Session, phones: list[bytes], emails: list[bytes]) -> set[bytes]:
@@ -256,6 +278,55 @@ def find_lead_by_indexes(session: Session, indexes: dict[str, bytes | None]) -> 
     return session.scalars(query.with_for_update()).first()
 
 
+def _locked_lead(session: Session, indexes: dict[str, bytes | None]) -> Lead | None:
+    """find_lead_by_indexes on the hot path: the same SELECT ... FOR UPDATE on psycopg, the
+    ORM object built only when a lead is found."""
+    present = {column: value for column, value in indexes.items() if value is not None}
+    if not present:
+        return None
+    query = _locked_lead_sql(tuple(present))
+    found = psycopg_execute(session, query, tuple(present.values())).fetchone()
+    if found is None:
+        return None
+    values = dict(zip(_COLUMNS, found, strict=True))
+    known = session.identity_map.get(session.identity_key(Lead, (values["id"],)))
+    return known if isinstance(known, Lead) else _persistent(session, Lead(), values)
+
+
+@cache
+def _locked_lead_sql(columns: tuple[str, ...]) -> str:
+    # Rendered once per combination of identities (a few), not per event.
+    matches = sql.SQL(" OR ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in columns)
+    query = sql.SQL(
+        "SELECT {columns} FROM leads WHERE {matches} ORDER BY created_at LIMIT 1 FOR UPDATE"
+    )
+    return query.format(columns=_column_list(_COLUMNS), matches=matches).as_string(None)
+
+
+@cache
+def _insert_lead_sql(columns: tuple[str, ...]) -> str:
+    query = sql.SQL("INSERT INTO leads ({columns}) VALUES ({values}) RETURNING {filled}")
+    return query.format(
+        columns=_column_list(columns),
+        values=sql.SQL(", ").join(sql.Placeholder() for _ in columns),
+        filled=_column_list(_FILLED),
+    ).as_string(None)
+
+
+def _column_list(columns: Iterable[str]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+
+
+def _persistent(session: Session, lead: Lead, row: Mapping[str, object]) -> Lead:
+    """`lead` holding the row's values (every column), in the session as a loaded, unchanged
+    row: later changes to it are flushed as UPDATEs, session.get finds it without a SELECT."""
+    for column, value in row.items():
+        setattr(lead, column, value)
+    make_transient_to_detached(lead)
+    session.add(lead)
+    return lead
+
+
 def _insert_lead(
     session: Session,
     cipher: OrgCipher,
@@ -263,11 +334,25 @@ def _insert_lead(
     phone: str | None,
     indexes: dict[str, bytes | None],
 ) -> Lead:
+    # INSERT ... RETURNING on psycopg instead of the unit of work's flush (which was most of
+    # an event's CPU); the columns' own defaults are filled in here, the timestamps come back.
     lead = Lead(id=uuid.uuid4(), org_id=cipher.org_id, source=fields.source, **indexes)
     _write_fields(cipher, lead, fields, phone, overwrite=True)
-    session.add(lead)
-    session.flush()
-    return lead
+    values = {column: getattr(lead, column) for column in _COLUMNS}
+    for column, default in _DEFAULTS.items():
+        if values[column] is None:
+            values[column] = default
+    # psycopg sends an enum member's name: a StrEnum source goes as its value.
+    present = {
+        key: value.value if isinstance(value, Enum) else value
+        for key, value in values.items()
+        if value is not None
+    }
+    query = _insert_lead_sql(tuple(present))
+    filled = psycopg_execute(session, query, tuple(present.values())).fetchone()
+    assert filled is not None
+    values.update(zip(_FILLED, filled, strict=True))
+    return _persistent(session, lead, values)
 
 
 def _complete_lead(

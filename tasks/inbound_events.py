@@ -9,14 +9,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
 from leadline.errors import CryptoError, KeyNotFoundError, LeadlineError
 from leadline.jsondata import JsonObject, as_object
 from leadline.logging import get_logger
 from models.crypto import OrgCipher
+from models.db import psycopg_execute
 from models.tables import InboundEvent, InboundEventStatus
 from tasks.after_commit import AfterCommit
 from tasks.context import get_context
@@ -40,16 +42,41 @@ def mark_optout_recorded(session: Session, event_id: uuid.UUID) -> None:
     )
 
 
+class StoredPayload(Protocol):
+    """What decrypting an event's payload needs: the row's id and the ciphertext."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def payload_ct(self) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """The locked event row's columns a handler may read: a snapshot, not an ORM object."""
+
+    id: uuid.UUID
+    source: str
+    payload_ct: bytes | None
+    received_at: datetime
+    optout_recorded_at: datetime | None
+
+
 @dataclass
 class InboundContext:
-    """Everything a source's handler may use while processing one inbound event."""
+    """Everything a source's handler may use while processing one inbound event.
+
+    A handler that created or updated a lead sets `processed_lead_id`; it is stored with the
+    event's status (GET /v1/events/{id})."""
 
     session: Session
     cipher: OrgCipher
-    event: InboundEvent
+    event: PendingEvent
     payload: JsonObject
     after_commit: AfterCommit
     now: datetime
+    processed_lead_id: uuid.UUID | None = None
 
     @property
     def org_id(self) -> uuid.UUID:
@@ -63,7 +90,7 @@ def encrypt_payload(cipher: OrgCipher, event_id: uuid.UUID, payload: JsonObject)
     return cipher.encrypt(json.dumps(payload).encode(), TABLE, "payload_ct", event_id)
 
 
-def decrypt_payload(cipher: OrgCipher, event: InboundEvent) -> JsonObject:
+def decrypt_payload(cipher: OrgCipher, event: StoredPayload) -> JsonObject:
     if event.payload_ct is None:
         return {}
     return as_object(json.loads(cipher.decrypt(event.payload_ct, TABLE, "payload_ct", event.id)))
@@ -86,19 +113,34 @@ def process_inbound_event(
     after_commit: AfterCommit,
     now: datetime,
 ) -> bool:
-    """Handle one pending event exactly once. Returns False when there was nothing to do."""
-    query = (
-        select(InboundEvent).where(InboundEvent.id == event_id).with_for_update(skip_locked=True)
-    )
-    event = session.scalars(query).first()
-    if event is None or event.status != InboundEventStatus.PENDING:
+    """Handle one pending event exactly once. Returns False when there was nothing to do.
+
+    The row is locked and marked by plain psycopg statements in the session's transaction:
+    the ORM's unit of work, then SQLAlchemy Core's per-statement work, were most of an event's
+    CPU."""
+    row = psycopg_execute(session, _LOCK_PENDING, (event_id,)).fetchone()
+    if row is None or row[0] != InboundEventStatus.PENDING:
         return False
+    event = PendingEvent(*row[1:])
     handler = handler_for(event.source)
-    payload = decrypt_payload(cipher, event)
-    handler(InboundContext(session, cipher, event, payload, after_commit, now))
-    event.status = InboundEventStatus.PROCESSED
-    event.processed_at = now
+    context = InboundContext(
+        session, cipher, event, decrypt_payload(cipher, event), after_commit, now
+    )
+    handler(context)
+    done = (InboundEventStatus.PROCESSED.value, now, context.processed_lead_id, event_id)
+    psycopg_execute(session, _MARK_PROCESSED, done)
     return True
+
+
+# The columns are PendingEvent's fields, in order, after the status.
+_LOCK_PENDING = (
+    "SELECT status, id, source, payload_ct, received_at, optout_recorded_at "
+    "FROM inbound_events WHERE id = %s FOR UPDATE SKIP LOCKED"
+)
+# processed_lead_id is only ever written here, so a handler that names no lead leaves NULL.
+_MARK_PROCESSED = (
+    "UPDATE inbound_events SET status = %s, processed_at = %s, processed_lead_id = %s WHERE id = %s"
+)
 
 
 def mark_event_failed(org_id: uuid.UUID, event_id: uuid.UUID, reason: str) -> None:

@@ -30,6 +30,7 @@ def handle_api_lead(ctx: InboundContext) -> None:
         email_consent=consent.get("email") is True,
         consent_text=text_of(consent, "text"),
         consent_at=datetime.fromisoformat(received_at) if received_at else ctx.now,
+        phone_normalized=True,  # by the intake's validation (intake/schemas.py)
         consent_details=ConsentDetails(
             ip=text_of(consent, "ip"),
             user_agent=text_of(consent, "user_agent"),
@@ -38,7 +39,7 @@ def handle_api_lead(ctx: InboundContext) -> None:
         ),
     )
     result = upsert_lead(ctx.session, ctx.cipher, fields)
-    ctx.event.processed_lead_id = result.lead.id  # GET /v1/events/{id}
+    ctx.processed_lead_id = result.lead.id
     announce_lead(ctx, result.lead, result.created, fields.message)
 
 

@@ -157,6 +157,7 @@ def run_worker(threads: int, queues: str) -> None:
 
     from workers.brokers import current_broker
     from workers.exporter import worker_probes
+    from workers.runtime import tune_worker_process
 
     context = open_runtime()
     context.db.start_cache_invalidations()
@@ -173,6 +174,7 @@ def run_worker(threads: int, queues: str) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    tune_worker_process()
     runner.start()
     typer.echo(f"worker running with {worker_threads} threads", err=True)
     stop.wait()
