@@ -160,14 +160,16 @@ def mask_marked(text: str, marked: frozenset[str]) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Mask marked values, emails, phone numbers and credentials inside free text."""
-    marked = sensitive_values()
-    if marked:
-        text = mask_marked(text, marked)
+    """Mask credentials, emails, phone numbers and marked values inside free text.
+
+    The patterns go first: a marked value inside an address (a marked word that is also its
+    domain) must not break the address apart before the email pattern sees it whole."""
     text = BEARER_RE.sub(lambda m: m.group(1) + MASK, text)
     text = TELEGRAM_TOKEN_RE.sub(lambda m: m.group(1) + MASK, text)
     text = EMAIL_RE.sub(mask_email, text)
-    return PHONE_RE.sub(mask_phone, text)
+    text = PHONE_RE.sub(mask_phone, text)
+    marked = sensitive_values()
+    return mask_marked(text, marked) if marked else text
 
 
 def is_pii_field(key: str) -> bool:
