@@ -59,10 +59,28 @@ def test_a_busy_metrics_port_is_one_line_and_exit_1(
     assert "Traceback" not in result.stderr
 
 
+@pytest.fixture
+def free_then_busy() -> Iterator[tuple[int, int]]:
+    """Two consecutive ports: the first free (checked just now), the second listening."""
+    for _ in range(50):
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            base = int(free.getsockname()[1])
+        with socket.socket() as busy:
+            try:
+                busy.bind(("127.0.0.1", base + 1))
+            except OSError:
+                continue
+            busy.listen()
+            yield base, base + 1
+            return
+    raise AssertionError("no two consecutive ports to test with")
+
+
 def test_a_busy_port_of_a_later_worker_process_is_named_before_any_starts(
-    settings: Settings, context: TaskContext, busy_port: int
+    settings: Settings, context: TaskContext, free_then_busy: tuple[int, int]
 ) -> None:
-    base = busy_port - 1  # the second process's port is the busy one
+    base, busy_port = free_then_busy  # the second process's port is the busy one
     result = subprocess.run(
         [LEADLINE, "worker", "--processes", "2"],
         env=child_env(settings, LEADLINE_WORKER_METRICS_PORT=str(base)),
