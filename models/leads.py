@@ -23,7 +23,7 @@ from leadline.errors import NotFoundError
 from models.crypto import OrgCipher
 from models.db import psycopg_execute
 from models.normalize import normalize_email, normalize_phone
-from models.tables import Lead, LeadStatus
+from models.tables import Lead
 
 TABLE = "leads"
 CONSENT_EVIDENCE_MAX = 20
@@ -222,31 +222,8 @@ def new_lead_values(cipher: OrgCipher, lead: PreparedLead) -> dict[str, object]:
     """The columns of a lead not stored yet, encrypted as upsert_lead writes them, for
     inserting many at once (insert_leads). The caller holds the identities' locks
     (lock_identities) and has checked that no stored lead has them (known_indexes)."""
-    lead_id, fields = uuid.uuid4(), lead.fields
-
-    def sealed(column: str, value: str | None) -> bytes | None:
-        return cipher.encrypt_text(value, TABLE, column, lead_id)
-
-    consent = fields.sms_consent
-    source = fields.consent_source or fields.source
-    evidence = [_new_evidence(fields)]
-    return {
-        "id": lead_id,
-        "org_id": cipher.org_id,
-        "source": fields.source,
-        "status": LeadStatus.NEW,
-        **lead.indexes,
-        "name_ct": sealed("name_ct", fields.name),
-        "phone_ct": sealed("phone_ct", lead.phone),
-        "email_ct": sealed("email_ct", fields.email.strip() if fields.email else None),
-        "first_message_ct": sealed("first_message_ct", fields.message),
-        "first_message_at": fields.message_at,
-        "sms_consent": consent,
-        "consent_at": fields.consent_at if consent else None,
-        "last_consent_at": fields.consent_at if consent else None,
-        "consent_source": source if consent else None,
-        "consent_text_ct": _evidence_ct(cipher, lead_id, evidence) if consent else None,
-    }
+    _, values = _new_lead(cipher, lead.fields, lead.phone, lead.indexes)
+    return {column: value for column, value in values.items() if column not in _FILLED}
 
 
 def insert_leads(session: Session, rows: list[dict[str, object]]) -> None:
@@ -268,19 +245,9 @@ def known_indexes(session: Session, phones: list[bytes], emails: list[bytes]) ->
     return found
 
 
-def find_lead_by_indexes(session: Session, indexes: dict[str, bytes | None]) -> Lead | None:
-    conditions = [
-        getattr(Lead, column) == value for column, value in indexes.items() if value is not None
-    ]
-    if not conditions:
-        return None
-    query = select(Lead).where(or_(*conditions)).order_by(Lead.created_at).limit(1)
-    return session.scalars(query.with_for_update()).first()
-
-
 def _locked_lead(session: Session, indexes: dict[str, bytes | None]) -> Lead | None:
-    """find_lead_by_indexes on the hot path: the same SELECT ... FOR UPDATE on psycopg, the
-    ORM object built only when a lead is found."""
+    """The oldest lead holding any of these identities, locked (SELECT ... FOR UPDATE on
+    psycopg); the ORM object is built only when a lead is found."""
     present = {column: value for column, value in indexes.items() if value is not None}
     if not present:
         return None
@@ -335,13 +302,8 @@ def _insert_lead(
     indexes: dict[str, bytes | None],
 ) -> Lead:
     # INSERT ... RETURNING on psycopg instead of the unit of work's flush (which was most of
-    # an event's CPU); the columns' own defaults are filled in here, the timestamps come back.
-    lead = Lead(id=uuid.uuid4(), org_id=cipher.org_id, source=fields.source, **indexes)
-    _write_fields(cipher, lead, fields, phone, overwrite=True)
-    values = {column: getattr(lead, column) for column in _COLUMNS}
-    for column, default in _DEFAULTS.items():
-        if values[column] is None:
-            values[column] = default
+    # an event's CPU); the timestamps come back.
+    lead, values = _new_lead(cipher, fields, phone, indexes)
     # psycopg sends an enum member's name: a StrEnum source goes as its value.
     present = {
         key: value.value if isinstance(value, Enum) else value
@@ -353,6 +315,20 @@ def _insert_lead(
     assert filled is not None
     values.update(zip(_FILLED, filled, strict=True))
     return _persistent(session, lead, values)
+
+
+def _new_lead(
+    cipher: OrgCipher, fields: LeadFields, phone: str | None, indexes: dict[str, bytes | None]
+) -> tuple[Lead, dict[str, object]]:
+    """A new lead's row (not stored) and its columns' values, encrypted, with the columns' own
+    defaults filled in: one way to write a new lead, whether one or a thousand at a time."""
+    lead = Lead(id=uuid.uuid4(), org_id=cipher.org_id, source=fields.source, **indexes)
+    _write_fields(cipher, lead, fields, phone, overwrite=True)
+    values = {column: getattr(lead, column) for column in _COLUMNS}
+    for column, default in _DEFAULTS.items():
+        if values[column] is None:
+            values[column] = default
+    return lead, values
 
 
 def _complete_lead(
