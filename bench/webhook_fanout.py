@@ -1,6 +1,7 @@
 """Webhook fan-out: 1,000 deliveries to a local receiver answering in 100 ms, one worker
-process, against the physical-limit baseline: a bare httpx client posting the same number of
-requests to the same receiver with the same number in flight.
+process, against two baselines posting the same number of requests to the same receiver with
+the same number in flight: a bare httpx client (the issue's) and a bare aiohttp session (the
+client the worker uses, so its physical limit).
 
 The receiver runs in its own process on 127.0.0.1 so it does not share the worker's GIL. The
 worker is real Dramatiq threads on the real Redis broker with the webhook event loop, in this
@@ -16,14 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import multiprocessing
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from typing import TYPE_CHECKING
 
+import aiohttp
 import dramatiq
 import httpx
 
@@ -97,46 +100,67 @@ def slow_receiver() -> Iterator[str]:
 # --------------------------------------------------------------------------- the baseline
 
 
-async def _bare_posts(
-    url: str, rounds: list[int], in_flight: int, per_client: int
-) -> list[tuple[float, float]]:
-    """Rounds of POSTs on the same clients, at most `in_flight` at once, over clients of
-    `per_client` connections (the worker's pool shape: httpcore's cost grows with a client's
-    connection count); (seconds, CPU ms per post) of each round."""
-    clients = [
-        httpx.AsyncClient(limits=httpx.Limits(max_connections=per_client), trust_env=False)
-        for _ in range(max(1, -(-in_flight // per_client)))
-    ]
-    gate = asyncio.Semaphore(in_flight)
-    body = b'{"type":"lead.created","timestamp":"2026-01-01T00:00:00Z","data":{}}'
-    headers = {"content-type": "application/json"}
+BODY = b'{"type":"lead.created","timestamp":"2026-01-01T00:00:00Z","data":{}}'
+HEADERS = {"content-type": "application/json"}
+PostRounds = list[tuple[float, float]]
+HTTPX_CONNECTIONS_PER_CLIENT = 10
 
-    async def post(index: int) -> None:
-        async with gate:
-            client = clients[index % len(clients)]
-            response = await client.post(url, content=body, headers=headers)
-            response.raise_for_status()
 
+async def _timed_rounds(rounds: list[int], post: Callable[[], Awaitable[None]]) -> PostRounds:
+    """(seconds, CPU ms per post) of each round of `count` concurrent posts."""
     measured = []
-    try:
-        for count in rounds:
-            started, cpu_before = time.perf_counter(), time.process_time()
-            await asyncio.gather(*(post(i) for i in range(count)))
-            cpu_ms = (time.process_time() - cpu_before) * 1000 / count
-            measured.append((time.perf_counter() - started, cpu_ms))
-    finally:
-        for client in clients:
-            await client.aclose()
+    for count in rounds:
+        started, cpu_before = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(post() for _ in range(count)))
+        cpu_ms = (time.process_time() - cpu_before) * 1000 / count
+        measured.append((time.perf_counter() - started, cpu_ms))
     return measured
 
 
-def bare_post_baseline(url: str, in_flight: int) -> tuple[float, float]:
-    """(seconds, CPU ms per post) of DELIVERIES bare posts after 100 warm-up posts, the same
-    warm-up the worker gets."""
-    from tasks.webhooks.http import CONNECTIONS_PER_CLIENT
+async def _bare_httpx_posts(url: str, rounds: list[int], in_flight: int) -> PostRounds:
+    """Rounds of POSTs over httpx clients of HTTPX_CONNECTIONS_PER_CLIENT connections each:
+    httpcore's pool does work quadratic in its connection count on every request, so this is
+    httpx at its cheapest."""
+    count = max(1, -(-in_flight // HTTPX_CONNECTIONS_PER_CLIENT))
+    limits = httpx.Limits(max_connections=HTTPX_CONNECTIONS_PER_CLIENT)
+    clients = [httpx.AsyncClient(limits=limits, trust_env=False) for _ in range(count)]
+    gate = asyncio.Semaphore(in_flight)
+    turn = itertools.count()
 
-    rounds = asyncio.run(_bare_posts(url, [100, DELIVERIES], in_flight, CONNECTIONS_PER_CLIENT))
-    return rounds[-1]
+    async def post() -> None:
+        async with gate:
+            client = clients[next(turn) % count]
+            response = await client.post(url, content=BODY, headers=HEADERS)
+            response.raise_for_status()
+
+    try:
+        return await _timed_rounds(rounds, post)
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def _bare_aiohttp_posts(url: str, rounds: list[int], in_flight: int) -> PostRounds:
+    """Rounds of POSTs on one aiohttp session of `in_flight` connections."""
+    gate = asyncio.Semaphore(in_flight)
+    connector = aiohttp.TCPConnector(limit=in_flight)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post() -> None:
+            async with gate, session.post(url, data=BODY, headers=HEADERS) as response:
+                response.raise_for_status()
+                await response.read()
+
+        return await _timed_rounds(rounds, post)
+
+
+def bare_post_baselines(url: str, in_flight: int) -> dict[str, tuple[float, float]]:
+    """(seconds, CPU ms per post) of DELIVERIES bare posts with each client, after 100
+    warm-up posts, the same warm-up the worker gets."""
+    return {
+        "httpx": asyncio.run(_bare_httpx_posts(url, [100, DELIVERIES], in_flight))[-1],
+        "aiohttp": asyncio.run(_bare_aiohttp_posts(url, [100, DELIVERIES], in_flight))[-1],
+    }
 
 
 # --------------------------------------------------------------------------- the run
@@ -235,7 +259,7 @@ def count_round_trips(env: BenchEnv, url: str) -> RoundTrips:
 def run(env: BenchEnv) -> dict[str, float]:
     in_flight = env.settings.leadline_webhook_max_in_flight
     with slow_receiver() as url:
-        bare_seconds, bare_cpu_ms = bare_post_baseline(url, in_flight)
+        bare = bare_post_baselines(url, in_flight)
         org_id = _prepare(env.context, url)
         with running_worker(dramatiq.get_broker(), env.settings.leadline_worker_threads):
             deliver(env.context, org_id, 100, 0)  # warm-up: clients, prepared statements
@@ -244,7 +268,7 @@ def run(env: BenchEnv) -> dict[str, float]:
     env.note(
         f"{DELIVERIES} deliveries to a receiver answering in {RECEIVER_DELAY * 1000:.0f} ms, "
         f"{env.settings.leadline_worker_threads} worker threads, at most {in_flight} in flight; "
-        "bare post: httpx alone, same receiver, same in-flight cap"
+        "bare posts: httpx and aiohttp alone, same receiver, same in-flight cap"
     )
     env.note(
         "round trips (worker and its bookkeeping, per delivery, counted on the wire over "
@@ -254,10 +278,13 @@ def run(env: BenchEnv) -> dict[str, float]:
         "delivery_seconds": seconds,
         "deliveries_per_s": DELIVERIES / seconds,
         "rows_seconds": rows_seconds,
-        "bare_post_seconds": bare_seconds,
+        "bare_post_seconds": bare["httpx"][0],
+        "bare_aiohttp_seconds": bare["aiohttp"][0],
         "worker_cpu_ms_per_delivery": cpu_ms,
-        "bare_post_cpu_ms": bare_cpu_ms,
-        "cpu_ratio_to_bare_post": cpu_ms / bare_cpu_ms,
+        "bare_post_cpu_ms": bare["httpx"][1],
+        "bare_aiohttp_cpu_ms": bare["aiohttp"][1],
+        "cpu_ratio_to_bare_post": cpu_ms / bare["httpx"][1],
+        "cpu_ratio_to_bare_aiohttp": cpu_ms / bare["aiohttp"][1],
         "pg_round_trips": trips.postgres,
         "redis_round_trips": trips.redis,
     }

@@ -1,62 +1,52 @@
 """SSRF-safe outbound HTTP for webhooks to customer-supplied URLs.
 
-Every request is vetted on the way out: the URL must be http(s) without credentials, the host
-is resolved exactly once, every resolved address must be globally routable, and the TCP
-connection is made to one of those vetted addresses. The Host header, TLS SNI and certificate
-verification keep using the original hostname, so DNS rebinding between check and connect is
-impossible while HTTPS still works normally.
+Every request is vetted on the way out: the URL must be http(s) without credentials, a
+hostname is resolved by a resolver that refuses it unless every address it has is globally
+routable, and the connect step itself refuses any address the policy does not allow, however
+it was found. The Host header, TLS SNI and certificate verification keep using the original
+hostname, so DNS rebinding between check and connect gains nothing while HTTPS still works.
 
-Usage::
+Usage (on the event loop that runs the requests)::
 
-    client = build_async_client(allow_http=False, allow_private=False)
-    async with client.stream("POST", url, content=body, headers=signed_headers) as response:
-        snippet = await read_capped(response)
+    async with GuardedClient(GuardPolicy(allow_http=False, allow_private=False)) as client:
+        response = await client.post(url, body, headers=signed_headers)
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
+import asyncio
 import functools
 import ipaddress
 import re
 import socket
 import ssl
-import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias
 
-import anyio
-import anyio.to_thread
-import httpcore
-import httpx
-
-# httpx exposes no public hook for swapping the network backend, so the transport drives
-# httpcore itself; these keep its exceptions and streams identical to httpx's own transport.
-# An ImportError here fails closed, unlike silently patching a private attribute would.
-from httpx._transports.default import (
-    AsyncResponseStream,
-    ResponseStream,
-    map_httpcore_exceptions,
-)
+import aiohttp
+import certifi
+import yarl
+from aiohappyeyeballs import AddrInfoType
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from leadline.errors import LeadlineError
 
 __all__ = [
     "DEFAULT_READ_LIMIT",
     "DEFAULT_TIMEOUT",
-    "GuardedSyncTransport",
-    "GuardedTransport",
+    "GuardPolicy",
+    "GuardedClient",
+    "GuardedResponse",
     "IPAddress",
     "Resolver",
+    "SocketFactory",
     "UnsafeTargetError",
     "UrlTarget",
-    "build_async_client",
-    "build_sync_client",
     "is_global_address",
     "literal_address",
     "parse_target",
+    "plain_socket",
     "read_capped",
     "resolve_vetted",
     "system_resolver",
@@ -67,12 +57,10 @@ __all__ = [
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_READ_LIMIT = 65536
-DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=15.0, connect=5.0)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Bounds the time a hostile DNS answer full of black-holed addresses can hold a connection slot.
 _MAX_CONNECT_ATTEMPTS = 3
-_MAX_KEEPALIVE_CONNECTIONS = 100
-_DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
 class UnsafeTargetError(LeadlineError, ValueError):
@@ -288,19 +276,17 @@ def _check_host(host: str) -> None:
     literal_address(host)
 
 
-def _target_from_url(url: httpx.URL, *, allow_http: bool) -> UrlTarget:
+def _target_from_url(url: yarl.URL, *, allow_http: bool) -> UrlTarget:
     scheme = url.scheme
     if scheme not in _DEFAULT_PORTS:
         raise UnsafeTargetError("URL scheme is not allowed")
     if scheme == "http" and not allow_http:
         raise UnsafeTargetError("plain http is not allowed")
-    if url.userinfo:
+    if url.raw_user is not None or url.raw_password is not None:
         raise UnsafeTargetError("credentials in the URL are not allowed")
-    try:
-        host = url.raw_host.decode("ascii")
-        path = url.raw_path.decode("ascii")
-    except UnicodeDecodeError:
-        raise UnsafeTargetError("URL is not ASCII after normalisation") from None
+    host, path = url.raw_host or "", url.raw_path_qs
+    if not (host.isascii() and path.isascii()):
+        raise UnsafeTargetError("URL is not ASCII after normalisation")
     _check_host(host)
     port = url.port if url.port is not None else _DEFAULT_PORTS[scheme]
     if not 0 < port < 65536:
@@ -309,11 +295,11 @@ def _target_from_url(url: httpx.URL, *, allow_http: bool) -> UrlTarget:
 
 
 def parse_target(url: str, *, allow_http: bool) -> UrlTarget:
-    """Parse and syntax-check an outbound URL with the same parser the client uses."""
+    """Parse and syntax-check an outbound URL with the parser the client uses (yarl's)."""
     try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        # from None: httpx's message quotes parts of the URL.
+        parsed = yarl.URL(url)
+    except (ValueError, TypeError):
+        # from None: the parser's message quotes parts of the URL.
         raise UnsafeTargetError("URL is not valid") from None
     return _target_from_url(parsed, allow_http=allow_http)
 
@@ -386,345 +372,182 @@ def validate_webhook_url(
         raise UnsafeTargetError("host could not be resolved") from None
 
 
-# --------------------------------------------------------------------------- pinned connects
+# --------------------------------------------------------------------------- the client
 
-# The transport resolves and vets per request, then pins the result here for the duration of
-# the httpcore call. httpcore connects inside that same task/thread, so the backend below sees
-# exactly the addresses vetted for the host it is asked to reach - and refuses anything else.
-_PINS: contextvars.ContextVar[dict[tuple[str, int], tuple[IPAddress, ...]] | None] = (
-    contextvars.ContextVar("leadline_netguard_pins", default=None)
-)
+SocketFactory: TypeAlias = Callable[[AddrInfoType], socket.socket]
+# Vetted answers are kept this long per host; every address dialled is vetted again anyway.
+DNS_CACHE_SECONDS = 10
 
 
-@contextlib.contextmanager
-def _pinned(target: UrlTarget, addresses: list[IPAddress]) -> Iterator[None]:
-    pins = dict(_PINS.get() or {})
-    pins[(target.host, target.port)] = tuple(addresses)
-    token = _PINS.set(pins)
-    try:
-        yield
-    finally:
-        _PINS.reset(token)
-
-
-def _connect_candidates(host: str, port: int) -> list[str]:
-    addresses = (_PINS.get() or {}).get((host, port))
-    if not addresses:
-        raise UnsafeTargetError("connection attempted to an address that was not vetted")
-    return [str(ip) for ip in addresses[:_MAX_CONNECT_ATTEMPTS]]
-
-
-_CONNECT_ERRORS = (httpcore.ConnectError, httpcore.ConnectTimeout)
-
-
-class _PinnedAsyncBackend(httpcore.AsyncNetworkBackend):
-    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
-        self._inner = inner
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        candidates = _connect_candidates(host, port)
-        connect = functools.partial(
-            self._inner.connect_tcp,
-            port=port,
-            timeout=timeout,
-            local_address=local_address,
-            socket_options=socket_options,
-        )
-        for address in candidates[:-1]:
-            with contextlib.suppress(*_CONNECT_ERRORS):
-                return await connect(address)
-        return await connect(candidates[-1])
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise UnsafeTargetError("unix socket targets are not allowed")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class _PinnedSyncBackend(httpcore.NetworkBackend):
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
-        self._inner = inner
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        candidates = _connect_candidates(host, port)
-        connect = functools.partial(
-            self._inner.connect_tcp,
-            port=port,
-            timeout=timeout,
-            local_address=local_address,
-            socket_options=socket_options,
-        )
-        for address in candidates[:-1]:
-            with contextlib.suppress(*_CONNECT_ERRORS):
-                return connect(address)
-        return connect(candidates[-1])
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        raise UnsafeTargetError("unix socket targets are not allowed")
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-# --------------------------------------------------------------------------- transports
+def plain_socket(addr_info: AddrInfoType) -> socket.socket:
+    family, kind, proto, _, _ = addr_info
+    return socket.socket(family=family, type=kind, proto=proto)
 
 
 @dataclass(frozen=True, slots=True)
-class _Policy:
+class GuardPolicy:
+    """What a GuardedClient may reach: plain http or not, private addresses or not."""
+
     allow_http: bool
     allow_private: bool
-    resolver: Resolver
-
-    def target(self, request: httpx.Request) -> UrlTarget:
-        return _target_from_url(request.url, allow_http=self.allow_http)
-
-    def resolve(self, target: UrlTarget) -> list[IPAddress]:
-        return resolve_vetted(
-            target.host, target.port, allow_private=self.allow_private, resolver=self.resolver
-        )
+    resolver: Resolver = system_resolver
 
 
-class _PoolOptions(typing.TypedDict):
-    ssl_context: ssl.SSLContext
-    max_connections: int | None
-    max_keepalive_connections: int | None
-    keepalive_expiry: float | None
-
-
-def _pool_kwargs(ssl_context: ssl.SSLContext | None, limits: httpx.Limits) -> _PoolOptions:
+def _resolved(host: str, ip: IPAddress, port: int) -> ResolveResult:
+    family = socket.AF_INET6 if isinstance(ip, ipaddress.IPv6Address) else socket.AF_INET
+    flags = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
     return {
-        # trust_env=False: no SSLKEYLOGFILE / SSL_CERT_* surprises from the environment.
-        "ssl_context": ssl_context or httpx.create_ssl_context(trust_env=False),
-        "max_connections": limits.max_connections,
-        "max_keepalive_connections": limits.max_keepalive_connections,
-        "keepalive_expiry": limits.keepalive_expiry,
+        "hostname": host,
+        "host": str(ip),
+        "port": port,
+        "family": family,
+        "proto": 0,
+        "flags": flags,
     }
 
 
-def _core_request(request: httpx.Request) -> httpcore.Request:
-    return httpcore.Request(
-        method=request.method,
-        url=httpcore.URL(
-            scheme=request.url.raw_scheme,
-            host=request.url.raw_host,
-            port=request.url.port,
-            target=request.url.raw_path,
-        ),
-        headers=request.headers.raw,
-        content=request.stream,
-        extensions=request.extensions,
-    )
+class _VettingResolver(AbstractResolver):
+    """aiohttp asks this for every hostname (IP literals never reach a resolver)."""
 
+    def __init__(self, policy: GuardPolicy) -> None:
+        self._policy = policy
 
-def _unresolvable(request: httpx.Request) -> httpx.ConnectError:
-    return httpx.ConnectError("host could not be resolved", request=request)
-
-
-class GuardedTransport(httpx.AsyncBaseTransport):
-    """Async transport that only ever connects to addresses vetted for the request's host.
-
-    ``network_backend`` receives the vetted IP (never the hostname) in ``connect_tcp``; pass an
-    instrumented backend to observe or stub connections in tests.
-    """
-
-    def __init__(
-        self,
-        *,
-        allow_http: bool,
-        allow_private: bool,
-        resolver: Resolver = system_resolver,
-        network_backend: httpcore.AsyncNetworkBackend | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        limits: httpx.Limits = _DEFAULT_LIMITS,
-    ) -> None:
-        self._policy = _Policy(allow_http, allow_private, resolver)
-        backend = _PinnedAsyncBackend(network_backend or httpcore.AnyIOBackend())
-        self._pool = httpcore.AsyncConnectionPool(
-            network_backend=backend, **_pool_kwargs(ssl_context, limits)
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        resolve = functools.partial(
+            resolve_vetted, allow_private=self._policy.allow_private, resolver=self._policy.resolver
         )
+        addresses = await asyncio.to_thread(resolve, host, port)
+        return [_resolved(host, ip, port) for ip in addresses[:_MAX_CONNECT_ATTEMPTS]]
 
-    async def _resolve(self, request: httpx.Request, target: UrlTarget) -> list[IPAddress]:
-        timeout = request.extensions.get("timeout", {}).get("connect")
-        resolve = functools.partial(self._policy.resolve, target)
+    async def close(self) -> None:
+        return None
+
+
+def _vetting_sockets(policy: GuardPolicy, inner: SocketFactory) -> SocketFactory:
+    """The connect step itself refuses an address the policy does not allow, whichever way
+    the address was found: this, not the checks before it, is what makes a refusal certain."""
+
+    def make(addr_info: AddrInfoType) -> socket.socket:
         try:
-            with anyio.fail_after(timeout):
-                # abandon_on_cancel: a hung getaddrinfo must not outlive the connect timeout.
-                return await anyio.to_thread.run_sync(resolve, abandon_on_cancel=True)
-        except TimeoutError:
-            raise httpx.ConnectTimeout("host resolution timed out", request=request) from None
-        except OSError:
-            raise _unresolvable(request) from None
+            address = ipaddress.ip_address(str(addr_info[4][0]))
+        except ValueError:
+            raise UnsafeTargetError(
+                "connection attempted to an address that is not an IP"
+            ) from None
+        vet_address(address, allow_private=policy.allow_private)
+        return inner(addr_info)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        target = self._policy.target(request)
-        addresses = await self._resolve(request, target)
-        with _pinned(target, addresses), map_httpcore_exceptions():
-            response = await self._pool.handle_async_request(_core_request(request))
-        assert isinstance(response.stream, typing.AsyncIterable)
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=AsyncResponseStream(response.stream),
-            extensions=response.extensions,
-        )
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()
+    return make
 
 
-class GuardedSyncTransport(httpx.BaseTransport):
-    """Blocking twin of GuardedTransport. DNS lookups here are bounded only by the OS."""
-
-    def __init__(
-        self,
-        *,
-        allow_http: bool,
-        allow_private: bool,
-        resolver: Resolver = system_resolver,
-        network_backend: httpcore.NetworkBackend | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        limits: httpx.Limits = _DEFAULT_LIMITS,
-    ) -> None:
-        self._policy = _Policy(allow_http, allow_private, resolver)
-        backend = _PinnedSyncBackend(network_backend or httpcore.SyncBackend())
-        self._pool = httpcore.ConnectionPool(
-            network_backend=backend, **_pool_kwargs(ssl_context, limits)
-        )
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        target = self._policy.target(request)
-        try:
-            addresses = self._policy.resolve(target)
-        except OSError:
-            raise _unresolvable(request) from None
-        with _pinned(target, addresses), map_httpcore_exceptions():
-            response = self._pool.handle_request(_core_request(request))
-        assert isinstance(response.stream, typing.Iterable)
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=ResponseStream(response.stream),
-            extensions=response.extensions,
-        )
-
-    def close(self) -> None:
-        self._pool.close()
+def default_ssl_context() -> ssl.SSLContext:
+    """certifi's roots, nothing from the environment (no SSLKEYLOGFILE, no SSL_CERT_*)."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
-# --------------------------------------------------------------------------- clients
+@dataclass(frozen=True)
+class GuardedResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes  # at most the read limit, as sent on the wire (never decompressed)
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status < 300
 
 
-def _limits(max_connections: int) -> httpx.Limits:
-    return httpx.Limits(
-        max_connections=max_connections,
-        max_keepalive_connections=min(max_connections, _MAX_KEEPALIVE_CONNECTIONS),
-    )
-
-
-# identity: read_capped counts wire bytes, and a compressed body could inflate without bound.
+# identity: the body is capped in wire bytes, and a compressed one could inflate without bound.
 _CLIENT_HEADERS = {"Accept-Encoding": "identity"}
 
 
-class _ClientOptions(typing.TypedDict):
-    timeout: httpx.Timeout
-    follow_redirects: bool
-    trust_env: bool
-    headers: dict[str, str]
+class GuardedClient:
+    """An aiohttp session for customer URLs: vetted resolution and connects, no redirects, no
+    proxies or certificates from the environment, bodies read up to a cap.
 
-
-def _client_options(timeout: httpx.Timeout) -> _ClientOptions:
-    """No redirects (each hop would need vetting), no proxies or certificates from the env."""
-    return {
-        "timeout": timeout,
-        "follow_redirects": False,
-        "trust_env": False,
-        "headers": _CLIENT_HEADERS,
-    }
-
-
-def build_async_client(
-    *,
-    allow_http: bool,
-    allow_private: bool,
-    resolver: Resolver = system_resolver,
-    network_backend: httpcore.AsyncNetworkBackend | None = None,
-    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-    max_connections: int = 500,
-) -> httpx.AsyncClient:
-    """An AsyncClient for customer URLs: guarded transport, no redirects, no env proxies."""
-    transport = GuardedTransport(
-        allow_http=allow_http,
-        allow_private=allow_private,
-        resolver=resolver,
-        network_backend=network_backend,
-        limits=_limits(max_connections),
-    )
-    return httpx.AsyncClient(transport=transport, **_client_options(timeout))
-
-
-def build_sync_client(
-    *,
-    allow_http: bool,
-    allow_private: bool,
-    resolver: Resolver = system_resolver,
-    network_backend: httpcore.NetworkBackend | None = None,
-    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-    max_connections: int = 100,
-) -> httpx.Client:
-    """Blocking counterpart of build_async_client."""
-    transport = GuardedSyncTransport(
-        allow_http=allow_http,
-        allow_private=allow_private,
-        resolver=resolver,
-        network_backend=network_backend,
-        limits=_limits(max_connections),
-    )
-    return httpx.Client(transport=transport, **_client_options(timeout))
-
-
-async def read_capped(response: httpx.Response, limit: int = DEFAULT_READ_LIMIT) -> bytes:
-    """Read at most ``limit`` raw body bytes from a streamed response, then close it.
-
-    Bytes are as sent on the wire (content-encoding is not decoded, see _CLIENT_HEADERS).
+    Build it on the event loop that uses it. `socket_factory` makes the socket of every
+    connect after the policy admitted its address; tests pass one that records the dials.
     """
+
+    def __init__(
+        self,
+        policy: GuardPolicy,
+        *,
+        socket_factory: SocketFactory = plain_socket,
+        timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        max_connections: int = 500,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.policy = policy
+        connector = aiohttp.TCPConnector(
+            limit=max_connections,
+            resolver=_VettingResolver(policy),
+            socket_factory=_vetting_sockets(policy, socket_factory),
+            ssl=ssl_context or default_ssl_context(),
+            ttl_dns_cache=DNS_CACHE_SECONDS,
+            happy_eyeballs_delay=None,  # one vetted address after another, as listed
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            headers=_CLIENT_HEADERS,
+            auto_decompress=False,
+            trust_env=False,
+        )
+
+    def vet_url(self, url: str) -> None:
+        """Refuse a URL before any work: its syntax, and an IP-literal host's address."""
+        target = parse_target(url, allow_http=self.policy.allow_http)
+        literal = literal_address(target.host)
+        if literal is not None:
+            vet_address(literal, allow_private=self.policy.allow_private)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        read_limit: int = DEFAULT_READ_LIMIT,
+    ) -> GuardedResponse:
+        """One request, never redirected. Raises UnsafeTargetError for a refused target,
+        aiohttp.ClientError for the network's failures and TimeoutError."""
+        self.vet_url(url)
+        async with self._session.request(
+            method, url, data=body, headers=headers, allow_redirects=False
+        ) as response:
+            content = await read_capped(response, read_limit)
+            return GuardedResponse(response.status, response.headers, content)
+
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> GuardedResponse:
+        return await self.request("POST", url, body=body, headers=headers)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def __aenter__(self) -> GuardedClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int = DEFAULT_READ_LIMIT) -> bytes:
+    """At most ``limit`` body bytes; a longer body's connection is closed, not drained."""
     if limit < 0:
         raise ValueError("limit must be non-negative")
-    if response.is_stream_consumed:
-        return response.content[:limit]
     chunks: list[bytes] = []
     remaining = limit
-    try:
-        if remaining > 0:
-            async for chunk in response.aiter_raw():
-                chunks.append(chunk[:remaining])
-                remaining -= len(chunks[-1])
-                if remaining <= 0:
-                    break
-    finally:
-        await response.aclose()
+    while remaining > 0:
+        chunk = await response.content.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    if not response.content.at_eof():
+        response.close()
     return b"".join(chunks)

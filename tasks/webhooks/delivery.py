@@ -341,16 +341,16 @@ _recorder: BatchRecorder[Recorded] = BatchRecorder(record_results)
 
 async def run_claim(context: TaskContext, claim: WebhookClaim) -> None:
     """On the event loop: the request; the bookkeeping is queued for the recorder thread."""
-    pool = get_dispatcher(context.settings).pool(context.settings)
+    client = get_dispatcher(context.settings).client(context.settings)
     timeout = context.settings.leadline_webhook_timeout_seconds
-    with pool.lease() as client:
-        result = await attempt_delivery(client, claim, context.clock, timeout)
+    result = await attempt_delivery(client, claim, context.clock, timeout)
     _recorder.put((context, claim, result))
 
 
 @register_drain
 def drain_deliveries() -> None:
-    """A stopping worker lets its requests finish and their results be written."""
+    """A stopping worker lets its requests finish and their results be written, then closes
+    its HTTP clients."""
     context = get_context()
     dispatcher = get_dispatcher(context.settings)
     if not dispatcher.wait_idle(context.settings.leadline_webhook_timeout_seconds + 5):
@@ -360,6 +360,7 @@ def drain_deliveries() -> None:
             "webhook requests cancelled at shutdown; the sweeper retries them", count=cancelled
         )
     _recorder.wait_idle(30)
+    dispatcher.close_clients(5)
 
 
 def mark_undeliverable(context: TaskContext, org_id: uuid.UUID, delivery_id: uuid.UUID) -> None:

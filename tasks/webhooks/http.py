@@ -1,4 +1,4 @@
-"""The HTTP side of deliveries: one guarded AsyncClient per worker process, bounded in flight.
+"""The HTTP side of deliveries: one guarded aiohttp client per worker process, bounded in flight.
 
 Requests run on the event loop thread that Dramatiq's AsyncIO middleware starts in every
 worker process. The actor only claims a row and hands the request over, so a handful of worker
@@ -10,28 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-import httpcore
-import httpx
+import aiohttp
 from dramatiq.asyncio import get_event_loop_thread
 
 from leadline.clock import Clock
 from leadline.errors import ConfigError
 from leadline.logging import get_logger
 from leadline.netguard import (
+    GuardedClient,
+    GuardPolicy,
     Resolver,
+    SocketFactory,
     UnsafeTargetError,
-    build_async_client,
-    read_capped,
+    plain_socket,
     system_resolver,
 )
 from leadline.settings import Settings
@@ -40,11 +40,8 @@ from models.webhook_endpoints import UrlPolicy
 from tasks.webhooks.policy import AttemptResult, honoured_retry_after
 
 log = get_logger(__name__)
-# httpx logs every request's full URL at INFO; customers' URLs may carry tokens.
-logging.getLogger("httpx").setLevel(logging.WARNING)
 T = TypeVar("T")
 USER_AGENT = "Leadline-Webhooks/1"
-CONNECTIONS_PER_CLIENT = 10
 ERROR_TEXT_LIMIT = 200
 
 
@@ -63,21 +60,20 @@ class WebhookClaim:
 
 @dataclass
 class TransportOverrides:
-    """Where DNS answers and TCP connects come from; tests substitute instrumented ones."""
+    """Where DNS answers and sockets come from; tests substitute instrumented ones."""
 
     resolver: Resolver = system_resolver
-    network_backend: httpcore.AsyncNetworkBackend | None = None
+    socket_factory: SocketFactory = plain_socket
 
 
 _overrides = TransportOverrides()
 
 
 def set_transport_overrides(
-    resolver: Resolver = system_resolver,
-    network_backend: httpcore.AsyncNetworkBackend | None = None,
+    resolver: Resolver = system_resolver, socket_factory: SocketFactory = plain_socket
 ) -> None:
     global _overrides
-    _overrides = TransportOverrides(resolver, network_backend)
+    _overrides = TransportOverrides(resolver, socket_factory)
 
 
 def current_resolver() -> Resolver:
@@ -106,68 +102,42 @@ def _elapsed_ms(started: float) -> int:
 
 
 async def attempt_delivery(
-    client: httpx.AsyncClient, claim: WebhookClaim, clock: Clock, timeout: float
+    client: GuardedClient, claim: WebhookClaim, clock: Clock, timeout: float
 ) -> AttemptResult:
     """One signed POST. Never raises for the receiver's or the network's failures."""
     started_at, started = clock(), time.monotonic()
     headers = _request_headers(claim, int(started_at.timestamp()))
     try:
         async with asyncio.timeout(timeout):
-            request = client.build_request("POST", claim.url, content=claim.body, headers=headers)
-            response = await client.send(request, stream=True)
-            await read_capped(response)  # drained (bounded) so the connection can be reused
+            response = await client.post(claim.url, claim.body, headers)
     except UnsafeTargetError as exc:
         return _failure(started, started_at, "refused_target", exc.reason)
-    except (TimeoutError, httpx.TimeoutException):
+    except TimeoutError:
         return _failure(started, started_at, "timeout", f"no answer within {timeout:g} s")
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         return _failure(started, started_at, "network_error", type(exc).__name__)
     retry_after = honoured_retry_after(
-        response.status_code, response.headers.get("retry-after"), clock()
+        response.status, response.headers.get("retry-after"), clock()
     )
     return AttemptResult(
         started_at=started_at,
         duration_ms=_elapsed_ms(started),
-        status=response.status_code,
-        error_text=None if response.is_success else f"receiver answered {response.status_code}",
+        status=response.status,
+        error_text=None if response.is_success else f"receiver answered {response.status}",
         retry_after=retry_after,
     )
 
 
-class ClientPool:
-    """Guarded AsyncClients of CONNECTIONS_PER_CLIENT connections each; requests go to the
-    least busy one.
-
-    httpcore's pool does work quadratic in its number of connections on every request, so one
-    client with hundreds of connections spends milliseconds of CPU per request; many small
-    pools keep that cost negligible while the process still holds `limit` requests in flight.
-    """
-
-    def __init__(self, policy: UrlPolicy, timeout: float, limit: int) -> None:
-        count = max(1, -(-limit // CONNECTIONS_PER_CLIENT))
-        self._clients = [self._client(policy, timeout) for _ in range(count)]
-        self._busy = [0] * count
-
-    @staticmethod
-    def _client(policy: UrlPolicy, timeout: float) -> httpx.AsyncClient:
-        return build_async_client(
-            allow_http=policy.allow_http,
-            allow_private=policy.allow_private,
-            resolver=_overrides.resolver,
-            network_backend=_overrides.network_backend,
-            timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
-            max_connections=CONNECTIONS_PER_CLIENT,
-        )
-
-    @contextlib.contextmanager
-    def lease(self) -> Iterator[httpx.AsyncClient]:
-        """Only ever used on the event loop thread, so the counters need no lock."""
-        index = min(range(len(self._busy)), key=self._busy.__getitem__)
-        self._busy[index] += 1
-        try:
-            yield self._clients[index]
-        finally:
-            self._busy[index] -= 1
+def guarded_client(policy: UrlPolicy, timeout: float, limit: int) -> GuardedClient:
+    """The process's client for one URL policy: up to `limit` connections, the transport
+    overrides in force. aiohttp's pool hands out a kept-alive connection in constant time,
+    so one client holds every request in flight."""
+    return GuardedClient(
+        GuardPolicy(policy.allow_http, policy.allow_private, _overrides.resolver),
+        socket_factory=_overrides.socket_factory,
+        timeout=aiohttp.ClientTimeout(total=timeout, connect=min(5.0, timeout)),
+        max_connections=limit,
+    )
 
 
 class Dispatcher:
@@ -177,8 +147,8 @@ class Dispatcher:
         self.limit = limit
         self._in_flight: set[Future[None]] = set()
         self._lock = threading.Condition()
-        # (event loop, policy, timeout, transport overrides): see pool()
-        self._pools: dict[tuple[int, UrlPolicy, float, int], ClientPool] = {}
+        # (event loop, policy, timeout, transport overrides): see client()
+        self._clients: dict[tuple[int, UrlPolicy, float, int], GuardedClient] = {}
 
     def submit(self, coroutine: Coroutine[object, object, None]) -> Future[None]:
         """Blocks the calling worker thread while `limit` requests are already in flight."""
@@ -213,18 +183,33 @@ class Dispatcher:
         if not future.cancelled() and future.exception() is not None:
             log.error("webhook delivery crashed", error=type(future.exception()).__name__)
 
-    def pool(self, settings: Settings) -> ClientPool:
-        """The process's shared clients for this policy; call on the event loop thread."""
+    def close_clients(self, timeout: float) -> None:
+        """Close the clients and their kept-alive connections, on the event loop thread (a
+        stopping worker, once no request is in flight)."""
+        clients, self._clients = list(self._clients.values()), {}
+        loop_thread = get_event_loop_thread()
+        if loop_thread is None or not clients:
+            return
+
+        async def close_all() -> None:
+            await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+
+        future = asyncio.run_coroutine_threadsafe(close_all(), loop_thread.loop)
+        with contextlib.suppress(TimeoutError):
+            future.result(timeout)
+
+    def client(self, settings: Settings) -> GuardedClient:
+        """The process's shared client for this policy; call on the event loop thread."""
         policy = UrlPolicy.from_settings(settings)
         timeout = settings.leadline_webhook_timeout_seconds
         loop = asyncio.get_running_loop()
         key = (id(loop), policy, timeout, id(_overrides))
-        pool = self._pools.get(key)
-        if pool is None:
+        client = self._clients.get(key)
+        if client is None:
             # A new event loop (worker restarted) makes the old clients unusable: drop them.
-            self._pools = {k: p for k, p in self._pools.items() if k[0] == id(loop)}
-            pool = self._pools[key] = ClientPool(policy, timeout, self.limit)
-        return pool
+            self._clients = {k: c for k, c in self._clients.items() if k[0] == id(loop)}
+            client = self._clients[key] = guarded_client(policy, timeout, self.limit)
+        return client
 
 
 _dispatcher: Dispatcher | None = None

@@ -1,15 +1,16 @@
-"""Network instrumentation for SSRF tests: backends that record every connect and dial only
-loopback (failing the test for anything else), a fake DNS resolver, and a listener check."""
+"""Network instrumentation for SSRF tests: a socket factory that records every connect and dials
+only loopback (failing the test for anything else), a fake DNS resolver, and a listener check."""
 
 from __future__ import annotations
 
 import ipaddress
 import select
 import socket
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import httpcore
+from aiohappyeyeballs import AddrInfoType
+
+from leadline.netguard import plain_socket
 
 PUBLIC_IP = "93.184.215.14"  # only ever returned by fake resolvers; never dialled
 
@@ -28,43 +29,16 @@ def admit_loopback(calls: list[tuple[str, int]], host: str, port: int) -> None:
         raise AssertionError("test attempted a non-loopback connection")
 
 
-class RecordingBackend(httpcore.AsyncNetworkBackend):
-    """Records every connect; dials only loopback, and fails the test for anything else."""
+class RecordingSockets:
+    """A GuardedClient's socket factory: records every dial the guard let through; makes the
+    socket only for loopback, and fails the test for anything else."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
-        self._inner = httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        admit_loopback(self.calls, host, port)
-        return await self._inner.connect_tcp(host, port, timeout=timeout)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class RecordingSyncBackend(httpcore.NetworkBackend):
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, int]] = []
-        self._inner = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        admit_loopback(self.calls, host, port)
-        return self._inner.connect_tcp(host, port, timeout=timeout)
+    def __call__(self, addr_info: AddrInfoType) -> socket.socket:
+        admit_loopback(self.calls, str(addr_info[4][0]), int(addr_info[4][1]))
+        return plain_socket(addr_info)
 
 
 @dataclass

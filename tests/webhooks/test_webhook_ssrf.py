@@ -1,7 +1,7 @@
 """SSRF: production refuses the issue's table of targets at `endpoint add` and at delivery.
 
 Proof that nothing is sent: loopback targets point at a bare 127.0.0.1 listener that must see
-no connection; every other address would go through the recording network backend, which must
+no connection; every other address would go through the recording socket factory, which must
 never be called (and refuses to dial anything but loopback). DNS is a fake resolver. No test
 here opens a connection outside 127.0.0.0/8 and ::1.
 """
@@ -25,7 +25,7 @@ from models.webhooks import WebhookEndpoint
 from tasks.context import TaskContext
 from tasks.webhooks.http import set_transport_overrides
 from tests.helpers import wait_for
-from tests.support.netguard import PUBLIC_IP, FakeResolver, RecordingBackend, assert_no_connection
+from tests.support.netguard import PUBLIC_IP, FakeResolver, RecordingSockets, assert_no_connection
 from tests.support.services import MakeOrg, Org
 from tests.support.webhooks import (
     add_endpoint,
@@ -74,16 +74,16 @@ def listener() -> Iterator[socket.socket]:
 
 
 @pytest.fixture
-def guarded() -> Iterator[tuple[RecordingBackend, FakeResolver]]:
-    backend, resolver = RecordingBackend(), FakeResolver(dict(DNS))
-    set_transport_overrides(resolver=resolver, network_backend=backend)
+def guarded() -> Iterator[tuple[RecordingSockets, FakeResolver]]:
+    backend, resolver = RecordingSockets(), FakeResolver(dict(DNS))
+    set_transport_overrides(resolver=resolver, socket_factory=backend)
     yield backend, resolver
     set_transport_overrides()
 
 
 @pytest.fixture
 def production(
-    context: TaskContext, guarded: tuple[RecordingBackend, FakeResolver]
+    context: TaskContext, guarded: tuple[RecordingSockets, FakeResolver]
 ) -> Iterator[TaskContext]:
     with swapped_settings(context, **PRODUCTION) as swapped:
         yield swapped
@@ -104,7 +104,7 @@ def test_endpoint_add_refuses_every_target_in_production(
     production: TaskContext,
     make_org: MakeOrg,
     listener: socket.socket,
-    guarded: tuple[RecordingBackend, FakeResolver],
+    guarded: tuple[RecordingSockets, FakeResolver],
     scheme: str,
 ) -> None:
     org: Org = make_org()
@@ -125,7 +125,7 @@ def test_development_policy_still_refuses_the_address_table(
     context: TaskContext,
     make_org: MakeOrg,
     listener: socket.socket,
-    guarded: tuple[RecordingBackend, FakeResolver],
+    guarded: tuple[RecordingSockets, FakeResolver],
 ) -> None:
     """Plain http is fine outside production, but private targets still need the setting."""
     org: Org = make_org()
@@ -186,7 +186,7 @@ def test_delivery_refuses_every_target_in_production(
     worker: dramatiq.Worker,
     make_org: MakeOrg,
     listener: socket.socket,
-    guarded: tuple[RecordingBackend, FakeResolver],
+    guarded: tuple[RecordingSockets, FakeResolver],
 ) -> None:
     org: Org = make_org()
     table = urls(listener, "https") + urls(listener, "http")
@@ -217,7 +217,7 @@ def test_dns_changed_after_creation_is_refused_at_delivery(
     worker: dramatiq.Worker,
     make_org: MakeOrg,
     listener: socket.socket,
-    guarded: tuple[RecordingBackend, FakeResolver],
+    guarded: tuple[RecordingSockets, FakeResolver],
     rebound: list[str],
 ) -> None:
     org: Org = make_org()

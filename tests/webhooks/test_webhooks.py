@@ -25,7 +25,7 @@ from tasks.context import TaskContext
 from tasks.webhooks.http import set_transport_overrides
 from tests.helpers import wait_for
 from tests.support.leads import ADA, post_lead
-from tests.support.netguard import RecordingBackend
+from tests.support.netguard import RecordingSockets
 from tests.support.services import MakeOrg, Org
 from tests.support.webhooks import (
     DEV_WEBHOOKS,
@@ -46,15 +46,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.both_brokers, pytest.mark.tim
 
 
 @pytest.fixture
-def backend() -> Iterator[RecordingBackend]:
-    recording = RecordingBackend()
-    set_transport_overrides(network_backend=recording)
+def backend() -> Iterator[RecordingSockets]:
+    recording = RecordingSockets()
+    set_transport_overrides(socket_factory=recording)
     yield recording
     set_transport_overrides()
 
 
 @pytest.fixture
-def dev(context: TaskContext, backend: RecordingBackend) -> Iterator[TaskContext]:
+def dev(context: TaskContext, backend: RecordingSockets) -> Iterator[TaskContext]:
     """Development mode with loopback receivers allowed and a retry schedule of 0.2 s."""
     with swapped_settings(context, **DEV_WEBHOOKS) as swapped:
         yield swapped
@@ -71,7 +71,7 @@ def test_lead_delivery_verifies_and_shares_only_chosen_fields(
     worker: dramatiq.Worker,
     client: TestClient,
     make_org: MakeOrg,
-    backend: RecordingBackend,
+    backend: RecordingSockets,
     log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     org: Org = make_org()
@@ -178,7 +178,7 @@ def test_receiver_failing_three_times_gets_the_event_once_with_four_attempts(
 
 
 def test_exhausted_schedule_fails_the_delivery(
-    context: TaskContext, backend: RecordingBackend, worker: dramatiq.Worker, make_org: MakeOrg
+    context: TaskContext, backend: RecordingSockets, worker: dramatiq.Worker, make_org: MakeOrg
 ) -> None:
     org: Org = make_org()
     settings = {**DEV_WEBHOOKS, "leadline_webhook_retry_schedule": "0.1,0.1"}
@@ -253,7 +253,7 @@ def test_429_retry_after_sets_the_next_attempt(
 
 
 def test_redirect_is_a_failure_and_is_never_followed(
-    context: TaskContext, backend: RecordingBackend, worker: dramatiq.Worker, make_org: MakeOrg
+    context: TaskContext, backend: RecordingSockets, worker: dramatiq.Worker, make_org: MakeOrg
 ) -> None:
     org: Org = make_org()
     settings = {**DEV_WEBHOOKS, "leadline_webhook_retry_schedule": "600"}
@@ -280,7 +280,7 @@ def all_retrying_once(context: TaskContext, org_id: uuid.UUID) -> bool:
 
 
 def test_broker_losing_its_messages_mid_schedule_sweeper_restores_every_pending_delivery(
-    context: TaskContext, backend: RecordingBackend, broker: dramatiq.Broker, make_org: MakeOrg
+    context: TaskContext, backend: RecordingSockets, broker: dramatiq.Broker, make_org: MakeOrg
 ) -> None:
     from tasks.webhooks.operations import sweep_due_deliveries
 
