@@ -101,7 +101,9 @@ def test_production_refuses_unsafe_settings(override: dict[str, object], message
         production(**override).require_production_ready()
 
 
-@pytest.mark.parametrize("key", PATTERNED_KEYS)
+@pytest.mark.parametrize(
+    "key", PATTERNED_KEYS, ids=["repeated", "run", "stride", "random-half", "random-quarter"]
+)
 def test_production_refuses_a_patterned_master_key(key: bytes) -> None:
     encoded = "k1:" + base64.b64encode(key).decode()
     with pytest.raises(ConfigError, match="does not look random"):
