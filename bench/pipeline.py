@@ -181,11 +181,13 @@ class Drainer:
         """Start a worker, wait for `count` successes, stop it."""
         self.counter.expect(count)
         cpu_before = time.process_time()
-        from workers.runtime import tune_worker_process
+        from workers.runtime import WORKER_IDLE_POLL_MS, tune_worker_process
 
         # The same worker settings as `leadline worker`.
         tune_worker_process()
-        worker = dramatiq.Worker(self.broker, worker_threads=self.threads, worker_timeout=1000)
+        worker = dramatiq.Worker(
+            self.broker, worker_threads=self.threads, worker_timeout=WORKER_IDLE_POLL_MS
+        )
         worker.start()
         try:
             self._wait(count, time.monotonic() + timeout)

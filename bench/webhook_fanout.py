@@ -218,10 +218,10 @@ def _wait_delivered(context: TaskContext, org_id: uuid.UUID, total: int) -> None
 
 @contextlib.contextmanager
 def running_worker(broker: dramatiq.Broker, threads: int) -> Iterator[None]:
-    from workers.runtime import tune_worker_process
+    from workers.runtime import WORKER_IDLE_POLL_MS, tune_worker_process
 
-    tune_worker_process()  # as `leadline worker` does
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+    tune_worker_process()  # the same worker settings as `leadline worker`
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=WORKER_IDLE_POLL_MS)
     worker.start()
     try:
         yield

@@ -46,6 +46,9 @@ _database: Database | None = None
 # threads and seven round trips per event, that wait, not CPU, bounded the events per second
 # (bench/README.md: 0.16 of the minimal actor at 5 ms, 0.48 at 0.5 ms, in the same hour).
 WORKER_SWITCH_INTERVAL = 0.0005
+# The longest an idle queue's consumer sleeps between fetches (Dramatiq's worker_timeout; its
+# back-off starts at a few milliseconds). Shorter would only spend CPU polling empty queues.
+WORKER_IDLE_POLL_MS = 1000
 
 
 def tune_worker_process() -> None:

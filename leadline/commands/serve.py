@@ -157,7 +157,7 @@ def run_worker(threads: int, queues: str) -> None:
 
     from workers.brokers import current_broker
     from workers.exporter import worker_probes
-    from workers.runtime import tune_worker_process
+    from workers.runtime import WORKER_IDLE_POLL_MS, tune_worker_process
 
     context = open_runtime()
     context.db.start_cache_invalidations()
@@ -169,7 +169,7 @@ def run_worker(threads: int, queues: str) -> None:
     worker_threads = threads or context.settings.leadline_worker_threads
     selected = {q.strip() for q in queues.split(",") if q.strip()} or None
     runner = dramatiq.Worker(
-        broker, queues=selected, worker_threads=worker_threads, worker_timeout=1000
+        broker, queues=selected, worker_threads=worker_threads, worker_timeout=WORKER_IDLE_POLL_MS
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
