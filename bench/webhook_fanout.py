@@ -6,10 +6,11 @@ client the worker uses, so its physical limit).
 The receiver runs in its own process on 127.0.0.1 so it does not share the worker's GIL. The
 worker is real Dramatiq threads on the real Redis broker with the webhook event loop, in this
 process; its CPU per delivery is this process's CPU time from the first message sent to the
-last delivery recorded. Round trips per delivery are counted by proxies on the wire
-(bench/roundtrips.py) in a separate, smaller run through a proxied runtime.
+last delivery recorded, less the benchmark thread's own (sending, polling for progress).
+Round trips per delivery are counted by proxies on the wire (bench/roundtrips.py) in a
+separate, smaller run through a proxied runtime.
 
-Targets: all delivered in ≤ 2 s; CPU per delivery ≤ 3 times the bare post's.
+Targets: all delivered in ≤ 2 s; CPU per delivery ≤ 3 times the bare httpx post's and ≤ 1 ms.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 TARGETS = {
     "delivery_seconds": ("<=", 2.0),
     "cpu_ratio_to_bare_post": ("<=", 3.0),
+    "worker_cpu_ms_per_delivery": ("<=", 1.0),
 }
 DELIVERIES = 1000
 COUNTED_DELIVERIES = 300
@@ -232,13 +234,19 @@ def running_worker(broker: dramatiq.Broker, threads: int) -> Iterator[None]:
 def deliver(
     context: TaskContext, org_id: uuid.UUID, count: int, already: int
 ) -> tuple[float, float, float]:
-    """(seconds to create the rows, seconds to deliver them, CPU ms per delivery)."""
+    """(seconds to create the rows, seconds to deliver them, worker CPU ms per delivery).
+
+    The worker's CPU is this process's minus this thread's: sending the fan-out's messages
+    and polling the database for progress are the benchmark's work, not the worker's (the
+    polling alone was a fifth of the process's samples under py-spy)."""
     started = time.perf_counter()
     after_commit = _fan_out(context, org_id, count)
-    fanned_out, cpu_before = time.perf_counter(), time.process_time()
+    fanned_out = time.perf_counter()
+    cpu_before, own_before = time.process_time(), time.thread_time()
     after_commit.flush()
     _wait_delivered(context, org_id, already + count)
-    finished, cpu_used = time.perf_counter(), time.process_time() - cpu_before
+    finished, own_cpu = time.perf_counter(), time.thread_time() - own_before
+    cpu_used = time.process_time() - cpu_before - own_cpu
     return fanned_out - started, finished - fanned_out, cpu_used * 1000 / count
 
 
