@@ -33,9 +33,9 @@ from bench.setup import (
     BenchOrg,
     cpu_seconds,
     default_intake_workers,
-    free_port,
     wait_until_serving,
 )
+from leadline.ports import free_port
 
 TARGETS = {"ratio_to_minimal": (">=", 0.50), "p99_ms_at_half_load": ("<=", 25.0)}
 MAX_ERROR_RATIO = 0.001

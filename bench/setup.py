@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -252,14 +251,6 @@ def default_intake_workers() -> int:
     from leadline.commands.serve import default_processes
 
     return default_processes()
-
-
-def free_port() -> int:
-    """A port nothing listens on now (the server binds it right after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until_serving(url: str, timeout: float = 180.0) -> None:

@@ -3,7 +3,9 @@ server that dies after the banner."""
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 
@@ -27,8 +29,47 @@ def port_is_free(port: int, host: str = LOOPBACK) -> bool:
     return True
 
 
+# Where free_port looks: at or above FIRST_PICKED_PORT and below the kernel's ephemeral range.
+FIRST_PICKED_PORT = 10_000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+DEFAULT_EPHEMERAL_START = 32_768  # Linux's default; macOS and Windows start theirs higher
+PICK_ATTEMPTS = 50
+
+
+def ephemeral_start() -> int:
+    """The first port the kernel hands to outgoing connections."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return DEFAULT_EPHEMERAL_START
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """A port nothing listens on right now (the kernel's pick)."""
+    """A port nothing listens on right now, for a server that binds it a moment later.
+
+    Picked below the ephemeral range: the kernel gives ports of that range to outgoing
+    connections, so one picked there (as bind to port 0 does) can be taken by any client's
+    connection on the machine before the server binds it, which busy test runs did."""
+    last = ephemeral_start() - 1
+    if last > FIRST_PICKED_PORT:
+        for _ in range(PICK_ATTEMPTS):
+            port = random.randint(FIRST_PICKED_PORT, last)
+            if _nothing_bound(host, port):
+                return port
+    return _kernel_pick(host)
+
+
+def _nothing_bound(host: str, port: int) -> bool:
+    # Without SO_REUSEADDR, so a port with lingering connections is passed over too.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _kernel_pick(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import typer
 
+from leadline import ports
 from leadline.commands import up
 from leadline.commands.up import choose_ports, public_url_environment, wait_until_healthy
 from leadline.ports import free_port, port_is_free
@@ -43,6 +46,34 @@ def test_a_closed_port_is_free_again() -> None:
         sock.listen()
         port = int(sock.getsockname()[1])
     assert port_is_free(port)
+
+
+def test_a_picked_port_is_free_and_below_the_ephemeral_range() -> None:
+    # Outgoing connections get ports of the ephemeral range: one picked there could be taken
+    # by any client before the server binds it.
+    for _ in range(20):
+        port = free_port()
+        assert ports.FIRST_PICKED_PORT <= port < ports.ephemeral_start()
+        assert port_is_free(port)
+
+
+def test_a_bound_port_is_never_picked(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as listening, socket.socket() as bound:
+        listening.bind(("127.0.0.1", free_port()))
+        listening.listen()
+        bound.bind(("127.0.0.1", free_port()))  # bound, not listening: still taken
+        taken = [int(listening.getsockname()[1]), int(bound.getsockname()[1])]
+        later = free_port()
+        picks = iter([*taken, later])
+        monkeypatch.setattr(random, "randint", lambda low, high: next(picks))
+        assert free_port() == later
+
+
+def test_without_the_kernels_range_linuxs_default_is_assumed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(ports, "EPHEMERAL_RANGE", tmp_path / "missing")
+    assert ports.ephemeral_start() == 32_768
 
 
 def test_explicit_free_ports_are_kept() -> None:
