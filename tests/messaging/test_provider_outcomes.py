@@ -171,7 +171,10 @@ def test_sweep_sends_a_row_whose_queue_message_was_lost(
 
     wait_for(lambda: messages_settled(context, org.id, 3))
     assert states(context, org.id) == {"sent": 3}
-    assert_no_duplicates(sandbox_state)
+    # The sweep also sends whatever earlier tests of this process left queued in its
+    # database, so the check is on this test's own messages: each sent exactly once.
+    bodies = sorted(record["body"] for record in sent_to(sandbox_state, person))
+    assert len(bodies) == 3 and len(set(bodies)) == 3, bodies
 
 
 def test_telegram_429_waits_retry_after_then_sends_once(
