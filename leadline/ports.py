@@ -10,18 +10,20 @@ from pathlib import Path
 LOOPBACK = "127.0.0.1"
 
 
-def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+def port_is_free(port: int, host: str = LOOPBACK, reuse_address: bool = True) -> bool:
     """True if a server could listen on host:port now.
 
     Binds with SO_REUSEADDR, as uvicorn does: connections of a stopped server lingering in
     TIME_WAIT do not count, a socket still listening there (on this address or a wildcard) does.
+    With `reuse_address=False` lingering connections count too (free_port's stricter pick).
     """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror:
         return True  # not an address we can check; the server reports it when it binds
     with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(address)
         except OSError:
@@ -49,24 +51,14 @@ def free_port(host: str = LOOPBACK) -> int:
 
     Picked below the ephemeral range: the kernel gives ports of that range to outgoing
     connections, so one picked there (as bind to port 0 does) can be taken by any client's
-    connection on the machine before the server binds it, which busy test runs did."""
+    connection on the machine before the server binds it, as can happen in busy test runs."""
     last = ephemeral_start() - 1
     if last > FIRST_PICKED_PORT:
         for _ in range(PICK_ATTEMPTS):
             port = random.randint(FIRST_PICKED_PORT, last)
-            if _nothing_bound(host, port):
+            if port_is_free(port, host, reuse_address=False):
                 return port
     return _kernel_pick(host)
-
-
-def _nothing_bound(host: str, port: int) -> bool:
-    # Without SO_REUSEADDR, so a port with lingering connections is passed over too.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _kernel_pick(host: str) -> int:
