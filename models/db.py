@@ -15,9 +15,11 @@ is really unreachable fails the second try too, which the intake's spool recogni
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 import psycopg
@@ -55,11 +57,13 @@ def pooled_engine(url: str, pool_size: int) -> Engine:
     engine = create_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=0)
     event.listen(engine, "checkin", _leave_autocommit)
     event.listen(engine, "before_cursor_execute", _note_cached_writes)
+    event.listen(engine, "before_cursor_execute", _refuse_after_commit)
     return engine
 
 
 _WRITES = ("insert", "update", "delete", "truncate")
 WRITTEN_TABLES = "leadline_written_tables"
+_ENDED = "leadline_ended_by_commit_with"
 
 
 def _note_cached_writes(conn: Connection, _cursor: object, statement: str, *_: object) -> None:
@@ -79,17 +83,56 @@ def _leave_autocommit(
         dbapi_connection.autocommit = False
 
 
-def begin_scoped(connection: Connection, role: str, org: str, isolation: str = "") -> None:
-    """BEGIN and set role and org in one round trip, on a connection with no transaction."""
+def begin_scoped(
+    connection: Connection, role: str, org: str, isolation: str = "", then: str = ""
+) -> psycopg.Cursor[TupleRow]:
+    """BEGIN and set role and org in one round trip, on a connection with no transaction;
+    `then` (a complete statement, values rendered: `render`) runs in the same flight. Returns
+    the cursor, on `then`'s rows when given.
+
+    On the DBAPI cursor, not SQLAlchemy's execute: its per-statement work was half the cost
+    of opening a transaction (bench/README.md)."""
     dbapi = connection.connection.dbapi_connection
     assert isinstance(dbapi, psycopg.Connection)
     dbapi.autocommit = True
-    statement = _BEGIN_SCOPED.format(
+    connection.info.pop(_ENDED, None)  # a pooled connection's info outlives its checkout
+    statement = _begin_statement(role, org, isolation) + (f"; {then}" if then else "")
+    cursor = _execute(connection, statement, None)
+    while cursor.nextset():  # past BEGIN's and set_config's results, to the last one
+        pass
+    return cursor
+
+
+@functools.lru_cache(maxsize=1024)
+def _begin_statement(role: str, org: str, isolation: str) -> str:
+    # Rendered once per scope: a tenant's transactions all begin alike.
+    return _BEGIN_SCOPED.format(
         isolation=sql.SQL(f" ISOLATION LEVEL {isolation}" if isolation else ""),
         role=sql.Literal(role),
         org=sql.Literal(org),
-    ).as_string(dbapi)
-    connection.exec_driver_sql(statement)
+    ).as_string(None)
+
+
+def render(statement: str, *values: object) -> str:
+    """`statement` with its `{}` placeholders replaced by SQL literals of `values`, for a
+    flight of several statements (`Database.tenant_opening_with`, `commit_with`)."""
+    return statement.format(*(_literal(value) for value in values))
+
+
+def _literal(value: object) -> str:
+    # Ids, times, bytes and NULL by hand: psycopg's Literal costs more than the round trip
+    # it saves; their text holds no quote. Anything else is quoted by psycopg.
+    if value is None:
+        return "NULL"
+    if isinstance(value, uuid.UUID):
+        return f"'{value}'::uuid"
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return f"'{value.isoformat()}'::timestamptz"
+    if isinstance(value, bytes):
+        return f"decode('{value.hex()}', 'hex')"
+    if isinstance(value, list):
+        return "ARRAY[" + ", ".join(_literal(item) for item in value) + "]"
+    return sql.Literal(value).as_string(None)
 
 
 def psycopg_execute(
@@ -106,7 +149,53 @@ def psycopg_execute(
     member's name). Never for the cached tables (models/cache.py): their writes are noted by
     the engine's statement hook, which this bypasses."""
     session.flush()
-    connection = session.connection()
+    connection = _connection(session)
+    return _execute(connection, statement, params)
+
+
+def execute_flight(session: Session, statements: str) -> psycopg.Cursor[TupleRow]:
+    """Several statements (values rendered: `render`) in one round trip, in the session's
+    transaction; the cursor is on the last one's rows. Same rules as `psycopg_execute`."""
+    session.flush()
+    cursor = _execute(_connection(session), statements, None)
+    while cursor.nextset():
+        pass
+    return cursor
+
+
+def commit_with(session: Session, statement: str) -> None:
+    """`statement` (complete, values rendered: `render`) and COMMIT in one round trip: the
+    last write of a scoped transaction and its end. The session is flushed first; its scope's
+    exit then finds nothing left to commit. Any statement after it, on the session or its
+    connection, is refused (`TransactionEnded`): the scope ended with the COMMIT. Same rules
+    as `psycopg_execute`."""
+    session.flush()
+    connection = _connection(session)
+    _execute(connection, f"{statement}; COMMIT", None)
+    connection.info[_ENDED] = True
+
+
+class TransactionEnded(RuntimeError):
+    """A statement on a scoped session after `commit_with` ended its transaction."""
+
+
+def _refuse_after_commit(conn: Connection, *_: object) -> None:
+    if conn.info.get(_ENDED):
+        raise TransactionEnded("this transaction was committed by commit_with")
+
+
+def _connection(session: Session) -> Connection:
+    # A scoped session keeps the connection it began on; asking the session again costs more
+    # than the statement's own client-side work.
+    known = session.info.get(_SESSION_CONNECTION)
+    return known if isinstance(known, Connection) else session.connection()
+
+
+def _execute(
+    connection: Connection, statement: str, params: Sequence[object] | None
+) -> psycopg.Cursor[TupleRow]:
+    """One flight on the DBAPI cursor; failures raised as SQLAlchemy raises its own."""
+    _refuse_after_commit(connection)
     dbapi = connection.connection.dbapi_connection
     assert isinstance(dbapi, psycopg.Connection)
     cursor = dbapi.cursor()
@@ -114,7 +203,11 @@ def psycopg_execute(
         return cursor.execute(statement, params)
     except psycopg.Error as exc:
         lost = connection.dialect.is_disconnect(exc, dbapi, cursor)
-        if lost:
+        if lost and not connection.invalidated:
+            # As SQLAlchemy does on a disconnect in its own statements: the pool's other
+            # connections, as old as this one, are replaced too (a restarted server dropped
+            # them all), so the one retry gets a fresh connection.
+            connection.engine.pool._invalidate(connection.connection, exc)
             connection.invalidate(exc)
         raise DBAPIError.instance(
             statement,
@@ -156,6 +249,15 @@ class Database:
             yield session
 
     @contextmanager
+    def tenant_opening_with(
+        self, org_id: uuid.UUID, statement: str
+    ) -> Iterator[tuple[Session, list[TupleRow]]]:
+        """Like `tenant`, with `statement` (complete, values rendered: `render`) run in the
+        round trip that begins the transaction; yields the session and the statement's rows."""
+        with self._scoped(self.app_engine, APP_ROLE, str(org_id), then=statement) as session:
+            yield session, session.info.pop(_OPENING_ROWS)
+
+    @contextmanager
     def tenant_snapshot(self, org_id: uuid.UUID) -> Iterator[Session]:
         """Like `tenant`, but every read sees one REPEATABLE READ snapshot (backups)."""
         with self._scoped(self.app_engine, APP_ROLE, str(org_id), "REPEATABLE READ") as session:
@@ -175,9 +277,9 @@ class Database:
 
     @contextmanager
     def _scoped(
-        self, engine: Engine, role: str, org: str, isolation: str = ""
+        self, engine: Engine, role: str, org: str, isolation: str = "", then: str = ""
     ) -> Iterator[Session]:
-        session = _open_scoped(engine, role, org, isolation)
+        session = _open_scoped(engine, role, org, isolation, then)
         transaction = session.get_transaction()
         assert transaction is not None
         info = session.connection().info
@@ -196,18 +298,27 @@ class Database:
             self.app_engine.dispose()
 
 
-def _open_scoped(engine: Engine, role: str, org: str, isolation: str) -> Session:
+def _open_scoped(engine: Engine, role: str, org: str, isolation: str, then: str) -> Session:
     """A session whose transaction has begun with the scope set (retried once on a dropped
-    connection: nothing of the caller's has run yet)."""
+    connection: nothing of the caller's has run yet). `then`'s rows are in its info."""
 
     def begun() -> Session:
         session = Session(engine, expire_on_commit=False)
         session.begin()
         return session
 
-    return _opened_live(
-        begun, lambda session: begin_scoped(session.connection(), role, org, isolation)
-    )
+    def begin(session: Session) -> None:
+        connection = session.connection()
+        cursor = begin_scoped(connection, role, org, isolation, then)
+        session.info[_SESSION_CONNECTION] = connection
+        if then:
+            session.info[_OPENING_ROWS] = cursor.fetchall()
+
+    return _opened_live(begun, begin)
+
+
+_OPENING_ROWS = "leadline_opening_rows"
+_SESSION_CONNECTION = "leadline_connection"
 
 
 class _Closable(Protocol):

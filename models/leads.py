@@ -21,7 +21,7 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from leadline.errors import NotFoundError
 from models.crypto import OrgCipher
-from models.db import psycopg_execute
+from models.db import execute_flight, psycopg_execute, render
 from models.normalize import normalize_email, normalize_phone
 from models.tables import Lead
 
@@ -178,8 +178,7 @@ def upsert_lead(session: Session, cipher: OrgCipher, fields: LeadFields) -> Upse
     """The org's lead with this phone, email or platform id, created or completed."""
     phone = _e164(fields)  # parsing and validating a number is costly: once per upsert
     indexes = _blind_indexes(cipher, fields, phone)
-    lock_identities(session, cipher.org_id, indexes.values())
-    existing = _locked_lead(session, indexes)
+    existing = _lock_and_find(session, cipher.org_id, indexes)
     if existing is None:
         return UpsertResult(_insert_lead(session, cipher, fields, phone, indexes), created=True)
     _complete_lead(session, cipher, existing, fields, phone, indexes)
@@ -196,10 +195,14 @@ _LOCK_IDENTITIES_SQL = (
 
 def lock_identities(session: Session, org_id: uuid.UUID, indexes: Iterable[bytes | None]) -> None:
     """Serialises concurrent workers that upsert the same person, so both don't insert."""
-    values = sorted({v for v in indexes if v is not None})
-    keys = [f"{org_id}:{value.hex()}" for value in values]
+    keys = _identity_keys(org_id, indexes)
     if keys:
         psycopg_execute(session, _LOCK_IDENTITIES_SQL, (keys,)).fetchall()
+
+
+def _identity_keys(org_id: uuid.UUID, indexes: Iterable[bytes | None]) -> list[str]:
+    values = sorted({v for v in indexes if v is not None})
+    return [f"{org_id}:{value.hex()}" for value in values]
 
 
 @dataclass(frozen=True)
@@ -245,14 +248,20 @@ def known_indexes(session: Session, phones: list[bytes], emails: list[bytes]) ->
     return found
 
 
-def _locked_lead(session: Session, indexes: dict[str, bytes | None]) -> Lead | None:
-    """The oldest lead holding any of these identities, locked (SELECT ... FOR UPDATE on
-    psycopg); the ORM object is built only when a lead is found."""
+def _lock_and_find(
+    session: Session, org_id: uuid.UUID, indexes: dict[str, bytes | None]
+) -> Lead | None:
+    """The identities' locks (lock_identities), then the oldest lead holding any of them,
+    locked (SELECT ... FOR UPDATE), in one round trip; the ORM object is built only when a
+    lead is found. The SELECT is a statement of its own after the locks, so it reads a
+    snapshot taken once they are held (READ COMMITTED takes one per statement): a lead that
+    a concurrent worker committed while this one waited is found."""
     present = {column: value for column, value in indexes.items() if value is not None}
     if not present:
         return None
-    query = _locked_lead_sql(tuple(present))
-    found = psycopg_execute(session, query, tuple(present.values())).fetchone()
+    locks = render(_LOCK_IDENTITIES_FLIGHT, _identity_keys(org_id, present.values()))
+    find = render(_locked_lead_sql(tuple(present)), *present.values())
+    found = execute_flight(session, f"{locks}; {find}").fetchone()
     if found is None:
         return None
     values = dict(zip(_COLUMNS, found, strict=True))
@@ -260,10 +269,14 @@ def _locked_lead(session: Session, indexes: dict[str, bytes | None]) -> Lead | N
     return known if isinstance(known, Lead) else _persistent(session, Lead(), values)
 
 
+_LOCK_IDENTITIES_FLIGHT = _LOCK_IDENTITIES_SQL.replace("%s", "{}")
+
+
 @cache
 def _locked_lead_sql(columns: tuple[str, ...]) -> str:
-    # Rendered once per combination of identities (a few), not per event.
-    matches = sql.SQL(" OR ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in columns)
+    # Rendered once per combination of identities (a few), not per event; its `{}` are for
+    # `render`.
+    matches = sql.SQL(" OR ").join(sql.SQL("{} = {{}}").format(sql.Identifier(c)) for c in columns)
     query = sql.SQL(
         "SELECT {columns} FROM leads WHERE {matches} ORDER BY created_at LIMIT 1 FOR UPDATE"
     )

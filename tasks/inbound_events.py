@@ -18,10 +18,10 @@ from leadline.errors import CryptoError, KeyNotFoundError, LeadlineError
 from leadline.jsondata import JsonObject, as_object
 from leadline.logging import get_logger
 from models.crypto import OrgCipher
-from models.db import psycopg_execute
+from models.db import commit_with, render
 from models.tables import InboundEvent, InboundEventStatus
 from tasks.after_commit import AfterCommit
-from tasks.context import get_context
+from tasks.context import TaskContext, get_context
 from workers.runtime import actor
 
 log = get_logger(__name__)
@@ -106,40 +106,40 @@ def handler_for(source: str) -> InboundHandler:
     return handler
 
 
-def process_inbound_event(
-    session: Session,
-    cipher: OrgCipher,
-    event_id: uuid.UUID,
-    after_commit: AfterCommit,
-    now: datetime,
+def process_stored_event(
+    context: TaskContext, org_id: uuid.UUID, event_id: uuid.UUID, after_commit: AfterCommit
 ) -> bool:
-    """Handle one pending event exactly once. Returns False when there was nothing to do.
+    """Handle one pending event exactly once, in one transaction. Returns False when there
+    was nothing to do (processed already, or locked by another worker).
 
-    The row is locked and marked by plain psycopg statements in the session's transaction:
-    the ORM's unit of work, then SQLAlchemy Core's per-statement work, were most of an event's
-    CPU."""
-    row = psycopg_execute(session, _LOCK_PENDING, (event_id,)).fetchone()
-    if row is None or row[0] != InboundEventStatus.PENDING:
-        return False
-    event = PendingEvent(*row[1:])
-    handler = handler_for(event.source)
-    context = InboundContext(
-        session, cipher, event, decrypt_payload(cipher, event), after_commit, now
-    )
-    handler(context)
-    done = (InboundEventStatus.PROCESSED.value, now, context.processed_lead_id, event_id)
-    psycopg_execute(session, _MARK_PROCESSED, done)
+    The row is locked in the round trip that begins the transaction and marked processed in
+    the one that commits it, by plain psycopg statements: the ORM's unit of work, then
+    SQLAlchemy Core's per-statement work, were most of an event's CPU, then its seven round
+    trips (bench/README.md)."""
+    lock = render(_LOCK_PENDING, event_id)
+    with context.db.tenant_opening_with(org_id, lock) as (session, rows):
+        if not rows or rows[0][0] != InboundEventStatus.PENDING:
+            return False
+        event = PendingEvent(*rows[0][1:])
+        cipher = context.keys.cipher(session, org_id)
+        handler = handler_for(event.source)
+        payload = decrypt_payload(cipher, event)
+        now = context.clock()
+        inbound = InboundContext(session, cipher, event, payload, after_commit, now)
+        handler(inbound)
+        done = (InboundEventStatus.PROCESSED.value, now, inbound.processed_lead_id, event_id)
+        commit_with(session, render(_MARK_PROCESSED, *done))
     return True
 
 
 # The columns are PendingEvent's fields, in order, after the status.
 _LOCK_PENDING = (
     "SELECT status, id, source, payload_ct, received_at, optout_recorded_at "
-    "FROM inbound_events WHERE id = %s FOR UPDATE SKIP LOCKED"
+    "FROM inbound_events WHERE id = {} FOR UPDATE SKIP LOCKED"
 )
 # processed_lead_id is only ever written here, so a handler that names no lead leaves NULL.
 _MARK_PROCESSED = (
-    "UPDATE inbound_events SET status = %s, processed_at = %s, processed_lead_id = %s WHERE id = %s"
+    "UPDATE inbound_events SET status = {}, processed_at = {}, processed_lead_id = {} WHERE id = {}"
 )
 
 
@@ -158,9 +158,7 @@ def process_event(org_id: str, event_id: str) -> None:
     org, event = uuid.UUID(org_id), uuid.UUID(event_id)
     after_commit = AfterCommit()
     try:
-        with context.db.tenant(org) as session:
-            cipher = context.keys.cipher(session, org)
-            handled = process_inbound_event(session, cipher, event, after_commit, context.clock())
+        handled = process_stored_event(context, org, event, after_commit)
     except (KeyNotFoundError, CryptoError, UnknownEventSource) as exc:
         log.error("inbound event cannot be processed", event_id=event_id, error=type(exc).__name__)
         mark_event_failed(org, event, type(exc).__name__)

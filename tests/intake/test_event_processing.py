@@ -23,7 +23,7 @@ from tasks.inbound_events import (
     PendingEvent,
     encrypt_payload,
     process_event,
-    process_inbound_event,
+    process_stored_event,
 )
 from tests.support.messaging import random_phone
 from tests.support.services import MakeOrg
@@ -108,10 +108,7 @@ def test_event_held_by_another_worker_is_skipped(context: TaskContext, make_org:
     holder.start()
     try:
         assert locked.wait(30)
-        with context.db.tenant(org.id) as session:
-            cipher = context.keys.cipher(session, org.id)
-            now = context.clock()
-            assert not process_inbound_event(session, cipher, event_id, AfterCommit(), now)
+        assert not process_stored_event(context, org.id, event_id, AfterCommit())
     finally:
         release.set()
         holder.join()

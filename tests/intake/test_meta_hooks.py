@@ -15,7 +15,7 @@ from models.leads import decrypt_lead
 from models.tables import InboundEvent, Lead
 from tasks.after_commit import AfterCommit
 from tasks.context import TaskContext
-from tasks.inbound_events import process_inbound_event
+from tasks.inbound_events import process_stored_event
 from tests.helpers import wait_for
 from tests.support.intake import all_event_count, events_of, events_settled
 from tests.support.services import MakeOrg
@@ -86,10 +86,9 @@ def process_in_order(context: TaskContext, org_id: uuid.UUID, external_ids: list
     """What the worker does with each event, one after the other in the order given."""
     for external_id in external_ids:
         with context.db.tenant(org_id) as session:
-            cipher = context.keys.cipher(session, org_id)
             query = select(InboundEvent.id).where(InboundEvent.external_id == external_id)
             event_id = session.scalars(query).one()
-            assert process_inbound_event(session, cipher, event_id, AfterCommit(), context.clock())
+        assert process_stored_event(context, org_id, event_id, AfterCommit())
 
 
 def test_first_message_is_the_earliest_whatever_order_the_worker_takes(

@@ -196,7 +196,7 @@ def test_a_stop_the_worker_records_counts_from_when_it_arrived(
     from sqlalchemy import delete, update
 
     from tasks.after_commit import AfterCommit
-    from tasks.inbound_events import process_inbound_event
+    from tasks.inbound_events import process_stored_event
 
     org, number = org_number
     person = random_phone()
@@ -209,9 +209,7 @@ def test_a_stop_the_worker_records_counts_from_when_it_arrived(
     stop_event, start_event = events(context, org.id)
 
     for event in (stop_event, start_event):
-        with context.db.tenant(org.id) as session:
-            cipher = context.keys.cipher(session, org.id)
-            assert process_inbound_event(session, cipher, event.id, AfterCommit(), context.clock())
+        assert process_stored_event(context, org.id, event.id, AfterCommit())
         if event is stop_event:
             assert suppressed(context, org.id, person)
 

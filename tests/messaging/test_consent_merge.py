@@ -1,4 +1,4 @@
-"""Two posts for the same phone arriving together keep both consent texts."""
+"""Concurrent upserts for the same person: both consent texts kept, and one lead, never two."""
 
 from __future__ import annotations
 
@@ -70,3 +70,38 @@ def test_the_same_consent_text_again_is_kept_once(context: TaskContext, make_org
     [entry] = evidence_of(context, org.id, phone)
     assert (entry.text, entry.source) == ("I agree", "api")
     assert entry.at is not None
+
+
+def test_an_upsert_waiting_on_the_identity_lock_finds_the_lead_committed_meanwhile(
+    context: TaskContext, make_org: MakeOrg
+) -> None:
+    """The lock and the lookup go to the server in one flight; the lookup must still read a
+    snapshot taken after the lock was granted, or the waiter would insert a second lead."""
+    org = make_org()
+    phone = random_phone()
+    inserted, waiter_done = threading.Event(), threading.Event()
+    results: list[bool] = []
+
+    def waiter() -> None:
+        inserted.wait(30)
+        with context.db.tenant(org.id) as session:
+            cipher = context.keys.cipher(session, org.id)
+            results.append(upsert_lead(session, cipher, LeadFields(phone=phone)).created)
+        waiter_done.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    try:
+        with context.db.tenant(org.id) as session:
+            cipher = context.keys.cipher(session, org.id)
+            assert upsert_lead(session, cipher, LeadFields(phone=phone)).created
+            inserted.set()
+            # The waiter is blocked on this transaction's identity lock until it commits.
+            assert not waiter_done.wait(1.0)
+    finally:
+        thread.join(30)
+    assert results == [False]
+    with context.db.tenant(org.id) as session:
+        cipher = context.keys.cipher(session, org.id)
+        query = select(Lead).where(Lead.phone_bidx == phone_index(cipher, phone))
+        assert len(session.scalars(query).all()) == 1
