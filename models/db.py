@@ -120,8 +120,8 @@ def render(statement: str, *values: object) -> str:
 
 
 def _literal(value: object) -> str:
-    # Ids, times, bytes and NULL by hand: psycopg's Literal costs more than the round trip
-    # it saves; their text holds no quote. Anything else is quoted by psycopg.
+    # Ids, times, bytes, NULL and text without quote or backslash by hand: psycopg's Literal
+    # costs more than the round trip it saves. Anything else is quoted by psycopg.
     if value is None:
         return "NULL"
     if isinstance(value, uuid.UUID):
@@ -132,6 +132,8 @@ def _literal(value: object) -> str:
         return f"decode('{value.hex()}', 'hex')"
     if isinstance(value, list):
         return "ARRAY[" + ", ".join(_literal(item) for item in value) + "]"
+    if isinstance(value, str) and "'" not in value and "\\" not in value:
+        return f"'{value}'"  # the same text whether standard_conforming_strings is on or off
     return sql.Literal(value).as_string(None)
 
 

@@ -185,8 +185,19 @@ def test_a_statement_after_commit_with_is_refused_and_the_transaction_stays_comm
 def test_rendered_literals_are_quoted_and_typed() -> None:
     at = datetime(2026, 12, 3, 14, 0, tzinfo=UTC)
     some_id = uuid.UUID("00000000-0000-4000-8000-000000000001")
-    rendered = render("{} {} {} {}", some_id, at, None, "it's")
+    rendered = render("{} {} {} {} {}", some_id, at, None, b"\x00\xff", ["a", "it's"])
     assert rendered == (
         "'00000000-0000-4000-8000-000000000001'::uuid "
-        "'2026-12-03T14:00:00+00:00'::timestamptz NULL 'it''s'"
+        "'2026-12-03T14:00:00+00:00'::timestamptz NULL decode('00ff', 'hex') "
+        "ARRAY['a', 'it''s']"
     )
+
+
+def test_rendered_text_reads_back_as_it_was_given(context: TaskContext, make_org: MakeOrg) -> None:
+    """What the server makes of each rendered literal is the value itself (an injection
+    attempt included)."""
+    org = make_org()
+    values = ["plain", "it's", "back\\slash", "\\'); DROP TABLE leads; --", "ünï"]
+    query = "SELECT " + ", ".join("{}" for _ in values)
+    with context.db.tenant_opening_with(org.id, render(query, *values)) as (_, rows):
+        assert list(rows[0]) == values
