@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models.db import render
 from models.pagination import Position, after
 from models.tables import AuditEntry
 
@@ -33,6 +34,18 @@ def record_audit(
             org_id=org_id, actor=actor, action=action, target=target, details=dict(details or {})
         )
     )
+
+
+def audit_insert(actor: str, action: str, *, org_id: uuid.UUID, target: str) -> str:
+    """The INSERT of an audit entry without details, rendered for a flight of statements
+    (`models.db.commit_with`): what `record_audit` adds, without the ORM's unit of work."""
+    return render(_INSERT_AUDIT, uuid.uuid4(), org_id, actor, action, target)
+
+
+_INSERT_AUDIT = (
+    "INSERT INTO audit_log (id, org_id, actor, action, target, details) "
+    "VALUES ({}, {}, {}, {}, {}, '{{}}'::jsonb)"
+)
 
 
 @dataclass(frozen=True)
