@@ -7,6 +7,11 @@ round trip before the first statement). For that the DBAPI connection is in auto
 while the session holds it, so psycopg leaves the transaction to us; its commit() and
 rollback() still end it, and the connection goes back to the pool in its normal mode.
 
+Hot paths put more into those flights: a first statement sent with BEGIN
+(`Database.tenant_opening_with`), a last one sent with COMMIT (`commit_with`), several at
+once (`execute_flight`), their values rendered as literals (`render`), since each round trip
+costs the client more CPU than rendering does.
+
 No pool pre-ping (a round trip per transaction): a connection the server dropped fails on
 that first query, before any of the caller's work ran, and the transaction is started again
 once on a fresh connection (a dropped connection invalidates the whole pool's). A server that
