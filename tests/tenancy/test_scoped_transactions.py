@@ -27,6 +27,9 @@ from models.leads import LeadFields, upsert_lead
 from tests.support.services import MakeOrg, psycopg_url
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from models.tables import Lead
     from tasks.context import TaskContext
 
 pytestmark = pytest.mark.integration
@@ -120,6 +123,12 @@ def test_a_failed_statement_rolls_the_whole_transaction_back(
         assert session.get(Organization, org.id).name != "Renamed"
 
 
+def add_lead(context: TaskContext, session: Session, org_id: uuid.UUID, email: str) -> Lead:
+    """A new lead in the session's transaction (its INSERT already sent)."""
+    cipher = context.keys.cipher(session, org_id)
+    return upsert_lead(session, cipher, LeadFields(email=email)).lead
+
+
 def lead_sources(context: TaskContext, org_id: uuid.UUID) -> list[str]:
     from models.tables import Lead
 
@@ -143,8 +152,7 @@ def test_commit_with_commits_the_statement_and_what_was_flushed_before_it(
 ) -> None:
     org = make_org()
     with context.db.tenant(org.id) as session:
-        cipher = context.keys.cipher(session, org.id)
-        lead = upsert_lead(session, cipher, LeadFields(email="flight@example.com")).lead
+        lead = add_lead(context, session, org.id, "flight@example.com")
         lead.source = "edited"  # pending in the ORM: flushed by commit_with
         commit_with(session, render("UPDATE leads SET name_ct = NULL WHERE id = {}", lead.id))
         # Committed in that flight: another transaction sees it before this scope has ended.
@@ -157,8 +165,7 @@ def test_a_failed_final_statement_leaves_nothing_of_the_transaction(
 ) -> None:
     org = make_org()
     with pytest.raises(DBAPIError), context.db.tenant(org.id) as session:
-        cipher = context.keys.cipher(session, org.id)
-        upsert_lead(session, cipher, LeadFields(email="half@example.com"))
+        add_lead(context, session, org.id, "half@example.com")
         commit_with(session, "SELECT 1/0")
     assert lead_sources(context, org.id) == []
 
@@ -169,13 +176,11 @@ def test_a_statement_after_commit_with_is_refused_and_the_transaction_stays_comm
     """After its COMMIT the scope (role, org) is gone: a later statement would run unscoped."""
     org = make_org()
     with pytest.raises(TransactionEnded), context.db.tenant(org.id) as session:
-        cipher = context.keys.cipher(session, org.id)
-        lead = upsert_lead(session, cipher, LeadFields(email="late@example.com")).lead
+        lead = add_lead(context, session, org.id, "late@example.com")
         commit_with(session, render("UPDATE leads SET source = {} WHERE id = {}", "first", lead.id))
         psycopg_execute(session, "UPDATE leads SET source = 'second' WHERE id = %s", (lead.id,))
     with pytest.raises(TransactionEnded), context.db.tenant(org.id) as session:
-        cipher = context.keys.cipher(session, org.id)
-        upsert_lead(session, cipher, LeadFields(email="later@example.com"))
+        add_lead(context, session, org.id, "later@example.com")
         commit_with(session, "SELECT 1")
         session.execute(text("DELETE FROM leads"))
     assert sorted(lead_sources(context, org.id)) == ["api", "first"]
