@@ -102,10 +102,7 @@ def begin_scoped(
     dbapi.autocommit = True
     connection.info.pop(_ENDED, None)  # a pooled connection's info outlives its checkout
     statement = _begin_statement(role, org, isolation) + (f"; {then}" if then else "")
-    cursor = _execute(connection, statement, None)
-    while cursor.nextset():  # past BEGIN's and set_config's results, to the last one
-        pass
-    return cursor
+    return _on_last_result(_execute(connection, statement, None))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -164,10 +161,27 @@ def execute_flight(session: Session, statements: str) -> psycopg.Cursor[TupleRow
     """Several statements (values rendered: `render`) in one round trip, in the session's
     transaction; the cursor is on the last one's rows. Same rules as `psycopg_execute`."""
     session.flush()
-    cursor = _execute(_connection(session), statements, None)
+    return _on_last_result(_execute(_connection(session), statements, None))
+
+
+def _on_last_result(cursor: psycopg.Cursor[TupleRow]) -> psycopg.Cursor[TupleRow]:
+    """The cursor of a flight of statements, moved to the last one's result (past BEGIN's
+    and set_config's, or the locks' before a lookup)."""
     while cursor.nextset():
         pass
     return cursor
+
+
+@functools.cache
+def insert_statement(table: str, columns: tuple[str, ...], tail: str) -> str:
+    """`INSERT INTO table (columns) VALUES (%s, ...) tail`, for psycopg_execute; rendered once
+    per table and set of columns."""
+    query = sql.SQL("INSERT INTO {table} ({columns}) VALUES ({values})").format(
+        table=sql.Identifier(table),
+        columns=sql.SQL(", ").join(sql.Identifier(column) for column in columns),
+        values=sql.SQL(", ").join(sql.Placeholder() for _ in columns),
+    )
+    return f"{query.as_string(None)} {tail}"
 
 
 def commit_with(session: Session, statement: str) -> None:
@@ -289,7 +303,7 @@ class Database:
         session = _open_scoped(engine, role, org, isolation, then)
         transaction = session.get_transaction()
         assert transaction is not None
-        info = session.connection().info
+        info = _connection(session).info
         info.pop(WRITTEN_TABLES, None)
         with session, transaction:
             try:

@@ -21,7 +21,7 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from leadline.errors import NotFoundError
 from models.crypto import OrgCipher
-from models.db import execute_flight, psycopg_execute, render
+from models.db import execute_flight, insert_statement, psycopg_execute, render
 from models.normalize import normalize_email, normalize_phone
 from models.tables import Lead
 
@@ -34,6 +34,7 @@ _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _LEADS = cast(Table, Lead.__table__)
 _COLUMNS = tuple(column.key for column in _LEADS.c)
 _FILLED = ("created_at", "updated_at")  # by the database, on INSERT
+_RETURNING_FILLED = "RETURNING " + ", ".join(_FILLED)
 # The columns' Python-side defaults (status, consents), which the ORM or Core would apply.
 _DEFAULTS = {
     column.key: column.default.arg
@@ -283,16 +284,6 @@ def _locked_lead_sql(columns: tuple[str, ...]) -> str:
     return query.format(columns=_column_list(_COLUMNS), matches=matches).as_string(None)
 
 
-@cache
-def _insert_lead_sql(columns: tuple[str, ...]) -> str:
-    query = sql.SQL("INSERT INTO leads ({columns}) VALUES ({values}) RETURNING {filled}")
-    return query.format(
-        columns=_column_list(columns),
-        values=sql.SQL(", ").join(sql.Placeholder() for _ in columns),
-        filled=_column_list(_FILLED),
-    ).as_string(None)
-
-
 def _column_list(columns: Iterable[str]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(column) for column in columns)
 
@@ -323,7 +314,7 @@ def _insert_lead(
         for key, value in values.items()
         if value is not None
     }
-    query = _insert_lead_sql(tuple(present))
+    query = insert_statement("leads", tuple(present), _RETURNING_FILLED)
     filled = psycopg_execute(session, query, tuple(present.values())).fetchone()
     assert filled is not None
     values.update(zip(_FILLED, filled, strict=True))
